@@ -1,0 +1,183 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
+import { App, LogLevel } from "@slack/bolt";
+import type { Logger } from "pino";
+import { SlackProgress } from "./cloud/slack-progress.js";
+import { AccessControl } from "./commands/access.js";
+import type { CommandDeps } from "./commands/context.js";
+import { register } from "./commands/index.js";
+import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
+import type { MigrationFile } from "./config/schema.js";
+import { loadSettings, type Settings } from "./config/settings.js";
+import { buildDeps, type Deps } from "./deps.js";
+import { CutoverError, describeError, ErrorCode } from "./errors.js";
+import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { createLogger } from "./log.js";
+import { httpRoutes } from "./routes.js";
+
+export interface RunningCutover {
+  /** the HTTP port (/slack/events in HTTP mode, /healthz and /metrics in both modes) */
+  port: number;
+  deps: Deps;
+  app: App;
+  stop(): Promise<void>;
+}
+
+/**
+ * Loads the settings and the migration file together, so one message names everything that
+ * is wrong with either before anything starts.
+ */
+export async function loadEverything(
+  env: NodeJS.ProcessEnv,
+): Promise<{ settings: Settings; file: MigrationFile }> {
+  const problems: string[] = [];
+  let settings: Settings | undefined;
+  let file: MigrationFile | undefined;
+  try {
+    settings = loadSettings(env);
+  } catch (err) {
+    problems.push(describeError(err));
+  }
+  try {
+    const configPath = settings?.configPath ?? env.CUTOVER_CONFIG ?? "./migration.yml";
+    file = (await loadMigrationFile(configPath, { env, knownStepTypes: KNOWN_STEP_TYPES })).file;
+  } catch (err) {
+    problems.push(describeError(err));
+  }
+  if (!settings || !file) {
+    throw new CutoverError(ErrorCode.ConfigInvalid, `Cutover cannot start:\n\n${problems.join("\n\n")}`);
+  }
+  return { settings, file };
+}
+
+/** Every secret value the process holds, so the logger can blank them out. */
+function secretValues(settings: Settings, file: MigrationFile, env: NodeJS.ProcessEnv): string[] {
+  const values = [settings.slack.botToken];
+  if (settings.slack.mode === "http") values.push(settings.slack.signingSecret);
+  else values.push(settings.slack.appToken);
+  for (const ref of collectEnvRefs(file)) {
+    const v = env[ref.variable];
+    if (v) values.push(v);
+  }
+  for (const name of ["DATABASE_URL", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "CLOUDFLARE_API_TOKEN"]) {
+    if (env[name]) values.push(env[name]);
+  }
+  return values;
+}
+
+/** Starts the bot: state, queue and worker, the Bolt app over HTTP or Socket Mode. */
+export async function startCutover(
+  opts: { env?: NodeJS.ProcessEnv; logger?: Logger } = {},
+): Promise<RunningCutover> {
+  const env = opts.env ?? process.env;
+
+  // 1. Settings and the migration file, checked together before anything starts.
+  const { settings, file } = await loadEverything(env);
+  const log = opts.logger ?? createLogger({ secrets: secretValues(settings, file, env) });
+  const deps = await buildDeps({
+    file,
+    log,
+    databaseUrl: settings.databaseUrl,
+    dataDir: settings.dataDir,
+    env,
+  });
+
+  // 2. The Bolt app, its listeners, and the run progress publisher.
+  const slack = settings.slack;
+  const app = new App({
+    token: slack.botToken,
+    ...(slack.mode === "http"
+      ? { signingSecret: slack.signingSecret }
+      : { appToken: slack.appToken, socketMode: true }),
+    ...(slack.mode === "socket" ? { installerOptions: { port: settings.port } } : {}),
+    clientOptions: settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {},
+    customRoutes: httpRoutes(deps),
+    logLevel: LogLevel.WARN,
+    processBeforeResponse: false,
+  });
+  const access = new AccessControl(file.access, async (usergroup) => {
+    const res = await app.client.usergroups.users.list({ usergroup });
+    return (res.users as string[] | undefined) ?? [];
+  });
+  const commandDeps: CommandDeps = {
+    db: deps.db,
+    runner: deps.runner,
+    file,
+    registry: deps.registry,
+    access,
+    log,
+    now: () => new Date(),
+  };
+  register(app, commandDeps, deps.metrics);
+  app.error(async (err) => {
+    log.error({ err: { message: err.message, code: err.code } }, "unhandled error in a Slack listener");
+  });
+  const progress = new SlackProgress(
+    app.client,
+    deps.db,
+    log,
+    file.slack.channel,
+    file.engine.progressEditsPerSecond,
+  );
+  deps.events.add(progress);
+
+  // 3. Start listening and working; stop cleanly.
+  let port = settings.port;
+  try {
+    const started = (await (slack.mode === "http" ? app.start(settings.port) : app.start())) as unknown;
+    const server = started as Server | undefined;
+    const address = server?.address?.() as AddressInfo | null | undefined;
+    if (address && typeof address === "object") port = address.port;
+    await deps.runner.start();
+  } catch (err) {
+    await app.stop().catch(() => undefined);
+    await deps.close();
+    throw err;
+  }
+  log.info(
+    { port, mode: slack.mode, env: file.environment, embeddedDb: deps.state.embedded },
+    "Cutover is up",
+  );
+
+  let stopped = false;
+  return {
+    port,
+    deps,
+    app,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await deps.runner.stop();
+      await progress.flush();
+      await app.stop().catch((err) => log.warn({ err }, "error while stopping the Slack app"));
+      await deps.close();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  let running: RunningCutover;
+  try {
+    running = await startCutover();
+  } catch (err) {
+    process.stderr.write(`${describeError(err)}\n`);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    running.deps.log.info({ signal }, "stopping");
+    running.stop().then(
+      () => process.exit(0),
+      (err) => {
+        running.deps.log.error({ err }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}

@@ -1,0 +1,128 @@
+import { pathToFileURL } from "node:url";
+import { AccessControl } from "./commands/access.js";
+import type { Caller, CommandDeps } from "./commands/context.js";
+import { dispatchMigrate } from "./commands/dispatch.js";
+import { parseMigrate } from "./commands/parse.js";
+import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
+import { buildDeps } from "./deps.js";
+import { describeError } from "./errors.js";
+import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { createLogger } from "./log.js";
+import { isFinished, loadRun } from "./store/runs.js";
+import { helpView, invalidUsageView, unknownCommandView } from "./views/help.js";
+import { runMessageView } from "./views/run.js";
+import { renderBlocksAsText } from "./views/text.js";
+
+const USAGE = `Usage: npx cutover <command> [arguments]
+
+The same commands as /migrate in Slack, run as the migration file's local operator:
+  help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
+
+For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
+or the run it started failed, 2 when the command line or the set-up is wrong.
+Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABASE_URL.`;
+
+/**
+ * The terminal front end: parses like `/migrate`, runs the same handlers as the local operator,
+ * and for `run`/`plan` works the run in this process and follows it to the end.
+ */
+export async function cli(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const write = (s: string) => out.write(`${s}\n`);
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
+    write(USAGE);
+    return 0;
+  }
+  const cmd = parseMigrate(argv.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(" "));
+  if (cmd.name === "help" || cmd.name === "unknown" || cmd.name === "invalid") {
+    const reply =
+      cmd.name === "help"
+        ? helpView(cmd.topic)
+        : cmd.name === "unknown"
+          ? unknownCommandView(cmd.input, cmd.suggestion)
+          : invalidUsageView(cmd.subcommand, cmd.message);
+    write(cmd.name === "help" && !cmd.topic ? USAGE : renderBlocksAsText(reply.blocks, reply.text));
+    return cmd.name === "help" ? 0 : 2;
+  }
+
+  let file: Awaited<ReturnType<typeof loadMigrationFile>>["file"];
+  try {
+    file = (
+      await loadMigrationFile(env.CUTOVER_CONFIG ?? "./migration.yml", {
+        env,
+        knownStepTypes: KNOWN_STEP_TYPES,
+      })
+    ).file;
+  } catch (err) {
+    write(describeError(err));
+    return 2;
+  }
+  const secrets = collectEnvRefs(file).flatMap((r) => (env[r.variable] ? [env[r.variable]!] : []));
+  const log = createLogger({ secrets, level: env.LOG_LEVEL ?? "warn", destination: process.stderr });
+  let deps: Awaited<ReturnType<typeof buildDeps>>;
+  try {
+    deps = await buildDeps({
+      file,
+      log,
+      databaseUrl: env.DATABASE_URL,
+      dataDir: env.CUTOVER_DATA_DIR ?? "./.cutover",
+      env,
+    });
+  } catch (err) {
+    write(describeError(err));
+    return 2;
+  }
+  try {
+    const access = new AccessControl(file.access, async () => []);
+    const commandDeps: CommandDeps = {
+      db: deps.db,
+      runner: deps.runner,
+      file,
+      registry: deps.registry,
+      access,
+      log,
+      now: () => new Date(),
+    };
+    const caller: Caller = {
+      user: file.access.localOperator,
+      via: "terminal",
+      channel: null,
+      idempotencyKey: null,
+    };
+    const reply = await dispatchMigrate(cmd, caller, commandDeps);
+    write(renderBlocksAsText(reply.blocks, reply.text));
+    if (cmd.name !== "run" && cmd.name !== "plan")
+      return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
+    const queued = /queued as `([0-9a-f]{8})`/.exec(reply.text);
+    if (!queued) return 1;
+    // Work the run here and follow it, printing each change of its progress message.
+    await deps.runner.start({ sweepEveryMs: 5_000 });
+    const [found] = await deps.db.$queryRaw<
+      Array<{ id: string }>
+    >`SELECT id::text AS id FROM runs WHERE id::text LIKE ${`${queued[1]}%`} ORDER BY created_at DESC LIMIT 1`;
+    if (!found) return 1;
+    const id = found.id;
+    let last = "";
+    for (;;) {
+      const run = await loadRun(deps.db, id);
+      if (!run) return 1;
+      const text = renderBlocksAsText(runMessageView(run).blocks);
+      if (text !== last) {
+        write(text);
+        last = text;
+      }
+      if (isFinished(run.status)) return run.status === "succeeded" ? 0 : 1;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await deps.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const code = await cli(process.argv.slice(2), process.env, process.stdout);
+  process.exit(code);
+}

@@ -1,0 +1,89 @@
+import { CutoverError, describeError, ErrorCode, isCutoverError } from "../errors.js";
+import { audit } from "../store/audit.js";
+import type { Reply } from "../views/blocks.js";
+import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../views/help.js";
+import type { Caller, CommandDeps } from "./context.js";
+import { auditHandler } from "./handlers/audit.js";
+import { cancelHandler } from "./handlers/cancel.js";
+import { runHandler } from "./handlers/run.js";
+import { statusHandler } from "./handlers/status.js";
+import type { Command } from "./parse.js";
+
+/** Commands that only read; approvers may use them as well as operators. */
+const READ_ONLY = new Set(["status", "audit", "plan", "kpi", "cost"]);
+
+const LATER: Record<string, string> = {
+  cutover: "The DNS cutover with a second person's approval",
+  verify: "Stand-alone verification",
+  cost: "The cost report",
+  kpi: "KPI monitoring",
+};
+
+/**
+ * Runs a parsed `/migrate` command for a caller and returns the reply. Slack and the terminal
+ * front end both come through here, so they behave the same. Never throws: every failure
+ * becomes a reply that says what to do.
+ */
+export async function dispatchMigrate(cmd: Command, caller: Caller, deps: CommandDeps): Promise<Reply> {
+  if (cmd.name === "help") return helpView(cmd.topic);
+  if (cmd.name === "unknown") return unknownCommandView(cmd.input, cmd.suggestion);
+  if (cmd.name === "invalid") return invalidUsageView(cmd.subcommand, cmd.message);
+
+  const refusal = await authorise(cmd.name, caller, deps);
+  if (refusal) {
+    await audit(deps.db, {
+      actor: caller.user,
+      action: `command.${cmd.name}`,
+      outcome: "refused",
+      details: { reason: refusal.code, channel: caller.channel, via: caller.via },
+    }).catch((err) => deps.log.error({ err }, "could not audit a refusal"));
+    return noticeView(`⛔ ${describeError(refusal)}`);
+  }
+
+  try {
+    switch (cmd.name) {
+      case "status":
+        return await statusHandler(deps);
+      case "audit":
+        return await auditHandler(cmd.limit, deps);
+      case "plan":
+        return await runHandler({ target: cmd.target ?? "all", dryRun: true }, caller, deps);
+      case "run":
+        return await runHandler(
+          {
+            target: cmd.target,
+            dryRun: cmd.dryRun,
+            options: { replace: cmd.flags.replace === true, delete: cmd.flags.delete === true },
+          },
+          caller,
+          deps,
+        );
+      case "cancel":
+        return await cancelHandler(cmd.runId, caller, deps);
+      default:
+        return noticeView(
+          `${LATER[cmd.name] ?? `\`${cmd.name}\``} is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
+        );
+    }
+  } catch (err) {
+    if (!isCutoverError(err)) deps.log.error({ err, command: cmd.name, user: caller.user }, "command failed");
+    return noticeView(`⚠️ ${describeError(err)}`);
+  }
+}
+
+async function authorise(name: string, caller: Caller, deps: CommandDeps): Promise<CutoverError | undefined> {
+  if (caller.via === "slack" && !deps.access.channelAllowed(caller.channel)) {
+    return new CutoverError(ErrorCode.ChannelNotAllowed, "This channel does not take migration commands.");
+  }
+  if (caller.via === "terminal") return undefined;
+  const allowed = READ_ONLY.has(name)
+    ? (await deps.access.isOperator(caller.user)) || (await deps.access.isApprover(caller.user))
+    : await deps.access.isOperator(caller.user);
+  if (!allowed) {
+    return new CutoverError(
+      ErrorCode.NotAuthorised,
+      `You are not an operator of this migration, so \`${name}\` is not yours to use.`,
+    );
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+import { formatDuration, type Reply, shortId, slackDate } from "../../views/blocks.js";
+import { noticeView } from "../../views/help.js";
+import type { Caller, CommandDeps } from "../context.js";
+
+/**
+ * `/migrate run <step|phase> [--dry-run]` and `/migrate plan [target]`: creates the run and
+ * queues it. The run's progress message in the channel follows; this reply only acknowledges.
+ */
+export async function runHandler(
+  req: { target: string; dryRun: boolean; options?: Record<string, unknown> },
+  caller: Caller,
+  deps: CommandDeps,
+): Promise<Reply> {
+  const result = await deps.runner.submit({
+    target: req.target,
+    dryRun: req.dryRun,
+    requestedBy: caller.user,
+    channel: caller.channel,
+    idempotencyKey: caller.idempotencyKey,
+    options: req.options ?? {},
+  });
+  if (!result.created && result.reason === "locked") {
+    const since = formatDuration(deps.now().getTime() - result.lock.acquiredAt.getTime());
+    const who = caller.via === "slack" ? `<@${result.lock.holder}>` : result.lock.holder;
+    return noticeView(
+      `⛔ Not started: ${deps.file.environment} is locked by ${who} since ${slackDate(result.lock.acquiredAt)} (${since} ago) for run \`${shortId(result.lock.runId)}\`. Wait for it to finish, or cancel it with \`/migrate cancel ${shortId(result.lock.runId)}\`. A dry run (\`--dry-run\`) needs no lock.`,
+    );
+  }
+  const what = req.dryRun ? `Dry run of \`${result.name}\`` : `Run of ${result.kind} \`${result.name}\``;
+  const already = result.created ? "" : " (this request was already received; nothing new started)";
+  return noticeView(
+    `${what} queued as \`${shortId(result.runId)}\`${already}. Progress follows in the channel.`,
+  );
+}

@@ -1,0 +1,16 @@
+import type { App, BlockButtonAction } from "@slack/bolt";
+import type { Metrics } from "../metrics.js";
+import { ACTION } from "../views/ids.js";
+import { cancelRunAction } from "./cancel-run.js";
+import type { CommandDeps } from "./context.js";
+import { dedupeMiddleware } from "./dedupe.js";
+import { migrateCommand } from "./migrate.js";
+import { rollbackCommand } from "./rollback.js";
+
+/** Registers every slash command and interactive listener. */
+export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
+  app.use(dedupeMiddleware(deps.db, metrics));
+  app.command("/migrate", migrateCommand(deps, metrics));
+  app.command("/rollback", rollbackCommand(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.cancelRun, cancelRunAction(deps, metrics));
+}

@@ -1,0 +1,38 @@
+import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt";
+import type { Metrics } from "../metrics.js";
+import type { CommandDeps } from "./context.js";
+import { dispatchMigrate } from "./dispatch.js";
+import { parseMigrate } from "./parse.js";
+
+/**
+ * `/migrate …`. Pure replies (help, unknown input) go back in the ack itself; anything that
+ * touches state is acked at once and answered through the response URL, so Slack never waits
+ * on the database.
+ */
+export function migrateCommand(deps: CommandDeps, metrics: Metrics) {
+  return async ({ command, ack, respond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
+    const started = performance.now();
+    const cmd = parseMigrate(command.text ?? "");
+    const caller = {
+      user: command.user_id,
+      via: "slack" as const,
+      channel: command.channel_id ?? null,
+      idempotencyKey: command.trigger_id ? `command:${command.trigger_id}` : null,
+    };
+    if (cmd.name === "help" || cmd.name === "unknown" || cmd.name === "invalid") {
+      const reply = await dispatchMigrate(cmd, caller, deps);
+      await ack({ response_type: "ephemeral", text: reply.text, blocks: reply.blocks });
+      metrics.ackSeconds.observe((performance.now() - started) / 1000);
+      metrics.commands.inc({ command: cmd.name, outcome: "answered" });
+      return;
+    }
+    await ack();
+    metrics.ackSeconds.observe((performance.now() - started) / 1000);
+    const reply = await dispatchMigrate(cmd, caller, deps);
+    metrics.commands.inc({
+      command: cmd.name,
+      outcome: reply.text.startsWith("⛔") ? "refused" : "answered",
+    });
+    await respond({ response_type: "ephemeral", text: reply.text, blocks: reply.blocks });
+  };
+}

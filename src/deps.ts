@@ -1,0 +1,70 @@
+import pg from "pg";
+import { PgBoss } from "pg-boss";
+import type { Logger } from "pino";
+import type { MigrationFile } from "./config/schema.js";
+import { RunEvents } from "./jobs/events.js";
+import { createStepRegistry } from "./jobs/index.js";
+import { Runner } from "./jobs/Runner.js";
+import type { StepRegistry } from "./jobs/types.js";
+import { Metrics } from "./metrics.js";
+import { createPrismaClient, type Db } from "./store/client.js";
+import { resolveStateDatabase, type StateDatabase } from "./store/database.js";
+import { applyMigrations } from "./store/migrate.js";
+
+/** Everything long-lived the app needs. The only place that builds clients and pools. */
+export interface Deps {
+  file: MigrationFile;
+  log: Logger;
+  state: StateDatabase;
+  db: Db;
+  pool: pg.Pool;
+  boss: PgBoss;
+  registry: StepRegistry;
+  events: RunEvents;
+  runner: Runner;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export interface DepsOptions {
+  file: MigrationFile;
+  log: Logger;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Builds the state store (embedded PostgreSQL unless DATABASE_URL is set, migrations applied),
+ * the job queue and the runbook engine. The caller starts the worker (`runner.start()`).
+ */
+export async function buildDeps(opts: DepsOptions): Promise<Deps> {
+  const { file, log } = opts;
+  const state = await resolveStateDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir, log });
+  const cleanup: Array<() => Promise<unknown>> = [() => state.stop()];
+  const close = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch((err) => log.warn({ err }, "error while closing"));
+    cleanup.length = 0;
+  };
+  try {
+    const { applied } = await applyMigrations(state.url, { log });
+    if (applied.length) log.info({ applied }, "applied state database migrations");
+    const db = createPrismaClient(state.url);
+    cleanup.push(() => db.$disconnect());
+    const pool = new pg.Pool({ connectionString: state.url, max: 6 });
+    pool.on("error", (err) => log.warn({ err: err.message }, "state database connection dropped"));
+    cleanup.push(() => pool.end());
+    const boss = new PgBoss({ connectionString: state.url, max: 4 });
+    boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
+    await boss.start();
+    cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
+    const registry = createStepRegistry({ env: opts.env });
+    const events = new RunEvents();
+    const runner = new Runner({ db, boss, pool, registry, file, log, observer: events });
+    cleanup.push(() => runner.stop());
+    return { file, log, state, db, pool, boss, registry, events, runner, metrics: new Metrics(), close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}

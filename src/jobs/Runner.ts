@@ -1,0 +1,530 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type pg from "pg";
+import type { PgBoss } from "pg-boss";
+import type { Logger } from "pino";
+import type { MigrationFile } from "../config/schema.js";
+import { CancelledError, CutoverError, describeError, ErrorCode } from "../errors.js";
+import type { Prisma } from "../generated/prisma/client.js";
+import { audit } from "../store/audit.js";
+import type { Db } from "../store/client.js";
+import { type CreateRunResult, createRun, isFinished, loadRun, releaseLock } from "../store/runs.js";
+import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
+import type { CheckpointStore, Progress, StepContext, StepDefinition, StepRegistry } from "./types.js";
+
+export const RUN_QUEUE = "cutover-run";
+
+/** What the runner tells the outside (the Slack progress message, the terminal, metrics). */
+export interface RunObserver {
+  runChanged(runId: string): void;
+  /** a line worth a message in the run's thread: a step finished, failed or is retrying */
+  runNote(runId: string, text: string): void;
+}
+
+export interface RunnerDeps {
+  db: Db;
+  boss: PgBoss;
+  /** a pool on the state database for the per-run advisory locks */
+  pool: pg.Pool;
+  registry: StepRegistry;
+  file: MigrationFile;
+  log: Logger;
+  observer: RunObserver;
+}
+
+export interface RunRequest {
+  target: string;
+  dryRun: boolean;
+  requestedBy: string;
+  channel: string | null;
+  idempotencyKey: string | null;
+  options?: Record<string, unknown>;
+}
+
+type AbortReason = { kind: "cancel"; by: string } | { kind: "shutdown" };
+
+/**
+ * The runbook engine. A run is a list of step executions persisted in the state database; a
+ * pg-boss job carries its id to a worker. The worker that holds the run's advisory lock is the
+ * only one executing it, so a duplicate job (a Slack retry, a recovery sweep, a second replica)
+ * is harmless, and a crashed worker's run is picked up again by the next sweep.
+ */
+export class Runner {
+  private readonly deps: RunnerDeps;
+  private readonly active = new Map<string, AbortController>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(deps: RunnerDeps) {
+    this.deps = deps;
+  }
+
+  /** Starts the worker and the recovery sweep. */
+  async start(opts: { concurrency?: number; sweepEveryMs?: number } = {}): Promise<void> {
+    const { boss } = this.deps;
+    await boss.createQueue(RUN_QUEUE, { retryLimit: 2, retryDelay: 1, expireInSeconds: 24 * 3600 });
+    await boss.work<{ runId: string }>(
+      RUN_QUEUE,
+      { localConcurrency: opts.concurrency ?? 2, pollingIntervalSeconds: 0.5 },
+      async (jobs) => {
+        for (const job of jobs) await this.execute(job.data.runId);
+      },
+    );
+    await this.sweep();
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err) => this.deps.log.error({ err }, "recovery sweep failed"));
+    }, opts.sweepEveryMs ?? 10_000);
+    this.sweepTimer.unref();
+  }
+
+  /** Stops taking work and interrupts running steps; they resume from their checkpoints later. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const controller of this.active.values())
+      controller.abort({ kind: "shutdown" } satisfies AbortReason);
+    const deadline = Date.now() + 10_000;
+    while (this.active.size > 0 && Date.now() < deadline) await sleep(50);
+  }
+
+  /**
+   * Creates a run for a step or a phase and queues it. Mutating runs take the environment lock;
+   * a dry run only reads, so it never waits for or blocks anyone.
+   */
+  async submit(req: RunRequest): Promise<CreateRunResult & { kind: ResolvedTarget["kind"]; name: string }> {
+    const { db, file, registry } = this.deps;
+    const target = resolveTarget(file, req.target);
+    const mutating =
+      !req.dryRun && target.steps.some(({ step }) => registry.get(step.uses)?.mutating ?? true);
+    const result = await createRun(
+      db,
+      {
+        env: file.environment,
+        kind: target.kind,
+        target: target.name,
+        dryRun: req.dryRun,
+        options: req.options ?? {},
+        requestedBy: req.requestedBy,
+        channel: req.channel,
+        idempotencyKey: req.idempotencyKey,
+        steps: target.steps.map(({ step }) => ({ step: step.id })),
+      },
+      mutating,
+    );
+    if (result.created) {
+      await audit(db, {
+        actor: req.requestedBy,
+        action: req.dryRun ? "run.plan" : "run.request",
+        target: target.name,
+        outcome: "started",
+        runId: result.runId,
+        details: { kind: target.kind, steps: target.steps.map((s) => s.step.id) },
+      });
+      await this.deps.boss.send(RUN_QUEUE, { runId: result.runId });
+    } else if (result.reason === "locked") {
+      await audit(db, {
+        actor: req.requestedBy,
+        action: "run.request",
+        target: target.name,
+        outcome: "refused",
+        details: { reason: "lock held", holder: result.lock.holder, lockRunId: result.lock.runId },
+      });
+    }
+    return { ...result, kind: target.kind, name: target.name };
+  }
+
+  /** Asks a run to stop. A queued run is cancelled at once; a running one at its next await. */
+  async cancel(runId: string, by: string): Promise<"cancelled" | "cancelling" | "finished"> {
+    const { db } = this.deps;
+    const run = await db.run.findUnique({ where: { id: runId } });
+    if (!run) throw new CutoverError(ErrorCode.RunNotFound, `There is no run \`${runId}\`.`);
+    if (isFinished(run.status)) return "finished";
+    await db.run.update({ where: { id: runId }, data: { cancelRequestedBy: by } });
+    await audit(db, { actor: by, action: "run.cancel", target: run.target, outcome: "ok", runId });
+    const local = this.active.get(runId);
+    if (local) {
+      local.abort({ kind: "cancel", by } satisfies AbortReason);
+      return "cancelling";
+    }
+    // Not running here: if nobody holds the run, finish it now; otherwise its worker sees the flag.
+    const owned = await this.withRunLock(runId, async () => {
+      await this.finishRun(runId, "cancelled", `cancelled by ${by}`);
+      await db.stepExecution.updateMany({
+        where: { runId, status: { in: ["pending", "running"] } },
+        data: { status: "cancelled", finishedAt: new Date() },
+      });
+    });
+    return owned ? "cancelled" : "cancelling";
+  }
+
+  /** Re-queues runs left queued or running by a worker that died. */
+  async sweep(): Promise<number> {
+    if (this.stopping) return 0;
+    const { db, boss } = this.deps;
+    const stale = await db.run.findMany({
+      where: { status: { in: ["queued", "running"] }, createdAt: { lt: new Date(Date.now() - 2_000) } },
+      select: { id: true },
+    });
+    let requeued = 0;
+    for (const { id } of stale) {
+      if (this.active.has(id)) continue;
+      const free = await this.withRunLock(id, async () => undefined);
+      if (free) {
+        await boss.send(RUN_QUEUE, { runId: id });
+        requeued++;
+      }
+    }
+    if (requeued > 0) this.deps.log.info({ requeued }, "recovered runs left by a stopped worker");
+    return requeued;
+  }
+
+  /** Runs fn while holding the run's advisory lock; false when another session holds it. */
+  private async withRunLock(runId: string, fn: () => Promise<void>): Promise<boolean> {
+    const client = await this.deps.pool.connect();
+    try {
+      const key = `cutover-run:${runId}`;
+      const got = await client.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok",
+        [key],
+      );
+      if (!got.rows[0]?.ok) return false;
+      try {
+        await fn();
+      } finally {
+        await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]);
+      }
+      return true;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Executes (or resumes) one run. Safe to call for any run id any number of times. */
+  async execute(runId: string): Promise<void> {
+    if (this.stopping || this.active.has(runId)) return;
+    const controller = new AbortController();
+    this.active.set(runId, controller);
+    try {
+      await this.withRunLock(runId, () => this.executeLocked(runId, controller));
+    } finally {
+      this.active.delete(runId);
+    }
+  }
+
+  private async executeLocked(runId: string, controller: AbortController): Promise<void> {
+    const { db, log, observer } = this.deps;
+    const run = await loadRun(db, runId);
+    if (!run || isFinished(run.status)) return;
+    if (run.cancelRequestedBy) {
+      await this.finishRun(runId, "cancelled", `cancelled by ${run.cancelRequestedBy}`);
+      return;
+    }
+    const resumed = run.status === "running";
+    await db.run.update({
+      where: { id: runId },
+      data: { status: "running", startedAt: run.startedAt ?? new Date() },
+    });
+    await audit(db, {
+      actor: "cutover",
+      action: resumed ? "run.resume" : "run.start",
+      target: run.target,
+      outcome: "started",
+      runId,
+    });
+    if (resumed)
+      observer.runNote(runId, "Resumed after an interruption; continuing from the last checkpoint.");
+    observer.runChanged(runId);
+
+    // A cancel requested from another replica reaches this worker through the row.
+    const poll = setInterval(() => {
+      db.run
+        .findUnique({ where: { id: runId }, select: { cancelRequestedBy: true } })
+        .then((r) => {
+          if (r?.cancelRequestedBy && !controller.signal.aborted) {
+            controller.abort({ kind: "cancel", by: r.cancelRequestedBy } satisfies AbortReason);
+          }
+        })
+        .catch((err) => log.warn({ err, runId }, "could not poll for cancellation"));
+    }, 1_000);
+    poll.unref();
+
+    try {
+      for (const execution of run.steps) {
+        if (execution.status === "succeeded" || execution.status === "skipped") continue;
+        const outcome = await this.executeStep(run, execution, controller.signal);
+        if (outcome === "shutdown") return; // left running: the next worker resumes it
+        if (outcome === "cancelled") {
+          await this.finishRun(
+            runId,
+            "cancelled",
+            `cancelled by ${this.cancelledBy(controller) ?? "someone"}`,
+          );
+          await db.stepExecution.updateMany({
+            where: { runId, status: "pending" },
+            data: { status: "cancelled", finishedAt: new Date() },
+          });
+          return;
+        }
+        if (outcome === "failed") {
+          const failed = await db.stepExecution.findUnique({ where: { id: execution.id } });
+          await this.finishRun(runId, "failed", `${execution.step}: ${failed?.error ?? "failed"}`);
+          await db.stepExecution.updateMany({
+            where: { runId, status: "pending" },
+            data: { status: "skipped" },
+          });
+          return;
+        }
+      }
+      await this.finishRun(runId, "succeeded", null);
+    } finally {
+      clearInterval(poll);
+    }
+  }
+
+  private cancelledBy(controller: AbortController): string | undefined {
+    const reason = controller.signal.reason as AbortReason | undefined;
+    return reason?.kind === "cancel" ? reason.by : undefined;
+  }
+
+  private async finishRun(runId: string, status: "succeeded" | "failed" | "cancelled", error: string | null) {
+    const { db, observer } = this.deps;
+    const run = await db.run.update({
+      where: { id: runId },
+      data: { status, error, finishedAt: new Date() },
+    });
+    await releaseLock(db, run.env, runId);
+    await audit(db, {
+      actor: "cutover",
+      action: "run.finish",
+      target: run.target,
+      outcome: status === "succeeded" ? "ok" : status === "cancelled" ? "info" : "failed",
+      runId,
+      details: error ? { status, error } : { status },
+    });
+    observer.runChanged(runId);
+  }
+
+  private async executeStep(
+    run: NonNullable<Awaited<ReturnType<typeof loadRun>>>,
+    execution: NonNullable<Awaited<ReturnType<typeof loadRun>>>["steps"][number],
+    signal: AbortSignal,
+  ): Promise<"succeeded" | "failed" | "cancelled" | "shutdown"> {
+    const { db, file, registry, log, observer } = this.deps;
+    const found = findStep(file, execution.step);
+    const fail = async (message: string) => {
+      await db.stepExecution.update({
+        where: { id: execution.id },
+        data: { status: "failed", error: message, finishedAt: new Date() },
+      });
+      observer.runNote(run.id, `✗ ${execution.step} failed: ${message}`);
+      return "failed" as const;
+    };
+    if (!found) return fail(`the step is no longer in the migration file`);
+    const definition = registry.get(found.step.uses) as StepDefinition<unknown> | undefined;
+    if (!definition) {
+      return fail(`step type \`${found.step.uses}\` is not available in this build of Cutover`);
+    }
+    let input: unknown;
+    try {
+      input = definition.parse(found.step.with);
+    } catch (err) {
+      return fail(describeError(err));
+    }
+
+    await inheritCheckpoints(db, execution.id, execution.step, run.env);
+    const maxAttempts = run.dryRun ? 1 : file.engine.attempts;
+    let attempt = execution.attempts;
+    for (;;) {
+      attempt++;
+      const stepLog = log.child({ runId: run.id, step: execution.step, attempt });
+      await db.stepExecution.update({
+        where: { id: execution.id },
+        data: {
+          status: "running",
+          attempts: attempt,
+          startedAt: execution.startedAt ?? new Date(),
+          error: null,
+        },
+      });
+      await audit(db, {
+        actor: "cutover",
+        action: run.dryRun ? "step.plan" : "step.start",
+        target: execution.step,
+        outcome: "started",
+        runId: run.id,
+        details: { attempt },
+      });
+      observer.runChanged(run.id);
+      const ctx: StepContext = {
+        log: stepLog,
+        run: {
+          id: run.id,
+          env: run.env,
+          requestedBy: run.requestedBy,
+          dryRun: run.dryRun,
+          options: (run.options ?? {}) as Record<string, unknown>,
+        },
+        signal,
+        attempt,
+        progress: this.progressReporter(run.id, execution.id),
+        checkpoint: checkpointStore(db, execution.id),
+      };
+      try {
+        signal.throwIfAborted();
+        if (run.dryRun) {
+          const plan = await definition.plan(input, ctx);
+          await db.stepExecution.update({
+            where: { id: execution.id },
+            data: {
+              status: "succeeded",
+              plan: plan as unknown as Prisma.InputJsonValue,
+              finishedAt: new Date(),
+            },
+          });
+        } else {
+          const outcome = await definition.run(input, ctx);
+          signal.throwIfAborted();
+          const verified = await definition.verify(input, ctx);
+          if (!verified.ok) {
+            throw new CutoverError(ErrorCode.StepFailed, `verification failed: ${verified.summary}`);
+          }
+          await db.stepExecution.update({
+            where: { id: execution.id },
+            data: {
+              status: "succeeded",
+              result: { ...outcome, verify: verified } as unknown as Prisma.InputJsonValue,
+              finishedAt: new Date(),
+            },
+          });
+          observer.runNote(run.id, `✓ ${execution.step}: ${outcome.summary} · verified: ${verified.summary}`);
+        }
+        await audit(db, {
+          actor: "cutover",
+          action: run.dryRun ? "step.plan" : "step.finish",
+          target: execution.step,
+          outcome: "ok",
+          runId: run.id,
+          details: { attempt },
+        });
+        observer.runChanged(run.id);
+        return "succeeded";
+      } catch (err) {
+        if (signal.aborted) {
+          const reason = signal.reason as AbortReason | undefined;
+          if (reason?.kind === "shutdown") {
+            await db.stepExecution.update({ where: { id: execution.id }, data: { status: "pending" } });
+            stepLog.info("interrupted by shutdown; will resume from its checkpoint");
+            return "shutdown";
+          }
+          await db.stepExecution.update({
+            where: { id: execution.id },
+            data: {
+              status: "cancelled",
+              error: new CancelledError(reason?.by).message,
+              finishedAt: new Date(),
+            },
+          });
+          await audit(db, {
+            actor: reason?.by ?? "cutover",
+            action: "step.cancel",
+            target: execution.step,
+            outcome: "info",
+            runId: run.id,
+          });
+          return "cancelled";
+        }
+        const message = describeError(err);
+        stepLog.warn({ err }, "step attempt failed");
+        await audit(db, {
+          actor: "cutover",
+          action: "step.attempt",
+          target: execution.step,
+          outcome: "failed",
+          runId: run.id,
+          details: { attempt, error: message },
+        });
+        if (attempt >= maxAttempts) return fail(message);
+        const delay = file.engine.backoffMs * 2 ** (attempt - 1);
+        await db.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
+        observer.runNote(
+          run.id,
+          `↻ ${execution.step} attempt ${attempt} of ${maxAttempts} failed (${message}); retrying in ${Math.round(delay / 1000)} s`,
+        );
+        try {
+          await sleep(delay, undefined, { signal });
+        } catch {
+          // aborted during the back-off: the loop's next signal check decides what that means
+        }
+      }
+    }
+  }
+
+  private progressReporter(runId: string, executionId: string): (p: Progress) => void {
+    let last = 0;
+    let pending: Progress | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+      timer = undefined;
+      if (!pending) return;
+      const value = pending;
+      pending = undefined;
+      last = Date.now();
+      this.deps.db.stepExecution
+        .update({ where: { id: executionId }, data: { progress: value as unknown as Prisma.InputJsonValue } })
+        .then(() => this.deps.observer.runChanged(runId))
+        .catch((err) => this.deps.log.warn({ err }, "could not store progress"));
+    };
+    return (p) => {
+      pending = p;
+      if (timer) return;
+      const wait = Math.max(0, 500 - (Date.now() - last));
+      timer = setTimeout(flush, wait);
+      timer.unref();
+    };
+  }
+}
+
+function checkpointStore(db: Db, executionId: string): CheckpointStore {
+  return {
+    async get<T>(key: string) {
+      const row = await db.checkpoint.findUnique({ where: { executionId_key: { executionId, key } } });
+      return row ? (row.value as T) : undefined;
+    },
+    async set(key, value) {
+      const json = value as Prisma.InputJsonValue;
+      await db.checkpoint.upsert({
+        where: { executionId_key: { executionId, key } },
+        create: { executionId, key, value: json },
+        update: { value: json },
+      });
+    },
+  };
+}
+
+/**
+ * A rerun after a failure or a cancel starts from where the last unfinished execution of the same
+ * step stopped: its checkpoints are copied into the new execution once, before its first attempt.
+ */
+async function inheritCheckpoints(db: Db, executionId: string, step: string, env: string): Promise<void> {
+  const own = await db.checkpoint.count({ where: { executionId } });
+  if (own > 0) return;
+  // Only the latest earlier execution counts: after a success, a rerun starts afresh.
+  const previous = await db.stepExecution.findFirst({
+    where: {
+      step,
+      id: { not: executionId },
+      status: { in: ["failed", "cancelled", "succeeded"] },
+      run: { env, dryRun: false },
+    },
+    orderBy: { updatedAt: "desc" },
+    include: { checkpoints: true },
+  });
+  if (!previous || previous.status === "succeeded" || previous.checkpoints.length === 0) return;
+  await db.checkpoint.createMany({
+    data: previous.checkpoints.map((c) => ({
+      executionId,
+      key: c.key,
+      value: c.value as Prisma.InputJsonValue,
+    })),
+    skipDuplicates: true,
+  });
+}

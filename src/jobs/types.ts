@@ -1,0 +1,89 @@
+import type { Logger } from "pino";
+
+/** What a step reports while it runs: shown in the run's Slack message and stored on the execution. */
+export interface Progress {
+  done: number;
+  total?: number;
+  /** what `done` counts: "rows", "objects", "bytes", "tables" */
+  unit?: string;
+  /** one short line: what it is doing now */
+  message?: string;
+}
+
+/**
+ * Resume points of one step execution. A value written here survives a crash and is read
+ * back by the next attempt (and by a rerun after a failure) of the same step.
+ *
+ * @example const done = (await ctx.checkpoint.get<number>("rows")) ?? 0;
+ */
+export interface CheckpointStore {
+  get<T>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown): Promise<void>;
+}
+
+/** Facts about the run a step is part of. */
+export interface RunInfo {
+  id: string;
+  env: string;
+  requestedBy: string;
+  dryRun: boolean;
+  options: Record<string, unknown>;
+}
+
+/** Everything a step gets besides its input (graphile-worker's JobHelpers, smaller). */
+export interface StepContext {
+  log: Logger;
+  run: RunInfo;
+  /** aborted when the run is cancelled or the process is stopping */
+  signal: AbortSignal;
+  /** 1 on the first try, 2 on the first retry, … */
+  attempt: number;
+  progress(p: Progress): void;
+  checkpoint: CheckpointStore;
+}
+
+/** One line of a dry run: what would change, read from live state. */
+export interface PlannedChange {
+  action: "create" | "update" | "delete" | "copy" | "none" | "check";
+  target: string;
+  detail?: string;
+}
+
+export interface StepPlan {
+  summary: string;
+  changes: PlannedChange[];
+}
+
+export interface StepOutcome {
+  summary: string;
+  /** figures worth keeping (counts, timings); shown in the report and stored on the execution */
+  figures?: Record<string, number | string | boolean>;
+}
+
+export interface VerifyOutcome {
+  ok: boolean;
+  summary: string;
+  figures?: Record<string, number | string | boolean>;
+}
+
+/**
+ * A runbook step type. Steps are idempotent: `run` may be called again after a crash or a
+ * failed attempt and must end in the same state, using its checkpoints to skip work done.
+ */
+export interface StepDefinition<I = unknown> {
+  /** the name used in the migration file's `uses:` */
+  type: string;
+  description: string;
+  /** a mutating step takes the environment lock; a read-only one does not */
+  mutating: boolean;
+  /** validates the step's `with:` block; throws a CutoverError saying what is wrong */
+  parse(input: unknown): I;
+  plan(input: I, ctx: StepContext): Promise<StepPlan>;
+  run(input: I, ctx: StepContext): Promise<StepOutcome>;
+  verify(input: I, ctx: StepContext): Promise<VerifyOutcome>;
+  /** undoes what `run` changed; absent where nothing changed the world */
+  undo?(input: I, ctx: StepContext): Promise<void>;
+}
+
+/** The step types this build can run, by `uses:` name. */
+export type StepRegistry = ReadonlyMap<string, StepDefinition<unknown>>;

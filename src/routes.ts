@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { CustomRoute } from "@slack/bolt";
+import type { Deps } from "./deps.js";
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** GET /healthz and GET /metrics, served next to /slack/events in both Slack modes. */
+export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file">): CustomRoute[] {
+  return [
+    {
+      path: "/healthz",
+      method: ["GET"],
+      handler: async (_req: IncomingMessage, res: ServerResponse) => {
+        try {
+          await withTimeout(deps.db.$queryRaw`SELECT 1`, 2_000);
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify({ ok: true, state: "ok" }));
+        } catch (err) {
+          res.writeHead(503, { "content-type": "application/json" });
+          res.end(JSON.stringify({ ok: false, state: `state database: ${(err as Error).message}` }));
+        }
+      },
+    },
+    {
+      path: "/metrics",
+      method: ["GET"],
+      handler: async (_req: IncomingMessage, res: ServerResponse) => {
+        const extra: string[] = [];
+        try {
+          const rows = await withTimeout(
+            deps.db.$queryRaw<
+              Array<{ status: string; n: bigint }>
+            >`SELECT status, count(*) AS n FROM runs GROUP BY status`,
+            2_000,
+          );
+          extra.push(
+            "# HELP cutover_runs Runs in the state database, by status.",
+            "# TYPE cutover_runs gauge",
+          );
+          for (const r of rows) extra.push(`cutover_runs{status="${r.status}"} ${r.n}`);
+          const lock = await deps.db.envLock.count({ where: { env: deps.file.environment } });
+          extra.push(
+            "# HELP cutover_env_locked 1 while a run holds the environment lock.",
+            "# TYPE cutover_env_locked gauge",
+          );
+          extra.push(`cutover_env_locked{env="${deps.file.environment}"} ${lock}`);
+        } catch {
+          extra.push("# state database unavailable");
+        }
+        res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+        res.end(deps.metrics.render(extra));
+      },
+    },
+  ];
+}

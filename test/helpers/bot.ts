@@ -1,0 +1,178 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { type RunningCutover, startCutover } from "../../src/app.js";
+import { createLogger } from "../../src/log.js";
+import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
+import { type SendResult, sendBlockAction, sendSlashCommand } from "../../src/sandbox/slack-sender.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
+
+export const OPERATOR = "U0OPERATOR";
+export const SECOND_OPERATOR = "U0OPERATOR2";
+export const APPROVER = "U0APPROVER";
+export const STRANGER = "U0STRANGER";
+export const GROUP_MEMBER = "U0GROUPIE";
+export const CHANNEL = "C0MIGRATE";
+export const OTHER_CHANNEL = "C0RANDOM";
+
+/** A small migration file: the access rules of the tests and one phase of real work. */
+export function testConfig(opts: { probeRows?: number; pauseMs?: number; attempts?: number } = {}): string {
+  return `version: 1
+project: testco
+environment: test
+slack:
+  channel: ${CHANNEL}
+access:
+  operators: [${OPERATOR}, ${SECOND_OPERATOR}, S0OPS]
+  approvers: [${APPROVER}]
+  channels: [${CHANNEL}]
+  localOperator: test-terminal
+engine:
+  attempts: ${opts.attempts ?? 2}
+  backoffMs: 50
+runbook:
+  phases:
+    - id: probe
+      title: Probe the target
+      steps:
+        - id: write-rows
+          title: Write numbered rows
+          uses: db.write-probe
+          with: { urlEnv: PROBE_DATABASE_URL, table: probe_rows, rows: ${opts.probeRows ?? 500}, batch: 100, pauseMs: ${opts.pauseMs ?? 0} }
+    - id: later
+      title: Not yet built
+      steps:
+        - id: monitor
+          uses: kpi.monitor
+`;
+}
+
+export interface TestBot {
+  bot: RunningCutover;
+  fake: FakeSlack;
+  state: TestDatabase;
+  eventsUrl: string;
+  signingSecret: string;
+  logs: string[];
+  env: NodeJS.ProcessEnv;
+  command(
+    text: string,
+    opts?: { user?: string; channel?: string; triggerId?: string; retryNum?: number; command?: string },
+  ): Promise<SendResult & { responseUrl: string }>;
+  click(
+    actionId: string,
+    value: string,
+    opts?: { user?: string; channel?: string },
+  ): Promise<SendResult & { responseUrl: string }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real bot (startCutover) in this process, over a fresh state database, talking to a
+ * FakeSlack; requests go through the real HTTP receiver, signed.
+ */
+export async function startTestBot(
+  label: string,
+  opts: { config?: string; env?: Record<string, string> } = {},
+): Promise<TestBot> {
+  const fake = new FakeSlack();
+  await fake.start();
+  fake.setUsergroup("S0OPS", [GROUP_MEMBER]);
+  const state = await createTestDatabase(label);
+  const dir = await mkdtemp(path.join(tmpdir(), "cutover-bot-"));
+  const configPath = path.join(dir, "migration.yml");
+  await writeFile(configPath, opts.config ?? testConfig());
+  const signingSecret = randomBytes(16).toString("hex");
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    SLACK_BOT_TOKEN: `xoxb-test-${randomBytes(8).toString("hex")}`,
+    SLACK_SIGNING_SECRET: signingSecret,
+    SLACK_API_URL: fake.apiUrl,
+    PORT: "0",
+    DATABASE_URL: state.url,
+    CUTOVER_CONFIG: configPath,
+    CUTOVER_DATA_DIR: dir,
+    PROBE_DATABASE_URL: state.url,
+    ...opts.env,
+  };
+  const logs: string[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
+  const logger = createLogger({ secrets: [env.SLACK_BOT_TOKEN!, signingSecret], level: "info", destination });
+  const bot = await startCutover({ env, logger });
+  const eventsUrl = `http://127.0.0.1:${bot.port}/slack/events`;
+  let n = 0;
+  return {
+    bot,
+    fake,
+    state,
+    eventsUrl,
+    signingSecret,
+    logs,
+    env,
+    async command(text, o = {}) {
+      const responseUrl = fake.responseUrl(`cmd-${++n}`, {
+        channel: o.channel ?? CHANNEL,
+        user: o.user ?? OPERATOR,
+      });
+      const res = await sendSlashCommand({
+        url: eventsUrl,
+        signingSecret,
+        command: o.command ?? "/migrate",
+        text,
+        userId: o.user ?? OPERATOR,
+        channelId: o.channel ?? CHANNEL,
+        responseUrl,
+        ...(o.triggerId ? { triggerId: o.triggerId } : {}),
+        ...(o.retryNum !== undefined ? { retryNum: o.retryNum, retryReason: "http_timeout" } : {}),
+      });
+      return { ...res, responseUrl };
+    },
+    async click(actionId, value, o = {}) {
+      const responseUrl = fake.responseUrl(`act-${++n}`, {
+        channel: o.channel ?? CHANNEL,
+        user: o.user ?? OPERATOR,
+      });
+      const res = await sendBlockAction({
+        url: eventsUrl,
+        signingSecret,
+        actionId,
+        value,
+        userId: o.user ?? OPERATOR,
+        channelId: o.channel ?? CHANNEL,
+        responseUrl,
+      });
+      return { ...res, responseUrl };
+    },
+    async stop() {
+      await bot.stop();
+      await fake.stop();
+      await state.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The text of the reply that reached a response URL (or the ack body, for replies in the ack). */
+export async function replyText(
+  bot: TestBot,
+  res: SendResult & { responseUrl: string },
+  timeoutMs = 5_000,
+): Promise<string> {
+  if (res.body?.trim().startsWith("{")) {
+    const parsed = JSON.parse(res.body) as { text?: string };
+    if (parsed.text) return parsed.text;
+  }
+  const id = res.responseUrl.split("/").pop();
+  const call = await bot.fake.waitFor(
+    (c) => c.method === "response_url" && (c.args as { response_url_id?: string }).response_url_id === id,
+    { timeoutMs },
+  );
+  return String((call.args as { text?: string }).text ?? "");
+}

@@ -1,0 +1,332 @@
+import {
+  ErrorCode,
+  LogLevel,
+  type WebAPIHTTPError,
+  type WebAPIPlatformError,
+  WebClient,
+  WebClientEvent,
+} from "@slack/web-api";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FakeSlack, type RecordedCall } from "../../src/sandbox/FakeSlack.js";
+
+const TOKEN = "xoxb-sandbox-token-123";
+const CHANNEL = "C0CUTOVER";
+
+let fake: FakeSlack;
+let client: WebClient;
+
+function newClient(token: string, options: ConstructorParameters<typeof WebClient>[1] = {}): WebClient {
+  return new WebClient(token, {
+    slackApiUrl: fake.apiUrl,
+    logLevel: LogLevel.ERROR,
+    retryConfig: { retries: 0 },
+    ...options,
+  });
+}
+
+beforeAll(async () => {
+  fake = new FakeSlack({ expectedToken: TOKEN });
+  await fake.start();
+  client = newClient(TOKEN);
+});
+afterAll(async () => {
+  await fake.stop();
+});
+afterEach(() => {
+  fake.reset();
+});
+
+describe("FakeSlack with the real WebClient", () => {
+  it("listens on 127.0.0.1 and answers auth.test as the bot", async () => {
+    expect(fake.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/$/);
+    const auth = await client.auth.test();
+    expect(auth.user_id).toBe("U0CUTOVER");
+    expect(auth.bot_id).toBe("B0CUTOVER");
+  });
+
+  it("edits a message in place: the channel shows one message with the new text", async () => {
+    const posted = await client.chat.postMessage({
+      channel: CHANNEL,
+      text: "Run started",
+      blocks: [{ type: "section", text: { type: "mrkdwn", text: "*Run* started" } }],
+    });
+    expect(posted.ts).toMatch(/^\d{10}\.\d{6}$/);
+    await client.chat.update({ channel: CHANNEL, ts: posted.ts!, text: "Run 40% done" });
+    await client.chat.update({
+      channel: CHANNEL,
+      ts: posted.ts!,
+      text: "Run finished",
+      blocks: [{ type: "section", text: { type: "mrkdwn", text: "*Run* finished" } }],
+    });
+
+    const messages = fake.messages(CHANNEL);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({ ts: posted.ts, text: "Run finished", edits: 2 });
+    expect(messages[0]!.blocks).toEqual([
+      { type: "section", text: { type: "mrkdwn", text: "*Run* finished" } },
+    ]);
+    // blocks arrive as a JSON string in a form body and are recorded parsed
+    expect(fake.calls("chat.postMessage")[0]!.args.blocks).toEqual([
+      { type: "section", text: { type: "mrkdwn", text: "*Run* started" } },
+    ]);
+  });
+
+  it("hands out increasing, unique ts values", async () => {
+    const a = await client.chat.postMessage({ channel: CHANNEL, text: "one" });
+    const b = await client.chat.postMessage({ channel: CHANNEL, text: "two" });
+    expect(a.ts).toMatch(/^1700000000\.\d{4}00$/);
+    // ts values stay unique across reset(): an app may still hold one from before
+    expect(Number(b.ts)).toBeGreaterThan(Number(a.ts));
+    expect(fake.messages(CHANNEL).map((m) => m.text)).toEqual(["one", "two"]);
+  });
+
+  it("refuses to update a message that does not exist", async () => {
+    const err = await client.chat
+      .update({ channel: CHANNEL, ts: "1700000999.000100", text: "x" })
+      .catch((e: WebAPIPlatformError) => e);
+    expect((err as WebAPIPlatformError).data?.error).toBe("message_not_found");
+  });
+
+  it("nests thread replies under their parent and deletes messages", async () => {
+    const parent = await client.chat.postMessage({ channel: CHANNEL, text: "Run r1" });
+    await client.chat.postMessage({ channel: CHANNEL, thread_ts: parent.ts!, text: "step 1 done" });
+    await client.chat.postMessage({ channel: CHANNEL, thread_ts: parent.ts!, text: "step 2 done" });
+    const other = await client.chat.postMessage({ channel: CHANNEL, text: "noise" });
+
+    let messages = fake.messages(CHANNEL);
+    expect(messages.map((m) => m.text)).toEqual(["Run r1", "noise"]);
+    expect(messages[0]!.replies.map((r) => r.text)).toEqual(["step 1 done", "step 2 done"]);
+    expect(messages[0]!.replies[0]!.thread_ts).toBe(parent.ts);
+
+    await client.chat.delete({ channel: CHANNEL, ts: other.ts! });
+    messages = fake.messages(CHANNEL);
+    expect(messages.map((m) => m.text)).toEqual(["Run r1"]);
+  });
+
+  it("keeps ephemeral messages apart from the channel", async () => {
+    await client.chat.postEphemeral({ channel: CHANNEL, user: "U0ALICE", text: "only you can see this" });
+    expect(fake.messages(CHANNEL)).toEqual([]);
+    expect(fake.ephemerals("U0ALICE").map((e) => e.text)).toEqual(["only you can see this"]);
+    expect(fake.ephemerals("U0BOB")).toEqual([]);
+  });
+
+  it("opens a modal, records the parsed view, and updates it by id", async () => {
+    const view = {
+      type: "modal" as const,
+      callback_id: "cutover_confirm",
+      private_metadata: "run-42",
+      title: { type: "plain_text" as const, text: "Confirm cutover" },
+      submit: { type: "plain_text" as const, text: "Flip DNS" },
+      blocks: [{ type: "section" as const, text: { type: "mrkdwn" as const, text: "Are you sure?" } }],
+    };
+    const opened = await client.views.open({ trigger_id: "123.456.abc", view });
+    expect(opened.view?.id).toMatch(/^V/);
+    expect(opened.view?.callback_id).toBe("cutover_confirm");
+
+    const call = await fake.waitFor("views.open");
+    expect(call.args.view).toMatchObject({ callback_id: "cutover_confirm", private_metadata: "run-42" });
+
+    await client.views.update({ view_id: opened.view!.id!, view: { ...view, private_metadata: "run-43" } });
+    const [stored] = fake.views();
+    expect(stored).toMatchObject({ id: opened.view!.id, via: "views.update", updates: 1 });
+    expect(stored!.view.private_metadata).toBe("run-43");
+
+    const missing = await client.views
+      .update({ view_id: "V404", view })
+      .catch((e: WebAPIPlatformError) => e.data.error);
+    expect(missing).toBe("not_found");
+  });
+
+  it("answers directory look-ups from what was set up", async () => {
+    fake.setUsergroup("S0APPROVERS", ["U0ALICE", "U0BOB"]);
+    fake.setUser("U0ALICE", { name: "alice", real_name: "Alice Chan" });
+    fake.setChannel(CHANNEL, { name: "cutover" });
+
+    const group = await client.usergroups.users.list({ usergroup: "S0APPROVERS" });
+    expect(group.users).toEqual(["U0ALICE", "U0BOB"]);
+    const user = await client.users.info({ user: "U0ALICE" });
+    expect(user.user?.real_name).toBe("Alice Chan");
+    const channel = await client.conversations.info({ channel: CHANNEL });
+    expect(channel.channel?.name).toBe("cutover");
+    const unknown = await client.usergroups.users
+      .list({ usergroup: "S0NOPE" })
+      .catch((e: WebAPIPlatformError) => e.data.error);
+    expect(unknown).toBe("no_such_subteam");
+  });
+
+  it("answers unknown methods with unknown_method", async () => {
+    const err = await client.apiCall("cutover.nope").catch((e: WebAPIPlatformError) => e);
+    expect((err as WebAPIPlatformError).code).toBe(ErrorCode.PlatformError);
+    expect((err as WebAPIPlatformError).data.error).toBe("unknown_method");
+  });
+
+  it("runs the external upload flow end to end and shares the file in the channel", async () => {
+    const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251));
+    const parent = await client.chat.postMessage({ channel: CHANNEL, text: "Cost report" });
+    const result = await client.filesUploadV2({
+      channel_id: CHANNEL,
+      thread_ts: parent.ts!,
+      file: bytes,
+      filename: "cost.png",
+      title: "Cost by day",
+      initial_comment: "Here is the chart",
+    });
+    expect(result.ok).toBe(true);
+
+    expect(fake.calls().map((c) => c.method)).toEqual([
+      "chat.postMessage",
+      "files.getUploadURLExternal",
+      "file_upload",
+      "files.completeUploadExternal",
+    ]);
+    const [file] = fake.files();
+    expect(file).toMatchObject({ name: "cost.png", title: "Cost by day", length: 3000, uploaded: true });
+    expect(file!.bytes.equals(bytes)).toBe(true);
+
+    const reply = fake.messages(CHANNEL)[0]!.replies[0]!;
+    expect(reply.text).toBe("Here is the chart");
+    expect(reply.files).toEqual([{ id: file!.id, name: "cost.png", title: "Cost by day", size: 3000 }]);
+  });
+
+  it("accepts a raw upload body as well as multipart", async () => {
+    const got = await client.files.getUploadURLExternal({ filename: "plan.txt", length: 5 });
+    const res = await fetch(got.upload_url!, { method: "POST", body: "hello" });
+    expect(res.status).toBe(200);
+    await client.files.completeUploadExternal({
+      files: [{ id: got.file_id!, title: "Plan" }],
+      channel_id: CHANNEL,
+    });
+    expect(fake.files()[0]!.bytes.toString()).toBe("hello");
+    expect(fake.messages(CHANNEL)[0]!.files?.[0]?.title).toBe("Plan");
+  });
+
+  it("refuses to complete an upload whose bytes never arrived", async () => {
+    const got = await client.files.getUploadURLExternal({ filename: "x.bin", length: 1 });
+    const err = await client.files
+      .completeUploadExternal({ files: [{ id: got.file_id! }], channel_id: CHANNEL })
+      .catch((e: WebAPIPlatformError) => e.data.error);
+    expect(err).toBe("file_not_found");
+    expect(fake.messages(CHANNEL)).toEqual([]);
+  });
+
+  it("rate-limits with 429 and Retry-After; WebClient waits and retries", async () => {
+    const retrying = newClient(TOKEN, {
+      retryConfig: { retries: 2, factor: 1, minTimeout: 0, maxTimeout: 0 },
+    });
+    const limited: number[] = [];
+    retrying.on(WebClientEvent.RATE_LIMITED, (seconds: number) => limited.push(seconds));
+    fake.failNext("chat.postMessage", "ratelimited", { status: 429, retryAfterSeconds: 0 });
+
+    const posted = await retrying.chat.postMessage({ channel: CHANNEL, text: "after the limit" });
+    expect(posted.ok).toBe(true);
+    expect(limited).toEqual([0]);
+    expect(fake.calls("chat.postMessage").map((c) => c.status)).toEqual([429, 200]);
+    expect(fake.messages(CHANNEL).map((m) => m.text)).toEqual(["after the limit"]);
+  });
+
+  it("fails with HTTP 500 and with a Slack error when told to", async () => {
+    fake.failNext("chat.postMessage", "internal_error", { status: 500 });
+    const http = await client.chat
+      .postMessage({ channel: CHANNEL, text: "x" })
+      .catch((e: WebAPIHTTPError) => e);
+    expect((http as WebAPIHTTPError).code).toBe(ErrorCode.HTTPError);
+    expect((http as WebAPIHTTPError).statusCode).toBe(500);
+
+    fake.failNext("chat.update", "cant_update_message");
+    const posted = await client.chat.postMessage({ channel: CHANNEL, text: "kept" });
+    const platform = await client.chat
+      .update({ channel: CHANNEL, ts: posted.ts!, text: "changed" })
+      .catch((e: WebAPIPlatformError) => e.data.error);
+    expect(platform).toBe("cant_update_message");
+    expect(fake.messages(CHANNEL).map((m) => m.text)).toEqual(["kept"]);
+    // the fault was used up: the next update goes through
+    await client.chat.update({ channel: CHANNEL, ts: posted.ts!, text: "changed" });
+    expect(fake.messages(CHANNEL)[0]!.text).toBe("changed");
+  });
+
+  it("rejects a wrong token with invalid_auth and a missing one with not_authed", async () => {
+    const wrong = newClient("xoxb-wrong-token");
+    const err = await wrong.chat
+      .postMessage({ channel: CHANNEL, text: "should not land" })
+      .catch((e: WebAPIPlatformError) => e.data.error);
+    expect(err).toBe("invalid_auth");
+    expect(fake.messages(CHANNEL)).toEqual([]);
+    const [call] = fake.calls("chat.postMessage");
+    expect(call).toMatchObject({ token: "xoxb-wrong-token", error: "invalid_auth" });
+    expect(call!.args).not.toHaveProperty("token");
+
+    const res = await fetch(`${fake.apiUrl}auth.test`, { method: "POST" });
+    expect(await res.json()).toEqual({ ok: false, error: "not_authed" });
+  });
+
+  it("takes JSON bodies and the token as a form field", async () => {
+    const json = await fetch(`${fake.apiUrl}chat.postMessage`, {
+      method: "POST",
+      headers: { "content-type": "application/json; charset=utf-8", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ channel: CHANNEL, text: "as json" }),
+    });
+    expect(await json.json()).toMatchObject({ ok: true, channel: CHANNEL });
+    const form = await fetch(`${fake.apiUrl}chat.postMessage`, {
+      method: "POST",
+      body: new URLSearchParams({ token: TOKEN, channel: CHANNEL, text: "as form" }),
+    });
+    expect(await form.json()).toMatchObject({ ok: true });
+    expect(fake.messages(CHANNEL).map((m) => m.text)).toEqual(["as json", "as form"]);
+    expect(fake.calls().map((c) => c.token)).toEqual([TOKEN, TOKEN]);
+  });
+});
+
+describe("response_url", () => {
+  it("records ephemeral replies for the person and edits the original on replace_original", async () => {
+    const posted = await client.chat.postMessage({ channel: CHANNEL, text: "Approve cutover?" });
+    const url = fake.responseUrl("act-1", { channel: CHANNEL, user: "U0ALICE", messageTs: posted.ts! });
+    expect(url).toMatch(/\/response\/act-1$/);
+
+    const post = (body: unknown) =>
+      fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    expect((await post({ text: "Working on it" })).status).toBe(200);
+    await post({ replace_original: true, text: "Approved by @U0ALICE" });
+    await post({ response_type: "in_channel", text: "DNS flip scheduled" });
+
+    expect(fake.ephemerals("U0ALICE").map((e) => [e.text, e.source])).toEqual([
+      ["Working on it", "response_url"],
+    ]);
+    expect(fake.messages(CHANNEL).map((m) => [m.text, m.edits])).toEqual([
+      ["Approved by @U0ALICE", 1],
+      ["DNS flip scheduled", 0],
+    ]);
+    expect(fake.calls("response_url").map((c) => c.args.response_url_id)).toEqual([
+      "act-1",
+      "act-1",
+      "act-1",
+    ]);
+  });
+});
+
+describe("following the channel", () => {
+  it("emits every call, and waitFor resolves with calls that arrive later", async () => {
+    const seen: string[] = [];
+    const onCall = (c: RecordedCall) => seen.push(c.method);
+    fake.on("call", onCall);
+    const waiting = fake.waitFor((c) => c.method === "chat.update" && c.args.text === "done");
+    const posted = await client.chat.postMessage({ channel: CHANNEL, text: "start" });
+    await client.chat.update({ channel: CHANNEL, ts: posted.ts!, text: "done" });
+    const call = await waiting;
+    fake.off("call", onCall);
+    expect(call.args.ts).toBe(posted.ts);
+    expect(seen).toEqual(["chat.postMessage", "chat.update"]);
+  });
+
+  it("times out with the list of calls it did see, and no token", async () => {
+    await client.chat.postMessage({ channel: CHANNEL, text: "only this" });
+    const err = await fake.waitFor("views.open", { timeoutMs: 30 }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain("waited 30 ms for a views.open call, none came");
+    expect((err as Error).message).toContain('chat.postMessage {"channel":"C0CUTOVER","text":"only this"}');
+    expect((err as Error).message).not.toContain(TOKEN);
+  });
+});
