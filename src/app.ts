@@ -13,7 +13,7 @@ import { loadSettings, type Settings } from "./config/settings.js";
 import { buildDeps, type Deps } from "./deps.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
-import { createLogger } from "./log.js";
+import { boltLogger, createLogger } from "./log.js";
 import { httpRoutes } from "./routes.js";
 
 export interface RunningCutover {
@@ -46,7 +46,7 @@ export async function loadEverything(
     problems.push(describeError(err));
   }
   if (!settings || !file) {
-    throw new CutoverError(ErrorCode.ConfigInvalid, `Cutover cannot start:\n\n${problems.join("\n\n")}`);
+    throw new CutoverError(ErrorCode.ConfigInvalid, problems.join("\n\n"));
   }
   return { settings, file };
 }
@@ -93,6 +93,7 @@ export async function startCutover(
     ...(slack.mode === "socket" ? { installerOptions: { port: settings.port } } : {}),
     clientOptions: settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {},
     customRoutes: httpRoutes(deps),
+    logger: boltLogger(log),
     logLevel: LogLevel.WARN,
     processBeforeResponse: false,
   });

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { AccessControl } from "./commands/access.js";
 import type { Caller, CommandDeps } from "./commands/context.js";
@@ -68,7 +69,7 @@ export async function cli(
       file,
       log,
       databaseUrl: env.DATABASE_URL,
-      dataDir: env.CUTOVER_DATA_DIR ?? "./.cutover",
+      dataDir: path.resolve(env.CUTOVER_DATA_DIR ?? "./.cutover"),
       env,
     });
   } catch (err) {

@@ -58,9 +58,10 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
-    const registry = createStepRegistry({ env: opts.env });
+    const registry = createStepRegistry({ env: opts.env, file, dataDir: opts.dataDir, log });
     const events = new RunEvents();
     const runner = new Runner({ db, boss, pool, registry, file, log, observer: events });
+    await runner.prepare();
     cleanup.push(() => runner.stop());
     return { file, log, state, db, pool, boss, registry, events, runner, metrics: new Metrics(), close };
   } catch (err) {

@@ -45,3 +45,24 @@ export function createLogger(opts: {
     stream,
   );
 }
+
+/** Bolt's logger interface, writing through pino (so Bolt's lines are JSON and scrubbed too). */
+export function boltLogger(log: Logger): import("@slack/bolt").Logger {
+  const child = log.child({ component: "bolt" });
+  let level = "warn" as import("@slack/bolt").LogLevel;
+  const text = (msg: unknown[]) =>
+    msg
+      .map((m) => (m instanceof Error ? m.message : typeof m === "string" ? m : JSON.stringify(m)))
+      .join(" ");
+  return {
+    debug: (...msg: unknown[]) => child.debug(text(msg)),
+    info: (...msg: unknown[]) => child.info(text(msg)),
+    warn: (...msg: unknown[]) => child.warn(text(msg)),
+    error: (...msg: unknown[]) => child.error(text(msg)),
+    setLevel: (l) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => undefined,
+  };
+}

@@ -95,7 +95,7 @@ export function parseMigrate(text: string): Command {
     const topic = tokens[1]?.toLowerCase();
     return topic ? { name: "help", topic } : { name: "help" };
   }
-  if (!(first in SUBCOMMANDS)) {
+  if (!Object.hasOwn(SUBCOMMANDS, first)) {
     const suggestion = closest(first, Object.keys(SUBCOMMANDS));
     return suggestion ? { name: "unknown", input: first, suggestion } : { name: "unknown", input: first };
   }

@@ -58,10 +58,15 @@ export class Runner {
     this.deps = deps;
   }
 
+  /** Creates the queue runs travel on; needed before `submit`, also where no worker runs. */
+  async prepare(): Promise<void> {
+    await this.deps.boss.createQueue(RUN_QUEUE, { retryLimit: 2, retryDelay: 1, expireInSeconds: 24 * 3600 });
+  }
+
   /** Starts the worker and the recovery sweep. */
   async start(opts: { concurrency?: number; sweepEveryMs?: number } = {}): Promise<void> {
     const { boss } = this.deps;
-    await boss.createQueue(RUN_QUEUE, { retryLimit: 2, retryDelay: 1, expireInSeconds: 24 * 3600 });
+    await this.prepare();
     await boss.work<{ runId: string }>(
       RUN_QUEUE,
       { localConcurrency: opts.concurrency ?? 2, pollingIntervalSeconds: 0.5 },
@@ -119,7 +124,13 @@ export class Runner {
         runId: result.runId,
         details: { kind: target.kind, steps: target.steps.map((s) => s.step.id) },
       });
-      await this.deps.boss.send(RUN_QUEUE, { runId: result.runId });
+      try {
+        await this.deps.boss.send(RUN_QUEUE, { runId: result.runId });
+      } catch (err) {
+        // Not queued means not started: say so, and leave no lock or live-looking run behind.
+        await this.finishRun(result.runId, "failed", `could not be queued: ${(err as Error).message}`);
+        throw err;
+      }
     } else if (result.reason === "locked") {
       await audit(db, {
         actor: req.requestedBy,

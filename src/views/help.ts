@@ -17,7 +17,7 @@ const EXAMPLES: Record<SubcommandName, string> = {
 
 /** The help reply. It reveals nothing about the migration, so anyone may see it anywhere. */
 export function helpView(topic?: string): Reply {
-  if (topic && topic in SUBCOMMANDS) {
+  if (topic && Object.hasOwn(SUBCOMMANDS, topic)) {
     const name = topic as SubcommandName;
     return {
       text: `/migrate ${SUBCOMMANDS[name]}`,

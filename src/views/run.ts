@@ -75,8 +75,9 @@ export function runMessageView(run: RunView, now: Date = new Date()): Reply {
     if (s.status === "running" && s.progress) line += `\n      ${progressLine(s.progress as Progress)}`;
     if (s.plan) line += `\n${planLines(s.plan as StepPlan)}`;
     if (s.status === "succeeded" && s.result && !run.dryRun) {
-      const summary = (s.result as { summary?: string }).summary;
-      if (summary) line += `\n      ${esc(summary)}`;
+      const result = s.result as { summary?: string; verify?: { summary?: string } };
+      if (result.summary) line += `\n      ${esc(result.summary)}`;
+      if (result.verify?.summary) line += `\n      verified: ${esc(result.verify.summary)}`;
     }
     if (s.error && (s.status === "failed" || s.status === "running"))
       line += `\n      ↳ ${esc(s.error.slice(0, 400))}`;

@@ -29,6 +29,6 @@ export async function runHandler(
   const what = req.dryRun ? `Dry run of \`${result.name}\`` : `Run of ${result.kind} \`${result.name}\``;
   const already = result.created ? "" : " (this request was already received; nothing new started)";
   return noticeView(
-    `${what} queued as \`${shortId(result.runId)}\`${already}. Progress follows in the channel.`,
+    `${what} queued as \`${shortId(result.runId)}\`${already}. ${caller.via === "slack" ? "Progress follows in the channel." : "Following it here."}`,
   );
 }

@@ -1,0 +1,86 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { testConfig } from "./helpers/bot.js";
+import { createTestDatabase, type TestDatabase } from "./helpers/db.js";
+
+let state: TestDatabase;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+/** `npx cutover …` as a person would type it: the package's bin, on the Node 24 that npm installed. */
+function cutover(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(path.resolve("node_modules/.bin/node"), ["bin/cutover.js", ...args], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    child.on("exit", (code) => resolve({ code, out, err }));
+  });
+}
+
+beforeAll(async () => {
+  state = await createTestDatabase("cli");
+  dir = await mkdtemp(path.join(tmpdir(), "cutover-cli-"));
+  await writeFile(path.join(dir, "migration.yml"), testConfig({ probeRows: 300 }));
+  env = {
+    PATH: process.env.PATH,
+    DATABASE_URL: state.url,
+    PROBE_DATABASE_URL: state.url,
+    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+    CUTOVER_DATA_DIR: dir,
+  };
+});
+
+afterAll(async () => {
+  await state?.drop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("npx cutover", () => {
+  it("prints usage for help, and a did-you-mean with exit status 2 for a typo", async () => {
+    const help = await cutover("help");
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("Usage: npx cutover <command>");
+    const typo = await cutover("stauts");
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain("Did you mean `/migrate status`?");
+  });
+
+  it("runs a phase as the local operator, follows it to the end and exits 0; status and audit show it", async () => {
+    const run = await cutover("run", "probe");
+    expect(run.err).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/Run of phase `probe` queued as `[0-9a-f]{8}`/);
+    expect(run.out).toContain("write-rows");
+    expect(run.out).toContain("300 rows, each of 1…300 exactly once");
+    const status = await cutover("status");
+    expect(status.code).toBe(0);
+    expect(status.out).toContain("MIGRATION STATUS — TESTCO (TEST)");
+    expect(status.out).toMatch(/write-rows.*succeeded.*test-terminal/);
+    const audit = await cutover("audit", "5");
+    expect(audit.out).toContain("run.finish");
+  }, 60_000);
+
+  it("says what is wrong when the migration file is missing", async () => {
+    const saved = env.CUTOVER_CONFIG;
+    env.CUTOVER_CONFIG = path.join(dir, "nope.yml");
+    try {
+      const res = await cutover("status");
+      expect(res.code).toBe(2);
+      expect(res.out).toContain("cp migration.example.yml migration.yml");
+    } finally {
+      env.CUTOVER_CONFIG = saved;
+    }
+  });
+});
