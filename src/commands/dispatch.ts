@@ -54,6 +54,7 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
             target: cmd.target,
             dryRun: cmd.dryRun,
             options: { replace: cmd.flags.replace === true, delete: cmd.flags.delete === true },
+            confirmed: caller.via === "terminal" && cmd.flags.confirm === true,
           },
           caller,
           deps,
@@ -71,7 +72,12 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
   }
 }
 
-async function authorise(name: string, caller: Caller, deps: CommandDeps): Promise<CutoverError | undefined> {
+/** The access rules for a command (or a button doing what a command does); undefined = allowed. */
+export async function authorise(
+  name: string,
+  caller: Caller,
+  deps: CommandDeps,
+): Promise<CutoverError | undefined> {
   if (caller.via === "slack" && !deps.access.channelAllowed(caller.channel)) {
     return new CutoverError(ErrorCode.ChannelNotAllowed, "This channel does not take migration commands.");
   }

@@ -2,6 +2,7 @@ import type { App, BlockButtonAction } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
 import { ACTION } from "../views/ids.js";
 import { cancelRunAction } from "./cancel-run.js";
+import { confirmRunAction, dismissAction } from "./confirm-run.js";
 import type { CommandDeps } from "./context.js";
 import { dedupeMiddleware } from "./dedupe.js";
 import { migrateCommand } from "./migrate.js";
@@ -13,4 +14,6 @@ export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
   app.command("/migrate", migrateCommand(deps, metrics));
   app.command("/rollback", rollbackCommand(deps, metrics));
   app.action<BlockButtonAction>(ACTION.cancelRun, cancelRunAction(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.confirmRun, confirmRunAction(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.dismiss, dismissAction());
 }

@@ -5,7 +5,7 @@ export const SUBCOMMANDS = {
   help: "help [command] — what each command does",
   plan: "plan [phase|step] — the dry run: what would change, read from live state",
   status: "status — phases and steps: state, who, when, how long",
-  run: "run <step|phase> [--dry-run] — run a step or a whole phase",
+  run: "run <step|phase> [--dry-run] [--replace] [--delete] — run a step or a whole phase",
   cancel: "cancel <run> — stop a run (its steps resume from their checkpoints if run again)",
   audit: "audit [n] — the last n audit events (default 20)",
   cutover: "cutover — ask a second person to approve the DNS switch",
@@ -29,7 +29,7 @@ export type Command =
 
 const FLAGS_WITH_VALUES = new Set(["reason"]);
 const KNOWN_FLAGS: Record<string, readonly string[]> = {
-  run: ["dry-run", "replace", "delete"],
+  run: ["dry-run", "replace", "delete", "confirm"],
   cutover: ["reason"],
   verify: [],
   cost: [],

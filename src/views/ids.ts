@@ -7,6 +7,10 @@ export const ACTION = {
   showStatus: "cutover.status.show",
   /** cancel button on a run's progress message; value = run id */
   cancelRun: "cutover.run.cancel",
+  /** confirms a run with a destructive option (--replace, --delete); value = JSON {target, replace, delete} */
+  confirmRun: "cutover.run.confirm",
+  /** dismisses an ephemeral question */
+  dismiss: "cutover.dismiss",
 } as const;
 
 export const CALLBACK = {} as const;

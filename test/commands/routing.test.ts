@@ -176,6 +176,30 @@ describe("/migrate through the real receiver", () => {
     expect(await replyText(t, strangerClick)).toContain("not an operator");
   });
 
+  it("asks for an explicit confirmation before a run with --replace, and audits who confirmed", async () => {
+    const res = await t.command("run write-rows --replace");
+    const text = await replyText(t, res);
+    expect(text).toContain("will overwrite what the target already holds");
+    const reply = t.fake.calls("response_url").at(-1)!;
+    const blocks = JSON.stringify(reply.args);
+    expect(blocks).toContain(ACTION.confirmRun);
+    expect(blocks).toContain('"confirm":{');
+    expect(await t.bot.deps.db.run.count({ where: { target: "write-rows", status: "queued" } })).toBe(0);
+
+    const value = JSON.stringify({ target: "write-rows", replace: true, delete: false });
+    const stranger = await t.click(ACTION.confirmRun, value, { user: STRANGER });
+    expect(await replyText(t, stranger)).toContain("not an operator");
+    const click = await t.click(ACTION.confirmRun, value);
+    expect(await replyText(t, click)).toMatch(/Run of step `write-rows` queued as/);
+    const run = await waitForRun(["succeeded", "failed"]);
+    expect(run.options).toEqual({ replace: true, delete: false });
+    const confirmations = await t.bot.deps.db.auditEvent.findMany({ where: { action: "run.confirm" }, orderBy: { id: "asc" } });
+    expect(confirmations.map((a) => [a.actor, a.outcome])).toEqual([
+      [STRANGER, "refused"],
+      [OPERATOR, "ok"],
+    ]);
+  });
+
   it("answers /rollback when there is nothing to roll back", async () => {
     const res = await t.command("", { command: "/rollback" });
     expect(JSON.parse(res.body).text).toContain("Nothing to roll back");

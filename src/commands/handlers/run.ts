@@ -1,4 +1,5 @@
 import { formatDuration, type Reply, shortId, slackDate } from "../../views/blocks.js";
+import { confirmRunView } from "../../views/confirm.js";
 import { noticeView } from "../../views/help.js";
 import type { Caller, CommandDeps } from "../context.js";
 
@@ -7,10 +8,24 @@ import type { Caller, CommandDeps } from "../context.js";
  * queues it. The run's progress message in the channel follows; this reply only acknowledges.
  */
 export async function runHandler(
-  req: { target: string; dryRun: boolean; options?: Record<string, unknown> },
+  req: { target: string; dryRun: boolean; options?: Record<string, unknown>; confirmed?: boolean },
   caller: Caller,
   deps: CommandDeps,
 ): Promise<Reply> {
+  const destructive = ["replace", "delete"].filter((k) => req.options?.[k] === true);
+  if (destructive.length > 0 && !req.dryRun && !req.confirmed) {
+    // Overwriting or deleting on the target needs an explicit confirmation: a button with
+    // Slack's own confirm dialog, or --confirm in a terminal. The dry run shows what it would do.
+    if (caller.via === "terminal") {
+      return noticeView(
+        `⚠️ \`--${destructive.join("` and `--")}\` may overwrite or delete data on the target. Preview with \`npx cutover run ${req.target} --dry-run\`, then add \`--confirm\` to go ahead.`,
+      );
+    }
+    return confirmRunView(req.target, {
+      replace: destructive.includes("replace"),
+      delete: destructive.includes("delete"),
+    });
+  }
   const result = await deps.runner.submit({
     target: req.target,
     dryRun: req.dryRun,

@@ -1,0 +1,48 @@
+import { context, esc, type Reply, section } from "./blocks.js";
+import { ACTION } from "./ids.js";
+
+/** The question asked before a run that may overwrite (--replace) or delete (--delete) on the target. */
+export function confirmRunView(target: string, flags: { replace: boolean; delete: boolean }): Reply {
+  const what = [
+    flags.replace ? "overwrite what the target already holds" : "",
+    flags.delete ? "delete objects on the target that the source does not have" : "",
+  ]
+    .filter(Boolean)
+    .join(" and ");
+  const value = JSON.stringify({ target, replace: flags.replace, delete: flags.delete });
+  const text = `⚠️ \`run ${esc(target)}\` with ${flags.replace ? "`--replace`" : ""}${flags.replace && flags.delete ? " and " : ""}${flags.delete ? "`--delete`" : ""} will ${what}. The source is never touched.`;
+  return {
+    text,
+    blocks: [
+      section(text),
+      context(
+        `Preview first with \`/migrate run ${esc(target)} --dry-run\`. Confirming is written to the audit trail with your name.`,
+      ),
+      {
+        type: "actions",
+        elements: [
+          {
+            type: "button",
+            action_id: ACTION.confirmRun,
+            text: { type: "plain_text", text: flags.replace ? "Replace and run" : "Delete and run" },
+            style: "danger",
+            value,
+            confirm: {
+              title: { type: "plain_text", text: "Change the target?" },
+              text: { type: "mrkdwn", text: `This will ${what} for \`${esc(target)}\`.` },
+              confirm: { type: "plain_text", text: "Yes, go ahead" },
+              deny: { type: "plain_text", text: "No" },
+              style: "danger",
+            },
+          },
+          {
+            type: "button",
+            action_id: ACTION.dismiss,
+            text: { type: "plain_text", text: "Cancel" },
+            value: "dismiss",
+          },
+        ],
+      },
+    ],
+  };
+}
