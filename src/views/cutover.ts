@@ -1,0 +1,175 @@
+import type { KnownBlock, View } from "@slack/types";
+import type { CutoverChange, PreCheck } from "../jobs/cutover/types.js";
+import { context, esc, type Reply, section, slackDate } from "./blocks.js";
+import { ACTION, CALLBACK, INPUT } from "./ids.js";
+
+export interface CutoverRequestState {
+  approvalId: string;
+  change: CutoverChange;
+  prechecks: PreCheck[];
+  requestedBy: string;
+  expiresAt: Date;
+  /** pending | approved | rejected | withdrawn | expired | used | void */
+  status: string;
+  decidedBy?: string | null;
+  note?: string | null;
+  /** why it was asked for outside the maintenance window, when it was */
+  outsideWindow?: { window: string; reason: string } | null;
+  runId?: string | null;
+}
+
+/** The lines saying exactly what the cutover changes. */
+export function changeLines(change: CutoverChange): string[] {
+  const lines = change.records.map(
+    (r) =>
+      `• *${r.type} \`${esc(r.name)}\`*: \`${esc(r.from ?? "(none)")}\` → \`${esc(r.to)}\` · TTL ${r.fromTtl} s → ${r.ttl} s${r.proxied ? " · proxied" : ""}`,
+  );
+  if (change.pages) {
+    for (const v of change.pages.vars) {
+      lines.push(
+        `• *Pages \`${esc(change.pages.project)}\`* ${esc(v.name)}: \`${esc(v.from ?? "(unset)")}\` → \`${esc(v.to)}\``,
+      );
+    }
+    if (change.pages.redeploy)
+      lines.push(
+        `• *Pages \`${esc(change.pages.project)}\`*: a new ${esc(change.pages.environment)} deployment`,
+      );
+  }
+  return lines;
+}
+
+const OUTCOME: Record<string, string> = {
+  approved: "✅ Approved",
+  rejected: "🚫 Rejected",
+  withdrawn: "↩️ Withdrawn by the requester",
+  expired: "⌛ Expired unused",
+  used: "🚀 Approved and carried out",
+  void: "⛔ Void: the change differed when it was carried out",
+};
+
+/** The cutover request in the channel; edited in place to show the outcome of every click. */
+export function cutoverRequestView(s: CutoverRequestState): Reply {
+  const blocks: KnownBlock[] = [
+    section(
+      `🔀 *DNS cutover requested* by <@${s.requestedBy}> for *${esc(s.change.environment)}* — needs a second person's approval`,
+    ),
+    section(`*What will change*\n${changeLines(s.change).join("\n")}`),
+    section(
+      `*Pre-checks*\n${s.prechecks.map((c) => `${c.ok ? "✅" : "❌"} ${esc(c.name)} — ${esc(c.detail)}`).join("\n") || "_none_"}`,
+    ),
+  ];
+  if (s.outsideWindow) {
+    blocks.push(
+      section(
+        `⚠️ Outside the maintenance window (${esc(s.outsideWindow.window)}). Reason given: _${esc(s.outsideWindow.reason)}_`,
+      ),
+    );
+  }
+  if (s.status === "pending") {
+    blocks.push(
+      context(
+        `Expires ${slackDate(s.expiresAt)}. The approver types the record name to confirm; the requester cannot approve.`,
+      ),
+    );
+    blocks.push({
+      type: "actions",
+      elements: [
+        {
+          type: "button",
+          action_id: ACTION.approveCutover,
+          text: { type: "plain_text", text: "Approve…" },
+          style: "primary",
+          value: s.approvalId,
+        },
+        {
+          type: "button",
+          action_id: ACTION.rejectCutover,
+          text: { type: "plain_text", text: "Reject" },
+          style: "danger",
+          value: s.approvalId,
+        },
+        {
+          type: "button",
+          action_id: ACTION.withdrawCutover,
+          text: { type: "plain_text", text: "Withdraw" },
+          value: s.approvalId,
+        },
+      ],
+    });
+  } else {
+    const who = s.decidedBy ? ` by <@${s.decidedBy}>` : "";
+    const note = s.note ? ` — “${esc(s.note)}”` : "";
+    blocks.push(
+      section(
+        `*${OUTCOME[s.status] ?? s.status}*${who}${note}${s.runId ? ` · run \`${s.runId.slice(0, 8)}\`` : ""}`,
+      ),
+    );
+  }
+  return { text: `DNS cutover requested by ${s.requestedBy}: ${s.status}`, blocks };
+}
+
+/** The approver's modal: type the first record's name to confirm, optionally leave a note. */
+export function approveModal(approvalId: string, change: CutoverChange): View {
+  const name = change.records[0]?.name ?? "";
+  return {
+    type: "modal",
+    callback_id: CALLBACK.approveCutover,
+    private_metadata: approvalId,
+    title: { type: "plain_text", text: "Approve the cutover" },
+    submit: { type: "plain_text", text: "Approve" },
+    close: { type: "plain_text", text: "Cancel" },
+    blocks: [
+      section(`*This switches production.*\n${changeLines(change).join("\n")}`),
+      {
+        type: "input",
+        block_id: INPUT.confirmName.block,
+        label: { type: "plain_text", text: `Type ${name} to confirm` },
+        element: {
+          type: "plain_text_input",
+          action_id: INPUT.confirmName.action,
+          placeholder: { type: "plain_text", text: name },
+        },
+      },
+      {
+        type: "input",
+        block_id: INPUT.note.block,
+        optional: true,
+        label: { type: "plain_text", text: "Note (optional)" },
+        element: { type: "plain_text_input", action_id: INPUT.note.action, multiline: true },
+      },
+    ],
+  };
+}
+
+/** /rollback: type ROLLBACK to put DNS and the front end back. */
+export function rollbackModal(summary: string[]): View {
+  return {
+    type: "modal",
+    callback_id: CALLBACK.rollback,
+    title: { type: "plain_text", text: "Emergency rollback" },
+    submit: { type: "plain_text", text: "Roll back now" },
+    close: { type: "plain_text", text: "Cancel" },
+    blocks: [
+      section(
+        `*This puts production back on the old services.*\n${summary.join("\n") || "_The values to restore are read from the cutover record._"}`,
+      ),
+      {
+        type: "input",
+        block_id: INPUT.rollbackWord.block,
+        label: { type: "plain_text", text: "Type ROLLBACK to confirm" },
+        element: {
+          type: "plain_text_input",
+          action_id: INPUT.rollbackWord.action,
+          placeholder: { type: "plain_text", text: "ROLLBACK" },
+        },
+      },
+      {
+        type: "input",
+        block_id: INPUT.rollbackReason.block,
+        optional: true,
+        label: { type: "plain_text", text: "Why (goes to the channel and the audit trail)" },
+        element: { type: "plain_text_input", action_id: INPUT.rollbackReason.action },
+      },
+    ],
+  };
+}

@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  canonicalJson,
+  consumeApproval,
+  createApproval,
+  decideApproval,
+  hashChange,
+  withdrawApproval,
+} from "../../src/store/approvals.js";
+import { createPrismaClient, type Db } from "../../src/store/client.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+let state: TestDatabase;
+let db: Db;
+const change = {
+  zone: "example.com",
+  records: [{ name: "api.example.com", from: "203.0.113.10", to: "198.51.100.7", ttl: 60 }],
+};
+const inHalfAnHour = () => new Date(Date.now() + 30 * 60_000);
+
+beforeAll(async () => {
+  state = await createTestDatabase("approvals");
+  db = createPrismaClient(state.url);
+});
+afterAll(async () => {
+  await db?.$disconnect();
+  await state?.drop();
+});
+
+const request = (over: Partial<Parameters<typeof createApproval>[1]> = {}) =>
+  createApproval(db, {
+    action: "dns.cutover",
+    change,
+    requestedBy: "U0REQ",
+    channel: "C0MIG",
+    expiresAt: inHalfAnHour(),
+    ...over,
+  });
+
+describe("approvals", () => {
+  it("hashes a change independently of key order, and differently when any value differs", () => {
+    expect(canonicalJson({ b: 1, a: [{ y: 2, x: 1 }] })).toBe('{"a":[{"x":1,"y":2}],"b":1}');
+    expect(hashChange({ a: 1, b: 2 })).toBe(hashChange({ b: 2, a: 1 }));
+    expect(hashChange(change)).not.toBe(
+      hashChange({ ...change, records: [{ ...change.records[0], to: "198.51.100.8" }] }),
+    );
+  });
+
+  it("refuses the requester approving their own request", async () => {
+    const a = await request();
+    expect(await decideApproval(db, a.id, { by: "U0REQ", approve: true })).toMatchObject({
+      ok: false,
+      reason: "self",
+    });
+    expect((await db.approval.findUniqueOrThrow({ where: { id: a.id } })).status).toBe("pending");
+  });
+
+  it("turns two approvers clicking at once into exactly one approval", async () => {
+    const a = await request();
+    const results = await Promise.all(
+      ["U0AP1", "U0AP2", "U0AP3", "U0AP4"].map((by) =>
+        decideApproval(db, a.id, { by, approve: true, note: `from ${by}` }),
+      ),
+    );
+    const winners = results.filter((r) => r.ok);
+    expect(winners).toHaveLength(1);
+    expect(results.filter((r) => !r.ok).every((r) => !r.ok && r.reason === "already_decided")).toBe(true);
+    const row = await db.approval.findUniqueOrThrow({ where: { id: a.id } });
+    expect(row.status).toBe("approved");
+    expect(row.note).toBe(`from ${row.decidedBy}`);
+  });
+
+  it("refuses an expired request and marks it expired", async () => {
+    const a = await request({ expiresAt: new Date(Date.now() - 1000) });
+    expect(await decideApproval(db, a.id, { by: "U0AP", approve: true })).toMatchObject({
+      ok: false,
+      reason: "expired",
+    });
+    expect((await db.approval.findUniqueOrThrow({ where: { id: a.id } })).status).toBe("expired");
+  });
+
+  it("is used once, only for the exact change it was given for", async () => {
+    const a = await request();
+    await decideApproval(db, a.id, { by: "U0AP", approve: true });
+    expect(await consumeApproval(db, a.id, change)).toEqual({ ok: true });
+    expect(await consumeApproval(db, a.id, change)).toEqual({ ok: false, reason: "used" });
+
+    const b = await request();
+    await decideApproval(db, b.id, { by: "U0AP", approve: true });
+    const altered = { ...change, records: [{ ...change.records[0], from: "203.0.113.99" }] };
+    expect(await consumeApproval(db, b.id, altered)).toEqual({ ok: false, reason: "changed" });
+    expect((await db.approval.findUniqueOrThrow({ where: { id: b.id } })).status).toBe("void");
+    expect(await consumeApproval(db, b.id, change)).toMatchObject({ ok: false });
+  });
+
+  it("lets only the requester withdraw a pending request, and a withdrawn one cannot be approved", async () => {
+    const a = await request();
+    expect(await withdrawApproval(db, a.id, "U0OTHER")).toBe(false);
+    expect(await withdrawApproval(db, a.id, "U0REQ")).toBe(true);
+    expect(await decideApproval(db, a.id, { by: "U0AP", approve: true })).toMatchObject({
+      ok: false,
+      reason: "already_decided",
+    });
+    expect(await consumeApproval(db, a.id, change)).toEqual({ ok: false, reason: "not_approved" });
+  });
+});
