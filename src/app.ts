@@ -14,7 +14,7 @@ import { buildDeps, type Deps } from "./deps.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
 import { boltLogger, createLogger } from "./log.js";
-import { httpRoutes } from "./routes.js";
+import { httpRoutes, serveRoutes } from "./routes.js";
 
 export interface RunningCutover {
   /** the HTTP port (/slack/events in HTTP mode, /healthz and /metrics in both modes) */
@@ -85,14 +85,18 @@ export async function startCutover(
 
   // 2. The Bolt app, its listeners, and the run progress publisher.
   const slack = settings.slack;
+  const clientOptions = settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {};
   const app = new App({
     token: slack.botToken,
     ...(slack.mode === "http"
-      ? { signingSecret: slack.signingSecret }
-      : { appToken: slack.appToken, socketMode: true }),
-    ...(slack.mode === "socket" ? { installerOptions: { port: settings.port } } : {}),
-    clientOptions: settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {},
-    customRoutes: httpRoutes(deps),
+      ? { signingSecret: slack.signingSecret, customRoutes: httpRoutes(deps) }
+      : // the Socket Mode client gets its own options object: it raises the retries on the one it is given
+        {
+          appToken: slack.appToken,
+          socketMode: true,
+          installerOptions: { clientOptions: { ...clientOptions } },
+        }),
+    clientOptions,
     logger: boltLogger(log),
     logLevel: LogLevel.WARN,
     processBeforeResponse: false,
@@ -109,6 +113,19 @@ export async function startCutover(
     access,
     log,
     now: () => new Date(),
+    cloudflare: deps.cloudflare,
+    slack: {
+      async post(channel, reply) {
+        const res = await app.client.chat.postMessage({ channel, text: reply.text, blocks: reply.blocks });
+        return res.ts as string;
+      },
+      async update(channel, ts, reply) {
+        await app.client.chat.update({ channel, ts, text: reply.text, blocks: reply.blocks });
+      },
+      async openView(triggerId, view) {
+        await app.client.views.open({ trigger_id: triggerId, view });
+      },
+    },
   };
   register(app, commandDeps, deps.metrics);
   app.error(async (err) => {
@@ -125,14 +142,25 @@ export async function startCutover(
 
   // 3. Start listening and working; stop cleanly.
   let port = settings.port;
+  let routesServer: Server | undefined;
+  const closeRoutes = async () => {
+    if (!routesServer) return;
+    routesServer.closeAllConnections();
+    await new Promise((r) => routesServer?.close(r));
+  };
   try {
-    const started = (await (slack.mode === "http" ? app.start(settings.port) : app.start())) as unknown;
-    const server = started as Server | undefined;
-    const address = server?.address?.() as AddressInfo | null | undefined;
-    if (address && typeof address === "object") port = address.port;
+    if (slack.mode === "socket") {
+      routesServer = await serveRoutes(httpRoutes(deps), settings.port);
+      await app.start();
+      port = (routesServer.address() as AddressInfo).port;
+    } else {
+      const server = (await app.start(settings.port)) as unknown as Server;
+      port = (server.address() as AddressInfo).port;
+    }
     await deps.runner.start();
   } catch (err) {
     await app.stop().catch(() => undefined);
+    await closeRoutes();
     await deps.close();
     throw err;
   }
@@ -152,6 +180,7 @@ export async function startCutover(
       await deps.runner.stop();
       await progress.flush();
       await app.stop().catch((err) => log.warn({ err }, "error while stopping the Slack app"));
+      await closeRoutes();
       await deps.close();
     },
   };

@@ -3,6 +3,7 @@ import { pathToFileURL } from "node:url";
 import { AccessControl } from "./commands/access.js";
 import type { Caller, CommandDeps } from "./commands/context.js";
 import { dispatchMigrate } from "./commands/dispatch.js";
+import { performRollback } from "./commands/handlers/rollback.js";
 import { parseMigrate } from "./commands/parse.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import { buildDeps } from "./deps.js";
@@ -18,6 +19,7 @@ const USAGE = `Usage: npx cutover <command> [arguments]
 
 The same commands as /migrate in Slack, run as the migration file's local operator:
   help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
+  rollback --confirm    the emergency way back, for when Slack is unreachable
 
 For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
 or the run it started failed, 2 when the command line or the set-up is wrong.
@@ -37,7 +39,16 @@ export async function cli(
     write(USAGE);
     return 0;
   }
-  const cmd = parseMigrate(argv.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(" "));
+  const rollbackNow = argv[0] === "rollback";
+  if (rollbackNow && !argv.includes("--confirm")) {
+    write(
+      "`npx cutover rollback` puts DNS and the front end back as they were before the cutover.\nAdd --confirm to do it now.",
+    );
+    return 2;
+  }
+  const cmd = rollbackNow
+    ? parseMigrate("status")
+    : parseMigrate(argv.map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(" "));
   if (cmd.name === "help" || cmd.name === "unknown" || cmd.name === "invalid") {
     const reply =
       cmd.name === "help"
@@ -86,7 +97,22 @@ export async function cli(
       access,
       log,
       now: () => new Date(),
+      cloudflare: deps.cloudflare,
     };
+    if (rollbackNow) {
+      const started = performance.now();
+      try {
+        const { report, text } = await performRollback(commandDeps, file.access.localOperator, {
+          viaSlack: false,
+          reason: "from the terminal",
+        });
+        write(`${text}\nFrom confirmation to verified: ${Math.round(performance.now() - started)} ms.`);
+        return report.complete ? 0 : 1;
+      } catch (err) {
+        write(describeError(err));
+        return 1;
+      }
+    }
     const caller: Caller = {
       user: file.access.localOperator,
       via: "terminal",

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
 import type { MigrationFile } from "./config/schema.js";
 import { RunEvents } from "./jobs/events.js";
 import { createStepRegistry } from "./jobs/index.js";
@@ -22,6 +23,7 @@ export interface Deps {
   registry: StepRegistry;
   events: RunEvents;
   runner: Runner;
+  cloudflare: CloudflareClients | undefined;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -58,14 +60,39 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
-    const registry = createStepRegistry({ env: opts.env, file, dataDir: opts.dataDir, log });
+    const cloudflare = buildCloudflare(file, opts.env);
+    const registry = createStepRegistry({ env: opts.env, file, dataDir: opts.dataDir, log, db, cloudflare });
     const events = new RunEvents();
     const runner = new Runner({ db, boss, pool, registry, file, log, observer: events });
     await runner.prepare();
     cleanup.push(() => runner.stop());
-    return { file, log, state, db, pool, boss, registry, events, runner, metrics: new Metrics(), close };
+    return {
+      file,
+      log,
+      state,
+      db,
+      pool,
+      boss,
+      registry,
+      events,
+      runner,
+      cloudflare,
+      metrics: new Metrics(),
+      close,
+    };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/** DNS and Pages over the official SDK, when the file switches DNS. The token comes from the variable the file names. */
+function buildCloudflare(file: MigrationFile, env: NodeJS.ProcessEnv): CloudflareClients | undefined {
+  if (!file.dns) return undefined;
+  const apiToken = env[file.dns.apiTokenEnv] ?? "";
+  return createCloudflare({
+    apiToken,
+    ...(env.CLOUDFLARE_BASE_URL ? { baseURL: env.CLOUDFLARE_BASE_URL } : {}),
+    ...(file.pages ? { accountId: file.pages.accountId } : {}),
+  });
 }

@@ -17,7 +17,69 @@ export enum ErrorCode {
   StepFailed = "step_failed",
   BadArgument = "bad_argument",
   Unreachable = "unreachable",
+  /** Cloudflare refused the API token (invalid, expired, or lacking a permission) */
+  CloudflareAuthFailed = "cloudflare_auth_failed",
+  /** a Cloudflare API call failed: the message names the zone, record or project and Cloudflare's error */
+  CloudflareFailed = "cloudflare_failed",
+  /** a zone, DNS record, Pages project or deployment Cutover needs does not exist */
+  CloudflareNotFound = "cloudflare_not_found",
+  /** more than one DNS record has the name and type Cutover is asked to switch */
+  DnsRecordAmbiguous = "dns_record_ambiguous",
+  /** a Cloudflare Pages deployment ended in failure or was cancelled */
+  DeployFailed = "deploy_failed",
+  /** a bounded wait ran out */
+  TimedOut = "timed_out",
+  /** AWS refused an action for lack of permission: the message names the action (lightsail:CreateInstances) */
+  AwsPermissionDenied = "aws_permission_denied",
+  /** a cloud resource with the configured name exists but differs in a way Cutover cannot change in place */
+  ResourceConflict = "resource_conflict",
+  /** the SSH host presented a key other than the pinned or recorded one */
+  HostKeyChanged = "host_key_changed",
+  /** the SSH host refused the configured key */
+  SshAuthRefused = "ssh_auth_refused",
+  /** a command on a remote host exited non-zero: the message names it and shows its last lines */
+  RemoteCommandFailed = "remote_command_failed",
+  /** a database refused or did not answer a connection: the message names the side (source, target) and why */
+  DbConnectFailed = "db_connect_failed",
+  /** pg_dump / pg_restore are missing, or too old for the source server */
+  ToolMissing = "tool_missing",
+  /** a preflight check failed: the message is the checklist */
+  PreflightFailed = "preflight_failed",
+  /** the target database holds objects and `--replace` was not given */
+  TargetNotEmpty = "target_not_empty",
+  /** pg_dump failed, or the dump folder cannot be written */
+  DumpFailed = "dump_failed",
+  /** a dump folder is missing, partial or unreadable */
+  DumpInvalid = "dump_invalid",
+  /** pg_restore failed: the message shows its errors */
+  RestoreFailed = "restore_failed",
+  /** an object store (source R2 or target S3) refused the credentials or the access: the message names the side */
+  StorageAccessRefused = "storage_access_refused",
+  /** a bucket Cutover reads or writes does not exist: the message names the side and the bucket */
+  BucketMissing = "bucket_missing",
+  /** a bucket lives in another region than the migration file says */
+  RegionMismatch = "region_mismatch",
+  /** a cutover's approval is missing, expired, used, or for a different change */
+  ApprovalInvalid = "approval_invalid",
+  /** the cutover cannot be requested yet (TTL countdown, window, pre-checks) */
+  CutoverNotReady = "cutover_not_ready",
 }
+
+/** Codes a retry cannot fix: the runner fails the step at once instead of backing off. */
+export const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set([
+  ErrorCode.ConfigInvalid,
+  ErrorCode.NotAuthorised,
+  ErrorCode.BadArgument,
+  ErrorCode.StepNotAvailable,
+  ErrorCode.ApprovalInvalid,
+  ErrorCode.CutoverNotReady,
+  ErrorCode.TargetNotEmpty,
+  ErrorCode.HostKeyChanged,
+  ErrorCode.AwsPermissionDenied,
+  ErrorCode.CloudflareAuthFailed,
+  ErrorCode.ToolMissing,
+  ErrorCode.PreflightFailed,
+]);
 
 /** An error with a code and the facts needed to explain it. Never put a secret in `details`. */
 export class CutoverError extends Error {

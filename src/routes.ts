@@ -63,3 +63,32 @@ export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file">): CustomR
     },
   ];
 }
+
+/**
+ * In Socket Mode Bolt has no HTTP server of its own that Cutover can reach (its receiver keeps
+ * it private, without an error handler), so /healthz and /metrics get this small one.
+ */
+export async function serveRoutes(routes: CustomRoute[], port: number): Promise<import("node:http").Server> {
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const route = routes.find((r) => r.path === path && [r.method].flat().includes(req.method ?? "GET"));
+    if (!route) {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+      return;
+    }
+    Promise.resolve(route.handler(req as never, res)).catch(() => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}

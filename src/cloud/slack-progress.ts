@@ -1,8 +1,9 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
-import type { RunObserver } from "../jobs/Runner.js";
+import type { RunAlert, RunObserver } from "../jobs/Runner.js";
 import type { Db } from "../store/client.js";
 import { loadRun } from "../store/runs.js";
+import { alertView } from "../views/cutover.js";
 import { runMessageView } from "../views/run.js";
 
 /**
@@ -47,6 +48,16 @@ export class SlackProgress implements RunObserver {
       const channel = this.channelOf.get(runId);
       if (!ts || !channel) return;
       await this.client.chat.postMessage({ channel, thread_ts: ts, text });
+    });
+  }
+
+  /** A top-level message the whole channel sees at once, with a prominent rollback button. */
+  runAlert(runId: string, alert: RunAlert): void {
+    this.serial(runId, async () => {
+      const run = await this.db.run.findUnique({ where: { id: runId }, select: { channel: true } });
+      const channel = run?.channel ?? this.defaultChannel;
+      const view = alertView(alert.text, alert.rollback);
+      await this.client.chat.postMessage({ channel, text: view.text, blocks: view.blocks });
     });
   }
 

@@ -1,8 +1,11 @@
+import type { View } from "@slack/types";
 import type { Logger } from "pino";
+import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
 import type { Runner } from "../jobs/Runner.js";
 import type { StepRegistry } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
+import type { Reply } from "../views/blocks.js";
 import type { AccessControl } from "./access.js";
 
 /** Who asked, from where. The terminal front end acts as the file's local operator. */
@@ -23,4 +26,14 @@ export interface CommandDeps {
   access: AccessControl;
   log: Logger;
   now: () => Date;
+  cloudflare?: CloudflareClients | undefined;
+  /** posting into the channel and opening modals; absent in the terminal */
+  slack?: SlackSurface;
+}
+
+/** The few Slack calls listeners make besides replying. */
+export interface SlackSurface {
+  post(channel: string, reply: Reply): Promise<string>;
+  update(channel: string, ts: string, reply: Reply): Promise<void>;
+  openView(triggerId: string, view: View): Promise<void>;
 }

@@ -2,10 +2,8 @@ import type { AnyMiddlewareArgs, Middleware } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
 import type { Db } from "../store/client.js";
 
-/** The key that identifies one delivery from Slack, the same on each of its retries. */
-export function deliveryKey(body: Record<string, unknown>): string | undefined {
-  if (typeof body.command === "string" && typeof body.trigger_id === "string")
-    return `command:${body.trigger_id}`;
+/** The key of an interaction (button, modal, event), the same on each of its retries. */
+export function interactionKey(body: Record<string, unknown>): string | undefined {
   const type = body.type;
   if (type === "block_actions" && typeof body.trigger_id === "string") return `action:${body.trigger_id}`;
   if (type === "view_submission" && typeof body.trigger_id === "string") return `view:${body.trigger_id}`;
@@ -13,19 +11,24 @@ export function deliveryKey(body: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/** True the first time a delivery key is seen (in any replica, across restarts); false for a retry. */
+export async function firstDelivery(db: Db, metrics: Metrics, key: string): Promise<boolean> {
+  const inserted =
+    await db.$executeRaw`INSERT INTO slack_deliveries (key) VALUES (${key}) ON CONFLICT DO NOTHING`;
+  if (inserted === 0) metrics.duplicates.inc();
+  return inserted === 1;
+}
+
 /**
- * Global middleware: a delivery Slack retries (same trigger or event id) is acknowledged and
- * dropped, so nothing acts twice. The record of handled deliveries lives in the state
- * database, so this holds across replicas and restarts.
+ * Global middleware: an interaction Slack retries is acknowledged and dropped, so nothing acts
+ * twice. Slash commands are acked first and deduplicated by their listener (firstDelivery), so
+ * their ack never waits on the database.
  */
 export function dedupeMiddleware(db: Db, metrics: Metrics): Middleware<AnyMiddlewareArgs> {
   return async (args) => {
-    const key = deliveryKey(args.body as unknown as Record<string, unknown>);
+    const key = interactionKey(args.body as unknown as Record<string, unknown>);
     if (!key) return args.next();
-    const inserted =
-      await db.$executeRaw`INSERT INTO slack_deliveries (key) VALUES (${key}) ON CONFLICT DO NOTHING`;
-    if (inserted === 0) {
-      metrics.duplicates.inc();
+    if (!(await firstDelivery(db, metrics, key))) {
       if ("ack" in args && typeof args.ack === "function") await (args.ack as () => Promise<void>)();
       return;
     }

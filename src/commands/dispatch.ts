@@ -5,6 +5,7 @@ import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../v
 import type { Caller, CommandDeps } from "./context.js";
 import { auditHandler } from "./handlers/audit.js";
 import { cancelHandler } from "./handlers/cancel.js";
+import { cutoverHandler } from "./handlers/cutover.js";
 import { runHandler } from "./handlers/run.js";
 import { statusHandler } from "./handlers/status.js";
 import type { Command } from "./parse.js";
@@ -13,7 +14,6 @@ import type { Command } from "./parse.js";
 const READ_ONLY = new Set(["status", "audit", "plan", "kpi", "cost"]);
 
 const LATER: Record<string, string> = {
-  cutover: "The DNS cutover with a second person's approval",
   verify: "Stand-alone verification",
   cost: "The cost report",
   kpi: "KPI monitoring",
@@ -61,6 +61,8 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
         );
       case "cancel":
         return await cancelHandler(cmd.runId, caller, deps);
+      case "cutover":
+        return await cutoverHandler(cmd.flags, caller, deps);
       default:
         return noticeView(
           `${LATER[cmd.name] ?? `\`${cmd.name}\``} is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
@@ -82,9 +84,22 @@ export async function authorise(
     return new CutoverError(ErrorCode.ChannelNotAllowed, "This channel does not take migration commands.");
   }
   if (caller.via === "terminal") return undefined;
-  const allowed = READ_ONLY.has(name)
-    ? (await deps.access.isOperator(caller.user)) || (await deps.access.isApprover(caller.user))
-    : await deps.access.isOperator(caller.user);
+  let allowed: boolean;
+  try {
+    allowed = READ_ONLY.has(name)
+      ? (await deps.access.isOperator(caller.user)) || (await deps.access.isApprover(caller.user))
+      : await deps.access.isOperator(caller.user);
+  } catch (err) {
+    // A user group that cannot be read refuses (never allows), and says why.
+    deps.log.warn({ err: { message: (err as Error).message }, user: caller.user }, "could not check access");
+    return new CutoverError(
+      ErrorCode.NotAuthorised,
+      `Could not check your access: Slack said ${(err as Error).message}.`,
+      {
+        hint: "Check the user-group ids under `access` in the migration file, and that the app has the usergroups:read scope.",
+      },
+    );
+  }
   if (!allowed) {
     return new CutoverError(
       ErrorCode.NotAuthorised,

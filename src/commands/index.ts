@@ -1,12 +1,18 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
-import { ACTION } from "../views/ids.js";
+import { ACTION, CALLBACK } from "../views/ids.js";
 import { cancelRunAction } from "./cancel-run.js";
 import { confirmRunAction, dismissAction } from "./confirm-run.js";
 import type { CommandDeps } from "./context.js";
+import {
+  approveCutoverAction,
+  approveCutoverSubmission,
+  rejectCutoverAction,
+  withdrawCutoverAction,
+} from "./cutover-actions.js";
 import { dedupeMiddleware } from "./dedupe.js";
 import { migrateCommand } from "./migrate.js";
-import { rollbackCommand } from "./rollback.js";
+import { rollbackButtonAction, rollbackCommand, rollbackSubmission } from "./rollback.js";
 
 /** Registers every slash command and interactive listener. */
 export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
@@ -16,4 +22,10 @@ export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
   app.action<BlockButtonAction>(ACTION.cancelRun, cancelRunAction(deps, metrics));
   app.action<BlockButtonAction>(ACTION.confirmRun, confirmRunAction(deps, metrics));
   app.action<BlockButtonAction>(ACTION.dismiss, dismissAction());
+  app.action<BlockButtonAction>(ACTION.approveCutover, approveCutoverAction(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.rejectCutover, rejectCutoverAction(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.withdrawCutover, withdrawCutoverAction(deps, metrics));
+  app.action<BlockButtonAction>(ACTION.rollbackNow, rollbackButtonAction(deps, metrics));
+  app.view(CALLBACK.approveCutover, approveCutoverSubmission(deps, metrics));
+  app.view(CALLBACK.rollback, rollbackSubmission(deps, metrics));
 }

@@ -1,6 +1,7 @@
 import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
 import type { CommandDeps } from "./context.js";
+import { firstDelivery } from "./dedupe.js";
 import { dispatchMigrate } from "./dispatch.js";
 import { parseMigrate } from "./parse.js";
 
@@ -28,6 +29,9 @@ export function migrateCommand(deps: CommandDeps, metrics: Metrics) {
     }
     await ack();
     metrics.ackSeconds.observe((performance.now() - started) / 1000);
+    // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
+    if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
+      return;
     const reply = await dispatchMigrate(cmd, caller, deps);
     metrics.commands.inc({
       command: cmd.name,

@@ -180,9 +180,20 @@ const awsRegion = z.string().regex(
   msg((v) => `${v} is not an AWS region`, "write the region code, e.g. ap-southeast-1 (Singapore)"),
 );
 
-const httpUrl = z.httpUrl(
-  msg((v) => `${v} is not an http(s) URL`, "write a full URL, e.g. https://api.example.com"),
-);
+// Any host, an IP address or localhost included: rehearsals and tests point at local stand-ins.
+const httpUrl = z.url({
+  protocol: /^https?$/,
+  ...msg((v) => `${v} is not an http(s) URL`, "write a full URL, e.g. https://api.example.com"),
+});
+
+/** An http(s) URL whose host may also be an IP address or localhost (an S3 API endpoint, a stand-in's). */
+const endpointUrl = z.url({
+  protocol: /^https?$/,
+  ...msg(
+    (v) => `${v} is not an http(s) URL`,
+    "write a full URL, e.g. https://<account>.r2.cloudflarestorage.com",
+  ),
+});
 
 const urlPath = z.string().regex(
   /^\/\S*$/,
@@ -388,7 +399,7 @@ export const SourceDatabaseSchema = z.strictObject({
 export const SourceStorageSchema = z.strictObject({
   provider: z.string().optional(),
   /** the S3-compatible API endpoint, e.g. https://<account>.r2.cloudflarestorage.com */
-  endpoint: httpUrl,
+  endpoint: endpointUrl,
   bucket: z.string().min(1, "is empty — write the source bucket's name"),
   /** "auto" for Cloudflare R2, otherwise the bucket's region */
   region: z.union([z.literal("auto"), awsRegion]).default("auto"),
@@ -567,12 +578,21 @@ export const RdsSchema = z
       ),
     /** the variable holding the master password Cutover sets (one of this or masterPasswordStore) */
     masterPasswordEnv: envVarName.optional(),
-    /** let RDS generate the master password and keep it in AWS Secrets Manager */
-    masterPasswordStore: z.literal("secrets-manager").optional(),
+    /**
+     * where a generated master password is kept: `secrets-manager` (RDS generates and keeps it in AWS
+     * Secrets Manager) or `data-dir` (Cutover generates it into CUTOVER_DATA_DIR/secrets/, mode 0600)
+     */
+    masterPasswordStore: z.enum(["secrets-manager", "data-dir"]).optional(),
     dbName: z.string().regex(
       /^[A-Za-z][A-Za-z0-9_]{0,62}$/,
       msg((v) => `${v} is not a valid database name`, "use letters, digits and _, starting with a letter"),
     ),
+    /**
+     * the variable holding the target database's connection URL, for a database Cutover did not
+     * create (or a rehearsal); without it the URL is built from the provisioned endpoint, the master
+     * user and password, and dbName
+     */
+    urlEnv: envVarName.optional(),
     deletionProtection: z.boolean().default(true),
     tags: tags.default({}),
   })
@@ -1153,7 +1173,7 @@ export const CutoverSchema = z
     /** an approval request expires after this many minutes */
     approvalExpiryMinutes: z.number().int().min(1).max(1440).default(30),
     /** how long to watch the new stack after the switch before calling it done */
-    watchWindowSeconds: seconds(60, 86_400).default(900),
+    watchWindowSeconds: seconds(5, 86_400).default(900),
     /** how often to probe during the watch window */
     probeIntervalSeconds: seconds(1, 300).default(10),
   })

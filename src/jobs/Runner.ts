@@ -3,11 +3,11 @@ import type pg from "pg";
 import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import type { MigrationFile } from "../config/schema.js";
-import { CancelledError, CutoverError, describeError, ErrorCode } from "../errors.js";
+import { CancelledError, CutoverError, describeError, ErrorCode, NOT_RETRYABLE } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
-import { type CreateRunResult, createRun, isFinished, loadRun, releaseLock } from "../store/runs.js";
+import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type { CheckpointStore, Progress, StepContext, StepDefinition, StepRegistry } from "./types.js";
 
@@ -18,6 +18,13 @@ export interface RunObserver {
   runChanged(runId: string): void;
   /** a line worth a message in the run's thread: a step finished, failed or is retrying */
   runNote(runId: string, text: string): void;
+  /** something the whole channel must see now, with a rollback button when `rollback` is set */
+  runAlert?(runId: string, alert: RunAlert): void;
+}
+
+export interface RunAlert {
+  text: string;
+  rollback: boolean;
 }
 
 export interface RunnerDeps {
@@ -158,11 +165,11 @@ export class Runner {
     }
     // Not running here: if nobody holds the run, finish it now; otherwise its worker sees the flag.
     const owned = await this.withRunLock(runId, async () => {
-      await this.finishRun(runId, "cancelled", `cancelled by ${by}`);
       await db.stepExecution.updateMany({
         where: { runId, status: { in: ["pending", "running"] } },
         data: { status: "cancelled", finishedAt: new Date() },
       });
+      await this.finishRun(runId, "cancelled", `cancelled by ${by}`);
     });
     return owned ? "cancelled" : "cancelling";
   }
@@ -264,24 +271,25 @@ export class Runner {
         const outcome = await this.executeStep(run, execution, controller.signal);
         if (outcome === "shutdown") return; // left running: the next worker resumes it
         if (outcome === "cancelled") {
+          // the steps first: whoever sees the run finished sees its steps finished too
+          await db.stepExecution.updateMany({
+            where: { runId, status: "pending" },
+            data: { status: "cancelled", finishedAt: new Date() },
+          });
           await this.finishRun(
             runId,
             "cancelled",
             `cancelled by ${this.cancelledBy(controller) ?? "someone"}`,
           );
-          await db.stepExecution.updateMany({
-            where: { runId, status: "pending" },
-            data: { status: "cancelled", finishedAt: new Date() },
-          });
           return;
         }
         if (outcome === "failed") {
           const failed = await db.stepExecution.findUnique({ where: { id: execution.id } });
-          await this.finishRun(runId, "failed", `${execution.step}: ${failed?.error ?? "failed"}`);
           await db.stepExecution.updateMany({
             where: { runId, status: "pending" },
             data: { status: "skipped" },
           });
+          await this.finishRun(runId, "failed", `${execution.step}: ${failed?.error ?? "failed"}`);
           return;
         }
       }
@@ -298,11 +306,15 @@ export class Runner {
 
   private async finishRun(runId: string, status: "succeeded" | "failed" | "cancelled", error: string | null) {
     const { db, observer } = this.deps;
-    const run = await db.run.update({
-      where: { id: runId },
-      data: { status, error, finishedAt: new Date() },
+    // one transaction: a run seen finished never still holds the lock
+    const run = await db.$transaction(async (tx) => {
+      const finished = await tx.run.update({
+        where: { id: runId },
+        data: { status, error, finishedAt: new Date() },
+      });
+      await tx.envLock.deleteMany({ where: { env: finished.env, runId } });
+      return finished;
     });
-    await releaseLock(db, run.env, runId);
     await audit(db, {
       actor: "cutover",
       action: "run.finish",
@@ -377,6 +389,7 @@ export class Runner {
         signal,
         attempt,
         progress: this.progressReporter(run.id, execution.id),
+        alert: (a) => observer.runAlert?.(run.id, a),
         checkpoint: checkpointStore(db, execution.id),
       };
       try {
@@ -453,7 +466,8 @@ export class Runner {
           runId: run.id,
           details: { attempt, error: message },
         });
-        if (attempt >= maxAttempts) return fail(message);
+        const hopeless = err instanceof CutoverError && NOT_RETRYABLE.has(err.code);
+        if (attempt >= maxAttempts || hopeless) return fail(message);
         const delay = file.engine.backoffMs * 2 ** (attempt - 1);
         await db.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
         observer.runNote(

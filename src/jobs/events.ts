@@ -1,4 +1,4 @@
-import type { RunObserver } from "./Runner.js";
+import type { RunAlert, RunObserver } from "./Runner.js";
 
 /** Fans run changes out to every observer (the Slack progress message, a terminal, metrics). */
 export class RunEvents implements RunObserver {
@@ -15,5 +15,9 @@ export class RunEvents implements RunObserver {
 
   runNote(runId: string, text: string): void {
     for (const o of this.observers) o.runNote(runId, text);
+  }
+
+  runAlert(runId: string, alert: RunAlert): void {
+    for (const o of this.observers) o.runAlert?.(runId, alert);
   }
 }

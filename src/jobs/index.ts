@@ -1,7 +1,14 @@
 import type { Logger } from "pino";
+import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
+import type { Db } from "../store/client.js";
+import { createDbSteps } from "./steps/db.js";
 import { createDbWriteProbeStep } from "./steps/db-write-probe.js";
+import { createDnsCutoverStep } from "./steps/dns-cutover.js";
+import { createDnsLowerTtlStep } from "./steps/dns-lower-ttl.js";
+import { createHostSteps } from "./steps/host.js";
 import { createHttpCheckStep } from "./steps/http-check.js";
+import { createStorageSteps } from "./steps/storage.js";
 import type { StepDefinition, StepRegistry } from "./types.js";
 
 /** What step factories may use. Adapters over outside services are built from these, here only. */
@@ -11,6 +18,10 @@ export interface StepDeps {
   /** CUTOVER_DATA_DIR, absolute: dumps, reports and caches live under it */
   dataDir: string;
   log: Logger;
+  /** the state store, for steps that read what earlier steps recorded (approvals, snapshots); tests of other steps may leave it out */
+  db?: Db;
+  /** DNS and Pages; undefined when the file has no `dns` section */
+  cloudflare?: CloudflareClients | undefined;
 }
 
 /** The step types this build can run. Later capabilities add their factories here. */
@@ -19,6 +30,21 @@ export function createStepRegistry(deps: StepDeps): StepRegistry {
   const steps = [
     createDbWriteProbeStep(deps.env),
     createHttpCheckStep(),
+    ...createDbSteps(deps),
+    ...createStorageSteps(deps),
+    ...createHostSteps(deps),
+    ...(deps.db ? cutoverSteps({ ...deps, db: deps.db }) : []),
   ] as unknown as StepDefinition<unknown>[];
   return new Map(steps.map((s) => [s.type, s]));
+}
+
+function cutoverSteps(deps: StepDeps & { db: Db }) {
+  const cutoverDeps = {
+    db: deps.db,
+    file: deps.file,
+    cloudflare: deps.cloudflare,
+    log: deps.log,
+    now: () => new Date(),
+  };
+  return [createDnsLowerTtlStep(cutoverDeps), createDnsCutoverStep(cutoverDeps)];
 }

@@ -40,6 +40,8 @@ export interface StepContext {
   attempt: number;
   progress(p: Progress): void;
   checkpoint: CheckpointStore;
+  /** tell the whole channel at once (a breached threshold), optionally with a rollback button */
+  alert?(a: { text: string; rollback: boolean }): void;
 }
 
 /** One line of a dry run: what would change, read from live state. */

@@ -1,11 +1,16 @@
+import { randomBytes, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { slashCommandBody } from "./slack-sender.js";
 
 /**
  * One request the fake received. `method` is the Web API method (`chat.postMessage`), or
  * `response_url` for a POST to a {@link FakeSlack.responseUrl}, or `file_upload` for the bytes
- * sent to an upload URL. `args` are parsed (JSON-string fields such as `blocks` and `view`
+ * sent to an upload URL, or `socket_mode` for a Socket Mode envelope the fake pushed to the app
+ * (`args`: `type`, `envelope_id`, `payload`, and the app's `ack` payload and `ms` once it came). `args` are parsed (JSON-string fields such as `blocks` and `view`
  * are objects again) and never hold the token: that is kept apart in `token`, for assertions,
  * and FakeSlack never prints it.
  */
@@ -17,7 +22,7 @@ export interface RecordedCall {
   token: string | undefined;
   /** the error the fake answered with, when it answered with one */
   error?: string;
-  /** the HTTP status the fake answered with */
+  /** the HTTP status the fake answered with (`socket_mode`: 200 when acked, 504 when no ack came) */
   status: number;
 }
 
@@ -95,6 +100,11 @@ export interface FakeSlackOptions {
   port?: number;
   /** when set, Web API calls must carry this bearer token (or `token` field) */
   expectedToken?: string;
+  /**
+   * when set, apps.connections.open must carry exactly this app-level token; any `xapp-…` token
+   * is taken otherwise (a bot token is always refused, as Slack does)
+   */
+  expectedAppToken?: string;
   teamId?: string;
   teamName?: string;
   botUserId?: string;
@@ -108,6 +118,62 @@ export interface FailOptions {
   status?: number;
   /** for 429: the Retry-After header, in seconds (default 1) */
   retryAfterSeconds?: number;
+}
+
+/** The kinds of Socket Mode envelope the fake can push to the app. */
+export type SocketEnvelopeType = "slash_commands" | "interactive" | "events_api";
+
+/**
+ * The app's answer to a Socket Mode envelope: `{ envelope_id, payload }` as it came back over
+ * the WebSocket, and how long it took.
+ */
+export interface SocketAck {
+  envelope_id: string;
+  /** what the app put in its ack: a reply such as `{ text, blocks }`, or `{}` for a bare ack */
+  payload?: Record<string, unknown>;
+  /** milliseconds from pushing the envelope to its ack arriving: the ack latency */
+  ms: number;
+}
+
+/** A slash command's ack, with the response_url and trigger_id the command carried. */
+export interface SocketSlashCommandAck extends SocketAck {
+  response_url: string;
+  trigger_id: string;
+}
+
+/**
+ * The fields of a slash command, as Slack puts them in a Socket Mode payload. Only `command` is
+ * needed; the rest default like the signed HTTP sender's (src/sandbox/slack-sender.ts), and the
+ * default `response_url` is a fresh {@link FakeSlack.responseUrl} on this fake.
+ */
+export interface SocketSlashCommand {
+  command: string;
+  text?: string;
+  user_id?: string;
+  user_name?: string;
+  channel_id?: string;
+  channel_name?: string;
+  team_id?: string;
+  team_domain?: string;
+  api_app_id?: string;
+  trigger_id?: string;
+  response_url?: string;
+}
+
+export interface SocketSendOptions {
+  /**
+   * how long to wait for an open connection and then for the ack (default 10 s); past it the
+   * promise rejects and the envelope is recorded with `error: "no_ack"`
+   */
+  timeoutMs?: number;
+  /** `events_api` only: Slack's redelivery count and reason */
+  retryAttempt?: number;
+  retryReason?: string;
+}
+
+interface PendingAck {
+  resolve(ack: { payload?: Record<string, unknown>; at: number }): void;
+  reject(err: Error): void;
 }
 
 interface StoredMessage {
@@ -153,7 +219,10 @@ const JSON_FIELDS = ["blocks", "attachments", "view", "files", "metadata"] as co
  * fake.messages("C1")[0].text; // "hi"
  */
 export class FakeSlack extends EventEmitter<FakeSlackEvents> {
-  private readonly opts: Required<Omit<FakeSlackOptions, "expectedToken">> & { expectedToken?: string };
+  private readonly opts: Required<Omit<FakeSlackOptions, "expectedToken" | "expectedAppToken">> & {
+    expectedToken?: string;
+    expectedAppToken?: string;
+  };
   private server: Server | undefined;
   private port = 0;
   private seq = 0;
@@ -168,6 +237,14 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   private readonly usergroups = new Map<string, string[]>();
   private readonly users = new Map<string, Record<string, unknown>>();
   private readonly channels = new Map<string, Record<string, unknown>>();
+  // Socket Mode: one-time tickets from apps.connections.open, the open connections (hello sent),
+  // acks awaited by envelope id, and senders waiting for a connection to open.
+  private wss: WebSocketServer | undefined;
+  private readonly tickets = new Set<string>();
+  private sockets: WebSocket[] = [];
+  private nextSocket = 0;
+  private readonly pendingAcks = new Map<string, PendingAck>();
+  private socketWaiters: Array<() => void> = [];
 
   constructor(options: FakeSlackOptions = {}) {
     super();
@@ -179,6 +256,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       botId: options.botId ?? "B0CUTOVER",
       firstTs: options.firstTs ?? 1_700_000_000,
       ...(options.expectedToken === undefined ? {} : { expectedToken: options.expectedToken }),
+      ...(options.expectedAppToken === undefined ? {} : { expectedAppToken: options.expectedAppToken }),
     };
   }
 
@@ -200,6 +278,9 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     });
     this.server = server;
     this.port = (server.address() as AddressInfo).port;
+    // Socket Mode shares the port: apps.connections.open hands out ws://127.0.0.1:PORT/socket?ticket=…
+    this.wss = new WebSocketServer({ noServer: true });
+    server.on("upgrade", (req, socket, head) => this.upgrade(req, socket, head));
   }
 
   /** Close the server and every connection still open (clients keep them alive). */
@@ -207,6 +288,17 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    // Upgraded sockets are no longer the HTTP server's to close: end them here, or close() waits.
+    const stopped = new Error("FakeSlack stopped before the app acked");
+    for (const pending of this.pendingAcks.values()) pending.reject(stopped);
+    this.pendingAcks.clear();
+    for (const ws of this.sockets) ws.terminate();
+    this.sockets = [];
+    this.tickets.clear();
+    for (const wake of this.socketWaiters) wake();
+    this.socketWaiters = [];
+    this.wss?.close();
+    this.wss = undefined;
     await new Promise<void>((resolve, reject) => {
       server.close((err) => (err ? reject(err) : resolve()));
       server.closeAllConnections();
@@ -263,6 +355,134 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const key = id ?? `R${this.nextId()}`;
     this.responseContexts.set(key, { ...context });
     return `${this.baseUrl}/response/${encodeURIComponent(key)}`;
+  }
+
+  // ---- Socket Mode -----------------------------------------------------------------------
+
+  /** How many Socket Mode connections are open (greeted with `hello`). */
+  get socketConnections(): number {
+    return this.sockets.length;
+  }
+
+  /** Resolves once a Socket Mode connection is open; rejects after `timeoutMs` (default 5000). */
+  async waitForSocket(options: { timeoutMs?: number } = {}): Promise<void> {
+    await this.openSocket(options.timeoutMs ?? 5_000);
+  }
+
+  /**
+   * Push a slash command over Socket Mode, as Slack does when someone types it while the app is
+   * connected. Resolves with the app's ack (a reply in `payload` when the app answered inside its
+   * ack), the response_url the command carried, and the ack latency.
+   *
+   * @example
+   * const ack = await fake.sendSocketSlashCommand({ command: "/migrate", text: "help", user_id: "U1", channel_id: "C1" });
+   * ack.payload?.text; // the reply the app put in its ack
+   */
+  async sendSocketSlashCommand(
+    command: SocketSlashCommand,
+    options: SocketSendOptions = {},
+  ): Promise<SocketSlashCommandAck> {
+    const fields = Object.fromEntries(
+      new URLSearchParams(
+        slashCommandBody({
+          command: command.command,
+          teamId: command.team_id ?? this.opts.teamId,
+          ...(command.text === undefined ? {} : { text: command.text }),
+          ...(command.user_id === undefined ? {} : { userId: command.user_id }),
+          ...(command.user_name === undefined ? {} : { userName: command.user_name }),
+          ...(command.channel_id === undefined ? {} : { channelId: command.channel_id }),
+          ...(command.channel_name === undefined ? {} : { channelName: command.channel_name }),
+          ...(command.team_domain === undefined ? {} : { teamDomain: command.team_domain }),
+          ...(command.api_app_id === undefined ? {} : { apiAppId: command.api_app_id }),
+          ...(command.trigger_id === undefined ? {} : { triggerId: command.trigger_id }),
+        }),
+      ),
+    );
+    fields.response_url =
+      command.response_url ??
+      this.responseUrl(undefined, { channel: fields.channel_id, user: fields.user_id });
+    const ack = await this.sendSocketEnvelope("slash_commands", fields, options);
+    return { ...ack, response_url: String(fields.response_url), trigger_id: String(fields.trigger_id) };
+  }
+
+  /**
+   * Push an interactivity payload (a `block_actions` click, a `view_submission`, …: see
+   * `blockActionPayload` and `viewSubmissionPayload` in slack-sender.ts) over Socket Mode.
+   */
+  sendSocketInteractive(
+    payload: Record<string, unknown>,
+    options: SocketSendOptions = {},
+  ): Promise<SocketAck> {
+    return this.sendSocketEnvelope("interactive", payload, options);
+  }
+
+  /**
+   * Push one envelope `{ envelope_id, type, payload, accepts_response_payload }` on an open
+   * connection (round robin, as Slack spreads them) and wait for the app's ack. Waits up to
+   * `timeoutMs` for a connection when none is open. Recorded as a `socket_mode` call.
+   */
+  async sendSocketEnvelope(
+    type: SocketEnvelopeType,
+    payload: Record<string, unknown>,
+    options: SocketSendOptions = {},
+  ): Promise<SocketAck> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const deadline = performance.now() + timeoutMs;
+    const ws = await this.openSocket(timeoutMs);
+    const envelopeId = randomUUID();
+    const envelope: Record<string, unknown> = {
+      envelope_id: envelopeId,
+      type,
+      payload,
+      accepts_response_payload: type !== "events_api",
+      ...(type === "events_api"
+        ? { retry_attempt: options.retryAttempt ?? 0, retry_reason: options.retryReason ?? "" }
+        : {}),
+    };
+    const call: RecordedCall = {
+      method: "socket_mode",
+      args: { type, envelope_id: envelopeId, payload: structuredClone(payload) },
+      at: Date.now(),
+      token: undefined,
+      status: 200,
+    };
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const ack = await new Promise<{ payload?: Record<string, unknown>; at: number }>((resolve, reject) => {
+        this.pendingAcks.set(envelopeId, { resolve, reject });
+        timer = setTimeout(
+          () =>
+            reject(new Error(`FakeSlack: no ack for ${type} envelope ${envelopeId} within ${timeoutMs} ms`)),
+          Math.max(0, deadline - started),
+        );
+        ws.send(JSON.stringify(envelope), (err) => {
+          if (err) reject(new Error(`FakeSlack: could not push the envelope: ${err.message}`));
+        });
+      });
+      const ms = ack.at - started;
+      call.args.ack = ack.payload;
+      call.args.ms = ms;
+      this.record(call);
+      return { envelope_id: envelopeId, ...(ack.payload === undefined ? {} : { payload: ack.payload }), ms };
+    } catch (err) {
+      call.status = 504;
+      call.error = "no_ack";
+      this.record(call);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      this.pendingAcks.delete(envelopeId);
+    }
+  }
+
+  /**
+   * Ask every connected app to reconnect, as Slack does before recycling a server:
+   * `{ type: "disconnect", reason }`. The app closes the connection and opens a new one.
+   */
+  sendSocketDisconnect(reason = "refresh_requested"): void {
+    const message = JSON.stringify({ type: "disconnect", reason, debug_info: { host: "fake-slack" } });
+    for (const ws of this.sockets) ws.send(message);
   }
 
   // ---- what happened ---------------------------------------------------------------------
@@ -418,6 +638,8 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const fault = this.takeFault(method);
     if (fault) return finish(faultReply(fault));
     if (parseError) return finish(fail(parseError));
+    // Socket Mode's one method is called with the app-level token, not the bot's.
+    if (method === "apps.connections.open") return finish(this.openConnection(token));
     if (this.opts.expectedToken !== undefined && token !== this.opts.expectedToken) {
       return finish(fail(token === undefined ? "not_authed" : "invalid_auth"));
     }
@@ -778,6 +1000,113 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     });
   }
 
+  // ---- Socket Mode (server side) -------------------------------------------------------------
+
+  private openConnection(token: string | undefined): Reply {
+    if (token === undefined) return fail("not_authed");
+    // Slack answers a bot or user token here with not_allowed_token_type.
+    if (!token.startsWith("xapp-")) return fail("not_allowed_token_type");
+    if (this.opts.expectedAppToken !== undefined && token !== this.opts.expectedAppToken) {
+      return fail("invalid_auth");
+    }
+    const ticket = randomBytes(12).toString("hex");
+    this.tickets.add(ticket);
+    return {
+      status: 200,
+      body: { ok: true, url: `ws://127.0.0.1:${this.port}/socket?ticket=${ticket}&app_id=A0CUTOVER` },
+    };
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const ticket = url.searchParams.get("ticket") ?? "";
+    // A ticket is good for one connection, as Slack's are.
+    if (url.pathname !== "/socket" || !this.wss || !this.tickets.delete(ticket)) {
+      socket.end("HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    if (!this.server) {
+      ws.terminate();
+      return;
+    }
+    this.sockets.push(ws);
+    ws.on("message", (data, isBinary) => this.onSocketMessage(data, isBinary));
+    ws.on("close", () => {
+      this.sockets = this.sockets.filter((s) => s !== ws);
+    });
+    ws.on("error", () => ws.terminate());
+    ws.send(
+      JSON.stringify({
+        type: "hello",
+        num_connections: this.sockets.length,
+        debug_info: { host: "fake-slack", build_number: 1, approximate_connection_time: 18060 },
+        connection_info: { app_id: "A0CUTOVER" },
+      }),
+    );
+    const waiters = this.socketWaiters;
+    this.socketWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private onSocketMessage(data: RawData, isBinary: boolean): void {
+    const at = performance.now();
+    if (isBinary) return;
+    let message: Record<string, unknown> | undefined;
+    try {
+      message = asObject(JSON.parse(rawText(data)));
+    } catch {
+      message = undefined;
+    }
+    const pending = message ? this.pendingAcks.get(str(message.envelope_id)) : undefined;
+    if (!message || !pending) {
+      this.record({
+        method: "socket_message",
+        args: message ?? { raw: rawText(data) },
+        at: Date.now(),
+        token: undefined,
+        status: 400,
+        error: message ? "unknown_envelope" : "invalid_json",
+      });
+      return;
+    }
+    this.pendingAcks.delete(str(message.envelope_id));
+    const payload = asObject(message.payload);
+    pending.resolve({ ...(payload === undefined ? {} : { payload }), at });
+  }
+
+  /** The next open connection, round robin; waits for one until `timeoutMs`. */
+  private async openSocket(timeoutMs: number): Promise<WebSocket> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const open = this.sockets.filter((s) => s.readyState === s.OPEN);
+      if (open.length > 0) {
+        this.nextSocket = (this.nextSocket + 1) % open.length;
+        return open[this.nextSocket]!;
+      }
+      const left = deadline - Date.now();
+      if (!this.server || left <= 0) {
+        throw new Error(
+          `FakeSlack: no Socket Mode connection is open${this.server ? ` after ${timeoutMs} ms` : " (stopped)"}: has the app called apps.connections.open and connected?`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        const socketWaiters = this.socketWaiters;
+        function done() {
+          clearTimeout(timer);
+          const i = socketWaiters.indexOf(done);
+          if (i >= 0) socketWaiters.splice(i, 1);
+          resolve();
+        }
+        socketWaiters.push(done);
+      });
+    }
+  }
+
   // ---- helpers ---------------------------------------------------------------------------
 
   private record(call: RecordedCall): void {
@@ -844,6 +1173,11 @@ function messageContent(a: Record<string, unknown>): {
     blocks: Array.isArray(a.blocks) ? a.blocks : undefined,
     attachments: Array.isArray(a.attachments) ? a.attachments : undefined,
   };
+}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  return Buffer.from(data as ArrayBuffer).toString("utf8");
 }
 
 function str(v: unknown): string {

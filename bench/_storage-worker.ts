@@ -1,0 +1,62 @@
+/**
+ * One `storage.sync` run in a process of its own, so the benchmark measures its CPU and peak memory
+ * apart from the servers' and its own. argv[2]: a JSON job (migration file text, environment, data
+ * directory, step input). Prints one JSON line: the outcome's figures, request counts, rusage.
+ */
+import pino from "pino";
+import { parseMigrationFile } from "../src/config/load.js";
+import { createStorageSyncStep } from "../src/jobs/steps/storage-sync.js";
+
+const job = JSON.parse(process.argv[2] ?? "{}") as {
+  yaml: string;
+  env: Record<string, string>;
+  dataDir: string;
+  input: unknown;
+};
+const log = pino({ level: "warn" }, pino.destination(2));
+const step = createStorageSyncStep({
+  env: job.env,
+  file: parseMigrationFile(job.yaml, { checkEnv: false }),
+  dataDir: job.dataDir,
+  log,
+});
+const checkpoints = new Map<string, unknown>();
+const peak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampler = setInterval(() => {
+  const u = process.memoryUsage();
+  for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], u[k]);
+}, 100);
+sampler.unref();
+let lastProgress = 0;
+const started = performance.now();
+const outcome = await step.run(step.parse(job.input), {
+  log,
+  run: { id: "bench", env: "bench", requestedBy: "bench", dryRun: false, options: {} },
+  signal: new AbortController().signal,
+  attempt: 1,
+  progress: (p) => {
+    if (performance.now() - lastProgress < 2_000) return;
+    lastProgress = performance.now();
+    process.stderr.write(`  ${p.message ?? ""}\n`);
+  },
+  checkpoint: {
+    async get<T>(key: string) {
+      return checkpoints.get(key) as T | undefined;
+    },
+    async set(key, value) {
+      checkpoints.set(key, value);
+    },
+  },
+});
+const seconds = (performance.now() - started) / 1000;
+const usage = process.resourceUsage();
+process.stdout.write(
+  `${JSON.stringify({
+    seconds,
+    figures: outcome.figures,
+    summary: outcome.summary,
+    maxRssKb: usage.maxRSS,
+    memoryPeaksMB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
+    cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
+  })}\n`,
+);

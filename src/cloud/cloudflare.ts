@@ -1,0 +1,676 @@
+import Cloudflare, {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+} from "cloudflare";
+import { CancelledError, CutoverError, ErrorCode } from "../errors.js";
+
+// ───────────────────────────── ports ─────────────────────────────
+
+/** Per-call options every port method takes. */
+export interface CallOptions {
+  /** aborts the HTTP call (and any wait); the method then throws a CancelledError */
+  signal?: AbortSignal;
+}
+
+/** A Cloudflare zone (a domain). */
+export interface DnsZone {
+  id: string;
+  name: string;
+  status?: string;
+}
+
+/** A DNS record as Cloudflare holds it. A proxied record's `ttl` is 1 (automatic). */
+export interface DnsRecord {
+  id: string;
+  zoneId: string;
+  name: string;
+  type: string;
+  content: string;
+  ttl: number;
+  proxied: boolean;
+  /** the zone's name, for messages */
+  zoneName?: string;
+  modifiedOn?: string;
+}
+
+/** What identifies a record for an update or a delete, and names it in an error. */
+export type DnsRecordRef = Pick<DnsRecord, "id" | "zoneId" | "name" | "type"> & { zoneName?: string };
+
+/** The fields of a record to change; those left out keep their value. */
+export interface DnsRecordChange {
+  content?: string;
+  /** seconds, or 1 for automatic */
+  ttl?: number;
+  proxied?: boolean;
+}
+
+export interface NewDnsRecord {
+  name: string;
+  type: "A" | "AAAA" | "CNAME" | "TXT";
+  content: string;
+  ttl?: number;
+  proxied?: boolean;
+  comment?: string;
+}
+
+/**
+ * DNS in the zone that keeps the domain. Every method throws a {@link CutoverError} naming the
+ * zone or record and Cloudflare's error on failure.
+ *
+ * @example
+ * const zone = await dns.findZone("example.com");
+ * const rec = await dns.getRecord(zone, "api.example.com", "A");
+ * if (rec) await dns.updateRecord(rec, { ttl: 60 });
+ */
+export interface DnsProvider {
+  /** the zone with exactly this name (an active one when there are several); throws when there is none */
+  findZone(name: string, opts?: CallOptions): Promise<DnsZone>;
+  /** the one record with this name and type, or undefined; throws when there are several */
+  getRecord(zone: DnsZone, name: string, type: string, opts?: CallOptions): Promise<DnsRecord | undefined>;
+  /** changes content, TTL or proxying, then returns the record as read back from Cloudflare */
+  updateRecord(record: DnsRecordRef, change: DnsRecordChange, opts?: CallOptions): Promise<DnsRecord>;
+  /** creates a record (a record the cutover adds; rollback deletes it) and returns it as read back */
+  createRecord(zone: DnsZone, record: NewDnsRecord, opts?: CallOptions): Promise<DnsRecord>;
+  deleteRecord(record: DnsRecordRef, opts?: CallOptions): Promise<void>;
+}
+
+export type PagesEnvironment = "production" | "preview";
+
+/** A Pages build variable. Cloudflare never returns a secret's value: `value` is then undefined. */
+export interface PagesEnvVar {
+  type: "plain_text" | "secret_text";
+  value: string | undefined;
+}
+
+/** A Pages deployment and where it has got to. */
+export interface PagesDeployment {
+  id: string;
+  project: string;
+  environment: PagesEnvironment;
+  url: string;
+  createdOn: string;
+  /** `queued`, `initialize`, `clone_repo`, `build` or `deploy` */
+  stage: string;
+  /** `idle`, `active`, `success`, `failure`, `canceled` or `skipped` */
+  status: string;
+  /** finished, one way or the other */
+  done: boolean;
+  /** finished and live */
+  succeeded: boolean;
+}
+
+export interface WaitForDeploymentOptions extends CallOptions {
+  /** give up after this long; default 10 minutes */
+  timeoutMs?: number;
+  /** how often to ask; default 5 s */
+  pollMs?: number;
+  /** called after each poll */
+  onProgress?: (deployment: PagesDeployment) => void;
+}
+
+/**
+ * The front end's Cloudflare Pages project: its build variables and its deployments.
+ *
+ * @example
+ * await pages.setEnvVars("web", { NEXT_PUBLIC_API_URL: "https://api.example.com" });
+ * const d = await pages.triggerDeployment("web");
+ * await pages.waitForDeployment("web", d.id, { timeoutMs: 600_000, signal });
+ */
+export interface PagesProvider {
+  /** the variables of one environment (default production) */
+  getEnvVars(
+    project: string,
+    opts?: CallOptions & { environment?: PagesEnvironment },
+  ): Promise<Record<string, PagesEnvVar>>;
+  /**
+   * Sets the given variables (null removes one) and keeps every other; a variable that is a
+   * secret stays a secret. Returns the variables as read back; throws if Cloudflare did not
+   * keep the others.
+   */
+  setEnvVars(
+    project: string,
+    vars: Record<string, string | null>,
+    opts?: CallOptions & { environment?: PagesEnvironment },
+  ): Promise<Record<string, PagesEnvVar>>;
+  /** starts a new build of the branch (default: the production branch) with the current variables */
+  triggerDeployment(project: string, opts?: CallOptions & { branch?: string }): Promise<PagesDeployment>;
+  getDeployment(project: string, id: string, opts?: CallOptions): Promise<PagesDeployment>;
+  /** polls until the deployment is live; throws when it fails, is skipped, or the wait runs out */
+  waitForDeployment(project: string, id: string, opts?: WaitForDeploymentOptions): Promise<PagesDeployment>;
+}
+
+// ───────────────────────────── the adapter ─────────────────────────────
+
+export interface CloudflareOptions {
+  apiToken: string;
+  /** default `https://api.cloudflare.com/client/v4` (or the SDK's CLOUDFLARE_BASE_URL) */
+  baseURL?: string;
+  /** the account of the Pages project; only Pages calls need it */
+  accountId?: string;
+  /** a fetch to use instead of the global one */
+  fetch?: typeof fetch;
+  /** per HTTP request; default 30 s */
+  timeoutMs?: number;
+  /** retries of a failed request (429, 5xx, connection errors) by the SDK; default 2 */
+  maxRetries?: number;
+  /** records / zones per listed page; default 100 */
+  pageSize?: number;
+}
+
+export interface CloudflareClients {
+  dns: DnsProvider;
+  pages: PagesProvider;
+}
+
+/** a list longer than this many pages is treated as a server that never ends its listing */
+const MAX_PAGES = 1_000;
+
+/**
+ * Builds the DNS and Pages adapters over one official SDK client. Called by the deps factory
+ * only; nothing here is a singleton.
+ */
+export function createCloudflare(options: CloudflareOptions): CloudflareClients {
+  const client = new Cloudflare({
+    apiToken: options.apiToken,
+    ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    timeout: options.timeoutMs ?? 30_000,
+    maxRetries: options.maxRetries ?? 2,
+    // Errors reach people as CutoverErrors; the SDK's own console output would bypass the JSON log.
+    logLevel: "off",
+  });
+  const fail = errorMapper(options.apiToken, options.timeoutMs ?? 30_000);
+  const pageSize = options.pageSize ?? 100;
+  return {
+    dns: new CloudflareDns(client, fail, pageSize),
+    pages: new CloudflarePages(client, fail, options.accountId),
+  };
+}
+
+type ErrorMapper = (err: unknown, what: string, details: Record<string, unknown>) => Error;
+
+const req = (opts?: CallOptions) => (opts?.signal ? { signal: opts.signal } : undefined);
+
+const recordLabel = (r: { type: string; name: string; zoneName?: string }) =>
+  `${r.type} record ${r.name}${r.zoneName ? ` in zone ${r.zoneName}` : ""}`;
+
+class CloudflareDns implements DnsProvider {
+  constructor(
+    private readonly client: Cloudflare,
+    private readonly fail: ErrorMapper,
+    private readonly pageSize: number,
+  ) {}
+
+  async findZone(name: string, opts?: CallOptions): Promise<DnsZone> {
+    const wanted = name.toLowerCase().replace(/\.$/, "");
+    const what = `looking up zone ${wanted}`;
+    let zones: Cloudflare.Zones.Zone[];
+    try {
+      zones = await allPages(
+        this.client.zones.list({ name: wanted, per_page: Math.min(this.pageSize, 50) }, req(opts)),
+        what,
+      );
+    } catch (err) {
+      throw this.fail(err, what, { zone: wanted });
+    }
+    const exact = zones.filter((z) => z.name.toLowerCase() === wanted);
+    const active = exact.filter((z) => z.status === "active");
+    const pick = active.length > 0 ? active : exact;
+    if (pick.length === 0) {
+      throw new CutoverError(
+        ErrorCode.CloudflareNotFound,
+        `Cloudflare has no zone ${wanted} that this token can see.`,
+        {
+          details: { zone: wanted },
+          hint: "Check `dns.zone` in the migration file, and that the API token is allowed to read that zone (Zone → Zone → Read).",
+        },
+      );
+    }
+    if (pick.length > 1) {
+      throw new CutoverError(
+        ErrorCode.CloudflareFailed,
+        `Cloudflare has ${pick.length} zones named ${wanted} (${pick.map((z) => z.id).join(", ")}).`,
+        { details: { zone: wanted }, hint: "Set `dns.zoneId` in the migration file to the one to use." },
+      );
+    }
+    const z = pick[0]!;
+    return { id: z.id, name: z.name, status: z.status ?? "unknown" };
+  }
+
+  async getRecord(
+    zone: DnsZone,
+    name: string,
+    type: string,
+    opts?: CallOptions,
+  ): Promise<DnsRecord | undefined> {
+    const wanted = name.toLowerCase().replace(/\.$/, "");
+    const wantedType = type.toUpperCase();
+    const label = recordLabel({ type: wantedType, name: wanted, zoneName: zone.name });
+    const what = `reading ${label}`;
+    let records: Cloudflare.DNS.RecordResponse[];
+    try {
+      // Filter by name on the server; the type is checked here, so one listing serves any type.
+      records = await allPages(
+        this.client.dns.records.list(
+          { zone_id: zone.id, name: { exact: wanted }, per_page: this.pageSize },
+          req(opts),
+        ),
+        what,
+      );
+    } catch (err) {
+      throw this.fail(err, what, { zone: zone.name, record: wanted, type: wantedType });
+    }
+    const found = records.filter((r) => r.name.toLowerCase() === wanted && r.type === wantedType);
+    if (found.length > 1) {
+      throw new CutoverError(
+        ErrorCode.DnsRecordAmbiguous,
+        `There are ${found.length} ${label} (${found.map((r) => r.content).join(", ")}); Cutover switches exactly one.`,
+        {
+          details: { zone: zone.name, record: wanted, type: wantedType, count: found.length },
+          hint: "Delete the extra records in the Cloudflare dashboard, or switch them by hand.",
+        },
+      );
+    }
+    return found[0] && toRecord(found[0], { zoneId: zone.id, zoneName: zone.name });
+  }
+
+  async updateRecord(record: DnsRecordRef, change: DnsRecordChange, opts?: CallOptions): Promise<DnsRecord> {
+    const label = recordLabel(record);
+    const details = {
+      zone: record.zoneName ?? record.zoneId,
+      record: record.name,
+      type: record.type,
+      change,
+    };
+    try {
+      await this.client.dns.records.edit(
+        record.id,
+        {
+          zone_id: record.zoneId,
+          // Cloudflare's PATCH wants name and type alongside the changed fields.
+          name: record.name,
+          type: record.type as "A",
+          ...(change.content === undefined ? {} : { content: change.content }),
+          ...(change.ttl === undefined ? {} : { ttl: change.ttl }),
+          ...(change.proxied === undefined ? {} : { proxied: change.proxied }),
+        } as Cloudflare.DNS.RecordEditParams,
+        req(opts),
+      );
+    } catch (err) {
+      throw this.fail(err, `updating ${label}`, details);
+    }
+    return this.readBack(record, opts);
+  }
+
+  async createRecord(zone: DnsZone, record: NewDnsRecord, opts?: CallOptions): Promise<DnsRecord> {
+    const label = recordLabel({ ...record, zoneName: zone.name });
+    let created: Cloudflare.DNS.RecordResponse;
+    try {
+      created = await this.client.dns.records.create(
+        {
+          zone_id: zone.id,
+          name: record.name,
+          type: record.type,
+          content: record.content,
+          ttl: record.ttl ?? 1,
+          proxied: record.proxied ?? false,
+          ...(record.comment === undefined ? {} : { comment: record.comment }),
+        } as Cloudflare.DNS.RecordCreateParams,
+        req(opts),
+      );
+    } catch (err) {
+      throw this.fail(err, `creating ${label}`, { zone: zone.name, record: record.name, type: record.type });
+    }
+    return this.readBack(
+      { id: created.id, zoneId: zone.id, zoneName: zone.name, name: record.name, type: record.type },
+      opts,
+    );
+  }
+
+  async deleteRecord(record: DnsRecordRef, opts?: CallOptions): Promise<void> {
+    try {
+      await this.client.dns.records.delete(record.id, { zone_id: record.zoneId }, req(opts));
+    } catch (err) {
+      throw this.fail(err, `deleting ${recordLabel(record)}`, {
+        zone: record.zoneName ?? record.zoneId,
+        record: record.name,
+        type: record.type,
+      });
+    }
+  }
+
+  private async readBack(record: DnsRecordRef, opts?: CallOptions): Promise<DnsRecord> {
+    try {
+      const read = await this.client.dns.records.get(record.id, { zone_id: record.zoneId }, req(opts));
+      return toRecord(read, record);
+    } catch (err) {
+      throw this.fail(err, `reading back ${recordLabel(record)}`, {
+        zone: record.zoneName ?? record.zoneId,
+        record: record.name,
+        type: record.type,
+      });
+    }
+  }
+}
+
+class CloudflarePages implements PagesProvider {
+  constructor(
+    private readonly client: Cloudflare,
+    private readonly fail: ErrorMapper,
+    private readonly accountId: string | undefined,
+  ) {}
+
+  async getEnvVars(
+    project: string,
+    opts?: CallOptions & { environment?: PagesEnvironment },
+  ): Promise<Record<string, PagesEnvVar>> {
+    const env = opts?.environment ?? "production";
+    try {
+      const p = await this.client.pages.projects.get(project, { account_id: this.account() }, req(opts));
+      return envVarsOf(p, env);
+    } catch (err) {
+      throw this.fail(err, `reading the ${env} variables of Pages project ${project}`, {
+        project,
+        environment: env,
+      });
+    }
+  }
+
+  async setEnvVars(
+    project: string,
+    vars: Record<string, string | null>,
+    opts?: CallOptions & { environment?: PagesEnvironment },
+  ): Promise<Record<string, PagesEnvVar>> {
+    const env = opts?.environment ?? "production";
+    const before = await this.getEnvVars(project, opts);
+    const names = Object.keys(vars);
+    const what = `setting ${names.join(", ")} on Pages project ${project} (${env})`;
+    const patch: Record<string, { type: "plain_text" | "secret_text"; value: string } | null> = {};
+    for (const [name, value] of Object.entries(vars)) {
+      patch[name] = value === null ? null : { type: before[name]?.type ?? "plain_text", value };
+    }
+    let after: Record<string, PagesEnvVar>;
+    try {
+      const p = await this.client.pages.projects.edit(
+        project,
+        {
+          account_id: this.account(),
+          // Only the named variables are sent: Cloudflare merges, so the others stay as they are.
+          deployment_configs: { [env]: { env_vars: patch } },
+        } as Cloudflare.Pages.ProjectEditParams,
+        req(opts),
+      );
+      after = envVarsOf(p, env);
+    } catch (err) {
+      throw this.fail(err, what, { project, environment: env, variables: names });
+    }
+    const lost = Object.keys(before).filter((k) => !(k in vars) && !(k in after));
+    const wrong = Object.entries(vars).filter(([k, v]) =>
+      v === null ? k in after : !(k in after) || (after[k]!.type === "plain_text" && after[k]!.value !== v),
+    );
+    if (lost.length > 0 || wrong.length > 0) {
+      const parts = [
+        lost.length ? `dropped ${lost.join(", ")}` : "",
+        wrong.length ? `did not apply ${wrong.map(([k]) => k).join(", ")}` : "",
+      ].filter(Boolean);
+      throw new CutoverError(ErrorCode.CloudflareFailed, `Cloudflare ${parts.join(" and ")} while ${what}.`, {
+        details: { project, environment: env, lost, notApplied: wrong.map(([k]) => k) },
+        hint: "Check the project's variables under Settings → Environment variables in the Cloudflare dashboard before going on.",
+      });
+    }
+    return after;
+  }
+
+  async triggerDeployment(
+    project: string,
+    opts?: CallOptions & { branch?: string },
+  ): Promise<PagesDeployment> {
+    try {
+      const d = await this.client.pages.projects.deployments.create(
+        project,
+        { account_id: this.account(), ...(opts?.branch ? { branch: opts.branch } : {}) },
+        req(opts),
+      );
+      return toDeployment(d, project);
+    } catch (err) {
+      throw this.fail(err, `starting a deployment of Pages project ${project}`, { project });
+    }
+  }
+
+  async getDeployment(project: string, id: string, opts?: CallOptions): Promise<PagesDeployment> {
+    try {
+      const d = await this.client.pages.projects.deployments.get(
+        id,
+        { account_id: this.account(), project_name: project },
+        req(opts),
+      );
+      return toDeployment(d, project);
+    } catch (err) {
+      throw this.fail(err, `reading deployment ${id} of Pages project ${project}`, {
+        project,
+        deployment: id,
+      });
+    }
+  }
+
+  async waitForDeployment(
+    project: string,
+    id: string,
+    opts: WaitForDeploymentOptions = {},
+  ): Promise<PagesDeployment> {
+    const timeoutMs = opts.timeoutMs ?? 600_000;
+    const pollMs = opts.pollMs ?? 5_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      const d = await this.getDeployment(project, id, opts);
+      opts.onProgress?.(d);
+      if (d.succeeded) return d;
+      if (d.done) {
+        throw new CutoverError(
+          ErrorCode.DeployFailed,
+          `Deployment ${id} of Pages project ${project} ended with ${d.status} at stage ${d.stage}.`,
+          {
+            details: { project, deployment: id, stage: d.stage, status: d.status, url: d.url },
+            hint: "Open the deployment's build log in the Cloudflare dashboard (Workers & Pages → the project → Deployments).",
+          },
+        );
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new CutoverError(
+          ErrorCode.TimedOut,
+          `Deployment ${id} of Pages project ${project} was still at stage ${d.stage} (${d.status}) after ${Math.round(timeoutMs / 1000)} s.`,
+          {
+            details: { project, deployment: id, stage: d.stage, status: d.status, timeoutMs },
+            hint: "It may still finish: check it in the Cloudflare dashboard, then verify again.",
+          },
+        );
+      }
+      await sleep(Math.min(pollMs, left), opts.signal);
+    }
+  }
+
+  private account(): string {
+    if (!this.accountId) {
+      throw new CutoverError(
+        ErrorCode.ConfigInvalid,
+        "No Cloudflare account id was given for the Pages project.",
+        {
+          hint: "Set `pages.accountId` in the migration file.",
+        },
+      );
+    }
+    return this.accountId;
+  }
+}
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/**
+ * Every item of a listing. The SDK pages until a page comes back empty; this also stops at
+ * `result_info.total_pages` (one request fewer) and refuses to go on for ever.
+ */
+async function allPages<T>(
+  first: PromiseLike<{
+    result: T[];
+    result_info: unknown;
+    hasNextPage(): boolean;
+    getNextPage(): Promise<unknown>;
+  }>,
+  what: string,
+): Promise<T[]> {
+  type Page = Awaited<typeof first>;
+  let page: Page = await first;
+  const out: T[] = [];
+  for (let n = 1; ; n++) {
+    out.push(...page.result);
+    const info = (page.result_info ?? {}) as { page?: number; total_pages?: number };
+    if (!page.hasNextPage()) break;
+    if (info.total_pages !== undefined && (info.page ?? n) >= info.total_pages) break;
+    if (n >= MAX_PAGES) {
+      throw new CutoverError(
+        ErrorCode.CloudflareFailed,
+        `Cloudflare kept returning pages (over ${MAX_PAGES}) while ${what}.`,
+      );
+    }
+    page = (await page.getNextPage()) as Page;
+  }
+  return out;
+}
+
+function toRecord(r: Cloudflare.DNS.RecordResponse, zone: { zoneId: string; zoneName?: string }): DnsRecord {
+  return {
+    id: r.id,
+    zoneId: zone.zoneId,
+    ...(zone.zoneName ? { zoneName: zone.zoneName } : {}),
+    name: r.name,
+    type: r.type,
+    content: String(r.content ?? ""),
+    ttl: r.ttl,
+    proxied: r.proxied ?? false,
+    ...(r.modified_on ? { modifiedOn: r.modified_on } : {}),
+  };
+}
+
+function envVarsOf(p: Cloudflare.Pages.Project, env: PagesEnvironment): Record<string, PagesEnvVar> {
+  const vars = (p.deployment_configs?.[env]?.env_vars ?? {}) as Record<
+    string,
+    { type?: string; value?: string } | null
+  >;
+  const out: Record<string, PagesEnvVar> = {};
+  for (const [name, v] of Object.entries(vars)) {
+    if (!v) continue;
+    out[name] =
+      v.type === "secret_text"
+        ? { type: "secret_text", value: undefined }
+        : { type: "plain_text", value: v.value ?? "" };
+  }
+  return out;
+}
+
+function toDeployment(d: Cloudflare.Pages.Deployment, project: string): PagesDeployment {
+  const stage = d.latest_stage?.name ?? "queued";
+  const status = d.is_skipped ? "skipped" : (d.latest_stage?.status ?? "idle");
+  const succeeded = stage === "deploy" && status === "success";
+  return {
+    id: d.id,
+    project: d.project_name ?? project,
+    environment: d.environment,
+    url: d.url,
+    createdOn: d.created_on,
+    stage,
+    status,
+    done: succeeded || status === "failure" || status === "canceled" || status === "skipped",
+    succeeded,
+  };
+}
+
+/**
+ * Turns what the SDK throws into a CutoverError that says what failed and what Cloudflare said.
+ * The token never appears: not in the message, not in the details.
+ */
+function errorMapper(apiToken: string, timeoutMs: number): ErrorMapper {
+  const scrub = (s: string) => (apiToken.length >= 4 ? s.split(apiToken).join("[secret]") : s);
+  return (err, what, details) => {
+    if (err instanceof CutoverError) return err;
+    if (err instanceof APIUserAbortError) return new CancelledError();
+    if (err instanceof APIConnectionTimeoutError) {
+      return new CutoverError(
+        ErrorCode.TimedOut,
+        `Cloudflare did not answer within ${Math.round(timeoutMs / 1000)} s while ${what}.`,
+        { details, hint: "Try again; if it repeats, check https://www.cloudflarestatus.com." },
+      );
+    }
+    if (err instanceof APIConnectionError) {
+      // undici says "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND, …) is one cause deeper
+      const cause = err.cause as
+        | { message?: string; cause?: { code?: string; message?: string } }
+        | undefined;
+      const why = cause?.cause?.code ?? cause?.cause?.message ?? cause?.message;
+      return new CutoverError(
+        ErrorCode.Unreachable,
+        `Could not reach Cloudflare while ${what}${why ? ` (${scrub(why)})` : ""}.`,
+        { details, hint: "Check the network (and CLOUDFLARE_BASE_URL if set), then try again." },
+      );
+    }
+    if (err instanceof APIError) {
+      const errors = (err.errors ?? []).map((e) => ({
+        code: e.code,
+        message: scrub(String(e.message)).replace(/\.$/, ""),
+      }));
+      const said = errors.length
+        ? errors.map((e) => `error ${e.code}: ${e.message}`).join("; ")
+        : "no error details";
+      const facts = { ...details, status: err.status, cloudflareErrors: errors };
+      const authCodes = new Set([9106, 9109, 10000, 6003, 6111, 6103]);
+      if (
+        err.status === 401 ||
+        err.status === 403 ||
+        errors.some((e) => e.code !== undefined && authCodes.has(e.code))
+      ) {
+        return new CutoverError(
+          ErrorCode.CloudflareAuthFailed,
+          `Cloudflare refused the API token while ${what} (HTTP ${err.status}, ${said}).`,
+          {
+            details: facts,
+            hint: "Check the token named by `dns.apiTokenEnv` / `pages.apiTokenEnv`: it must be current and allowed Zone → DNS → Edit and Account → Cloudflare Pages → Edit.",
+          },
+        );
+      }
+      const code = err.status === 404 ? ErrorCode.CloudflareNotFound : ErrorCode.CloudflareFailed;
+      return new CutoverError(
+        code,
+        `${capitalise(what)} failed: Cloudflare answered HTTP ${err.status} (${said}).`,
+        {
+          details: facts,
+        },
+      );
+    }
+    const message = err instanceof Error ? scrub(err.message) : "unknown error";
+    return new CutoverError(ErrorCode.CloudflareFailed, `Cloudflare call failed while ${what}: ${message}.`, {
+      details,
+    });
+  };
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

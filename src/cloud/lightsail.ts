@@ -1,0 +1,302 @@
+import {
+  AllocateStaticIpCommand,
+  AttachStaticIpCommand,
+  CreateInstancesCommand,
+  CreateKeyPairCommand,
+  DeleteInstanceCommand,
+  DetachStaticIpCommand,
+  GetBlueprintsCommand,
+  GetBundlesCommand,
+  GetInstanceCommand,
+  GetInstancePortStatesCommand,
+  GetKeyPairCommand,
+  GetStaticIpCommand,
+  ImportKeyPairCommand,
+  LightsailClient,
+  PutInstancePublicPortsCommand,
+  ReleaseStaticIpCommand,
+} from "@aws-sdk/client-lightsail";
+import { type AwsClientOptions, awsErrorName, explainAwsError } from "./aws-access.js";
+
+/** An instance as Cutover needs to see it. */
+export interface LightsailInstance {
+  name: string;
+  /** pending, running, stopping, stopped, … */
+  state: string;
+  bundleId: string;
+  blueprintId: string;
+  availabilityZone: string;
+  publicIp?: string;
+  isStaticIp: boolean;
+  keyPairName?: string;
+  tags: Record<string, string>;
+}
+
+export interface LightsailBundle {
+  bundleId: string;
+  cpuCount: number;
+  ramSizeInGb: number;
+  diskSizeInGb: number;
+  transferPerMonthInGb: number;
+  price: number;
+  isActive: boolean;
+  platforms: string[];
+}
+
+export interface LightsailBlueprint {
+  blueprintId: string;
+  name: string;
+  isActive: boolean;
+}
+
+export interface LightsailStaticIp {
+  name: string;
+  ipAddress: string;
+  attachedTo?: string;
+}
+
+/** One open port range; `cidrs` empty with `ipv6Cidrs` empty means closed to everyone. */
+export interface LightsailPortRule {
+  fromPort: number;
+  toPort: number;
+  protocol: string;
+  cidrs: string[];
+  ipv6Cidrs: string[];
+}
+
+export interface NewInstance {
+  name: string;
+  availabilityZone: string;
+  blueprintId: string;
+  bundleId: string;
+  keyPairName: string;
+  tags: Record<string, string>;
+}
+
+/**
+ * The Lightsail calls the provisioning step makes: a small port over the SDK client so the step
+ * reads as the plan and a test can see every call. "Not found" is `undefined`, never an error;
+ * any other failure is a CutoverError (a permission failure names the IAM action).
+ *
+ * @example const ip = await lightsail.getStaticIp("app-ip");
+ */
+export interface LightsailApi {
+  readonly region: string;
+  getInstance(name: string): Promise<LightsailInstance | undefined>;
+  createInstance(spec: NewInstance): Promise<void>;
+  deleteInstance(name: string): Promise<void>;
+  listBundles(): Promise<LightsailBundle[]>;
+  listBlueprints(): Promise<LightsailBlueprint[]>;
+  getKeyPair(name: string): Promise<{ name: string; fingerprint?: string } | undefined>;
+  /** imports an OpenSSH public key ("ssh-ed25519 AAAA… comment") */
+  importKeyPair(name: string, publicKey: string): Promise<void>;
+  /** creates a key pair in Lightsail and returns its private key (PEM); Lightsail never shows it again */
+  createKeyPair(name: string): Promise<{ privateKey: string }>;
+  getStaticIp(name: string): Promise<LightsailStaticIp | undefined>;
+  allocateStaticIp(name: string): Promise<void>;
+  attachStaticIp(staticIpName: string, instanceName: string): Promise<void>;
+  detachStaticIp(staticIpName: string): Promise<void>;
+  releaseStaticIp(name: string): Promise<void>;
+  getPortStates(instanceName: string): Promise<LightsailPortRule[]>;
+  /** replaces every public port rule of the instance with these */
+  putPublicPorts(instanceName: string, rules: LightsailPortRule[]): Promise<void>;
+}
+
+const NOT_FOUND = new Set(["NotFoundException", "DoesNotExist"]);
+
+/**
+ * The adapter over `@aws-sdk/client-lightsail`. Built by the step factory from `deps.env`
+ * (see {@link awsOptionsFromEnv}); nothing here is a module singleton.
+ */
+export function createLightsail(opts: AwsClientOptions): LightsailApi {
+  const client = new LightsailClient({
+    region: opts.region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+  });
+  const call = async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw explainAwsError(err, `lightsail:${action}`, resource);
+    }
+  };
+  const orUndefined = async <T>(action: string, resource: string, fn: () => Promise<T>) => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (NOT_FOUND.has(awsErrorName(err))) return undefined;
+      throw explainAwsError(err, `lightsail:${action}`, resource);
+    }
+  };
+
+  return {
+    region: opts.region,
+    async getInstance(name) {
+      const out = await orUndefined("GetInstance", `instance ${name}`, () =>
+        client.send(new GetInstanceCommand({ instanceName: name })),
+      );
+      const i = out?.instance;
+      if (!i) return undefined;
+      const tags: Record<string, string> = {};
+      for (const t of i.tags ?? []) if (t.key) tags[t.key] = t.value ?? "";
+      return {
+        name: i.name ?? name,
+        state: i.state?.name ?? "unknown",
+        bundleId: i.bundleId ?? "",
+        blueprintId: i.blueprintId ?? "",
+        availabilityZone: i.location?.availabilityZone ?? "",
+        ...(i.publicIpAddress ? { publicIp: i.publicIpAddress } : {}),
+        isStaticIp: i.isStaticIp ?? false,
+        ...(i.sshKeyName ? { keyPairName: i.sshKeyName } : {}),
+        tags,
+      };
+    },
+    async createInstance(spec) {
+      await call("CreateInstances", `instance ${spec.name}`, () =>
+        client.send(
+          new CreateInstancesCommand({
+            instanceNames: [spec.name],
+            availabilityZone: spec.availabilityZone,
+            blueprintId: spec.blueprintId,
+            bundleId: spec.bundleId,
+            keyPairName: spec.keyPairName,
+            tags: Object.entries(spec.tags).map(([key, value]) => ({ key, value })),
+          }),
+        ),
+      );
+    },
+    async deleteInstance(name) {
+      await call("DeleteInstance", `instance ${name}`, () =>
+        client.send(new DeleteInstanceCommand({ instanceName: name })),
+      );
+    },
+    async listBundles() {
+      const bundles: LightsailBundle[] = [];
+      let pageToken: string | undefined;
+      do {
+        const out = await call("GetBundles", "bundles", () =>
+          client.send(new GetBundlesCommand({ includeInactive: false, ...(pageToken ? { pageToken } : {}) })),
+        );
+        for (const b of out.bundles ?? []) {
+          if (!b.bundleId) continue;
+          bundles.push({
+            bundleId: b.bundleId,
+            cpuCount: b.cpuCount ?? 0,
+            ramSizeInGb: b.ramSizeInGb ?? 0,
+            diskSizeInGb: b.diskSizeInGb ?? 0,
+            transferPerMonthInGb: b.transferPerMonthInGb ?? 0,
+            price: b.price ?? 0,
+            isActive: b.isActive ?? true,
+            platforms: b.supportedPlatforms ?? [],
+          });
+        }
+        pageToken = out.nextPageToken;
+      } while (pageToken);
+      return bundles;
+    },
+    async listBlueprints() {
+      const out: LightsailBlueprint[] = [];
+      let pageToken: string | undefined;
+      do {
+        const page = await call("GetBlueprints", "blueprints", () =>
+          client.send(new GetBlueprintsCommand({ ...(pageToken ? { pageToken } : {}) })),
+        );
+        for (const b of page.blueprints ?? []) {
+          if (b.blueprintId)
+            out.push({
+              blueprintId: b.blueprintId,
+              name: b.name ?? b.blueprintId,
+              isActive: b.isActive ?? true,
+            });
+        }
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      return out;
+    },
+    async getKeyPair(name) {
+      const out = await orUndefined("GetKeyPair", `key pair ${name}`, () =>
+        client.send(new GetKeyPairCommand({ keyPairName: name })),
+      );
+      if (!out?.keyPair) return undefined;
+      return {
+        name: out.keyPair.name ?? name,
+        ...(out.keyPair.fingerprint ? { fingerprint: out.keyPair.fingerprint } : {}),
+      };
+    },
+    async importKeyPair(name, publicKey) {
+      await call("ImportKeyPair", `key pair ${name}`, () =>
+        client.send(new ImportKeyPairCommand({ keyPairName: name, publicKeyBase64: publicKey })),
+      );
+    },
+    async createKeyPair(name) {
+      const out = await call("CreateKeyPair", `key pair ${name}`, () =>
+        client.send(new CreateKeyPairCommand({ keyPairName: name })),
+      );
+      return { privateKey: out.privateKeyBase64 ?? "" };
+    },
+    async getStaticIp(name) {
+      const out = await orUndefined("GetStaticIp", `static IP ${name}`, () =>
+        client.send(new GetStaticIpCommand({ staticIpName: name })),
+      );
+      const ip = out?.staticIp;
+      if (!ip?.ipAddress) return undefined;
+      return {
+        name: ip.name ?? name,
+        ipAddress: ip.ipAddress,
+        ...(ip.isAttached && ip.attachedTo ? { attachedTo: ip.attachedTo } : {}),
+      };
+    },
+    async allocateStaticIp(name) {
+      await call("AllocateStaticIp", `static IP ${name}`, () =>
+        client.send(new AllocateStaticIpCommand({ staticIpName: name })),
+      );
+    },
+    async attachStaticIp(staticIpName, instanceName) {
+      await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
+        client.send(new AttachStaticIpCommand({ staticIpName, instanceName })),
+      );
+    },
+    async detachStaticIp(staticIpName) {
+      await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
+        client.send(new DetachStaticIpCommand({ staticIpName })),
+      );
+    },
+    async releaseStaticIp(name) {
+      await call("ReleaseStaticIp", `static IP ${name}`, () =>
+        client.send(new ReleaseStaticIpCommand({ staticIpName: name })),
+      );
+    },
+    async getPortStates(instanceName) {
+      const out = await call("GetInstancePortStates", `instance ${instanceName}`, () =>
+        client.send(new GetInstancePortStatesCommand({ instanceName })),
+      );
+      return (out.portStates ?? [])
+        .filter((p) => p.state !== "closed")
+        .map((p) => ({
+          fromPort: p.fromPort ?? 0,
+          toPort: p.toPort ?? p.fromPort ?? 0,
+          protocol: p.protocol ?? "tcp",
+          cidrs: p.cidrs ?? [],
+          ipv6Cidrs: p.ipv6Cidrs ?? [],
+        }));
+    },
+    async putPublicPorts(instanceName, rules) {
+      await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
+        client.send(
+          new PutInstancePublicPortsCommand({
+            instanceName,
+            portInfos: rules.map((r) => ({
+              fromPort: r.fromPort,
+              toPort: r.toPort,
+              protocol: r.protocol as "tcp",
+              cidrs: r.cidrs,
+              ipv6Cidrs: r.ipv6Cidrs,
+            })),
+          }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,520 @@
+import http from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type StorageClass,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { CutoverError, ErrorCode } from "../errors.js";
+
+/** Which end of the move a store is: the source is only ever read. */
+export type StoreSide = "source" | "target";
+
+/** One entry of a bucket listing. */
+export interface ObjectSummary {
+  key: string;
+  size: number;
+  /** without quotes */
+  etag: string;
+  /** milliseconds since the epoch */
+  lastModified: number;
+}
+
+/** The headers an object keeps when it is copied. */
+export interface ObjectMeta {
+  contentType?: string;
+  cacheControl?: string;
+  contentDisposition?: string;
+  contentEncoding?: string;
+  contentLanguage?: string;
+  expires?: Date;
+  /** user metadata (x-amz-meta-*), keys lower-case */
+  metadata: Record<string, string>;
+}
+
+export interface ObjectHead extends ObjectSummary, ObjectMeta {
+  /** the stored CRC32 (base64) when the object was written with one and it was asked for */
+  checksumCRC32?: string;
+  /** FULL_OBJECT or COMPOSITE (multipart) for the checksum above */
+  checksumType?: string;
+}
+
+export interface ListPage {
+  objects: ObjectSummary[];
+  /** pass back as `token` for the next page; absent on the last page */
+  nextToken?: string;
+}
+
+/**
+ * The object-storage port: one bucket behind the S3 API. R2, S3 and the stand-ins (s3rver, moto)
+ * differ only in the endpoint and credentials it is built with. Every error it throws is a
+ * CutoverError naming the side ("source R2", "target S3") and what to do, never a secret.
+ *
+ * @example const page = await store.listPage({ prefix: "media/", maxKeys: 1000 });
+ */
+export interface ObjectStore {
+  readonly side: StoreSide;
+  /** "source R2 bucket `media` at abc.r2.cloudflarestorage.com": for messages */
+  readonly label: string;
+  readonly bucket: string;
+  /** one page of keys under `prefix`, in the server's order (S3: UTF-8 binary order) */
+  listPage(opts: {
+    prefix?: string;
+    startAfter?: string;
+    token?: string;
+    maxKeys?: number;
+    signal?: AbortSignal;
+  }): Promise<ListPage>;
+  /** undefined when the key does not exist */
+  head(key: string, opts?: { signal?: AbortSignal; checksums?: boolean }): Promise<ObjectHead | undefined>;
+  /** the object's headers and its body as a stream (read it to the end or destroy it) */
+  get(key: string, opts?: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: Readable }>;
+  /** one PutObject, the body streamed; `size` must be exact */
+  put(
+    key: string,
+    body: Readable | Buffer,
+    size: number,
+    meta: ObjectMeta,
+    opts?: { signal?: AbortSignal; storageClass?: string; contentMd5?: string },
+  ): Promise<{ etag: string }>;
+  /** a multipart upload (lib-storage): memory is about (queueSize + 1) × partSize */
+  upload(
+    key: string,
+    body: Readable,
+    meta: ObjectMeta,
+    opts: {
+      signal?: AbortSignal;
+      partSize: number;
+      queueSize: number;
+      storageClass?: string;
+      onBytes?: (loaded: number) => void;
+    },
+  ): Promise<{ etag: string }>;
+  /** deletes up to 1000 keys in one request; returns the keys that could not be deleted */
+  deleteMany(keys: string[], opts?: { signal?: AbortSignal }): Promise<{ failed: string[] }>;
+  /** the bucket's region as the server reports it (undefined where it reports none); throws BucketMissing */
+  bucketRegion(opts?: { signal?: AbortSignal }): Promise<string | undefined>;
+  /** requests sent so far (every attempt), by operation */
+  requestCounts(): Record<string, number>;
+  /** closes the connection pool */
+  destroy(): void;
+}
+
+/** How to reach one bucket. Secrets are passed in, never read here. */
+export interface ObjectStoreOptions {
+  side: StoreSide;
+  /** "R2", "S3": the provider word used in messages */
+  provider: string;
+  bucket: string;
+  region: string;
+  /** unset: AWS itself */
+  endpoint?: string;
+  /** unset: the SDK's credential chain */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** where the credentials came from, for messages ("R2_ACCESS_KEY_ID / R2_SECRET_ACCESS_KEY") */
+  credentialSource: string;
+  forcePathStyle?: boolean;
+  /** SDK attempts per request (GETs, lists, heads; a streamed PUT is retried by the caller) */
+  maxAttempts?: number;
+  /** the connection pool's size; set it at least to the copy concurrency */
+  maxSockets?: number;
+  /** send a CRC32 with every write so the server checks what it stored (default on) */
+  writeChecksums?: boolean;
+  /** socket idle timeout */
+  requestTimeoutMs?: number;
+}
+
+const REFUSED_CREDENTIALS = new Set([
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "InvalidToken",
+  "ExpiredToken",
+  "TokenRefreshRequired",
+  "InvalidClientTokenId",
+  "UnrecognizedClientException",
+  "CredentialsProviderError",
+]);
+const DENIED = new Set(["AccessDenied", "AllAccessDisabled", "Forbidden"]);
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "UND_ERR_SOCKET",
+]);
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  Code?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: unknown;
+  $response?: { headers?: Record<string, string> };
+}
+
+function hostOf(endpoint: string | undefined, fallback: string): string {
+  if (!endpoint) return fallback;
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return "the configured endpoint";
+  }
+}
+
+/** Whether an error is worth another try: throttling, a 5xx, a dropped or timed-out connection. */
+export function isRetryableStoreError(err: unknown): boolean {
+  if (err instanceof CutoverError) return err.details.retryable === true;
+  const e = err as SdkError | undefined;
+  if (!e || typeof e !== "object") return false;
+  if (e.name === "AbortError") return false;
+  const status = e.$metadata?.httpStatusCode;
+  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  if (e.$retryable) return true;
+  const name = e.name ?? "";
+  if (/throttl|slowdown|timeout|RequestTimeTooSkewed|InternalError|ServiceUnavailable/i.test(name))
+    return true;
+  const code = e.code ?? "";
+  if (NETWORK_CODES.has(code)) return true;
+  return /socket hang up|ECONNRESET|premature close|aborted/i.test(e.message ?? "");
+}
+
+/**
+ * Turns an SDK error from one side into a CutoverError a person can act on. SDK errors carry the
+ * access key id and the string that was signed, so neither they nor their message is kept as the
+ * cause: only the error's name, status and the facts named here.
+ */
+export function explainStoreError(
+  err: unknown,
+  store: { label: string; side: StoreSide; credentialSource: string; provider: string },
+  operation: string,
+  key?: string,
+): Error {
+  if (err instanceof CutoverError) return err;
+  const e = err as SdkError;
+  if (e?.name === "AbortError") return err as Error;
+  const status = e?.$metadata?.httpStatusCode;
+  const name = e?.name ?? e?.Code ?? "Error";
+  const code = e?.code ?? "";
+  const what = key === undefined ? operation : `${operation} of \`${key}\``;
+  const details = { side: store.side, operation, awsError: name, status, retryable: false as boolean };
+  if (REFUSED_CREDENTIALS.has(name)) {
+    return new CutoverError(
+      ErrorCode.StorageAccessRefused,
+      `The ${store.label} rejected the credentials (${name}) on ${what}.`,
+      {
+        details,
+        hint: `Check ${store.credentialSource}: the key id and the secret must be a pair that is valid for this ${store.provider} account, then run the step again.`,
+      },
+    );
+  }
+  if (DENIED.has(name) || status === 403) {
+    return new CutoverError(
+      ErrorCode.StorageAccessRefused,
+      `The ${store.label} refused ${what} (${name === "Unknown" ? "HTTP 403" : name}).`,
+      {
+        details,
+        hint:
+          store.side === "source"
+            ? `Check ${store.credentialSource}: they must be valid and allowed to list and read the bucket (an R2 API token with Object Read).`
+            : `Check ${store.credentialSource}: they must be valid and allowed s3:ListBucket, s3:GetObject, s3:PutObject${operation === "DeleteObjects" ? ", s3:DeleteObject" : ""} on the bucket.`,
+      },
+    );
+  }
+  if (
+    name === "NoSuchBucket" ||
+    (status === 404 && (operation === "HeadBucket" || operation === "ListObjectsV2"))
+  ) {
+    return new CutoverError(ErrorCode.BucketMissing, `The ${store.label} does not exist.`, {
+      details,
+      hint:
+        store.side === "source"
+          ? "Check source.storage.bucket and source.storage.endpoint in the migration file."
+          : "Create it first with the provisioning step (`s3.bucket`), or check target.s3.bucket in the migration file.",
+    });
+  }
+  if (
+    name === "PermanentRedirect" ||
+    name === "AuthorizationHeaderMalformed" ||
+    name === "IllegalLocationConstraintException" ||
+    status === 301
+  ) {
+    const actual = e?.$response?.headers?.["x-amz-bucket-region"];
+    return new CutoverError(
+      ErrorCode.RegionMismatch,
+      `The ${store.label} is in another region${actual ? ` (${actual})` : ""} than the migration file says.`,
+      {
+        details: { ...details, actualRegion: actual },
+        hint:
+          store.side === "source"
+            ? "Set source.storage.region to the bucket's region (R2 uses `auto`)."
+            : "Set target.s3.region to the bucket's region, or pick another bucket name.",
+      },
+    );
+  }
+  if (
+    NETWORK_CODES.has(code) ||
+    name === "TimeoutError" ||
+    (status === undefined && /connect|socket|timed? ?out/i.test(e?.message ?? ""))
+  ) {
+    return new CutoverError(
+      ErrorCode.Unreachable,
+      `Could not reach the ${store.label}${code ? ` (${code})` : name === "TimeoutError" ? " (timed out)" : ""}.`,
+      {
+        details: { ...details, retryable: true },
+        hint:
+          store.side === "source"
+            ? "Check source.storage.endpoint and that this host can reach it."
+            : "Check the AWS endpoint (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL when set) and this host's network.",
+      },
+    );
+  }
+  const retryable = isRetryableStoreError(err);
+  // S3's own messages ("The specified key does not exist.") hold no secret; keep them short.
+  const said =
+    typeof e?.message === "string" && e.message !== "UnknownError" ? `: ${e.message.slice(0, 200)}` : "";
+  return new CutoverError(
+    ErrorCode.StepFailed,
+    `The ${store.label} failed ${what} (${name}${status ? `, HTTP ${status}` : ""})${said}`,
+    { details: { ...details, retryable } },
+  );
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? "").replace(/^W\//, "").replace(/"/g, "");
+}
+
+function headOf(key: string, out: HeadObjectCommandOutput | GetObjectCommandOutput): ObjectHead {
+  const head: ObjectHead = {
+    key,
+    size: Number(out.ContentLength ?? 0),
+    etag: unquote(out.ETag),
+    lastModified: out.LastModified ? out.LastModified.getTime() : 0,
+    metadata: Object.fromEntries(Object.entries(out.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+  };
+  if (out.ContentType !== undefined) head.contentType = out.ContentType;
+  if (out.CacheControl !== undefined) head.cacheControl = out.CacheControl;
+  if (out.ContentDisposition !== undefined) head.contentDisposition = out.ContentDisposition;
+  if (out.ContentEncoding !== undefined) head.contentEncoding = out.ContentEncoding;
+  if (out.ContentLanguage !== undefined) head.contentLanguage = out.ContentLanguage;
+  if (out.Expires !== undefined) head.expires = out.Expires;
+  if (out.ChecksumCRC32 !== undefined) head.checksumCRC32 = out.ChecksumCRC32;
+  if (out.ChecksumType !== undefined) head.checksumType = out.ChecksumType;
+  return head;
+}
+
+function metaParams(meta: ObjectMeta) {
+  return {
+    ContentType: meta.contentType,
+    CacheControl: meta.cacheControl,
+    ContentDisposition: meta.contentDisposition,
+    ContentEncoding: meta.contentEncoding,
+    ContentLanguage: meta.contentLanguage,
+    Expires: meta.expires,
+    Metadata: meta.metadata,
+  };
+}
+
+/** Quiet: the SDK warns on the console for every failed streamed PUT, which the caller retries and logs. */
+const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
+
+function buildClient(opts: ObjectStoreOptions, maxAttempts: number): S3Client {
+  const maxSockets = opts.maxSockets ?? 64;
+  const client = new S3Client({
+    ...(maxAttempts === 1 ? { logger: QUIET } : {}),
+    region: opts.region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
+    maxAttempts,
+    requestChecksumCalculation: opts.writeChecksums === false ? "WHEN_REQUIRED" : "WHEN_SUPPORTED",
+    // Checked by our own hashing where it matters (storage.verify); saves CPU on every read.
+    responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: {
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
+      connectionTimeout: 10_000,
+      requestTimeout: opts.requestTimeoutMs ?? 120_000,
+    },
+  });
+  return client;
+}
+
+/**
+ * Builds the port over @aws-sdk/client-s3. Two clients share nothing: one retries (lists, heads,
+ * gets, multipart parts, whose bodies are buffers), the other sends streamed PUTs once, because a
+ * consumed stream cannot be resent; the caller retries the whole copy instead.
+ */
+export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
+  const where = hostOf(opts.endpoint, `S3 in ${opts.region}`);
+  const label = `${opts.side} ${opts.provider} bucket \`${opts.bucket}\` at ${where}`;
+  const counts: Record<string, number> = {};
+  const count = (client: S3Client) => {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const op = (context as { commandName?: string }).commandName?.replace(/Command$/, "") ?? "other";
+        counts[op] = (counts[op] ?? 0) + 1;
+        return next(args);
+      },
+      { step: "deserialize", name: "cutoverRequestCounter" },
+    );
+  };
+  const client = buildClient(opts, opts.maxAttempts ?? 4);
+  const once = buildClient(opts, 1);
+  count(client);
+  count(once);
+  const who = { label, side: opts.side, credentialSource: opts.credentialSource, provider: opts.provider };
+  const fail = (err: unknown, op: string, key?: string) => explainStoreError(err, who, op, key);
+  const Bucket = opts.bucket;
+
+  return {
+    side: opts.side,
+    label,
+    bucket: opts.bucket,
+    async listPage({ prefix, startAfter, token, maxKeys, signal }) {
+      try {
+        const out = await client.send(
+          new ListObjectsV2Command({
+            Bucket,
+            ...(prefix ? { Prefix: prefix } : {}),
+            ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+            MaxKeys: maxKeys ?? 1000,
+          }),
+          { abortSignal: signal },
+        );
+        const objects: ObjectSummary[] = (out.Contents ?? []).map((c) => ({
+          key: c.Key ?? "",
+          size: Number(c.Size ?? 0),
+          etag: unquote(c.ETag),
+          lastModified: c.LastModified ? c.LastModified.getTime() : 0,
+        }));
+        const page: ListPage = { objects };
+        if (out.IsTruncated && out.NextContinuationToken) page.nextToken = out.NextContinuationToken;
+        return page;
+      } catch (err) {
+        throw fail(err, "ListObjectsV2");
+      }
+    },
+    async head(key, o = {}) {
+      try {
+        const out = await client.send(
+          new HeadObjectCommand({ Bucket, Key: key, ...(o.checksums ? { ChecksumMode: "ENABLED" } : {}) }),
+          { abortSignal: o.signal },
+        );
+        return headOf(key, out);
+      } catch (err) {
+        const e = err as SdkError;
+        if (e?.$metadata?.httpStatusCode === 404 && e.name !== "NoSuchBucket") return undefined;
+        throw fail(err, "HeadObject", key);
+      }
+    },
+    async get(key, o = {}) {
+      try {
+        const out = await client.send(new GetObjectCommand({ Bucket, Key: key }), { abortSignal: o.signal });
+        const body = out.Body instanceof Readable ? out.Body : Readable.from([]);
+        return { head: headOf(key, out), body };
+      } catch (err) {
+        throw fail(err, "GetObject", key);
+      }
+    },
+    async put(key, body, size, meta, o = {}) {
+      try {
+        const out = await once.send(
+          new PutObjectCommand({
+            Bucket,
+            Key: key,
+            Body: body,
+            ContentLength: size,
+            // S3 checks the bytes it received against it (BadDigest otherwise)
+            ...(o.contentMd5 ? { ContentMD5: o.contentMd5 } : {}),
+            ...metaParams(meta),
+            ...(o.storageClass && o.storageClass !== "STANDARD"
+              ? { StorageClass: o.storageClass as StorageClass }
+              : {}),
+          }),
+          { abortSignal: o.signal },
+        );
+        return { etag: unquote(out.ETag) };
+      } catch (err) {
+        throw fail(err, "PutObject", key);
+      }
+    },
+    async upload(key, body, meta, o) {
+      const upload = new Upload({
+        client,
+        params: {
+          Bucket,
+          Key: key,
+          Body: body,
+          ...metaParams(meta),
+          ...(o.storageClass && o.storageClass !== "STANDARD"
+            ? { StorageClass: o.storageClass as StorageClass }
+            : {}),
+        },
+        partSize: o.partSize,
+        queueSize: o.queueSize,
+        leavePartsOnError: false,
+      });
+      const onAbort = () => {
+        upload.abort().catch(() => undefined);
+      };
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+      if (o.onBytes) {
+        const report = o.onBytes;
+        upload.on("httpUploadProgress", (p) => {
+          if (typeof p.loaded === "number") report(p.loaded);
+        });
+      }
+      try {
+        const out = await upload.done();
+        return { etag: unquote(out.ETag) };
+      } catch (err) {
+        if (o.signal?.aborted) throw o.signal.reason ?? err;
+        throw fail(err, "multipart upload", key);
+      } finally {
+        o.signal?.removeEventListener("abort", onAbort);
+      }
+    },
+    async deleteMany(keys, o = {}) {
+      if (keys.length === 0) return { failed: [] };
+      try {
+        const out = await client.send(
+          new DeleteObjectsCommand({
+            Bucket,
+            Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+          }),
+          { abortSignal: o.signal },
+        );
+        return { failed: (out.Errors ?? []).map((e) => e.Key ?? "") };
+      } catch (err) {
+        throw fail(err, "DeleteObjects");
+      }
+    },
+    async bucketRegion(o = {}) {
+      try {
+        const out = await client.send(new HeadBucketCommand({ Bucket }), { abortSignal: o.signal });
+        return out.BucketRegion;
+      } catch (err) {
+        throw fail(err, "HeadBucket");
+      }
+    },
+    requestCounts: () => ({ ...counts }),
+    destroy() {
+      client.destroy();
+      once.destroy();
+    },
+  };
+}

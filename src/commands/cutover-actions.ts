@@ -1,0 +1,254 @@
+import type {
+  AllMiddlewareArgs,
+  BlockButtonAction,
+  SlackActionMiddlewareArgs,
+  SlackViewMiddlewareArgs,
+  ViewSubmitAction,
+} from "@slack/bolt";
+import { describeError } from "../errors.js";
+import type { Approval } from "../generated/prisma/client.js";
+import type { CutoverChange } from "../jobs/cutover/types.js";
+import type { Metrics } from "../metrics.js";
+import { decideApproval, withdrawApproval } from "../store/approvals.js";
+import { audit } from "../store/audit.js";
+import { approveModal, cutoverRequestView } from "../views/cutover.js";
+import { INPUT } from "../views/ids.js";
+import type { CommandDeps } from "./context.js";
+import { authorise } from "./dispatch.js";
+
+type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
+
+/** Edits the request message to show the approval's current state. */
+async function refreshRequest(
+  deps: CommandDeps,
+  approval: Approval,
+  extra: { runId?: string | null } = {},
+): Promise<void> {
+  if (!deps.slack || !approval.channel || !approval.messageTs) return;
+  const outsideWindow = approval.note?.startsWith("outside window: ")
+    ? {
+        window: deps.file.cutover.window
+          ? `${deps.file.cutover.window.start}–${deps.file.cutover.window.end} ${deps.file.cutover.window.timezone}`
+          : "",
+        reason: approval.note.slice(16),
+      }
+    : null;
+  await deps.slack.update(
+    approval.channel,
+    approval.messageTs,
+    cutoverRequestView({
+      approvalId: approval.id,
+      change: approval.change as unknown as CutoverChange,
+      prechecks: [],
+      requestedBy: approval.requestedBy,
+      expiresAt: approval.expiresAt,
+      status: approval.status,
+      decidedBy: approval.decidedBy,
+      note: outsideWindow ? null : approval.note,
+      outsideWindow,
+      runId: extra.runId ?? approval.runId,
+    }),
+  );
+}
+
+/** Why a person may not decide on a request, or undefined when they may. */
+async function approverRefusal(
+  deps: CommandDeps,
+  approval: Approval | null,
+  user: string,
+  channel: string | null,
+): Promise<string | undefined> {
+  if (!approval) return "That request no longer exists.";
+  const access = await authorise("status", { user, via: "slack", channel, idempotencyKey: null }, deps);
+  if (access) return describeError(access);
+  if (approval.requestedBy === user)
+    return "You asked for this cutover, so you cannot approve it: a second person must.";
+  if (!(await deps.access.isApprover(user)))
+    return "You are not an approver of this migration (see `access.approvers` in the migration file).";
+  if (approval.status !== "pending") return `This request is already ${approval.status}.`;
+  if (approval.expiresAt <= deps.now())
+    return "This request has expired: ask for a new one with `/migrate cutover`.";
+  return undefined;
+}
+
+async function refuse(
+  deps: CommandDeps,
+  respond: ButtonArgs["respond"],
+  user: string,
+  action: string,
+  approvalId: string,
+  reason: string,
+) {
+  await audit(deps.db, { actor: user, action, outcome: "refused", details: { approvalId, reason } });
+  await respond({ response_type: "ephemeral", replace_original: false, text: `⛔ ${reason}` });
+}
+
+/** Approve…: checks the rules, then opens the modal where the approver types the record name. */
+export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
+    await ack();
+    metrics.actions.inc({ action: "approve_cutover" });
+    const approvalId = action.value ?? "";
+    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
+    if (reason || !approval)
+      return refuse(deps, respond, body.user.id, "cutover.approve", approvalId, reason ?? "no such request");
+    await audit(deps.db, {
+      actor: body.user.id,
+      action: "cutover.approve.open",
+      outcome: "info",
+      details: { approvalId },
+    });
+    await deps.slack?.openView(
+      body.trigger_id,
+      approveModal(approval.id, approval.change as unknown as CutoverChange),
+    );
+  };
+}
+
+/** The approver's modal: the typed name must match; the decision is atomic (two approvers → one approval). */
+export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
+  return async ({ ack, body, view }: SlackViewMiddlewareArgs<ViewSubmitAction> & AllMiddlewareArgs) => {
+    metrics.actions.inc({ action: "approve_cutover_submit" });
+    const user = body.user.id;
+    const approvalId = view.private_metadata;
+    const values = view.state.values;
+    const typed = (values[INPUT.confirmName.block]?.[INPUT.confirmName.action]?.value ?? "").trim();
+    const note = values[INPUT.note.block]?.[INPUT.note.action]?.value?.trim() || null;
+    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    const expected = (approval?.change as unknown as CutoverChange | undefined)?.records[0]?.name ?? "";
+    const reason = await approverRefusal(deps, approval, user, approval?.channel ?? null);
+    if (reason) {
+      await audit(deps.db, {
+        actor: user,
+        action: "cutover.approve",
+        outcome: "refused",
+        details: { approvalId, reason },
+      });
+      await ack({ response_action: "errors", errors: { [INPUT.confirmName.block]: reason.slice(0, 150) } });
+      return;
+    }
+    if (typed !== expected) {
+      await audit(deps.db, {
+        actor: user,
+        action: "cutover.approve",
+        outcome: "refused",
+        details: { approvalId, reason: "typed name differs" },
+      });
+      await ack({
+        response_action: "errors",
+        errors: { [INPUT.confirmName.block]: `Type ${expected} exactly to confirm.` },
+      });
+      return;
+    }
+    const decided = await decideApproval(deps.db, approvalId, {
+      by: user,
+      approve: true,
+      note,
+      now: deps.now(),
+    });
+    if (!decided.ok) {
+      const why =
+        decided.reason === "expired"
+          ? "The request expired."
+          : decided.reason === "self"
+            ? "You cannot approve your own request."
+            : "Someone else already decided this request.";
+      await audit(deps.db, {
+        actor: user,
+        action: "cutover.approve",
+        outcome: "refused",
+        details: { approvalId, reason: decided.reason },
+      });
+      await ack({ response_action: "errors", errors: { [INPUT.confirmName.block]: why } });
+      if (decided.approval) await refreshRequest(deps, decided.approval);
+      return;
+    }
+    await ack();
+    await audit(deps.db, {
+      actor: user,
+      action: "cutover.approve",
+      outcome: "ok",
+      details: { approvalId, note },
+    });
+    // Start the switch as a run of the dns.cutover step, in the requester's name.
+    const step = deps.file.runbook.phases.flatMap((p) => p.steps).find((s) => s.uses === "dns.cutover");
+    let runId: string | null = null;
+    let problem: string | undefined;
+    if (!step) problem = "the runbook has no `dns.cutover` step";
+    else {
+      try {
+        const submitted = await deps.runner.submit({
+          target: step.id,
+          dryRun: false,
+          requestedBy: decided.approval.requestedBy,
+          channel: decided.approval.channel,
+          idempotencyKey: `cutover:${approvalId}`,
+          options: { approvalId },
+        });
+        if (submitted.created || submitted.reason === "duplicate") runId = submitted.runId;
+        else
+          problem = `${deps.file.environment} is locked by <@${submitted.lock.holder}> (run \`${submitted.lock.runId.slice(0, 8)}\`); when it is free, \`/migrate run ${step.id}\` carries out this approval`;
+      } catch (err) {
+        problem = describeError(err);
+      }
+    }
+    if (runId) await deps.db.approval.update({ where: { id: approvalId }, data: { runId } });
+    const fresh = await deps.db.approval.findUniqueOrThrow({ where: { id: approvalId } });
+    await refreshRequest(deps, fresh, { runId });
+    if (problem && deps.slack && fresh.channel) {
+      await deps.slack.post(fresh.channel, { text: `Approved, but not started: ${problem}.`, blocks: [] });
+    }
+  };
+}
+
+/** Reject: an approver says no. */
+export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
+    await ack();
+    metrics.actions.inc({ action: "reject_cutover" });
+    const approvalId = action.value ?? "";
+    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
+    if (reason) return refuse(deps, respond, body.user.id, "cutover.reject", approvalId, reason);
+    const decided = await decideApproval(deps.db, approvalId, {
+      by: body.user.id,
+      approve: false,
+      now: deps.now(),
+    });
+    await audit(deps.db, {
+      actor: body.user.id,
+      action: "cutover.reject",
+      outcome: decided.ok ? "ok" : "refused",
+      details: { approvalId },
+    });
+    if (decided.approval) await refreshRequest(deps, decided.approval);
+  };
+}
+
+/** Withdraw: the requester takes the request back. */
+export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
+    await ack();
+    metrics.actions.inc({ action: "withdraw_cutover" });
+    const approvalId = action.value ?? "";
+    const ok = await withdrawApproval(deps.db, approvalId, body.user.id);
+    if (!ok)
+      return refuse(
+        deps,
+        respond,
+        body.user.id,
+        "cutover.withdraw",
+        approvalId,
+        "Only the person who asked can withdraw a request, and only while it is pending.",
+      );
+    await audit(deps.db, {
+      actor: body.user.id,
+      action: "cutover.withdraw",
+      outcome: "ok",
+      details: { approvalId },
+    });
+    const approval = await deps.db.approval.findUniqueOrThrow({ where: { id: approvalId } });
+    await refreshRequest(deps, approval);
+  };
+}

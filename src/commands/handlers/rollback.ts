@@ -1,0 +1,121 @@
+import { requireSection } from "../../config/schema.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import {
+  findRollbackTargets,
+  type RollbackReport,
+  type RollbackTargets,
+  rollback,
+} from "../../jobs/cutover/apply.js";
+import { audit } from "../../store/audit.js";
+import { formatDuration } from "../../views/blocks.js";
+import type { CommandDeps } from "../context.js";
+import { cutoverDeps } from "./cutover.js";
+
+/** Fields the /rollback modal asks for when no record of the values before the cutover exists. */
+export function manualRollbackFields(
+  deps: CommandDeps,
+): Array<{ block: string; label: string; initial: string }> {
+  const fields = (deps.file.dns?.records ?? []).map((r, i) => ({
+    block: `rb_record_${i}`,
+    label: `${r.type} ${r.name}: the value to restore`,
+    initial: r.from ?? "",
+  }));
+  for (const [name, v] of Object.entries(deps.file.pages?.env ?? {}))
+    fields.push({ block: `rb_var_${name}`, label: `Pages ${name}: the value to restore`, initial: v.from });
+  return fields;
+}
+
+/** Rollback targets typed by a person (from the modal), for when the records are gone. */
+export function manualTargets(deps: CommandDeps, values: Record<string, string>): RollbackTargets {
+  const dns = requireSection(deps.file, "dns");
+  return {
+    source: "given by hand",
+    records: dns.records.map((r, i) => ({
+      name: r.name,
+      type: r.type,
+      content: values[`rb_record_${i}`]?.trim() || null,
+      ttl: r.ttl ?? 300,
+      proxied: r.proxied,
+    })),
+    pages: deps.file.pages
+      ? {
+          project: deps.file.pages.project,
+          environment: deps.file.pages.environment,
+          vars: Object.fromEntries(
+            Object.keys(deps.file.pages.env).map((n) => [n, values[`rb_var_${n}`]?.trim() || null]),
+          ),
+        }
+      : null,
+  };
+}
+
+export function reportText(
+  by: string,
+  report: RollbackReport,
+  targets: RollbackTargets,
+  viaSlack: boolean,
+): string {
+  const who = viaSlack ? `<@${by}>` : by;
+  const head =
+    report.complete && report.healthy !== false
+      ? `✅ Rollback by ${who} done in ${formatDuration(report.ms)}: production is back on the old services.`
+      : `⚠️ Rollback by ${who} is INCOMPLETE after ${formatDuration(report.ms)}: run /rollback again to finish the rest.`;
+  const lines = report.items.map((i) => `${i.ok ? "✅" : "❌"} ${i.what}: ${i.detail}`);
+  lines.push(
+    `${report.healthy === null ? "❔" : report.healthy ? "✅" : "❌"} old app health: ${report.healthDetail}`,
+  );
+  return `${head}\n${lines.join("\n")}\n(values from the ${targets.source})`;
+}
+
+/**
+ * The emergency way back. It does not wait for the environment lock (it is the way out of
+ * whatever holds it) and cancels a cutover run still watching. Every part is tried; the report
+ * says what is restored and what is not.
+ */
+export async function performRollback(
+  deps: CommandDeps,
+  by: string,
+  opts: { reason?: string | null; targets?: RollbackTargets; viaSlack: boolean },
+): Promise<{ report: RollbackReport; targets: RollbackTargets; text: string }> {
+  const cd = cutoverDeps(deps);
+  const targets = opts.targets ?? (await findRollbackTargets(cd));
+  if (!targets) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      "No record of the values before the cutover exists (no cutover record, no snapshot in the audit trail).",
+      {
+        hint: "Give them by hand: /rollback in Slack asks for each value, prefilled from the migration file's `from` values.",
+      },
+    );
+  }
+  const cutoverSteps = deps.file.runbook.phases
+    .flatMap((p) => p.steps)
+    .filter((s) => s.uses === "dns.cutover")
+    .map((s) => s.id);
+  const running = await deps.db.run.findMany({
+    where: { status: { in: ["queued", "running"] }, target: { in: cutoverSteps } },
+  });
+  for (const r of running) await deps.runner.cancel(r.id, by).catch(() => undefined);
+  await audit(deps.db, {
+    actor: by,
+    action: "rollback.start",
+    target: deps.file.environment,
+    outcome: "started",
+    details: { reason: opts.reason ?? null, source: targets.source, targets } as unknown as Record<
+      string,
+      unknown
+    >,
+  });
+  const report = await rollback(cd, targets, AbortSignal.timeout(120_000));
+  await audit(deps.db, {
+    actor: by,
+    action: "rollback.finish",
+    target: deps.file.environment,
+    outcome: report.complete ? "ok" : "failed",
+    details: { ms: Math.round(report.ms), items: report.items, healthy: report.healthy } as unknown as Record<
+      string,
+      unknown
+    >,
+  });
+  return { report, targets, text: reportText(by, report, targets, opts.viaSlack) };
+}

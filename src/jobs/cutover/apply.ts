@@ -1,0 +1,274 @@
+import { probeOnce } from "../../cloud/probe.js";
+import { describeError } from "../../errors.js";
+import type { CheckpointStore, Progress } from "../types.js";
+import {
+  type CutoverDeps,
+  cloudflareOf,
+  type DnsSnapshot,
+  healthTargets,
+  latestSnapshot,
+} from "./service.js";
+import type { CutoverChange } from "./types.js";
+
+export interface ApplyContext {
+  signal: AbortSignal;
+  checkpoint: CheckpointStore;
+  progress(p: Progress): void;
+  /** bound on waiting for the Pages build */
+  deploymentTimeoutMs?: number;
+}
+
+const recordKey = (r: { name: string; type: string }) => `record:${r.type}:${r.name}`;
+
+/**
+ * Carries out an approved change: the DNS records first, then the Pages variables and a new
+ * deployment. Every finished part is checkpointed, so a rerun after a crash does only the rest.
+ */
+export async function applyChange(
+  deps: CutoverDeps,
+  change: CutoverChange,
+  ctx: ApplyContext,
+): Promise<{ deploymentId: string | null }> {
+  const { dns, pages } = cloudflareOf(deps);
+  const opts = { signal: ctx.signal };
+  const zone = await dns.findZone(change.zone, opts);
+  const total = change.records.length + (change.pages ? 2 : 0);
+  let done = 0;
+  for (const r of change.records) {
+    if (!(await ctx.checkpoint.get(recordKey(r)))) {
+      const current = await dns.getRecord(zone, r.name, r.type, opts);
+      const ttl = r.proxied ? 1 : r.ttl;
+      const after = current
+        ? await dns.updateRecord(current, { content: r.to, ttl, proxied: r.proxied }, opts)
+        : await dns.createRecord(
+            zone,
+            { name: r.name, type: r.type, content: r.to, ttl, proxied: r.proxied },
+            opts,
+          );
+      if (after.content !== r.to)
+        throw new Error(`${r.type} ${r.name} reads back as ${after.content}, not ${r.to}`);
+      await ctx.checkpoint.set(recordKey(r), { at: new Date().toISOString(), from: r.from });
+    }
+    ctx.progress({ done: ++done, total, unit: "changes", message: `${r.type} ${r.name} → ${r.to}` });
+  }
+  let deploymentId: string | null = null;
+  if (change.pages) {
+    const p = change.pages;
+    const environment = p.environment as "production" | "preview";
+    if (!(await ctx.checkpoint.get("pages:vars"))) {
+      await pages.setEnvVars(p.project, Object.fromEntries(p.vars.map((v) => [v.name, v.to])), {
+        ...opts,
+        environment,
+      });
+      await ctx.checkpoint.set("pages:vars", true);
+    }
+    ctx.progress({
+      done: ++done,
+      total,
+      unit: "changes",
+      message: `Pages ${p.project}: ${p.vars.map((v) => v.name).join(", ")}`,
+    });
+    if (p.redeploy) {
+      deploymentId = (await ctx.checkpoint.get<string>("pages:deployment")) ?? null;
+      if (!deploymentId) {
+        deploymentId = (await pages.triggerDeployment(p.project, opts)).id;
+        await ctx.checkpoint.set("pages:deployment", deploymentId);
+      }
+      await pages.waitForDeployment(p.project, deploymentId, {
+        ...opts,
+        timeoutMs: ctx.deploymentTimeoutMs ?? 10 * 60_000,
+        pollMs: 1_000,
+        onProgress: (d) =>
+          ctx.progress({ done, total, unit: "changes", message: `Pages deployment ${d.stage}: ${d.status}` }),
+      });
+    }
+    ctx.progress({ done: ++done, total, unit: "changes", message: "front end redeployed" });
+  }
+  return { deploymentId };
+}
+
+/** What rollback puts back: values observed before the cutover, never values assumed from the file. */
+export interface RollbackTargets {
+  source: "cutover record" | "audit trail" | "given by hand";
+  records: Array<{ name: string; type: string; content: string | null; ttl: number; proxied: boolean }>;
+  pages: { project: string; environment: string; vars: Record<string, string | null> } | null;
+}
+
+/**
+ * Where the rollback values come from: the approved change that was carried out (its `from`
+ * values and the TTL before the migration), else the snapshot written to the audit trail when
+ * the TTL was lowered. Undefined when neither exists: then a person has to give them.
+ */
+export async function findRollbackTargets(deps: CutoverDeps): Promise<RollbackTargets | undefined> {
+  const used = await deps.db.approval.findFirst({
+    where: {
+      action: "dns.cutover",
+      status: "used",
+      change: { path: ["environment"], equals: deps.file.environment },
+    },
+    orderBy: { usedAt: "desc" },
+  });
+  const snapshot: DnsSnapshot | undefined = await latestSnapshot(deps.db, deps.file);
+  if (used) {
+    const change = used.change as unknown as CutoverChange;
+    return {
+      source: "cutover record",
+      records: change.records.map((r) => {
+        const snap = snapshot?.records.find((s) => s.name === r.name && s.type === r.type);
+        return {
+          name: r.name,
+          type: r.type,
+          content: r.from,
+          ttl: r.originalTtl,
+          proxied: snap?.proxied ?? r.proxied,
+        };
+      }),
+      pages: change.pages
+        ? {
+            project: change.pages.project,
+            environment: change.pages.environment,
+            vars: Object.fromEntries(change.pages.vars.map((v) => [v.name, v.from])),
+          }
+        : null,
+    };
+  }
+  if (snapshot) return { source: "audit trail", records: snapshot.records, pages: snapshot.pages };
+  return undefined;
+}
+
+export interface RollbackItem {
+  what: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface RollbackReport {
+  items: RollbackItem[];
+  healthy: boolean | null;
+  healthDetail: string;
+  ms: number;
+  complete: boolean;
+}
+
+/**
+ * Puts DNS and the front end back. Each part is tried even when an earlier one failed, and
+ * the report says exactly what is restored and what is not; running it again finishes the rest
+ * (a part already as it should be is left alone).
+ */
+export async function rollback(
+  deps: CutoverDeps,
+  targets: RollbackTargets,
+  signal: AbortSignal,
+): Promise<RollbackReport> {
+  const started = performance.now();
+  const { dns, pages } = cloudflareOf(deps);
+  const opts = { signal };
+  const items: RollbackItem[] = [];
+  const dnsConfig = deps.file.dns;
+  let zone: Awaited<ReturnType<typeof dns.findZone>> | undefined;
+  try {
+    zone = dnsConfig?.zoneId
+      ? { id: dnsConfig.zoneId, name: dnsConfig.zone }
+      : await dns.findZone(dnsConfig?.zone ?? "", opts);
+  } catch (err) {
+    items.push({ what: `zone ${dnsConfig?.zone}`, ok: false, detail: describeError(err) });
+  }
+  for (const r of targets.records) {
+    const what = `${r.type} ${r.name}`;
+    if (!zone) {
+      items.push({ what, ok: false, detail: "not restored: the zone could not be read" });
+      continue;
+    }
+    try {
+      const current = await dns.getRecord(zone, r.name, r.type, opts);
+      const ttl = r.proxied ? 1 : r.ttl;
+      if (r.content === null) {
+        if (current) await dns.deleteRecord(current, opts);
+        items.push({
+          what,
+          ok: true,
+          detail: current ? "removed (it did not exist before the cutover)" : "already absent",
+        });
+      } else if (
+        current &&
+        current.content === r.content &&
+        current.ttl === ttl &&
+        current.proxied === r.proxied
+      ) {
+        items.push({ what, ok: true, detail: `already ${r.content} (TTL ${r.ttl} s)` });
+      } else {
+        const after = current
+          ? await dns.updateRecord(current, { content: r.content, ttl, proxied: r.proxied }, opts)
+          : await dns.createRecord(
+              zone,
+              { name: r.name, type: r.type as "A", content: r.content, ttl, proxied: r.proxied },
+              opts,
+            );
+        items.push({
+          what,
+          ok: after.content === r.content,
+          detail: `${current?.content ?? "(none)"} → ${after.content} (TTL ${r.ttl} s)`,
+        });
+      }
+    } catch (err) {
+      items.push({ what, ok: false, detail: `not restored: ${describeError(err)}` });
+    }
+  }
+  if (targets.pages) {
+    const p = targets.pages;
+    const environment = p.environment as "production" | "preview";
+    let varsOk = false;
+    try {
+      const now = await pages.getEnvVars(p.project, { ...opts, environment });
+      const differs = Object.entries(p.vars).filter(([k, v]) => (now[k]?.value ?? null) !== v);
+      if (differs.length)
+        await pages.setEnvVars(p.project, Object.fromEntries(differs), { ...opts, environment });
+      varsOk = true;
+      items.push({
+        what: `Pages ${p.project} variables`,
+        ok: true,
+        detail: differs.length ? `restored ${differs.map(([k]) => k).join(", ")}` : "already as before",
+      });
+    } catch (err) {
+      items.push({
+        what: `Pages ${p.project} variables`,
+        ok: false,
+        detail: `not restored: ${describeError(err)}`,
+      });
+    }
+    if (varsOk) {
+      try {
+        const d = await pages.triggerDeployment(p.project, opts);
+        items.push({
+          what: `Pages ${p.project} deployment`,
+          ok: true,
+          detail: `redeploy started (${d.id}); it builds with the restored variables`,
+        });
+      } catch (err) {
+        items.push({
+          what: `Pages ${p.project} deployment`,
+          ok: false,
+          detail: `not started: ${describeError(err)}`,
+        });
+      }
+    } else {
+      items.push({
+        what: `Pages ${p.project} deployment`,
+        ok: false,
+        detail: "not started: the variables are not restored yet",
+      });
+    }
+  }
+  const urls = await healthTargets(deps);
+  let healthy: boolean | null = null;
+  let healthDetail = "no old app URL in the migration file (source.app): check it by hand";
+  if (urls.old) {
+    const r = await probeOnce(urls.old, { timeoutMs: 5_000, signal });
+    healthy = r.ok;
+    healthDetail = r.ok
+      ? `${urls.old} answered ${r.status} in ${Math.round(r.ms)} ms`
+      : `${urls.old}: ${r.error}`;
+  }
+  const complete = items.every((i) => i.ok);
+  return { items, healthy, healthDetail, ms: performance.now() - started, complete };
+}

@@ -1,0 +1,295 @@
+import type { Logger } from "pino";
+import type { CloudflareClients, DnsZone } from "../../cloud/cloudflare.js";
+import { probeOnce } from "../../cloud/probe.js";
+import { type DnsConfig, type MigrationFile, requireSection } from "../../config/schema.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import type { Prisma } from "../../generated/prisma/client.js";
+import { audit } from "../../store/audit.js";
+import type { Db } from "../../store/client.js";
+import { resolveValue } from "../outputs.js";
+import type { CutoverChange, PreCheck, RecordChange } from "./types.js";
+
+/** What the cutover needs: the state store, the file, and Cloudflare. */
+export interface CutoverDeps {
+  db: Db;
+  file: MigrationFile;
+  cloudflare: CloudflareClients | undefined;
+  log: Logger;
+  now: () => Date;
+}
+
+/** The records and Pages variables as they were before the TTL was lowered: what rollback restores. */
+export interface DnsSnapshot {
+  takenAt: string;
+  /** when the TTLs were lowered (the countdown to the cutover starts here) */
+  loweredAt: string | null;
+  records: Array<{ name: string; type: string; content: string | null; ttl: number; proxied: boolean }>;
+  pages: { project: string; environment: string; vars: Record<string, string | null> } | null;
+}
+
+export function cloudflareOf(deps: Pick<CutoverDeps, "cloudflare">): CloudflareClients {
+  if (!deps.cloudflare) {
+    throw new CutoverError(ErrorCode.BadArgument, "Cloudflare is not set up for this migration.", {
+      hint: "Add the `dns` section (and `pages` for the front end) to the migration file and set the API token variable it names.",
+    });
+  }
+  return deps.cloudflare;
+}
+
+const SNAPSHOT_STEP = "dns.lower-ttl";
+
+/**
+ * The snapshot the TTL-lowering step recorded, read from its latest successful execution;
+ * when the runs are gone, from the audit trail, where the same snapshot was written first.
+ */
+export async function latestSnapshot(db: Db, file: MigrationFile): Promise<DnsSnapshot | undefined> {
+  const stepIds = file.runbook.phases.flatMap((p) =>
+    p.steps.filter((s) => s.uses === SNAPSHOT_STEP).map((s) => s.id),
+  );
+  const execution = await db.stepExecution.findFirst({
+    where: { step: { in: stepIds }, status: "succeeded", run: { env: file.environment, dryRun: false } },
+    orderBy: { finishedAt: "desc" },
+    include: { checkpoints: { where: { key: "snapshot" } } },
+  });
+  const fromRun = execution?.checkpoints[0]?.value as DnsSnapshot | undefined;
+  if (fromRun?.loweredAt) return fromRun;
+  const event = await db.auditEvent.findFirst({
+    where: { action: "dns.snapshot", outcome: "ok", target: file.environment },
+    orderBy: { id: "desc" },
+  });
+  return (event?.details as { snapshot?: DnsSnapshot } | null)?.snapshot;
+}
+
+export async function recordSnapshot(
+  db: Db,
+  file: MigrationFile,
+  snapshot: DnsSnapshot,
+  actor: string,
+  runId: string | null,
+) {
+  await audit(db, {
+    actor,
+    action: "dns.snapshot",
+    target: file.environment,
+    outcome: "ok",
+    runId,
+    details: { snapshot } as unknown as Record<string, unknown>,
+  });
+}
+
+/** Reads the configured records and Pages variables from Cloudflare as they are now. */
+export async function readLive(
+  deps: CutoverDeps,
+  signal?: AbortSignal,
+): Promise<Omit<DnsSnapshot, "loweredAt">> {
+  const { dns, pages } = cloudflareOf(deps);
+  const dnsConfig = requireSection(deps.file, "dns");
+  const zone = await findZone(deps, dnsConfig, signal);
+  const records = [];
+  for (const r of dnsConfig.records) {
+    const rec = await dns.getRecord(zone, r.name, r.type, signal ? { signal } : undefined);
+    records.push({
+      name: r.name,
+      type: r.type,
+      content: rec?.content ?? null,
+      ttl: rec?.ttl ?? 0,
+      proxied: rec?.proxied ?? r.proxied,
+    });
+  }
+  let pagesState: DnsSnapshot["pages"] = null;
+  if (deps.file.pages) {
+    const cfg = deps.file.pages;
+    const vars = await pages.getEnvVars(cfg.project, {
+      environment: cfg.environment,
+      ...(signal ? { signal } : {}),
+    });
+    pagesState = {
+      project: cfg.project,
+      environment: cfg.environment,
+      vars: Object.fromEntries(Object.keys(cfg.env).map((name) => [name, vars[name]?.value ?? null])),
+    };
+  }
+  return { takenAt: deps.now().toISOString(), records, pages: pagesState };
+}
+
+async function findZone(deps: CutoverDeps, dnsConfig: DnsConfig, signal?: AbortSignal): Promise<DnsZone> {
+  if (dnsConfig.zoneId) return { id: dnsConfig.zoneId, name: dnsConfig.zone };
+  return cloudflareOf(deps).dns.findZone(dnsConfig.zone, signal ? { signal } : undefined);
+}
+
+/**
+ * Exactly what the cutover would change, from live state: each record's value and TTL now, the
+ * new value (resolved from the verified results of earlier steps), the TTL to settle on, and
+ * the Pages variables. The approval is bound to this.
+ */
+export async function computeChange(
+  deps: CutoverDeps,
+  snapshot: DnsSnapshot,
+  signal?: AbortSignal,
+): Promise<CutoverChange> {
+  const dnsConfig = requireSection(deps.file, "dns");
+  const live = await readLive(deps, signal);
+  const records: RecordChange[] = [];
+  for (const [i, r] of dnsConfig.records.entries()) {
+    const now = live.records[i]!;
+    const before = snapshot.records.find((s) => s.name === r.name && s.type === r.type);
+    const originalTtl = before?.ttl || now.ttl;
+    records.push({
+      name: r.name,
+      type: r.type,
+      from: now.content,
+      to: await resolveValue(deps.db, deps.file, r.to),
+      fromTtl: now.ttl,
+      originalTtl,
+      ttl: r.ttl ?? originalTtl,
+      proxied: r.proxied,
+    });
+  }
+  let pages: CutoverChange["pages"] = null;
+  if (deps.file.pages && live.pages) {
+    const cfg = deps.file.pages;
+    const vars = [];
+    for (const [name, spec] of Object.entries(cfg.env)) {
+      vars.push({
+        name,
+        from: live.pages.vars[name] ?? null,
+        to: await resolveValue(deps.db, deps.file, spec.to),
+      });
+    }
+    pages = { project: cfg.project, environment: cfg.environment, vars, redeploy: cfg.redeploy };
+  }
+  return { environment: deps.file.environment, zone: dnsConfig.zone, records, pages };
+}
+
+/** The health URLs of the old and the new app. */
+export async function healthTargets(
+  deps: Pick<CutoverDeps, "db" | "file">,
+): Promise<{ old?: string; new?: string; hostHeader?: string }> {
+  const { file } = deps;
+  const path = file.target?.host?.healthPath ?? "/health";
+  const out: { old?: string; new?: string; hostHeader?: string } = {};
+  if (file.source?.app) out.old = new URL(file.source.app.healthPath, file.source.app.url).toString();
+  if (file.verification.baseUrl) out.new = new URL(path, file.verification.baseUrl).toString();
+  else {
+    try {
+      const ip = await resolveValue(deps.db, file, { ref: "target.lightsail.staticIp" });
+      out.new = `http://${ip}${path}`;
+      const first = file.dns?.records[0]?.name;
+      if (first) out.hostHeader = first;
+    } catch {
+      // not provisioned yet: the pre-check says so
+    }
+  }
+  return out;
+}
+
+/** Latest result of each verify step type, for the pre-checks. */
+async function latestVerify(db: Db, file: MigrationFile, uses: string) {
+  const ids = file.runbook.phases.flatMap((p) => p.steps.filter((s) => s.uses === uses).map((s) => s.id));
+  if (ids.length === 0) return undefined;
+  return db.stepExecution.findFirst({
+    where: {
+      step: { in: ids },
+      run: { env: file.environment, dryRun: false },
+      status: { in: ["succeeded", "failed"] },
+    },
+    orderBy: { finishedAt: "desc" },
+  });
+}
+
+const RECENT_MS = 24 * 3600_000;
+
+/** What must hold before anyone may approve a cutover; shown in the request. */
+export async function preChecks(
+  deps: CutoverDeps,
+  snapshot: DnsSnapshot | undefined,
+  signal?: AbortSignal,
+): Promise<PreCheck[]> {
+  const checks: PreCheck[] = [];
+  const urls = await healthTargets(deps);
+  if (urls.new) {
+    const r = await probeOnce(urls.new, {
+      timeoutMs: 5_000,
+      ...(signal ? { signal } : {}),
+      ...(urls.hostHeader ? { headers: { host: urls.hostHeader } } : {}),
+    });
+    checks.push({
+      name: "new host healthy",
+      ok: r.ok,
+      detail: r.ok ? `${urls.new} answered ${r.status} in ${Math.round(r.ms)} ms` : `${urls.new}: ${r.error}`,
+    });
+  } else {
+    checks.push({
+      name: "new host healthy",
+      ok: false,
+      detail: "the new host's address is not known yet: provision it first",
+    });
+  }
+  for (const [uses, label] of [
+    ["db.verify", "database verified identical"],
+    ["storage.verify", "storage verified identical"],
+  ] as const) {
+    const last = await latestVerify(deps.db, deps.file, uses);
+    if (!deps.file.runbook.phases.some((p) => p.steps.some((s) => s.uses === uses))) continue;
+    const age = last?.finishedAt
+      ? deps.now().getTime() - last.finishedAt.getTime()
+      : Number.POSITIVE_INFINITY;
+    checks.push({
+      name: label,
+      ok: last?.status === "succeeded" && age <= RECENT_MS,
+      detail: !last
+        ? `never run: run \`${uses}\` first`
+        : last.status !== "succeeded"
+          ? `the last run failed: ${last.error ?? "see its thread"}`
+          : age > RECENT_MS
+            ? `last verified ${Math.round(age / 3600_000)} h ago: verify again`
+            : `verified ${Math.round(age / 60_000)} min ago`,
+    });
+  }
+  checks.push({
+    name: "rollback targets recorded",
+    ok: Boolean(snapshot),
+    detail: snapshot
+      ? `${snapshot.records.map((r) => `${r.name} = ${r.content ?? "(none)"} (TTL ${r.ttl} s)`).join(", ")} as read ${snapshot.takenAt}`
+      : "no snapshot: lower the TTL first",
+  });
+  return checks;
+}
+
+/** "02:00–05:00 Asia/Singapore" and whether `now` is inside it. */
+export function windowState(file: MigrationFile, now: Date): { inside: boolean; label: string } | undefined {
+  const w = file.cutover.window;
+  if (!w) return undefined;
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: w.timezone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+    weekday: "short",
+  })
+    .formatToParts(now)
+    .reduce<Record<string, string>>((acc, p) => {
+      acc[p.type] = p.value;
+      return acc;
+    }, {});
+  const minutes = Number(parts.hour) * 60 + Number(parts.minute);
+  const toMin = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));
+  const start = toMin(w.start);
+  const end = toMin(w.end);
+  const inTime = start < end ? minutes >= start && minutes < end : minutes >= start || minutes < end;
+  const day = (parts.weekday ?? "").toLowerCase().slice(0, 3);
+  const inDay = !w.days || w.days.includes(day as (typeof w.days)[number]);
+  return {
+    inside: inTime && inDay,
+    label: `${w.start}–${w.end} ${w.timezone}${w.days ? ` (${w.days.join(", ")})` : ""}`,
+  };
+}
+
+/** Milliseconds until resolvers everywhere have dropped the old TTL's cached answers. */
+export function ttlCountdownMs(snapshot: DnsSnapshot, now: Date): number {
+  if (!snapshot.loweredAt) return Number.POSITIVE_INFINITY;
+  const maxTtl = Math.max(0, ...snapshot.records.map((r) => r.ttl));
+  return Math.max(0, new Date(snapshot.loweredAt).getTime() + maxTtl * 1000 - now.getTime());
+}
+
+export type JsonChange = Prisma.InputJsonValue;

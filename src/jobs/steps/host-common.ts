@@ -1,0 +1,231 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { z } from "zod";
+import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
+import { createLightsail, type LightsailApi } from "../../cloud/lightsail.js";
+import { connectShell, fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
+import { type HostConfig, type MigrationFile, requireSection } from "../../config/schema.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import type { StepDeps } from "../index.js";
+import { readProvisioned, recordProvisioned } from "../provisioned.js";
+import type { Progress, StepContext } from "../types.js";
+
+/** Validates a step's `with:` block, naming the step type in the message. */
+export function parseWith<S extends z.ZodType>(schema: S, type: string, raw: unknown): z.infer<S> {
+  const parsed = schema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `${type}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
+    );
+  }
+  return parsed.data;
+}
+
+/**
+ * Polls until `check` says done, reporting what it waits for; bounded by `timeoutMs`.
+ * The timeout error names the thing waited for and its last state.
+ */
+export async function waitFor(opts: {
+  /** "instance app-server to be running" */
+  what: string;
+  timeoutMs: number;
+  intervalMs: number;
+  ctx: Pick<StepContext, "signal" | "progress">;
+  check: () => Promise<{ done: boolean; state: string }>;
+}): Promise<void> {
+  const started = Date.now();
+  let last = "unknown";
+  for (;;) {
+    opts.ctx.signal.throwIfAborted();
+    const r = await opts.check();
+    last = r.state;
+    if (r.done) return;
+    const elapsed = Math.round((Date.now() - started) / 1000);
+    if (Date.now() - started >= opts.timeoutMs) {
+      throw new CutoverError(
+        ErrorCode.TimedOut,
+        `Gave up waiting for ${opts.what} after ${elapsed} s (last state: ${last}).`,
+        {
+          hint: "Check it in the AWS console; run the step again to keep waiting (nothing is created twice).",
+        },
+      );
+    }
+    opts.ctx.progress({
+      done: elapsed,
+      total: Math.round(opts.timeoutMs / 1000),
+      unit: "s",
+      message: `waiting for ${opts.what} (now ${last})`,
+    } satisfies Progress);
+    await sleep(opts.intervalMs, undefined, { signal: opts.ctx.signal });
+  }
+}
+
+/** The Lightsail adapter for the configured region, endpoint from deps.env. */
+export function lightsailFor(deps: StepDeps, file: MigrationFile = deps.file): LightsailApi {
+  const cfg = requireSection(file, "target.lightsail");
+  return createLightsail(awsOptionsFromEnv(deps.env, "LIGHTSAIL", cfg.region));
+}
+
+/**
+ * The app host's address: `override`, else the static IP recorded by lightsail.instance, else
+ * asked from Lightsail by the static IP's name (and recorded).
+ */
+export async function hostAddress(deps: StepDeps, override?: string): Promise<string> {
+  if (override) return override;
+  return lightsailStaticIp(deps);
+}
+
+/** The Lightsail static IP: as recorded by lightsail.instance, else asked from Lightsail by name. */
+export async function lightsailStaticIp(deps: StepDeps, lightsail?: LightsailApi): Promise<string> {
+  const recorded = (await readProvisioned(deps.dataDir, deps.file.environment))["target.lightsail.staticIp"];
+  if (recorded) return recorded;
+  const cfg = requireSection(deps.file, "target.lightsail");
+  const ip = await (lightsail ?? lightsailFor(deps)).getStaticIp(cfg.staticIpName);
+  if (!ip) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `The static IP ${cfg.staticIpName} does not exist yet: run the lightsail.instance step first.`,
+    );
+  }
+  await recordProvisioned(deps.dataDir, deps.file.environment, { "target.lightsail.staticIp": ip.ipAddress });
+  return ip.ipAddress;
+}
+
+/** Reads the SSH private key named by target.host.sshKeyPathEnv. */
+export async function readSshKey(deps: StepDeps, host: HostConfig): Promise<{ key: string; label: string }> {
+  const path = deps.env[host.sshKeyPathEnv];
+  if (!path) {
+    throw new CutoverError(ErrorCode.BadArgument, `${host.sshKeyPathEnv} is not set.`, {
+      hint: `Set ${host.sshKeyPathEnv} to the path of the private key of the instance's key pair.`,
+    });
+  }
+  try {
+    return { key: await readFile(path, "utf8"), label: `from ${host.sshKeyPathEnv} (${path})` };
+  } catch (err) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `The SSH key file named by ${host.sshKeyPathEnv} (${path}) cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}.`,
+      { cause: err },
+    );
+  }
+}
+
+/** Options every SSH step takes in its `with:` block. */
+export interface SshWith {
+  /** connect here instead of the static IP (a private address, a bastion's forward) */
+  address?: string | undefined;
+  connectTimeoutSeconds: number;
+}
+
+/** Opens the host-key-checked shell to the app host. */
+export async function openHostShell(
+  deps: StepDeps,
+  w: SshWith,
+  ctx: Pick<StepContext, "signal">,
+): Promise<RemoteShell> {
+  const host = requireSection(deps.file, "target.host");
+  const address = await hostAddress(deps, w.address);
+  const { key, label } = await readSshKey(deps, host);
+  return connectShell({
+    host: address,
+    port: host.sshPort,
+    username: host.sshUser,
+    privateKey: key,
+    keyLabel: label,
+    ...(host.hostKeyFingerprint ? { pinnedFingerprint: host.hostKeyFingerprint } : {}),
+    knownHosts: fileHostKeyStore(join(deps.dataDir, "known_hosts.json")),
+    connectTimeoutMs: w.connectTimeoutSeconds * 1000,
+    signal: ctx.signal,
+  });
+}
+
+/** `sudo -n ` unless the SSH user is root. */
+export function sudoFor(host: HostConfig): string {
+  return host.sshUser === "root" ? "" : "sudo -n ";
+}
+
+/** Replaces every secret value in text with `[redacted]` (values shorter than 4 characters are left). */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join("[redacted]");
+  return out;
+}
+
+/**
+ * Streams a remote command's output to the run: each complete line goes to the step's log, the
+ * latest one (trimmed) to its progress line; `::cutover:: section X` markers become "section k of
+ * n". Secrets are redacted before anything leaves.
+ */
+export class OutputRelay {
+  private partial = "";
+  private section = "";
+  private lastLine = "";
+  private readonly lines: string[] = [];
+
+  constructor(
+    private readonly ctx: Pick<StepContext, "log" | "progress">,
+    private readonly opts: { sections?: readonly string[]; secrets?: readonly string[]; label: string },
+  ) {}
+
+  /** feed for ExecOptions.onOutput */
+  readonly onOutput = (text: string): void => {
+    const all = this.partial + text;
+    const parts = all.split(/\r?\n/);
+    this.partial = parts.pop() ?? "";
+    for (const raw of parts) this.line(raw);
+  };
+
+  private line(raw: string): void {
+    const line = redact(raw, this.opts.secrets ?? []).replace(/\s+$/, "");
+    if (!line) return;
+    if (!line.startsWith("::cutover::")) {
+      this.lines.push(line);
+      if (this.lines.length > 200) this.lines.shift();
+    }
+    this.ctx.log.info({ host: this.opts.label, line: line.slice(0, 500) }, "remote output");
+    const m = /^::cutover:: section (\S+)/.exec(line);
+    if (m) this.section = m[1]!;
+    else if (!line.startsWith("::cutover::")) this.lastLine = line.slice(0, 150);
+    const sections = this.opts.sections ?? [];
+    const index = sections.indexOf(this.section);
+    this.ctx.progress({
+      done: index >= 0 ? index + 1 : 0,
+      ...(sections.length > 0 ? { total: sections.length, unit: "sections" } : {}),
+      message: `${this.opts.label}${this.section ? ` · ${this.section}` : ""}${this.lastLine ? ` · ${this.lastLine}` : ""}`,
+    });
+  }
+
+  /** The section running when output stopped. */
+  get currentSection(): string {
+    return this.section;
+  }
+
+  /** The last `n` lines seen (redacted). */
+  tail(n: number): string {
+    return tailLines([...this.lines, redact(this.partial, this.opts.secrets ?? [])].join("\n"), n);
+  }
+}
+
+/**
+ * The error for a script that exited non-zero: the failing command (from the script's ERR
+ * trap), its section, and the last lines of output.
+ */
+export function scriptFailure(
+  what: string,
+  result: { code: number | null; stdout: string; stderr: string },
+  relay: OutputRelay,
+  secrets: readonly string[],
+): CutoverError {
+  const all = redact(`${result.stdout}\n${result.stderr}`, secrets);
+  const trap = /::cutover:: failed line=(\d+) exit=(\d+) command=(.*)$/m.exec(all);
+  const command = trap ? trap[3]!.trim() : undefined;
+  const tail = relay.tail(15);
+  const section = relay.currentSection;
+  return new CutoverError(
+    ErrorCode.RemoteCommandFailed,
+    `${what} failed${section ? ` in section ${section}` : ""}${command ? `: \`${command}\` exited ${trap![2]}` : ` with exit code ${result.code ?? "none (killed)"}`}.\nLast lines:\n${tail || "(no output)"}`,
+    { details: { section, command, code: result.code } },
+  );
+}

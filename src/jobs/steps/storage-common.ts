@@ -1,0 +1,208 @@
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { z } from "zod";
+import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
+import { createObjectStore, type ObjectStore } from "../../cloud/object-store.js";
+import { requireSection, type S3Config, type SourceStorageSchema } from "../../config/schema.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import type { StepDeps } from "../index.js";
+
+type SourceStorage = z.infer<typeof SourceStorageSchema>;
+
+/** Parses a step's `with:` block, turning zod's issues into one BadArgument sentence. */
+export function parseWith<T>(type: string, schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `${type}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** The source and target sections a storage step reads, with a clear error when one is missing. */
+export function storageSections(deps: StepDeps): { source: SourceStorage; target: S3Config } {
+  return {
+    source: requireSection(deps.file, "source.storage"),
+    target: requireSection(deps.file, "target.s3"),
+  };
+}
+
+/** The source bucket (R2), read-only use, with its keys from the variables the migration file names. */
+export function openSource(deps: StepDeps, opts: { maxSockets?: number } = {}): ObjectStore {
+  const src = requireSection(deps.file, "source.storage");
+  const missing = [src.accessKeyIdEnv, src.secretAccessKeyEnv].filter((name) => !deps.env[name]);
+  if (missing.length > 0) {
+    throw new CutoverError(
+      ErrorCode.SettingsMissing,
+      `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set: the source bucket's keys are read from ${src.accessKeyIdEnv} and ${src.secretAccessKeyEnv}.`,
+      {
+        hint: `Set ${missing.join(" and ")} in Cutover's environment (an R2 API token with Object Read), then run the step again.`,
+      },
+    );
+  }
+  return createObjectStore({
+    side: "source",
+    provider:
+      src.provider?.includes("R2") || /r2\.cloudflarestorage\.com/.test(src.endpoint)
+        ? "R2"
+        : "S3-compatible",
+    bucket: src.bucket,
+    region: src.region,
+    endpoint: src.endpoint,
+    credentials: {
+      accessKeyId: deps.env[src.accessKeyIdEnv]!,
+      secretAccessKey: deps.env[src.secretAccessKeyEnv]!,
+    },
+    credentialSource: `${src.accessKeyIdEnv} / ${src.secretAccessKeyEnv}`,
+    forcePathStyle: src.forcePathStyle,
+    writeChecksums: false,
+    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
+  });
+}
+
+/**
+ * The target bucket (S3): the SDK's standard chain and endpoint variables, read from the step's
+ * environment (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL point it at moto in tests).
+ */
+export function openTarget(
+  deps: StepDeps,
+  opts: { maxSockets?: number; writeChecksums?: boolean } = {},
+): ObjectStore {
+  const s3 = requireSection(deps.file, "target.s3");
+  const aws = awsOptionsFromEnv(deps.env, "S3", s3.region);
+  return createObjectStore({
+    side: "target",
+    provider: "S3",
+    bucket: s3.bucket,
+    region: s3.region,
+    ...(aws.endpoint ? { endpoint: aws.endpoint } : {}),
+    ...(aws.credentials ? { credentials: aws.credentials } : {}),
+    credentialSource: aws.credentials
+      ? "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+      : "the AWS credentials Cutover runs with (profile, role or environment)",
+    ...(aws.maxAttempts ? { maxAttempts: aws.maxAttempts } : {}),
+    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
+    ...(opts.writeChecksums !== undefined ? { writeChecksums: opts.writeChecksums } : {}),
+  });
+}
+
+/**
+ * Checks a bucket is there, readable with the keys given, and in the region the file says. A
+ * HEAD's 403 has no body, so a listing of one key is asked for to say why.
+ */
+export async function checkBucket(
+  store: ObjectStore,
+  expectedRegion: string | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
+  let region: string | undefined;
+  try {
+    region = await store.bucketRegion(signal ? { signal } : {});
+  } catch (err) {
+    if (err instanceof CutoverError && err.code === ErrorCode.StorageAccessRefused) {
+      await store.listPage({ maxKeys: 1, ...(signal ? { signal } : {}) });
+    }
+    throw err;
+  }
+  if (expectedRegion && expectedRegion !== "auto" && region && region !== expectedRegion) {
+    throw new CutoverError(
+      ErrorCode.RegionMismatch,
+      `The ${store.label} is in ${region}, but the migration file says ${expectedRegion}.`,
+      {
+        details: { side: store.side, bucket: store.bucket, actualRegion: region, expectedRegion },
+        hint:
+          store.side === "target"
+            ? `Set target.s3.region to ${region} if this is the right bucket, or choose another bucket name.`
+            : `Set source.storage.region to ${region}.`,
+      },
+    );
+  }
+}
+
+/** A stable id for a source/target pair, for files under the data directory. */
+export function pairId(deps: StepDeps): string {
+  const { source, target } = storageSections(deps);
+  return createHash("sha256")
+    .update(`${source.endpoint}\n${source.bucket}\n${source.prefix}\n${target.bucket}`)
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/**
+ * ETag pairs remembered from copies where the source's single-looking ETag was not the MD5 of
+ * its content (the target's was): R2 multipart objects from before June 2023 and s3rver's
+ * multipart objects. Without it every sync would copy those objects again. Kept in the data
+ * directory, bounded; losing it only costs a copy.
+ */
+export class EtagMemo {
+  private readonly pairs = new Map<string, [string, string]>();
+  private dirty = false;
+  static readonly LIMIT = 200_000;
+
+  private constructor(private readonly file: string) {}
+
+  static async load(dataDir: string, id: string): Promise<EtagMemo> {
+    const memo = new EtagMemo(path.join(dataDir, "storage", `etag-pairs-${id}.json`));
+    try {
+      const raw = JSON.parse(await readFile(memo.file, "utf8")) as Record<string, [string, string]>;
+      for (const [k, v] of Object.entries(raw)) if (Array.isArray(v) && v.length === 2) memo.pairs.set(k, v);
+    } catch {
+      // absent or unreadable: start empty
+    }
+    return memo;
+  }
+
+  get size(): number {
+    return this.pairs.size;
+  }
+
+  get(key: string): readonly [string, string] | undefined {
+    return this.pairs.get(key);
+  }
+
+  remember(key: string, sourceEtag: string, targetEtag: string): void {
+    if (this.pairs.size >= EtagMemo.LIMIT && !this.pairs.has(key)) return;
+    this.pairs.set(key, [sourceEtag, targetEtag]);
+    this.dirty = true;
+  }
+
+  forget(key: string): void {
+    if (this.pairs.delete(key)) this.dirty = true;
+  }
+
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    await mkdir(path.dirname(this.file), { recursive: true });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.pairs)));
+    await rename(tmp, this.file);
+  }
+}
+
+const UNITS = ["B", "KB", "MB", "GB", "TB"];
+
+/** 1536 → "1.5 KB" (powers of 1024, as S3 consoles show them). */
+export function formatBytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
+}
+
+/** 3725 → "1 h 2 min"; 42 → "42 s". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60 ? `${s % 60} s` : ""}`.trim();
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+export const count = (n: number) => n.toLocaleString("en-US");

@@ -1,0 +1,654 @@
+import type { Readable, Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { isRetryableStoreError, type ObjectStore, type ObjectSummary } from "../../cloud/object-store.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import type { CheckpointStore, Progress } from "../types.js";
+import type { EtagMemo } from "./storage-common.js";
+import { count, formatBytes, formatDuration } from "./storage-common.js";
+import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter, Semaphore } from "./storage-flow.js";
+import { isPlainMd5, type ListedObject, looksIdentical, mergeListings } from "./storage-listing.js";
+
+/** How a sync runs; every size in bytes. */
+export interface SyncSettings {
+  prefix: string;
+  concurrency: number;
+  /** objects of this size or more go up in parts */
+  multipartThreshold: number;
+  partSize: number;
+  /** parts of one object in flight */
+  queueSize: number;
+  /** bound on the part buffers of all multipart uploads together */
+  multipartMemory: number;
+  /** bytes per second over all copies; undefined for no limit */
+  bandwidth?: number;
+  /** tries per object after the first */
+  retries: number;
+  retryBaseMs: number;
+  /** keys held back per side to repair a server's local disorder */
+  window: number;
+  pageSize: number;
+  /** tasks waiting for a worker; the listing pauses beyond it */
+  queueLength: number;
+  storageClass?: string;
+  /** delete target objects the source does not have (`--delete`, confirmed) */
+  deleteExtra: boolean;
+  /**
+   * send the source's MD5 (its single-part ETag) as Content-MD5, so S3 checks the bytes end to end;
+   * off where the target client adds its own checksum instead
+   */
+  contentMd5: boolean;
+}
+
+export interface SyncHooks {
+  signal: AbortSignal;
+  log: Logger;
+  progress(p: Progress): void;
+  checkpoint: CheckpointStore;
+  memo: EtagMemo;
+  /** ms between progress reports */
+  progressEveryMs?: number;
+  /** ms between checkpoint writes */
+  checkpointEveryMs?: number;
+}
+
+export interface SyncResult {
+  /** objects copied by this run */
+  copied: number;
+  copiedBytes: number;
+  /** objects found identical and left alone */
+  identical: number;
+  identicalBytes: number;
+  /** objects the source listed but were gone when read */
+  vanished: number;
+  /** target objects the source does not have (kept unless deleteExtra) */
+  extra: number;
+  deleted: number;
+  /** keys listed out of order by a server, resolved one by one */
+  stragglers: number;
+  /** where this run started (a resume point from a checkpoint), or "" */
+  resumedAfter: string;
+  /** copies made by earlier, interrupted attempts of the same step */
+  copiedBefore: number;
+  seconds: number;
+  requests: { source: Record<string, number>; target: Record<string, number> };
+}
+
+/** What a dry run reports: read from both listings, nothing written. */
+export interface SyncEstimate {
+  toCopy: number;
+  toCopyBytes: number;
+  missing: number;
+  changed: number;
+  identical: number;
+  identicalBytes: number;
+  extra: number;
+  extraBytes: number;
+  sourceObjects: number;
+  sourceBytes: number;
+  /** some keys, for the preview */
+  sampleCopies: string[];
+  sampleExtras: string[];
+}
+
+interface Task {
+  kind: "copy" | "check";
+  source: ListedObject;
+  /** position in listing order, for the resume point; undefined for stragglers */
+  seq?: number;
+}
+
+const FATAL = new Set([
+  ErrorCode.StorageAccessRefused,
+  ErrorCode.BucketMissing,
+  ErrorCode.RegionMismatch,
+  ErrorCode.Unreachable,
+]);
+
+/** Counts what a sync would do, from the two listings alone. */
+export async function estimateSync(
+  source: ObjectStore,
+  target: ObjectStore | undefined,
+  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize">,
+  opts: { signal?: AbortSignal; memo?: EtagMemo; samples?: number; onListed?: (n: number) => void } = {},
+): Promise<SyncEstimate> {
+  const e: SyncEstimate = {
+    toCopy: 0,
+    toCopyBytes: 0,
+    missing: 0,
+    changed: 0,
+    identical: 0,
+    identicalBytes: 0,
+    extra: 0,
+    extraBytes: 0,
+    sourceObjects: 0,
+    sourceBytes: 0,
+    sampleCopies: [],
+    sampleExtras: [],
+  };
+  const samples = opts.samples ?? 10;
+  const remembered = opts.memo ? (k: string) => opts.memo!.get(k) : undefined;
+  const copy = (o: ObjectSummary, why: "missing" | "changed") => {
+    e.toCopy++;
+    e.toCopyBytes += o.size;
+    e[why]++;
+    if (e.sampleCopies.length < samples) e.sampleCopies.push(o.key);
+  };
+  const stragglers: ListedObject[] = [];
+  const items = target
+    ? mergeListings(source, target, {
+        prefix: settings.prefix,
+        window: settings.window,
+        pageSize: settings.pageSize,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onListed: (side, n) => side === "source" && opts.onListed?.(n),
+      })
+    : onlySource(source, settings, opts.signal);
+  for await (const item of items) {
+    if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
+      e.sourceObjects++;
+      e.sourceBytes += item.source.size;
+    }
+    switch (item.kind) {
+      case "both":
+        if (looksIdentical(item.source, item.target, remembered)) {
+          e.identical++;
+          e.identicalBytes += item.source.size;
+        } else copy(item.source, "changed");
+        break;
+      case "source-only":
+        copy(item.source, "missing");
+        break;
+      case "target-only":
+        e.extra++;
+        e.extraBytes += item.target.size;
+        if (e.sampleExtras.length < samples) e.sampleExtras.push(item.target.key);
+        break;
+      case "source-straggler":
+        stragglers.push(item.source);
+        break;
+      case "target-straggler":
+        break;
+    }
+  }
+  // Keys a server listed out of order: look each one up on the target.
+  for (const s of stragglers) {
+    const head = target ? await target.head(s.key, opts.signal ? { signal: opts.signal } : {}) : undefined;
+    if (head && looksIdentical(s, head, remembered)) {
+      e.identical++;
+      e.identicalBytes += s.size;
+    } else copy(s, head ? "changed" : "missing");
+  }
+  return e;
+}
+
+async function* onlySource(
+  source: ObjectStore,
+  settings: Pick<SyncSettings, "prefix">,
+  signal?: AbortSignal,
+) {
+  let token: string | undefined;
+  do {
+    const page = await source.listPage({
+      prefix: settings.prefix,
+      ...(token ? { token } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    for (const o of page.objects)
+      yield { kind: "source-only" as const, source: { ...o, bytes: Buffer.from(o.key) } };
+    token = page.nextToken;
+  } while (token);
+}
+
+interface Checkpointed {
+  /** every key up to and including this one is on the target */
+  after?: string;
+  /** false once a server listed keys out of order: resume points are then not trusted */
+  ordered?: boolean;
+  copied?: number;
+  copiedBytes?: number;
+}
+
+/**
+ * Copies what the target lacks or holds differently, streaming, with bounded concurrency, and
+ * resumable: the listing order gives a resume point (every key before it is done) that is
+ * checkpointed every few seconds, so a rerun after a kill lists and compares only the rest.
+ */
+export async function syncBuckets(
+  source: ObjectStore,
+  target: ObjectStore,
+  settings: SyncSettings,
+  hooks: SyncHooks,
+): Promise<SyncResult> {
+  const { signal, log, memo } = hooks;
+  const started = performance.now();
+  const saved = (await hooks.checkpoint.get<Checkpointed>("sync")) ?? {};
+  const resumeAfter = saved.ordered !== false ? (saved.after ?? "") : "";
+  if (resumeAfter) log.info({ after: resumeAfter }, "resuming the sync after the last checkpointed key");
+  const remembered = (k: string) => memo.get(k);
+
+  const result: SyncResult = {
+    copied: 0,
+    copiedBytes: 0,
+    identical: 0,
+    identicalBytes: 0,
+    vanished: 0,
+    extra: 0,
+    deleted: 0,
+    stragglers: 0,
+    resumedAfter: resumeAfter,
+    copiedBefore: saved.copied ?? 0,
+    seconds: 0,
+    requests: { source: {}, target: {} },
+  };
+  let ordered = saved.ordered !== false;
+
+  // Totals: what the producer has found so far, plus a counting pass ahead of it once it waits.
+  let found = 0;
+  let foundBytes = 0;
+  let listingDone = false;
+  let ahead: { base: number; baseBytes: number; count: number; bytes: number; done: boolean } | undefined;
+  let bytesMoving = 0; // bytes of objects in flight, counted as they stream
+  const speed = new RateMeter();
+  const failures: Array<{ key: string; error: string }> = [];
+  let fatal: unknown;
+
+  const queue = new BoundedQueue<Task>(settings.queueLength);
+  const internal = new AbortController();
+  const stop = AbortSignal.any([signal, internal.signal]);
+
+  // Resume point bookkeeping: tasks carry their listing position; the point advances over finished ones.
+  const keyOfSeq = new Map<number, string>();
+  const finishedSeqs = new Set<number>();
+  let retireNext = 0;
+  let lastProduced = resumeAfter; // the last in-order key the producer has passed
+  let doneThrough = resumeAfter;
+  const finishTask = (seq: number | undefined) => {
+    if (seq === undefined) return;
+    finishedSeqs.add(seq);
+    while (finishedSeqs.has(retireNext)) {
+      finishedSeqs.delete(retireNext);
+      doneThrough = keyOfSeq.get(retireNext) ?? doneThrough;
+      keyOfSeq.delete(retireNext);
+      retireNext++;
+    }
+  };
+  const resumePoint = () => (keyOfSeq.size === 0 ? lastProduced : doneThrough);
+
+  const startCounter = () => {
+    if (ahead) return;
+    const from = lastProduced;
+    ahead = { base: found, baseBytes: foundBytes, count: 0, bytes: 0, done: false };
+    const a = ahead;
+    estimateAfter(from)
+      .then(() => {
+        a.done = true;
+      })
+      .catch((err) => {
+        if (!stop.aborted)
+          log.warn({ err }, "could not count ahead; totals stay open until the listing ends");
+      });
+    async function estimateAfter(after: string) {
+      for await (const item of mergeListings(source, target, {
+        prefix: settings.prefix,
+        startAfter: after,
+        window: settings.window,
+        pageSize: settings.pageSize,
+        signal: stop,
+      })) {
+        if (
+          item.kind === "source-only" ||
+          (item.kind === "both" && !looksIdentical(item.source, item.target, remembered))
+        ) {
+          a.count++;
+          a.bytes += item.source.size;
+        }
+      }
+    }
+  };
+
+  // The producer: the merged listing, turned into tasks, with back-pressure from the queue.
+  const produce = async () => {
+    let seq = 0;
+    const enqueue = async (task: Task) => {
+      if (queue.full) startCounter();
+      await queue.push(task, stop);
+    };
+    for await (const item of mergeListings(source, target, {
+      prefix: settings.prefix,
+      ...(resumeAfter ? { startAfter: resumeAfter } : {}),
+      window: settings.window,
+      pageSize: settings.pageSize,
+      signal: stop,
+    })) {
+      switch (item.kind) {
+        case "both":
+          if (looksIdentical(item.source, item.target, remembered)) {
+            result.identical++;
+            result.identicalBytes += item.source.size;
+            lastProduced = item.source.key;
+            continue;
+          }
+          break;
+        case "source-only":
+          break;
+        case "target-only":
+          result.extra++;
+          continue;
+        case "source-straggler":
+          ordered = false;
+          result.stragglers++;
+          found++;
+          foundBytes += item.source.size;
+          await enqueue({ kind: "check", source: item.source });
+          continue;
+        case "target-straggler":
+          ordered = false;
+          result.stragglers++;
+          continue;
+      }
+      const s = item.source;
+      found++;
+      foundBytes += s.size;
+      const task: Task = { kind: "copy", source: s, seq: seq++ };
+      keyOfSeq.set(task.seq!, s.key);
+      lastProduced = s.key;
+      await enqueue(task);
+    }
+    listingDone = true;
+  };
+
+  const multipartSlots = new Semaphore(
+    Math.max(1, Math.floor(settings.multipartMemory / ((settings.queueSize + 1) * settings.partSize))),
+  );
+  const limit = settings.bandwidth ? new RateLimit(settings.bandwidth) : undefined;
+
+  // Keys whose source ETag looked like an MD5 but S3 found otherwise (BadDigest): sent without it.
+  const notMd5 = new Set<string>();
+  const copyOnce = async (key: string) => {
+    const { head, body } = await source.get(key, { signal: stop });
+    let streamed = 0;
+    // A counting stream costs CPU per object: only where a rate limit needs it, or the object is
+    // large enough for its progress to show; small objects are counted when they are done.
+    const metered = limit !== undefined || head.size >= 8 * 1024 * 1024;
+    let flowing: Readable = body;
+    let counted: Transform | undefined;
+    if (metered) {
+      counted = meter(
+        (n) => {
+          streamed += n;
+          bytesMoving += n;
+        },
+        limit,
+        stop,
+      );
+      flowing = body.pipe(counted);
+      const c = counted;
+      body.on("error", (err) => c.destroy(err));
+      // The upload reports the failure; after an abort nobody else may be listening.
+      c.on("error", () => undefined);
+    }
+    const meta = {
+      ...(head.contentType !== undefined ? { contentType: head.contentType } : {}),
+      ...(head.cacheControl !== undefined ? { cacheControl: head.cacheControl } : {}),
+      ...(head.contentDisposition !== undefined ? { contentDisposition: head.contentDisposition } : {}),
+      ...(head.contentEncoding !== undefined ? { contentEncoding: head.contentEncoding } : {}),
+      ...(head.contentLanguage !== undefined ? { contentLanguage: head.contentLanguage } : {}),
+      ...(head.expires !== undefined ? { expires: head.expires } : {}),
+      metadata: head.metadata,
+    };
+    const storage = settings.storageClass ? { storageClass: settings.storageClass } : {};
+    try {
+      let etag: string;
+      if (head.size >= settings.multipartThreshold) {
+        const release = await multipartSlots.acquire();
+        try {
+          // 10,000 parts at most: grow the part for very large objects.
+          const partSize = Math.max(settings.partSize, Math.ceil(head.size / 9_000));
+          ({ etag } = await target.upload(key, flowing, meta, {
+            signal: stop,
+            partSize,
+            queueSize: settings.queueSize,
+            ...storage,
+          }));
+        } finally {
+          release();
+        }
+      } else {
+        const md5 =
+          settings.contentMd5 && isPlainMd5(head.etag) && !notMd5.has(key)
+            ? Buffer.from(head.etag, "hex").toString("base64")
+            : undefined;
+        ({ etag } = await target.put(key, flowing, head.size, meta, {
+          signal: stop,
+          ...storage,
+          ...(md5 ? { contentMd5: md5 } : {}),
+        }));
+      }
+      // Unmetered: the PUT's Content-Length held the transfer to the size.
+      const sent = metered ? streamed : head.size;
+      if (sent !== head.size) {
+        throw new CutoverError(
+          ErrorCode.StepFailed,
+          `read ${sent} of ${head.size} bytes of \`${key}\` from the ${source.label}`,
+          { details: { retryable: true } },
+        );
+      }
+      // The target's single-part ETag is the MD5 the server computed over what it stored.
+      if (isPlainMd5(head.etag) && isPlainMd5(etag) && head.etag !== etag)
+        memo.remember(key, head.etag, etag);
+      else memo.forget(key);
+      return head.size;
+    } catch (err) {
+      body.destroy();
+      counted?.destroy();
+      throw err;
+    } finally {
+      bytesMoving -= streamed;
+    }
+  };
+
+  /** true when the object is on the target (or needs nothing); false when it failed for good */
+  const copyWithRetries = async (task: Task): Promise<boolean> => {
+    const key = task.source.key;
+    if (task.kind === "check") {
+      const head = await target.head(key, { signal: stop });
+      if (head && looksIdentical(task.source, head, remembered)) {
+        result.identical++;
+        result.identicalBytes += task.source.size;
+        found--;
+        foundBytes -= task.source.size;
+        return true;
+      }
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const size = await copyOnce(key);
+        result.copied++;
+        result.copiedBytes += size;
+        return true;
+      } catch (err) {
+        if (stop.aborted) throw err;
+        const e = err as {
+          name?: string;
+          $metadata?: { httpStatusCode?: number };
+          details?: { awsError?: string };
+        };
+        if (e.details?.awsError === "NoSuchKey" || e.name === "NoSuchKey") {
+          // Deleted at the source since it was listed: nothing to copy.
+          result.vanished++;
+          found--;
+          foundBytes -= task.source.size;
+          return true;
+        }
+        if (e.details?.awsError === "BadDigest" && !notMd5.has(key)) {
+          // Either the bytes changed on the way (the retry reads them again) or the source's ETag
+          // is not an MD5 (R2 multipart objects before June 2023, s3rver's): retry without it;
+          // storage.verify hashes such objects.
+          notMd5.add(key);
+          log.info({ key }, "the source ETag is not the MD5 of the bytes read; copying without Content-MD5");
+          attempt--;
+          continue;
+        }
+        if (
+          err instanceof CutoverError &&
+          FATAL.has(err.code) &&
+          !(err.code === ErrorCode.Unreachable && attempt <= settings.retries)
+        )
+          throw err;
+        if (attempt > settings.retries || !isRetryableStoreError(err)) {
+          failures.push({ key, error: err instanceof Error ? err.message : String(err) });
+          return false;
+        }
+        const wait = backoffMs(attempt, settings.retryBaseMs);
+        log.warn(
+          { key, attempt, waitMs: wait, err: err instanceof Error ? err.message : String(err) },
+          "copy failed; retrying",
+        );
+        await sleep(wait, undefined, { signal: stop });
+      }
+    }
+  };
+
+  const worker = async () => {
+    for (let task = await queue.shift(); task; task = await queue.shift()) {
+      if (stop.aborted) return;
+      try {
+        if (await copyWithRetries(task)) finishTask(task.seq);
+      } catch (err) {
+        fatal ??= err;
+        internal.abort(err);
+        return;
+      }
+    }
+  };
+
+  // Progress and checkpoints, on a timer rather than per object.
+  const report = () => {
+    const moved = result.copiedBytes + bytesMoving;
+    speed.add(moved);
+    const totalKnown = listingDone || ahead?.done === true;
+    const total = listingDone ? found : ahead?.done ? ahead.base + ahead.count : undefined;
+    const totalBytes = listingDone ? foundBytes : ahead?.done ? ahead.baseBytes + ahead.bytes : undefined;
+    const rate = speed.rate();
+    const left = totalBytes !== undefined ? Math.max(0, totalBytes - moved) : undefined;
+    const parts = [
+      `${count(result.copied)}${total !== undefined ? ` of ${count(total)}` : ""} objects`,
+      `${formatBytes(moved)}${totalBytes !== undefined ? ` of ${formatBytes(totalBytes)}` : ""}`,
+      `${formatBytes(rate)}/s`,
+    ];
+    if (left !== undefined && rate > 0) parts.push(`ETA ${formatDuration(left / rate)}`);
+    if (!totalKnown) parts.push(`listing… ${count(found)} to copy so far`);
+    if (result.identical > 0) parts.push(`${count(result.identical)} already identical`);
+    hooks.progress({
+      done: result.copied,
+      ...(total !== undefined ? { total } : {}),
+      unit: "objects",
+      message: parts.join(" · "),
+    });
+  };
+  const save = async () => {
+    const value: Checkpointed = {
+      ordered,
+      copied: (saved.copied ?? 0) + result.copied,
+      copiedBytes: (saved.copiedBytes ?? 0) + result.copiedBytes,
+    };
+    const after = resumePoint();
+    if (ordered && after) value.after = after;
+    await hooks.checkpoint.set("sync", value);
+    await memo.save();
+  };
+  const ticker = setInterval(report, hooks.progressEveryMs ?? 1_000);
+  ticker.unref();
+  let saving = Promise.resolve();
+  const saver = setInterval(() => {
+    saving = saving.then(save).catch((err) => log.warn({ err }, "could not write the sync checkpoint"));
+  }, hooks.checkpointEveryMs ?? 3_000);
+  saver.unref();
+
+  try {
+    const workers = Array.from({ length: settings.concurrency }, worker);
+    try {
+      await produce();
+    } catch (err) {
+      if (!stop.aborted) {
+        fatal ??= err;
+        internal.abort(err);
+      }
+    } finally {
+      queue.close();
+    }
+    await Promise.all(workers);
+    signal.throwIfAborted();
+    if (fatal) throw fatal;
+
+    if (settings.deleteExtra) result.deleted = await deleteExtras(source, target, settings, { signal, log });
+  } finally {
+    clearInterval(ticker);
+    clearInterval(saver);
+    await saving;
+    // What was done so far is kept even when the run stops here.
+    await save().catch((err) => log.warn({ err }, "could not write the sync checkpoint"));
+  }
+  report();
+  if (failures.length > 0) {
+    const shown = failures
+      .slice(0, 5)
+      .map((f) => `\`${f.key}\` (${f.error})`)
+      .join("; ");
+    throw new CutoverError(
+      ErrorCode.StepFailed,
+      `${count(failures.length)} object${failures.length > 1 ? "s" : ""} could not be copied: ${shown}${failures.length > 5 ? "; …" : ""}`,
+      {
+        details: { failed: failures.length },
+        hint: "Run the step again: it copies only what is still missing or different.",
+      },
+    );
+  }
+  result.seconds = (performance.now() - started) / 1000;
+  result.requests = { source: source.requestCounts(), target: target.requestCounts() };
+  return result;
+}
+
+/**
+ * Deletes target objects the source does not have, in batches as the listing goes. Each candidate
+ * is confirmed absent by a HEAD on the source first: a server that lists out of order could
+ * otherwise make a key look extra, and a delete cannot be taken back.
+ */
+async function deleteExtras(
+  source: ObjectStore,
+  target: ObjectStore,
+  settings: SyncSettings,
+  opts: { signal: AbortSignal; log: Logger },
+): Promise<number> {
+  let deleted = 0;
+  let batch: string[] = [];
+  const flush = async () => {
+    const keys = batch;
+    batch = [];
+    const confirmed: string[] = [];
+    for (let i = 0; i < keys.length; i += settings.concurrency) {
+      const slice = keys.slice(i, i + settings.concurrency);
+      const heads = await Promise.all(slice.map((k) => source.head(k, { signal: opts.signal })));
+      slice.forEach((k, j) => {
+        if (!heads[j]) confirmed.push(k);
+      });
+    }
+    const { failed } = await target.deleteMany(confirmed, { signal: opts.signal });
+    deleted += confirmed.length - failed.length;
+    if (failed.length > 0)
+      opts.log.warn({ failed: failed.slice(0, 20) }, "some extra objects could not be deleted");
+  };
+  for await (const item of mergeListings(source, target, {
+    prefix: settings.prefix,
+    window: settings.window,
+    pageSize: settings.pageSize,
+    signal: opts.signal,
+  })) {
+    if (item.kind !== "target-only" && item.kind !== "target-straggler") continue;
+    batch.push(item.target.key);
+    if (batch.length >= 1000) await flush();
+  }
+  await flush();
+  return deleted;
+}

@@ -1,0 +1,259 @@
+import { z } from "zod";
+import type { ObjectStore } from "../../cloud/object-store.js";
+import { CutoverError, ErrorCode } from "../../errors.js";
+import type { StepDeps } from "../index.js";
+import type { PlannedChange, StepDefinition } from "../types.js";
+import {
+  checkBucket,
+  count,
+  EtagMemo,
+  formatBytes,
+  formatDuration,
+  openSource,
+  openTarget,
+  pairId,
+  parseWith,
+  storageSections,
+} from "./storage-common.js";
+import { estimateSync, type SyncSettings, syncBuckets } from "./storage-sync-engine.js";
+
+const MiB = 1024 * 1024;
+
+const Input = z.strictObject({
+  /** objects copied at once */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  /** objects of this size (MiB) or more are uploaded in parts */
+  multipartThresholdMb: z
+    .number()
+    .min(1)
+    .max(5 * 1024)
+    .default(64),
+  /** part size (MiB); S3 needs at least 5 */
+  partSizeMb: z
+    .number()
+    .min(5)
+    .max(5 * 1024)
+    .default(8),
+  /** parts of one object uploaded at once */
+  partsInFlight: z.number().int().min(1).max(16).default(4),
+  /** memory for the part buffers of all multipart uploads together (MiB) */
+  memoryMb: z.number().int().min(16).max(16_384).default(96),
+  /** a bandwidth limit over all copies, in MB/s (10^6 bytes); none when absent */
+  bandwidthMBps: z.number().positive().optional(),
+  /** tries per object after the first, on throttling, 5xx and dropped connections */
+  retries: z.number().int().min(0).max(20).default(5),
+  retryBaseMs: z.number().int().min(1).max(60_000).default(500),
+  /**
+   * how S3 checks each write: `md5` sends the source's MD5 (its ETag) as Content-MD5, end to end;
+   * `crc32` lets the SDK add a CRC32 trailer (aws-chunked; moto decodes it very slowly); `none`
+   */
+  checksums: z.enum(["md5", "crc32", "none"]).default("md5"),
+  /** keys held back per side to repair a server that lists out of order */
+  listWindow: z.number().int().min(0).max(100_000).default(2_000),
+  pageSize: z.number().int().min(1).max(1000).default(1000),
+  /** how often the resume point is written */
+  checkpointSeconds: z.number().min(0.1).max(600).default(3),
+});
+export type StorageSyncInput = z.infer<typeof Input>;
+
+/** {GetObject: 3, ListObjectsV2: 1} → "GetObject 3, ListObjectsV2 1" */
+function byOperation(counts: Record<string, number>): string {
+  return Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([op, n]) => `${op} ${n}`)
+    .join(", ");
+}
+
+function settingsOf(input: StorageSyncInput, deps: StepDeps, deleteExtra: boolean): SyncSettings {
+  const { source, target } = storageSections(deps);
+  return {
+    prefix: source.prefix,
+    concurrency: input.concurrency,
+    multipartThreshold: Math.round(input.multipartThresholdMb * MiB),
+    partSize: Math.round(input.partSizeMb * MiB),
+    queueSize: input.partsInFlight,
+    multipartMemory: input.memoryMb * MiB,
+    ...(input.bandwidthMBps ? { bandwidth: input.bandwidthMBps * 1e6 } : {}),
+    retries: input.retries,
+    retryBaseMs: input.retryBaseMs,
+    window: input.listWindow,
+    pageSize: input.pageSize,
+    queueLength: Math.max(256, input.concurrency * 16),
+    ...(target.storageClass !== "STANDARD" ? { storageClass: target.storageClass } : {}),
+    deleteExtra,
+    contentMd5: input.checksums === "md5",
+  };
+}
+
+function withStores<T>(
+  deps: StepDeps,
+  input: StorageSyncInput,
+  fn: (source: ObjectStore, target: ObjectStore) => Promise<T>,
+): Promise<T> {
+  const sockets = input.concurrency * 2 + 8;
+  const source = openSource(deps, { maxSockets: sockets });
+  const target = openTarget(deps, { maxSockets: sockets, writeChecksums: input.checksums === "crc32" });
+  return fn(source, target).finally(() => {
+    source.destroy();
+    target.destroy();
+  });
+}
+
+/**
+ * `storage.sync`: copies the source bucket (R2) into the target bucket (S3). Compares both listings
+ * key by key (size, and ETag where both are plain MD5s), copies what is missing or different,
+ * streamed, keeping the object's headers and metadata; never deletes unless the run was started
+ * with `--delete` (confirmed). Resumable after a kill, from a checkpointed point in key order.
+ */
+export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyncInput> {
+  return {
+    type: "storage.sync",
+    description: "copy objects from the source bucket to the target bucket",
+    mutating: true,
+    parse: (raw) => parseWith("storage.sync", Input, raw),
+
+    async plan(input, ctx) {
+      const deleteExtra = ctx.run.options.delete === true;
+      const settings = settingsOf(input, deps, deleteExtra);
+      const { source: srcCfg, target: s3 } = storageSections(deps);
+      return withStores(deps, input, async (source, target) => {
+        await checkBucket(source, srcCfg.region, ctx.signal);
+        let targetExists = true;
+        try {
+          await checkBucket(target, s3.region, ctx.signal);
+        } catch (err) {
+          if (!(err instanceof CutoverError && err.code === ErrorCode.BucketMissing)) throw err;
+          targetExists = false;
+        }
+        const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        const e = await estimateSync(source, targetExists ? target : undefined, settings, {
+          signal: ctx.signal,
+          memo,
+          onListed: (n) => ctx.progress({ done: n, unit: "objects", message: "listing both buckets" }),
+        });
+        const changes: PlannedChange[] = [];
+        if (!targetExists)
+          changes.push({
+            action: "check",
+            target: target.label,
+            detail: "does not exist yet: `s3.bucket` creates it",
+          });
+        changes.push({
+          action: e.toCopy > 0 ? "copy" : "none",
+          target: `${count(e.toCopy)} objects (${formatBytes(e.toCopyBytes)})`,
+          detail: `${count(e.missing)} missing on the target, ${count(e.changed)} different${
+            e.sampleCopies.length
+              ? `; e.g. ${e.sampleCopies
+                  .slice(0, 5)
+                  .map((k) => `\`${k}\``)
+                  .join(", ")}`
+              : ""
+          }`,
+        });
+        changes.push({
+          action: "none",
+          target: `${count(e.identical)} objects already identical (${formatBytes(e.identicalBytes)})`,
+        });
+        if (e.extra > 0) {
+          changes.push({
+            action: deleteExtra ? "delete" : "none",
+            target: `${count(e.extra)} objects only on the target (${formatBytes(e.extraBytes)})`,
+            detail: deleteExtra
+              ? `deleted because --delete was given; e.g. ${e.sampleExtras
+                  .slice(0, 5)
+                  .map((k) => `\`${k}\``)
+                  .join(", ")}`
+              : "left in place (run with --delete to remove them)",
+          });
+        }
+        return {
+          summary:
+            e.toCopy > 0
+              ? `would copy ${count(e.toCopy)} of ${count(e.sourceObjects)} objects (${formatBytes(e.toCopyBytes)} of ${formatBytes(e.sourceBytes)})${deleteExtra && e.extra > 0 ? ` and delete ${count(e.extra)}` : ""}`
+              : `nothing to copy: all ${count(e.sourceObjects)} objects (${formatBytes(e.sourceBytes)}) are already on the target${deleteExtra && e.extra > 0 ? `; would delete ${count(e.extra)} extra` : ""}`,
+          changes,
+        };
+      });
+    },
+
+    async run(input, ctx) {
+      const deleteExtra = ctx.run.options.delete === true;
+      const settings = settingsOf(input, deps, deleteExtra);
+      const { source: srcCfg, target: s3 } = storageSections(deps);
+      return withStores(deps, input, async (source, target) => {
+        // One after the other, so the error names the first side that fails, every time.
+        await checkBucket(source, srcCfg.region, ctx.signal);
+        await checkBucket(target, s3.region, ctx.signal);
+        const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        const r = await syncBuckets(source, target, settings, {
+          signal: ctx.signal,
+          log: ctx.log,
+          progress: (p) => ctx.progress(p),
+          checkpoint: ctx.checkpoint,
+          memo,
+          checkpointEveryMs: input.checkpointSeconds * 1000,
+        });
+        const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
+        const parts = [
+          r.copied > 0
+            ? `copied ${count(r.copied)} objects (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+            : "nothing to copy",
+          `${count(r.identical)} already identical`,
+        ];
+        if (r.copiedBefore > 0)
+          parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
+        if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
+        if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
+        else if (r.extra > 0) parts.push(`${count(r.extra)} only on the target, left in place`);
+        return {
+          summary: parts.join("; "),
+          figures: {
+            copied: r.copied,
+            copiedBytes: r.copiedBytes,
+            identical: r.identical,
+            identicalBytes: r.identicalBytes,
+            extra: r.extra,
+            deleted: r.deleted,
+            vanished: r.vanished,
+            stragglers: r.stragglers,
+            seconds: Math.round(r.seconds * 10) / 10,
+            bytesPerSecond: Math.round(rate),
+            sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
+            targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
+            sourceRequestsByOperation: byOperation(r.requests.source),
+            targetRequestsByOperation: byOperation(r.requests.target),
+          },
+        };
+      });
+    },
+
+    async verify(input, ctx) {
+      const deleteExtra = ctx.run.options.delete === true;
+      const settings = settingsOf(input, deps, deleteExtra);
+      return withStores(deps, input, async (source, target) => {
+        const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        const e = await estimateSync(source, target, settings, { signal: ctx.signal, memo });
+        const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
+        // A failed check means the resume point cannot be trusted: the next attempt lists everything.
+        if (!ok) await ctx.checkpoint.set("sync", {});
+        const extras =
+          e.extra > 0 ? `; ${count(e.extra)} only on the target${deleteExtra ? "" : " (kept)"}` : "";
+        return {
+          ok,
+          summary: ok
+            ? `all ${count(e.sourceObjects)} source objects (${formatBytes(e.sourceBytes)}) are on the target with equal size and ETag or a later copy${extras}`
+            : `${count(e.toCopy)} of ${count(e.sourceObjects)} objects still missing or different (e.g. ${e.sampleCopies
+                .slice(0, 3)
+                .map((k) => `\`${k}\``)
+                .join(", ")})${extras}`,
+          figures: {
+            sourceObjects: e.sourceObjects,
+            sourceBytes: e.sourceBytes,
+            pending: e.toCopy,
+            extra: e.extra,
+          },
+        };
+      });
+    },
+  };
+}

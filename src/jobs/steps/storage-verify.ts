@@ -1,0 +1,387 @@
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { crc32 } from "node:zlib";
+import { z } from "zod";
+import type { ObjectHead, ObjectStore } from "../../cloud/object-store.js";
+import type { StepDeps } from "../index.js";
+import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
+import {
+  checkBucket,
+  count,
+  formatBytes,
+  openSource,
+  openTarget,
+  parseWith,
+  storageSections,
+} from "./storage-common.js";
+import { BoundedQueue } from "./storage-flow.js";
+import { isPlainMd5, type ListedObject, mergeListings } from "./storage-listing.js";
+
+const Input = z.strictObject({
+  /** objects compared at once */
+  concurrency: z.number().int().min(1).max(256).default(16),
+  /** compare Content-Type, Cache-Control, Content-Disposition, Content-Encoding, Content-Language and user metadata */
+  metadata: z.boolean().default(true),
+  /** differences listed in the report (all are counted) */
+  listDifferences: z.number().int().min(0).max(10_000).default(100),
+  listWindow: z.number().int().min(0).max(100_000).default(2_000),
+});
+export type StorageVerifyInput = z.infer<typeof Input>;
+
+export type DifferenceKind = "missing" | "extra" | "size" | "content" | "metadata";
+
+export interface StorageDifference {
+  key: string;
+  kind: DifferenceKind;
+  detail: string;
+}
+
+/** What `storage.verify` found; also what the Slack report shows (src/views/storage-verify.ts). */
+export interface StorageVerifyReport {
+  ok: boolean;
+  source: { label: string; objects: number; bytes: number };
+  target: { label: string; objects: number; bytes: number };
+  /** objects present on both sides with equal size, content and (when checked) metadata */
+  matched: number;
+  matchedBytes: number;
+  /** how the content of each object present on both sides was proven equal (or not) */
+  checkedBy: { etag: number; storedChecksum: number; hashed: number };
+  metadataChecked: boolean;
+  differences: Record<DifferenceKind, number>;
+  /** the first differences, by key */
+  listed: StorageDifference[];
+  /** listed at the source but gone when read: deleted meanwhile */
+  vanished: number;
+  seconds: number;
+  finishedAt: string;
+}
+
+interface Digest {
+  size: number;
+  md5: string;
+  /** base64 of the big-endian CRC32, as S3 reports x-amz-checksum-crc32 */
+  crc32: string;
+}
+
+/** Streams an object and hashes it (MD5 and CRC32 in one pass). */
+export async function digestObject(store: ObjectStore, key: string, signal?: AbortSignal): Promise<Digest> {
+  const { body } = await store.get(key, signal ? { signal } : {});
+  const md5 = createHash("md5");
+  let crc = 0;
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    md5.update(chunk);
+    crc = crc32(chunk, crc);
+    size += chunk.length;
+  }
+  const c = Buffer.alloc(4);
+  c.writeUInt32BE(crc >>> 0);
+  return { size, md5: md5.digest("hex"), crc32: c.toString("base64") };
+}
+
+const HEADERS: Array<[keyof ObjectHead, string]> = [
+  ["contentType", "Content-Type"],
+  ["cacheControl", "Cache-Control"],
+  ["contentDisposition", "Content-Disposition"],
+  ["contentEncoding", "Content-Encoding"],
+  ["contentLanguage", "Content-Language"],
+];
+
+/** The headers and user metadata that differ, as "Cache-Control: `a` ≠ `b`" phrases. */
+export function metadataDifferences(s: ObjectHead, t: ObjectHead): string[] {
+  const out: string[] = [];
+  const show = (v: unknown) => (v === undefined || v === "" ? "(none)" : `\`${String(v)}\``);
+  for (const [field, header] of HEADERS) {
+    const a = s[field] ?? "";
+    const b = t[field] ?? "";
+    if (a !== b) out.push(`${header}: ${show(a)} ≠ ${show(b)}`);
+  }
+  if ((s.expires?.getTime() ?? 0) !== (t.expires?.getTime() ?? 0)) out.push("Expires differs");
+  const keys = new Set([...Object.keys(s.metadata), ...Object.keys(t.metadata)]);
+  for (const k of [...keys].sort()) {
+    if (s.metadata[k] !== t.metadata[k])
+      out.push(`x-amz-meta-${k}: ${show(s.metadata[k])} ≠ ${show(t.metadata[k])}`);
+  }
+  return out;
+}
+
+type Job = { kind: "compare"; source: ListedObject } | { kind: "extra"; target: ListedObject };
+
+/**
+ * Proves the target holds every source object: a merged listing of both sides, then per key a HEAD
+ * on each side (sizes, headers, user metadata) and the content compared by MD5 ETags where both
+ * are plain, otherwise by hashing the source and comparing with the target's stored CRC32 or MD5
+ * ETag, or by hashing both. A key one listing lacks is looked up on the other side before it is
+ * reported, so a server that lists out of order cannot cause a false difference.
+ */
+export async function verifyBuckets(
+  source: ObjectStore,
+  target: ObjectStore,
+  opts: {
+    prefix: string;
+    concurrency: number;
+    metadata: boolean;
+    listDifferences: number;
+    window: number;
+    signal: AbortSignal;
+    onProgress?: (checked: number, listed: number) => void;
+  },
+): Promise<StorageVerifyReport> {
+  const started = performance.now();
+  const report: StorageVerifyReport = {
+    ok: false,
+    source: { label: source.label, objects: 0, bytes: 0 },
+    target: { label: target.label, objects: 0, bytes: 0 },
+    matched: 0,
+    matchedBytes: 0,
+    checkedBy: { etag: 0, storedChecksum: 0, hashed: 0 },
+    metadataChecked: opts.metadata,
+    differences: { missing: 0, extra: 0, size: 0, content: 0, metadata: 0 },
+    listed: [],
+    vanished: 0,
+    seconds: 0,
+    finishedAt: "",
+  };
+  const differ = (key: string, kind: DifferenceKind, detail: string) => {
+    report.differences[kind]++;
+    if (report.listed.length < opts.listDifferences) report.listed.push({ key, kind, detail });
+  };
+  const { signal } = opts;
+  let checked = 0;
+
+  const compare = async (listed: ListedObject) => {
+    const key = listed.key;
+    const [s, t] = await Promise.all([
+      source.head(key, { signal }),
+      target.head(key, { signal, checksums: true }),
+    ]);
+    if (!s) {
+      report.vanished++;
+      return;
+    }
+    if (!t) return differ(key, "missing", `${formatBytes(s.size)} on the source, absent on the target`);
+    if (s.size !== t.size)
+      return differ(key, "size", `${s.size} bytes on the source, ${t.size} on the target`);
+    let same: boolean;
+    if (isPlainMd5(s.etag) && isPlainMd5(t.etag) && s.etag === t.etag) {
+      report.checkedBy.etag++;
+      same = true;
+    } else {
+      const sd = await digestObject(source, key, signal);
+      if (sd.size !== s.size) {
+        report.vanished++; // rewritten while we read it: the next run sees the new version
+        return;
+      }
+      // A multipart object's stored CRC32 is a checksum of the parts' checksums (COMPOSITE), unless
+      // S3 says FULL_OBJECT; moto reports a composite one without saying so, hence the ETag test.
+      const stored = t.checksumCRC32;
+      const fullObject =
+        t.checksumType === "FULL_OBJECT" ||
+        (t.checksumType === undefined && !t.etag.includes("-") && !stored?.includes("-"));
+      if (stored && fullObject) {
+        report.checkedBy.storedChecksum++;
+        same = stored === sd.crc32;
+      } else if (isPlainMd5(t.etag)) {
+        report.checkedBy.hashed++;
+        same = t.etag === sd.md5;
+      } else {
+        report.checkedBy.hashed++;
+        same = (await digestObject(target, key, signal)).md5 === sd.md5;
+      }
+    }
+    if (!same) return differ(key, "content", `same size (${s.size} bytes), different content`);
+    if (opts.metadata) {
+      const diffs = metadataDifferences(s, t);
+      if (diffs.length > 0) return differ(key, "metadata", diffs.join("; "));
+    }
+    report.matched++;
+    report.matchedBytes += s.size;
+  };
+
+  const extra = async (listed: ListedObject) => {
+    // Only truly extra when the source does not have it either (a straggler may just be late).
+    if (await source.head(listed.key, { signal })) return;
+    differ(listed.key, "extra", `${formatBytes(listed.size)} on the target only`);
+  };
+
+  const queue = new BoundedQueue<Job>(opts.concurrency * 8);
+  let failure: unknown;
+  const internal = new AbortController();
+  const stop = AbortSignal.any([signal, internal.signal]);
+  const worker = async () => {
+    for (let job = await queue.shift(); job; job = await queue.shift()) {
+      if (failure) continue;
+      try {
+        if (job.kind === "compare") await compare(job.source);
+        else await extra(job.target);
+        checked++;
+      } catch (err) {
+        failure ??= err;
+        internal.abort(err);
+      }
+    }
+  };
+  const workers = Array.from({ length: opts.concurrency }, worker);
+  let listedCount = 0;
+  const ticker = setInterval(() => opts.onProgress?.(checked, listedCount), 1_000);
+  ticker.unref();
+  try {
+    for await (const item of mergeListings(source, target, {
+      prefix: opts.prefix,
+      window: opts.window,
+      signal: stop,
+    })) {
+      if ("source" in item) {
+        report.source.objects++;
+        report.source.bytes += item.source.size;
+        listedCount++;
+        await queue.push({ kind: "compare", source: item.source }, stop);
+      }
+      if ("target" in item) {
+        report.target.objects++;
+        report.target.bytes += item.target.size;
+        if (item.kind !== "both") await queue.push({ kind: "extra", target: item.target }, stop);
+      }
+    }
+  } catch (err) {
+    failure ??= err;
+  } finally {
+    queue.close();
+    await Promise.all(workers);
+    clearInterval(ticker);
+  }
+  signal.throwIfAborted();
+  if (failure) throw failure;
+  opts.onProgress?.(checked, listedCount);
+  report.listed.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+  report.ok = Object.values(report.differences).every((n) => n === 0);
+  report.seconds = Math.round((performance.now() - started) / 100) / 10;
+  report.finishedAt = new Date().toISOString();
+  return report;
+}
+
+/** One line for the run's thread: counts, bytes and what differs. */
+export function verifySummary(r: StorageVerifyReport): string {
+  const d = r.differences;
+  const head = `${count(r.matched)} of ${count(r.source.objects)} objects (${formatBytes(r.matchedBytes)}) identical on both sides`;
+  if (r.ok) {
+    const how = [
+      r.checkedBy.etag ? `${count(r.checkedBy.etag)} by MD5 ETag` : "",
+      r.checkedBy.storedChecksum ? `${count(r.checkedBy.storedChecksum)} by stored CRC32` : "",
+      r.checkedBy.hashed ? `${count(r.checkedBy.hashed)} by hashing` : "",
+    ].filter(Boolean);
+    return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}`;
+  }
+  const parts = (Object.keys(d) as DifferenceKind[])
+    .filter((k) => d[k] > 0)
+    .map((k) => `${count(d[k])} ${k}`);
+  return `${head}; differences: ${parts.join(", ")}`;
+}
+
+async function saveReport(deps: StepDeps, ctx: StepContext, report: StorageVerifyReport): Promise<string> {
+  const dir = path.join(deps.dataDir, "reports");
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `storage-verify-${ctx.run.id}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+/**
+ * `storage.verify`: every key on both sides, equal size and content, metadata kept. Read-only;
+ * runnable alone (`/migrate verify storage`). The full report is kept in the data directory
+ * (`reports/storage-verify-<run>.json`) and rendered for Slack by src/views/storage-verify.ts.
+ */
+export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageVerifyInput> {
+  const check = async (input: StorageVerifyInput, ctx: StepContext): Promise<StorageVerifyReport> => {
+    const { source: srcCfg, target: s3 } = storageSections(deps);
+    const sockets = input.concurrency * 3 + 8;
+    const source = openSource(deps, { maxSockets: sockets });
+    const target = openTarget(deps, { maxSockets: sockets });
+    try {
+      // One after the other, so the error names the first side that fails, every time.
+      await checkBucket(source, srcCfg.region, ctx.signal);
+      await checkBucket(target, s3.region, ctx.signal);
+      return await verifyBuckets(source, target, {
+        prefix: srcCfg.prefix,
+        concurrency: input.concurrency,
+        metadata: input.metadata,
+        listDifferences: input.listDifferences,
+        window: input.listWindow,
+        signal: ctx.signal,
+        onProgress: (done, listed) =>
+          ctx.progress({
+            done,
+            total: listed,
+            unit: "objects",
+            message: `comparing: ${count(done)} of ${count(listed)} listed so far`,
+          }),
+      });
+    } finally {
+      source.destroy();
+      target.destroy();
+    }
+  };
+  const outcome = (r: StorageVerifyReport, file?: string): VerifyOutcome => ({
+    ok: r.ok,
+    summary: verifySummary(r),
+    figures: {
+      sourceObjects: r.source.objects,
+      sourceBytes: r.source.bytes,
+      targetObjects: r.target.objects,
+      targetBytes: r.target.bytes,
+      matched: r.matched,
+      missing: r.differences.missing,
+      extra: r.differences.extra,
+      sizeDiffers: r.differences.size,
+      contentDiffers: r.differences.content,
+      metadataDiffers: r.differences.metadata,
+      byEtag: r.checkedBy.etag,
+      byStoredChecksum: r.checkedBy.storedChecksum,
+      byHashing: r.checkedBy.hashed,
+      seconds: r.seconds,
+      ...(file ? { reportFile: file } : {}),
+    },
+  });
+  return {
+    type: "storage.verify",
+    description: "prove every object is on both sides with equal size, content and metadata",
+    mutating: false,
+    parse: (raw) => parseWith("storage.verify", Input, raw),
+    async plan(input, ctx) {
+      const { source: srcCfg, target: s3 } = storageSections(deps);
+      const source = openSource(deps);
+      const target = openTarget(deps);
+      try {
+        // One after the other, so the error names the first side that fails, every time.
+        await checkBucket(source, srcCfg.region, ctx.signal);
+        await checkBucket(target, s3.region, ctx.signal);
+      } finally {
+        source.destroy();
+        target.destroy();
+      }
+      return {
+        summary: `would compare every object of ${srcCfg.bucket} with ${s3.bucket}: keys, sizes, content${input.metadata ? " and metadata" : ""}`,
+        changes: [
+          {
+            action: "check",
+            target: `${srcCfg.bucket}${srcCfg.prefix ? `/${srcCfg.prefix}` : ""} → ${s3.bucket}`,
+            detail: "read-only",
+          },
+        ],
+      };
+    },
+    async run(input, ctx) {
+      const report = await check(input, ctx);
+      const file = await saveReport(deps, ctx, report);
+      await ctx.checkpoint.set("report", report);
+      const o = outcome(report, file);
+      return { summary: o.summary, ...(o.figures ? { figures: o.figures } : {}) };
+    },
+    async verify(input, ctx) {
+      // The report `run` just made is the verification; a standalone call compares afresh.
+      const kept = await ctx.checkpoint.get<StorageVerifyReport>("report");
+      return outcome(kept ?? (await check(input, ctx)));
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import type { KnownBlock } from "@slack/types";
+import type { DatabaseVerifyReport, ObjectTotals } from "../jobs/steps/db-verify.js";
+import { clip, context, esc, formatDuration, header, type Reply, section } from "./blocks.js";
+
+const TOTAL_LABELS: Array<[keyof ObjectTotals, string]> = [
+  ["tables", "Tables"],
+  ["rows", "Rows"],
+  ["indexes", "Indexes"],
+  ["constraints", "Constraints"],
+  ["views", "Views"],
+  ["materializedViews", "Materialized views"],
+  ["functions", "Functions"],
+  ["triggers", "Triggers"],
+  ["enums", "Enums"],
+  ["extensions", "Extensions"],
+  ["sequences", "Sequences"],
+  ["schemas", "Schemas"],
+];
+
+const n = (v: number) => v.toLocaleString("en-US");
+
+/** A fixed-width table inside a code block (Slack renders it monospaced). */
+function table(rows: string[][], maxCell = 40): string {
+  const cut = (s: string) => (s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s);
+  const cells = rows.map((r) => r.map(cut));
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      // widths count what Slack shows: escape after padding
+      .map((c, i) => esc(c) + " ".repeat(widths[i]! - c.length))
+      .join("  ")
+      .trimEnd();
+  return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
+    "\n",
+  );
+}
+
+/**
+ * The report of `db.verify` / `/migrate verify database`: a clear "identical" with the totals,
+ * or a table of the differences (what, object, source, target) with both sides' totals.
+ */
+export function dbVerifyView(report: DatabaseVerifyReport, opts: { maxRows?: number } = {}): Reply {
+  const max = opts.maxRows ?? 20;
+  const s = report.totals.source;
+  const t = report.totals.target;
+  const took = `compared in ${formatDuration(report.ms)} · ${report.tablesCompared} tables read on both sides, every row checksummed by primary key`;
+  const sides = `source ${esc(report.source.where)} (PostgreSQL ${esc(report.source.version)}) · target ${esc(report.target.where)} (PostgreSQL ${esc(report.target.version)})`;
+  const blocks: KnownBlock[] = [];
+  let text: string;
+  if (report.identical) {
+    text = `Database verify: identical — ${n(s.tables)} tables, ${n(s.rows)} rows`;
+    blocks.push(header("✅ Source and target databases are identical"));
+    blocks.push({
+      type: "section",
+      fields: TOTAL_LABELS.map(([key, label]) => ({
+        type: "mrkdwn" as const,
+        text: `*${label}*\n${n(s[key])}`,
+      })).slice(0, 10),
+    });
+    blocks.push(
+      section(
+        TOTAL_LABELS.slice(10)
+          .map(([key, label]) => `*${label}*: ${n(s[key])}`)
+          .join(" · "),
+      ),
+    );
+  } else {
+    const count = report.differences.length;
+    text = `Database verify: ${count} difference${count === 1 ? "" : "s"} between source and target`;
+    blocks.push(header(`❌ ${count} difference${count === 1 ? "" : "s"} between source and target`));
+    const rows = [
+      ["What", "Object", "Source", "Target"],
+      ...report.differences.slice(0, max).map((d) => [d.what, d.object, d.source, d.target]),
+    ];
+    const more =
+      count > max ? `\n… and ${count - max} more (the full report is in the data folder's reports/)` : "";
+    blocks.push(section(clip(`\`\`\`${table(rows)}\`\`\`${more}`)));
+    const totals = [
+      ["", "Source", "Target"],
+      ...TOTAL_LABELS.map(([key, label]) => [label, n(s[key]), n(t[key])]),
+    ];
+    blocks.push(section(`\`\`\`${table(totals)}\`\`\``));
+  }
+  if (report.notes.length) blocks.push(context(report.notes.map(esc).join("\n")));
+  blocks.push(context(`${sides}\n${took}`));
+  return { text, blocks };
+}

@@ -1,0 +1,74 @@
+import { Writable } from "node:stream";
+import type { Logger } from "pino";
+import type { CheckpointStore, Progress, RunInfo, StepContext } from "../../src/jobs/types.js";
+import { createLogger } from "../../src/log.js";
+
+/** A StepContext for calling a step directly, with what it reported kept for assertions. */
+export interface TestStepContext extends StepContext {
+  controller: AbortController;
+  /** every progress report, in order */
+  reports: Progress[];
+  /** the checkpoint values (shared across contexts made with the same `checkpoints`) */
+  checkpoints: Map<string, unknown>;
+  /** the log lines, JSON text */
+  logs: string[];
+}
+
+/**
+ * Builds a context: a pino logger into memory, an AbortController, an in-memory checkpoint store
+ * (pass the same Map to a second context to act as the next attempt after a crash) and a
+ * progress recorder.
+ */
+export function makeStepContext(
+  opts: {
+    run?: Partial<RunInfo>;
+    attempt?: number;
+    checkpoints?: Map<string, unknown>;
+    secrets?: string[];
+    log?: Logger;
+  } = {},
+): TestStepContext {
+  const logs: string[] = [];
+  const log =
+    opts.log ??
+    createLogger({
+      secrets: opts.secrets ?? [],
+      level: "debug",
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          logs.push(chunk.toString());
+          cb();
+        },
+      }),
+    });
+  const checkpoints = opts.checkpoints ?? new Map<string, unknown>();
+  const checkpoint: CheckpointStore = {
+    async get<T>(key: string) {
+      // a copy, as a database round trip would give
+      return checkpoints.has(key) ? (structuredClone(checkpoints.get(key)) as T) : undefined;
+    },
+    async set(key, value) {
+      checkpoints.set(key, structuredClone(value));
+    },
+  };
+  const controller = new AbortController();
+  const reports: Progress[] = [];
+  return {
+    log,
+    run: {
+      id: opts.run?.id ?? "00000000-test-run",
+      env: opts.run?.env ?? "test",
+      requestedBy: opts.run?.requestedBy ?? "U0TEST",
+      dryRun: opts.run?.dryRun ?? false,
+      options: opts.run?.options ?? {},
+    },
+    signal: controller.signal,
+    attempt: opts.attempt ?? 1,
+    progress: (p) => reports.push(p),
+    checkpoint,
+    controller,
+    reports,
+    checkpoints,
+    logs,
+  };
+}

@@ -1,0 +1,98 @@
+import { describe, expect, it } from "vitest";
+import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db-verify.js";
+import { formatDifferences } from "../../src/jobs/steps/db-verify.js";
+import { dbVerifyView } from "../../src/views/db-verify.js";
+
+const totals: ObjectTotals = {
+  schemas: 3,
+  tables: 12,
+  rows: 1_234_567,
+  indexes: 20,
+  constraints: 18,
+  views: 1,
+  materializedViews: 1,
+  functions: 3,
+  triggers: 2,
+  enums: 1,
+  extensions: 3,
+  sequences: 4,
+};
+
+function report(over: Partial<DatabaseVerifyReport> = {}): DatabaseVerifyReport {
+  return {
+    identical: true,
+    checkedAt: "2026-01-01T00:00:00Z",
+    ms: 4_200,
+    source: { where: "app@ep.neon.tech:5432/shop", version: "16.4" },
+    target: { where: "admin@db.rds.amazonaws.com:5432/shop", version: "16.4" },
+    totals: { source: totals, target: totals },
+    bytesRead: 2_000_000_000,
+    tablesCompared: 12,
+    differences: [],
+    notes: [],
+    ...over,
+  };
+}
+
+describe("the database verify report", () => {
+  it("says identical, with the totals", () => {
+    const view = dbVerifyView(report());
+    expect(view.text).toBe("Database verify: identical — 12 tables, 1,234,567 rows");
+    const json = JSON.stringify(view.blocks);
+    expect(json).toContain("Source and target databases are identical");
+    for (const label of [
+      "Tables",
+      "Rows",
+      "Indexes",
+      "Constraints",
+      "Views",
+      "Materialized views",
+      "Functions",
+      "Triggers",
+      "Enums",
+      "Extensions",
+      "Sequences",
+    ])
+      expect(json).toContain(`*${label}*`);
+    expect(json).toContain("1,234,567");
+    expect(json).not.toContain("differences");
+  });
+
+  it("shows a table of differences and both sides' totals, cut to a size Slack takes", () => {
+    const differences = Array.from({ length: 30 }, (_, i) => ({
+      what: "rows",
+      object: `shop."表 ${i}"`,
+      source: String(1000 + i),
+      target: String(999 + i),
+    }));
+    differences.unshift({
+      what: "content",
+      object: 'public."Customers"',
+      source: "12 buckets checksummed",
+      target: "1 differ: id 1000–1999",
+    });
+    const r = report({
+      identical: false,
+      differences,
+      totals: { source: totals, target: { ...totals, rows: totals.rows - 30 } },
+    });
+    const view = dbVerifyView(r, { maxRows: 10 });
+    expect(view.text).toBe("Database verify: 31 differences between source and target");
+    const json = JSON.stringify(view.blocks);
+    expect(json).toContain("31 differences between source and target");
+    expect(json).toContain("id 1000–1999");
+    expect(json).toContain("… and 21 more");
+    expect(json).toContain("1,234,537");
+    for (const b of view.blocks)
+      if (b.type === "section" && "text" in b && b.text) expect(b.text.text.length).toBeLessThanOrEqual(3000);
+    expect(formatDifferences(r, 2)).toMatch(/^what +object +source +target\n-+/);
+  });
+
+  it("escapes what Slack would read as markup in object names", () => {
+    const r = report({
+      identical: false,
+      differences: [{ what: "table", object: "public.<a&b>", source: "present", target: "missing" }],
+    });
+    expect(JSON.stringify(dbVerifyView(r).blocks)).toContain("public.&lt;a&amp;b&gt;");
+  });
+});
