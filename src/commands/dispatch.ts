@@ -8,13 +8,13 @@ import { cancelHandler } from "./handlers/cancel.js";
 import { cutoverHandler } from "./handlers/cutover.js";
 import { runHandler } from "./handlers/run.js";
 import { statusHandler } from "./handlers/status.js";
+import { verifyHandler } from "./handlers/verify.js";
 import type { Command } from "./parse.js";
 
 /** Commands that only read; approvers may use them as well as operators. */
 const READ_ONLY = new Set(["status", "audit", "plan", "kpi", "cost"]);
 
 const LATER: Record<string, string> = {
-  verify: "Stand-alone verification",
   cost: "The cost report",
   kpi: "KPI monitoring",
 };
@@ -63,6 +63,8 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
         return await cancelHandler(cmd.runId, caller, deps);
       case "cutover":
         return await cutoverHandler(cmd.flags, caller, deps);
+      case "verify":
+        return await verifyHandler(cmd.args, caller, deps);
       default:
         return noticeView(
           `${LATER[cmd.name] ?? `\`${cmd.name}\``} is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,

@@ -9,7 +9,7 @@ export const SUBCOMMANDS = {
   cancel: "cancel <run> — stop a run (its steps resume from their checkpoints if run again)",
   audit: "audit [n] — the last n audit events (default 20)",
   cutover: "cutover — ask a second person to approve the DNS switch",
-  verify: "verify [database|storage|functional|performance|reliability|all] — prove the target matches",
+  verify: "verify [database|storage|cdn|functional|performance|reliability|all] — prove the target matches",
   cost: "cost — cost to date, the forecast and the budget",
   kpi: "kpi — availability, latency and error rate against the targets",
 } as const;

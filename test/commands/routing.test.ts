@@ -212,6 +212,15 @@ describe("/migrate through the real receiver", () => {
     );
   });
 
+  it("runs verify steps on their own, and says what it can verify", async () => {
+    expect(await replyText(t, await t.command("verify database"))).toContain(
+      "This runbook has no database verification step",
+    );
+    expect(await replyText(t, await t.command("verify everything"))).toContain(
+      "Choose one of: database, storage, cdn",
+    );
+  });
+
   it("serves /healthz and Prometheus /metrics", async () => {
     const health = await fetch(`http://127.0.0.1:${t.bot.port}/healthz`);
     expect(health.status).toBe(200);

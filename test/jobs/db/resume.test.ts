@@ -175,9 +175,13 @@ describe("a restore interrupted at any point ends in a correct target", () => {
         .finally(() => {
           finished = true;
         });
-      // once a pg_restore runs, let it work `delay` ms, then kill it as a crash would
+      // The first kill lands wherever the first pg_restore is; the later ones wait for the pass
+      // that loads tables and builds indexes, so a loaded machine cannot make them all miss it.
+      const wantPhase = i === 0 ? undefined : "data";
+      const phaseNow = () => (checkpoints.get("restore") as { phase: string } | undefined)?.phase;
+      // once a pg_restore runs (in the wanted pass), let it work `delay` ms, then kill it as a crash would
       while (!finished) {
-        if (await isPgRestore((await readMarker(root))?.pid)) {
+        if ((!wantPhase || phaseNow() === wantPhase) && (await isPgRestore((await readMarker(root))?.pid))) {
           await new Promise((r) => setTimeout(r, delay));
           // whichever pg_restore runs now (pre-data, or data and post-data)
           const pid = (await readMarker(root))?.pid;
