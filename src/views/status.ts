@@ -28,6 +28,8 @@ export interface StatusInput {
   file: MigrationFile;
   latest: Map<string, StepState>;
   lock: LockHolder | null;
+  /** the cutover's countdown line, when the migration switches DNS */
+  cutover?: string | undefined;
   recent: Array<{
     id: string;
     target: string;
@@ -80,6 +82,7 @@ export function statusView(input: StatusInput): Reply {
         : "🔓 No run holds the lock.",
     ),
   );
+  if (input.cutover) blocks.push(context(input.cutover));
   file.runbook.phases.forEach((phase, i) => {
     const states = phase.steps.map((s) => latest.get(s.id));
     const done = states.filter((s) => s && !s.dryRun && s.status === "succeeded").length;

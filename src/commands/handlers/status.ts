@@ -1,5 +1,7 @@
+import { latestSnapshot, ttlCountdownMs } from "../../jobs/cutover/service.js";
 import { findLock, latestStepExecutions, recentRuns } from "../../store/runs.js";
 import type { Reply } from "../../views/blocks.js";
+import { formatDuration, slackDate } from "../../views/blocks.js";
 import { statusView } from "../../views/status.js";
 import type { CommandDeps } from "../context.js";
 
@@ -25,7 +27,21 @@ export async function statusHandler(deps: CommandDeps): Promise<Reply> {
       },
     ]),
   );
+  // The cutover countdown: resolvers may cache the old answer for the old TTL after it was lowered.
+  let cutover: string | undefined;
+  if (file.dns) {
+    const snapshot = await latestSnapshot(db, file);
+    if (!snapshot?.loweredAt) cutover = "🔀 DNS cutover: lower the TTL first (the `dns.lower-ttl` step).";
+    else {
+      const wait = ttlCountdownMs(snapshot, deps.now());
+      cutover =
+        wait > 0
+          ? `⏳ DNS cutover possible in ${formatDuration(wait)} (at ${slackDate(new Date(deps.now().getTime() + wait))}): the old TTL is still in caches.`
+          : `🔀 DNS cutover may be requested (\`/migrate cutover\`); TTL lowered ${slackDate(new Date(snapshot.loweredAt))}.`;
+    }
+  }
   return statusView({
+    cutover,
     file,
     latest: states,
     lock,
