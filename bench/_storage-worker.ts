@@ -56,7 +56,10 @@ process.stdout.write(
     figures: outcome.figures,
     summary: outcome.summary,
     maxRssKb: usage.maxRSS,
-    memoryPeaksMB: Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
+    // MiB, like the peak RSS the benchmark reads from /proc
+    memoryPeaksMB: Object.fromEntries(
+      Object.entries(peak).map(([k, v]) => [k, Math.round(v / 104857.6) / 10]),
+    ),
     cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6,
   })}\n`,
 );

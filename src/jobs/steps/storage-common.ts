@@ -97,7 +97,15 @@ export async function checkBucket(
   store: ObjectStore,
   expectedRegion: string | undefined,
   signal?: AbortSignal,
+  opts: { listingFollows?: boolean } = {},
 ): Promise<void> {
+  if (expectedRegion === "auto") {
+    // R2 has no regions to compare. A listing that follows is the check itself (its first page
+    // fails the same way); otherwise one key is listed. No HEAD: s3rver answers HeadBucket with a
+    // whole listing page, and it would only repeat what the listing is about to find out.
+    if (!opts.listingFollows) await store.listPage({ maxKeys: 1, ...(signal ? { signal } : {}) });
+    return;
+  }
   let region: string | undefined;
   try {
     region = await store.bucketRegion(signal ? { signal } : {});

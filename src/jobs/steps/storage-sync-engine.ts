@@ -250,6 +250,7 @@ export async function syncBuckets(
   let ahead: { base: number; baseBytes: number; count: number; bytes: number; done: boolean } | undefined;
   let bytesMoving = 0; // bytes of objects in flight, counted as they stream
   const speed = new RateMeter();
+  speed.add(0); // from the start, so the first report already has a pace
   const failures: Array<{ key: string; error: string }> = [];
   let fatal: unknown;
 

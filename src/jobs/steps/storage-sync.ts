@@ -51,6 +51,8 @@ const Input = z.strictObject({
   /** keys held back per side to repair a server that lists out of order */
   listWindow: z.number().int().min(0).max(100_000).default(2_000),
   pageSize: z.number().int().min(1).max(1000).default(1000),
+  /** copies waiting for a worker; past it the listing pauses and a counting pass finds the totals */
+  queueLength: z.number().int().min(1).max(100_000).optional(),
   /** how often the resume point is written */
   checkpointSeconds: z.number().min(0.1).max(600).default(3),
 });
@@ -78,7 +80,7 @@ function settingsOf(input: StorageSyncInput, deps: StepDeps, deleteExtra: boolea
     retryBaseMs: input.retryBaseMs,
     window: input.listWindow,
     pageSize: input.pageSize,
-    queueLength: Math.max(256, input.concurrency * 16),
+    queueLength: input.queueLength ?? Math.max(256, input.concurrency * 16),
     ...(target.storageClass !== "STANDARD" ? { storageClass: target.storageClass } : {}),
     deleteExtra,
     contentMd5: input.checksums === "md5",
@@ -117,7 +119,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
       return withStores(deps, input, async (source, target) => {
-        await checkBucket(source, srcCfg.region, ctx.signal);
+        await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         let targetExists = true;
         try {
           await checkBucket(target, s3.region, ctx.signal);
@@ -181,8 +183,9 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
       return withStores(deps, input, async (source, target) => {
-        // One after the other, so the error names the first side that fails, every time.
-        await checkBucket(source, srcCfg.region, ctx.signal);
+        // The target's region is checked before anything is listed; an R2 source (no regions) is
+        // checked by its listing's first page.
+        await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         await checkBucket(target, s3.region, ctx.signal);
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
         const r = await syncBuckets(source, target, settings, {

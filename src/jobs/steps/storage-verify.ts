@@ -299,8 +299,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
     const source = openSource(deps, { maxSockets: sockets });
     const target = openTarget(deps, { maxSockets: sockets });
     try {
-      // One after the other, so the error names the first side that fails, every time.
-      await checkBucket(source, srcCfg.region, ctx.signal);
+      await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
       await checkBucket(target, s3.region, ctx.signal);
       return await verifyBuckets(source, target, {
         prefix: srcCfg.prefix,

@@ -26,6 +26,7 @@ afterAll(async () => {
   await Promise.allSettled([authMoto?.stop(), w?.stop()]);
 });
 
+const AWS_TEST_KEYS = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "x" };
 const SECRETS = [
   "S3RVER",
   "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -49,7 +50,12 @@ async function failure(fn: () => Promise<unknown>, extraSecrets: string[] = []):
 
 describe("storage steps on bad input", () => {
   it("names the source when R2 rejects the key, without echoing it", async () => {
-    const deps = w.deps({ sourceBucket, env: { R2_ACCESS_KEY_ID: "AKIAWRONGWRONGWRONG1" } });
+    const targetBucket = bucketName("dst");
+    await createBucket(w.aws.endpoint, targetBucket, {
+      region: "ap-southeast-1",
+      credentials: AWS_TEST_KEYS,
+    });
+    const deps = w.deps({ sourceBucket, targetBucket, env: { R2_ACCESS_KEY_ID: "AKIAWRONGWRONGWRONG1" } });
     const step = createStorageSyncStep(deps);
     const e = await failure(() => step.run(step.parse({}), makeStepContext()));
     expect(e.code).toBe("storage_access_refused");
@@ -120,7 +126,14 @@ describe("storage steps on bad input", () => {
 
   it("says which endpoint cannot be reached", async () => {
     const port = await freePort();
-    const step = createStorageSyncStep(w.deps({ sourceBucket, sourceEndpoint: `http://127.0.0.1:${port}` }));
+    const targetBucket = bucketName("dst");
+    await createBucket(w.aws.endpoint, targetBucket, {
+      region: "ap-southeast-1",
+      credentials: AWS_TEST_KEYS,
+    });
+    const step = createStorageSyncStep(
+      w.deps({ sourceBucket, targetBucket, sourceEndpoint: `http://127.0.0.1:${port}` }),
+    );
     const e = await failure(() => step.run(step.parse({}), makeStepContext()));
     expect(e.code).toBe("unreachable");
     expect(e.message).toBe(

@@ -114,8 +114,11 @@ describe("storage.sync", () => {
     const again = await step.run(input, stepContext());
     expect(again.figures).toMatchObject({ copied: 0, identical: objects.length });
     expect(again.summary).toMatch(/^nothing to copy; 19 already identical/);
-    // a no-change run only lists: one page per side, no HEAD, no GET
-    expect(again.figures).toMatchObject({ sourceRequests: 2, targetRequests: 2 });
+    // a no-change run only lists: one page per side (and the target's region is checked), no GET
+    expect(again.figures).toMatchObject({
+      sourceRequestsByOperation: "ListObjectsV2 1",
+      targetRequestsByOperation: "HeadBucket 1, ListObjectsV2 1",
+    });
     const plan = await step.plan(input, stepContext({ run: { dryRun: true } }));
     expect(plan.summary).toMatch(/^nothing to copy: all 19 objects/);
   });
@@ -320,6 +323,26 @@ describe("storage.sync", () => {
       proxy.closeAllConnections();
       await new Promise((resolve) => proxy.close(resolve));
     }
+  });
+
+  it("knows the totals early even when the listing runs far ahead of the copies", async () => {
+    const objects = Array.from({ length: 40 }, (_, i) => ({
+      key: `q/${String(i).padStart(2, "0")}`,
+      body: body(`q${i}`, 50_000),
+    }));
+    const { source, target, deps } = await setUp(objects);
+    const step = createStorageSyncStep(deps);
+    const ctx = stepContext();
+    // a queue of 2: the listing waits for the copies, and a counting pass runs ahead to find the totals
+    await step.run(step.parse({ concurrency: 2, queueLength: 2, bandwidthMBps: 1 }), ctx);
+    const early = ctx.reports.find((p) => p.total !== undefined && p.done < objects.length);
+    expect(early).toMatchObject({ total: objects.length, unit: "objects" });
+    expect(early?.message).toMatch(/ETA/);
+    await expectSame(
+      source,
+      target,
+      objects.map((o) => o.key),
+    );
   });
 
   it("keeps to a bandwidth limit", async () => {
