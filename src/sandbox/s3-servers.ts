@@ -84,6 +84,8 @@ export async function startS3rver(opts: { directory?: string; port?: number } = 
   // A failed write (a key segment longer than the file system allows) must not take the server down.
   const script = `
     process.on("uncaughtException", (err) => console.error("s3rver:", err && err.message));
+    // Ends with the process that started it, however that one ends (stdin closes).
+    process.stdin.on("end", () => process.exit(0)).resume();
     const S3rver = require(${JSON.stringify(entry)});
     new S3rver({ port: ${port}, address: "127.0.0.1", directory: ${JSON.stringify(directory)}, silent: true })
       .run()
@@ -92,7 +94,7 @@ export async function startS3rver(opts: { directory?: string; port?: number } = 
   // s3rver's continuation tokens use DES, which OpenSSL 3 keeps in its legacy provider: without
   // it every listing past the first 1000 keys fails with an InternalError.
   const child = spawn(process.execPath, ["--openssl-legacy-provider", "-e", script], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
   child.stdout?.resume();
   child.stderr?.resume();
@@ -122,8 +124,16 @@ export async function startMoto(
   opts: { port?: number; env?: Record<string, string> } = {},
 ): Promise<S3Server> {
   const port = opts.port ?? (await freePort());
-  const child = spawn("python3", ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
+  // moto.server's own main, plus a thread that ends the server when our end of stdin closes, so a
+  // test or benchmark that dies leaves no server behind.
+  const launcher = [
+    "import os, runpy, sys, threading",
+    "threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()",
+    `sys.argv = ["moto.server", "-H", "127.0.0.1", "-p", "${port}"]`,
+    'runpy.run_module("moto.server", run_name="__main__")',
+  ].join("\n");
+  const child = spawn("python3", ["-c", launcher], {
+    stdio: ["pipe", "ignore", "pipe"],
     env: { ...process.env, ...opts.env },
   });
   child.stderr?.resume();
