@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../errors.js";
+import { editDistance } from "../text/suggest.js";
 
 /**
  * The migration file's schema. The loader (./load.ts) validates a YAML file against it and
@@ -71,25 +72,7 @@ export function show(value: unknown): string {
  * Edit distance (optimal string alignment: insertions, deletions, substitutions and
  * transpositions of neighbours).
  */
-export function editDistance(a: string, b: string): number {
-  const m = a.length;
-  const n = b.length;
-  const d: number[][] = Array.from({ length: m + 1 }, (_, i) =>
-    Array.from({ length: n + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  for (let i = 1; i <= m; i++) {
-    for (let j = 1; j <= n; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const row = d[i]!;
-      const prev = d[i - 1]!;
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
-      }
-    }
-  }
-  return d[m]![n]!;
-}
+export { editDistance };
 
 /**
  * The candidates closest to `word` (ignoring case, `_` and `-`), best first, or [] when none
