@@ -1,5 +1,6 @@
 import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
+import { AfterAck } from "./after-ack.js";
 import type { CommandDeps } from "./context.js";
 import { firstDelivery } from "./dedupe.js";
 import { dispatchMigrate } from "./dispatch.js";
@@ -10,7 +11,7 @@ import { parseMigrate } from "./parse.js";
  * touches state is acked at once and answered through the response URL, so Slack never waits
  * on the database.
  */
-export function migrateCommand(deps: CommandDeps, metrics: Metrics) {
+export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = new AfterAck(4)) {
   return async ({ command, ack, respond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
     const started = performance.now();
     const cmd = parseMigrate(command.text ?? "");
@@ -29,14 +30,16 @@ export function migrateCommand(deps: CommandDeps, metrics: Metrics) {
     }
     await ack();
     metrics.ackSeconds.observe((performance.now() - started) / 1000);
-    // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
-    if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
-      return;
-    const reply = await dispatchMigrate(cmd, caller, deps);
-    metrics.commands.inc({
-      command: cmd.name,
-      outcome: reply.text.startsWith("⛔") ? "refused" : "answered",
+    await afterAck.run(async () => {
+      // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
+      if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
+        return;
+      const reply = await dispatchMigrate(cmd, caller, deps);
+      metrics.commands.inc({
+        command: cmd.name,
+        outcome: reply.text.startsWith("⛔") ? "refused" : "answered",
+      });
+      await respond({ response_type: "ephemeral", text: reply.text, blocks: reply.blocks });
     });
-    await respond({ response_type: "ephemeral", text: reply.text, blocks: reply.blocks });
   };
 }
