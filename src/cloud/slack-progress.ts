@@ -1,6 +1,8 @@
+import type { KnownBlock } from "@slack/types";
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
 import type { RunAlert, RunObserver } from "../jobs/Runner.js";
+import type { StepReport } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
 import { loadRun } from "../store/runs.js";
 import { alertView } from "../views/cutover.js";
@@ -48,6 +50,21 @@ export class SlackProgress implements RunObserver {
       const channel = this.channelOf.get(runId);
       if (!ts || !channel) return;
       await this.client.chat.postMessage({ channel, thread_ts: ts, text });
+    });
+  }
+
+  /** A step's report (a verify table, a script's last lines) in the run's thread. */
+  runReport(runId: string, report: StepReport): void {
+    this.serial(runId, async () => {
+      const ts = await this.ensureMessage(runId);
+      const channel = this.channelOf.get(runId);
+      if (!ts || !channel) return;
+      await this.client.chat.postMessage({
+        channel,
+        thread_ts: ts,
+        text: report.text,
+        ...(report.blocks?.length ? { blocks: report.blocks as KnownBlock[] } : {}),
+      });
     });
   }
 

@@ -9,7 +9,14 @@ import { audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
 import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
-import type { CheckpointStore, Progress, StepContext, StepDefinition, StepRegistry } from "./types.js";
+import type {
+  CheckpointStore,
+  Progress,
+  StepContext,
+  StepDefinition,
+  StepRegistry,
+  StepReport,
+} from "./types.js";
 
 export const RUN_QUEUE = "cutover-run";
 
@@ -20,6 +27,8 @@ export interface RunObserver {
   runNote(runId: string, text: string): void;
   /** something the whole channel must see now, with a rollback button when `rollback` is set */
   runAlert?(runId: string, alert: RunAlert): void;
+  /** a step's report (Block Kit) for the run's thread */
+  runReport?(runId: string, report: StepReport): void;
 }
 
 export interface RunAlert {
@@ -390,6 +399,7 @@ export class Runner {
         attempt,
         progress: this.progressReporter(run.id, execution.id),
         alert: (a) => observer.runAlert?.(run.id, a),
+        report: (r) => observer.runReport?.(run.id, r),
         checkpoint: checkpointStore(db, execution.id),
       };
       try {

@@ -42,6 +42,17 @@ export interface StepContext {
   checkpoint: CheckpointStore;
   /** tell the whole channel at once (a breached threshold), optionally with a rollback button */
   alert?(a: { text: string; rollback: boolean }): void;
+  /**
+   * Post a report (Block Kit, with `text` as its fallback) or an output excerpt into the run's
+   * thread: a verify step's table of differences, the last lines of a remote script.
+   */
+  report?(r: StepReport): void;
+}
+
+/** A message for the run's thread: `text` always (notifications, terminals), `blocks` when richer. */
+export interface StepReport {
+  text: string;
+  blocks?: readonly unknown[];
 }
 
 /** One line of a dry run: what would change, read from live state. */

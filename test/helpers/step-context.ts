@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import type { Logger } from "pino";
-import type { CheckpointStore, Progress, RunInfo, StepContext } from "../../src/jobs/types.js";
+import type { CheckpointStore, Progress, RunInfo, StepContext, StepReport } from "../../src/jobs/types.js";
 import { createLogger } from "../../src/log.js";
 
 /** A StepContext for calling a step directly, with what it reported kept for assertions. */
@@ -12,6 +12,8 @@ export interface TestStepContext extends StepContext {
   checkpoints: Map<string, unknown>;
   /** the log lines, JSON text */
   logs: string[];
+  /** what the step posted into the run's thread (reports, output excerpts) */
+  posted: StepReport[];
 }
 
 /**
@@ -53,6 +55,7 @@ export function makeStepContext(
   };
   const controller = new AbortController();
   const reports: Progress[] = [];
+  const posted: StepReport[] = [];
   return {
     log,
     run: {
@@ -65,10 +68,12 @@ export function makeStepContext(
     signal: controller.signal,
     attempt: opts.attempt ?? 1,
     progress: (p) => reports.push(p),
+    report: (r) => posted.push(r),
     checkpoint,
     controller,
     reports,
     checkpoints,
     logs,
+    posted,
   };
 }

@@ -10,6 +10,7 @@ import {
   SYSTEM_SCHEMA_SQL,
   serverVersion,
 } from "../../cloud/postgres.js";
+import { dbVerifyView } from "../../views/db-verify.js";
 import type { StepDeps } from "../index.js";
 import type { Progress, StepDefinition, StepOutcome } from "../types.js";
 import {
@@ -655,6 +656,7 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
       });
       await saveVerifyReport(deps.dataDir, deps.file.environment, report);
       await ctx.checkpoint.set("report", { identical: report.identical, summary: summarise(report) });
+      ctx.report?.(dbVerifyView(report));
       const t = report.totals.source;
       return {
         summary: summarise(report),

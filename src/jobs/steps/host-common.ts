@@ -156,16 +156,23 @@ export function redact(text: string, secrets: readonly string[]): string {
 /**
  * Streams a remote command's output to the run: each complete line goes to the step's log, the
  * latest one (trimmed) to its progress line; `::cutover:: section X` markers become "section k of
- * n". Secrets are redacted before anything leaves.
+ * n", and as each section ends its last lines go into the run's thread (trimmed, one message
+ * per section). Secrets are redacted before anything leaves.
  */
 export class OutputRelay {
   private partial = "";
   private section = "";
   private lastLine = "";
   private readonly lines: string[] = [];
+  /** lines of the section running now, for its thread excerpt */
+  private sectionLines: string[] = [];
+  private sectionCount = 0;
+
+  /** lines of each section shown in the thread */
+  static readonly EXCERPT_LINES = 8;
 
   constructor(
-    private readonly ctx: Pick<StepContext, "log" | "progress">,
+    private readonly ctx: Pick<StepContext, "log" | "progress" | "report">,
     private readonly opts: { sections?: readonly string[]; secrets?: readonly string[]; label: string },
   ) {}
 
@@ -183,11 +190,16 @@ export class OutputRelay {
     if (!line.startsWith("::cutover::")) {
       this.lines.push(line);
       if (this.lines.length > 200) this.lines.shift();
+      this.sectionLines.push(line);
+      this.sectionCount++;
+      if (this.sectionLines.length > OutputRelay.EXCERPT_LINES) this.sectionLines.shift();
     }
     this.ctx.log.info({ host: this.opts.label, line: line.slice(0, 500) }, "remote output");
     const m = /^::cutover:: section (\S+)/.exec(line);
-    if (m) this.section = m[1]!;
-    else if (!line.startsWith("::cutover::")) this.lastLine = line.slice(0, 150);
+    if (m) {
+      this.flushSection();
+      this.section = m[1]!;
+    } else if (!line.startsWith("::cutover::")) this.lastLine = line.slice(0, 150);
     const sections = this.opts.sections ?? [];
     const index = sections.indexOf(this.section);
     this.ctx.progress({
@@ -195,6 +207,33 @@ export class OutputRelay {
       ...(sections.length > 0 ? { total: sections.length, unit: "sections" } : {}),
       message: `${this.opts.label}${this.section ? ` · ${this.section}` : ""}${this.lastLine ? ` · ${this.lastLine}` : ""}`,
     });
+  }
+
+  /** Posts what is left of the last section's output to the thread; call when the command ends. */
+  finish(): void {
+    const rest = redact(this.partial, this.opts.secrets ?? []).trim();
+    if (rest) {
+      this.sectionLines.push(rest.slice(0, 300));
+      this.sectionCount++;
+    }
+    this.partial = "";
+    this.flushSection();
+  }
+
+  private flushSection(): void {
+    if (!this.ctx.report || this.sectionLines.length === 0) {
+      this.sectionLines = [];
+      this.sectionCount = 0;
+      return;
+    }
+    const shown = this.sectionLines.map((l) => (l.length > 200 ? `${l.slice(0, 199)}…` : l));
+    const skipped = this.sectionCount - shown.length;
+    const title = `${this.opts.label}${this.section ? ` · ${this.section}` : ""}`;
+    this.ctx.report({
+      text: `${title} (${this.sectionCount} line${this.sectionCount === 1 ? "" : "s"}${skipped > 0 ? `, last ${shown.length}` : ""}):\n\`\`\`\n${shown.join("\n").replace(/```/g, "ˋˋˋ")}\n\`\`\``,
+    });
+    this.sectionLines = [];
+    this.sectionCount = 0;
   }
 
   /** The section running when output stopped. */

@@ -140,7 +140,7 @@ export async function runScript(
     path: string;
     sudo: string;
     what: string;
-    ctx: Pick<StepContext, "log" | "progress" | "signal">;
+    ctx: Pick<StepContext, "log" | "progress" | "signal" | "report">;
     sections?: readonly string[];
     secrets: readonly string[];
     timeoutMs: number;
@@ -156,6 +156,7 @@ export async function runScript(
     signal: opts.ctx.signal,
     timeoutMs: opts.timeoutMs,
   });
+  relay.finish();
   if (result.code !== 0) throw scriptFailure(opts.what, result, relay, opts.secrets);
   return result.stdout;
 }

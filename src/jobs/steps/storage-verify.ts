@@ -4,6 +4,7 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
 import type { ObjectHead, ObjectStore } from "../../cloud/object-store.js";
+import { storageVerifyView } from "../../views/storage-verify.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
 import {
@@ -374,6 +375,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
       const report = await check(input, ctx);
       const file = await saveReport(deps, ctx, report);
       await ctx.checkpoint.set("report", report);
+      ctx.report?.(storageVerifyView(report));
       const o = outcome(report, file);
       return { summary: o.summary, ...(o.figures ? { figures: o.figures } : {}) };
     },

@@ -113,6 +113,10 @@ describe("the database move, step by step, on real PostgreSQL", () => {
     expect(outcome.summary).toMatch(/^identical: 1[0-9] tables, \d+ rows checksummed/);
     expect(outcome.figures?.rows).toBeGreaterThan(40_000);
     expect((await step("db.verify").verify(input("db.verify"), ctx)).ok).toBe(true);
+    // the report goes into the run's thread as Block Kit, with the totals
+    expect(ctx.posted).toHaveLength(1);
+    expect(ctx.posted[0]!.text).toMatch(/identical/i);
+    expect(JSON.stringify(ctx.posted[0]!.blocks)).toContain("Rows");
     const bytes = ctx.reports.filter((r) => r.unit === "bytes");
     expect(bytes.at(-1)!.done).toBe(bytes.at(-1)!.total);
     const report = await runDatabaseVerify(deps, { bucketRows: 500, sliceMb: 1 });

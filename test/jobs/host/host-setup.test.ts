@@ -6,6 +6,7 @@ import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { renderSetupScript } from "../../../src/jobs/host-script.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
+import { OutputRelay } from "../../../src/jobs/steps/host-common.js";
 import { createHostSetupStep } from "../../../src/jobs/steps/host-setup.js";
 import { FakeHost } from "../../../src/sandbox/FakeHost.js";
 import { clientKey, depsFor, fileWith, SECRETS, stepContext, tempDir } from "./fixtures.js";
@@ -83,7 +84,14 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
     expect(ini.mode).toBe(0o600);
     expect(ini.data.toString()).toContain(`dns_cloudflare_api_token = ${SECRETS.CERTBOT_CLOUDFLARE_TOKEN}`);
     // no secret on a command line, in progress, in the log or in the outcome
-    const seen = JSON.stringify([host.commands, ctx.reports, ctx.logs, out, [...ctx.checkpoints]]);
+    const seen = JSON.stringify([
+      host.commands,
+      ctx.reports,
+      ctx.posted,
+      ctx.logs,
+      out,
+      [...ctx.checkpoints],
+    ]);
     for (const secret of Object.values(SECRETS)) expect(seen).not.toContain(secret);
 
     expect(out.summary).toMatch(
@@ -91,6 +99,12 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
     );
     expect(ctx.reports.map((r) => r.message)).toContain("host set-up on 127.0.0.1 · python · Python 3.11.9");
     expect(ctx.reports.some((r) => r.total === 10 && r.unit === "sections")).toBe(true);
+    // the output went into the run's thread, one trimmed excerpt per section
+    const excerpts = ctx.posted.map((p) => p.text);
+    expect(excerpts.find((t) => t.startsWith("host set-up on 127.0.0.1 · python ("))).toContain(
+      "Python 3.11.9",
+    );
+    expect(excerpts.every((t) => t.split("\n").length <= OutputRelay.EXCERPT_LINES + 3)).toBe(true);
     expect(await readFile(join(data.dir, "known_hosts.json"), "utf8")).toContain(host.fingerprint);
   });
 
@@ -100,10 +114,12 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
       stderr: `::cutover:: failed line=52 exit=100 command=apt-get install -y -qq --no-install-recommends 'nginx'\n`,
       code: 100,
     });
+    const failing = stepContext();
     const err = await step()
-      .run(input(), stepContext())
+      .run(input(), failing)
       .catch((e: unknown) => e);
     expect(isCutoverError(err, ErrorCode.RemoteCommandFailed)).toBe(true);
+    expect(failing.posted.at(-1)!.text).toMatch(/· packages \(1 line\):\n```\nE: Unable to locate package/);
     const message = (err as Error).message;
     expect(message).toMatch(
       /host set-up on 127.0.0.1 failed in section packages: `apt-get install -y -qq --no-install-recommends 'nginx'` exited 100/,

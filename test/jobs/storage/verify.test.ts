@@ -73,6 +73,8 @@ describe("storage.verify", () => {
     const view = storageVerifyView(report);
     expect(view.text).toMatch(new RegExp(`^✅ Storage verified: ${count} of ${count} objects identical`));
     expect(JSON.stringify(view.blocks)).toContain("Content proven");
+    // the same report went into the run's thread
+    expect(ctx.posted.map((p) => p.text)).toEqual([view.text]);
   });
 
   it("lists each kind of difference by key, and the report says what differs", async () => {
