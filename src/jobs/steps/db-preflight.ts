@@ -366,6 +366,10 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
     },
     async run(input, ctx) {
       const report = await runPreflight(deps, withDumpCompression(input), ctx);
+      // the checklist, whole, in the run's thread: the summary line alone hides the warnings
+      ctx.report?.({
+        text: `*Database preflight*: ${report.ok ? "ready to copy" : `${report.figures.failed} to fix before copying`}\n${formatChecklist(report.items)}`,
+      });
       if (!report.ok) {
         throw new CutoverError(
           ErrorCode.PreflightFailed,

@@ -58,6 +58,9 @@ describe("the database move, step by step, on real PostgreSQL", () => {
     expect(text).toContain("inventory.movements_2024");
     expect(text).toMatch(/✅ \*Dump folder\*: .* free, the dump needs about/);
     expect(text).toContain("✅ *Target is empty*");
+    // the same checklist went into the run's thread
+    expect(ctx.posted).toHaveLength(1);
+    expect(ctx.posted[0]!.text).toMatch(/^\*Database preflight\*: ready to copy\n✅ \*Source connection\*/);
     const plan = await step("db.preflight").plan(input("db.preflight"), ctx);
     expect(plan.changes.map((c) => c.target)).toContain("Target is empty");
     expect((await step("db.preflight").verify(input("db.preflight"), ctx)).ok).toBe(true);
