@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { awsOptionsFromEnv } from "../cloud/aws-access.js";
+import { createRds } from "../cloud/rds.js";
+import { readRdsManagedPassword } from "../cloud/secrets.js";
 import type { MigrationFile, RdsConfig, ValueRefName } from "../config/schema.js";
 import { CutoverError, ErrorCode } from "../errors.js";
 
@@ -94,13 +97,15 @@ export function passwordLocation(rds: RdsConfig, dataDir: string): string {
 }
 
 /**
- * The RDS master password, from where the migration file says it is kept.
- * `secrets-manager` is not readable by this build: the message says where to find it.
+ * The RDS master password, from where the migration file says it is kept: an environment
+ * variable, the data directory, or the Secrets Manager secret RDS keeps for the instance.
  */
 export async function readRdsMasterPassword(deps: {
   env: NodeJS.ProcessEnv;
   dataDir: string;
   rds: RdsConfig;
+  /** the AWS region of the instance (target.aws.region); needed for secrets-manager */
+  region?: string;
 }): Promise<string> {
   const { rds } = deps;
   if (rds.masterPasswordEnv) {
@@ -126,12 +131,29 @@ export async function readRdsMasterPassword(deps: {
       throw err;
     }
   }
-  throw new CutoverError(
-    ErrorCode.StepNotAvailable,
-    `The master password of ${rds.identifier} is kept by RDS in AWS Secrets Manager, which this build cannot read.`,
-    {
-      hint: "Use masterPasswordEnv or masterPasswordStore: data-dir, or copy the secret into an environment variable.",
-    },
+  // secrets-manager: RDS generated the password and keeps it in the secret named on the instance
+  const region = deps.region ?? "us-east-1";
+  const instance = await createRds(awsOptionsFromEnv(deps.env, "RDS", region)).describeInstance(
+    rds.identifier,
+  );
+  if (!instance) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `${rds.identifier} does not exist in ${region} yet: run the rds.instance step first (RDS then keeps its master password in Secrets Manager).`,
+    );
+  }
+  if (!instance.masterUserSecretArn) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `${rds.identifier} has no master password managed by RDS, though the migration file says masterPasswordStore: secrets-manager.`,
+      {
+        hint: "Give the password through masterPasswordEnv, or turn on “Manage master credentials in AWS Secrets Manager” for the instance.",
+      },
+    );
+  }
+  return readRdsManagedPassword(
+    awsOptionsFromEnv(deps.env, "SECRETSMANAGER", region),
+    instance.masterUserSecretArn,
   );
 }
 
@@ -155,7 +177,12 @@ export async function rdsConnectionUrl(deps: {
     );
   }
   const port = values["target.rds.port"] ?? String(rds.port);
-  const password = await readRdsMasterPassword({ env: deps.env, dataDir: deps.dataDir, rds });
+  const password = await readRdsMasterPassword({
+    env: deps.env,
+    dataDir: deps.dataDir,
+    rds,
+    ...(deps.file.target?.aws.region ? { region: deps.file.target.aws.region } : {}),
+  });
   const u = encodeURIComponent;
   return `postgresql://${u(rds.masterUsername)}:${u(password)}@${endpoint}:${port}/${u(rds.dbName)}?sslmode=require`;
 }

@@ -82,6 +82,7 @@ export async function resolveAppEnv(deps: {
       env: deps.env,
       dataDir: deps.dataDir,
       rds: deps.file.target.rds,
+      region: deps.file.target.aws.region,
     }).catch(() => undefined);
     if (password) out.secrets.push(password, encodeURIComponent(password));
   }

@@ -1,0 +1,45 @@
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  SecretsManagerClient,
+} from "@aws-sdk/client-secrets-manager";
+import { CutoverError, ErrorCode } from "../errors.js";
+import { type AwsClientOptions, explainAwsError } from "./aws-access.js";
+
+/**
+ * The password RDS keeps for a database it manages the master password of
+ * (`ManageMasterUserPassword`): its secret holds `{"username": …, "password": …}`. For the
+ * database copy and the host's .env only; never for a message or a log.
+ */
+export async function readRdsManagedPassword(opts: AwsClientOptions, secretArn: string): Promise<string> {
+  const client = new SecretsManagerClient({
+    region: opts.region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+  });
+  try {
+    let out: GetSecretValueCommandOutput;
+    try {
+      out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+    } catch (err) {
+      throw explainAwsError(err, "secretsmanager:GetSecretValue", `the secret ${secretArn}`);
+    }
+    let password: unknown;
+    try {
+      password = (JSON.parse(out.SecretString ?? "") as { password?: unknown }).password;
+    } catch {
+      password = undefined;
+    }
+    if (typeof password !== "string" || password === "") {
+      throw new CutoverError(
+        ErrorCode.BadArgument,
+        `The secret ${secretArn} holds no "password" field: it is not one RDS manages.`,
+        { hint: "Check target.rds.masterPasswordStore, or give the password through masterPasswordEnv." },
+      );
+    }
+    return password;
+  } finally {
+    client.destroy();
+  }
+}
