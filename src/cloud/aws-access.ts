@@ -33,6 +33,32 @@ export function awsOptionsFromEnv(env: NodeJS.ProcessEnv, service: string, regio
   return opts;
 }
 
+/** The SDK client configuration for `opts` (every AWS client here is built from this). */
+export function sdkConfig(opts: AwsClientOptions) {
+  return {
+    region: opts.region,
+    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+  };
+}
+
+/**
+ * A call wrapper for one service: an SDK error becomes a CutoverError naming the IAM action
+ * (`<service>:<action>`) and the resource, with what to do.
+ *
+ * @example const call = awsCaller("ec2"); await call("CreateSecurityGroup", `group ${name}`, () => client.send(…));
+ */
+export function awsCaller(service: string) {
+  return async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw explainAwsError(err, `${service}:${action}`, resource);
+    }
+  };
+}
+
 const DENIED = new Set([
   "AccessDenied",
   "AccessDeniedException",

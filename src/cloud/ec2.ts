@@ -7,7 +7,7 @@ import {
   EC2Client,
   RevokeSecurityGroupIngressCommand,
 } from "@aws-sdk/client-ec2";
-import { type AwsClientOptions, explainAwsError } from "./aws-access.js";
+import { type AwsClientOptions, awsCaller, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /** One inbound TCP rule: a port range and the IPv4 blocks allowed on it. */
 export interface IngressRule {
@@ -41,19 +41,8 @@ export interface SecurityGroupApi {
 
 /** The adapter over `@aws-sdk/client-ec2`. */
 export function createSecurityGroups(opts: AwsClientOptions): SecurityGroupApi {
-  const client = new EC2Client({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-  });
-  const call = async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      throw explainAwsError(err, `ec2:${action}`, resource);
-    }
-  };
+  const client = new EC2Client(sdkConfig(opts));
+  const call = awsCaller("ec2");
   return {
     async defaultVpcId() {
       const out = await call("DescribeVpcs", "the default VPC", () =>

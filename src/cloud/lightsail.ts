@@ -16,7 +16,7 @@ import {
   PutInstancePublicPortsCommand,
   ReleaseStaticIpCommand,
 } from "@aws-sdk/client-lightsail";
-import { type AwsClientOptions, awsErrorName, explainAwsError } from "./aws-access.js";
+import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /** An instance as Cutover needs to see it. */
 export interface LightsailInstance {
@@ -109,19 +109,8 @@ const NOT_FOUND = new Set(["NotFoundException", "DoesNotExist"]);
  * (see {@link awsOptionsFromEnv}); nothing here is a module singleton.
  */
 export function createLightsail(opts: AwsClientOptions): LightsailApi {
-  const client = new LightsailClient({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-  });
-  const call = async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      throw explainAwsError(err, `lightsail:${action}`, resource);
-    }
-  };
+  const client = new LightsailClient(sdkConfig(opts));
+  const call = awsCaller("lightsail");
   const orUndefined = async <T>(action: string, resource: string, fn: () => Promise<T>) => {
     try {
       return await fn();

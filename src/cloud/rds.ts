@@ -11,7 +11,7 @@ import {
   ModifyDBParameterGroupCommand,
   RDSClient,
 } from "@aws-sdk/client-rds";
-import { type AwsClientOptions, awsErrorName, explainAwsError } from "./aws-access.js";
+import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /** An RDS instance as Cutover needs to see it. */
 export interface RdsInstanceInfo {
@@ -107,19 +107,8 @@ export interface RdsApi {
 
 /** The adapter over `@aws-sdk/client-rds`; built by the step factory, never a module singleton. */
 export function createRds(opts: AwsClientOptions): RdsApi {
-  const client = new RDSClient({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-  });
-  const call = async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
-    try {
-      return await fn();
-    } catch (err) {
-      throw explainAwsError(err, `rds:${action}`, resource);
-    }
-  };
+  const client = new RDSClient(sdkConfig(opts));
+  const call = awsCaller("rds");
   const tagList = (tags: Record<string, string>) =>
     Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 

@@ -4,7 +4,7 @@ import {
   SecretsManagerClient,
 } from "@aws-sdk/client-secrets-manager";
 import { CutoverError, ErrorCode } from "../errors.js";
-import { type AwsClientOptions, explainAwsError } from "./aws-access.js";
+import { type AwsClientOptions, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /**
  * The password RDS keeps for a database it manages the master password of
@@ -12,12 +12,7 @@ import { type AwsClientOptions, explainAwsError } from "./aws-access.js";
  * database copy and the host's .env only; never for a message or a log.
  */
 export async function readRdsManagedPassword(opts: AwsClientOptions, secretArn: string): Promise<string> {
-  const client = new SecretsManagerClient({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-  });
+  const client = new SecretsManagerClient(sdkConfig(opts));
   try {
     let out: GetSecretValueCommandOutput;
     try {
