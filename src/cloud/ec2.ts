@@ -7,7 +7,7 @@ import {
   EC2Client,
   RevokeSecurityGroupIngressCommand,
 } from "@aws-sdk/client-ec2";
-import { type AwsClientOptions, awsCaller, explainAwsError, sdkConfig } from "./aws-access.js";
+import { type AwsClientOptions, awsCaller, sdkConfig } from "./aws-access.js";
 
 /** One inbound TCP rule: a port range and the IPv4 blocks allowed on it. */
 export interface IngressRule {
