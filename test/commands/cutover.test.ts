@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
-import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
-import { sendViewSubmission } from "../../src/sandbox/slack-sender.js";
-import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
+import type { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
+import { ACTION, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
   CHANNEL,
@@ -10,161 +8,35 @@ import {
   replyText,
   SECOND_OPERATOR,
   STRANGER,
-  startTestBot,
   type TestBot,
 } from "../helpers/bot.js";
+import {
+  APPROVER2,
+  type CutoverWorld,
+  NEW_IP,
+  OLD_IP,
+  RECORD,
+  startCutoverWorld,
+} from "../helpers/cutover-world.js";
 
-const APPROVER2 = "U0APPROVER2";
-const OLD_IP = "203.0.113.10";
-const NEW_IP = "198.51.100.7";
-const RECORD = "api.example.com";
-
+let w: CutoverWorld;
 let t: TestBot;
 let cf: FakeCloudflare;
-let oldApp: AppServer;
-let newApp: AppServer;
-
-function config(): string {
-  return `version: 1
-project: testco
-environment: test
-slack: { channel: ${CHANNEL} }
-access:
-  operators: [${OPERATOR}, ${SECOND_OPERATOR}]
-  approvers: [${APPROVER}, ${APPROVER2}]
-  channels: [${CHANNEL}]
-engine: { attempts: 2, backoffMs: 50 }
-source:
-  app: { url: ${oldApp.url}, healthPath: /health }
-dns:
-  zone: example.com
-  apiTokenEnv: CLOUDFLARE_API_TOKEN
-  cutoverTtl: 60
-  records:
-    - { name: ${RECORD}, type: A, from: ${OLD_IP}, to: ${NEW_IP} }
-pages:
-  project: web
-  accountId: 0123456789abcdef0123456789abcdef
-  apiTokenEnv: CLOUDFLARE_API_TOKEN
-  env:
-    NEXT_PUBLIC_API_URL: { from: "https://old.example.app", to: "https://${RECORD}" }
-    NEXT_PUBLIC_CDN_URL: { from: "https://pub-old.r2.dev", to: "https://d111.cloudfront.net" }
-cutover:
-  watchWindowSeconds: 5
-  probeIntervalSeconds: 1
-verification:
-  baseUrl: ${newApp.url}
-runbook:
-  phases:
-    - id: switch
-      title: Verify and switch
-      steps:
-        - { id: lower-ttl, uses: dns.lower-ttl }
-        - { id: dns-cutover, uses: dns.cutover }
-`;
-}
-
-async function waitForRun(target: string, statuses: string[], since = new Date(0), timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await t.bot.deps.db.run.findFirst({
-      where: { target, createdAt: { gt: since } },
-      orderBy: { createdAt: "desc" },
-      include: { steps: true },
-    });
-    if (run && statuses.includes(run.status)) return run;
-    if (Date.now() > deadline)
-      throw new Error(`${target}: no run reached ${statuses.join("/")}; last ${run?.status} ${run?.error}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** Moves the TTL-lowering into the past: the clock of the test, not a real hour's wait. */
-async function ageTheTtlChange(hours: number) {
-  const when = new Date(Date.now() - hours * 3600_000).toISOString();
-  const n = await t.bot.deps.db
-    .$executeRaw`UPDATE checkpoints SET value = jsonb_set(value, '{loweredAt}', to_jsonb(${when}::text)) WHERE key = 'snapshot'`;
-  expect(n).toBe(1);
-}
-
-const record = () => cf.records("example.com").find((r) => r.name === RECORD)!;
-
-/** Someone changes the record behind Cutover's back (the dashboard, another tool). */
-async function setRecordContent(content: string) {
-  const dns = t.bot.deps.cloudflare!.dns;
-  const zone = await dns.findZone("example.com");
-  const rec = await dns.getRecord(zone, RECORD, "A");
-  await dns.updateRecord(rec!, { content });
-}
-
-async function submitApproval(user: string, approvalId: string, typed: string) {
-  return sendViewSubmission({
-    url: t.eventsUrl,
-    signingSecret: t.signingSecret,
-    callbackId: CALLBACK.approveCutover,
-    privateMetadata: approvalId,
-    userId: user,
-    values: {
-      [INPUT.confirmName.block]: { [INPUT.confirmName.action]: { type: "plain_text_input", value: typed } },
-      [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: `ok from ${user}` } },
-    },
-  });
-}
-
-async function submitRollback(user: string, word: string) {
-  return sendViewSubmission({
-    url: t.eventsUrl,
-    signingSecret: t.signingSecret,
-    callbackId: CALLBACK.rollback,
-    userId: user,
-    values: {
-      [INPUT.rollbackWord.block]: { [INPUT.rollbackWord.action]: { type: "plain_text_input", value: word } },
-      [INPUT.rollbackReason.block]: {
-        [INPUT.rollbackReason.action]: { type: "plain_text_input", value: "drill" },
-      },
-    },
-  });
-}
-
-async function requestCutover(): Promise<string> {
-  const res = await t.command("cutover");
-  expect(await replyText(t, res)).toContain("Cutover request posted");
-  const approval = await t.bot.deps.db.approval.findFirstOrThrow({
-    where: { status: "pending" },
-    orderBy: { createdAt: "desc" },
-  });
-  return approval.id;
-}
+const record = () => w.record();
+const waitForRun = (...a: Parameters<CutoverWorld["waitForRun"]>) => w.waitForRun(...a);
+const ageTheTtlChange = (hours: number) => w.ageTheTtlChange(hours);
+const setRecordContent = (content: string) => w.setRecordContent(content);
+const requestCutover = () => w.requestCutover();
+const submitApproval = (user: string, id: string, typed: string) => w.submitApproval(user, id, typed);
+const submitRollback = (user: string, word: string) => w.submitRollback(user, word);
 
 beforeAll(async () => {
-  cf = new FakeCloudflare({
-    apiToken: "cf-test-token-0123456789",
-    accountId: "0123456789abcdef0123456789abcdef",
-  });
-  await cf.start();
-  cf.addZone("example.com");
-  cf.addRecord("example.com", { name: RECORD, type: "A", content: OLD_IP, ttl: 3600 });
-  cf.addPagesProject("web", {
-    envVars: {
-      NEXT_PUBLIC_API_URL: "https://old.example.app",
-      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-      KEEP_ME: "yes",
-    },
-  });
-  cf.setDeploymentDuration(200);
-  oldApp = await startAppServer({ name: "old" });
-  newApp = await startAppServer({ name: "new" });
-  t = await startTestBot("cutover", {
-    config: config(),
-    env: { CLOUDFLARE_API_TOKEN: "cf-test-token-0123456789", CLOUDFLARE_BASE_URL: cf.baseUrl },
-  });
+  w = await startCutoverWorld("cutover");
+  ({ t, cf } = w);
 });
 
 afterAll(async () => {
-  await t?.stop();
-  await cf?.stop();
-  await oldApp?.stop();
-  await newApp?.stop();
+  await w?.stop();
 });
 
 describe("DNS cutover behind a second person's approval", () => {

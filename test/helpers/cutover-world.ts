@@ -1,0 +1,206 @@
+import { expect } from "vitest";
+import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
+import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
+import { sendViewSubmission } from "../../src/sandbox/slack-sender.js";
+import { CALLBACK, INPUT } from "../../src/views/ids.js";
+import {
+  APPROVER,
+  CHANNEL,
+  OPERATOR,
+  replyText,
+  SECOND_OPERATOR,
+  startTestBot,
+  type TestBot,
+} from "./bot.js";
+
+export const APPROVER2 = "U0APPROVER2";
+export const OLD_IP = "203.0.113.10";
+export const NEW_IP = "198.51.100.7";
+export const RECORD = "api.example.com";
+export const CF_TOKEN = "cf-test-token-0123456789";
+export const CF_ACCOUNT = "0123456789abcdef0123456789abcdef";
+
+/** A migration of one A record and two Pages variables, with a 5 s watch window. */
+export function cutoverConfig(oldApp: AppServer, newApp: AppServer, extraSteps = ""): string {
+  return `version: 1
+project: testco
+environment: test
+slack: { channel: ${CHANNEL} }
+access:
+  operators: [${OPERATOR}, ${SECOND_OPERATOR}]
+  approvers: [${APPROVER}, ${APPROVER2}]
+  channels: [${CHANNEL}]
+engine: { attempts: 2, backoffMs: 50 }
+source:
+  app: { url: ${oldApp.url}, healthPath: /health }
+dns:
+  zone: example.com
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  cutoverTtl: 60
+  records:
+    - { name: ${RECORD}, type: A, from: ${OLD_IP}, to: ${NEW_IP} }
+pages:
+  project: web
+  accountId: ${CF_ACCOUNT}
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  env:
+    NEXT_PUBLIC_API_URL: { from: "https://old.example.app", to: "https://${RECORD}" }
+    NEXT_PUBLIC_CDN_URL: { from: "https://pub-old.r2.dev", to: "https://d111.cloudfront.net" }
+cutover:
+  watchWindowSeconds: 5
+  probeIntervalSeconds: 1
+verification:
+  baseUrl: ${newApp.url}
+runbook:
+  phases:
+    - id: switch
+      title: Verify and switch
+      steps:
+        - { id: lower-ttl, uses: dns.lower-ttl }
+        - { id: dns-cutover, uses: dns.cutover }
+${extraSteps}`;
+}
+
+/** The real bot over signed requests, a Cloudflare fake with the record and the Pages project, the old and new apps. */
+export interface CutoverWorld {
+  t: TestBot;
+  cf: FakeCloudflare;
+  oldApp: AppServer;
+  newApp: AppServer;
+  /** the record as the fake holds it now */
+  record(): ReturnType<FakeCloudflare["records"]>[number];
+  waitForRun(
+    target: string,
+    statuses: string[],
+    since?: Date,
+    timeoutMs?: number,
+  ): Promise<
+    Awaited<ReturnType<TestBot["bot"]["deps"]["db"]["run"]["findFirstOrThrow"]>> & {
+      steps: Array<{ result: unknown }>;
+    }
+  >;
+  /** moves the TTL lowering `hours` into the past: the test's clock, not an hour's wait */
+  ageTheTtlChange(hours: number): Promise<void>;
+  /** someone changes the record behind Cutover's back */
+  setRecordContent(content: string): Promise<void>;
+  requestCutover(): Promise<string>;
+  submitApproval(user: string, approvalId: string, typed: string): ReturnType<typeof sendViewSubmission>;
+  submitRollback(
+    user: string,
+    word: string,
+    extra?: Record<string, string>,
+  ): ReturnType<typeof sendViewSubmission>;
+  stop(): Promise<void>;
+}
+
+/** `extraSteps`: YAML lines appended to the phase's steps (8 spaces in), e.g. a long-running step. */
+export async function startCutoverWorld(label: string, extraSteps = ""): Promise<CutoverWorld> {
+  const cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
+  await cf.start();
+  cf.addZone("example.com");
+  cf.addRecord("example.com", { name: RECORD, type: "A", content: OLD_IP, ttl: 3600 });
+  cf.addPagesProject("web", {
+    envVars: {
+      NEXT_PUBLIC_API_URL: "https://old.example.app",
+      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
+      KEEP_ME: "yes",
+    },
+  });
+  cf.setDeploymentDuration(200);
+  const oldApp = await startAppServer({ name: "old" });
+  const newApp = await startAppServer({ name: "new" });
+  const t = await startTestBot(label, {
+    config: cutoverConfig(oldApp, newApp, extraSteps),
+    env: { CLOUDFLARE_API_TOKEN: CF_TOKEN, CLOUDFLARE_BASE_URL: cf.baseUrl },
+  });
+  const db = t.bot.deps.db;
+  const world: CutoverWorld = {
+    t,
+    cf,
+    oldApp,
+    newApp,
+    record: () => cf.records("example.com").find((r) => r.name === RECORD)!,
+    async waitForRun(target, statuses, since = new Date(0), timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const run = await db.run.findFirst({
+          where: { target, createdAt: { gt: since } },
+          orderBy: { createdAt: "desc" },
+          include: { steps: true },
+        });
+        if (run && statuses.includes(run.status)) return run;
+        if (Date.now() > deadline)
+          throw new Error(
+            `${target}: no run reached ${statuses.join("/")}; last ${run?.status} ${run?.error}`,
+          );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async ageTheTtlChange(hours) {
+      const when = new Date(Date.now() - hours * 3600_000).toISOString();
+      const n =
+        await db.$executeRaw`UPDATE checkpoints SET value = jsonb_set(value, '{loweredAt}', to_jsonb(${when}::text)) WHERE key = 'snapshot'`;
+      expect(n).toBe(1);
+    },
+    async setRecordContent(content) {
+      const dns = t.bot.deps.cloudflare!.dns;
+      const zone = await dns.findZone("example.com");
+      const rec = await dns.getRecord(zone, RECORD, "A");
+      await dns.updateRecord(rec!, { content });
+    },
+    async requestCutover() {
+      const res = await t.command("cutover");
+      expect(await replyText(t, res)).toContain("Cutover request posted");
+      const approval = await db.approval.findFirstOrThrow({
+        where: { status: "pending" },
+        orderBy: { createdAt: "desc" },
+      });
+      return approval.id;
+    },
+    submitApproval(user, approvalId, typed) {
+      return sendViewSubmission({
+        url: t.eventsUrl,
+        signingSecret: t.signingSecret,
+        callbackId: CALLBACK.approveCutover,
+        privateMetadata: approvalId,
+        userId: user,
+        values: {
+          [INPUT.confirmName.block]: {
+            [INPUT.confirmName.action]: { type: "plain_text_input", value: typed },
+          },
+          [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: `ok from ${user}` } },
+        },
+      });
+    },
+    submitRollback(user, word, extra = {}) {
+      const fields = Object.fromEntries(
+        Object.entries(extra).map(([block, value]) => [
+          block,
+          { value: { type: "plain_text_input", value } },
+        ]),
+      );
+      return sendViewSubmission({
+        url: t.eventsUrl,
+        signingSecret: t.signingSecret,
+        callbackId: CALLBACK.rollback,
+        userId: user,
+        values: {
+          [INPUT.rollbackWord.block]: {
+            [INPUT.rollbackWord.action]: { type: "plain_text_input", value: word },
+          },
+          [INPUT.rollbackReason.block]: {
+            [INPUT.rollbackReason.action]: { type: "plain_text_input", value: "drill" },
+          },
+          ...fields,
+        },
+      });
+    },
+    async stop() {
+      await t?.stop();
+      await cf?.stop();
+      await oldApp?.stop();
+      await newApp?.stop();
+    },
+  };
+  return world;
+}
