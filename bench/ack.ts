@@ -141,6 +141,7 @@ access:
 engine:
   attempts: 2
   backoffMs: 50
+digest: { enabled: false }
 runbook:
   phases:
     - id: probe

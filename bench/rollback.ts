@@ -63,6 +63,7 @@ access:
   channels: [${CHANNEL}]
   localOperator: bench-terminal
 engine: { attempts: 2, backoffMs: 50 }
+digest: { enabled: false }
 source:
   app: { url: ${oldUrl}, healthPath: /health }
 dns:

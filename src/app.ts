@@ -11,8 +11,12 @@ import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
 import { buildDeps, type Deps } from "./deps.js";
+import { startDailyDigest } from "./digest/index.js";
+import { digestSources, kpiWindowGreen } from "./digest/sources.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { requestDecommissionApproval } from "./jobs/steps/decommission.js";
+import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.js";
 import { boltLogger, createLogger } from "./log.js";
 import { httpRoutes, serveRoutes } from "./routes.js";
 
@@ -114,6 +118,22 @@ export async function startCutover(
     log,
     now: () => new Date(),
     cloudflare: deps.cloudflare,
+    costExplorer: deps.costExplorer,
+    requestDecommission: (stepWith, by, channel) =>
+      requestDecommissionApproval(
+        {
+          env,
+          file,
+          dataDir: settings.dataDir,
+          log,
+          db: deps.db,
+          now: () => new Date(),
+          kpiGreen: ({ since, until }) => kpiWindowGreen(deps.db, file, { since, until }),
+        },
+        stepWith,
+        by,
+        channel,
+      ),
     slack: {
       async post(channel, reply) {
         const res = await app.client.chat.postMessage({ channel, text: reply.text, blocks: reply.blocks });
@@ -141,6 +161,19 @@ export async function startCutover(
   deps.events.add(progress);
 
   // 3. Start listening and working; stop cleanly.
+  // The KPI probe job, when the file has something to probe: every replica ticks, pg-boss runs
+  // each time slot once, and rounds begin once the kpi.monitor step has run (src/kpi/KpiMonitor.ts).
+  const kpi: KpiMonitor | undefined = hasProbes(file)
+    ? createKpiMonitor({
+        ...deps,
+        env,
+        dataDir: settings.dataDir,
+        notify: async (reply) => {
+          await commandDeps.slack?.post(file.slack.channel, reply);
+        },
+      })
+    : undefined;
+
   let port = settings.port;
   let routesServer: Server | undefined;
   const closeRoutes = async () => {
@@ -158,7 +191,9 @@ export async function startCutover(
       port = (server.address() as AddressInfo).port;
     }
     await deps.runner.start();
+    await kpi?.start();
   } catch (err) {
+    await kpi?.stop().catch(() => undefined);
     await app.stop().catch(() => undefined);
     await closeRoutes();
     await deps.close();
@@ -169,6 +204,16 @@ export async function startCutover(
     "Cutover is up",
   );
 
+  // The daily digest: one message a day (one per day across replicas: the day is claimed in the
+  // state database), progress, yesterday's KPIs and cost with two charts.
+  const digest = startDailyDigest({
+    db: deps.db,
+    file,
+    log,
+    client: app.client,
+    sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log }),
+  });
+
   let stopped = false;
   return {
     port,
@@ -177,6 +222,8 @@ export async function startCutover(
     async stop() {
       if (stopped) return;
       stopped = true;
+      await digest?.stop();
+      await kpi?.stop();
       await deps.runner.stop();
       await progress.flush();
       await app.stop().catch((err) => log.warn({ err }, "error while stopping the Slack app"));

@@ -98,6 +98,7 @@ export async function cli(
       log,
       now: () => new Date(),
       cloudflare: deps.cloudflare,
+      costExplorer: deps.costExplorer,
     };
     if (rollbackNow) {
       const started = performance.now();

@@ -1,7 +1,9 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import { awsOptionsFromEnv } from "./cloud/aws-access.js";
 import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
+import { COST_EXPLORER_REGION, type CostExplorerApi, createCostExplorer } from "./cloud/cost-explorer.js";
 import type { MigrationFile } from "./config/schema.js";
 import { RunEvents } from "./jobs/events.js";
 import { createStepRegistry } from "./jobs/index.js";
@@ -24,6 +26,8 @@ export interface Deps {
   events: RunEvents;
   runner: Runner;
   cloudflare: CloudflareClients | undefined;
+  /** AWS Cost Explorer (us-east-1, or AWS_ENDPOINT_URL_COST_EXPLORER) */
+  costExplorer: CostExplorerApi;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -77,6 +81,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       events,
       runner,
       cloudflare,
+      costExplorer: createCostExplorer(awsOptionsFromEnv(opts.env, "COST_EXPLORER", COST_EXPLORER_REGION)),
       metrics: new Metrics(),
       close,
     };

@@ -125,7 +125,30 @@ export function describeError(err: unknown): string {
     const hint = err.hint ?? HINTS[err.code];
     return hint ? `${err.message}\n${hint}` : err.message;
   }
+  const lost = connectionLost(err);
+  if (lost) {
+    return `A connection was lost (${lost}): the network dropped it or the server restarted. Try again; if it repeats, check that the service is reachable from Cutover's host.`;
+  }
   return "Something went wrong inside Cutover; the details are in its log. Try again, and if it repeats, run `/migrate status`.";
+}
+
+const NETWORK_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ECONNABORTED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/** The code or the driver's words when an error is a lost or refused connection (no other text is echoed). */
+function connectionLost(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
+  const message = err instanceof Error ? err.message : "";
+  if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return message;
+  return undefined;
 }
 
 export function isCutoverError(err: unknown, code?: ErrorCode): err is CutoverError {

@@ -1,8 +1,11 @@
 import type { View } from "@slack/types";
 import type { Logger } from "pino";
 import type { CloudflareClients } from "../cloud/cloudflare.js";
+import type { CostExplorerApi } from "../cloud/cost-explorer.js";
 import type { MigrationFile } from "../config/schema.js";
+import type { Approval } from "../generated/prisma/client.js";
 import type { Runner } from "../jobs/Runner.js";
+import type { DecommissionChange } from "../jobs/steps/decommission.js";
 import type { StepRegistry } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
 import type { Reply } from "../views/blocks.js";
@@ -27,6 +30,17 @@ export interface CommandDeps {
   log: Logger;
   now: () => Date;
   cloudflare?: CloudflareClients | undefined;
+  /** AWS Cost Explorer, for `/migrate cost` */
+  costExplorer?: CostExplorerApi | undefined;
+  /**
+   * asks for the decommission's approval (src/jobs/steps/decommission.ts): checks the window and
+   * the KPIs, stores the pending request; absent where the process has no step dependencies
+   */
+  requestDecommission?: (
+    stepWith: unknown,
+    by: string,
+    channel: string | null,
+  ) => Promise<{ approval: Approval; change: DecommissionChange }>;
   /** posting into the channel and opening modals; absent in the terminal */
   slack?: SlackSurface;
 }

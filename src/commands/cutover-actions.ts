@@ -8,35 +8,50 @@ import type {
 import { describeError } from "../errors.js";
 import type { Approval } from "../generated/prisma/client.js";
 import type { CutoverChange } from "../jobs/cutover/types.js";
+import type { DecommissionChange } from "../jobs/steps/decommission.js";
 import type { Metrics } from "../metrics.js";
 import { decideApproval, withdrawApproval } from "../store/approvals.js";
 import { audit } from "../store/audit.js";
+import type { Reply } from "../views/blocks.js";
 import { approveModal, cutoverRequestView } from "../views/cutover.js";
+import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";
 import { INPUT } from "../views/ids.js";
 import type { CommandDeps } from "./context.js";
 import { authorise } from "./dispatch.js";
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
 
-/** Edits the request message to show the approval's current state. */
-async function refreshRequest(
-  deps: CommandDeps,
-  approval: Approval,
-  extra: { runId?: string | null } = {},
-): Promise<void> {
-  if (!deps.slack || !approval.channel || !approval.messageTs) return;
-  const outsideWindow = approval.note?.startsWith("outside window: ")
-    ? {
-        window: deps.file.cutover.window
-          ? `${deps.file.cutover.window.start}–${deps.file.cutover.window.end} ${deps.file.cutover.window.timezone}`
-          : "",
-        reason: approval.note.slice(16),
-      }
-    : null;
-  await deps.slack.update(
-    approval.channel,
-    approval.messageTs,
-    cutoverRequestView({
+/**
+ * The requests a second person approves, by the approval's `action`: the DNS cutover and the
+ * decommission share the buttons, the rules and the atomic decision; they differ in what is
+ * shown, what is typed to confirm, and which step carries the approval out.
+ */
+interface ApprovalKind {
+  /** "cutover": in audit actions and messages */
+  name: string;
+  /** the step type that carries out an approved request */
+  uses: string;
+  /** what the approver types in the modal */
+  confirmWord(approval: Approval): string;
+  modal(approval: Approval): ReturnType<typeof approveModal>;
+  view(approval: Approval, runId: string | null, deps: CommandDeps): Reply;
+}
+
+const CUTOVER: ApprovalKind = {
+  name: "cutover",
+  uses: "dns.cutover",
+  confirmWord: (a) => (a.change as unknown as CutoverChange).records[0]?.name ?? "",
+  modal: (a) => approveModal(a.id, a.change as unknown as CutoverChange),
+  view(approval, runId, deps) {
+    const outsideWindow = approval.note?.startsWith("outside window: ")
+      ? {
+          window: deps.file.cutover.window
+            ? `${deps.file.cutover.window.start}–${deps.file.cutover.window.end} ${deps.file.cutover.window.timezone}`
+            : "",
+          reason: approval.note.slice(16),
+        }
+      : null;
+    return cutoverRequestView({
       approvalId: approval.id,
       change: approval.change as unknown as CutoverChange,
       prechecks: [],
@@ -46,8 +61,44 @@ async function refreshRequest(
       decidedBy: approval.decidedBy,
       note: outsideWindow ? null : approval.note,
       outsideWindow,
-      runId: extra.runId ?? approval.runId,
+      runId,
+    });
+  },
+};
+
+const DECOMMISSION: ApprovalKind = {
+  name: "decommission",
+  uses: "decommission",
+  confirmWord: (a) => (a.change as unknown as DecommissionChange).environment,
+  modal: (a) => decommissionApproveModal(a.id, a.change as unknown as DecommissionChange),
+  view: (approval, runId) =>
+    decommissionRequestView({
+      approvalId: approval.id,
+      change: approval.change as unknown as DecommissionChange,
+      requestedBy: approval.requestedBy,
+      expiresAt: approval.expiresAt,
+      status: approval.status,
+      decidedBy: approval.decidedBy,
+      note: approval.note,
+      runId,
     }),
+};
+
+function kindOf(approval: Approval | null | undefined): ApprovalKind {
+  return approval?.action === "decommission" ? DECOMMISSION : CUTOVER;
+}
+
+/** Edits the request message to show the approval's current state. */
+async function refreshRequest(
+  deps: CommandDeps,
+  approval: Approval,
+  extra: { runId?: string | null } = {},
+): Promise<void> {
+  if (!deps.slack || !approval.channel || !approval.messageTs) return;
+  await deps.slack.update(
+    approval.channel,
+    approval.messageTs,
+    kindOf(approval).view(approval, extra.runId ?? approval.runId, deps),
   );
 }
 
@@ -61,13 +112,14 @@ async function approverRefusal(
   if (!approval) return "That request no longer exists.";
   const access = await authorise("status", { user, via: "slack", channel, idempotencyKey: null }, deps);
   if (access) return describeError(access);
+  const kind = kindOf(approval);
   if (approval.requestedBy === user)
-    return "You asked for this cutover, so you cannot approve it: a second person must.";
+    return `You asked for this ${kind.name}, so you cannot approve it: a second person must.`;
   if (!(await deps.access.isApprover(user)))
     return "You are not an approver of this migration (see `access.approvers` in the migration file).";
   if (approval.status !== "pending") return `This request is already ${approval.status}.`;
   if (approval.expiresAt <= deps.now())
-    return "This request has expired: ask for a new one with `/migrate cutover`.";
+    return `This request has expired: ask for a new one with \`/migrate ${kind.name}\`.`;
   return undefined;
 }
 
@@ -90,19 +142,24 @@ export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
     metrics.actions.inc({ action: "approve_cutover" });
     const approvalId = action.value ?? "";
     const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    const kind = kindOf(approval);
     const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
     if (reason || !approval)
-      return refuse(deps, respond, body.user.id, "cutover.approve", approvalId, reason ?? "no such request");
+      return refuse(
+        deps,
+        respond,
+        body.user.id,
+        `${kind.name}.approve`,
+        approvalId,
+        reason ?? "no such request",
+      );
     await audit(deps.db, {
       actor: body.user.id,
-      action: "cutover.approve.open",
+      action: `${kind.name}.approve.open`,
       outcome: "info",
       details: { approvalId },
     });
-    await deps.slack?.openView(
-      body.trigger_id,
-      approveModal(approval.id, approval.change as unknown as CutoverChange),
-    );
+    await deps.slack?.openView(body.trigger_id, kind.modal(approval));
   };
 }
 
@@ -116,12 +173,13 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
     const typed = (values[INPUT.confirmName.block]?.[INPUT.confirmName.action]?.value ?? "").trim();
     const note = values[INPUT.note.block]?.[INPUT.note.action]?.value?.trim() || null;
     const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
-    const expected = (approval?.change as unknown as CutoverChange | undefined)?.records[0]?.name ?? "";
+    const kind = kindOf(approval);
+    const expected = approval ? kind.confirmWord(approval) : "";
     const reason = await approverRefusal(deps, approval, user, approval?.channel ?? null);
     if (reason) {
       await audit(deps.db, {
         actor: user,
-        action: "cutover.approve",
+        action: `${kind.name}.approve`,
         outcome: "refused",
         details: { approvalId, reason },
       });
@@ -131,7 +189,7 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
     if (typed !== expected) {
       await audit(deps.db, {
         actor: user,
-        action: "cutover.approve",
+        action: `${kind.name}.approve`,
         outcome: "refused",
         details: { approvalId, reason: "typed name differs" },
       });
@@ -156,7 +214,7 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
             : "Someone else already decided this request.";
       await audit(deps.db, {
         actor: user,
-        action: "cutover.approve",
+        action: `${kind.name}.approve`,
         outcome: "refused",
         details: { approvalId, reason: decided.reason },
       });
@@ -167,15 +225,15 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
     await ack();
     await audit(deps.db, {
       actor: user,
-      action: "cutover.approve",
+      action: `${kind.name}.approve`,
       outcome: "ok",
       details: { approvalId, note },
     });
-    // Start the switch as a run of the dns.cutover step, in the requester's name.
-    const step = deps.file.runbook.phases.flatMap((p) => p.steps).find((s) => s.uses === "dns.cutover");
+    // Carry it out as a run of its step (dns.cutover, decommission), in the requester's name.
+    const step = deps.file.runbook.phases.flatMap((p) => p.steps).find((s) => s.uses === kind.uses);
     let runId: string | null = null;
     let problem: string | undefined;
-    if (!step) problem = "the runbook has no `dns.cutover` step";
+    if (!step) problem = `the runbook has no \`${kind.uses}\` step`;
     else {
       try {
         const submitted = await deps.runner.submit({
@@ -183,7 +241,7 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
           dryRun: false,
           requestedBy: decided.approval.requestedBy,
           channel: decided.approval.channel,
-          idempotencyKey: `cutover:${approvalId}`,
+          idempotencyKey: `${kind.name}:${approvalId}`,
           options: { approvalId },
         });
         if (submitted.created || submitted.reason === "duplicate") runId = submitted.runId;
@@ -209,8 +267,9 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
     metrics.actions.inc({ action: "reject_cutover" });
     const approvalId = action.value ?? "";
     const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    const kind = kindOf(approval);
     const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
-    if (reason) return refuse(deps, respond, body.user.id, "cutover.reject", approvalId, reason);
+    if (reason) return refuse(deps, respond, body.user.id, `${kind.name}.reject`, approvalId, reason);
     const decided = await decideApproval(deps.db, approvalId, {
       by: body.user.id,
       approve: false,
@@ -218,7 +277,7 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
     });
     await audit(deps.db, {
       actor: body.user.id,
-      action: "cutover.reject",
+      action: `${kind.name}.reject`,
       outcome: decided.ok ? "ok" : "refused",
       details: { approvalId },
     });
@@ -232,19 +291,29 @@ export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
     await ack();
     metrics.actions.inc({ action: "withdraw_cutover" });
     const approvalId = action.value ?? "";
+    const kind = kindOf(await deps.db.approval.findUnique({ where: { id: approvalId } }));
+    if (!deps.access.channelAllowed(body.channel?.id ?? null))
+      return refuse(
+        deps,
+        respond,
+        body.user.id,
+        `${kind.name}.withdraw`,
+        approvalId,
+        "This channel does not take migration commands.",
+      );
     const ok = await withdrawApproval(deps.db, approvalId, body.user.id);
     if (!ok)
       return refuse(
         deps,
         respond,
         body.user.id,
-        "cutover.withdraw",
+        `${kind.name}.withdraw`,
         approvalId,
         "Only the person who asked can withdraw a request, and only while it is pending.",
       );
     await audit(deps.db, {
       actor: body.user.id,
-      action: "cutover.withdraw",
+      action: `${kind.name}.withdraw`,
       outcome: "ok",
       details: { approvalId },
     });

@@ -5,7 +5,10 @@ import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../v
 import type { Caller, CommandDeps } from "./context.js";
 import { auditHandler } from "./handlers/audit.js";
 import { cancelHandler } from "./handlers/cancel.js";
+import { costHandler } from "./handlers/cost.js";
 import { cutoverHandler } from "./handlers/cutover.js";
+import { decommissionHandler } from "./handlers/decommission.js";
+import { kpiHandler } from "./handlers/kpi.js";
 import { runHandler } from "./handlers/run.js";
 import { statusHandler } from "./handlers/status.js";
 import { verifyHandler } from "./handlers/verify.js";
@@ -13,11 +16,6 @@ import type { Command } from "./parse.js";
 
 /** Commands that only read; approvers may use them as well as operators. */
 const READ_ONLY = new Set(["status", "audit", "plan", "kpi", "cost"]);
-
-const LATER: Record<string, string> = {
-  cost: "The cost report",
-  kpi: "KPI monitoring",
-};
 
 /**
  * Runs a parsed `/migrate` command for a caller and returns the reply. Slack and the terminal
@@ -63,12 +61,21 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
         return await cancelHandler(cmd.runId, caller, deps);
       case "cutover":
         return await cutoverHandler(cmd.flags, caller, deps);
+      case "decommission":
+        return await decommissionHandler(caller, deps);
       case "verify":
         return await verifyHandler(cmd.args, caller, deps);
-      default:
+      case "cost":
+        return await costHandler(cmd.args, deps);
+      case "kpi":
+        return await kpiHandler(cmd.args, deps);
+      default: {
+        // every command has a handler; a new one that forgets its case still gets an answer
+        const name = (cmd as { name: string }).name;
         return noticeView(
-          `${LATER[cmd.name] ?? `\`${cmd.name}\``} is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
+          `\`${name}\` is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
         );
+      }
     }
   } catch (err) {
     if (!isCutoverError(err)) deps.log.error({ err, command: cmd.name, user: caller.user }, "command failed");

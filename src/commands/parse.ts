@@ -9,6 +9,8 @@ export const SUBCOMMANDS = {
   cancel: "cancel <run> — stop a run (its steps resume from their checkpoints if run again)",
   audit: "audit [n] — the last n audit events (default 20)",
   cutover: "cutover — ask a second person to approve the DNS switch",
+  decommission:
+    "decommission — ask a second person to approve retiring the old services (after stabilisation)",
   verify: "verify [database|storage|cdn|functional|performance|reliability|all] — prove the target matches",
   cost: "cost — cost to date, the forecast and the budget",
   kpi: "kpi — availability, latency and error rate against the targets",
@@ -23,7 +25,11 @@ export type Command =
   | { name: "run"; target: string; dryRun: boolean; flags: Record<string, string | true> }
   | { name: "cancel"; runId: string }
   | { name: "audit"; limit: number }
-  | { name: "cutover" | "verify" | "cost" | "kpi"; args: string[]; flags: Record<string, string | true> }
+  | {
+      name: "cutover" | "verify" | "cost" | "kpi" | "decommission";
+      args: string[];
+      flags: Record<string, string | true>;
+    }
   | { name: "unknown"; input: string; suggestion?: string }
   | { name: "invalid"; subcommand: SubcommandName; message: string };
 
@@ -31,6 +37,7 @@ const FLAGS_WITH_VALUES = new Set(["reason"]);
 const KNOWN_FLAGS: Record<string, readonly string[]> = {
   run: ["dry-run", "replace", "delete", "confirm"],
   cutover: ["reason"],
+  decommission: [],
   verify: [],
   cost: [],
   kpi: [],
@@ -129,6 +136,12 @@ export function parseMigrate(text: string): Command {
         return invalid("`audit` takes a whole number from 1 to 200.");
       return { name: "audit", limit: n };
     }
+    case "decommission":
+      return args.length
+        ? invalid(
+            "`decommission` takes nothing after it: its options are the step's `with:` in the migration file.",
+          )
+        : { name: "decommission", args, flags };
     default:
       return { name: sub, args, flags };
   }

@@ -18,7 +18,22 @@ import { cutoverDeps } from "./handlers/cutover.js";
 import { manualRollbackFields, manualTargets, performRollback } from "./handlers/rollback.js";
 
 /** Opens the /rollback modal for an operator; says why not to anyone else. */
-async function openRollback(deps: CommandDeps, user: string, triggerId: string): Promise<string | undefined> {
+async function openRollback(
+  deps: CommandDeps,
+  user: string,
+  triggerId: string,
+  channel: string | null,
+): Promise<string | undefined> {
+  // The file's `access.channels` hold for /rollback as for every command but help.
+  if (!deps.access.channelAllowed(channel)) {
+    await audit(deps.db, {
+      actor: user,
+      action: "rollback.open",
+      outcome: "refused",
+      details: { reason: "channel not allowed", channel },
+    });
+    return "⛔ This channel does not take migration commands: use /rollback in the migration channel.";
+  }
   if (!(await deps.access.isOperator(user).catch(() => false))) {
     await audit(deps.db, {
       actor: user,
@@ -58,7 +73,7 @@ export function rollbackCommand(deps: CommandDeps, metrics: Metrics) {
   return async ({ command, ack }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
     await ack();
     metrics.commands.inc({ command: "rollback", outcome: "answered" });
-    const refusal = await openRollback(deps, command.user_id, command.trigger_id);
+    const refusal = await openRollback(deps, command.user_id, command.trigger_id, command.channel_id ?? null);
     if (refusal && command.response_url) {
       await fetch(command.response_url, {
         method: "POST",
@@ -74,7 +89,7 @@ export function rollbackButtonAction(deps: CommandDeps, metrics: Metrics) {
   return async ({ ack, body, respond }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
     await ack();
     metrics.actions.inc({ action: "rollback_button" });
-    const refusal = await openRollback(deps, body.user.id, body.trigger_id);
+    const refusal = await openRollback(deps, body.user.id, body.trigger_id, body.channel?.id ?? null);
     if (refusal) await respond({ response_type: "ephemeral", replace_original: false, text: refusal });
   };
 }
@@ -105,6 +120,12 @@ export function rollbackSubmission(deps: CommandDeps, metrics: Metrics) {
       return;
     }
     if (!(await deps.access.isOperator(user).catch(() => false))) {
+      await audit(deps.db, {
+        actor: user,
+        action: "rollback.confirm",
+        outcome: "refused",
+        details: { reason: "not an operator" },
+      });
       await ack({
         response_action: "errors",
         errors: { [INPUT.rollbackWord.block]: "Only an operator can roll back." },

@@ -1483,7 +1483,7 @@ export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = {
   "dns.cutover": ["dns"],
   "kpi.monitor": [],
   "cost.report": ["cost"],
-  decommission: [],
+  decommission: ["source.database", "target.s3"],
 };
 
 const REF_SECTIONS: Record<ValueRefName, SectionPath> = {

@@ -205,8 +205,17 @@ export class Runner {
   }
 
   /** Runs fn while holding the run's advisory lock; false when another session holds it. */
-  private async withRunLock(runId: string, fn: () => Promise<void>): Promise<boolean> {
+  private async withRunLock(runId: string, fn: () => Promise<void>, onLost?: () => void): Promise<boolean> {
     const client = await this.deps.pool.connect();
+    // A checked-out client reports a dropped session (the state database restarted, the network
+    // cut it) as an 'error' event on itself; unheard, that event would end the whole process.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+      this.deps.log.warn({ err: { message: err.message }, runId }, "lost the session holding the run's lock");
+      onLost?.();
+    };
+    client.on("error", onError);
     try {
       const key = `cutover-run:${runId}`;
       const got = await client.query<{ ok: boolean }>(
@@ -217,11 +226,12 @@ export class Runner {
       try {
         await fn();
       } finally {
-        await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]);
+        if (!lost) await client.query("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key]);
       }
       return true;
     } finally {
-      client.release();
+      client.off("error", onError);
+      client.release(lost);
     }
   }
 
@@ -231,7 +241,12 @@ export class Runner {
     const controller = new AbortController();
     this.active.set(runId, controller);
     try {
-      await this.withRunLock(runId, () => this.executeLocked(runId, controller));
+      await this.withRunLock(
+        runId,
+        () => this.executeLocked(runId, controller),
+        // the lock went with its session: stop as at shutdown, so the run resumes from its checkpoint
+        () => controller.abort({ kind: "shutdown" } satisfies AbortReason),
+      );
     } finally {
       this.active.delete(runId);
     }

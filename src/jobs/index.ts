@@ -1,14 +1,19 @@
 import type { Logger } from "pino";
 import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
+import { kpiWindowGreen } from "../digest/sources.js";
 import type { Db } from "../store/client.js";
+import { createCostReportStep } from "./steps/cost-report.js";
 import { createDbSteps } from "./steps/db.js";
 import { createDbWriteProbeStep } from "./steps/db-write-probe.js";
+import { createDecommissionStep } from "./steps/decommission.js";
 import { createDnsCutoverStep } from "./steps/dns-cutover.js";
 import { createDnsLowerTtlStep } from "./steps/dns-lower-ttl.js";
 import { createHostSteps } from "./steps/host.js";
 import { createHttpCheckStep } from "./steps/http-check.js";
+import { createKpiMonitorStep } from "./steps/kpi-monitor.js";
 import { createStorageSteps } from "./steps/storage.js";
+import { createVerificationSteps } from "./steps/verify.js";
 import type { StepDefinition, StepRegistry } from "./types.js";
 
 /** What step factories may use. Adapters over outside services are built from these, here only. */
@@ -33,9 +38,23 @@ export function createStepRegistry(deps: StepDeps): StepRegistry {
     ...createDbSteps(deps),
     ...createStorageSteps(deps),
     ...createHostSteps(deps),
+    ...createVerificationSteps(deps),
     ...(deps.db ? cutoverSteps({ ...deps, db: deps.db }) : []),
+    ...(deps.db ? [decommissionStep({ ...deps, db: deps.db })] : []),
+    ...(deps.db
+      ? [createKpiMonitorStep({ ...deps, db: deps.db }), createCostReportStep({ ...deps, db: deps.db })]
+      : []),
   ] as unknown as StepDefinition<unknown>[];
   return new Map(steps.map((s) => [s.type, s]));
+}
+
+/** Decommission proves the stabilisation window green from the KPI samples. */
+function decommissionStep(deps: StepDeps & { db: Db }) {
+  return createDecommissionStep({
+    ...deps,
+    now: () => new Date(),
+    kpiGreen: ({ since, until }) => kpiWindowGreen(deps.db, deps.file, { since, until }),
+  });
 }
 
 function cutoverSteps(deps: StepDeps & { db: Db }) {

@@ -47,31 +47,27 @@ const OUTCOME: Record<string, string> = {
   void: "⛔ Void: the change differed when it was carried out",
 };
 
-/** The cutover request in the channel; edited in place to show the outcome of every click. */
-export function cutoverRequestView(s: CutoverRequestState): Reply {
-  const blocks: KnownBlock[] = [
-    section(
-      `🔀 *DNS cutover requested* by <@${s.requestedBy}> for *${esc(s.change.environment)}* — needs a second person's approval`,
-    ),
-    section(`*What will change*\n${changeLines(s.change).join("\n")}`),
-    section(
-      `*Pre-checks*\n${s.prechecks.map((c) => `${c.ok ? "✅" : "❌"} ${esc(c.name)} — ${esc(c.detail)}`).join("\n") || "_none_"}`,
-    ),
-  ];
-  if (s.outsideWindow) {
-    blocks.push(
+/**
+ * The foot of a request for a second person's approval: while pending, when it expires and the
+ * Approve… / Reject / Withdraw buttons (their handlers look the request's kind up by its id);
+ * afterwards, the outcome, who decided and the run that carried it out.
+ */
+export function decisionBlocks(
+  s: Pick<CutoverRequestState, "approvalId" | "expiresAt" | "status" | "decidedBy" | "note" | "runId">,
+  howToConfirm: string,
+): KnownBlock[] {
+  if (s.status !== "pending") {
+    const who = s.decidedBy ? ` by <@${s.decidedBy}>` : "";
+    const note = s.note ? ` — “${esc(s.note)}”` : "";
+    return [
       section(
-        `⚠️ Outside the maintenance window (${esc(s.outsideWindow.window)}). Reason given: _${esc(s.outsideWindow.reason)}_`,
+        `*${OUTCOME[s.status] ?? s.status}*${who}${note}${s.runId ? ` · run \`${s.runId.slice(0, 8)}\`` : ""}`,
       ),
-    );
+    ];
   }
-  if (s.status === "pending") {
-    blocks.push(
-      context(
-        `Expires ${slackDate(s.expiresAt)}. The approver types the record name to confirm; the requester cannot approve.`,
-      ),
-    );
-    blocks.push({
+  return [
+    context(`Expires ${slackDate(s.expiresAt)}. ${howToConfirm}`),
+    {
       type: "actions",
       elements: [
         {
@@ -95,39 +91,53 @@ export function cutoverRequestView(s: CutoverRequestState): Reply {
           value: s.approvalId,
         },
       ],
-    });
-  } else {
-    const who = s.decidedBy ? ` by <@${s.decidedBy}>` : "";
-    const note = s.note ? ` — “${esc(s.note)}”` : "";
+    },
+  ];
+}
+
+/** The cutover request in the channel; edited in place to show the outcome of every click. */
+export function cutoverRequestView(s: CutoverRequestState): Reply {
+  const blocks: KnownBlock[] = [
+    section(
+      `🔀 *DNS cutover requested* by <@${s.requestedBy}> for *${esc(s.change.environment)}* — needs a second person's approval`,
+    ),
+    section(`*What will change*\n${changeLines(s.change).join("\n")}`),
+    section(
+      `*Pre-checks*\n${s.prechecks.map((c) => `${c.ok ? "✅" : "❌"} ${esc(c.name)} — ${esc(c.detail)}`).join("\n") || "_none_"}`,
+    ),
+  ];
+  if (s.outsideWindow) {
     blocks.push(
       section(
-        `*${OUTCOME[s.status] ?? s.status}*${who}${note}${s.runId ? ` · run \`${s.runId.slice(0, 8)}\`` : ""}`,
+        `⚠️ Outside the maintenance window (${esc(s.outsideWindow.window)}). Reason given: _${esc(s.outsideWindow.reason)}_`,
       ),
     );
   }
+  blocks.push(
+    ...decisionBlocks(s, "The approver types the record name to confirm; the requester cannot approve."),
+  );
   return { text: `DNS cutover requested by ${s.requestedBy}: ${s.status}`, blocks };
 }
 
-/** The approver's modal: type the first record's name to confirm, optionally leave a note. */
-export function approveModal(approvalId: string, change: CutoverChange): View {
-  const name = change.records[0]?.name ?? "";
+/** The approver's modal for a request: what it does, the word to type to confirm, an optional note. */
+export function confirmModal(opts: { approvalId: string; title: string; intro: string; word: string }): View {
   return {
     type: "modal",
     callback_id: CALLBACK.approveCutover,
-    private_metadata: approvalId,
-    title: { type: "plain_text", text: "Approve the cutover" },
+    private_metadata: opts.approvalId,
+    title: { type: "plain_text", text: opts.title },
     submit: { type: "plain_text", text: "Approve" },
     close: { type: "plain_text", text: "Cancel" },
     blocks: [
-      section(`*This switches production.*\n${changeLines(change).join("\n")}`),
+      section(opts.intro),
       {
         type: "input",
         block_id: INPUT.confirmName.block,
-        label: { type: "plain_text", text: `Type ${name} to confirm` },
+        label: { type: "plain_text", text: `Type ${opts.word} to confirm` },
         element: {
           type: "plain_text_input",
           action_id: INPUT.confirmName.action,
-          placeholder: { type: "plain_text", text: name },
+          placeholder: { type: "plain_text", text: opts.word },
         },
       },
       {
@@ -139,6 +149,16 @@ export function approveModal(approvalId: string, change: CutoverChange): View {
       },
     ],
   };
+}
+
+/** The approver's modal: type the first record's name to confirm, optionally leave a note. */
+export function approveModal(approvalId: string, change: CutoverChange): View {
+  return confirmModal({
+    approvalId,
+    title: "Approve the cutover",
+    intro: `*This switches production.*\n${changeLines(change).join("\n")}`,
+    word: change.records[0]?.name ?? "",
+  });
 }
 
 /** /rollback: type ROLLBACK to put DNS and the front end back. */

@@ -13,6 +13,7 @@ const EXAMPLES: Record<SubcommandName, string> = {
   verify: "/migrate verify database",
   cost: "/migrate cost",
   kpi: "/migrate kpi",
+  decommission: "/migrate decommission",
 };
 
 /** The help reply. It reveals nothing about the migration, so anyone may see it anywhere. */

@@ -103,7 +103,8 @@ afterAll(async () => {
   await w?.stop();
 });
 
-describe("/rollback when things are not tidy", () => {
+// each terminal rollback starts a Node process: seconds apiece on a loaded machine
+describe("/rollback when things are not tidy", { timeout: 120_000 }, () => {
   it("works while another run holds the environment lock", async () => {
     await w.t.command("run slow-rows");
     const slow = await w.waitForRun("slow-rows", ["running"]);

@@ -68,7 +68,7 @@ describe("/migrate through the real receiver", () => {
     expect(text).toMatch(/^Migration status: \d+\/2 steps done/);
     const call = t.fake.calls("response_url").at(-1)!;
     expect(JSON.stringify(call.args)).toContain("Phase 1 · Probe the target");
-    expect(JSON.stringify(call.args)).toContain("not available in this build (kpi.monitor)");
+    expect(JSON.stringify(call.args)).toContain("Phase 2 · Not yet built");
   });
 
   it("refuses a user who is not an operator, and audits the refusal", async () => {

@@ -32,6 +32,7 @@ access:
 engine:
   attempts: ${opts.attempts ?? 2}
   backoffMs: 50
+digest: { enabled: false }
 runbook:
   phases:
     - id: probe
@@ -83,7 +84,9 @@ export async function startTestBot(
   const state = await createTestDatabase(label);
   const dir = await mkdtemp(path.join(tmpdir(), "cutover-bot-"));
   const configPath = path.join(dir, "migration.yml");
-  await writeFile(configPath, opts.config ?? testConfig());
+  // A test bot posts no daily digest (it would arrive at start-up after 09:00) unless its file asks.
+  const config = opts.config ?? testConfig();
+  await writeFile(configPath, /^digest:/m.test(config) ? config : `${config}\ndigest: { enabled: false }\n`);
   const signingSecret = randomBytes(16).toString("hex");
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,

@@ -17,7 +17,8 @@ describe("FakeLightsail through the real @aws-sdk/client-lightsail", () => {
   let client: LightsailClient;
 
   beforeAll(async () => {
-    fake = new FakeLightsail({ pendingMs: 150 });
+    // long enough that create + get fit inside it on a loaded machine
+    fake = new FakeLightsail({ pendingMs: 2_000 });
     await fake.start();
     api = createLightsail({ region: "ap-southeast-1", endpoint: fake.url, credentials, maxAttempts: 1 });
     client = new LightsailClient({
@@ -59,8 +60,9 @@ describe("FakeLightsail through the real @aws-sdk/client-lightsail", () => {
       keyPairName: "k1",
       tags: { project: "p" },
     });
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await api.getInstance("web-1"))?.state).toBe("running");
+    await expect
+      .poll(async () => (await api.getInstance("web-1"))?.state, { timeout: 10_000 })
+      .toBe("running");
     expect((await api.getPortStates("web-1")).map((p) => p.fromPort)).toEqual([22, 80]);
   });
 

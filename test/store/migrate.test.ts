@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -10,6 +11,11 @@ import { applyMigrations, DEFAULT_MIGRATIONS_DIR } from "../../src/store/migrate
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 const INIT = "20261125000000_init";
+/** Every migration shipped in prisma/migrations, in the order they apply. */
+const ALL = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true })
+  .filter((e) => e.isDirectory())
+  .map((e) => e.name)
+  .sort();
 
 async function query<T extends pg.QueryResultRow>(
   url: string,
@@ -60,14 +66,15 @@ describe("applyMigrations", () => {
     await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
-  it("applies the init migration once and records it as Prisma does", async () => {
+  it("applies every migration once, in order, and records each as Prisma does", async () => {
     const db = await emptyDb("migrate_twice");
-    expect(await applyMigrations(db.url)).toEqual({ applied: [INIT] });
+    expect(ALL[0]).toBe(INIT);
+    expect(await applyMigrations(db.url)).toEqual({ applied: ALL });
     expect(await applyMigrations(db.url)).toEqual({ applied: [] });
 
     const bytes = await readFile(path.join(DEFAULT_MIGRATIONS_DIR, INIT, "migration.sql"));
-    const rows = await query(db.url, "SELECT * FROM _prisma_migrations");
-    expect(rows).toHaveLength(1);
+    const rows = await query(db.url, "SELECT * FROM _prisma_migrations ORDER BY started_at");
+    expect(rows.map((r) => r.migration_name)).toEqual(ALL);
     const row = rows[0]!;
     expect(row).toMatchObject({
       migration_name: INIT,
@@ -195,7 +202,7 @@ describe("applyMigrations", () => {
         "SELECT migration_name, finished_at IS NULL AS failed, rolled_back_at IS NOT NULL AS rolled_back FROM _prisma_migrations ORDER BY started_at",
       ),
     ).toEqual([
-      { migration_name: INIT, failed: false, rolled_back: false },
+      ...ALL.map((m) => ({ migration_name: m, failed: false, rolled_back: false })),
       { migration_name: name, failed: true, rolled_back: true },
     ]);
 
@@ -211,8 +218,10 @@ describe("applyMigrations", () => {
       applyMigrations(db.url),
       applyMigrations(db.url),
     ]);
-    expect(results.map((r) => r.applied).sort()).toEqual([[], [], [INIT]]);
-    expect(await query(db.url, "SELECT count(*)::int AS n FROM _prisma_migrations")).toEqual([{ n: 1 }]);
+    expect(results.map((r) => r.applied).sort()).toEqual([[], [], ALL]);
+    expect(await query(db.url, "SELECT count(*)::int AS n FROM _prisma_migrations")).toEqual([
+      { n: ALL.length },
+    ]);
   });
 
   it("names host, port and database, never the password, when the database cannot be reached", async () => {

@@ -57,7 +57,9 @@ export function dumpRoot(deps: StepDeps, input: { dumpDir?: string | undefined }
   const fromDump = dumpStepWith(deps).dumpDir;
   const configured = input.dumpDir ?? (typeof fromDump === "string" ? fromDump : undefined);
   if (configured) return path.resolve(deps.dataDir, configured);
-  return path.join(deps.dataDir, "dumps", deps.file.environment.replace(/[^A-Za-z0-9_.-]/g, "_"));
+  // "." and ".." would name the dumps folder itself or the data folder: dots lead no name
+  const name = deps.file.environment.replace(/[^A-Za-z0-9_.-]/g, "_").replace(/^\./, "_");
+  return path.join(deps.dataDir, "dumps", name);
 }
 
 /** The source database (read-only use), from `source.database.urlEnv`. */

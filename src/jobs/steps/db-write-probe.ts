@@ -26,6 +26,9 @@ async function connect(input: Input, env: NodeJS.ProcessEnv): Promise<pg.Client>
     });
   }
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  // A connection dropped between queries is an 'error' event: unheard, it would end the whole
+  // process. The query in hand (or the next one) fails instead, and the step is retried.
+  client.on("error", () => undefined);
   try {
     await client.connect();
   } catch (err) {

@@ -172,18 +172,20 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
   const lsApi = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
 
   /** The CIDR blocks the database admits. */
-  async function wantedCidrs(cfg: RdsConfig): Promise<string[]> {
+  async function wantedCidrs(cfg: RdsConfig, planning = false): Promise<string[]> {
     const cidrs: string[] = [];
     if (cfg.ingress.fromLightsailStaticIp) {
       const ls = requireSection(deps.file, "target.lightsail");
       const ip = await lsApi().getStaticIp(ls.staticIpName);
-      if (!ip) {
+      // a dry run of the whole runbook plans this step before lightsail.instance has run
+      if (!ip && planning)
+        cidrs.push(`the static IP ${ls.staticIpName} (once lightsail.instance creates it)`);
+      else if (!ip) {
         throw new CutoverError(
           ErrorCode.BadArgument,
           `The database admits only the Lightsail static IP ${ls.staticIpName}, which does not exist yet: run the lightsail.instance step first.`,
         );
-      }
-      cidrs.push(`${ip.ipAddress}/32`);
+      } else cidrs.push(`${ip.ipAddress}/32`);
     }
     for (const c of cfg.ingress.extraCidrs) if (!cidrs.includes(c)) cidrs.push(c);
     return cidrs;
@@ -229,7 +231,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
       const rds = rdsApi();
       const groups = sgApi();
       const changes: PlannedChange[] = [];
-      const cidrs = await wantedCidrs(cfg);
+      const cidrs = await wantedCidrs(cfg, true);
       const vpc = await vpcId(groups);
       const sg = await groups.find(names.securityGroup, vpc);
       if (!sg) {

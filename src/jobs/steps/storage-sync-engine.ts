@@ -368,6 +368,13 @@ export async function syncBuckets(
   const notMd5 = new Set<string>();
   const copyOnce = async (key: string) => {
     const { head, body } = await source.get(key, { signal: stop });
+    // A source stream cut mid-object must fail this copy at once (and be retried): left alone, the
+    // PUT would wait for bytes that never come until its request timeout, minutes later.
+    const cut = new AbortController();
+    const onStop = () => cut.abort(stop.reason);
+    stop.addEventListener("abort", onStop, { once: true });
+    body.once("error", (err) => cut.abort(err));
+    const objectSignal = cut.signal;
     let streamed = 0;
     // A counting stream costs CPU per object: only where a rate limit needs it, or the object is
     // large enough for its progress to show; small objects are counted when they are done.
@@ -407,7 +414,7 @@ export async function syncBuckets(
           // 10,000 parts at most: grow the part for very large objects.
           const partSize = Math.max(settings.partSize, Math.ceil(head.size / 9_000));
           ({ etag } = await target.upload(key, flowing, meta, {
-            signal: stop,
+            signal: objectSignal,
             partSize,
             queueSize: settings.queueSize,
             ...storage,
@@ -421,7 +428,7 @@ export async function syncBuckets(
             ? Buffer.from(head.etag, "hex").toString("base64")
             : undefined;
         ({ etag } = await target.put(key, flowing, head.size, meta, {
-          signal: stop,
+          signal: objectSignal,
           ...storage,
           ...(md5 ? { contentMd5: md5 } : {}),
         }));
@@ -445,6 +452,7 @@ export async function syncBuckets(
       counted?.destroy();
       throw err;
     } finally {
+      stop.removeEventListener("abort", onStop);
       bytesMoving -= streamed;
     }
   };

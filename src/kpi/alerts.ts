@@ -1,0 +1,207 @@
+import type { KpiConfig } from "../config/schema.js";
+import type { Db } from "../store/client.js";
+import { DB_TARGET, type KpiSummary } from "./summary.js";
+
+/** How long each threshold's `period` looks back. */
+export const PERIOD_MS: Readonly<Record<"daily" | "weekly" | "monthly", number>> = {
+  daily: 24 * 3600_000,
+  weekly: 7 * 24 * 3600_000,
+  monthly: 30 * 24 * 3600_000,
+};
+
+const PERIOD_LABEL: Record<keyof typeof PERIOD_MS, string> = {
+  daily: "the last 24 h",
+  weekly: "the last 7 days",
+  monthly: "the last 30 days",
+};
+
+/** One threshold held against its figure: the unit of an alert. */
+export interface KpiCheck {
+  /** the alert's key: "availability", "avg-latency", "db-query", "error-rate" or "down:<endpoint id>" */
+  key: string;
+  /** what a person calls it: "Availability" */
+  title: string;
+  breached: boolean;
+  value: number | undefined;
+  threshold: number;
+  /** the figure must stay above (min) or below (max) the threshold */
+  bound: "min" | "max";
+  unit: "%" | "ms" | "probes";
+  /** "the last 24 h" */
+  window: string;
+  /** one line of context: sample counts, the last error */
+  detail: string;
+}
+
+/** The windows the checks need, by period: compute a {@link KpiSummary} for each. */
+export function periodsNeeded(longTerm: KpiConfig["longTerm"]): Array<keyof typeof PERIOD_MS> {
+  return [
+    ...new Set([
+      longTerm.availabilityPercent.period,
+      longTerm.avgResponseMs.period,
+      longTerm.dbQueryMs.period,
+      longTerm.errorRatePercent.period,
+    ]),
+  ];
+}
+
+/**
+ * The long-term thresholds (`kpis.longTerm`) against the figures of their own periods. A figure
+ * with no samples behind it is never a breach: no data is not bad data.
+ */
+export function kpiChecks(
+  summaries: ReadonlyMap<string, KpiSummary>,
+  longTerm: KpiConfig["longTerm"],
+): KpiCheck[] {
+  const checks: KpiCheck[] = [];
+  const lastError = (s: KpiSummary) => {
+    const failing = s.byEndpoint.find((e) => e.lastError);
+    return failing ? `; last error: ${failing.lastError} (${failing.target})` : "";
+  };
+  const { availabilityPercent: a, avgResponseMs: l, dbQueryMs: d, errorRatePercent: e } = longTerm;
+  const sa = summaries.get(a.period);
+  if (sa) {
+    const v = sa.endpoints.availabilityPercent;
+    checks.push({
+      key: "availability",
+      title: "Availability",
+      breached: v !== undefined && v < a.min,
+      value: v,
+      threshold: a.min,
+      bound: "min",
+      unit: "%",
+      window: PERIOD_LABEL[a.period],
+      detail: `${sa.endpoints.samples} probes, ${sa.endpoints.failures} failed${lastError(sa)}`,
+    });
+  }
+  const sl = summaries.get(l.period);
+  if (sl) {
+    const v = sl.endpoints.avgMs;
+    checks.push({
+      key: "avg-latency",
+      title: "Average response time",
+      breached: v !== undefined && v > l.max,
+      value: v,
+      threshold: l.max,
+      bound: "max",
+      unit: "ms",
+      window: PERIOD_LABEL[l.period],
+      detail: `p95 ${sl.endpoints.p95Ms ?? "–"} ms over ${sl.endpoints.samples - sl.endpoints.failures} answered probes`,
+    });
+  }
+  const sd = summaries.get(d.period);
+  if (sd && sd.database.samples > 0) {
+    const v = sd.database.avgMs;
+    checks.push({
+      key: "db-query",
+      title: "Database query time",
+      breached: v !== undefined && v > d.max,
+      value: v,
+      threshold: d.max,
+      bound: "max",
+      unit: "ms",
+      window: PERIOD_LABEL[d.period],
+      detail: `${sd.database.samples} queries, ${sd.database.failures} failed${sd.database.lastError ? `; last error: ${sd.database.lastError}` : ""}`,
+    });
+  }
+  const se = summaries.get(e.period);
+  if (se) {
+    const v = se.endpoints.errorRatePercent;
+    checks.push({
+      key: "error-rate",
+      title: "Error rate",
+      breached: v !== undefined && v > e.max,
+      value: v,
+      threshold: e.max,
+      bound: "max",
+      unit: "%",
+      window: PERIOD_LABEL[e.period],
+      detail: `${se.endpoints.failures} of ${se.endpoints.samples} probes failed${lastError(se)}`,
+    });
+  }
+  return checks;
+}
+
+/**
+ * "Down" checks: an endpoint (or the target database) whose last `consecutive` probes all failed is down; its next good
+ * probe clears it. These answer "is it up now?", which a 24-hour availability figure cannot.
+ */
+export async function downChecks(db: Db, now: Date, consecutive = 2): Promise<KpiCheck[]> {
+  const rows = await db.$queryRaw<
+    Array<{ target: string; failed: number; total: number; last_error: string | null }>
+  >`
+    SELECT target,
+           (count(*) FILTER (WHERE NOT ok))::int AS failed,
+           count(*)::int AS total,
+           (array_agg(error ORDER BY at DESC))[1] AS last_error
+      FROM (SELECT target, ok, error, at,
+                   row_number() OVER (PARTITION BY target ORDER BY at DESC, id DESC) AS rn
+              FROM kpi_samples
+             WHERE at > ${now}::timestamptz - interval '1 day' AND at <= ${now}::timestamptz) k
+     WHERE rn <= ${consecutive}
+     GROUP BY target`;
+  return rows.map((r) => ({
+    key: `down:${r.target}`,
+    title: r.target === DB_TARGET ? "Target database" : `Endpoint ${r.target}`,
+    breached: r.total >= consecutive && r.failed === r.total,
+    value: r.failed,
+    threshold: consecutive,
+    bound: "max",
+    unit: "probes",
+    window: `its last ${consecutive} probes`,
+    detail: r.last_error ? `last error: ${r.last_error}` : "answering again",
+  }));
+}
+
+/** A check whose state changed: it is posted to the channel once. */
+export interface AlertTransition {
+  check: KpiCheck;
+  /** when the previous state began (how long the breach lasted, for a clearing) */
+  previousSince: Date;
+}
+
+/**
+ * Stores each check's state and returns the ones that changed (breached ↔ clear). The change is
+ * a conditional update, so of two processes evaluating at once exactly one sees the transition:
+ * a breach is posted once, not every probe, and its clearing once.
+ */
+export async function applyAlertStates(
+  db: Db,
+  checks: readonly KpiCheck[],
+  now: Date,
+): Promise<AlertTransition[]> {
+  const transitions: AlertTransition[] = [];
+  for (const check of checks) {
+    await db.kpiAlertState.createMany({
+      data: [{ key: check.key, breached: false, since: now }],
+      skipDuplicates: true,
+    });
+    const before = await db.kpiAlertState.findUnique({ where: { key: check.key } });
+    if (!before || before.breached === check.breached) continue;
+    const changed = await db.kpiAlertState.updateMany({
+      where: { key: check.key, breached: !check.breached },
+      data: {
+        breached: check.breached,
+        since: now,
+        value: check.value ?? null,
+        threshold: check.threshold,
+        message: `${check.title} over ${check.window}: ${check.detail}`.slice(0, 500),
+      },
+    });
+    if (changed.count === 1) transitions.push({ check, previousSince: before.since });
+  }
+  return transitions;
+}
+
+/** Puts a transition back when its message could not be posted, so the next round posts it. */
+export async function revertAlertState(db: Db, t: AlertTransition): Promise<void> {
+  await db.kpiAlertState.updateMany({
+    where: { key: t.check.key, breached: t.check.breached },
+    data: { breached: !t.check.breached, since: t.previousSince },
+  });
+}
+
+/** The alerts breached now, oldest first. */
+export async function breachedAlerts(db: Db) {
+  return db.kpiAlertState.findMany({ where: { breached: true }, orderBy: { since: "asc" } });
+}

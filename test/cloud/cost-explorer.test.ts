@@ -1,0 +1,383 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  COST_EXPLORER_REGION,
+  type CostReport,
+  costSummary,
+  createCostExplorer,
+  freshnessText,
+} from "../../src/cloud/cost-explorer.js";
+import { parseMigrationFile } from "../../src/config/load.js";
+import type { MigrationFile } from "../../src/config/schema.js";
+import { createPrismaClient, type Db } from "../../src/store/client.js";
+import { costView } from "../../src/views/cost.js";
+import { renderBlocksAsText } from "../../src/views/text.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { type MotoHandle, useMoto } from "../helpers/moto.js";
+
+/*
+ * Cost Explorer through the real SDK client. moto serves GetCostAndUsage from seeded results;
+ * it has no GetCostForecast or GetReservationPurchaseRecommendation, so a small proxy in front
+ * of it answers those (JSON 1.1, as AWS does), counts every request by operation, and can refuse
+ * everything with AccessDeniedException.
+ */
+
+const FILE_TEXT = (cost = true) => `version: 1
+project: shop
+environment: cost-test
+timezone: Asia/Singapore
+slack: { channel: C0MIGRATE }
+access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
+${
+  cost
+    ? `cost:
+  monthlyTarget: 85
+  budgetAlert: 100
+  target:
+    - { service: AWS Lightsail, monthly: 44, awsServices: [Amazon Lightsail] }
+    - { service: AWS RDS, monthly: { min: 15, max: 30 }, awsServices: [Amazon Relational Database Service] }
+  optimisations:
+    - { id: rds-reserved, title: RDS RI, savingsPercent: 40, appliesTo: [AWS RDS] }
+`
+    : ""
+}runbook:
+  phases:
+    - id: p
+      title: P
+      steps:
+        - { id: report, uses: ${cost ? "cost.report" : "http.check"}, with: {} }
+`;
+
+interface Proxy {
+  url: string;
+  counts: Map<string, number>;
+  mode: "normal" | "deny" | "forecast-denied";
+  /** what the fake forecast answers */
+  forecast: { amount: string; low: string; high: string };
+  close(): Promise<void>;
+}
+
+async function startProxy(motoEndpoint: string): Promise<Proxy> {
+  const proxy: Proxy = {
+    url: "",
+    counts: new Map(),
+    mode: "normal",
+    forecast: { amount: "30.50", low: "25.00", high: "36.00" },
+    close: async () => undefined,
+  };
+  const json = (res: ServerResponse, status: number, body: unknown, errorType?: string) => {
+    res.writeHead(status, {
+      "content-type": "application/x-amz-json-1.1",
+      ...(errorType ? { "x-amzn-errortype": errorType } : {}),
+    });
+    res.end(JSON.stringify(body));
+  };
+  const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = Buffer.concat(chunks);
+    const op =
+      String(req.headers["x-amz-target"] ?? "")
+        .split(".")
+        .pop() ?? "";
+    proxy.counts.set(op, (proxy.counts.get(op) ?? 0) + 1);
+    if (proxy.mode === "deny" || (proxy.mode === "forecast-denied" && op === "GetCostForecast")) {
+      return json(
+        res,
+        400,
+        {
+          __type: "AccessDeniedException",
+          message: `User: arn:aws:iam::123456789012:user/cutover-bot is not authorized to perform: ce:${op} on resource: *`,
+        },
+        "AccessDeniedException",
+      );
+    }
+    if (op === "GetCostForecast") {
+      const { amount, low, high } = proxy.forecast;
+      return json(res, 200, {
+        Total: { Amount: amount, Unit: "USD" },
+        ForecastResultsByTime: [
+          {
+            TimePeriod: { Start: "x", End: "y" },
+            MeanValue: amount,
+            PredictionIntervalLowerBound: low,
+            PredictionIntervalUpperBound: high,
+          },
+        ],
+      });
+    }
+    if (op === "GetReservationPurchaseRecommendation") {
+      return json(res, 200, {
+        Recommendations: [
+          {
+            AccountScope: "PAYER",
+            LookbackPeriodInDays: "THIRTY_DAYS",
+            TermInYears: "ONE_YEAR",
+            PaymentOption: "ALL_UPFRONT",
+            RecommendationDetails: [
+              {
+                InstanceDetails: {
+                  RDSInstanceDetails: { InstanceType: "db.t4g.micro", DatabaseEngine: "PostgreSQL" },
+                },
+                RecommendedNumberOfInstancesToPurchase: "1",
+                UpfrontCost: "105.00",
+                EstimatedMonthlySavingsAmount: "6.10",
+                EstimatedMonthlySavingsPercentage: "41.5",
+                EstimatedBreakEvenInMonths: "7.2",
+                CurrencyCode: "USD",
+              },
+            ],
+            RecommendationSummary: {
+              TotalEstimatedMonthlySavingsAmount: "6.10",
+              TotalEstimatedMonthlySavingsPercentage: "41.5",
+              CurrencyCode: "USD",
+            },
+          },
+        ],
+      });
+    }
+    // everything else (GetCostAndUsage) is moto's
+    const upstream = await fetch(`${motoEndpoint}${req.url ?? "/"}`, {
+      method: req.method ?? "POST",
+      headers: Object.fromEntries(
+        Object.entries(req.headers).filter(([k]) => k !== "host" && k !== "content-length") as Array<
+          [string, string]
+        >,
+      ),
+      body,
+    });
+    res.writeHead(upstream.status, {
+      "content-type": upstream.headers.get("content-type") ?? "application/json",
+    });
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  proxy.close = () =>
+    new Promise((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    });
+  return proxy;
+}
+
+/** One day's GetCostAndUsage result, grouped by service. */
+function day(date: string, costs: Record<string, number>) {
+  const next = new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  return {
+    TimePeriod: { Start: date, End: next },
+    Total: {},
+    Groups: Object.entries(costs).map(([service, amount]) => ({
+      Keys: [service],
+      Metrics: { UnblendedCost: { Amount: amount.toFixed(4), Unit: "USD" } },
+    })),
+    Estimated: false,
+  };
+}
+
+/** Seeds moto's queue with one GetCostAndUsage answer: October every day, November to the 25th. */
+async function seedUsage(endpoint: string): Promise<void> {
+  const results = [];
+  for (let d = 1; d <= 31; d++)
+    results.push(
+      day(`2026-10-${String(d).padStart(2, "0")}`, {
+        "Amazon Lightsail": 1.4,
+        "Amazon Relational Database Service": 0.5,
+        "Amazon Simple Storage Service": 0.2,
+      }),
+    );
+  for (let d = 1; d <= 25; d++)
+    results.push(
+      day(`2026-11-${String(d).padStart(2, "0")}`, {
+        "Amazon Lightsail": 1.45,
+        "Amazon Relational Database Service": 0.9,
+        "Amazon Simple Storage Service": 0.1,
+      }),
+    );
+  const res = await fetch(`${endpoint}/moto-api/static/ce/cost-and-usage-results`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ results: [{ ResultsByTime: results, DimensionValueAttributes: [] }] }),
+  });
+  expect(res.status).toBe(201);
+}
+
+let state: TestDatabase;
+let db: Db;
+let moto: MotoHandle;
+let proxy: Proxy;
+let file: MigrationFile;
+const NOW = new Date("2026-11-26T00:12:00Z"); // 08:12 in Singapore
+
+const ce = (endpoint = proxy.url) =>
+  createCostExplorer({
+    region: COST_EXPLORER_REGION,
+    endpoint,
+    credentials: { accessKeyId: "testing", secretAccessKey: "testing" },
+    maxAttempts: 1,
+  });
+
+beforeAll(async () => {
+  state = await createTestDatabase("cost");
+  db = createPrismaClient(state.url);
+  moto = await useMoto({ forcePrivate: true });
+  proxy = await startProxy(moto.endpoint);
+  file = parseMigrationFile(FILE_TEXT(), { checkEnv: false });
+});
+afterAll(async () => {
+  await proxy?.close();
+  await moto?.stop();
+  await db?.$disconnect();
+  await state?.drop();
+});
+beforeEach(async () => {
+  await db.costCache.deleteMany();
+  await moto.reset();
+  proxy.counts.clear();
+  proxy.mode = "normal";
+});
+
+const total = (p: Proxy) => [...p.counts.values()].reduce((a, b) => a + b, 0);
+
+describe("costSummary", () => {
+  it("reports month to date by service, the forecast, movers, the plan lines and the RDS saving", async () => {
+    await seedUsage(moto.endpoint);
+    const s = (await costSummary({ db, file, costExplorer: ce() }, NOW)) as CostReport;
+    expect(s.available).toBe(true);
+    // 25 complete days of November: 2.45/day
+    expect(s.daysElapsed).toBe(25);
+    expect(s.daysInMonth).toBe(30);
+    expect(s.monthToDate).toBeCloseTo(61.25, 2);
+    expect(s.daily).toHaveLength(25);
+    expect(s.daily[0]).toEqual({ date: "2026-11-01", amount: 2.45 });
+    expect(s.byService.map((x) => x.service)).toEqual([
+      "Amazon Lightsail",
+      "Amazon Relational Database Service",
+      "Amazon Simple Storage Service",
+    ]);
+    // last month: 31 days at 2.1; like for like: its first 25 days
+    expect(s.lastMonth.total).toBeCloseTo(65.1, 2);
+    expect(s.lastMonth.samePeriod).toBeCloseTo(52.5, 2);
+    // RDS moved most (+0.4/day × 25 = +10), then S3 (−2.5), then Lightsail (+1.25)
+    expect(s.movers.map((m) => [m.service, m.change])).toEqual([
+      ["Amazon Relational Database Service", 10],
+      ["Amazon Simple Storage Service", -2.5],
+      ["Amazon Lightsail", 1.25],
+    ]);
+    expect(s.forecast).toMatchObject({ available: true, amount: 30.5, low: 25, high: 36 });
+    expect(s.projected).toEqual({ amount: 91.75, basis: "forecast" });
+    expect(s.status).toBe("over-target");
+    expect(s.lines.find((l) => l.service === "AWS RDS")).toMatchObject({
+      monthToDate: 22.5,
+      projected: 27,
+      planned: { min: 15, max: 30 },
+    });
+    expect(s.reservation).toMatchObject({
+      available: true,
+      plannedPercent: 40,
+      recommendation: { count: 1, instanceType: "db.t4g.micro", monthlySavings: 6.1, upfrontCost: 105 },
+    });
+    expect(s.freshness).toBe("as of 08:12, just now");
+    expect(s.requests).toBe(3);
+    expect(Object.fromEntries(proxy.counts)).toEqual({
+      GetCostAndUsage: 1,
+      GetCostForecast: 1,
+      GetReservationPurchaseRecommendation: 1,
+    });
+
+    const text = renderBlocksAsText(costView(s).blocks);
+    expect(text).toContain("$61.25 over 25 of 30 days");
+    expect(text).toContain("$91.75 ($86.25–$97.25)");
+    expect(text).toContain("above the monthly target");
+    expect(text).toContain("▲ Amazon Relational Database Service +$10.00 ($12.50 → $22.50)");
+    expect(text).toContain("1 × db.t4g.micro saves $6.10/month (42 %), $105.00 upfront");
+    expect(text).toContain("The plan expected 40 %");
+    expect(text).toContain("as of 08:12, just now");
+  });
+
+  it("serves the rest of the day from the cache, says how old it is, and asks again the next day", async () => {
+    await seedUsage(moto.endpoint);
+    const first = (await costSummary({ db, file, costExplorer: ce() }, NOW)) as CostReport;
+    expect(total(proxy)).toBe(3);
+    const later = new Date(NOW.getTime() + 3 * 3600_000 + 5 * 60_000);
+    const second = (await costSummary({ db, file, costExplorer: ce() }, later)) as CostReport;
+    expect(total(proxy)).toBe(3); // no request
+    expect(second.requests).toBe(0);
+    expect(second.monthToDate).toBe(first.monthToDate);
+    expect(second.asOf.toISOString()).toBe(NOW.toISOString());
+    expect(second.freshness).toBe("as of 08:12, 3 h ago");
+    // `refresh` asks again (moto answers the same body with the same result)
+    await costSummary({ db, file, costExplorer: ce() }, later, { refresh: true });
+    expect(total(proxy)).toBe(6);
+    // a new UTC day asks again
+    proxy.counts.clear();
+    const tomorrow = new Date("2026-11-27T00:05:00Z");
+    await costSummary({ db, file, costExplorer: ce() }, tomorrow);
+    expect(proxy.counts.get("GetCostAndUsage")).toBe(1);
+  });
+
+  it("turns AccessDenied into 'cost unavailable' naming the IAM permission, without throwing or caching", async () => {
+    proxy.mode = "deny";
+    const s = await costSummary({ db, file, costExplorer: ce() }, NOW);
+    expect(s.available).toBe(false);
+    if (s.available) return;
+    expect(s.reason).toBe("AWS refused ce:GetCostAndUsage: the credentials Cutover uses may not call it");
+    expect(s.permission).toBe("ce:GetCostAndUsage");
+    expect(s.hint).toContain(
+      "ce:GetCostAndUsage, ce:GetCostForecast and ce:GetReservationPurchaseRecommendation",
+    );
+    const text = renderBlocksAsText(costView(s).blocks);
+    expect(text).toContain("Cost unavailable: AWS refused ce:GetCostAndUsage");
+    expect(text).toContain("Missing IAM permission: `ce:GetCostAndUsage`");
+    expect(await db.costCache.count()).toBe(0);
+    // fixed policy: the next ask works at once
+    proxy.mode = "normal";
+    await seedUsage(moto.endpoint);
+    expect((await costSummary({ db, file, costExplorer: ce() }, NOW)).available).toBe(true);
+  });
+
+  it("keeps the report when only the forecast is refused, extrapolating the month instead", async () => {
+    await seedUsage(moto.endpoint);
+    proxy.mode = "forecast-denied";
+    const s = (await costSummary({ db, file, costExplorer: ce() }, NOW)) as CostReport;
+    expect(s.available).toBe(true);
+    expect(s.forecast).toMatchObject({ available: false, permission: "ce:GetCostForecast" });
+    // 61.25 over 25 days → 73.50 over 30
+    expect(s.projected).toEqual({ amount: 73.5, basis: "extrapolated" });
+    expect(s.status).toBe("on-target");
+    expect(renderBlocksAsText(costView(s).blocks)).toContain(
+      "~$73.50 _extrapolated: forecast unavailable (AWS refused ce:GetCostForecast",
+    );
+  });
+
+  it("works against moto alone, which has no forecast: the reason is given", async () => {
+    await seedUsage(moto.endpoint);
+    const s = (await costSummary({ db, file, costExplorer: ce(moto.endpoint) }, NOW)) as CostReport;
+    expect(s.available).toBe(true);
+    expect(s.monthToDate).toBeCloseTo(61.25, 2);
+    expect(s.forecast.available).toBe(false);
+    if (!s.forecast.available) expect(s.forecast.reason).toMatch(/^ce:GetCostForecast failed/);
+  });
+
+  it("says cost is unavailable when Cost Explorer cannot be reached, or the file has no cost section", async () => {
+    const down = await costSummary({ db, file, costExplorer: ce("http://127.0.0.1:9") }, NOW);
+    expect(down.available).toBe(false);
+    if (!down.available) {
+      expect(down.reason).toMatch(/Cost Explorer could not be reached|ce:GetCostAndUsage failed/);
+      expect(down.hint.length).toBeGreaterThan(10);
+    }
+    const noCost = parseMigrationFile(FILE_TEXT(false), { checkEnv: false });
+    const none = await costSummary({ db, file: noCost, costExplorer: ce() }, NOW);
+    expect(none).toMatchObject({ available: false, reason: "the migration file has no `cost` section" });
+    expect(total(proxy)).toBe(0);
+  });
+
+  it("writes how fresh figures are in the file's time zone", () => {
+    const at = new Date("2026-11-26T00:12:00Z");
+    expect(freshnessText(at, new Date(at.getTime() + 30_000), "Asia/Singapore")).toBe(
+      "as of 08:12, just now",
+    );
+    expect(freshnessText(at, new Date(at.getTime() + 42 * 60_000), "UTC")).toBe("as of 00:12, 42 min ago");
+  });
+});

@@ -1,0 +1,120 @@
+import pg from "pg";
+import { PgBoss } from "pg-boss";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseMigrationFile } from "../../../src/config/load.js";
+import { createStepRegistry } from "../../../src/jobs/index.js";
+import { Runner } from "../../../src/jobs/Runner.js";
+import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
+import { createPrismaClient, type Db } from "../../../src/store/client.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { tempDir } from "../host/fixtures.js";
+
+let state: TestDatabase;
+let db: Db;
+let pool: pg.Pool;
+let boss: PgBoss;
+let runner: Runner;
+let app: AppServer;
+let data: { dir: string; remove: () => Promise<void> };
+const notes: string[] = [];
+
+beforeAll(async () => {
+  [state, app, data] = await Promise.all([
+    createTestDatabase("verify_runner"),
+    startAppServer({ name: "new" }),
+    tempDir("cutover-verify-runner-"),
+  ]);
+  const file = parseMigrationFile(
+    `version: 1
+project: t
+environment: unit
+slack: { channel: C0MIGRATE }
+access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
+engine: { attempts: 1, backoffMs: 20 }
+verification:
+  baseUrl: ${app.url}
+  functional:
+    - { id: health, title: API health, kind: http, path: /health }
+    - { id: products, title: Product list, kind: http, path: /api/v1/products, minItems: 1 }
+runbook:
+  phases:
+    - id: verify
+      title: Verify
+      steps:
+        - { id: verify-functional, uses: verify.functional }
+`,
+    { checkEnv: false },
+  );
+  db = createPrismaClient(state.url);
+  pool = new pg.Pool({ connectionString: state.url, max: 4 });
+  boss = new PgBoss({ connectionString: state.url, max: 3 });
+  await boss.start();
+  runner = new Runner({
+    db,
+    boss,
+    pool,
+    registry: createStepRegistry({ env: {}, file, dataDir: data.dir, log: pino({ level: "silent" }), db }),
+    file,
+    log: pino({ level: "silent" }),
+    observer: { runChanged: () => undefined, runNote: (_id, text) => notes.push(text) },
+  });
+  await runner.start({ sweepEveryMs: 60_000 });
+});
+
+afterAll(async () => {
+  await runner?.stop();
+  await boss?.stop({ graceful: false });
+  await pool?.end();
+  await db?.$disconnect();
+  await Promise.all([state?.drop(), app?.stop(), data?.remove()]);
+});
+
+async function finished(runId: string) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const run = await db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: true } });
+    if (["succeeded", "failed", "cancelled"].includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run stayed ${run.status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const submit = () =>
+  runner.submit({
+    target: "verify-functional",
+    dryRun: false,
+    requestedBy: "U0OP",
+    channel: "C0MIGRATE",
+    idempotencyKey: null,
+  });
+
+describe("verify.functional through the runner", () => {
+  it("records the rows as the step's figures and posts them in the run's thread; a failing row fails the step", async () => {
+    app.setRoute("/api/v1/products", { body: [{ id: 1 }] });
+    const ok = await submit();
+    if (!ok.created) throw new Error(`not created: ${JSON.stringify(ok)}`);
+    const good = await finished(ok.runId);
+    expect(good.status).toBe("succeeded");
+    const result = good.steps[0]!.result as { figures: Record<string, unknown>; verify: { summary: string } };
+    expect(result.figures).toMatchObject({
+      "health.ok": true,
+      "health.status": 200,
+      "products.items": 1,
+      "checks.failed": 0,
+    });
+    expect(notes.at(-1)).toMatch(
+      /^✓ verify-functional: functional: 2 of 2 checks passed · verified: functional: 2 of 2 checks passed\n✓ API health: 200 in/,
+    );
+
+    app.setRoute("/api/v1/products", { body: [] });
+    const bad = await submit();
+    if (!bad.created) throw new Error(`not created: ${JSON.stringify(bad)}`);
+    const failed = await finished(bad.runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.steps[0]!.error).toMatch(/verification failed: functional: 1 of 2 checks passed, 1 failed/);
+    expect(notes.at(-1)).toMatch(
+      /✗ Product list: 200 in [\d.]+ ms, 0 items \(want 200, ≥ 1 item\) → the list is shorter than expected/,
+    );
+  });
+});
