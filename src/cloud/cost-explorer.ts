@@ -334,6 +334,60 @@ export interface CostReport {
     recommendation: ReservationRecommendation | undefined;
     plannedPercent: number | undefined;
   }>;
+  /** the plan's optimisations (`cost.optimisations`) priced on this month's projected spend */
+  optimisations: OptimisationFigure[];
+}
+
+/** One of the plan's cost optimisations as a figure: what it saves a month on today's spend. */
+export interface OptimisationFigure {
+  id: string;
+  title: string;
+  /** the plan's cost lines it applies to, and their projected spend this month */
+  appliesTo: string[];
+  monthlyBase: number;
+  saving: { min: number; max: number };
+  /** "cost explorer" when AWS's own recommendation gives the figure (RDS reservations) */
+  source: "plan" | "cost explorer";
+}
+
+/**
+ * The plan's optimisations priced on this month's projected spend per plan line: the saving is
+ * the line's projection times the plan's percentage (a range stays a range). Where Cost Explorer
+ * recommends an RDS reservation, its monthly saving replaces the plan's estimate.
+ */
+export function optimisationFigures(
+  cost: CostConfig,
+  lines: readonly PlannedLine[],
+  reservation: CostReport["reservation"],
+): OptimisationFigure[] {
+  const projected = new Map(lines.map((l) => [l.service, l.projected]));
+  return cost.optimisations.map((o) => {
+    const base = money(o.appliesTo.reduce((sum, line) => sum + (projected.get(line) ?? 0), 0));
+    const [lo, hi] =
+      typeof o.savingsPercent === "number"
+        ? [o.savingsPercent, o.savingsPercent]
+        : [o.savingsPercent.min, o.savingsPercent.max];
+    const rds = o.appliesTo.some((a) => /\bRDS\b/.test(a));
+    if (rds && reservation.available && reservation.recommendation) {
+      const m = money(reservation.recommendation.monthlySavings);
+      return {
+        id: o.id,
+        title: o.title,
+        appliesTo: o.appliesTo,
+        monthlyBase: base,
+        saving: { min: m, max: m },
+        source: "cost explorer",
+      };
+    }
+    return {
+      id: o.id,
+      title: o.title,
+      appliesTo: o.appliesTo,
+      monthlyBase: base,
+      saving: { min: money((base * lo) / 100), max: money((base * hi) / 100) },
+      source: "plan",
+    };
+  });
 }
 
 export type CostSummary = CostReport | ({ available: false; currency: string } & CostProblem);
@@ -536,5 +590,6 @@ export async function costSummary(
     status,
     lines,
     reservation,
+    optimisations: optimisationFigures(cost, lines, reservation),
   };
 }

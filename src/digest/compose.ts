@@ -133,9 +133,16 @@ export function costBlocks(cost: CostDigestPart, now: Date): KnownBlock[] {
     .map((s) => `${esc(s.service)} ${money(c.currency, s.amount)}`)
     .join(" · ");
   const ageH = (now.getTime() - c.asOf.getTime()) / 3_600_000;
+  const savings = (c.savings ?? [])
+    .filter((s) => s.max > 0)
+    .map(
+      (s) =>
+        `${esc(s.title)} ~${s.min === s.max ? money(c.currency, s.max) : `${money(c.currency, s.min)}–${money(c.currency, s.max)}`}/month`,
+    )
+    .join(" · ");
   const blocks: KnownBlock[] = [
     section(
-      `💰 *Cost ${esc(c.month)}* — ${costVerdict(c)}\n${parts.join(" · ")}${top ? `\nBiggest: ${top}` : ""}`,
+      `💰 *Cost ${esc(c.month)}* — ${costVerdict(c)}\n${parts.join(" · ")}${top ? `\nBiggest: ${top}` : ""}${savings ? `\nSavings available: ${savings}` : ""}`,
     ),
     context(
       `Cost Explorer figures as of ${slackDate(c.asOf)}${ageH >= 1 ? ` (${Math.floor(ageH)} h old: cached for the day, each request is charged)` : ""}`,

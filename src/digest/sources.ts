@@ -137,6 +137,7 @@ export function digestSources(deps: {
           .sort((a, b) => b.monthToDate - a.monthToDate)
           .slice(0, 5)
           .map((s) => ({ service: s.service, amount: s.monthToDate })),
+        savings: c.optimisations.map((o) => ({ title: o.title, min: o.saving.min, max: o.saving.max })),
       };
     },
   };

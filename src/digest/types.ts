@@ -89,6 +89,8 @@ export interface CostDigest {
   asOf: Date;
   /** the biggest services this month, largest first (optional) */
   topServices?: Array<{ service: string; amount: number }>;
+  /** the plan's optimisations priced on this month's spend (optional) */
+  savings?: Array<{ title: string; min: number; max: number }>;
 }
 
 export type CostDigestPart = CostDigest | Unavailable;

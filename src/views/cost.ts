@@ -94,6 +94,20 @@ export function costBlocks(s: CostSummary): KnownBlock[] {
       ),
     );
   }
+  if (s.optimisations.length) {
+    const range = (o: { min: number; max: number }) =>
+      o.min === o.max ? money(o.max, c) : `${money(o.min, c)}–${money(o.max, c)}`;
+    blocks.push(
+      section(
+        `*The plan's optimisations, on this month's spend*\n${s.optimisations
+          .map(
+            (o) =>
+              `• ${esc(o.title)}: saves ~${range(o.saving)}/month${o.source === "cost explorer" ? " (Cost Explorer's recommendation)" : ` (of ${money(o.monthlyBase, c)} on ${o.appliesTo.map(esc).join(", ")})`}`,
+          )
+          .join("\n")}`,
+      ),
+    );
+  }
   const r = s.reservation;
   if (!r.available) {
     blocks.push(context(`RDS reservation savings unavailable: ${esc(r.reason)}. ${esc(r.hint)}`));

@@ -37,8 +37,11 @@ ${
   target:
     - { service: AWS Lightsail, monthly: 44, awsServices: [Amazon Lightsail] }
     - { service: AWS RDS, monthly: { min: 15, max: 30 }, awsServices: [Amazon Relational Database Service] }
+    - { service: AWS S3 + CloudFront, monthly: { min: 5, max: 10 }, awsServices: [Amazon Simple Storage Service, Amazon CloudFront] }
   optimisations:
     - { id: rds-reserved, title: RDS RI, savingsPercent: 40, appliesTo: [AWS RDS] }
+    - { id: s3-lifecycle, title: S3 lifecycle — archive old files, savingsPercent: { min: 50, max: 80 }, appliesTo: [AWS S3 + CloudFront] }
+    - { id: cloudfront-regional, title: CloudFront Asia/Europe edges only, savingsPercent: 20, appliesTo: [AWS S3 + CloudFront] }
 `
     : ""
 }runbook:
@@ -278,6 +281,15 @@ describe("costSummary", () => {
       plannedPercent: 40,
       recommendation: { count: 1, instanceType: "db.t4g.micro", monthlySavings: 6.1, upfrontCost: 105 },
     });
+    // the plan's optimisations priced on this month's spend; RDS from Cost Explorer's own figure
+    const opt = Object.fromEntries(s.optimisations.map((o) => [o.id, o]));
+    expect(opt["rds-reserved"]).toMatchObject({ saving: { min: 6.1, max: 6.1 }, source: "cost explorer" });
+    const storageLine = s.lines.find((l) => l.service === "AWS S3 + CloudFront")!;
+    expect(opt["s3-lifecycle"]!.monthlyBase).toBeCloseTo(storageLine.projected, 2);
+    expect(storageLine.projected).toBeGreaterThan(0);
+    expect(opt["s3-lifecycle"]!.saving.min).toBeCloseTo(storageLine.projected * 0.5, 2);
+    expect(opt["s3-lifecycle"]!.saving.max).toBeCloseTo(storageLine.projected * 0.8, 2);
+    expect(opt["cloudfront-regional"]!.saving.max).toBeCloseTo(storageLine.projected * 0.2, 2);
     expect(s.freshness).toBe("as of 08:12, just now");
     expect(s.requests).toBe(3);
     expect(Object.fromEntries(proxy.counts)).toEqual({
@@ -293,6 +305,12 @@ describe("costSummary", () => {
     expect(text).toContain("▲ Amazon Relational Database Service +$10.00 ($12.50 → $22.50)");
     expect(text).toContain("1 × db.t4g.micro saves $6.10/month (42 %), $105.00 upfront");
     expect(text).toContain("The plan expected 40 %");
+    expect(text).toContain(
+      "RDS RI: saves ~$6.10/month (Cost Explorer's recommendation)",
+    );
+    expect(text).toMatch(
+      /S3 lifecycle — archive old files: saves ~\$[\d.]+–\$[\d.]+\/month \(of \$[\d.]+ on AWS S3 \+ CloudFront\)/,
+    );
     expect(text).toContain("as of 08:12, just now");
   });
 

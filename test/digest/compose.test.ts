@@ -33,6 +33,10 @@ const cost: CostDigest = {
   daily: [{ date: "2026-11-01", amount: 2.9 }],
   asOf: new Date("2026-11-19T00:10:00Z"),
   topServices: [{ service: "Amazon Lightsail", amount: 26.4 }],
+  savings: [
+    { title: "RDS reserved", min: 6.1, max: 6.1 },
+    { title: "S3 lifecycle", min: 2.5, max: 4 },
+  ],
 };
 
 function text(reply: { text: string; blocks: unknown[] }): string {
@@ -134,6 +138,7 @@ describe("composeDigest", () => {
     expect(all).toContain("forecast *$91.20* by month end");
     expect(all).toContain("⚠️ forecast above the monthly target");
     expect(all).toContain("Amazon Lightsail $26.40");
+    expect(all).toContain("Savings available: RDS reserved ~$6.10/month · S3 lifecycle ~$2.50–$4.00/month");
     expect(reply.text).toContain("stabilisation day 5/14");
     expect(reply.text).toContain("KPIs green");
   });

@@ -81,6 +81,13 @@ export function createCostReportStep(
           ...(s.reservation.available && s.reservation.recommendation
             ? { rdsReservationMonthlySavings: s.reservation.recommendation.monthlySavings }
             : {}),
+          // the plan's optimisations priced on this month's spend, e.g. `saving.s3-lifecycle.max`
+          ...Object.fromEntries(
+            s.optimisations.flatMap((o) => [
+              [`saving.${o.id}.min`, o.saving.min],
+              [`saving.${o.id}.max`, o.saving.max],
+            ]),
+          ),
         },
       };
     },
