@@ -305,9 +305,7 @@ describe("costSummary", () => {
     expect(text).toContain("▲ Amazon Relational Database Service +$10.00 ($12.50 → $22.50)");
     expect(text).toContain("1 × db.t4g.micro saves $6.10/month (42 %), $105.00 upfront");
     expect(text).toContain("The plan expected 40 %");
-    expect(text).toContain(
-      "RDS RI: saves ~$6.10/month (Cost Explorer's recommendation)",
-    );
+    expect(text).toContain("RDS RI: saves ~$6.10/month (Cost Explorer's recommendation)");
     expect(text).toMatch(
       /S3 lifecycle — archive old files: saves ~\$[\d.]+–\$[\d.]+\/month \(of \$[\d.]+ on AWS S3 \+ CloudFront\)/,
     );
