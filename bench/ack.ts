@@ -1,23 +1,21 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { App, LogLevel } from "@slack/bolt";
-import { type RunningCutover, startCutover } from "../src/app.js";
-import { createLogger } from "../src/log.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 
 /**
  * `npm run bench -- ack [--requests 200] [--concurrency 20] [--warmup 200] [--reply-timeout-ms 30000]`
  *
- * Ack latency of `/migrate status` through the real bot (startCutover, HTTP mode, its state
- * database and worker): signed requests to its /slack/events, N in flight at once, each timed to
- * its HTTP response. Beside it, as the anchor, the same requests to a bare Bolt App whose handler
- * only acks (same HTTPReceiver), so the ratio shows what Cutover adds. Then every status reply is
+ * Ack latency of `/migrate status` through the running bot (`tsx src/app.ts`, what `npm start`
+ * runs, in its own process: HTTP mode, its state database and worker): signed requests to its
+ * /slack/events, N in flight at once, each timed to its HTTP response. Beside it, as the anchor,
+ * the same requests to a bare Bolt App in a process of its own whose handler only acks (same
+ * HTTPReceiver, bench/_anchor.ts), so the ratio shows what Cutover adds. The load generator and
+ * the Slack fake share this process, so neither server pays for them. Then every status reply is
  * awaited at the fake's response_url ("reply delivered": send → reply received).
  * Order: warm-up of both (a short one leaves the anchor's p99 at the mercy of the JIT: 180–550 ms
  * after 20 requests, ~50 ms after 200), the anchor on a quiet process, then the bot.
@@ -98,8 +96,8 @@ async function fire(n: number, concurrency: number, send: (i: number) => Promise
 }
 
 /**
- * The load generator, the bot and the anchor share one event loop: how long it stalled while
- * `fn` ran tells in-process pauses (GC, synchronous work) apart from waiting on I/O.
+ * How long the load generator's own event loop stalled while `fn` ran: a generator that cannot
+ * keep up would show here, not as the servers' latency.
  */
 async function withLoopDelay<T>(
   fn: () => Promise<T>,
@@ -159,6 +157,61 @@ runbook:
 `;
 }
 
+/** Starts `tsx <args>` as a server process of its own and waits for the port it prints. */
+async function startServer(
+  label: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  portLine: RegExp,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(path.resolve("node_modules/.bin/tsx"), args, {
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stderr!.on("data", (d) => {
+    out += d;
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start within 60 s:\n${out}`)), 60_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      const m = portLine.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited with ${code}:\n${out}`));
+    });
+  });
+  // keep draining its output so a full pipe never blocks it
+  child.stdout!.removeAllListeners("data");
+  child.stdout!.resume();
+  return { child, port };
+}
+
+/** SIGTERM to the server's process group (tsx runs the script in a child of its own), then wait. */
+async function stopServer(child: ChildProcess | undefined): Promise<void> {
+  if (!child?.pid || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  try {
+    process.kill(-child.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const timer = setTimeout(() => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {}
+  }, 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
 export async function main(args: string[]): Promise<void> {
   const opts = parseArgs(args);
   const fake = new FakeSlack();
@@ -170,8 +223,8 @@ export async function main(args: string[]): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL?.trim() || undefined;
   const signingSecret = randomBytes(16).toString("hex");
   const botToken = `xoxb-bench-${randomBytes(8).toString("hex")}`;
-  let bot: RunningCutover | undefined;
-  let anchor: App | undefined;
+  let bot: ChildProcess | undefined;
+  let anchor: ChildProcess | undefined;
 
   // When each status reply reached the fake's response_url, by response_url id.
   const arrivals = new Map<string, number>();
@@ -201,30 +254,13 @@ export async function main(args: string[]): Promise<void> {
       `starting the bot (state: ${databaseUrl ? "DATABASE_URL" : `embedded PostgreSQL under ${dir}`})`,
     );
     const startedAt = performance.now();
-    bot = await startCutover({
-      env,
-      // stdout carries only the result
-      logger: createLogger({
-        secrets: [botToken, signingSecret],
-        level: "warn",
-        destination: process.stderr,
-      }),
-    });
+    const started = await startServer("bot", ["src/app.ts"], env, /"port":(\d+).*"msg":"Cutover is up"/);
+    bot = started.child;
     const botStartMs = performance.now() - startedAt;
-    const botUrl = `http://127.0.0.1:${bot.port}/slack/events`;
-
-    anchor = new App({
-      token: botToken,
-      signingSecret,
-      clientOptions: { slackApiUrl: fake.apiUrl },
-      logLevel: LogLevel.ERROR,
-      processBeforeResponse: false,
-    });
-    anchor.command("/migrate", async ({ ack }) => {
-      await ack();
-    });
-    const anchorServer = (await anchor.start(0)) as Server;
-    const anchorUrl = `http://127.0.0.1:${(anchorServer.address() as AddressInfo).port}/slack/events`;
+    const botUrl = `http://127.0.0.1:${started.port}/slack/events`;
+    const anchored = await startServer("anchor", ["bench/_anchor.ts"], env, /\{"port":(\d+)\}/);
+    anchor = anchored.child;
+    const anchorUrl = `http://127.0.0.1:${anchored.port}/slack/events`;
     progress(`bot up in ${Math.round(botStartMs)} ms on ${botUrl}; anchor on ${anchorUrl}`);
 
     const sendStatus = async (url: string, id: string, withReply: boolean): Promise<Sample> => {
@@ -331,7 +367,7 @@ export async function main(args: string[]): Promise<void> {
         max_ms: warmup.max_ms,
         errors: warmup.errors,
       },
-      event_loop_delay: { bot: botLoop, anchor: anchorLoop },
+      generator_loop_delay: { bot_run: botLoop, anchor_run: anchorLoop },
       state_db: databaseUrl ? "DATABASE_URL" : "embedded",
       bot_start_ms: Math.round(botStartMs),
       node: process.version,
@@ -339,8 +375,8 @@ export async function main(args: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     fake.off("call", onCall);
-    await anchor?.stop().catch((err: Error) => progress(`stopping the anchor: ${err.message}`));
-    await bot?.stop().catch((err: Error) => progress(`stopping the bot: ${err.message}`));
+    await stopServer(anchor);
+    await stopServer(bot);
     await fake.stop();
     await rm(dir, { recursive: true, force: true });
   }
