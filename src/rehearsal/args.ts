@@ -1,0 +1,102 @@
+import { FAULTS } from "./faults.js";
+
+/** What `npm run rehearse -- …` was asked to do. */
+export interface RehearsalArgs {
+  /** size of the generated source database, in MB (the media bucket grows with it) */
+  sizeMb: number;
+  /** print only the verdict */
+  quiet: boolean;
+  /** the step id to inject a failure into */
+  fail: string | undefined;
+  /** keep the world's data (databases, buckets, dumps) after the run, for a look around */
+  keep: boolean;
+  help: boolean;
+}
+
+export const DEFAULT_SIZE_MB = 3;
+export const MAX_SIZE_MB = 20_000;
+
+export const USAGE = `npm run rehearse [-- options]
+
+Runs the whole runbook of migration.example.yml end to end on this machine: a generated shop
+database and media bucket, fakes of Lightsail, RDS, S3, CloudFront, Cloudflare and Slack, an SSH
+host, the old and the new app. The real bot is driven through its Slack endpoint by two people
+(an operator and an approver). Ends with a verdict and a report (Markdown and JSON).
+
+Options:
+  --size <MB>     size of the source database in MB (default ${DEFAULT_SIZE_MB}; the media bucket grows with it)
+  --fail <step>   inject a failure into a step to see the recovery; one of:
+${Object.entries(FAULTS)
+  .map(([id, f]) => `                    ${id.padEnd(14)} ${f.what}`)
+  .join("\n")}
+  --quiet         print only the verdict
+  --keep          keep the databases, the dump and the source bucket's files afterwards
+  --help          this text
+
+Environment: CUTOVER_DATA_DIR (where the report goes; default a temporary folder),
+AWS_ENDPOINT_URL (a moto server to use; default: one is started), REHEARSAL_POSTGRES=embedded
+(an embedded PostgreSQL even when the machine's on 127.0.0.1:5432 answers).`;
+
+/** A bad command line: the message says what is wrong and what would be right. */
+export class UsageError extends Error {}
+
+/** Parses the command line; throws a {@link UsageError} naming the problem. */
+export function parseArgs(argv: readonly string[]): RehearsalArgs {
+  const out: RehearsalArgs = {
+    sizeMb: DEFAULT_SIZE_MB,
+    quiet: false,
+    fail: undefined,
+    keep: false,
+    help: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const raw = argv[i]!;
+    const eq = raw.indexOf("=");
+    const name = raw.startsWith("--") && eq > 0 ? raw.slice(0, eq) : raw;
+    const inline = raw.startsWith("--") && eq > 0 ? raw.slice(eq + 1) : undefined;
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith("--")) throw new UsageError(`${name} needs a value.`);
+      i++;
+      return next;
+    };
+    switch (name) {
+      case "--size": {
+        const v = value();
+        const n = Number(v.replace(/mb$/i, ""));
+        if (!/^\d+(\.\d+)?(mb)?$/i.test(v) || !Number.isFinite(n) || n < 1 || n > MAX_SIZE_MB) {
+          throw new UsageError(
+            `--size ${v} is not a size: give the source database's size in MB, a number from 1 to ${MAX_SIZE_MB} (default ${DEFAULT_SIZE_MB}), e.g. --size 50.`,
+          );
+        }
+        out.sizeMb = n;
+        break;
+      }
+      case "--fail": {
+        const v = value();
+        if (!Object.hasOwn(FAULTS, v)) {
+          throw new UsageError(
+            `--fail ${v}: the rehearsal cannot inject a failure into "${v}". Choose one of: ${Object.keys(FAULTS).join(", ")}.`,
+          );
+        }
+        out.fail = v;
+        break;
+      }
+      case "--quiet":
+      case "-q":
+        out.quiet = true;
+        break;
+      case "--keep":
+        out.keep = true;
+        break;
+      case "--help":
+      case "-h":
+        out.help = true;
+        break;
+      default:
+        throw new UsageError(`Unknown option ${raw}. Try --help.`);
+    }
+  }
+  return out;
+}

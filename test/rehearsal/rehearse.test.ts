@@ -1,0 +1,124 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { RehearsalReport } from "../../src/rehearsal/report.js";
+
+const ROOT = path.join(import.meta.dirname, "../..");
+const dirs: string[] = [];
+
+/** `npm run rehearse -- …` as a newcomer runs it: a child process, its exit status and output. */
+async function rehearse(
+  args: string[],
+  timeoutMs = 280_000,
+): Promise<{ code: number | null; out: string; err: string; dir: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), "cutover-rehearse-test-"));
+  dirs.push(dir);
+  const child = spawn(process.execPath, ["--import", "tsx", "src/sandbox/rehearse.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CUTOVER_DATA_DIR: dir },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const timer = setTimeout(() => child.kill("SIGINT"), timeoutMs);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, out, err, dir };
+}
+
+async function reportOf(out: string): Promise<RehearsalReport> {
+  const json = /(\/\S+rehearsal-report\.json)/.exec(out)?.[1];
+  expect(json, `no report path in the output:\n${out}`).toBeDefined();
+  return JSON.parse(await readFile(json!, "utf8")) as RehearsalReport;
+}
+
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe("npm run rehearse", () => {
+  it("says what is wrong with a bad command line, and starts nothing", async () => {
+    const badStep = await rehearse(["--fail", "nope"]);
+    expect(badStep.code).toBe(2);
+    expect(badStep.err).toContain(
+      '--fail nope: the rehearsal cannot inject a failure into "nope". Choose one of:',
+    );
+    expect(badStep.err).toContain("dns-cutover");
+    const badSize = await rehearse(["--size", "big"]);
+    expect(badSize.code).toBe(2);
+    expect(badSize.err).toContain("--size big is not a size: give the source database's size in MB");
+    const unknown = await rehearse(["--fast"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain("Unknown option --fast");
+  });
+
+  it("runs the whole runbook through the bot and proves the copy identical, the approval by a second person and the downtime measured", async () => {
+    const started = Date.now();
+    const { code, out, err } = await rehearse(["--quiet"]);
+    const report = await reportOf(out);
+    const failed = report.checks.filter((c) => !c.ok);
+    expect(failed, `${out}\n${err}`).toEqual([]);
+    expect(code).toBe(0);
+    expect(report.verdict).toBe("passed");
+    // --quiet prints the verdict only: no channel transcript
+    expect(out).toMatch(/✅ Rehearsal passed in/);
+    expect(out).not.toContain("/migrate run");
+
+    expect(report.database.rowsSource).toBeGreaterThan(1000);
+    expect(report.database.rowsTarget).toBe(report.database.rowsSource);
+    for (const [table, c] of Object.entries(report.database.tables)) expect(c.target, table).toBe(c.source);
+    expect(report.database.verifySummary).toMatch(/^identical/);
+    expect(report.storage.objectsSource).toBeGreaterThan(100);
+    expect(report.storage.objectsTarget).toBe(report.storage.objectsSource);
+    expect(report.storage.bytesTarget).toBe(report.storage.bytesSource);
+
+    expect(report.cutovers).toHaveLength(2);
+    for (const c of report.cutovers) {
+      expect(c.status).toBe("succeeded");
+      expect(c.requestedBy).toBe("U0OPERATOR");
+      expect(c.approvedBy).toBe("U0APPROVER");
+      expect(c.differentPeople).toBe(true);
+      expect(typeof c.downtimeMs).toBe("number");
+      expect(c.samples).toBeGreaterThan(0);
+    }
+    expect(report.rollback?.ok).toBe(true);
+    expect(report.rollback?.ms).toBeGreaterThan(0);
+    expect(report.finalState["Pages NEXT_PUBLIC_API_URL"]).toBe("https://api.gogojap.com");
+    for (const id of ["prepare", "data", "deploy", "verify-switch"]) {
+      const phase = report.phases.find((p) => p.id === id);
+      expect(phase?.status, id).toBe("passed");
+    }
+    expect(report.fault).toBeNull();
+    // the Markdown report sits next to the JSON
+    const md = await readFile(/(\/\S+rehearsal-report\.md)/.exec(out)![1]!, "utf8");
+    expect(md).toContain("# Cutover rehearsal: ✅ PASSED");
+    expect(Date.now() - started).toBeLessThan(280_000);
+  }, 300_000);
+
+  it("shows recovery from an injected Cloudflare error in the DNS switch, and the end state is still correct", async () => {
+    const { code, out, err } = await rehearse(["--quiet", "--fail", "dns-cutover"]);
+    const report = await reportOf(out);
+    expect(
+      report.checks.filter((c) => !c.ok),
+      `${out}\n${err}`,
+    ).toEqual([]);
+    expect(code).toBe(0);
+    expect(report.fault).toMatchObject({
+      step: "dns-cutover",
+      kind: "Cloudflare error",
+      fired: true,
+      endStateCorrect: true,
+    });
+    expect(report.fault?.whatFailed).toMatch(/Cloudflare answered HTTP 500 to \d+ DNS record update call/);
+    expect(report.fault?.whatTheBotDid.join("\n")).toMatch(/retried the step: succeeded on attempt 2/);
+    expect(out).toContain("injected into dns-cutover");
+  }, 300_000);
+});
