@@ -1334,7 +1334,7 @@ export const KpiSchema = z
       .prefault({}),
     probes: z
       .strictObject({
-        intervalSeconds: seconds(10, 3600).default(60),
+        intervalSeconds: seconds(1, 3600).default(60),
         timeoutMs: z.number().int().min(100).max(60_000).default(5_000),
         endpoints: z
           .array(
