@@ -14,6 +14,7 @@ import {
   APPROVER2,
   type CutoverWorld,
   NEW_IP,
+  NEW_RECORD,
   OLD_IP,
   RECORD,
   startCutoverWorld,
@@ -114,6 +115,12 @@ describe("DNS cutover behind a second person's approval", () => {
     expect(run.status).toBe("succeeded");
     expect(record().content).toBe(NEW_IP);
     expect(record().ttl).toBe(3600);
+    // the record the file marks new (no `from`) was created, at Cloudflare's automatic TTL
+    expect(cf.records("example.com").find((r) => r.name === NEW_RECORD)).toMatchObject({
+      type: "CNAME",
+      content: "d111.cloudfront.net",
+      ttl: 1,
+    });
     expect(cf.envVars("web")).toEqual({
       NEXT_PUBLIC_API_URL: `https://${RECORD}`,
       NEXT_PUBLIC_CDN_URL: "https://d111.cloudfront.net",
@@ -160,6 +167,8 @@ describe("DNS cutover behind a second person's approval", () => {
     expect(text).toMatch(/From confirmation to verified: \d+ ms\./);
     expect(record().content).toBe(OLD_IP);
     expect(record().ttl).toBe(3600);
+    // … and the new one removed again
+    expect(cf.records("example.com").find((r) => r.name === NEW_RECORD)).toBeUndefined();
     expect(cf.envVars("web").NEXT_PUBLIC_API_URL).toBe("https://old.example.app");
     expect(cf.deployments("web")).toHaveLength(2);
   });

@@ -17,6 +17,8 @@ export const APPROVER2 = "U0APPROVER2";
 export const OLD_IP = "203.0.113.10";
 export const NEW_IP = "198.51.100.7";
 export const RECORD = "api.example.com";
+/** a record the cutover creates (no `from`): removed again by a rollback */
+export const NEW_RECORD = "cdn.example.com";
 export const CF_TOKEN = "cf-test-token-0123456789";
 export const CF_ACCOUNT = "0123456789abcdef0123456789abcdef";
 
@@ -39,6 +41,7 @@ dns:
   cutoverTtl: 60
   records:
     - { name: ${RECORD}, type: A, from: ${OLD_IP}, to: ${NEW_IP} }
+    - { name: ${NEW_RECORD}, type: CNAME, to: d111.cloudfront.net }   # new: created by the cutover
 pages:
   project: web
   accountId: ${CF_ACCOUNT}

@@ -133,7 +133,8 @@ export async function computeChange(
   for (const [i, r] of dnsConfig.records.entries()) {
     const now = live.records[i]!;
     const before = snapshot.records.find((s) => s.name === r.name && s.type === r.type);
-    const originalTtl = before?.ttl || now.ttl;
+    // a record the cutover creates has no TTL yet: it settles on the file's, else Cloudflare's automatic (1)
+    const originalTtl = before?.ttl || now.ttl || 1;
     records.push({
       name: r.name,
       type: r.type,

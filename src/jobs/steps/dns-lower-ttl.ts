@@ -1,4 +1,4 @@
-import { requireSection } from "../../config/schema.js";
+import { type DnsConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import {
   type CutoverDeps,
@@ -26,11 +26,19 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       const live = await readLive(deps, ctx.signal);
       return {
         summary: `would lower ${live.records.length} record(s) to TTL ${dns.cutoverTtl} s`,
-        changes: live.records.map((r) => ({
-          action: r.ttl === dns.cutoverTtl ? ("none" as const) : ("update" as const),
-          target: `${r.type} ${r.name}`,
-          detail: `${r.content ?? "(missing)"} · TTL ${r.ttl} s → ${dns.cutoverTtl} s`,
-        })),
+        changes: live.records.map((r) =>
+          r.content === null && isNew(dns, r)
+            ? {
+                action: "none" as const,
+                target: `${r.type} ${r.name}`,
+                detail: `new: the cutover creates it, with TTL ${dns.cutoverTtl} s`,
+              }
+            : {
+                action: r.ttl === dns.cutoverTtl ? ("none" as const) : ("update" as const),
+                target: `${r.type} ${r.name}`,
+                detail: `${r.content ?? "(missing)"} · TTL ${r.ttl} s → ${dns.cutoverTtl} s`,
+              },
+        ),
       };
     },
     async run(_input, ctx) {
@@ -40,7 +48,8 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       let snapshot = await ctx.checkpoint.get<DnsSnapshot>("snapshot");
       if (!snapshot) {
         const live = await readLive(deps, ctx.signal);
-        const missing = live.records.filter((r) => r.content === null);
+        // A record without `from` in the file is new: created by the cutover, nothing to lower now.
+        const missing = live.records.filter((r) => r.content === null && !isNew(dnsConfig, r));
         if (missing.length) {
           throw new CutoverError(
             ErrorCode.CloudflareNotFound,
@@ -60,6 +69,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       let changed = 0;
       for (const r of dnsConfig.records) {
         const rec = await dns.getRecord(zone, r.name, r.type, { signal: ctx.signal });
+        if (!rec && r.from === undefined) continue; // new: the cutover creates it with the cutover TTL
         if (!rec)
           throw new CutoverError(
             ErrorCode.CloudflareNotFound,
@@ -89,7 +99,9 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
     async verify(_input, ctx) {
       const dnsConfig = requireSection(deps.file, "dns");
       const live = await readLive(deps, ctx.signal);
-      const wrong = live.records.filter((r) => !r.proxied && r.ttl !== dnsConfig.cutoverTtl);
+      const wrong = live.records.filter(
+        (r) => !r.proxied && r.ttl !== dnsConfig.cutoverTtl && !(r.content === null && isNew(dnsConfig, r)),
+      );
       return {
         ok: wrong.length === 0,
         summary: wrong.length
@@ -110,4 +122,10 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       }
     },
   };
+}
+
+/** Whether the file names `rec` as a new record (no `from`): it does not exist before the cutover. */
+function isNew(dns: DnsConfig, rec: { name: string; type: string }): boolean {
+  const r = dns.records.find((x) => x.name === rec.name && x.type === rec.type);
+  return r !== undefined && r.from === undefined;
 }
