@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
-import { App, LogLevel } from "@slack/bolt";
+import { App, LogLevel, webApi } from "@slack/bolt";
 import type { Logger } from "pino";
 import { SlackProgress } from "./cloud/slack-progress.js";
 import { AccessControl } from "./commands/access.js";
@@ -11,7 +11,7 @@ import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
 import { buildDeps, type Deps } from "./deps.js";
-import { startDailyDigest } from "./digest/index.js";
+import { type Clock, type DigestScheduler, startDailyDigest } from "./digest/index.js";
 import { digestSources, kpiWindowGreen } from "./digest/sources.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
@@ -25,6 +25,8 @@ export interface RunningCutover {
   port: number;
   deps: Deps;
   app: App;
+  /** the daily digest's schedule (undefined when digest.enabled is false) */
+  digest?: DigestScheduler | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,7 +74,12 @@ function secretValues(settings: Settings, file: MigrationFile, env: NodeJS.Proce
 
 /** Starts the bot: state, queue and worker, the Bolt app over HTTP or Socket Mode. */
 export async function startCutover(
-  opts: { env?: NodeJS.ProcessEnv; logger?: Logger } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    logger?: Logger;
+    /** the daily digest's time; default the machine's (a rehearsal moves it to the next morning) */
+    digestClock?: Clock;
+  } = {},
 ): Promise<RunningCutover> {
   const env = opts.env ?? process.env;
 
@@ -157,6 +164,12 @@ export async function startCutover(
     log,
     file.slack.channel,
     file.engine.progressEditsPerSecond,
+    // each run's first post is never retried blindly: a lost answer is looked up, not re-sent
+    new webApi.WebClient(slack.botToken, {
+      ...clientOptions,
+      retryConfig: { retries: 0 },
+      logger: boltLogger(log),
+    }),
   );
   deps.events.add(progress);
 
@@ -212,6 +225,7 @@ export async function startCutover(
     log,
     client: app.client,
     sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log }),
+    ...(opts.digestClock ? { clock: opts.digestClock } : {}),
   });
 
   let stopped = false;
@@ -219,6 +233,7 @@ export async function startCutover(
     port,
     deps,
     app,
+    digest,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -21,13 +21,21 @@ export class SlackProgress implements RunObserver {
   private readonly channelOf = new Map<string, string | null>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly minIntervalMs: number;
+  /** runs whose first post failed without an answer: it may have landed, so look before posting again */
+  private readonly uncertain = new Map<string, number>();
 
+  /**
+   * `poster` posts each run's first message: give it a client that does not retry by itself
+   * (`retryConfig: { retries: 0 }`), so a post whose answer was lost is never sent twice; this
+   * class looks for it by its metadata instead. Defaults to `client`.
+   */
   constructor(
     private readonly client: WebClient,
     private readonly db: Db,
     private readonly log: Logger,
     private readonly defaultChannel: string,
     editsPerSecond = 1,
+    private readonly poster: WebClient = client,
   ) {
     this.minIntervalMs = 1000 / editsPerSecond;
   }
@@ -162,8 +170,45 @@ export class SlackProgress implements RunObserver {
     const channel = run.channel ?? this.defaultChannel;
     this.channelOf.set(runId, channel);
     const body = view ?? runMessageView(run);
-    const posted = await this.client.chat.postMessage({ channel, text: body.text, blocks: body.blocks });
-    const ts = posted.ts as string;
+    let ts: string | undefined;
+    const since = this.uncertain.get(runId);
+    if (since !== undefined) {
+      // an earlier post may have landed with its answer lost: adopt it rather than post again
+      try {
+        ts = await this.findPosted(channel, runId, since);
+      } catch (err) {
+        if (!(err as { data?: unknown }).data) {
+          setTimeout(() => this.runChanged(runId), 2_000).unref();
+          throw err;
+        }
+        // Slack refused the lookup (e.g. the channels:history scope is missing): post again
+        this.log.warn(
+          { err: { message: (err as Error).message }, runId },
+          "could not look for the run's message",
+        );
+      }
+      this.uncertain.delete(runId);
+    }
+    if (!ts) {
+      const sentAt = Date.now();
+      try {
+        const posted = await this.poster.chat.postMessage({
+          channel,
+          text: body.text,
+          blocks: body.blocks,
+          metadata: { event_type: RUN_MESSAGE_EVENT, event_payload: { run_id: runId } },
+        });
+        ts = posted.ts as string;
+      } catch (err) {
+        // Slack said no (an error code): nothing was posted. Anything else (a lost connection,
+        // a timeout, a 5xx): it may have been; look for it first next time, and try again soon.
+        if (!(err as { data?: { ok?: boolean } }).data) {
+          this.uncertain.set(runId, this.uncertain.get(runId) ?? sentAt);
+          setTimeout(() => this.runChanged(runId), 2_000).unref();
+        }
+        throw err;
+      }
+    }
     const claimed = await this.db.run.updateMany({
       where: { id: runId, messageTs: null },
       data: { messageTs: ts },
@@ -173,4 +218,25 @@ export class SlackProgress implements RunObserver {
     const winner = await this.db.run.findUnique({ where: { id: runId }, select: { messageTs: true } });
     return winner?.messageTs ?? undefined;
   }
+
+  /** The run's message if it is in the channel already (posted since `since`), by its metadata. */
+  private async findPosted(channel: string, runId: string, since: number): Promise<string | undefined> {
+    const res = await this.client.conversations.history({
+      channel,
+      oldest: ((since - 60_000) / 1000).toFixed(6),
+      limit: 100,
+      include_all_metadata: true,
+    });
+    const found = (res.messages ?? []).find(
+      (m) =>
+        (m as { metadata?: { event_type?: string; event_payload?: { run_id?: string } } }).metadata
+          ?.event_payload?.run_id === runId,
+    );
+    if (found?.ts)
+      this.log.info({ runId, ts: found.ts }, "found the run's message posted by an answer that was lost");
+    return found?.ts;
+  }
 }
+
+/** The metadata event type on each run's progress message (it carries the run id). */
+export const RUN_MESSAGE_EVENT = "cutover_run_progress";

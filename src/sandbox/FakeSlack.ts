@@ -184,6 +184,8 @@ interface StoredMessage {
   blocks?: unknown[];
   attachments?: unknown[];
   files?: FakeFileRef[];
+  /** chat.postMessage's `metadata` ({ event_type, event_payload }), returned by conversations.history */
+  metadata?: unknown;
   edits: number;
   deleted: boolean;
 }
@@ -687,6 +689,8 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
         return this.userInfo(a);
       case "conversations.info":
         return this.conversationInfo(a);
+      case "conversations.history":
+        return this.history(a);
       case "files.getUploadURLExternal":
         return this.getUploadUrl(a);
       case "files.completeUploadExternal":
@@ -708,7 +712,23 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const threadTs = optStr(a.thread_ts);
     if (threadTs !== undefined && !this.find(channel, threadTs)) throw new SlackError("thread_not_found");
     const msg = this.store({ channel, thread_ts: threadTs, ...content, text: content.text ?? "" });
+    if (a.metadata && typeof a.metadata === "object") msg.metadata = a.metadata;
     return { channel, ts: msg.ts, message: this.wire(msg) };
+  }
+
+  /** conversations.history: top-level messages, newest first; `metadata` with include_all_metadata. */
+  private history(a: Record<string, unknown>): Record<string, unknown> {
+    const channel = str(a.channel);
+    if (!channel) throw new SlackError("channel_not_found");
+    const oldest = Number(str(a.oldest) || "0");
+    const limit = Math.min(Number(str(a.limit) || "100") || 100, 1000);
+    const withMetadata = a.include_all_metadata === true || a.include_all_metadata === "true";
+    const messages = this.stored
+      .filter((m) => m.channel === channel && !m.thread_ts && !m.deleted && Number(m.ts) >= oldest)
+      .sort((x, y) => Number(y.ts) - Number(x.ts))
+      .slice(0, limit)
+      .map((m) => ({ ...this.wire(m), ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}) }));
+    return { messages, has_more: false };
   }
 
   private updateMessage(a: Record<string, unknown>): Record<string, unknown> {
