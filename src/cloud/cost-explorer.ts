@@ -64,6 +64,8 @@ export interface ReservationRecommendation {
  * @example const rows = await ce.costByServiceDaily("2026-10-01", "2026-11-26");
  */
 export interface CostExplorerApi {
+  /** where requests go when not to AWS itself (AWS_ENDPOINT_URL_COST_EXPLORER), for messages */
+  readonly endpoint?: string | undefined;
   /** GetCostAndUsage, DAILY, grouped by SERVICE, over [from, to) (UTC dates), every page */
   costByServiceDaily(from: string, to: string): Promise<DailyServiceCost[]>;
   /** GetCostForecast, MONTHLY, over [from, to) */
@@ -87,6 +89,7 @@ export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
     ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
   });
   return {
+    endpoint: opts.endpoint,
     async costByServiceDaily(from, to) {
       const rows: DailyServiceCost[] = [];
       let token: string | undefined;
@@ -185,12 +188,51 @@ export interface CostProblem {
 }
 
 const PERMISSIONS = "ce:GetCostAndUsage, ce:GetCostForecast and ce:GetReservationPurchaseRecommendation";
+/** Where the SDK sends Cost Explorer requests when no endpoint is configured. */
+const AWS_HOST = `ce.${COST_EXPLORER_REGION}.amazonaws.com`;
 
-/** Turns an error of a Cost Explorer call into a sentence and a next step; never throws. */
-export function explainCostError(err: unknown, action: string): CostProblem {
+/**
+ * Whether the SDK could not read the answer as Cost Explorer's API: a web page, another
+ * service's error, a stand-in without the operation (moto has no GetCostForecast).
+ */
+function notTheApi(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; $response?: unknown };
+  return /Deserialization error/i.test(e?.message ?? "") || (e?.name === "SyntaxError" && !!e.$response);
+}
+
+/** "HTTP 500, text/html" from the raw answer an SDK error carries, when it has one. */
+function answerShape(err: unknown): string {
+  const r = (err as { $response?: { statusCode?: number; headers?: Record<string, string> } })?.$response;
+  const type = r?.headers?.["content-type"]?.split(";")[0]?.trim();
+  return [r?.statusCode ? `HTTP ${r.statusCode}` : undefined, type].filter(Boolean).join(", ");
+}
+
+function hostOf(endpoint: string | undefined): string {
+  if (!endpoint) return AWS_HOST;
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return endpoint;
+  }
+}
+
+/**
+ * Turns an error of a Cost Explorer call into a sentence and a next step; never throws.
+ * `endpoint` is where the call went (unset: AWS itself), to name it when it answered nonsense.
+ */
+export function explainCostError(err: unknown, action: string, endpoint?: string): CostProblem {
   const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string } };
   const message = (e?.message ?? String(err)).slice(0, 240);
   const name = awsErrorName(err);
+  if (notTheApi(err)) {
+    const shape = answerShape(err);
+    return {
+      reason: `Cost Explorer at ${hostOf(endpoint)} answered something that is not its API for ${action}${shape ? ` (${shape})` : ""} — check AWS_ENDPOINT_URL_COST_EXPLORER and AWS_ENDPOINT_URL`,
+      hint: endpoint
+        ? `The bot sends Cost Explorer requests to ${endpoint} (AWS_ENDPOINT_URL_COST_EXPLORER, else AWS_ENDPOINT_URL): point it at Cost Explorer or a stand-in that speaks its API, or unset it to use AWS.`
+        : "Something between the bot and AWS (an HTTPS proxy, a captive portal) answered instead: check the bot's outbound network.",
+    };
+  }
   if (isAccessDenied(err)) {
     if (/not enabled for cost explorer/i.test(message)) {
       return {
@@ -461,7 +503,7 @@ export async function costSummary(
       return ce.costByServiceDaily(utcDay(lastMonth), today);
     });
   } catch (err) {
-    const problem = explainCostError(err, "ce:GetCostAndUsage");
+    const problem = explainCostError(err, "ce:GetCostAndUsage", ce.endpoint);
     deps.log?.warn({ reason: problem.reason }, "cost unavailable");
     return { available: false, currency: cost.currency, ...problem };
   }
@@ -476,7 +518,7 @@ export async function costSummary(
     });
     forecast = { available: true, amount: money(f.value.amount), low: f.value.low, high: f.value.high };
   } catch (err) {
-    forecast = { available: false, ...explainCostError(err, "ce:GetCostForecast") };
+    forecast = { available: false, ...explainCostError(err, "ce:GetCostForecast", ce.endpoint) };
   }
   let reservation: CostReport["reservation"];
   try {
@@ -490,7 +532,10 @@ export async function costSummary(
       plannedPercent: plannedRdsPercent(cost),
     };
   } catch (err) {
-    reservation = { available: false, ...explainCostError(err, "ce:GetReservationPurchaseRecommendation") };
+    reservation = {
+      available: false,
+      ...explainCostError(err, "ce:GetReservationPurchaseRecommendation", ce.endpoint),
+    };
   }
 
   // Figures. Like for like: this month's complete days against the same days of last month.

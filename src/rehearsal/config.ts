@@ -113,6 +113,9 @@ ${doc.commentBefore ?? ""}`;
   set(["verification", "baseUrl"], world.newApp.url);
   set(["verification", "functional", 2, "query"], "SELECT id FROM shop.users LIMIT 1");
   set(["kpis", "probes", "endpoints", 0, "url"], world.newApp.healthUrl);
+  // the daily digest at the file's own time, in the rehearsal's channel (the rehearsal moves its clock)
+  set(["digest", "enabled"], true);
+  set(["digest", "channel"], CHANNEL);
   set(["cutover", "watchWindowSeconds"], 5);
   set(["cutover", "probeIntervalSeconds"], 1);
 
@@ -169,9 +172,11 @@ export function botEnv(
     CUTOVER_CONFIG: opts.configPath,
     CUTOVER_DATA_DIR: opts.dataDir,
     LOG_LEVEL: "info",
-    // AWS: moto for S3, RDS, EC2, CloudFront, ACM and Cost Explorer; the fake for Lightsail
+    // AWS: moto for S3, RDS, EC2, CloudFront and ACM; the fake for Lightsail; for Cost Explorer,
+    // moto seeded with the plan's bill behind the proxy that answers forecasts and reservations
     AWS_ENDPOINT_URL: world.aws.endpoint,
     AWS_ENDPOINT_URL_LIGHTSAIL: world.lightsail.url,
+    AWS_ENDPOINT_URL_COST_EXPLORER: world.costExplorer.url,
     AWS_ACCESS_KEY_ID: "testing",
     AWS_SECRET_ACCESS_KEY: "testing",
     AWS_REGION: "ap-southeast-1",

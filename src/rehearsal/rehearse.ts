@@ -5,20 +5,26 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { type RunningCutover, startCutover } from "../app.js";
+import { pngSize } from "../charts/png.js";
 import type { ObjectStore } from "../cloud/object-store.js";
+import { localDay, ManualClock } from "../digest/index.js";
+import { zonedMidnight } from "../digest/sources.js";
 import { createLogger } from "../log.js";
 import { fillBucket, type MediaSpec } from "../sandbox/media.js";
 import { generateShopDatabase } from "../sandbox/shop-data.js";
 import { ACTION, CALLBACK, INPUT } from "../views/ids.js";
+import { renderBlocksAsText } from "../views/text.js";
 import type { RehearsalArgs } from "./args.js";
 import { botEnv, CHANNEL, OLD, PEOPLE, type RehearsalConfig, rehearsalConfig } from "./config.js";
 import { type ArmedFault, FAULTS } from "./faults.js";
 import { emulateUbuntuHost, type HostBehaviour } from "./host.js";
 import {
   type Check,
+  type DigestChart,
   type PhaseReport,
   type RehearsalReport,
   reportMarkdown,
+  secs,
   verdictLines,
 } from "./report.js";
 import { type Person, type RunRecord, Team } from "./team.js";
@@ -178,6 +184,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
       finalState: {},
       kpis: { posted: null, note: "" },
       cost: { posted: null, note: "" },
+      digest: { posted: null, note: "not posted: the rehearsal stopped before the next morning", charts: [] },
       notInThisBuild: [],
       fault: null,
       checks: [],
@@ -257,7 +264,11 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
       world.slack.setUser(OPERATOR.id, { name: "mance", real_name: OPERATOR.name });
       world.slack.setUser(APPROVER.id, { name: "kiki", real_name: APPROVER.name });
       world.slack.on("call", (c) => printer.onCall(c));
-      const bot = await startCutover({ env, logger });
+      // The digest's clock stands at today's local midnight, before digest.time: nothing is due at
+      // start-up; at the end the rehearsal moves it to the next morning (see nextMorningDigest).
+      const tz = config.file.digest.timezone;
+      const digestClock = new ManualClock(zonedMidnight(localDay(new Date(), tz), tz));
+      const bot = await startCutover({ env, logger, digestClock });
       cleanups.push(() => bot.stop());
       if (aborted) {
         await stopAll();
@@ -270,7 +281,10 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
       if (aborted) throw new Error(aborted);
 
       const team = new Team(bot, world.slack, signingSecret, printer);
-      await Promise.race([drive({ args, world, bot, team, host, config, report, check, note }), interrupted]);
+      await Promise.race([
+        drive({ args, world, bot, team, host, config, report, check, note, digestClock }),
+        interrupted,
+      ]);
     } catch (err) {
       report.error = aborted ?? (err instanceof Error ? err.message : String(err));
       check("the rehearsal ran to the end", false, report.error);
@@ -311,6 +325,8 @@ interface DriveContext {
   report: RehearsalReport;
   check: (name: string, ok: boolean, detail: string) => boolean;
   note: (text: string) => void;
+  /** the time the bot's digest schedule sees */
+  digestClock: ManualClock;
 }
 
 /** The night itself: plan, every phase, the switch behind an approval, a rollback drill, the switch again. */
@@ -494,12 +510,82 @@ async function drive(ctx: DriveContext): Promise<void> {
         }
       : { posted: text, note: `as posted in reply to \`/migrate ${what}\`` };
   }
+  await nextMorningDigest(ctx);
 
   await finalChecks(ctx);
   if (armed) {
     await armed.disarm();
     await faultReport(ctx, armed);
   }
+}
+
+/**
+ * The daily digest, posted by the bot's own scheduler: its clock moves to digest.time on the
+ * next local day (time compressed, as with the TTL), so the digest's "yesterday" is the
+ * rehearsal's day and its KPIs are the samples the monitor took. The message and its two charts
+ * are read back from the channel as a person would see them; the charts are saved next to the
+ * report.
+ */
+async function nextMorningDigest(ctx: DriveContext): Promise<void> {
+  const { bot, world, report, check, note, config, digestClock } = ctx;
+  const d = config.file.digest;
+  if (!bot.digest) {
+    report.digest.note = "not posted: digest.enabled is false in the migration file";
+    check("daily digest posted", false, report.digest.note);
+    return;
+  }
+  const today = localDay(new Date(), d.timezone);
+  const day = localDay(new Date(zonedMidnight(today, d.timezone).getTime() + 36 * 3600_000), d.timezone);
+  const [hh = 0, mm = 0] = d.time.split(":").map(Number);
+  digestClock.set(new Date(zonedMidnight(day, d.timezone).getTime() + (hh * 60 + mm) * 60_000));
+  note(
+    `time compressed: the digest clock moves to ${day} ${d.time} (${d.timezone}), the next morning; the bot's scheduler posts the daily digest`,
+  );
+  // the scheduler's loop wakes for the same tick: one check, one digest
+  const t0 = Date.now();
+  const outcome = await bot.digest.tick();
+  if (outcome.kind !== "posted") {
+    report.digest.note = `not posted: the scheduler's check said ${outcome.kind}${"error" in outcome ? `: ${outcome.error}` : ""}`;
+    check("daily digest posted", false, report.digest.note);
+    return;
+  }
+  const { channel, ts, fileIds, chartsNote } = outcome.digest;
+  const message = world.slack
+    .messages(channel)
+    .find((m) => (ts ? m.ts === ts : m.files?.some((f) => fileIds.includes(f.id))));
+  const charts: DigestChart[] = [];
+  for (const f of world.slack.files().filter((x) => fileIds.includes(x.id))) {
+    const kind = f.name.startsWith("cost-") ? "cost" : f.name.startsWith("kpi-") ? "kpi" : f.id;
+    const file = `rehearsal-${kind}.png`;
+    const size = pngSize(f.bytes);
+    await writeFile(path.join(world.dir, file), f.bytes);
+    charts.push({
+      file,
+      title: f.title,
+      bytes: f.bytes.length,
+      width: size?.width ?? 0,
+      height: size?.height ?? 0,
+    });
+  }
+  const ms = Date.now() - t0;
+  const posted = message ? renderBlocksAsText(message.blocks, message.text) : null;
+  report.digest = {
+    posted,
+    note: `as the bot's scheduler posted it in <#${channel}> at ${d.time} (${d.timezone}) the next morning, ${secs(ms)} after the clock got there, with ${fileIds.length} chart(s)${chartsNote ? ` — ${chartsNote}` : ""}`,
+    day,
+    ms,
+    charts,
+  };
+  const pngs = charts.filter((c) => c.width > 0 && c.height > 0).map((c) => c.file);
+  // a part the digest could not fill says so in a line of its own
+  const gap = posted?.split("\n").find((l) => /unavailable|no samples yet/i.test(l));
+  check(
+    "daily digest posted",
+    Boolean(posted) && pngs.length === 2 && !gap,
+    posted
+      ? `${posted.split("\n")[0]}; charts ${pngs.join(", ") || "none"}${gap ? `; ${gap}` : ""}`
+      : `the scheduler says it posted to ${channel}, but no such message is in the channel`,
+  );
 }
 
 /** Runs dns.lower-ttl, then moves the lowering into the past: the old TTL's hour is not waited out. */

@@ -17,6 +17,28 @@ export interface PhaseReport {
   note?: string;
 }
 
+/** A chart the digest carried, saved next to the report. */
+export interface DigestChart {
+  /** the file's name next to the report ("rehearsal-cost.png") */
+  file: string;
+  /** its title in Slack */
+  title: string;
+  bytes: number;
+  width: number;
+  height: number;
+}
+
+export interface DigestReport {
+  /** the message as the channel shows it (Block Kit rendered as text); null when none was posted */
+  posted: string | null;
+  note: string;
+  /** the digest's local day, "YYYY-MM-DD" */
+  day?: string;
+  /** from the clock reaching digest.time to the message in the channel */
+  ms?: number;
+  charts: DigestChart[];
+}
+
 /** The rehearsal's report: written as JSON and as Markdown to the data directory. */
 export interface RehearsalReport {
   verdict: "passed" | "failed";
@@ -70,6 +92,8 @@ export interface RehearsalReport {
   finalState: Record<string, string>;
   kpis: { posted: string | null; note: string };
   cost: { posted: string | null; note: string };
+  /** the daily digest as the bot's scheduler posted it, read back from the channel */
+  digest: DigestReport;
   notInThisBuild: MissingStep[];
   fault: {
     step: string;
@@ -152,6 +176,14 @@ export function reportMarkdown(r: RehearsalReport): string {
   const posted = (label: string, x: { posted: string | null; note: string }) =>
     x.posted ? [`${label}, ${x.note}:`, "", "```", x.posted, "```", ""] : [`${label}: ${x.note}`, ""];
   out.push("## KPIs and cost", "", ...posted("KPIs", r.kpis), ...posted("Cost", r.cost));
+  out.push(...posted("Daily digest", r.digest));
+  for (const c of r.digest.charts)
+    out.push(
+      `![${c.title}](${c.file})`,
+      "",
+      `[${c.file}](${c.file}) — ${c.width}×${c.height} PNG, ${n(c.bytes)} bytes`,
+      "",
+    );
 
   if (r.fault) {
     out.push(

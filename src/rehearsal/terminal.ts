@@ -131,6 +131,15 @@ export function channelPrinter(opts: {
           }
           return;
         }
+        case "files.completeUploadExternal": {
+          // a message carried by files (the daily digest with its charts)
+          if (a.channel_id !== opts.channel) return;
+          const files = (
+            Array.isArray(a.files) ? (a.files as Array<{ id?: string; title?: string }>) : []
+          ).map((f) => f.title ?? f.id ?? "file");
+          print(bot(`${render(a)}${files.length ? `\n📎 ${files.join(" · ")}` : ""}`));
+          return;
+        }
         case "response_url": {
           const text = named(String(a.text ?? ""));
           if (!text) return;

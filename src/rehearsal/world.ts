@@ -6,6 +6,7 @@ import pg from "pg";
 import ssh2 from "ssh2";
 import { createObjectStore, type ObjectStore } from "../cloud/object-store.js";
 import { type AppServer, startAppServer } from "../sandbox/app-servers.js";
+import type { CostExplorerProxy } from "../sandbox/cost-explorer-proxy.js";
 import { FakeCloudflare } from "../sandbox/FakeCloudflare.js";
 import { FakeHost } from "../sandbox/FakeHost.js";
 import { FakeLightsail } from "../sandbox/FakeLightsail.js";
@@ -13,6 +14,7 @@ import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
 import { resolveStateDatabase } from "../store/database.js";
+import { startRehearsalCostExplorer } from "./cost.js";
 
 /**
  * The local world a rehearsal runs against: every outside service of the migration, on this
@@ -39,6 +41,8 @@ export interface World {
   db: WorldDatabases;
   r2: S3Server;
   aws: { endpoint: string; own: boolean };
+  /** Cost Explorer: moto seeded with the plan's bill, behind the proxy answering forecasts */
+  costExplorer: CostExplorerProxy;
   lightsail: FakeLightsail;
   cloudflare: FakeCloudflare;
   slack: FakeSlack;
@@ -261,6 +265,8 @@ export async function startWorld(opts: {
       embedded: opts.embeddedPostgres ?? false,
     });
     const [aws, r2] = await Promise.all([motoPromise, r2Promise]);
+    const costExplorer = await startRehearsalCostExplorer(aws.endpoint);
+    onStop(() => costExplorer.close());
 
     const lightsail = new FakeLightsail({ pendingMs: 400 });
     await lightsail.start();
@@ -331,6 +337,7 @@ export async function startWorld(opts: {
       db,
       r2,
       aws,
+      costExplorer,
       lightsail,
       cloudflare,
       slack,

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -10,6 +10,12 @@ import {
 } from "../../src/cloud/cost-explorer.js";
 import { parseMigrationFile } from "../../src/config/load.js";
 import type { MigrationFile } from "../../src/config/schema.js";
+import {
+  type CostExplorerProxy,
+  costAndUsageDay,
+  seedCostAndUsage,
+  startCostExplorerProxy,
+} from "../../src/sandbox/cost-explorer-proxy.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { costView } from "../../src/views/cost.js";
 import { renderBlocksAsText } from "../../src/views/text.js";
@@ -18,9 +24,10 @@ import { type MotoHandle, useMoto } from "../helpers/moto.js";
 
 /*
  * Cost Explorer through the real SDK client. moto serves GetCostAndUsage from seeded results;
- * it has no GetCostForecast or GetReservationPurchaseRecommendation, so a small proxy in front
- * of it answers those (JSON 1.1, as AWS does), counts every request by operation, and can refuse
- * everything with AccessDeniedException.
+ * it has no GetCostForecast or GetReservationPurchaseRecommendation, so the sandbox's proxy in
+ * front of it (src/sandbox/cost-explorer-proxy.ts, the rehearsal's too) answers those (JSON 1.1,
+ * as AWS does), counts every request by operation, and can refuse everything with
+ * AccessDeniedException.
  */
 
 const FILE_TEXT = (cost = true) => `version: 1
@@ -52,139 +59,12 @@ ${
         - { id: report, uses: ${cost ? "cost.report" : "http.check"}, with: {} }
 `;
 
-interface Proxy {
-  url: string;
-  counts: Map<string, number>;
-  mode: "normal" | "deny" | "forecast-denied";
-  /** what the fake forecast answers */
-  forecast: { amount: string; low: string; high: string };
-  close(): Promise<void>;
-}
-
-async function startProxy(motoEndpoint: string): Promise<Proxy> {
-  const proxy: Proxy = {
-    url: "",
-    counts: new Map(),
-    mode: "normal",
-    forecast: { amount: "30.50", low: "25.00", high: "36.00" },
-    close: async () => undefined,
-  };
-  const json = (res: ServerResponse, status: number, body: unknown, errorType?: string) => {
-    res.writeHead(status, {
-      "content-type": "application/x-amz-json-1.1",
-      ...(errorType ? { "x-amzn-errortype": errorType } : {}),
-    });
-    res.end(JSON.stringify(body));
-  };
-  const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const op =
-      String(req.headers["x-amz-target"] ?? "")
-        .split(".")
-        .pop() ?? "";
-    proxy.counts.set(op, (proxy.counts.get(op) ?? 0) + 1);
-    if (proxy.mode === "deny" || (proxy.mode === "forecast-denied" && op === "GetCostForecast")) {
-      return json(
-        res,
-        400,
-        {
-          __type: "AccessDeniedException",
-          message: `User: arn:aws:iam::123456789012:user/cutover-bot is not authorized to perform: ce:${op} on resource: *`,
-        },
-        "AccessDeniedException",
-      );
-    }
-    if (op === "GetCostForecast") {
-      const { amount, low, high } = proxy.forecast;
-      return json(res, 200, {
-        Total: { Amount: amount, Unit: "USD" },
-        ForecastResultsByTime: [
-          {
-            TimePeriod: { Start: "x", End: "y" },
-            MeanValue: amount,
-            PredictionIntervalLowerBound: low,
-            PredictionIntervalUpperBound: high,
-          },
-        ],
-      });
-    }
-    if (op === "GetReservationPurchaseRecommendation") {
-      return json(res, 200, {
-        Recommendations: [
-          {
-            AccountScope: "PAYER",
-            LookbackPeriodInDays: "THIRTY_DAYS",
-            TermInYears: "ONE_YEAR",
-            PaymentOption: "ALL_UPFRONT",
-            RecommendationDetails: [
-              {
-                InstanceDetails: {
-                  RDSInstanceDetails: { InstanceType: "db.t4g.micro", DatabaseEngine: "PostgreSQL" },
-                },
-                RecommendedNumberOfInstancesToPurchase: "1",
-                UpfrontCost: "105.00",
-                EstimatedMonthlySavingsAmount: "6.10",
-                EstimatedMonthlySavingsPercentage: "41.5",
-                EstimatedBreakEvenInMonths: "7.2",
-                CurrencyCode: "USD",
-              },
-            ],
-            RecommendationSummary: {
-              TotalEstimatedMonthlySavingsAmount: "6.10",
-              TotalEstimatedMonthlySavingsPercentage: "41.5",
-              CurrencyCode: "USD",
-            },
-          },
-        ],
-      });
-    }
-    // everything else (GetCostAndUsage) is moto's
-    const upstream = await fetch(`${motoEndpoint}${req.url ?? "/"}`, {
-      method: req.method ?? "POST",
-      headers: Object.fromEntries(
-        Object.entries(req.headers).filter(([k]) => k !== "host" && k !== "content-length") as Array<
-          [string, string]
-        >,
-      ),
-      body,
-    });
-    res.writeHead(upstream.status, {
-      "content-type": upstream.headers.get("content-type") ?? "application/json",
-    });
-    res.end(Buffer.from(await upstream.arrayBuffer()));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  proxy.close = () =>
-    new Promise((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    });
-  return proxy;
-}
-
-/** One day's GetCostAndUsage result, grouped by service. */
-function day(date: string, costs: Record<string, number>) {
-  const next = new Date(Date.parse(`${date}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
-  return {
-    TimePeriod: { Start: date, End: next },
-    Total: {},
-    Groups: Object.entries(costs).map(([service, amount]) => ({
-      Keys: [service],
-      Metrics: { UnblendedCost: { Amount: amount.toFixed(4), Unit: "USD" } },
-    })),
-    Estimated: false,
-  };
-}
-
 /** Seeds moto's queue with one GetCostAndUsage answer: October every day, November to the 25th. */
 async function seedUsage(endpoint: string): Promise<void> {
   const results = [];
   for (let d = 1; d <= 31; d++)
     results.push(
-      day(`2026-10-${String(d).padStart(2, "0")}`, {
+      costAndUsageDay(`2026-10-${String(d).padStart(2, "0")}`, {
         "Amazon Lightsail": 1.4,
         "Amazon Relational Database Service": 0.5,
         "Amazon Simple Storage Service": 0.2,
@@ -192,24 +72,19 @@ async function seedUsage(endpoint: string): Promise<void> {
     );
   for (let d = 1; d <= 25; d++)
     results.push(
-      day(`2026-11-${String(d).padStart(2, "0")}`, {
+      costAndUsageDay(`2026-11-${String(d).padStart(2, "0")}`, {
         "Amazon Lightsail": 1.45,
         "Amazon Relational Database Service": 0.9,
         "Amazon Simple Storage Service": 0.1,
       }),
     );
-  const res = await fetch(`${endpoint}/moto-api/static/ce/cost-and-usage-results`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ results: [{ ResultsByTime: results, DimensionValueAttributes: [] }] }),
-  });
-  expect(res.status).toBe(201);
+  await seedCostAndUsage(endpoint, results);
 }
 
 let state: TestDatabase;
 let db: Db;
 let moto: MotoHandle;
-let proxy: Proxy;
+let proxy: CostExplorerProxy;
 let file: MigrationFile;
 const NOW = new Date("2026-11-26T00:12:00Z"); // 08:12 in Singapore
 
@@ -225,7 +100,7 @@ beforeAll(async () => {
   state = await createTestDatabase("cost");
   db = createPrismaClient(state.url);
   moto = await useMoto({ forcePrivate: true });
-  proxy = await startProxy(moto.endpoint);
+  proxy = await startCostExplorerProxy(moto.endpoint);
   file = parseMigrationFile(FILE_TEXT(), { checkEnv: false });
 });
 afterAll(async () => {
@@ -241,7 +116,7 @@ beforeEach(async () => {
   proxy.mode = "normal";
 });
 
-const total = (p: Proxy) => [...p.counts.values()].reduce((a, b) => a + b, 0);
+const total = (p: CostExplorerProxy) => [...p.counts.values()].reduce((a, b) => a + b, 0);
 
 describe("costSummary", () => {
   it("reports month to date by service, the forecast, movers, the plan lines and the RDS saving", async () => {
@@ -367,13 +242,54 @@ describe("costSummary", () => {
     );
   });
 
-  it("works against moto alone, which has no forecast: the reason is given", async () => {
+  it("works against moto alone, which has no forecast: it says plainly that the endpoint does not speak the API", async () => {
     await seedUsage(moto.endpoint);
     const s = (await costSummary({ db, file, costExplorer: ce(moto.endpoint) }, NOW)) as CostReport;
     expect(s.available).toBe(true);
     expect(s.monthToDate).toBeCloseTo(61.25, 2);
-    expect(s.forecast.available).toBe(false);
-    if (!s.forecast.available) expect(s.forecast.reason).toMatch(/^ce:GetCostForecast failed/);
+    const host = new URL(moto.endpoint).host;
+    // moto answers an HTML error page to the operations it lacks
+    expect(s.forecast).toMatchObject({
+      available: false,
+      reason: `Cost Explorer at ${host} answered something that is not its API for ce:GetCostForecast (HTTP 500, text/html) — check AWS_ENDPOINT_URL_COST_EXPLORER and AWS_ENDPOINT_URL`,
+    });
+    expect(s.reservation).toMatchObject({
+      available: false,
+      reason: expect.stringContaining(
+        `Cost Explorer at ${host} answered something that is not its API for ce:GetReservationPurchaseRecommendation`,
+      ),
+      hint: expect.stringContaining(`The bot sends Cost Explorer requests to ${moto.endpoint}`),
+    });
+    const text = renderBlocksAsText(costView(s).blocks);
+    expect(text).toContain(
+      `forecast unavailable (Cost Explorer at ${host} answered something that is not its API for ce:GetCostForecast`,
+    );
+    expect(text).toContain("RDS reservation savings unavailable: Cost Explorer at");
+    expect(text).not.toMatch(/SyntaxError|Unexpected token|Deserialization error/);
+  });
+
+  it("says cost is unavailable, naming the endpoint, when it answers a web page to everything", async () => {
+    const page = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+      res.end("<!doctype html><html><body>Welcome to nginx!</body></html>");
+    });
+    await new Promise<void>((r) => page.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(page.address() as AddressInfo).port}`;
+      const s = await costSummary({ db, file, costExplorer: ce(url) }, NOW);
+      expect(s).toMatchObject({
+        available: false,
+        reason: `Cost Explorer at ${new URL(url).host} answered something that is not its API for ce:GetCostAndUsage (HTTP 200, text/html) — check AWS_ENDPOINT_URL_COST_EXPLORER and AWS_ENDPOINT_URL`,
+      });
+      const text = renderBlocksAsText(costView(s).blocks);
+      expect(text).toContain(`Cost unavailable: Cost Explorer at ${new URL(url).host} answered something`);
+      expect(text).not.toMatch(/SyntaxError|Unexpected token|Deserialization error/);
+      expect(await db.costCache.count()).toBe(0);
+    } finally {
+      page.closeAllConnections();
+      await new Promise((r) => page.close(r));
+    }
   });
 
   it("says cost is unavailable when Cost Explorer cannot be reached, or the file has no cost section", async () => {

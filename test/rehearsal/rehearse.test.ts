@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { PNG_SIGNATURE, pngSize } from "../../src/charts/png.js";
 import type { RehearsalReport } from "../../src/rehearsal/report.js";
 
 const ROOT = path.join(import.meta.dirname, "../..");
@@ -97,9 +98,35 @@ describe("npm run rehearse", () => {
       expect(phase?.status, id).toBe("passed");
     }
     expect(report.fault).toBeNull();
-    // the Markdown report sits next to the JSON
+    // cost from the seeded Cost Explorer: real figures, the forecast and the RDS reservation
+    expect(report.cost.posted).toMatch(/\*Month to date\*[\s\S]*\$[1-9]\d*\.\d\d over \d+ of \d+ days/);
+    expect(report.cost.posted).toContain("1 × db.t4g.micro saves $6.65/month");
+    expect(report.cost.posted).not.toMatch(/forecast unavailable|Deserialization|SyntaxError/);
+
+    // the daily digest as the bot's scheduler posted it the next morning, with its two charts
+    expect(report.digest.posted).toMatch(/^DAILY DIGEST — GOGOJAP \(PRODUCTION\)/m);
+    expect(report.digest.posted).toMatch(/KPIs yesterday\* — all within target/);
+    expect(report.digest.posted).toMatch(/Cost \d{4}-\d\d\* — ✅ on track/);
+    expect(report.digest.posted).toContain("Amazon Lightsail $");
+    expect(report.digest.posted).not.toMatch(/unavailable|no samples yet/);
+    const reportDir = path.dirname(/(\/\S+rehearsal-report\.json)/.exec(out)![1]!);
+    expect(report.digest.charts.map((c) => c.file).sort()).toEqual([
+      "rehearsal-cost.png",
+      "rehearsal-kpi.png",
+    ]);
+    for (const c of report.digest.charts) {
+      const bytes = await readFile(path.join(reportDir, c.file));
+      expect(bytes.subarray(0, 8).equals(PNG_SIGNATURE), c.file).toBe(true);
+      expect(pngSize(bytes)).toEqual({ width: c.width, height: c.height });
+      expect(c.width).toBeGreaterThanOrEqual(400);
+      expect(bytes.length).toBe(c.bytes);
+    }
+
+    // the Markdown report sits next to the JSON, linking the charts
     const md = await readFile(/(\/\S+rehearsal-report\.md)/.exec(out)![1]!, "utf8");
     expect(md).toContain("# Cutover rehearsal: ✅ PASSED");
+    expect(md).toContain("](rehearsal-cost.png)");
+    expect(md).toContain("](rehearsal-kpi.png)");
     expect(Date.now() - started).toBeLessThan(280_000);
   }, 300_000);
 
