@@ -1620,7 +1620,6 @@ const NOTES = [
   "",
   "- **Black holes are bounded by client timeouts, not by the runner.** There is no per-step deadline: a stalled Cloudflare API costs 30 s × 3 tries per call (SDK timeout and retries) × the engine's attempts before the run fails; a stalled S3 PUT 120 s per try; a stalled PostgreSQL query has no timeout at all once connected (`db.write-probe` sets none; pg_dump/pg_restore run until the server answers). A per-step progress watchdog in the runner would bound them all.",
   "- node-pg reads a database name from a URL with `decodeURI`, libpq's environment (src/cloud/postgres.ts) with `decodeURIComponent`: a URL naming a database with `$` or `;` percent-encoded reaches the two differently. Written raw (or with `encodeURI`), both agree; the injection test uses that form.",
-  '- Refusal wording: a stranger clicking Approve is told "`status` is not yours to use"; the requester clicking Reject is told they "cannot approve it". Refused and audited correctly; only the words are off.',
   "- `ACTION.showStatus` (src/views/ids.ts) has no listener; nothing posts that button today.",
   "- `npm audit --omit=dev`: the registry this machine reaches answers the advisory endpoint with 405 (it serves GET/HEAD only), so no audit figure could be measured here; run it where registry.npmjs.org's audit API is reachable.",
   "",

@@ -17,7 +17,6 @@ import { approveModal, cutoverRequestView } from "../views/cutover.js";
 import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";
 import { INPUT } from "../views/ids.js";
 import type { CommandDeps } from "./context.js";
-import { authorise } from "./dispatch.js";
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
 
@@ -102,20 +101,29 @@ async function refreshRequest(
   );
 }
 
-/** Why a person may not decide on a request, or undefined when they may. */
+/** Why a person may not decide on a request (approve or reject it), or undefined when they may. */
 async function approverRefusal(
   deps: CommandDeps,
   approval: Approval | null,
   user: string,
   channel: string | null,
+  verb: "approve" | "reject" = "approve",
 ): Promise<string | undefined> {
   if (!approval) return "That request no longer exists.";
-  const access = await authorise("status", { user, via: "slack", channel, idempotencyKey: null }, deps);
-  if (access) return describeError(access);
+  if (!deps.access.channelAllowed(channel)) return "This channel does not take migration commands.";
   const kind = kindOf(approval);
   if (approval.requestedBy === user)
-    return `You asked for this ${kind.name}, so you cannot approve it: a second person must.`;
-  if (!(await deps.access.isApprover(user)))
+    return verb === "approve"
+      ? `You asked for this ${kind.name}, so you cannot approve it: a second person must.`
+      : `You asked for this ${kind.name}: withdraw it instead of rejecting it.`;
+  let approver: boolean;
+  try {
+    approver = await deps.access.isApprover(user);
+  } catch (err) {
+    // a user group that cannot be read refuses (never allows), and says why
+    return `Could not check your access: Slack said ${(err as Error).message}.`;
+  }
+  if (!approver)
     return "You are not an approver of this migration (see `access.approvers` in the migration file).";
   if (approval.status !== "pending") return `This request is already ${approval.status}.`;
   if (approval.expiresAt <= deps.now())
@@ -268,7 +276,7 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
     const approvalId = action.value ?? "";
     const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
     const kind = kindOf(approval);
-    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
+    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null, "reject");
     if (reason) return refuse(deps, respond, body.user.id, `${kind.name}.reject`, approvalId, reason);
     const decided = await decideApproval(deps.db, approvalId, {
       by: body.user.id,

@@ -75,7 +75,10 @@ describe("DNS cutover behind a second person's approval", () => {
     const operator = await t.click(ACTION.approveCutover, approvalId, { user: SECOND_OPERATOR });
     expect(await replyText(t, operator)).toContain("You are not an approver");
     const stranger = await t.click(ACTION.approveCutover, approvalId, { user: STRANGER });
-    expect(await replyText(t, stranger)).toContain("not an operator");
+    expect(await replyText(t, stranger)).toContain("You are not an approver");
+    // the requester is told to withdraw, not that they "cannot approve"
+    const rejectOwn = await t.click(ACTION.rejectCutover, approvalId, { user: OPERATOR });
+    expect(await replyText(t, rejectOwn)).toContain("withdraw it instead of rejecting it");
 
     const opened = await t.click(ACTION.approveCutover, approvalId, { user: APPROVER });
     expect(opened.status).toBe(200);
