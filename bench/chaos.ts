@@ -1640,6 +1640,9 @@ function fig(figures: Figure[] | undefined, name: string): Figure | undefined {
   return figures?.find((f) => f.name === name);
 }
 
+/** The soak's own section of RELIABILITY.md, between its markers (bench/soak.ts writes it). */
+export const SOAK_SECTION = /<!-- soak:start -->[\s\S]*?<!-- soak:end -->/;
+
 function render(r: ChaosResult): string {
   const f = r.security?.figures;
   const sig = fig(f, "signatures");
@@ -1817,6 +1820,12 @@ export async function main(args: string[]): Promise<void> {
     for (const name of created) await dropDb(name);
   }
   await mkdir(ROOT, { recursive: true });
-  await writeFile(path.join(ROOT, "RELIABILITY.md"), render(result));
+  // the soak's section (written by `npm run bench -- soak`) is kept as it is
+  const before = await readFile(path.join(ROOT, "RELIABILITY.md"), "utf8").catch(() => "");
+  const soak = SOAK_SECTION.exec(before)?.[0];
+  await writeFile(
+    path.join(ROOT, "RELIABILITY.md"),
+    soak ? `${render(result).trimEnd()}\n\n${soak}\n` : render(result),
+  );
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
