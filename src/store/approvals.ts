@@ -99,16 +99,21 @@ export async function consumeApproval(
   id: string,
   currentChange: unknown,
   now = new Date(),
+  /** the run carrying it out: recorded on the approval, and a rerun of that same run after a
+   *  crash between using the approval and its first checkpoint finds it used by itself */
+  runId?: string,
 ): Promise<ConsumeResult> {
   const hash = hashChange(currentChange);
   const changed = await db.approval.updateMany({
     where: { id, status: "approved", changeHash: hash, expiresAt: { gt: now } },
-    data: { status: "used", usedAt: now },
+    data: { status: "used", usedAt: now, ...(runId ? { runId } : {}) },
   });
   if (changed.count === 1) return { ok: true };
   const row = await db.approval.findUnique({ where: { id } });
   if (!row || row.status === "pending" || row.status === "rejected" || row.status === "withdrawn")
     return { ok: false, reason: "not_approved" };
+  if (row.status === "used" && runId !== undefined && row.runId === runId && row.changeHash === hash)
+    return { ok: true };
   if (row.status === "used") return { ok: false, reason: "used" };
   if (row.expiresAt <= now) return { ok: false, reason: "expired" };
   if (row.changeHash !== hash) {

@@ -93,6 +93,27 @@ describe("approvals", () => {
     expect(await consumeApproval(db, b.id, change)).toMatchObject({ ok: false });
   });
 
+  it("lets the run that used it use it again after a crash (same change), and no other run", async () => {
+    const run = (target: string) =>
+      db.run.create({ data: { env: "test", kind: "step", target, requestedBy: "U0OP" } });
+    const [mine, other] = await Promise.all([run("dns-cutover"), run("dns-cutover")]);
+    const a = await request();
+    await decideApproval(db, a.id, { by: "U0AP", approve: true });
+    expect(await consumeApproval(db, a.id, change, new Date(), mine.id)).toEqual({ ok: true });
+    expect((await db.approval.findUniqueOrThrow({ where: { id: a.id } })).runId).toBe(mine.id);
+    // the same run, resumed after a crash before its first checkpoint: still its approval
+    expect(await consumeApproval(db, a.id, change, new Date(), mine.id)).toEqual({ ok: true });
+    expect(await consumeApproval(db, a.id, change, new Date(), other.id)).toEqual({
+      ok: false,
+      reason: "used",
+    });
+    const altered = { ...change, records: [{ ...change.records[0], from: "203.0.113.99" }] };
+    expect(await consumeApproval(db, a.id, altered, new Date(), mine.id)).toEqual({
+      ok: false,
+      reason: "used",
+    });
+  });
+
   it("lets only the requester withdraw a pending request, and a withdrawn one cannot be approved", async () => {
     const a = await request();
     expect(await withdrawApproval(db, a.id, "U0OTHER")).toBe(false);

@@ -446,7 +446,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
             { hint: "Ask for one with `/migrate decommission`; an approver (not you) approves it." },
           );
         }
-        const used = await consumeApproval(deps.db, approvalId, change, deps.now());
+        const used = await consumeApproval(deps.db, approvalId, change, deps.now(), ctx.run.id);
         if (!used.ok) {
           await audit(deps.db, {
             actor: ctx.run.requestedBy,

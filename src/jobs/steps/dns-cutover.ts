@@ -92,7 +92,7 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
           ? await baseline(urls.old, 5, { timeoutMs: 5_000, signal: ctx.signal })
           : undefined;
         const live = await computeChange(deps, snapshot, ctx.signal);
-        const used = await consumeApproval(deps.db, approvalId, live, new Date());
+        const used = await consumeApproval(deps.db, approvalId, live, new Date(), ctx.run.id);
         if (!used.ok) {
           await audit(deps.db, {
             actor: ctx.run.requestedBy,
