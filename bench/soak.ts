@@ -97,8 +97,8 @@ export async function writeSoakSection(
     "| figure | measured | target |",
     "|---|---|---|",
     `| RSS after the warm-up → at the end | ${r.rss_mb.after_warmup} MB → ${r.rss_mb.end} MB (${r.rss_mb.growth_percent} %) | growth under 10 % |`,
-    `| active handles leaked | ${leakedHandles} | 0 |`,
-    `| state-database connections leaked | ${leakedConnections} (${r.state_db_connections.after_warmup} → ${r.state_db_connections.end}) | 0 |`,
+    `| active handles leaked | ${leaked(leakedHandles)} | 0 |`,
+    `| state-database connections leaked | ${leaked(leakedConnections)} (${r.state_db_connections.after_warmup} open after the warm-up, ${r.state_db_connections.end} at the end) | 0 |`,
     `| KPI samples written / digests posted / digest errors | ${r.kpi_samples} / ${r.digests} / ${r.digest_errors} | — / one a minute / 0 |`,
     `| verdict | ${r.meets_target ? "✅ within target" : "❌ outside target"} | |`,
     "<!-- soak:end -->",
@@ -108,6 +108,8 @@ export async function writeSoakSection(
     : `${previous.trimEnd()}\n\n${section}\n`;
   await writeFile(file, next);
 }
+
+const leaked = (n: number | null) => (n === null ? "not measured" : n <= 0 ? "none" : String(n));
 
 const SOAK_SECTION = /<!-- soak:start -->[\s\S]*?<!-- soak:end -->/;
 
