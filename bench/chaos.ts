@@ -55,10 +55,19 @@ interface Options {
   scenarios?: string[];
   /** SIGKILLs during storage.sync, besides --crashes during the probe write and the database copy */
   storageCrashes: number;
+  /** SIGKILLs during the approved DNS cutover (the switch and its watch) */
+  cutoverCrashes: number;
 }
 
 function parseArgs(args: string[]): Options {
-  const opts: Options = { only: [...SECTIONS], crashes: 20, seed: 7, loaderRuns: 10_000, storageCrashes: 6 };
+  const opts: Options = {
+    only: [...SECTIONS],
+    crashes: 20,
+    seed: 7,
+    loaderRuns: 10_000,
+    storageCrashes: 6,
+    cutoverCrashes: 6,
+  };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i]!.split("=", 2) as [string, string | undefined];
     const value = inline ?? args[++i] ?? "";
@@ -74,17 +83,19 @@ function parseArgs(args: string[]): Options {
       flag === "--crashes" ||
       flag === "--seed" ||
       flag === "--loader-runs" ||
-      flag === "--storage-crashes"
+      flag === "--storage-crashes" ||
+      flag === "--cutover-crashes"
     ) {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0) throw new Error(`chaos: ${flag} takes a whole number`);
       if (flag === "--crashes") opts.crashes = n;
       else if (flag === "--storage-crashes") opts.storageCrashes = n;
+      else if (flag === "--cutover-crashes") opts.cutoverCrashes = n;
       else if (flag === "--seed") opts.seed = n;
       else opts.loaderRuns = n;
     } else {
       throw new Error(
-        `chaos: unknown option ${flag}; options: --only, --scenarios, --crashes, --storage-crashes, --seed, --loader-runs`,
+        `chaos: unknown option ${flag}; options: --only, --scenarios, --crashes, --storage-crashes, --cutover-crashes, --seed, --loader-runs`,
       );
     }
   }
@@ -957,7 +968,7 @@ target:
 // ───────────────────────────── crashes ─────────────────────────────
 
 const NOT_COVERED = [
-  "dns.cutover and /rollback under SIGKILL (the approval, the switch and its watch)",
+  "/rollback under SIGKILL (it runs inside the modal's request, not as a run: a kill there leaves it to be run again)",
   "host.setup / app.deploy over SSH",
   "kills inside the storage crash rounds are aimed by time (0.8–3.8 s into the run), not by step",
 ];
@@ -1509,6 +1520,293 @@ target:
   return report;
 }
 
+interface CutoverCrashReport {
+  kills: number;
+  rounds: number;
+  survived: number;
+  moments: Array<{ round: number; afterMs: number }>;
+  roundsDetail: Array<{
+    round: number;
+    kills: number;
+    status: string;
+    switched: boolean;
+    newRecords: number;
+    redeploys: number;
+    approval: string;
+    messages: number;
+    ok: boolean;
+  }>;
+}
+
+/**
+ * SIGKILLs during the approved DNS cutover: each round lowers the TTL (aged past the old TTL in
+ * the store), asks, approves through the modal, then kills the bot at seeded moments between the
+ * approval and the end of the watch, restarting it each time.
+ */
+async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashReport> {
+  const random = prng(opts.seed + 2);
+  const { FakeCloudflare } = await import("../src/sandbox/FakeCloudflare.js");
+  const { startAppServer } = await import("../src/sandbox/app-servers.js");
+  const { sendViewSubmission } = await import("../src/sandbox/slack-sender.js");
+  const { CALLBACK, INPUT } = await import("../src/views/ids.js");
+  const token = `cf-chaos-${randomBytes(8).toString("hex")}`;
+  const account = "0123456789abcdef0123456789abcdef";
+  const OLD = "203.0.113.10";
+  const NEW = "198.51.100.7";
+  const cf = new FakeCloudflare({ apiToken: token, accountId: account });
+  await cf.start();
+  cf.addZone("example.com");
+  cf.addRecord("example.com", { name: "api.example.com", type: "A", content: OLD, ttl: 3600 });
+  cf.addPagesProject("web", {
+    envVars: {
+      NEXT_PUBLIC_API_URL: "https://old.example.app",
+      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
+    },
+  });
+  const [oldApp, newApp] = await Promise.all([
+    startAppServer({ name: "old" }),
+    startAppServer({ name: "new" }),
+  ]);
+  const fake = new FakeSlack();
+  await fake.start();
+  const state = await createDb("crash_cutover_state");
+  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-cutover-"));
+  const signingSecret = "cutover-crash-signing-secret";
+  const report: CutoverCrashReport = { kills: 0, rounds: 0, survived: 0, moments: [], roundsDetail: [] };
+  const bot = childBot({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
+    SLACK_SIGNING_SECRET: signingSecret,
+    SLACK_API_URL: fake.apiUrl,
+    PORT: "0",
+    DATABASE_URL: dbUrl(state),
+    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+    CUTOVER_DATA_DIR: dir,
+    CLOUDFLARE_API_TOKEN: token,
+    CLOUDFLARE_BASE_URL: cf.baseUrl,
+  });
+  const records = () => cf.records("example.com");
+  const { createCloudflare } = await import("../src/cloud/cloudflare.js");
+  const admin = createCloudflare({ apiToken: token, baseURL: cf.baseUrl, accountId: account });
+  const until = async <T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await fn();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`cutover crash: timed out waiting for ${what}`);
+      await sleep(100);
+    }
+  };
+  try {
+    await writeFile(
+      path.join(dir, "migration.yml"),
+      config(
+        `    - id: switch
+      title: Switch
+      steps:
+        - { id: lower-ttl, uses: dns.lower-ttl }
+        - { id: dns-cutover, uses: dns.cutover }
+`,
+        `source:
+  app: { url: ${oldApp.url}, healthPath: /health }
+dns:
+  zone: example.com
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  cutoverTtl: 60
+  records:
+    - { name: api.example.com, type: A, from: ${OLD}, to: ${NEW} }
+    - { name: cdn.example.com, type: CNAME, to: d111.cloudfront.net }
+pages:
+  project: web
+  accountId: ${account}
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  env:
+    NEXT_PUBLIC_API_URL: { from: "https://old.example.app", to: "https://api.example.com" }
+    NEXT_PUBLIC_CDN_URL: { from: "https://pub-old.r2.dev", to: "https://d111.cloudfront.net" }
+cutover:
+  watchWindowSeconds: 8
+  probeIntervalSeconds: 1
+verification:
+  baseUrl: ${newApp.url}
+digest: { enabled: false }
+`,
+      ),
+    );
+    let port = await bot.start();
+    const command = (text: string) =>
+      sendSlashCommand({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        command: "/migrate",
+        text,
+        userId: OPERATOR,
+        channelId: CHANNEL,
+        responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: OPERATOR }),
+      });
+    while (report.kills < kills) {
+      report.rounds++;
+      const round = report.rounds;
+      // back to before the cutover, through the API: the old A record at its old TTL, no CNAME,
+      // the old Pages values
+      const zone = await admin.dns.findZone("example.com");
+      const api = await admin.dns.getRecord(zone, "api.example.com", "A");
+      await admin.dns.updateRecord(api!, { content: OLD, ttl: 3600 });
+      const cname = await admin.dns.getRecord(zone, "cdn.example.com", "CNAME");
+      if (cname) await admin.dns.deleteRecord(cname);
+      await admin.pages.setEnvVars("web", {
+        NEXT_PUBLIC_API_URL: "https://old.example.app",
+        NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
+      });
+      const deploysBefore = cf.deployments("web").length;
+      const since = new Date().toISOString();
+      await command("run lower-ttl");
+      await until("the TTL lowering", async () => {
+        const [r] = await sql<{ status: string }>(
+          dbUrl(state),
+          "SELECT status FROM runs WHERE target = 'lower-ttl' AND created_at > $1 ORDER BY created_at DESC LIMIT 1",
+          [since],
+        );
+        return r?.status === "succeeded" ? true : undefined;
+      });
+      await sql(
+        dbUrl(state),
+        "UPDATE checkpoints SET value = jsonb_set(value, '{loweredAt}', to_jsonb($1::text)) WHERE key = 'snapshot'",
+        [new Date(Date.now() - 2 * 3600_000).toISOString()],
+      );
+      await command("cutover");
+      const approval = await until("the cutover request", async () => {
+        const [a] = await sql<{ id: string }>(
+          dbUrl(state),
+          "SELECT id::text FROM approvals WHERE status = 'pending' ORDER BY created_at DESC LIMIT 1",
+        );
+        return a?.id;
+      });
+      const approvedAt = Date.now();
+      await sendViewSubmission({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        callbackId: CALLBACK.approveCutover,
+        privateMetadata: approval,
+        userId: "U0APPROVER",
+        values: {
+          [INPUT.confirmName.block]: {
+            [INPUT.confirmName.action]: { type: "plain_text_input", value: "api.example.com" },
+          },
+          [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: `round ${round}` } },
+        },
+      });
+      const run = await until("the cutover run", async () => {
+        if (Date.now() - approvedAt > 20_000) {
+          const said = fake
+            .calls()
+            .filter(
+              (c) =>
+                c.method === "response_url" || c.method === "chat.update" || c.method === "chat.postMessage",
+            )
+            .slice(-4)
+            .map((c) => JSON.stringify(c.args).slice(0, 400));
+          const [ap] = await sql<{ status: string; note: string | null }>(
+            dbUrl(state),
+            "SELECT status, note FROM approvals WHERE id = $1",
+            [approval],
+          );
+          const events = await sql<{ action: string; outcome: string; details: unknown }>(
+            dbUrl(state),
+            "SELECT action, outcome, details FROM audit_events ORDER BY id DESC LIMIT 5",
+          );
+          throw new Error(
+            `no cutover run; approval ${JSON.stringify(ap)}; events ${JSON.stringify(events)}; slack ${said.join(" | ")}`,
+          );
+        }
+        const [r] = await sql<{ id: string; status: string }>(
+          dbUrl(state),
+          "SELECT id::text, status FROM runs WHERE target = 'dns-cutover' AND created_at > $1 ORDER BY created_at DESC LIMIT 1",
+          [since],
+        );
+        return r;
+      });
+      const inRound = Math.min(kills - report.kills, 1 + Math.floor(random() * 2));
+      let k = 0;
+      for (; k < inRound; k++) {
+        // somewhere between the approval and the end of the watch (switch ~1 s, watch 8 s)
+        const afterMs = 300 + Math.floor(random() * 7_000);
+        const wait = approvedAt + afterMs - Date.now();
+        if (wait > 0) await sleep(wait);
+        const [now] = await sql<{ status: string }>(dbUrl(state), "SELECT status FROM runs WHERE id = $1", [
+          run.id,
+        ]);
+        if (!now || !["queued", "running"].includes(now.status)) break;
+        await bot.kill9();
+        report.kills++;
+        report.moments.push({ round, afterMs });
+        log(`cutover round ${round}: SIGKILL ${report.kills}/${kills} at +${afterMs} ms after the approval`);
+        port = await bot.start();
+      }
+      let status = "hang";
+      const deadline = Date.now() + 180_000;
+      while (Date.now() < deadline) {
+        const [r] = await sql<{ status: string }>(dbUrl(state), "SELECT status FROM runs WHERE id = $1", [
+          run.id,
+        ]);
+        if (r && ["succeeded", "failed", "cancelled"].includes(r.status)) {
+          status = r.status;
+          break;
+        }
+        await sleep(250);
+      }
+      await sleep(1_500);
+      const switched = records().find((r) => r.name === "api.example.com")?.content === NEW;
+      const newRecords = records().filter((r) => r.name === "cdn.example.com").length;
+      const redeploys = cf.deployments("web").length - deploysBefore;
+      const [a] = await sql<{ status: string }>(dbUrl(state), "SELECT status FROM approvals WHERE id = $1", [
+        approval,
+      ]);
+      const messages = fake
+        .messages(CHANNEL)
+        .filter((m) => m.text.includes(run.id.slice(0, 8)) || m.text.includes("Run dns-cutover")).length;
+      const stepRows = await sql<{ n: number }>(
+        dbUrl(state),
+        "SELECT count(*)::int AS n FROM step_executions WHERE run_id = $1",
+        [run.id],
+      );
+      const thisRunMessages = messages - (round - 1);
+      const ok =
+        status === "succeeded" &&
+        switched &&
+        newRecords === 1 &&
+        redeploys === 1 &&
+        a?.status === "used" &&
+        stepRows[0]?.n === 1 &&
+        thisRunMessages === 1;
+      if (ok) report.survived += k;
+      report.roundsDetail.push({
+        round,
+        kills: k,
+        status,
+        switched,
+        newRecords,
+        redeploys,
+        approval: a?.status ?? "?",
+        messages: thisRunMessages,
+        ok,
+      });
+      log(
+        `cutover round ${round}: ${status}, switched ${switched}, ${redeploys} redeploy(s), ${thisRunMessages} message(s)`,
+      );
+      if (status !== "succeeded") break;
+    }
+  } finally {
+    await bot.kill9();
+    await fake.stop();
+    await cf.stop();
+    await Promise.allSettled([oldApp.stop(), newApp.stop()]);
+    await dropDb(state);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return report;
+}
+
 // ───────────────────────────── security and audit ─────────────────────────────
 
 interface Figure {
@@ -1597,6 +1895,7 @@ interface ChaosResult {
   disk?: Scenario[];
   crash?: CrashReport;
   crashStorage?: StorageCrashReport;
+  crashCutover?: CutoverCrashReport;
   errors: Record<string, string>;
 }
 
@@ -1705,6 +2004,7 @@ function render(r: ChaosResult): string {
     `| SIGKILL crash campaign: probe write and database copy | ${r.crash ? `${r.crash.survived} survived out of ${r.crash.kills} kills in ${r.crash.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 20 --seed ${r.seed}\` |`,
   );
   lines.push(
+    `| SIGKILL crash campaign: the approved DNS cutover (switch and watch) | ${r.crashCutover ? `${r.crashCutover.survived} survived out of ${r.crashCutover.kills} kills in ${r.crashCutover.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 6 --seed ${r.seed}\` |`,
     `| SIGKILL crash campaign: storage sync (R2 → S3) | ${r.crashStorage ? `${r.crashStorage.survived} survived out of ${r.crashStorage.kills} kills in ${r.crashStorage.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --storage-crashes 6 --seed ${r.seed}\` |`,
   );
   lines.push("");
@@ -1770,6 +2070,26 @@ function render(r: ChaosResult): string {
     );
     lines.push("");
   }
+  if (r.crashCutover) {
+    const c = r.crashCutover;
+    lines.push("### The DNS cutover under SIGKILL");
+    lines.push("");
+    lines.push(
+      `${c.kills} SIGKILLs of the bot process during the approved \`dns.cutover\` (the switch of an A record, the creation of a new CNAME, two Pages variables and a redeploy, then an 8 s watch), each followed by a restart. A round passes when the run succeeds, DNS holds the new values once (the A record switched, exactly one new CNAME), the approval is used, the round made exactly one Pages redeploy, the step has one execution row, and the channel holds one progress message for the run.`,
+    );
+    lines.push("");
+    lines.push(
+      "| round | kills | run | DNS switched | new records | redeploys | approval | progress messages | pass |",
+    );
+    lines.push("|---|---|---|---|---|---|---|---|---|");
+    for (const d of c.roundsDetail)
+      lines.push(
+        `| ${d.round} | ${d.kills} | ${d.status} | ${d.switched} | ${d.newRecords} | ${d.redeploys} | ${d.approval} | ${d.messages} | ${d.ok ? "✅" : "❌"} |`,
+      );
+    lines.push("");
+    lines.push(`Kill moments (after the approval): ${c.moments.map((m) => `+${m.afterMs} ms`).join("; ")}.`);
+    lines.push("");
+  }
   lines.push(...NOTES);
   if (Object.keys(r.errors).length) {
     lines.push("## Harness errors");
@@ -1815,6 +2135,10 @@ export async function main(args: string[]): Promise<void> {
     if (opts.storageCrashes > 0) {
       const cs = await guard("crash", () => crashStorage(opts, opts.storageCrashes));
       if (cs) result.crashStorage = cs;
+    }
+    if (opts.cutoverCrashes > 0) {
+      const cc = await guard("crash", () => crashCutover(opts, opts.cutoverCrashes));
+      if (cc) result.crashCutover = cc;
     }
   } finally {
     for (const name of created) await dropDb(name);
