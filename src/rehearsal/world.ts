@@ -3,7 +3,6 @@ import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
-import ssh2 from "ssh2";
 import { createObjectStore, type ObjectStore } from "../cloud/object-store.js";
 import { type AppServer, startAppServer } from "../sandbox/app-servers.js";
 import type { CostExplorerProxy } from "../sandbox/cost-explorer-proxy.js";
@@ -13,6 +12,7 @@ import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
+import { generateEd25519 } from "../sandbox/ssh-keys.js";
 import { resolveStateDatabase } from "../store/database.js";
 import { startRehearsalCostExplorer } from "./cost.js";
 
@@ -287,7 +287,7 @@ export async function startWorld(opts: {
     onStop(() => slack.stop());
 
     // the key pair of the Lightsail instance: imported by lightsail.instance, accepted by the host
-    const pair = ssh2.utils.generateKeyPairSync("ed25519");
+    const pair = generateEd25519();
     const sshKeyPath = path.join(dir, "lightsail_ed25519");
     await writeFile(sshKeyPath, pair.private, { mode: 0o600 });
     await chmod(sshKeyPath, 0o600);

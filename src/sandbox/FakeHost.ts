@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { posix } from "node:path";
 import ssh2, { type Connection, type ParsedKey, type SFTPWrapper } from "ssh2";
 import { sha256Fingerprint } from "../cloud/ssh.js";
+import { generateEd25519 } from "./ssh-keys.js";
 
 const { Server, utils } = ssh2;
 const { STATUS_CODE } = utils.sftp;
@@ -64,7 +65,7 @@ export class FakeHost {
 
   /** A fresh ed25519 host key (OpenSSH private key text). */
   static newHostKey(): string {
-    return utils.generateKeyPairSync("ed25519").private;
+    return generateEd25519().private;
   }
 
   /** The SHA256 fingerprint clients see, as `ssh-keygen -lf` prints it. */

@@ -2,11 +2,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import ssh2 from "ssh2";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import type { RunInfo } from "../../../src/jobs/types.js";
+import { generateEd25519 } from "../../../src/sandbox/ssh-keys.js";
 import { makeStepContext, type TestStepContext } from "../../helpers/step-context.js";
 
 const EXAMPLE = join(import.meta.dirname, "../../../migration.example.yml");
@@ -37,7 +37,7 @@ export async function clientKey(
   dir: string,
   name = "id_ed25519",
 ): Promise<{ path: string; publicKey: string }> {
-  const pair = ssh2.utils.generateKeyPairSync("ed25519");
+  const pair = generateEd25519();
   const path = join(dir, name);
   await writeFile(path, pair.private, { mode: 0o600 });
   return { path, publicKey: pair.public };
