@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 
 /** The line the bot logs once it listens: `{"port":N,…,"msg":"Cutover is up"}`. */
 export const BOT_UP = /"port":(\d+).*"msg":"Cutover is up"/;
@@ -19,7 +20,7 @@ export async function spawnServer(
   opts: { portLine?: RegExp; label?: string; timeoutMs?: number } = {},
 ): Promise<{ child: ChildProcess; port: number }> {
   const { portLine = BOT_UP, label = "the bot", timeoutMs = 60_000 } = opts;
-  const child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), args, {
+  const child = spawn(TSX, args, {
     cwd: ROOT,
     env,
     detached: true,
