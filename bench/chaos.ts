@@ -34,13 +34,15 @@ import { TcpProxy } from "../src/sandbox/tcp-proxy.js";
  * - disk: the dump folder on a 1 MB tmpfs (needs root for `mount`)
  * - crash: the bot (`tsx src/app.ts`) SIGKILLed at seeded moments during a probe write and a
  *   database copy, restarted each time
+ * - load: 500 signed `/migrate status` commands, 50 in flight, through the ack bench
+ *   (bench/ack.ts: the bot and a bare Bolt anchor, each in its own process)
  * Everything listens on 127.0.0.1 and every wait has a deadline: a hang is reported, not waited out.
  * With --only, the sections not run keep their previous figures in RELIABILITY.md.
  */
 
 const OPERATOR = "U0OPERATOR";
 const CHANNEL = "C0MIGRATE";
-const SECTIONS = ["security", "audit", "network", "restart", "disk", "crash"] as const;
+const SECTIONS = ["security", "audit", "network", "restart", "disk", "crash", "load"] as const;
 type Section = (typeof SECTIONS)[number];
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const execFileAsync = promisify(execFile);
@@ -58,6 +60,10 @@ interface Options {
   storageCrashes: number;
   /** SIGKILLs during the approved DNS cutover (the switch and its watch) */
   cutoverCrashes: number;
+  /** SIGKILLs during /rollback, one per round of the cutover campaign */
+  rollbackCrashes: number;
+  /** SIGKILLs during app.deploy over SSH */
+  deployCrashes: number;
 }
 
 function parseArgs(args: string[]): Options {
@@ -68,6 +74,8 @@ function parseArgs(args: string[]): Options {
     loaderRuns: 10_000,
     storageCrashes: 6,
     cutoverCrashes: 6,
+    rollbackCrashes: 6,
+    deployCrashes: 4,
   };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i]!.split("=", 2) as [string, string | undefined];
@@ -85,18 +93,22 @@ function parseArgs(args: string[]): Options {
       flag === "--seed" ||
       flag === "--loader-runs" ||
       flag === "--storage-crashes" ||
-      flag === "--cutover-crashes"
+      flag === "--cutover-crashes" ||
+      flag === "--rollback-crashes" ||
+      flag === "--deploy-crashes"
     ) {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0) throw new Error(`chaos: ${flag} takes a whole number`);
       if (flag === "--crashes") opts.crashes = n;
       else if (flag === "--storage-crashes") opts.storageCrashes = n;
       else if (flag === "--cutover-crashes") opts.cutoverCrashes = n;
+      else if (flag === "--rollback-crashes") opts.rollbackCrashes = n;
+      else if (flag === "--deploy-crashes") opts.deployCrashes = n;
       else if (flag === "--seed") opts.seed = n;
       else opts.loaderRuns = n;
     } else {
       throw new Error(
-        `chaos: unknown option ${flag}; options: --only, --scenarios, --crashes, --storage-crashes, --cutover-crashes, --seed, --loader-runs`,
+        `chaos: unknown option ${flag}; options: --only, --scenarios, --crashes, --storage-crashes, --cutover-crashes, --rollback-crashes, --deploy-crashes, --seed, --loader-runs`,
       );
     }
   }
@@ -969,8 +981,7 @@ target:
 // ───────────────────────────── crashes ─────────────────────────────
 
 const NOT_COVERED = [
-  "/rollback under SIGKILL (it runs inside the modal's request, not as a run: a kill there leaves it to be run again)",
-  "host.setup / app.deploy over SSH",
+  "host.setup over SSH (its script is idempotent and is run again whole after a crash; the fake host answers it without running it)",
   "kills inside the storage crash rounds are aimed by time (0.8–3.8 s into the run), not by step",
 ];
 
@@ -1460,6 +1471,25 @@ interface CutoverCrashReport {
     messages: number;
     ok: boolean;
   }>;
+  /** SIGKILLs during /rollback (after each cutover round), each followed by a restart and a second /rollback */
+  rollback?: RollbackCrashReport;
+}
+
+interface RollbackCrashReport {
+  kills: number;
+  survived: number;
+  rounds: Array<{
+    round: number;
+    afterMs: number;
+    /** the kill landed between the rollback's start and its finish (per the audit trail) */
+    interrupted: boolean;
+    /** "did not finish" notices the restarted bot posted */
+    notices: number;
+    /** the second /rollback's report */
+    report: string;
+    restored: boolean;
+    ok: boolean;
+  }>;
 }
 
 /**
@@ -1468,10 +1498,11 @@ interface CutoverCrashReport {
  * approval and the end of the watch, restarting it each time.
  */
 async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashReport> {
+  const rollbackKills = opts.rollbackCrashes;
   const random = prng(opts.seed + 2);
   const { FakeCloudflare } = await import("../src/sandbox/FakeCloudflare.js");
   const { startAppServer } = await import("../src/sandbox/app-servers.js");
-  const { sendViewSubmission } = await import("../src/sandbox/slack-sender.js");
+  const { sendRollbackSubmission, sendViewSubmission } = await import("../src/sandbox/slack-sender.js");
   const { CALLBACK, INPUT } = await import("../src/views/ids.js");
   const token = `cf-chaos-${randomBytes(8).toString("hex")}`;
   const account = "0123456789abcdef0123456789abcdef";
@@ -1568,6 +1599,91 @@ digest: { enabled: false }
         channelId: CHANNEL,
         responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: OPERATOR }),
       });
+    /** `/migrate run lower-ttl` to its success; returns when it was asked (ISO), to find later runs. */
+    const lowerTtl = async (): Promise<string> => {
+      const since = new Date().toISOString();
+      await command("run lower-ttl");
+      await until("the TTL lowering", async () => {
+        const [r] = await sql<{ status: string }>(
+          dbUrl(state),
+          "SELECT status FROM runs WHERE target = 'lower-ttl' AND created_at > $1 ORDER BY created_at DESC LIMIT 1",
+          [since],
+        );
+        return r?.status === "succeeded" ? true : undefined;
+      });
+      return since;
+    };
+    const submitRollback = () =>
+      sendRollbackSubmission({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        userId: OPERATOR,
+        reason: "chaos drill",
+      });
+    const channelTexts = () =>
+      fake.calls("chat.postMessage").map((c) => String((c.args as { text?: string }).text ?? ""));
+    /**
+     * From the switched state: /rollback with every Cloudflare answer slowed to 120 ms (so the
+     * rollback takes about a second), SIGKILL at a seeded moment inside it, restart, then
+     * /rollback again. Passes when the restarted bot said "did not finish" exactly when the kill
+     * cut a rollback off (and never otherwise), and the second rollback restored everything.
+     */
+    const drillRollback = async (round: number): Promise<void> => {
+      const noticesBefore = channelTexts().filter((t) => t.includes("did not finish")).length;
+      cf.setLatency(120);
+      const afterMs = 50 + Math.floor(random() * 1_100);
+      const submitted = Date.now();
+      void submitRollback().catch(() => undefined); // the kill cuts this request off
+      const wait = submitted + afterMs - Date.now();
+      if (wait > 0) await sleep(wait);
+      await bot.kill9();
+      cf.setLatency(0);
+      const [last] = await sql<{ finished: boolean; at: Date }>(
+        dbUrl(state),
+        `SELECT s.at, EXISTS (SELECT 1 FROM audit_events f WHERE f.action = 'rollback.finish' AND f.id > s.id) AS finished
+           FROM audit_events s WHERE s.action = 'rollback.start' ORDER BY s.id DESC LIMIT 1`,
+      );
+      // a start from before this drill, or none, means the kill came before anything changed
+      const interrupted = last !== undefined && !last.finished && last.at.getTime() >= submitted - 1_000;
+      port = await bot.start();
+      // the notice comes just after start-up: wait for it when due, and 3 s for a wrong one otherwise
+      const until2 = Date.now() + (interrupted ? 15_000 : 3_000);
+      let notices = 0;
+      while (Date.now() < until2) {
+        notices = channelTexts().filter((t) => t.includes("did not finish")).length - noticesBefore;
+        if (interrupted && notices > 0) break;
+        await sleep(100);
+      }
+      const before = channelTexts().length;
+      await submitRollback();
+      const text = await until("the second rollback's report", async () =>
+        channelTexts()
+          .slice(before)
+          .find((t) => /Rollback by|could not run/.test(t)),
+      );
+      const a = records().find((r) => r.name === "api.example.com");
+      const restored =
+        a?.content === OLD &&
+        a.ttl === 3600 &&
+        !records().some((r) => r.name === "cdn.example.com") &&
+        cf.envVars("web").NEXT_PUBLIC_API_URL === "https://old.example.app";
+      const ok = restored && text.includes("✅ Rollback by") && notices === (interrupted ? 1 : 0);
+      report.rollback ??= { kills: 0, survived: 0, rounds: [] };
+      report.rollback.kills++;
+      if (ok) report.rollback.survived++;
+      report.rollback.rounds.push({
+        round,
+        afterMs,
+        interrupted,
+        notices,
+        report: text.split("\n")[0]!.slice(0, 160),
+        restored,
+        ok,
+      });
+      log(
+        `rollback round ${round}: SIGKILL at +${afterMs} ms (${interrupted ? "mid-rollback" : "not mid-rollback"}), ${notices} notice(s), restored ${restored}`,
+      );
+    };
     while (report.kills < kills) {
       report.rounds++;
       const round = report.rounds;
@@ -1583,16 +1699,7 @@ digest: { enabled: false }
         NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
       });
       const deploysBefore = cf.deployments("web").length;
-      const since = new Date().toISOString();
-      await command("run lower-ttl");
-      await until("the TTL lowering", async () => {
-        const [r] = await sql<{ status: string }>(
-          dbUrl(state),
-          "SELECT status FROM runs WHERE target = 'lower-ttl' AND created_at > $1 ORDER BY created_at DESC LIMIT 1",
-          [since],
-        );
-        return r?.status === "succeeded" ? true : undefined;
-      });
+      const since = await lowerTtl();
       await sql(
         dbUrl(state),
         "UPDATE checkpoints SET value = jsonb_set(value, '{loweredAt}', to_jsonb($1::text)) WHERE key = 'snapshot'",
@@ -1719,12 +1826,220 @@ digest: { enabled: false }
         `cutover round ${round}: ${status}, switched ${switched}, ${redeploys} redeploy(s), ${thisRunMessages} message(s)`,
       );
       if (status !== "succeeded") break;
+      if ((report.rollback?.kills ?? 0) < rollbackKills) await drillRollback(round);
+    }
+    // rounds with no cutover kill left still drill the rollback, from a switched state set by hand
+    if (report.rounds === 0 && rollbackKills > 0) {
+      // the values to go back to are recorded by the TTL lowering
+      await lowerTtl();
+    }
+    while ((report.rollback?.kills ?? 0) < rollbackKills) {
+      report.rounds++;
+      const zone = await admin.dns.findZone("example.com");
+      const api = await admin.dns.getRecord(zone, "api.example.com", "A");
+      await admin.dns.updateRecord(api!, { content: NEW, ttl: 60 });
+      if (!(await admin.dns.getRecord(zone, "cdn.example.com", "CNAME"))) {
+        await admin.dns.createRecord(zone, {
+          name: "cdn.example.com",
+          type: "CNAME",
+          content: "d111.cloudfront.net",
+          ttl: 1,
+          proxied: false,
+        });
+      }
+      await admin.pages.setEnvVars("web", {
+        NEXT_PUBLIC_API_URL: "https://api.example.com",
+        NEXT_PUBLIC_CDN_URL: "https://d111.cloudfront.net",
+      });
+      await drillRollback(report.rounds);
     }
   } finally {
     await bot.kill9();
     await fake.stop();
     await cf.stop();
     await Promise.allSettled([oldApp.stop(), newApp.stop()]);
+    await dropDb(state);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return report;
+}
+
+// ───────────────────────────── crash: app.deploy over SSH ─────────────────────────────
+
+interface DeployCrashReport {
+  kills: number;
+  survived: number;
+  rounds: Array<{
+    round: number;
+    afterMs: number;
+    status: string;
+    /** `current` on the host points at this run's release */
+    live: boolean;
+    /** what the step recorded as the release to go back to */
+    previous: string;
+    /** the deploy script's runs in the round */
+    deploys: number;
+    messages: number;
+    ok: boolean;
+  }>;
+}
+
+/**
+ * SIGKILLs during `app.deploy` over SSH to an in-process ssh2 host (src/sandbox/FakeHost.ts)
+ * that behaves like the Ubuntu host for the deploy script: `current` switches to the new
+ * release as soon as the script starts, and the script then takes 1.5 s more. Each round puts
+ * `current` back on a known release, deploys, kills the bot at a seeded moment, restarts it.
+ * A round passes when the run succeeds, `current` points at the run's release, the step still
+ * knows the release that was live before (what a failed health check or undo goes back to:
+ * a retry after the switch would otherwise see its own release there), and the channel holds
+ * one progress message for the run.
+ */
+async function crashDeploy(opts: Options, kills: number): Promise<DeployCrashReport> {
+  const random = prng(opts.seed + 3);
+  const { FakeHost } = await import("../src/sandbox/FakeHost.js");
+  const { emulateUbuntuHost } = await import("../src/rehearsal/host.js");
+  const { generateEd25519 } = await import("../src/sandbox/ssh-keys.js");
+  const BEFORE = "20260101T000000Z-main";
+  const appDir = "/opt/gogojap";
+  const current = `${appDir}/current`;
+  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-deploy-"));
+  const pair = generateEd25519();
+  const keyPath = path.join(dir, "host_ed25519");
+  await writeFile(keyPath, pair.private, { mode: 0o600 });
+  const host = new FakeHost({ authorizedKeys: [pair.public], users: ["ubuntu"] });
+  const hostPort = await host.start();
+  const behaviour = emulateUbuntuHost(host, { appDir, services: ["gogojap"] });
+  let deploys = 0;
+  // later responders win: the deploy switches at once, then works on (a crash lands after the switch)
+  host.on(/deploy\.sh'$/, async (command) => {
+    deploys++;
+    const script = host.text(/bash '([^']+)'$/.exec(command)?.[1] ?? "") ?? "";
+    const release = /^RELEASE='([^']+)'$/m.exec(script)?.[1];
+    const previous = host.links.get(current)?.split("/").pop() ?? "none";
+    host.links.set(current, `releases/${release}`);
+    await sleep(1_500);
+    return {
+      stdout: `::cutover:: previous ${previous}\n::cutover:: section fetch\n::cutover:: section switch\n::cutover:: section restart\n::cutover:: deployed ${release}\n`,
+    };
+  });
+  behaviour.health = () => "200";
+  const fake = new FakeSlack();
+  await fake.start();
+  const state = await createDb("crash_deploy_state");
+  const signingSecret = "cutover-crash-deploy-signing-secret";
+  const report: DeployCrashReport = { kills: 0, survived: 0, rounds: [] };
+  const bot = childBot({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
+    SLACK_SIGNING_SECRET: signingSecret,
+    SLACK_API_URL: fake.apiUrl,
+    PORT: "0",
+    DATABASE_URL: dbUrl(state),
+    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+    CUTOVER_DATA_DIR: dir,
+    LIGHTSAIL_SSH_KEY_PATH: keyPath,
+  });
+  try {
+    await writeFile(
+      path.join(dir, "migration.yml"),
+      config(
+        `    - id: app
+      title: App
+      steps:
+        - id: deploy
+          uses: app.deploy
+          with: { address: 127.0.0.1, healthIntervalMs: 100 }
+`,
+        `target:
+  aws: { region: ap-southeast-1 }
+  host:
+    sshUser: ubuntu
+    sshPort: ${hostPort}
+    sshKeyPathEnv: LIGHTSAIL_SSH_KEY_PATH
+    appDir: ${appDir}
+    release: { repo: https://github.com/gogojap/gogojap.git, ref: main }
+    gunicorn: { app: "app.main:app" }
+    nginx: { serverNames: [api.example.com], tls: { mode: none } }
+    supervisor: { services: [{ name: gogojap, command: "{gunicorn}" }] }
+    healthPath: /health
+digest: { enabled: false }
+`,
+      ),
+    );
+    let port = await bot.start();
+    let round = 0;
+    while (report.kills < kills) {
+      round++;
+      host.links.set(current, `releases/${BEFORE}`);
+      const deploysBefore = deploys;
+      const since = new Date().toISOString();
+      await sendSlashCommand({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        command: "/migrate",
+        text: "run deploy",
+        userId: OPERATOR,
+        channelId: CHANNEL,
+        responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: OPERATOR }),
+      });
+      // from the command, past the switch (the script starts after the upload), into the script's work
+      const afterMs = 300 + Math.floor(random() * 2_200);
+      await sleep(afterMs);
+      await bot.kill9();
+      report.kills++;
+      log(`deploy round ${round}: SIGKILL at +${afterMs} ms (current → ${host.links.get(current)})`);
+      port = await bot.start();
+      let status = "hang";
+      let runId = "";
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        const [r] = await sql<{ id: string; status: string }>(
+          dbUrl(state),
+          "SELECT id::text, status FROM runs WHERE target = 'deploy' AND created_at > $1 ORDER BY created_at DESC LIMIT 1",
+          [since],
+        );
+        if (r) runId = r.id;
+        if (r && ["succeeded", "failed", "cancelled"].includes(r.status)) {
+          status = r.status;
+          break;
+        }
+        await sleep(250);
+      }
+      const [cp] = await sql<{ release: string | null; previous: string | null }>(
+        dbUrl(state),
+        `SELECT max(c.value #>> '{}') FILTER (WHERE c.key = 'release') AS release,
+                max(c.value #>> '{}') FILTER (WHERE c.key = 'previous') AS previous
+           FROM checkpoints c JOIN step_executions e ON e.id = c.execution_id WHERE e.run_id = $1`,
+        [runId || "00000000-0000-0000-0000-000000000000"],
+      );
+      await sleep(1_000);
+      const live = cp?.release ? host.links.get(current) === `releases/${cp.release}` : false;
+      const messages = fake
+        .messages(CHANNEL)
+        .filter((m) => runId && (m.text.includes(runId.slice(0, 8)) || m.text.includes("Run deploy"))).length;
+      const thisRound = messages - (round - 1);
+      const ok = status === "succeeded" && live && cp?.previous === BEFORE && thisRound === 1;
+      if (ok) report.survived++;
+      report.rounds.push({
+        round,
+        afterMs,
+        status,
+        live,
+        previous: cp?.previous ?? "(none)",
+        deploys: deploys - deploysBefore,
+        messages: thisRound,
+        ok,
+      });
+      log(
+        `deploy round ${round}: ${status}; live ${live}; previous ${cp?.previous}; ${deploys - deploysBefore} deploy script run(s); ${thisRound} message(s)`,
+      );
+      if (status !== "succeeded") break;
+    }
+  } finally {
+    await bot.kill9();
+    await fake.stop();
+    await host.stop();
     await dropDb(state);
     await rm(dir, { recursive: true, force: true });
   }
@@ -1820,7 +2135,53 @@ interface ChaosResult {
   crash?: CrashReport;
   crashStorage?: StorageCrashReport;
   crashCutover?: CutoverCrashReport;
+  crashDeploy?: DeployCrashReport;
+  load?: LoadReport;
   errors: Record<string, string>;
+}
+
+interface LoadReport {
+  requests: number;
+  concurrency: number;
+  wall_ms: number | null;
+  p50_ms: number | null;
+  p99_ms: number | null;
+  max_ms: number | null;
+  errors: number;
+  anchor_p99_ms: number | null;
+  replies_expected: number;
+  replies_arrived: number;
+  reply_p99_ms: number | null;
+}
+
+/** The load test: the ack bench at 500 commands, 50 in flight, in a process of its own. */
+async function load(): Promise<LoadReport> {
+  const { stdout } = await execFileAsync(
+    path.join(ROOT, "node_modules", ".bin", "tsx"),
+    ["bench/run.ts", "ack", "--requests", "500", "--concurrency", "50"],
+    { cwd: ROOT, timeout: 600_000, maxBuffer: 16 * 1024 * 1024 },
+  );
+  const line = stdout.trim().split("\n").at(-1) ?? "";
+  const r = JSON.parse(line) as Pick<
+    LoadReport,
+    "requests" | "concurrency" | "wall_ms" | "p50_ms" | "p99_ms" | "max_ms" | "errors"
+  > & {
+    anchor: { p99_ms: number | null };
+    replies: { expected: number; arrived: number; p99_ms: number | null };
+  };
+  return {
+    requests: r.requests,
+    concurrency: r.concurrency,
+    wall_ms: r.wall_ms,
+    p50_ms: r.p50_ms,
+    p99_ms: r.p99_ms,
+    max_ms: r.max_ms,
+    errors: r.errors,
+    anchor_p99_ms: r.anchor.p99_ms,
+    replies_expected: r.replies.expected,
+    replies_arrived: r.replies.arrived,
+    reply_p99_ms: r.replies.p99_ms,
+  };
 }
 
 const MARK = "<!-- chaos-json ";
@@ -1839,11 +2200,15 @@ const NOTES = [
   "- `dns.lower-ttl` failed on a record the file marks as new (the example's `cdn.gogojap.com` CNAME), and the cutover would have created it with TTL 0. Fixed: src/jobs/steps/dns-lower-ttl.ts skips new records, src/jobs/cutover/service.ts settles them on the file's TTL or Cloudflare's automatic one.",
   "- An environment called `.` or `..` made the dump folder `dumps/` itself or the data folder, and the reports folder likewise. Fixed in src/jobs/steps/db-common.ts and src/jobs/steps/verify-common.ts (a leading dot becomes `_`).",
   "",
+  "- **A black-holed API cost minutes before a clear failure** (cloudflare-stall-forever: 367.7 s, 30 s × 3 tries per call × the engine's attempts). Fixed: the runner's per-step watchdog (src/jobs/watchdog.ts). Each step has a time limit over all its attempts (`timeout:` in the file, else its type's default: `dns.lower-ttl` 2 min); past it the step is stopped, not retried, and fails naming how far it got and the last real error (now 120 s). The copy steps are also stopped when their progress stops moving for `engine.stallSeconds` and resumed from their checkpoint; a step that ignores being stopped is left behind, and the failure says it may still be at work.",
+  "- **A reply through the response_url was posted once, with no timeout**: a dropped connection lost the only answer a person gets, and a hung one held one of the four after-ack slots for ever. Fixed: src/commands/steady-respond.ts tries network failures, 429 and 5xx twice more and stops waiting after 10 s (test/commands/steady-respond.test.ts). This is the likeliest cause of the routing test's rare missing lock-refusal reply.",
+  '- **A rollback cut off by a crash left no trace in the channel**, and two rollbacks could run at once (two replicas, or a second press). Fixed: a rollback holds an advisory lock on the state database (a second one is refused with who and since when); at start-up, a `rollback.start` without its `rollback.finish` whose lock nobody holds is announced once: "did not finish … run /rollback again" (the /rollback crash campaign above).',
+  "- **A deploy cut off after it switched `current` lost the way back.** `app.deploy` learned the release to return to from its script's output, after the switch; a retry after a crash saw its own release there, so a failed health check had nothing to switch back to and undo would stop the app. Fixed: src/jobs/steps/app-deploy.ts reads and checkpoints the live release before anything changes (test/jobs/host/app-deploy.test.ts, and the app.deploy crash campaign above).",
+  "",
   "## Open",
   "",
-  "- **Black holes are bounded by client timeouts, not by the runner.** There is no per-step deadline: a stalled Cloudflare API costs 30 s × 3 tries per call (SDK timeout and retries) × the engine's attempts before the run fails; a stalled S3 PUT 120 s per try; a stalled PostgreSQL query has no timeout at all once connected (`db.write-probe` sets none; pg_dump/pg_restore run until the server answers). A per-step progress watchdog in the runner would bound them all.",
+  "- **Quiet steps are bounded by their time limit only.** `db.restore`, `db.verify`, `dns.cutover`, `kpi.monitor` and `decommission` have no default time limit and no stall watch (an index build or one large table's checksum can be legitimately quiet for long), so a black-holed database during them waits on the connection's TCP keepalive. Set `timeout:` on such a step in the migration file to bound it.",
   "- node-pg reads a database name from a URL with `decodeURI`, libpq's environment (src/cloud/postgres.ts) with `decodeURIComponent`: a URL naming a database with `$` or `;` percent-encoded reaches the two differently. Written raw (or with `encodeURI`), both agree; the injection test uses that form.",
-  "- `ACTION.showStatus` (src/views/ids.ts) has no listener; nothing posts that button today.",
   "- `npm audit --omit=dev`: the registry this machine reaches answers the advisory endpoint with 405 (it serves GET/HEAD only), so no audit figure could be measured here; run it where registry.npmjs.org's audit API is reachable.",
   "",
 ];
@@ -1925,11 +2290,17 @@ function render(r: ChaosResult): string {
     `| Network, restart and disk faults | ${all.length ? `${survived} handled as required out of ${all.length} tried; ${all.filter((s) => s.verdict === "hang").length} hangs` : na} | \`npm run bench -- chaos --only network,restart,disk\` |`,
   );
   lines.push(
-    `| SIGKILL crash campaign: probe write and database copy | ${r.crash ? `${r.crash.survived} survived out of ${r.crash.kills} kills in ${r.crash.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 20 --seed ${r.seed}\` |`,
+    `| SIGKILL crash campaign: probe write and database copy | ${r.crash ? `${r.crash.survived} survived out of ${r.crash.kills} kills in ${r.crash.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 20 --storage-crashes 0 --cutover-crashes 0 --rollback-crashes 0 --deploy-crashes 0 --seed ${r.seed}\` |`,
   );
   lines.push(
-    `| SIGKILL crash campaign: the approved DNS cutover (switch and watch) | ${r.crashCutover ? `${r.crashCutover.survived} survived out of ${r.crashCutover.kills} kills in ${r.crashCutover.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 6 --seed ${r.seed}\` |`,
-    `| SIGKILL crash campaign: storage sync (R2 → S3) | ${r.crashStorage ? `${r.crashStorage.survived} survived out of ${r.crashStorage.kills} kills in ${r.crashStorage.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --storage-crashes 6 --seed ${r.seed}\` |`,
+    `| SIGKILL crash campaign: the approved DNS cutover (switch and watch) | ${r.crashCutover ? `${r.crashCutover.survived} survived out of ${r.crashCutover.kills} kills in ${r.crashCutover.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 6 --rollback-crashes 0 --deploy-crashes 0 --seed ${r.seed}\` |`,
+    `| SIGKILL crash campaign: /rollback (kill, restart, roll back again) | ${r.crashCutover?.rollback ? `${r.crashCutover.rollback.survived} survived out of ${r.crashCutover.rollback.kills} kills (${r.crashCutover.rollback.rounds.filter((x) => x.interrupted).length} cut a rollback off)` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 0 --rollback-crashes 6 --deploy-crashes 0 --seed ${r.seed}\` |`,
+    `| SIGKILL crash campaign: app.deploy over SSH | ${r.crashDeploy ? `${r.crashDeploy.survived} survived out of ${r.crashDeploy.kills} kills` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 0 --rollback-crashes 0 --deploy-crashes 4 --seed ${r.seed}\` |`,
+    `| SIGKILL crash campaign: storage sync (R2 → S3) | ${r.crashStorage ? `${r.crashStorage.survived} survived out of ${r.crashStorage.kills} kills in ${r.crashStorage.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 6 --cutover-crashes 0 --rollback-crashes 0 --deploy-crashes 0 --seed ${r.seed}\` |`,
+  );
+  const ld = r.load;
+  lines.push(
+    `| Load: ${ld ? `${ld.requests} signed slash commands, ${ld.concurrency} in flight` : "500 signed slash commands, 50 in flight"} | ${ld ? `all sent and acked in ${((ld.wall_ms ?? 0) / 1000).toFixed(1)} s (target 10 s); ack p50 ${ld.p50_ms} ms, p99 ${ld.p99_ms} ms (bare-Bolt anchor p99 ${ld.anchor_p99_ms} ms, target 100 ms); ${ld.errors} errors; ${ld.replies_arrived} of ${ld.replies_expected} replies delivered (p99 ${ld.reply_p99_ms} ms)` : na} | \`npm run bench -- chaos --only load\` (or \`npm run bench -- ack --requests 500 --concurrency 50\`) |`,
   );
   lines.push("");
   if (r.security) {
@@ -2013,6 +2384,40 @@ function render(r: ChaosResult): string {
     lines.push("");
     lines.push(`Kill moments (after the approval): ${c.moments.map((m) => `+${m.afterMs} ms`).join("; ")}.`);
     lines.push("");
+    if (c.rollback) {
+      const rb = c.rollback;
+      lines.push("### /rollback under SIGKILL");
+      lines.push("");
+      lines.push(
+        `${rb.kills} SIGKILLs of the bot while it carries out a confirmed /rollback (from the switched state; every Cloudflare answer slowed to 120 ms so the rollback takes about a second), at seeded moments 50–1150 ms after the ROLLBACK modal was submitted, each followed by a restart and a second /rollback. A round passes when the restarted bot posted "did not finish" exactly once if the kill cut a rollback off (audit trail: a \`rollback.start\` without its \`rollback.finish\`) and never otherwise, and the second /rollback reported ✅ with the A record back on its old value and TTL, the new CNAME gone and the Pages variables restored.`,
+      );
+      lines.push("");
+      lines.push("| round | kill at | cut a rollback off | notices | second rollback | restored | pass |");
+      lines.push("|---|---|---|---|---|---|---|");
+      for (const d of rb.rounds)
+        lines.push(
+          `| ${d.round} | +${d.afterMs} ms | ${d.interrupted} | ${d.notices} | ${d.report.replace(/\|/g, "\\|")} | ${d.restored} | ${d.ok ? "✅" : "❌"} |`,
+        );
+      lines.push("");
+    }
+  }
+  if (r.crashDeploy) {
+    const d = r.crashDeploy;
+    lines.push("### app.deploy over SSH under SIGKILL");
+    lines.push("");
+    lines.push(
+      `${d.kills} SIGKILLs during \`app.deploy\` to an in-process ssh2 host that behaves like the Ubuntu host for the deploy script (\`current\` switches to the new release as soon as the script starts; the script takes 1.5 s more), at seeded moments 0.3–2.5 s after the command, each followed by a restart. A round passes when the run succeeds, \`current\` points at the run's release, the step still names the release that was live before as the one to go back to (a failed health check or undo returns there), and the channel holds one progress message for the run.`,
+    );
+    lines.push("");
+    lines.push(
+      "| round | kill at | run | new release live | goes back to | deploy script runs | progress messages | pass |",
+    );
+    lines.push("|---|---|---|---|---|---|---|---|");
+    for (const x of d.rounds)
+      lines.push(
+        `| ${x.round} | +${x.afterMs} ms | ${x.status} | ${x.live} | ${x.previous} | ${x.deploys} | ${x.messages} | ${x.ok ? "✅" : "❌"} |`,
+      );
+    lines.push("");
   }
   lines.push(...NOTES);
   if (Object.keys(r.errors).length) {
@@ -2060,10 +2465,21 @@ export async function main(args: string[]): Promise<void> {
       const cs = await guard("crash", () => crashStorage(opts, opts.storageCrashes));
       if (cs) result.crashStorage = cs;
     }
-    if (opts.cutoverCrashes > 0) {
+    if (opts.cutoverCrashes > 0 || opts.rollbackCrashes > 0) {
       const cc = await guard("crash", () => crashCutover(opts, opts.cutoverCrashes));
-      if (cc) result.crashCutover = cc;
+      // a campaign of one kind keeps the other's last figures
+      if (cc)
+        result.crashCutover =
+          opts.cutoverCrashes > 0
+            ? { ...cc, rollback: cc.rollback ?? prev.crashCutover?.rollback }
+            : { ...(prev.crashCutover ?? cc), rollback: cc.rollback };
     }
+    if (opts.deployCrashes > 0) {
+      const cd = await guard("crash", () => crashDeploy(opts, opts.deployCrashes));
+      if (cd) result.crashDeploy = cd;
+    }
+    const ld = await guard("load", load);
+    if (ld) result.load = ld;
   } finally {
     for (const name of created) await dropDb(name);
   }

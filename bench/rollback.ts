@@ -7,7 +7,7 @@ import { createLogger } from "../src/log.js";
 import { type AppServer, startAppServer } from "../src/sandbox/app-servers.js";
 import { FakeCloudflare } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
-import { sendSlashCommand, sendViewSubmission } from "../src/sandbox/slack-sender.js";
+import { sendRollbackSubmission, sendSlashCommand, sendViewSubmission } from "../src/sandbox/slack-sender.js";
 import { CALLBACK, INPUT } from "../src/views/ids.js";
 
 /**
@@ -232,19 +232,11 @@ export async function main(args: string[]): Promise<void> {
         fake.on("call", onCall);
       });
       const t0 = performance.now();
-      const res = await sendViewSubmission({
+      const res = await sendRollbackSubmission({
         url,
         signingSecret,
-        callbackId: CALLBACK.rollback,
         userId: OPERATOR,
-        values: {
-          [INPUT.rollbackWord.block]: {
-            [INPUT.rollbackWord.action]: { type: "plain_text_input", value: "ROLLBACK" },
-          },
-          [INPUT.rollbackReason.block]: {
-            [INPUT.rollbackReason.action]: { type: "plain_text_input", value: `bench round ${i + 1}` },
-          },
-        },
+        reason: `bench round ${i + 1}`,
       });
       if (res.status !== 200 || res.body !== "")
         throw new Error(`the modal was refused: ${res.status} ${res.body}`);

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { SlackProgress } from "./cloud/slack-progress.js";
 import { AccessControl } from "./commands/access.js";
 import type { CommandDeps } from "./commands/context.js";
+import { announceInterruptedRollback } from "./commands/handlers/rollback.js";
 import { register } from "./commands/index.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
@@ -19,6 +20,7 @@ import { requestDecommissionApproval } from "./jobs/steps/decommission.js";
 import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.js";
 import { boltLogger, createLogger } from "./log.js";
 import { httpRoutes, serveRoutes } from "./routes.js";
+import { noticeView } from "./views/help.js";
 
 export interface RunningCutover {
   /** the HTTP port (/slack/events in HTTP mode, /healthz and /metrics in both modes) */
@@ -216,6 +218,10 @@ export async function startCutover(
     { port, mode: slack.mode, env: file.environment, embeddedDb: deps.state.embedded },
     "Cutover is up",
   );
+  // A rollback cut off by the stop before this start is said in the channel, once.
+  void announceInterruptedRollback(commandDeps, async (text) => {
+    await commandDeps.slack?.post(file.slack.channel, noticeView(text));
+  }).catch((err) => log.warn({ err }, "could not check for an interrupted rollback"));
 
   // The daily digest: one message a day (one per day across replicas: the day is claimed in the
   // state database), progress, yesterday's KPIs and cost with two charts.

@@ -6,6 +6,7 @@ import { audit } from "../store/audit.js";
 import type { CommandDeps } from "./context.js";
 import { authorise } from "./dispatch.js";
 import { runHandler } from "./handlers/run.js";
+import { steadyRespond } from "./steady-respond.js";
 
 const Value = z.object({ target: z.string().min(1).max(100), replace: z.boolean(), delete: z.boolean() });
 
@@ -18,8 +19,9 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
     ack,
     body,
     action,
-    respond,
+    respond: slackRespond,
   }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
+    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "confirm_run" });
     const caller = {
@@ -83,7 +85,11 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
 
 /** "Cancel" on an ephemeral question: remove it. */
 export function dismissAction() {
-  return async ({ ack, respond }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
+  return async ({
+    ack,
+    respond: slackRespond,
+  }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
+    const respond = steadyRespond(slackRespond);
     await ack();
     await respond({ delete_original: true });
   };

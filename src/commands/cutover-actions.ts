@@ -17,6 +17,7 @@ import { approveModal, cutoverRequestView } from "../views/cutover.js";
 import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";
 import { INPUT } from "../views/ids.js";
 import type { CommandDeps } from "./context.js";
+import { steadyRespond } from "./steady-respond.js";
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
 
@@ -145,7 +146,8 @@ async function refuse(
 
 /** Approve…: checks the rules, then opens the modal where the approver types the record name. */
 export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond }: ButtonArgs) => {
+  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
+    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "approve_cutover" });
     const approvalId = action.value ?? "";
@@ -270,7 +272,8 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
 
 /** Reject: an approver says no. */
 export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond }: ButtonArgs) => {
+  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
+    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "reject_cutover" });
     const approvalId = action.value ?? "";
@@ -295,7 +298,8 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
 
 /** Withdraw: the requester takes the request back. */
 export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond }: ButtonArgs) => {
+  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
+    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "withdraw_cutover" });
     const approvalId = action.value ?? "";

@@ -1,10 +1,14 @@
 import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt";
+import { describeError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
+import type { Reply } from "../views/blocks.js";
+import { noticeView } from "../views/help.js";
 import { AfterAck } from "./after-ack.js";
 import type { CommandDeps } from "./context.js";
 import { firstDelivery } from "./dedupe.js";
 import { dispatchMigrate } from "./dispatch.js";
 import { parseMigrate } from "./parse.js";
+import { steadyRespond } from "./steady-respond.js";
 
 /**
  * `/migrate …`. Pure replies (help, unknown input) go back in the ack itself; anything that
@@ -12,7 +16,8 @@ import { parseMigrate } from "./parse.js";
  * on the database.
  */
 export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = new AfterAck(4)) {
-  return async ({ command, ack, respond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
+  return async ({ command, ack, respond: slackRespond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
+    const respond = steadyRespond(slackRespond);
     const started = performance.now();
     const cmd = parseMigrate(command.text ?? "");
     const caller = {
@@ -31,10 +36,17 @@ export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = n
     await ack();
     metrics.ackSeconds.observe((performance.now() - started) / 1000);
     await afterAck.run(async () => {
-      // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
-      if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
-        return;
-      const reply = await dispatchMigrate(cmd, caller, deps);
+      let reply: Reply;
+      try {
+        // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
+        if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
+          return;
+        reply = await dispatchMigrate(cmd, caller, deps);
+      } catch (err) {
+        // the state database unreachable, say: the person still gets an answer that says so
+        deps.log.error({ err, command: cmd.name }, "command failed before it could answer");
+        reply = noticeView(`⚠️ ${describeError(err)}`);
+      }
       metrics.commands.inc({
         command: cmd.name,
         outcome: reply.text.startsWith("⛔") ? "refused" : "answered",

@@ -330,7 +330,40 @@ export const StepSchema = z.strictObject({
   requiresApproval: z.boolean().optional(),
   /** options for the step type; the catalogue validates them */
   with: z.record(z.string(), z.unknown()).default({}),
+  /**
+   * the longest the step may take, all attempts together, e.g. "90s", "20m", "1h30m"; "none"
+   * lifts the limit. Defaults from the catalogue (STEP_TIME_LIMITS); past it the step is stopped
+   * and fails with what it was waiting on.
+   */
+  timeout: z
+    .union([z.string(), z.number()])
+    .transform((v, ctx) => {
+      const seconds = parseStepDuration(v);
+      if (seconds === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${JSON.stringify(v)} is not a duration — write it like "90s", "20m", "2h" or "1h30m" (or "none" for no limit)`,
+        });
+        return z.NEVER;
+      }
+      return seconds;
+    })
+    .optional(),
 });
+
+/**
+ * Seconds in a step duration ("90s", "20m", "1h30m", a bare number of seconds), null for
+ * "none", undefined when unreadable. Between 1 s and 7 days.
+ */
+export function parseStepDuration(v: string | number): number | null | undefined {
+  if (typeof v === "number") return Number.isInteger(v) && v >= 1 && v <= 604_800 ? v : undefined;
+  const text = v.trim().toLowerCase();
+  if (text === "none") return null;
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!m || text === "") return undefined;
+  const seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  return seconds >= 1 && seconds <= 604_800 ? seconds : undefined;
+}
 
 export const PhaseSchema = z.strictObject({
   id: stepId,
@@ -360,8 +393,13 @@ export const EngineSchema = z
     backoffMs: z.number().int().min(0).max(600_000).default(2_000),
     /** most progress-message edits per second per channel */
     progressEditsPerSecond: z.number().min(0.1).max(5).default(1),
+    /**
+     * a step that has reported progress and then reports none for this long is stopped and
+     * tried again from its checkpoint (a stalled connection); 1 s at least, for the tests
+     */
+    stallSeconds: z.number().int().min(1).max(86_400).default(600),
   })
-  .default({ attempts: 3, backoffMs: 2_000, progressEditsPerSecond: 1 });
+  .default({ attempts: 3, backoffMs: 2_000, progressEditsPerSecond: 1, stallSeconds: 600 });
 
 // ───────────────────────────── source ─────────────────────────────
 

@@ -8,6 +8,7 @@ import type { Prisma } from "../generated/prisma/client.js";
 import { audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
 import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
+import { STEP_TIME_LIMITS } from "./catalogue.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type {
   CheckpointStore,
@@ -17,6 +18,7 @@ import type {
   StepRegistry,
   StepReport,
 } from "./types.js";
+import { StepWatchdog } from "./watchdog.js";
 
 export const RUN_QUEUE = "cutover-run";
 
@@ -45,6 +47,8 @@ export interface RunnerDeps {
   file: MigrationFile;
   log: Logger;
   observer: RunObserver;
+  /** how long a step stopped by its watchdog has to give up before the run moves on (10 s) */
+  watchdogGraceMs?: number;
 }
 
 export interface RunRequest {
@@ -205,19 +209,27 @@ export class Runner {
   }
 
   /** Runs fn while holding the run's advisory lock; false when another session holds it. */
-  private async withRunLock(runId: string, fn: () => Promise<void>, onLost?: () => void): Promise<boolean> {
+  private withRunLock(runId: string, fn: () => Promise<void>, onLost?: () => void): Promise<boolean> {
+    return this.exclusive(`cutover-run:${runId}`, fn, onLost);
+  }
+
+  /**
+   * Runs fn while holding a session advisory lock named `key` on the state database, in any
+   * replica; false (fn not run) when another session holds it. A crash releases it with the
+   * session, so a held lock always means someone alive is at work.
+   */
+  async exclusive(key: string, fn: () => Promise<void>, onLost?: () => void): Promise<boolean> {
     const client = await this.deps.pool.connect();
     // A checked-out client reports a dropped session (the state database restarted, the network
     // cut it) as an 'error' event on itself; unheard, that event would end the whole process.
     let lost: Error | undefined;
     const onError = (err: Error) => {
       lost = err;
-      this.deps.log.warn({ err: { message: err.message }, runId }, "lost the session holding the run's lock");
+      this.deps.log.warn({ err: { message: err.message }, lock: key }, "lost the session holding a lock");
       onLost?.();
     };
     client.on("error", onError);
     try {
-      const key = `cutover-run:${runId}`;
       const got = await client.query<{ ok: boolean }>(
         "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok",
         [key],
@@ -355,7 +367,7 @@ export class Runner {
     execution: NonNullable<Awaited<ReturnType<typeof loadRun>>>["steps"][number],
     signal: AbortSignal,
   ): Promise<"succeeded" | "failed" | "cancelled" | "shutdown"> {
-    const { db, file, registry, log, observer } = this.deps;
+    const { db, file, registry, observer } = this.deps;
     const found = findStep(file, execution.step);
     const fail = async (message: string) => {
       await db.stepExecution.update({
@@ -379,9 +391,36 @@ export class Runner {
 
     await inheritCheckpoints(db, execution.id, execution.step, run.env);
     const maxAttempts = run.dryRun ? 1 : file.engine.attempts;
+    const watchdog = new StepWatchdog({
+      limitSeconds: found.step.timeout === undefined ? STEP_TIME_LIMITS[found.step.uses] : found.step.timeout,
+      stallSeconds: definition.stallWatch ? file.engine.stallSeconds : undefined,
+      ...(this.deps.watchdogGraceMs === undefined ? {} : { graceMs: this.deps.watchdogGraceMs }),
+    });
+    try {
+      return await this.attemptStep(run, execution, definition, input, signal, watchdog, maxAttempts, fail);
+    } finally {
+      watchdog.stop();
+    }
+  }
+
+  private async attemptStep(
+    run: NonNullable<Awaited<ReturnType<typeof loadRun>>>,
+    execution: NonNullable<Awaited<ReturnType<typeof loadRun>>>["steps"][number],
+    definition: StepDefinition<unknown>,
+    input: unknown,
+    runSignal: AbortSignal,
+    watchdog: StepWatchdog,
+    maxAttempts: number,
+    fail: (message: string) => Promise<"failed">,
+  ): Promise<"succeeded" | "failed" | "cancelled" | "shutdown"> {
+    const { db, file, log, observer } = this.deps;
     let attempt = execution.attempts;
+    let lastError: string | undefined;
     for (;;) {
+      if (watchdog.expired) return fail(watchdog.describe(execution.step, lastError));
       attempt++;
+      const signal = watchdog.beginAttempt(runSignal);
+      const report = this.progressReporter(run.id, execution.id);
       const stepLog = log.child({ runId: run.id, step: execution.step, attempt });
       await db.stepExecution.update({
         where: { id: execution.id },
@@ -412,7 +451,10 @@ export class Runner {
         },
         signal,
         attempt,
-        progress: this.progressReporter(run.id, execution.id),
+        progress: (p) => {
+          watchdog.progress(p);
+          report(p);
+        },
         alert: (a) => observer.runAlert?.(run.id, a),
         report: (r) => observer.runReport?.(run.id, r),
         checkpoint: checkpointStore(db, execution.id),
@@ -420,7 +462,7 @@ export class Runner {
       try {
         signal.throwIfAborted();
         if (run.dryRun) {
-          const plan = await definition.plan(input, ctx);
+          const plan = await watchdog.guard(definition.plan(input, ctx));
           await db.stepExecution.update({
             where: { id: execution.id },
             data: {
@@ -430,9 +472,9 @@ export class Runner {
             },
           });
         } else {
-          const outcome = await definition.run(input, ctx);
+          const outcome = await watchdog.guard(definition.run(input, ctx));
           signal.throwIfAborted();
-          const verified = await definition.verify(input, ctx);
+          const verified = await watchdog.guard(definition.verify(input, ctx));
           if (!verified.ok) {
             throw new CutoverError(ErrorCode.StepFailed, `verification failed: ${verified.summary}`);
           }
@@ -457,8 +499,8 @@ export class Runner {
         observer.runChanged(run.id);
         return "succeeded";
       } catch (err) {
-        if (signal.aborted) {
-          const reason = signal.reason as AbortReason | undefined;
+        if (runSignal.aborted) {
+          const reason = runSignal.reason as AbortReason | undefined;
           if (reason?.kind === "shutdown") {
             await db.stepExecution.update({ where: { id: execution.id }, data: { status: "pending" } });
             stepLog.info("interrupted by shutdown; will resume from its checkpoint");
@@ -481,8 +523,10 @@ export class Runner {
           });
           return "cancelled";
         }
-        const message = describeError(err);
-        stepLog.warn({ err }, "step attempt failed");
+        const trip = watchdog.tripped;
+        const message = trip ? watchdog.describe(execution.step, lastError) : describeError(err);
+        if (!trip) lastError = message;
+        stepLog.warn({ err, watchdog: trip }, "step attempt failed");
         await audit(db, {
           actor: "cutover",
           action: "step.attempt",
@@ -491,7 +535,11 @@ export class Runner {
           runId: run.id,
           details: { attempt, error: message },
         });
-        const hopeless = err instanceof CutoverError && NOT_RETRYABLE.has(err.code);
+        // past its time limit, or stuck (it may still be at work), a step is not tried again
+        const hopeless =
+          (err instanceof CutoverError && NOT_RETRYABLE.has(err.code)) ||
+          trip?.kind === "timeout" ||
+          watchdog.stuck;
         if (attempt >= maxAttempts || hopeless) return fail(message);
         const delay = file.engine.backoffMs * 2 ** (attempt - 1);
         await db.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
@@ -500,7 +548,7 @@ export class Runner {
           `↻ ${execution.step} attempt ${attempt} of ${maxAttempts} failed (${message}); retrying in ${Math.round(delay / 1000)} s`,
         );
         try {
-          await sleep(delay, undefined, { signal });
+          await sleep(delay, undefined, { signal: AbortSignal.any([runSignal, watchdog.stepSignal]) });
         } catch {
           // aborted during the back-off: the loop's next signal check decides what that means
         }

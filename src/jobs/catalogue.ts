@@ -30,3 +30,29 @@ export const STEP_CATALOGUE: Readonly<Record<string, string>> = {
 };
 
 export const KNOWN_STEP_TYPES: readonly string[] = Object.keys(STEP_CATALOGUE);
+
+/**
+ * How long a step of each type may take by default, all attempts together, in seconds; a step's
+ * `timeout:` in the migration file overrides it. Types whose time grows with the data (dump,
+ * restore, sync, verify of a copy), that wait by design (the cutover's watch window, the KPI
+ * monitor) or only prove a database takes writes have none: the stall watchdog
+ * (`engine.stallSeconds`) stops them when their progress stops instead.
+ */
+export const STEP_TIME_LIMITS: Readonly<Record<string, number>> = {
+  "http.check": 300,
+  "lightsail.instance": 1_800,
+  // an RDS instance takes 10–40 minutes to become available, Multi-AZ longer
+  "rds.instance": 5_400,
+  // a new CloudFront distribution takes up to ~15 minutes to deploy
+  "s3.bucket": 2_700,
+  "db.preflight": 900,
+  "cdn.check": 600,
+  "host.setup": 3_600,
+  "app.deploy": 1_800,
+  "verify.functional": 900,
+  "verify.performance": 3_600,
+  "verify.reliability": 3_600,
+  // a handful of Cloudflare calls; more than a few minutes means Cloudflare is not answering
+  "dns.lower-ttl": 120,
+  "cost.report": 600,
+};

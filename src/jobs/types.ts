@@ -8,6 +8,11 @@ export interface Progress {
   unit?: string;
   /** one short line: what it is doing now */
   message?: string;
+  /**
+   * a counter that grows whenever the step gets anything done (bytes moved, entries listed);
+   * the stall watchdog watches it, or `done` when absent
+   */
+  activity?: number;
 }
 
 /**
@@ -89,6 +94,13 @@ export interface StepDefinition<I = unknown> {
   description: string;
   /** a mutating step takes the environment lock; a read-only one does not */
   mutating: boolean;
+  /**
+   * its progress changes steadily while it works (bytes, rows, objects), so progress that stops
+   * changing for `engine.stallSeconds` means a stalled connection: the runner stops the attempt
+   * and tries again from the checkpoint. Leave unset where one quiet operation may legitimately
+   * take long (an index build, a cloud resource coming up).
+   */
+  stallWatch?: boolean;
   /** validates the step's `with:` block; throws a CutoverError saying what is wrong */
   parse(input: unknown): I;
   plan(input: I, ctx: StepContext): Promise<StepPlan>;

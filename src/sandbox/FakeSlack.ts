@@ -109,7 +109,10 @@ export interface FakeSlackOptions {
   teamName?: string;
   botUserId?: string;
   botId?: string;
-  /** seconds part of the first `ts` handed out; default 1700000000 */
+  /**
+   * seconds part of the first `ts` handed out, then counting up 100 µs a message; by default
+   * ts values follow the wall clock as Slack's do (so `oldest`/`latest` filters by time work)
+   */
   firstTs?: number;
 }
 
@@ -221,13 +224,17 @@ const JSON_FIELDS = ["blocks", "attachments", "view", "files", "metadata"] as co
  * fake.messages("C1")[0].text; // "hi"
  */
 export class FakeSlack extends EventEmitter<FakeSlackEvents> {
-  private readonly opts: Required<Omit<FakeSlackOptions, "expectedToken" | "expectedAppToken">> & {
+  private readonly opts: Required<
+    Omit<FakeSlackOptions, "expectedToken" | "expectedAppToken" | "firstTs">
+  > & {
     expectedToken?: string;
     expectedAppToken?: string;
+    firstTs: number | undefined;
   };
   private server: Server | undefined;
   private port = 0;
   private seq = 0;
+  private lastMicros = 0;
   private idSeq = 0;
   private recorded: RecordedCall[] = [];
   private stored: StoredMessage[] = [];
@@ -256,7 +263,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       teamName: options.teamName ?? "Cutover Sandbox",
       botUserId: options.botUserId ?? "U0CUTOVER",
       botId: options.botId ?? "B0CUTOVER",
-      firstTs: options.firstTs ?? 1_700_000_000,
+      firstTs: options.firstTs,
       ...(options.expectedToken === undefined ? {} : { expectedToken: options.expectedToken }),
       ...(options.expectedAppToken === undefined ? {} : { expectedAppToken: options.expectedAppToken }),
     };
@@ -1143,9 +1150,15 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
 
   private nextTs(): string {
     this.seq += 1;
-    const micros = this.seq * 100;
-    const seconds = this.opts.firstTs + Math.floor(micros / 1_000_000);
-    return `${seconds}.${String(micros % 1_000_000).padStart(6, "0")}`;
+    if (this.opts.firstTs !== undefined) {
+      const micros = this.seq * 100;
+      const seconds = this.opts.firstTs + Math.floor(micros / 1_000_000);
+      return `${seconds}.${String(micros % 1_000_000).padStart(6, "0")}`;
+    }
+    // wall-clock microseconds, strictly increasing
+    this.lastMicros = Math.max(this.lastMicros + 100, Date.now() * 1000);
+    const seconds = Math.floor(this.lastMicros / 1_000_000);
+    return `${seconds}.${String(this.lastMicros % 1_000_000).padStart(6, "0")}`;
   }
 
   private nextId(): string {

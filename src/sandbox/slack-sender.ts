@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { CALLBACK, INPUT } from "../views/ids.js";
 
 /**
  * What a Slack workspace sends to the app, signed the way Slack signs it: slash commands,
@@ -264,6 +265,30 @@ export function sendBlockAction(opts: BlockActionOptions): Promise<SendResult> {
 /** POST a signed modal submission. */
 export function sendViewSubmission(opts: ViewSubmissionOptions): Promise<SendResult> {
   return sendSigned(interactivityBody(viewSubmissionPayload(opts)), opts);
+}
+
+/**
+ * The /rollback modal submitted: `word` typed into the confirmation (ROLLBACK to go ahead), a
+ * reason, and `extra` text inputs by block id (the values asked for when nothing is recorded).
+ */
+export function sendRollbackSubmission(
+  opts: SendOptions & SlackActor & { word?: string; reason?: string; extra?: Record<string, string> },
+): Promise<SendResult> {
+  const { word = "ROLLBACK", reason = "", extra = {}, ...rest } = opts;
+  const fields = Object.fromEntries(
+    Object.entries(extra).map(([block, value]) => [block, { value: { type: "plain_text_input", value } }]),
+  );
+  return sendViewSubmission({
+    ...rest,
+    callbackId: CALLBACK.rollback,
+    values: {
+      [INPUT.rollbackWord.block]: { [INPUT.rollbackWord.action]: { type: "plain_text_input", value: word } },
+      [INPUT.rollbackReason.block]: {
+        [INPUT.rollbackReason.action]: { type: "plain_text_input", value: reason },
+      },
+      ...fields,
+    },
+  });
 }
 
 /** Interactivity arrives as one form field, `payload`, holding JSON. */

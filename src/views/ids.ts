@@ -4,7 +4,6 @@
  */
 export const ACTION = {
   /** a button in a help reply that runs `/migrate status` */
-  showStatus: "cutover.status.show",
   /** cancel button on a run's progress message; value = run id */
   cancelRun: "cutover.run.cancel",
   /** confirms a run with a destructive option (--replace, --delete); value = JSON {target, replace, delete} */

@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { announceInterruptedRollback, rollbackLockKey } from "../../src/commands/handlers/rollback.js";
 import type { RecordedCall } from "../../src/sandbox/FakeSlack.js";
 import { OPERATOR } from "../helpers/bot.js";
 import { type CutoverWorld, NEW_IP, OLD_IP, RECORD, startCutoverWorld } from "../helpers/cutover-world.js";
@@ -158,6 +160,56 @@ describe("/rollback when things are not tidy", { timeout: 120_000 }, () => {
       take: 1,
     });
     expect(events[0]).toMatchObject({ outcome: "ok" });
+  });
+
+  it("refuses a second rollback while one is under way in any replica, and changes nothing", async () => {
+    await switchedState();
+    // another replica's rollback at work: it holds the rollback lock on the state database
+    const other = new pg.Client({ connectionString: w.t.env.DATABASE_URL });
+    await other.connect();
+    try {
+      await other.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [rollbackLockKey("test")]);
+      const since = callCount();
+      await w.submitRollback(OPERATOR, "ROLLBACK");
+      const report = await rollbackReport(since);
+      expect(report).toContain("could not run");
+      expect(report).toContain("is already under way");
+      expect(w.record().content).toBe(NEW_IP);
+    } finally {
+      await other.end();
+    }
+    // the other one gone (its session ended), the next press works
+    const since = callCount();
+    await w.submitRollback(OPERATOR, "ROLLBACK");
+    expect(await rollbackReport(since)).toContain("✅ Rollback by");
+    expect(w.record().content).toBe(OLD_IP);
+  });
+
+  it("says in the channel, once, that a rollback cut off by a stop did not finish", async () => {
+    const db = w.t.bot.deps.db;
+    // as a SIGKILL between the start and the finish leaves the audit trail
+    await db.auditEvent.create({
+      data: { actor: OPERATOR, action: "rollback.start", target: "test", outcome: "started", details: {} },
+    });
+    const post = vi.fn(async (_text: string) => undefined);
+    const { db: stateDb, runner, file } = w.t.bot.deps;
+    const deps = { db: stateDb, runner, file };
+    expect(await announceInterruptedRollback(deps, post)).toBe(true);
+    expect(post).toHaveBeenCalledTimes(1);
+    expect(post.mock.calls[0]![0]).toContain(`The rollback <@${OPERATOR}> started at`);
+    expect(post.mock.calls[0]![0]).toContain("Run `/rollback` again");
+    // a second start-up says nothing more
+    expect(await announceInterruptedRollback(deps, post)).toBe(false);
+    expect(post).toHaveBeenCalledTimes(1);
+    expect(await db.auditEvent.count({ where: { action: "rollback.interrupted" } })).toBe(1);
+    // and a finished rollback is never announced
+    await db.auditEvent.create({
+      data: { actor: OPERATOR, action: "rollback.start", target: "test", outcome: "started", details: {} },
+    });
+    await db.auditEvent.create({
+      data: { actor: OPERATOR, action: "rollback.finish", target: "test", outcome: "ok", details: {} },
+    });
+    expect(await announceInterruptedRollback(deps, post)).toBe(false);
   });
 
   it("asks for the values, prefilled from the migration file, when nothing at all is recorded", async () => {

@@ -130,10 +130,24 @@ describe("/migrate through the real receiver", () => {
 
   it("runs a phase once for a Slack retry, refuses a second person while the lock is held, and edits one message in place", async () => {
     const first = await t.command("run probe", { triggerId: "trigger-run-1" });
-    const retry = await t.command("run probe", { triggerId: "trigger-run-1", retryNum: 1 });
+    // Slack's redelivery repeats the payload, response_url and all; either delivery may be the
+    // one that wins the deduplication and answers
+    const retry = await t.command("run probe", {
+      triggerId: "trigger-run-1",
+      retryNum: 1,
+      responseUrl: first.responseUrl,
+    });
     expect(first.status).toBe(200);
     expect(retry.status).toBe(200);
     expect(await replyText(t, first)).toMatch(/Run of phase `probe` queued as `[0-9a-f]{8}`/);
+    // answered once, not once per delivery
+    await new Promise((r) => setTimeout(r, 300));
+    const id = first.responseUrl.split("/").pop();
+    expect(
+      t.fake
+        .calls("response_url")
+        .filter((c) => (c.args as { response_url_id?: string }).response_url_id === id),
+    ).toHaveLength(1);
 
     const other = await t.command("run probe", { user: SECOND_OPERATOR });
     // generous: under a loaded CI machine this reply once took longer than the default 5 s

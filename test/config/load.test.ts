@@ -419,7 +419,12 @@ describe("parseMigrationFile", () => {
       env: {},
     });
     expect(file.environment).toBe("production");
-    expect(file.engine).toEqual({ attempts: 3, backoffMs: 2_000, progressEditsPerSecond: 1 });
+    expect(file.engine).toEqual({
+      attempts: 3,
+      backoffMs: 2_000,
+      progressEditsPerSecond: 1,
+      stallSeconds: 600,
+    });
     expect(file.cutover.approvalExpiryMinutes).toBe(30);
     expect(file.verification.performance.api.maxAvgMs).toBe(200);
     expect(file.digest.time).toBe("09:00");

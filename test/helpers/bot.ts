@@ -7,6 +7,7 @@ import { type RunningCutover, startCutover } from "../../src/app.js";
 import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { type SendResult, sendBlockAction, sendSlashCommand } from "../../src/sandbox/slack-sender.js";
+import { TcpProxy } from "../../src/sandbox/tcp-proxy.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
 export const OPERATOR = "U0OPERATOR";
@@ -60,13 +61,23 @@ export interface TestBot {
   env: NodeJS.ProcessEnv;
   command(
     text: string,
-    opts?: { user?: string; channel?: string; triggerId?: string; retryNum?: number; command?: string },
+    opts?: {
+      user?: string;
+      channel?: string;
+      triggerId?: string;
+      retryNum?: number;
+      command?: string;
+      /** the response_url of an earlier delivery (a retry repeats it) */
+      responseUrl?: string;
+    },
   ): Promise<SendResult & { responseUrl: string }>;
   click(
     actionId: string,
     value: string,
     opts?: { user?: string; channel?: string },
   ): Promise<SendResult & { responseUrl: string }>;
+  /** the TCP proxy between the bot and the Slack Web API (with `slackProxy`) */
+  proxy?: TcpProxy;
   stop(): Promise<void>;
 }
 
@@ -76,10 +87,16 @@ export interface TestBot {
  */
 export async function startTestBot(
   label: string,
-  opts: { config?: string; env?: Record<string, string> } = {},
+  opts: { config?: string; env?: Record<string, string>; slackProxy?: boolean } = {},
 ): Promise<TestBot> {
   const fake = new FakeSlack();
   await fake.start();
+  // with slackProxy, the bot reaches the Slack Web API through a TCP proxy the test can cut
+  let proxy: TcpProxy | undefined;
+  if (opts.slackProxy) {
+    proxy = new TcpProxy({ host: "127.0.0.1", port: Number(new URL(fake.apiUrl).port) });
+    await proxy.start();
+  }
   fake.setUsergroup("S0OPS", [GROUP_MEMBER]);
   const state = await createTestDatabase(label);
   const dir = await mkdtemp(path.join(tmpdir(), "cutover-bot-"));
@@ -92,7 +109,7 @@ export async function startTestBot(
     PATH: process.env.PATH,
     SLACK_BOT_TOKEN: `xoxb-test-${randomBytes(8).toString("hex")}`,
     SLACK_SIGNING_SECRET: signingSecret,
-    SLACK_API_URL: fake.apiUrl,
+    SLACK_API_URL: proxy ? `http://127.0.0.1:${proxy.port}/api/` : fake.apiUrl,
     PORT: "0",
     DATABASE_URL: state.url,
     CUTOVER_CONFIG: configPath,
@@ -120,10 +137,13 @@ export async function startTestBot(
     logs,
     env,
     async command(text, o = {}) {
-      const responseUrl = fake.responseUrl(`cmd-${++n}`, {
-        channel: o.channel ?? CHANNEL,
-        user: o.user ?? OPERATOR,
-      });
+      // a redelivery carries the payload it repeats, response_url included
+      const responseUrl =
+        o.responseUrl ??
+        fake.responseUrl(`cmd-${++n}`, {
+          channel: o.channel ?? CHANNEL,
+          user: o.user ?? OPERATOR,
+        });
       const res = await sendSlashCommand({
         url: eventsUrl,
         signingSecret,
@@ -153,8 +173,10 @@ export async function startTestBot(
       });
       return { ...res, responseUrl };
     },
+    ...(proxy ? { proxy } : {}),
     async stop() {
       await bot.stop();
+      await proxy?.stop();
       await fake.stop();
       await state.drop();
       await rm(dir, { recursive: true, force: true });
@@ -173,9 +195,15 @@ export async function replyText(
     if (parsed.text) return parsed.text;
   }
   const id = res.responseUrl.split("/").pop();
-  const call = await bot.fake.waitFor(
-    (c) => c.method === "response_url" && (c.args as { response_url_id?: string }).response_url_id === id,
-    { timeoutMs },
-  );
-  return String((call.args as { text?: string }).text ?? "");
+  try {
+    const call = await bot.fake.waitFor(
+      (c) => c.method === "response_url" && (c.args as { response_url_id?: string }).response_url_id === id,
+      { timeoutMs },
+    );
+    return String((call.args as { text?: string }).text ?? "");
+  } catch (err) {
+    // a missing reply says little on its own: the bot's warnings and errors say why
+    const trouble = bot.logs.filter((line) => /"level":(40|50|60)/.test(line)).slice(-10);
+    throw new Error(`${(err as Error).message}\nbot warnings and errors:\n${trouble.join("") || "(none)"}`);
+  }
 }

@@ -1,7 +1,7 @@
 import { expect } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
-import { sendViewSubmission } from "../../src/sandbox/slack-sender.js";
+import { sendRollbackSubmission, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
 import { CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
@@ -87,12 +87,12 @@ export interface CutoverWorld {
   /** someone changes the record behind Cutover's back */
   setRecordContent(content: string): Promise<void>;
   requestCutover(): Promise<string>;
-  submitApproval(user: string, approvalId: string, typed: string): ReturnType<typeof sendViewSubmission>;
+  submitApproval(user: string, approvalId: string, typed: string): ReturnType<typeof sendRollbackSubmission>;
   submitRollback(
     user: string,
     word: string,
     extra?: Record<string, string>,
-  ): ReturnType<typeof sendViewSubmission>;
+  ): ReturnType<typeof sendRollbackSubmission>;
   stop(): Promise<void>;
 }
 
@@ -176,26 +176,13 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
       });
     },
     submitRollback(user, word, extra = {}) {
-      const fields = Object.fromEntries(
-        Object.entries(extra).map(([block, value]) => [
-          block,
-          { value: { type: "plain_text_input", value } },
-        ]),
-      );
-      return sendViewSubmission({
+      return sendRollbackSubmission({
         url: t.eventsUrl,
         signingSecret: t.signingSecret,
-        callbackId: CALLBACK.rollback,
         userId: user,
-        values: {
-          [INPUT.rollbackWord.block]: {
-            [INPUT.rollbackWord.action]: { type: "plain_text_input", value: word },
-          },
-          [INPUT.rollbackReason.block]: {
-            [INPUT.rollbackReason.action]: { type: "plain_text_input", value: "drill" },
-          },
-          ...fields,
-        },
+        word,
+        reason: "drill",
+        extra,
       });
     },
     async stop() {

@@ -1,13 +1,11 @@
-import pg from "pg";
-import { PgBoss } from "pg-boss";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
-import { Runner } from "../../src/jobs/Runner.js";
+import type { Runner } from "../../src/jobs/Runner.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
-import { createPrismaClient, type Db } from "../../src/store/client.js";
+import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
 
 const FILE = parseMigrationFile(
   `version: 1
@@ -34,25 +32,13 @@ runbook:
 
 let state: TestDatabase;
 let db: Db;
-let pool: pg.Pool;
-let boss: PgBoss;
+let tr: TestRunner;
 let runner: Runner;
 const failuresLeft = new Map<string, number>();
 const calls: Array<{ step: string; attempt: number; resumedFrom: number | undefined }> = [];
-const notes: string[] = [];
+let notes: string[] = [];
 
-function step(type: string, impl: Partial<StepDefinition<unknown>>): StepDefinition<unknown> {
-  return {
-    type,
-    description: type,
-    mutating: true,
-    parse: (x) => x,
-    plan: async () => ({ summary: `would do ${type}`, changes: [{ action: "create", target: type }] }),
-    run: async () => ({ summary: "done" }),
-    verify: async () => ({ ok: true, summary: "holds" }),
-    ...impl,
-  };
-}
+const step = testStep;
 
 const registry = new Map<string, StepDefinition<unknown>>([
   [
@@ -101,27 +87,12 @@ async function waitFor(runId: string, statuses: string[], timeoutMs = 15_000) {
 
 beforeAll(async () => {
   state = await createTestDatabase("runner");
-  db = createPrismaClient(state.url);
-  pool = new pg.Pool({ connectionString: state.url, max: 4 });
-  boss = new PgBoss({ connectionString: state.url, max: 3 });
-  await boss.start();
-  runner = new Runner({
-    db,
-    boss,
-    pool,
-    registry,
-    file: FILE,
-    log: pino({ level: "silent" }),
-    observer: { runChanged: () => undefined, runNote: (_id, text) => notes.push(text) },
-  });
-  await runner.start({ sweepEveryMs: 60_000 });
+  tr = await startTestRunner({ url: state.url, file: FILE, registry });
+  ({ runner, db, notes } = tr);
 });
 
 afterAll(async () => {
-  await runner?.stop();
-  await boss?.stop({ graceful: false });
-  await pool?.end();
-  await db?.$disconnect();
+  await tr?.stop();
   await state?.drop();
 });
 

@@ -92,6 +92,42 @@ export async function performRollback(
     .flatMap((p) => p.steps)
     .filter((s) => s.uses === "dns.cutover")
     .map((s) => s.id);
+  let result: { report: RollbackReport; targets: RollbackTargets; text: string } | undefined;
+  // One rollback at a time across replicas: a second press while one is under way would race it
+  // (two redeploys, interleaved writes); the lock dies with its session, so a crash frees it.
+  const ran = await deps.runner.exclusive(rollbackLockKey(deps.file.environment), async () => {
+    result = await rollbackLocked(deps, cd, by, opts, targets, cutoverSteps);
+  });
+  if (!ran || !result) {
+    const last = await deps.db.auditEvent.findFirst({
+      where: { action: "rollback.start", target: deps.file.environment },
+      orderBy: { id: "desc" },
+    });
+    const who = last ? (opts.viaSlack ? `<@${last.actor}>` : last.actor) : "someone";
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `A rollback by ${who} is already under way${last ? ` (started ${last.at.toISOString().slice(11, 19)} UTC)` : ""}.`,
+      {
+        hint: "Its report comes into the channel within 2 minutes; run /rollback again after it if anything is left.",
+      },
+    );
+  }
+  return result;
+}
+
+/** The advisory lock a rollback holds while it works. */
+export function rollbackLockKey(env: string): string {
+  return `cutover-rollback:${env}`;
+}
+
+async function rollbackLocked(
+  deps: CommandDeps,
+  cd: ReturnType<typeof cutoverDeps>,
+  by: string,
+  opts: { reason?: string | null; viaSlack: boolean },
+  targets: RollbackTargets,
+  cutoverSteps: string[],
+): Promise<{ report: RollbackReport; targets: RollbackTargets; text: string }> {
   const running = await deps.db.run.findMany({
     where: { status: { in: ["queued", "running"] }, target: { in: cutoverSteps } },
   });
@@ -118,4 +154,44 @@ export async function performRollback(
     >,
   });
   return { report, targets, text: reportText(by, report, targets, opts.viaSlack) };
+}
+
+/**
+ * At start-up: a rollback whose start is in the audit trail without its finish, and whose lock
+ * nobody holds, was cut off by a crash or a restart. Says so in the channel once (audited as
+ * `rollback.interrupted`), so nobody takes a half-done rollback for a finished one.
+ */
+export async function announceInterruptedRollback(
+  deps: Pick<CommandDeps, "db" | "runner" | "file">,
+  post: (text: string) => Promise<void>,
+): Promise<boolean> {
+  const env = deps.file.environment;
+  let announced = false;
+  await deps.runner.exclusive(rollbackLockKey(env), async () => {
+    const start = await deps.db.auditEvent.findFirst({
+      where: { action: "rollback.start", target: env },
+      orderBy: { id: "desc" },
+    });
+    if (!start) return;
+    const after = await deps.db.auditEvent.findFirst({
+      where: {
+        id: { gt: start.id },
+        target: env,
+        action: { in: ["rollback.finish", "rollback.interrupted"] },
+      },
+    });
+    if (after) return;
+    await audit(deps.db, {
+      actor: "cutover",
+      action: "rollback.interrupted",
+      target: env,
+      outcome: "info",
+      details: { startedBy: start.actor, startedAt: start.at.toISOString() },
+    });
+    await post(
+      `⚠️ The rollback <@${start.actor}> started at ${start.at.toISOString().slice(11, 19)} UTC did not finish: Cutover stopped while carrying it out, so production may be only partly switched back. Run \`/rollback\` again: it is safe to repeat and restores whatever is not yet back.`,
+    );
+    announced = true;
+  });
+  return announced;
 }

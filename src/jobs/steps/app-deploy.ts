@@ -164,7 +164,15 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
       const deployKeyText = deployKey ? await readFile(deployKey, "utf8") : undefined;
       const shell = await openHostShell(deps, input, ctx);
       try {
-        const output = await withStaging(shell, async (dir) => {
+        // The release live now is what a failure or undo goes back to. It is read and kept
+        // before anything changes: a crash after the switch would otherwise leave a retry that
+        // sees its own release as "previous" and nothing to go back to.
+        if ((await ctx.checkpoint.get("previous")) === undefined) {
+          const live = await currentRelease(shell);
+          // "" when nothing was live: there is nothing to go back to
+          await ctx.checkpoint.set("previous", live && live !== id ? live : "");
+        }
+        await withStaging(shell, async (dir) => {
           if (deployKeyText) {
             await installSecretFile(shell, dir, {
               sudo,
@@ -185,10 +193,7 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
             timeoutMs: input.scriptTimeoutSeconds * 1000,
           });
         });
-        const previous = /::cutover:: previous (\S+)/.exec(output)?.[1];
-        if (previous && previous !== "none" && previous !== id && !(await ctx.checkpoint.get("previous")))
-          await ctx.checkpoint.set("previous", previous);
-        const before = await ctx.checkpoint.get<string>("previous");
+        const before = (await ctx.checkpoint.get<string>("previous")) || undefined;
         let healthMs: number;
         try {
           healthMs = await waitHealthy(shell, input, ctx);

@@ -195,6 +195,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
     type: "db.dump",
     description: "dump the source database with pg_dump -Fd -j N in a read-only snapshot",
     mutating: true,
+    stallWatch: true,
     parse: (raw) => parseWith("db.dump", Input, raw),
 
     async plan(input) {
@@ -281,6 +282,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
             done: tablesDone,
             total: totalTables,
             unit: "tables",
+            activity: bytes + tablesDone,
             message: `dumping: ${formatBytes(bytes)} written (the tables hold about ${formatBytes(estimate)})`,
           });
         });

@@ -64,6 +64,7 @@ export function createDbWriteProbeStep(env: NodeJS.ProcessEnv = process.env): St
     type: "db.write-probe",
     description: "write numbered rows in batches, checkpointing, to prove a database takes writes",
     mutating: true,
+    stallWatch: true,
     parse(raw) {
       const parsed = Input.safeParse(raw);
       if (!parsed.success) {

@@ -551,6 +551,7 @@ export async function syncBuckets(
     if (result.identical > 0) parts.push(`${count(result.identical)} already identical`);
     hooks.progress({
       done: result.copied,
+      activity: moved + found,
       ...(total !== undefined ? { total } : {}),
       unit: "objects",
       message: parts.join(" · "),

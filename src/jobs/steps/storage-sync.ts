@@ -112,6 +112,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
     type: "storage.sync",
     description: "copy objects from the source bucket to the target bucket",
     mutating: true,
+    stallWatch: true,
     parse: (raw) => parseWith("storage.sync", Input, raw),
 
     async plan(input, ctx) {

@@ -347,6 +347,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
     type: "storage.verify",
     description: "prove every object is on both sides with equal size, content and metadata",
     mutating: false,
+    stallWatch: true,
     parse: (raw) => parseWith("storage.verify", Input, raw),
     async plan(input, ctx) {
       const { source: srcCfg, target: s3 } = storageSections(deps);

@@ -108,6 +108,39 @@ describe("app.deploy over SSH (in-process ssh2 server)", () => {
     expect(host.links.get(CURRENT)).toBe("releases/20260101T000000Z-main");
   });
 
+  it("still goes back to the release live before when an attempt died after switching to the new one", async () => {
+    host.links.set(CURRENT, "releases/20260101T000000Z-main");
+    // the first deploy switches `current` and then dies, as when the bot or the connection is
+    // killed mid-script; the retry runs the script again, which now sees its own release as live
+    let first = true;
+    host.on(/deploy\.sh'$/, (command) => {
+      const path = /bash '([^']+)'$/.exec(command)?.[1] ?? "";
+      const release = /^RELEASE='([^']+)'$/m.exec(host.text(path) ?? "")?.[1];
+      const previous = host.links.get(CURRENT)?.split("/").pop() ?? "none";
+      host.links.set(CURRENT, `releases/${release}`);
+      if (first) {
+        first = false;
+        return { stdout: "::cutover:: section switch\n", stderr: "Killed\n", code: 137 };
+      }
+      return { stdout: `::cutover:: previous ${previous}\n::cutover:: deployed ${release}\n` };
+    });
+    healthAnswers = Array.from({ length: 1000 }, () => "502");
+    const ctx = stepContext();
+    const killed = await step()
+      .run(input(), ctx)
+      .catch((e: unknown) => e);
+    expect(killed).toBeInstanceOf(Error);
+    const id = await ctx.checkpoint.get<string>("release");
+    expect(host.links.get(CURRENT)).toBe(`releases/${id}`);
+
+    const retry = await step()
+      .run(input({ healthTimeoutSeconds: 1, healthIntervalMs: 100 }), ctx)
+      .catch((e: unknown) => e);
+    expect((retry as Error).message).toContain("switched back to 20260101T000000Z-main");
+    expect(host.links.get(CURRENT)).toBe("releases/20260101T000000Z-main");
+    expect(await ctx.checkpoint.get("previous")).toBe("20260101T000000Z-main");
+  });
+
   it("undo returns to the release that was live before", async () => {
     host.links.set(CURRENT, "releases/20260101T000000Z-main");
     const ctx = stepContext();

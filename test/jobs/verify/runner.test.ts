@@ -1,23 +1,21 @@
-import pg from "pg";
-import { PgBoss } from "pg-boss";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import { createStepRegistry } from "../../../src/jobs/index.js";
-import { Runner } from "../../../src/jobs/Runner.js";
+import type { Runner } from "../../../src/jobs/Runner.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
-import { createPrismaClient, type Db } from "../../../src/store/client.js";
+import type { Db } from "../../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { startTestRunner, type TestRunner } from "../../helpers/runner.js";
 import { tempDir } from "../host/fixtures.js";
 
 let state: TestDatabase;
 let db: Db;
-let pool: pg.Pool;
-let boss: PgBoss;
+let tr: TestRunner;
 let runner: Runner;
 let app: AppServer;
 let data: { dir: string; remove: () => Promise<void> };
-const notes: string[] = [];
+let notes: string[] = [];
 
 beforeAll(async () => {
   [state, app, data] = await Promise.all([
@@ -46,27 +44,17 @@ runbook:
 `,
     { checkEnv: false },
   );
-  db = createPrismaClient(state.url);
-  pool = new pg.Pool({ connectionString: state.url, max: 4 });
-  boss = new PgBoss({ connectionString: state.url, max: 3 });
-  await boss.start();
-  runner = new Runner({
-    db,
-    boss,
-    pool,
-    registry: createStepRegistry({ env: {}, file, dataDir: data.dir, log: pino({ level: "silent" }), db }),
+  tr = await startTestRunner({
+    url: state.url,
     file,
-    log: pino({ level: "silent" }),
-    observer: { runChanged: () => undefined, runNote: (_id, text) => notes.push(text) },
+    registry: (stateDb) =>
+      createStepRegistry({ env: {}, file, dataDir: data.dir, log: pino({ level: "silent" }), db: stateDb }),
   });
-  await runner.start({ sweepEveryMs: 60_000 });
+  ({ runner, db, notes } = tr);
 });
 
 afterAll(async () => {
-  await runner?.stop();
-  await boss?.stop({ graceful: false });
-  await pool?.end();
-  await db?.$disconnect();
+  await tr?.stop();
   await Promise.all([state?.drop(), app?.stop(), data?.remove()]);
 });
 
