@@ -1953,6 +1953,15 @@ async function crashDeploy(opts: Options, kills: number): Promise<DeployCrashRep
 `,
         `target:
   aws: { region: ap-southeast-1 }
+  lightsail:
+    instanceName: gogojap-api
+    region: ap-southeast-1
+    availabilityZone: ap-southeast-1a
+    blueprintId: ubuntu_22_04
+    bundle: { cpu: 2, ramGb: 4, diskGb: 80, transferTb: 4 }
+    keyPairName: gogojap-key
+    staticIpName: gogojap-ip
+    firewall: [{ port: ${hostPort} }]
   host:
     sshUser: ubuntu
     sshPort: ${hostPort}
