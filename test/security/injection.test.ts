@@ -439,7 +439,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     ];
   }),
   fc.nat().map((i) => (l: string[]) => l.slice(0, 1 + (i % l.length))),
-);
+  // an earlier mutation may have deleted every line: nothing left to mutate
+).map((m): Mutation => (l) => (l.length === 0 ? l : m(l)));
 
 const loaderInput: fc.Arbitrary<string> = fc.oneof(
   {
