@@ -386,7 +386,7 @@ const YAML_BITS = [
 ];
 
 type Mutation = (lines: string[]) => string[];
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+const anyMutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.nat().map((i) => (l: string[]) => l.filter((_, j) => j !== i % l.length)),
   fc.nat().map((i) => (l: string[]) => {
     const k = i % l.length;
@@ -439,8 +439,13 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     ];
   }),
   fc.nat().map((i) => (l: string[]) => l.slice(0, 1 + (i % l.length))),
-  // an earlier mutation may have deleted every line: nothing left to mutate
-).map((m): Mutation => (l) => (l.length === 0 ? l : m(l)));
+);
+// an earlier mutation may have deleted every line: nothing is left to mutate
+const mutation = anyMutation.map(
+  (m): Mutation =>
+    (l) =>
+      l.length === 0 ? l : m(l),
+);
 
 const loaderInput: fc.Arbitrary<string> = fc.oneof(
   {
