@@ -166,9 +166,11 @@ export class SlackProgress implements RunObserver {
   ) {
     const run = await loadRun(this.db, runId);
     if (!run) return undefined;
-    if (run.messageTs) return run.messageTs;
     const channel = run.channel ?? this.defaultChannel;
+    // known before the early return: a process that resumes a run finds its message already
+    // posted, and its first thread note must not depend on another lookup having finished
     this.channelOf.set(runId, channel);
+    if (run.messageTs) return run.messageTs;
     const body = view ?? runMessageView(run);
     let ts: string | undefined;
     const since = this.uncertain.get(runId);

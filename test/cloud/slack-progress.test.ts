@@ -1,0 +1,61 @@
+import { WebClient } from "@slack/web-api";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SlackProgress } from "../../src/cloud/slack-progress.js";
+import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
+import { createPrismaClient, type Db } from "../../src/store/client.js";
+import { createRun } from "../../src/store/runs.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+const CHANNEL = "C0MIGRATE";
+let state: TestDatabase;
+let db: Db;
+let fake: FakeSlack;
+
+beforeAll(async () => {
+  state = await createTestDatabase("slack_progress");
+  db = createPrismaClient(state.url);
+  fake = new FakeSlack();
+  await fake.start();
+});
+afterAll(async () => {
+  await db?.$disconnect();
+  await fake?.stop();
+  await state?.drop();
+});
+
+describe("SlackProgress in a process that resumes a run", () => {
+  it("puts its first thread note under the message the earlier process posted", async () => {
+    const created = await createRun(
+      db,
+      {
+        env: "test",
+        kind: "step",
+        target: "probe",
+        dryRun: false,
+        options: {},
+        requestedBy: "U0OP",
+        channel: CHANNEL,
+        idempotencyKey: null,
+        steps: [{ step: "probe" }],
+      },
+      false,
+    );
+    if (!created.created) throw new Error("no run");
+    // the earlier process posted the progress message and recorded it, then died
+    const client = new WebClient("xoxb-test", { slackApiUrl: fake.apiUrl });
+    const posted = await client.chat.postMessage({ channel: CHANNEL, text: "🔄 Run probe: running" });
+    await db.run.update({ where: { id: created.runId }, data: { messageTs: posted.ts as string } });
+
+    // a new process: nothing known yet about the run's channel when the first note comes
+    const progress = new SlackProgress(client, db, pino({ level: "silent" }), CHANNEL);
+    progress.runNote(created.runId, "Resumed after an interruption; continuing from the last checkpoint.");
+    await progress.flush();
+
+    const [message] = fake.messages(CHANNEL);
+    expect(fake.messages(CHANNEL)).toHaveLength(1);
+    expect(message!.replies.map((r) => r.text)).toEqual([
+      "Resumed after an interruption; continuing from the last checkpoint.",
+    ]);
+  });
+});
