@@ -49,6 +49,8 @@ export interface RunnerDeps {
   observer: RunObserver;
   /** how long a step stopped by its watchdog has to give up before the run moves on (10 s) */
   watchdogGraceMs?: number;
+  /** after how long without progress a step's thread hears that it is still waiting (60 s) */
+  quietNoteMs?: number;
 }
 
 export interface RunRequest {
@@ -395,6 +397,16 @@ export class Runner {
       limitSeconds: found.step.timeout === undefined ? STEP_TIME_LIMITS[found.step.uses] : found.step.timeout,
       stallSeconds: definition.stallWatch ? file.engine.stallSeconds : undefined,
       ...(this.deps.watchdogGraceMs === undefined ? {} : { graceMs: this.deps.watchdogGraceMs }),
+      ...(run.dryRun
+        ? {}
+        : {
+            quiet: {
+              afterMs: this.deps.quietNoteMs ?? 60_000,
+              say: (text: string) => this.deps.observer.runNote(run.id, text),
+              step: execution.step,
+              runId: run.id,
+            },
+          }),
     });
     try {
       return await this.attemptStep(run, execution, definition, input, signal, watchdog, maxAttempts, fail);

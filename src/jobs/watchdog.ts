@@ -13,6 +13,11 @@ export interface WatchdogOptions {
   stallSeconds?: number | undefined;
   /** how long a stopped attempt has to give up before the runner stops waiting for it */
   graceMs?: number;
+  /**
+   * called once each time the step has been quiet (no new progress, no new attempt) this long,
+   * so the people watching hear that it waits and how long it may still take
+   */
+  quiet?: { afterMs: number; say: (text: string) => void; step: string; runId: string };
 }
 
 /**
@@ -32,6 +37,8 @@ export class StepWatchdog {
   private attempt: AbortController | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
+  private readonly quiet: WatchdogOptions["quiet"];
   private lastKey = "";
   private lastProgress: Progress | undefined;
   /** what stopped the current attempt, if the watchdog did */
@@ -43,6 +50,7 @@ export class StepWatchdog {
     this.limitSeconds = opts.limitSeconds ?? undefined;
     this.stallSeconds = opts.stallSeconds;
     this.graceMs = opts.graceMs ?? 10_000;
+    this.quiet = opts.quiet;
     if (this.limitSeconds !== undefined) {
       this.deadline = setTimeout(
         () => this.trip({ kind: "timeout", limitSeconds: this.limitSeconds as number }),
@@ -69,16 +77,18 @@ export class StepWatchdog {
     this.lastKey = "";
     if (this.expired) this.attempt.abort(this.stepSignal.reason);
     this.clearStall();
+    this.armQuiet();
     return AbortSignal.any([runSignal, this.attempt.signal]);
   }
 
   /** A progress report from the step: moves the stall clock when the progress changed. */
   progress(p: Progress): void {
     this.lastProgress = p;
-    if (this.stallSeconds === undefined) return;
     const key = `${p.activity ?? p.done}/${p.total ?? ""}`;
     if (key === this.lastKey) return;
     this.lastKey = key;
+    this.armQuiet();
+    if (this.stallSeconds === undefined) return;
     if (this.stallTimer) this.stallTimer.refresh();
     else {
       const last = () => this.lastProgress;
@@ -164,7 +174,30 @@ export class StepWatchdog {
 
   stop(): void {
     clearTimeout(this.deadline);
+    clearTimeout(this.quietTimer);
     this.clearStall();
+  }
+
+  /** (Re)starts the quiet clock: progress moved, or an attempt began. */
+  private armQuiet(): void {
+    const quiet = this.quiet;
+    if (!quiet) return;
+    if (this.quietTimer) {
+      this.quietTimer.refresh();
+      return;
+    }
+    this.quietTimer = setTimeout(() => {
+      this.quietTimer = undefined;
+      const last = this.lastProgress ? ` (last: ${progressLine(this.lastProgress)})` : "";
+      const left =
+        this.limitSeconds === undefined
+          ? "It has no time limit"
+          : `It will be stopped at ${formatDuration(this.limitSeconds * 1000)}, its time limit, ${formatDuration(Math.max(0, this.limitSeconds - this.elapsedSeconds) * 1000)} from now`;
+      quiet.say(
+        `⏳ \`${quiet.step}\` has shown no progress for ${formatDuration(quiet.afterMs)}${last}. ${left}; \`/migrate cancel ${quiet.runId.slice(0, 8)}\` stops it sooner.`,
+      );
+    }, quiet.afterMs);
+    this.quietTimer.unref();
   }
 
   private timeoutTrip(): WatchdogTrip {

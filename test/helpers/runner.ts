@@ -23,7 +23,7 @@ export async function startTestRunner(opts: {
   url: string;
   file: MigrationFile;
   registry: StepRegistry | ((db: Db) => StepRegistry);
-  extra?: Partial<Pick<RunnerDeps, "watchdogGraceMs">>;
+  extra?: Partial<Pick<RunnerDeps, "watchdogGraceMs" | "quietNoteMs">>;
 }): Promise<TestRunner> {
   const db = createPrismaClient(opts.url);
   const pool = new pg.Pool({ connectionString: opts.url, max: 4 });

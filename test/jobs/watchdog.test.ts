@@ -129,7 +129,12 @@ async function runToEnd(target: string, timeoutMs = 20_000) {
 
 beforeAll(async () => {
   state = await createTestDatabase("watchdog");
-  tr = await startTestRunner({ url: state.url, file: FILE, registry, extra: { watchdogGraceMs: 300 } });
+  tr = await startTestRunner({
+    url: state.url,
+    file: FILE,
+    registry,
+    extra: { watchdogGraceMs: 300, quietNoteMs: 500 },
+  });
   ({ runner, db, notes } = tr);
 });
 
@@ -174,10 +179,23 @@ describe("the step watchdog", () => {
     expect(JSON.stringify(run.steps[0]!.result)).toContain("resumed from 6");
   });
 
-  it("leaves a step without stall watch alone through a long quiet operation", async () => {
+  it("leaves a step without stall watch alone through a long quiet operation, and says it is waiting", async () => {
     const { run } = await runToEnd("quiet");
     expect(run.status).toBe("succeeded");
     expect(run.steps[0]!.attempts).toBe(1);
+    // one note per quiet stretch, in the run's thread
+    const said = notes.filter((n) => n.startsWith("⏳ `quiet`"));
+    expect(said).toEqual([
+      `⏳ \`quiet\` has shown no progress for 500 ms (last: 0, building an index). It has no time limit; \`/migrate cancel ${run.id.slice(0, 8)}\` stops it sooner.`,
+    ]);
+    // a step with a time limit says when it will be stopped
+    expect(
+      notes.some((n) =>
+        /^⏳ `blackhole` has shown no progress for 500 ms \(last: 1 of 3 records, looking up zone example.com\)\. It will be stopped at 2 s, its time limit, \d+ (ms|s) from now;/.test(
+          n,
+        ),
+      ),
+    ).toBe(true);
   });
 
   it("lets `timeout: none` lift the limit (cancel still stops it)", async () => {

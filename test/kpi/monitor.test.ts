@@ -191,7 +191,7 @@ describe("alerts", () => {
     api.setFailing(false);
     await step(60_000);
     expect(texts()).toHaveLength(4);
-    expect(texts()[3]).toBe("🟢 Endpoint api is answering again, after 3 min 0 s down.");
+    expect(texts()[3]).toBe("🟢 Endpoint api is answering again, after 3 min down.");
     await step(60_000);
     expect(texts()).toHaveLength(4); // availability over 24 h is still below target: no repeat
 
