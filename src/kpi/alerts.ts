@@ -59,65 +59,75 @@ export function kpiChecks(
     return failing ? `; last error: ${failing.lastError} (${failing.target})` : "";
   };
   const { availabilityPercent: a, avgResponseMs: l, dbQueryMs: d, errorRatePercent: e } = longTerm;
+  /** One threshold against its figure; `breached` only when there is a figure. */
+  const hold = (
+    c: Omit<KpiCheck, "breached" | "window" | "threshold">,
+    limit: { period: keyof typeof PERIOD_MS; min?: number; max?: number },
+  ) => {
+    const threshold = (c.bound === "min" ? limit.min : limit.max) as number;
+    const v = c.value;
+    checks.push({
+      ...c,
+      breached: v !== undefined && (c.bound === "min" ? v < threshold : v > threshold),
+      threshold,
+      window: PERIOD_LABEL[limit.period],
+    });
+  };
   const sa = summaries.get(a.period);
   if (sa) {
-    const v = sa.endpoints.availabilityPercent;
-    checks.push({
-      key: "availability",
-      title: "Availability",
-      breached: v !== undefined && v < a.min,
-      value: v,
-      threshold: a.min,
-      bound: "min",
-      unit: "%",
-      window: PERIOD_LABEL[a.period],
-      detail: `${sa.endpoints.samples} probes, ${sa.endpoints.failures} failed${lastError(sa)}`,
-    });
+    hold(
+      {
+        key: "availability",
+        title: "Availability",
+        value: sa.endpoints.availabilityPercent,
+        bound: "min",
+        unit: "%",
+        detail: `${sa.endpoints.samples} probes, ${sa.endpoints.failures} failed${lastError(sa)}`,
+      },
+      a,
+    );
   }
   const sl = summaries.get(l.period);
   if (sl) {
-    const v = sl.endpoints.avgMs;
-    checks.push({
-      key: "avg-latency",
-      title: "Average response time",
-      breached: v !== undefined && v > l.max,
-      value: v,
-      threshold: l.max,
-      bound: "max",
-      unit: "ms",
-      window: PERIOD_LABEL[l.period],
-      detail: `p95 ${sl.endpoints.p95Ms ?? "–"} ms over ${sl.endpoints.samples - sl.endpoints.failures} answered probes`,
-    });
+    hold(
+      {
+        key: "avg-latency",
+        title: "Average response time",
+        value: sl.endpoints.avgMs,
+        bound: "max",
+        unit: "ms",
+        detail: `p95 ${sl.endpoints.p95Ms ?? "–"} ms over ${sl.endpoints.samples - sl.endpoints.failures} answered probes`,
+      },
+      l,
+    );
   }
   const sd = summaries.get(d.period);
   if (sd && sd.database.samples > 0) {
-    const v = sd.database.avgMs;
-    checks.push({
-      key: "db-query",
-      title: "Database query time",
-      breached: v !== undefined && v > d.max,
-      value: v,
-      threshold: d.max,
-      bound: "max",
-      unit: "ms",
-      window: PERIOD_LABEL[d.period],
-      detail: `${sd.database.samples} queries, ${sd.database.failures} failed${sd.database.lastError ? `; last error: ${sd.database.lastError}` : ""}`,
-    });
+    hold(
+      {
+        key: "db-query",
+        title: "Database query time",
+        value: sd.database.avgMs,
+        bound: "max",
+        unit: "ms",
+        detail: `${sd.database.samples} queries, ${sd.database.failures} failed${sd.database.lastError ? `; last error: ${sd.database.lastError}` : ""}`,
+      },
+      d,
+    );
   }
   const se = summaries.get(e.period);
   if (se) {
-    const v = se.endpoints.errorRatePercent;
-    checks.push({
-      key: "error-rate",
-      title: "Error rate",
-      breached: v !== undefined && v > e.max,
-      value: v,
-      threshold: e.max,
-      bound: "max",
-      unit: "%",
-      window: PERIOD_LABEL[e.period],
-      detail: `${se.endpoints.failures} of ${se.endpoints.samples} probes failed${lastError(se)}`,
-    });
+    hold(
+      {
+        key: "error-rate",
+        title: "Error rate",
+        value: se.endpoints.errorRatePercent,
+        bound: "max",
+        unit: "%",
+        detail: `${se.endpoints.failures} of ${se.endpoints.samples} probes failed${lastError(se)}`,
+      },
+      e,
+    );
   }
   return checks;
 }
