@@ -12,7 +12,7 @@ import { verificationView } from "../../views/verification.js";
 import type { StepDeps } from "../index.js";
 import { latestFigure } from "../outputs.js";
 import { readProvisioned } from "../provisioned.js";
-import type { StepContext, StepOutcome, VerifyOutcome } from "../types.js";
+import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../types.js";
 import { lightsailStaticIp, openHostShell, parseWith } from "./host-common.js";
 import { openTarget } from "./storage-common.js";
 
@@ -205,25 +205,45 @@ export async function runChecks(
   };
 }
 
-/** The report measured by `run` in this run, or undefined (then `verify` measures again). */
 /**
  * The end of a verify step's `run`: the report kept for `verify` (checkpoint) and for later
  * (JSON under the data directory), posted into the run's thread as a table, and the outcome.
  */
-export async function finishRun(
-  deps: StepDeps,
-  ctx: StepContext,
-  report: VerificationReport,
-): Promise<StepOutcome> {
+async function finishRun(deps: StepDeps, ctx: StepContext, report: VerificationReport): Promise<StepOutcome> {
   await ctx.checkpoint.set("report", report);
   await saveReport(deps.dataDir, deps.file.environment, report).catch(() => undefined);
   ctx.report?.(verificationView(report));
   return runOutcome(report);
 }
 
-export async function keptReport(ctx: StepContext): Promise<VerificationReport | undefined> {
+/** The report measured by `run` in this run, or undefined (then `verify` measures again). */
+async function keptReport(ctx: StepContext): Promise<VerificationReport | undefined> {
   const kept = await ctx.checkpoint.get<VerificationReport>("report");
   return kept?.runId === ctx.run.id ? kept : undefined;
+}
+
+/**
+ * A verification step from what sets it apart (its type, input, plan and how it measures): it
+ * changes nothing; `run` measures and keeps the report (see finishRun), `verify` reads that
+ * report back in the same run and measures again only without one.
+ */
+export function verificationStep<I>(
+  deps: StepDeps,
+  spec: Pick<StepDefinition<I>, "type" | "description" | "parse" | "plan"> & {
+    measure(input: I, ctx: StepContext): Promise<VerificationReport>;
+  },
+): StepDefinition<I> {
+  const { measure, ...rest } = spec;
+  return {
+    ...rest,
+    mutating: false,
+    async run(input, ctx) {
+      return finishRun(deps, ctx, await measure(input, ctx));
+    },
+    async verify(input, ctx) {
+      return verifyOutcome((await keptReport(ctx)) ?? (await measure(input, ctx)));
+    },
+  };
 }
 
 // ───────────────────────────── where the new API and the CDN are ─────────────────────────────

@@ -13,9 +13,7 @@ import {
   appRequest,
   type Check,
   type CheckRow,
-  finishRun,
   httpRequest,
-  keptReport,
   LazyShell,
   ms,
   objectRoundTrip,
@@ -26,7 +24,7 @@ import {
   runChecks,
   type VerificationReport,
   VerifyWith,
-  verifyOutcome,
+  verificationStep,
 } from "./verify-common.js";
 
 const TYPE = "verify.functional";
@@ -469,10 +467,10 @@ export function createVerifyFunctionalStep(deps: StepDeps): StepDefinition<Input
     }
   }
 
-  return {
+  return verificationStep(deps, {
     type: TYPE,
     description: "run the functional verification checks",
-    mutating: false,
+    measure,
     parse(raw) {
       const input = parseVerifyWith(Input, TYPE, raw);
       if (deps.file.verification.functional.length === 0) {
@@ -506,11 +504,5 @@ export function createVerifyFunctionalStep(deps: StepDeps): StepDefinition<Input
         changes,
       };
     },
-    async run(input, ctx) {
-      return finishRun(deps, ctx, await measure(input, ctx));
-    },
-    async verify(input, ctx) {
-      return verifyOutcome((await keptReport(ctx)) ?? (await measure(input, ctx)));
-    },
-  };
+  });
 }

@@ -14,10 +14,8 @@ import {
   appRequest,
   type Check,
   type CheckRow,
-  finishRun,
   type HttpAnswer,
   keepAliveAgents,
-  keptReport,
   ms,
   objectRoundTrip,
   parseVerifyWith,
@@ -30,7 +28,7 @@ import {
   TEST_OBJECT_PREFIX,
   type VerificationReport,
   VerifyWith,
-  verifyOutcome,
+  verificationStep,
 } from "./verify-common.js";
 
 const TYPE = "verify.performance";
@@ -332,10 +330,10 @@ export function createVerifyPerformanceStep(deps: StepDeps): StepDefinition<Inpu
     });
   }
 
-  return {
+  return verificationStep(deps, {
     type: TYPE,
     description: "run the performance verification checks",
-    mutating: false,
+    measure,
     parse: (raw) => parseVerifyWith(Input, TYPE, raw),
     async plan() {
       const c = cfg();
@@ -367,11 +365,5 @@ export function createVerifyPerformanceStep(deps: StepDeps): StepDefinition<Inpu
         changes,
       };
     },
-    async run(input, ctx) {
-      return finishRun(deps, ctx, await measure(input, ctx));
-    },
-    async verify(input, ctx) {
-      return verifyOutcome((await keptReport(ctx)) ?? (await measure(input, ctx)));
-    },
-  };
+  });
 }

@@ -12,9 +12,7 @@ import { sudoFor } from "./host-common.js";
 import {
   type Check,
   type CheckRow,
-  finishRun,
   httpRequest,
-  keptReport,
   LazyShell,
   ms,
   parseVerifyWith,
@@ -24,7 +22,7 @@ import {
   slug,
   type VerificationReport,
   VerifyWith,
-  verifyOutcome,
+  verificationStep,
 } from "./verify-common.js";
 
 const TYPE = "verify.reliability";
@@ -404,10 +402,10 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
     }
   }
 
-  return {
+  return verificationStep(deps, {
     type: TYPE,
     description: "run the reliability verification checks",
-    mutating: false,
+    measure,
     parse: (raw) => parseVerifyWith(Input, TYPE, raw),
     async plan() {
       const c = cfg();
@@ -435,11 +433,5 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
         changes,
       };
     },
-    async run(input, ctx) {
-      return finishRun(deps, ctx, await measure(input, ctx));
-    },
-    async verify(input, ctx) {
-      return verifyOutcome((await keptReport(ctx)) ?? (await measure(input, ctx)));
-    },
-  };
+  });
 }
