@@ -32,6 +32,25 @@ export function esc(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+/**
+ * Rows as a fixed-width table for a code block (Slack renders it monospaced): the first row a
+ * header underlined with rules, cells cut at `maxCell` characters with an ellipsis.
+ */
+export function fixedWidthTable(rows: string[][], maxCell: number): string {
+  const cut = (s: string) => (s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s);
+  const cells = rows.map((r) => r.map(cut));
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      // widths count what Slack shows: escape after padding
+      .map((c, i) => esc(c) + " ".repeat(widths[i]! - c.length))
+      .join("  ")
+      .trimEnd();
+  return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
+    "\n",
+  );
+}
+
 /** "1 h 2 min", "3 min 4 s", "850 ms" */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;

@@ -1,6 +1,15 @@
 import type { KnownBlock } from "@slack/types";
 import type { DatabaseVerifyReport, ObjectTotals } from "../jobs/steps/db-verify.js";
-import { clip, context, esc, formatDuration, header, type Reply, section } from "./blocks.js";
+import {
+  clip,
+  context,
+  esc,
+  fixedWidthTable,
+  formatDuration,
+  header,
+  type Reply,
+  section,
+} from "./blocks.js";
 
 const TOTAL_LABELS: Array<[keyof ObjectTotals, string]> = [
   ["tables", "Tables"],
@@ -18,22 +27,6 @@ const TOTAL_LABELS: Array<[keyof ObjectTotals, string]> = [
 ];
 
 const n = (v: number) => v.toLocaleString("en-US");
-
-/** A fixed-width table inside a code block (Slack renders it monospaced). */
-function table(rows: string[][], maxCell = 40): string {
-  const cut = (s: string) => (s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s);
-  const cells = rows.map((r) => r.map(cut));
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      // widths count what Slack shows: escape after padding
-      .map((c, i) => esc(c) + " ".repeat(widths[i]! - c.length))
-      .join("  ")
-      .trimEnd();
-  return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
-    "\n",
-  );
-}
 
 /**
  * The report of `db.verify` / `/migrate verify database`: a clear "identical" with the totals,
@@ -74,12 +67,12 @@ export function dbVerifyView(report: DatabaseVerifyReport, opts: { maxRows?: num
     ];
     const more =
       count > max ? `\n… and ${count - max} more (the full report is in the data folder's reports/)` : "";
-    blocks.push(section(clip(`\`\`\`${table(rows)}\`\`\`${more}`)));
+    blocks.push(section(clip(`\`\`\`${fixedWidthTable(rows, 40)}\`\`\`${more}`)));
     const totals = [
       ["", "Source", "Target"],
       ...TOTAL_LABELS.map(([key, label]) => [label, n(s[key]), n(t[key])]),
     ];
-    blocks.push(section(`\`\`\`${table(totals)}\`\`\``));
+    blocks.push(section(`\`\`\`${fixedWidthTable(totals, 40)}\`\`\``));
   }
   if (report.notes.length) blocks.push(context(report.notes.map(esc).join("\n")));
   blocks.push(context(`${sides}\n${took}`));

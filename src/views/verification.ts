@@ -1,7 +1,16 @@
 import type { KnownBlock } from "@slack/types";
 import type { CheckStatus, VerificationReport } from "../jobs/steps/verify-common.js";
 import { headline } from "../jobs/steps/verify-common.js";
-import { clip, context, esc, formatDuration, header, type Reply, section } from "./blocks.js";
+import {
+  clip,
+  context,
+  esc,
+  fixedWidthTable,
+  formatDuration,
+  header,
+  type Reply,
+  section,
+} from "./blocks.js";
 
 const MARK: Record<CheckStatus, string> = { pass: "✓", fail: "✗", skip: "–" };
 const TITLE: Record<VerificationReport["kind"], string> = {
@@ -9,22 +18,6 @@ const TITLE: Record<VerificationReport["kind"], string> = {
   performance: "Performance verification",
   reliability: "Reliability verification",
 };
-
-/** A fixed-width table inside a code block (Slack renders it monospaced). */
-function table(rows: string[][], maxCell: number): string {
-  const cut = (s: string) => (s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s);
-  const cells = rows.map((r) => r.map(cut));
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      // widths count what Slack shows: escape after padding
-      .map((c, i) => esc(c) + " ".repeat(widths[i]! - c.length))
-      .join("  ")
-      .trimEnd();
-  return [line(cells[0]!), widths.map((w) => "─".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
-    "\n",
-  );
-}
 
 /**
  * The report of a verification step (`/migrate verify functional|performance|reliability`): a
@@ -41,7 +34,7 @@ export function verificationView(report: VerificationReport, opts: { maxCell?: n
     ["Check", "Measured", "Target", ""],
     ...report.rows.map((r) => [r.title, r.measured, r.target, MARK[r.status]]),
   ];
-  blocks.push(section(`\`\`\`${table(rows, opts.maxCell ?? 48)}\`\`\``));
+  blocks.push(section(`\`\`\`${fixedWidthTable(rows, opts.maxCell ?? 48)}\`\`\``));
   if (failing.length > 0) {
     blocks.push(
       section(
