@@ -23,11 +23,12 @@ import { readStabilisation } from "../../digest/stabilisation.js";
 import type { Stabilisation } from "../../digest/types.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { Approval } from "../../generated/prisma/client.js";
-import { consumeApproval, createApproval } from "../../store/approvals.js";
+import { createApproval } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
+import { useApprovalOrFail } from "./approval-use.js";
 import { formatBytes, parseWith, sourceEndpoint } from "./db-common.js";
 import { openTarget } from "./storage-common.js";
 
@@ -225,14 +226,6 @@ export async function requestDecommissionApproval(
   });
   return { approval, change };
 }
-
-const REASONS: Record<string, string> = {
-  not_approved: "it has not been approved (or was rejected or withdrawn)",
-  expired: "it expired before it was carried out",
-  used: "it has already been used once",
-  changed:
-    "what it would do is no longer what was approved (the source, the bucket or the checklist changed)",
-};
 
 interface ArchiveRecord {
   key: string;
@@ -446,21 +439,15 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
             { hint: "Ask for one with `/migrate decommission`; an approver (not you) approves it." },
           );
         }
-        const used = await consumeApproval(deps.db, approvalId, change, deps.now(), ctx.run.id);
-        if (!used.ok) {
-          await audit(deps.db, {
-            actor: ctx.run.requestedBy,
-            action: "decommission.execute",
-            outcome: "refused",
-            runId: ctx.run.id,
-            details: { approvalId, reason: used.reason },
-          });
-          throw new CutoverError(
-            ErrorCode.ApprovalInvalid,
-            `The approval cannot be used: ${REASONS[used.reason]}.`,
-            { hint: "Nothing was archived. Ask again with `/migrate decommission`." },
-          );
-        }
+        await useApprovalOrFail(deps.db, ctx, {
+          approvalId,
+          change,
+          now: deps.now(),
+          action: "decommission.execute",
+          changed:
+            "what it would do is no longer what was approved (the source, the bucket or the checklist changed)",
+          nothingDone: "Nothing was archived. Ask again with `/migrate decommission`.",
+        });
         await ctx.checkpoint.set("approvalId", approvalId);
         await audit(deps.db, {
           actor: ctx.run.requestedBy,

@@ -1,7 +1,6 @@
 import { baseline, watch } from "../../cloud/probe.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { consumeApproval } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { applyChange, findRollbackTargets, rollback } from "../cutover/apply.js";
 import {
@@ -13,17 +12,10 @@ import {
 } from "../cutover/service.js";
 import type { CutoverChange } from "../cutover/types.js";
 import type { StepDefinition } from "../types.js";
+import { useApprovalOrFail } from "./approval-use.js";
 
 /** the smallest slowdown (ms) that counts against the plan's "no more than 10 % slower" */
 const MIN_SLOWDOWN_MS = 20;
-
-const REASONS: Record<string, string> = {
-  not_approved: "it has not been approved (or was rejected or withdrawn)",
-  expired: "it expired before it was carried out",
-  used: "it has already been used once",
-  changed:
-    "the change is no longer the one that was approved: a record or variable differs from what the approver saw",
-};
 
 /**
  * `dns.cutover`: carries out an approved cutover (it refuses without one): the DNS records,
@@ -92,23 +84,15 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
           ? await baseline(urls.old, 5, { timeoutMs: 5_000, signal: ctx.signal })
           : undefined;
         const live = await computeChange(deps, snapshot, ctx.signal);
-        const used = await consumeApproval(deps.db, approvalId, live, new Date(), ctx.run.id);
-        if (!used.ok) {
-          await audit(deps.db, {
-            actor: ctx.run.requestedBy,
-            action: "cutover.execute",
-            outcome: "refused",
-            runId: ctx.run.id,
-            details: { approvalId, reason: used.reason },
-          });
-          throw new CutoverError(
-            ErrorCode.ApprovalInvalid,
-            `The approval cannot be used: ${REASONS[used.reason]}.`,
-            {
-              hint: "Nothing was changed. Ask again with `/migrate cutover`.",
-            },
-          );
-        }
+        await useApprovalOrFail(deps.db, ctx, {
+          approvalId,
+          change: live,
+          now: new Date(),
+          action: "cutover.execute",
+          changed:
+            "the change is no longer the one that was approved: a record or variable differs from what the approver saw",
+          nothingDone: "Nothing was changed. Ask again with `/migrate cutover`.",
+        });
         change = live;
         await ctx.checkpoint.set("baselineAvgMs", before?.avgMs ?? null);
         await ctx.checkpoint.set("change", change);
