@@ -2,7 +2,6 @@ import type { AllMiddlewareArgs, BlockButtonAction, SlackActionMiddlewareArgs } 
 import type { Metrics } from "../metrics.js";
 import type { CommandDeps } from "./context.js";
 import { dispatchMigrate } from "./dispatch.js";
-import { steadyRespond } from "./steady-respond.js";
 
 /** The Cancel button on a run's progress message: the same rules as `/migrate cancel`. */
 export function cancelRunAction(deps: CommandDeps, metrics: Metrics) {
@@ -10,9 +9,8 @@ export function cancelRunAction(deps: CommandDeps, metrics: Metrics) {
     ack,
     body,
     action,
-    respond: slackRespond,
+    respond,
   }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "cancel_run" });
     const reply = await dispatchMigrate(

@@ -6,7 +6,6 @@ import { audit } from "../store/audit.js";
 import type { CommandDeps } from "./context.js";
 import { authorise } from "./dispatch.js";
 import { runHandler } from "./handlers/run.js";
-import { steadyRespond } from "./steady-respond.js";
 
 const Value = z.object({ target: z.string().min(1).max(100), replace: z.boolean(), delete: z.boolean() });
 
@@ -19,9 +18,8 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
     ack,
     body,
     action,
-    respond: slackRespond,
+    respond,
   }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    const respond = steadyRespond(slackRespond);
     await ack();
     metrics.actions.inc({ action: "confirm_run" });
     const caller = {
@@ -85,11 +83,7 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
 
 /** "Cancel" on an ephemeral question: remove it. */
 export function dismissAction() {
-  return async ({
-    ack,
-    respond: slackRespond,
-  }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ ack, respond }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
     await ack();
     await respond({ delete_original: true });
   };

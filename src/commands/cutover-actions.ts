@@ -17,7 +17,6 @@ import { approveModal, cutoverRequestView } from "../views/cutover.js";
 import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";
 import { INPUT } from "../views/ids.js";
 import type { CommandDeps } from "./context.js";
-import { steadyRespond } from "./steady-respond.js";
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
 
@@ -146,8 +145,7 @@ async function refuse(
 
 /** Approve…: checks the rules, then opens the modal where the approver types the record name. */
 export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
     await ack();
     metrics.actions.inc({ action: "approve_cutover" });
     const approvalId = action.value ?? "";
@@ -272,8 +270,7 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
 
 /** Reject: an approver says no. */
 export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
     await ack();
     metrics.actions.inc({ action: "reject_cutover" });
     const approvalId = action.value ?? "";
@@ -298,8 +295,7 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
 
 /** Withdraw: the requester takes the request back. */
 export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond: slackRespond }: ButtonArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ ack, body, action, respond }: ButtonArgs) => {
     await ack();
     metrics.actions.inc({ action: "withdraw_cutover" });
     const approvalId = action.value ?? "";

@@ -13,19 +13,23 @@ import {
 import { dedupeMiddleware } from "./dedupe.js";
 import { migrateCommand } from "./migrate.js";
 import { rollbackButtonAction, rollbackCommand, rollbackSubmission } from "./rollback.js";
+import { withSteadyRespond as steady } from "./steady-respond.js";
 
-/** Registers every slash command and interactive listener. */
+/**
+ * Registers every slash command and interactive listener. Those that answer through the
+ * response_url get a respond that retries and gives up in time (steady-respond.ts).
+ */
 export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
   app.use(dedupeMiddleware(deps.db, metrics));
-  app.command("/migrate", migrateCommand(deps, metrics));
-  app.command("/rollback", rollbackCommand(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.cancelRun, cancelRunAction(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.confirmRun, confirmRunAction(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.dismiss, dismissAction());
-  app.action<BlockButtonAction>(ACTION.approveCutover, approveCutoverAction(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.rejectCutover, rejectCutoverAction(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.withdrawCutover, withdrawCutoverAction(deps, metrics));
-  app.action<BlockButtonAction>(ACTION.rollbackNow, rollbackButtonAction(deps, metrics));
+  app.command("/migrate", steady(migrateCommand(deps, metrics)));
+  app.command("/rollback", steady(rollbackCommand(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.cancelRun, steady(cancelRunAction(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.confirmRun, steady(confirmRunAction(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.dismiss, steady(dismissAction()));
+  app.action<BlockButtonAction>(ACTION.approveCutover, steady(approveCutoverAction(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.rejectCutover, steady(rejectCutoverAction(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.withdrawCutover, steady(withdrawCutoverAction(deps, metrics)));
+  app.action<BlockButtonAction>(ACTION.rollbackNow, steady(rollbackButtonAction(deps, metrics)));
   app.view(CALLBACK.approveCutover, approveCutoverSubmission(deps, metrics));
   app.view(CALLBACK.rollback, rollbackSubmission(deps, metrics));
 }

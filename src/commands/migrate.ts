@@ -8,7 +8,6 @@ import type { CommandDeps } from "./context.js";
 import { firstDelivery } from "./dedupe.js";
 import { dispatchMigrate } from "./dispatch.js";
 import { parseMigrate } from "./parse.js";
-import { steadyRespond } from "./steady-respond.js";
 
 /**
  * `/migrate …`. Pure replies (help, unknown input) go back in the ack itself; anything that
@@ -16,8 +15,7 @@ import { steadyRespond } from "./steady-respond.js";
  * on the database.
  */
 export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = new AfterAck(4)) {
-  return async ({ command, ack, respond: slackRespond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ command, ack, respond }: SlackCommandMiddlewareArgs & AllMiddlewareArgs) => {
     const started = performance.now();
     const cmd = parseMigrate(command.text ?? "");
     const caller = {

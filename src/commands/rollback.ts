@@ -16,7 +16,6 @@ import { INPUT } from "../views/ids.js";
 import type { CommandDeps } from "./context.js";
 import { cutoverDeps } from "./handlers/cutover.js";
 import { manualRollbackFields, manualTargets, performRollback } from "./handlers/rollback.js";
-import { steadyRespond } from "./steady-respond.js";
 
 /** Opens the /rollback modal for an operator; says why not to anyone else. */
 async function openRollback(
@@ -87,12 +86,7 @@ export function rollbackCommand(deps: CommandDeps, metrics: Metrics) {
 
 /** The prominent "Roll back" button posted when the watch after a cutover breaches a threshold. */
 export function rollbackButtonAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({
-    ack,
-    body,
-    respond: slackRespond,
-  }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
-    const respond = steadyRespond(slackRespond);
+  return async ({ ack, body, respond }: SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs) => {
     await ack();
     metrics.actions.inc({ action: "rollback_button" });
     const refusal = await openRollback(deps, body.user.id, body.trigger_id, body.channel?.id ?? null);

@@ -44,3 +44,15 @@ export function steadyRespond(
 }
 
 class SlowReplyError extends Error {}
+
+/**
+ * A listener whose `respond` is {@link steadyRespond}: wraps it where it is registered, so every
+ * command and button replies the same way without each listener having to remember.
+ */
+export function withSteadyRespond<A extends { respond: RespondFn }>(
+  listener: (args: A) => Promise<unknown>,
+): (args: A) => Promise<void> {
+  return async (args) => {
+    await listener({ ...args, respond: steadyRespond(args.respond) });
+  };
+}
