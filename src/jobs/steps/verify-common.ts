@@ -436,18 +436,20 @@ export function httpRequest(url: string, opts: HttpOptions): Promise<HttpAnswer>
     let bytes = 0;
     let status: number | undefined;
     let headers: http.IncomingHttpHeaders = {};
+    /** what came back so far, with the error that ended it when one did */
+    const answer = (error?: string): HttpAnswer => ({
+      ...(status === undefined ? {} : { status }),
+      ms: elapsed(),
+      bytes,
+      sha256: hash.digest("hex"),
+      body: Buffer.concat(kept),
+      headers,
+      ...(error === undefined ? {} : { error }),
+    });
     const fail = (err: unknown) => {
       if (opts.signal.aborted) return reject(new CancelledError());
       const error = timeout.aborted ? `no answer within ${opts.timeoutMs} ms` : networkError(err);
-      resolve({
-        ...(status === undefined ? {} : { status }),
-        ms: elapsed(),
-        bytes,
-        sha256: hash.digest("hex"),
-        body: Buffer.concat(kept),
-        headers,
-        error,
-      });
+      resolve(answer(error));
     };
     const reqHeaders: Record<string, string | number> = {
       "user-agent": "cutover-verify",
@@ -471,16 +473,7 @@ export function httpRequest(url: string, opts: HttpOptions): Promise<HttpAnswer>
           keptBytes += Math.min(chunk.length, BODY_KEEP - keptBytes);
         }
       });
-      res.on("end", () =>
-        resolve({
-          ...(status === undefined ? {} : { status }),
-          ms: elapsed(),
-          bytes,
-          sha256: hash.digest("hex"),
-          body: Buffer.concat(kept),
-          headers,
-        }),
-      );
+      res.on("end", () => resolve(answer()));
       res.on("error", fail);
     };
     const req = secure
