@@ -624,10 +624,10 @@ target:
 
 async function network(only?: string[]): Promise<Scenario[]> {
   const out: Scenario[] = [];
-  let next = "";
-  const run = async (f: () => Promise<Scenario>) => {
-    if (only && !only.some((n) => next.startsWith(n))) return;
-    const s = await f().catch(
+  /** runs scenario `name` (unless --scenarios leaves it out) and keeps its verdict */
+  const run = async (name: string, f: (name: string) => Promise<Scenario>) => {
+    if (only && !only.some((n) => name.startsWith(n))) return;
+    const s = await f(name).catch(
       (err): Scenario => ({
         name: "(harness error)",
         service: "",
@@ -643,10 +643,15 @@ async function network(only?: string[]): Promise<Scenario[]> {
     out.push(s);
   };
   const RETRY = "bounded retry, then success with every row exactly once";
-  next = "pg-drop-mid-stream";
-  await run(() =>
+  /** a fault: all traffic through the proxy stalled for `ms`, then flowing again */
+  const stallFor = (ms: number) => async (p: TcpProxy) => {
+    p.stall(true);
+    await sleep(ms);
+    p.stall(false);
+  };
+  await run("pg-drop-mid-stream", (name) =>
     postgresScenario(
-      "pg-drop-mid-stream",
+      name,
       "every connection cut twice while rows are being written",
       RETRY,
       async (p) => {
@@ -657,10 +662,9 @@ async function network(only?: string[]): Promise<Scenario[]> {
       { deadlineMs: 60_000 },
     ),
   );
-  next = "pg-drop-after-bytes";
-  await run(() =>
+  await run("pg-drop-after-bytes", (name) =>
     postgresScenario(
-      "pg-drop-after-bytes",
+      name,
       "the next 2 connections cut after 2 kB from the server (mid-protocol)",
       RETRY,
       async (p) => {
@@ -670,24 +674,14 @@ async function network(only?: string[]): Promise<Scenario[]> {
       { deadlineMs: 60_000 },
     ),
   );
-  next = "pg-stall-4s";
-  await run(() =>
-    postgresScenario(
-      "pg-stall-4s",
-      "all traffic stalled 4 s, then flowing again",
-      RETRY,
-      async (p) => {
-        p.stall(true);
-        await sleep(4_000);
-        p.stall(false);
-      },
-      { deadlineMs: 60_000 },
-    ),
+  await run("pg-stall-4s", (name) =>
+    postgresScenario(name, "all traffic stalled 4 s, then flowing again", RETRY, stallFor(4_000), {
+      deadlineMs: 60_000,
+    }),
   );
-  next = "pg-down";
-  await run(() =>
+  await run("pg-down", (name) =>
     postgresScenario(
-      "pg-down",
+      name,
       "server unreachable from mid-run on (connections reset, new ones refused)",
       "a clear failure message after bounded retries",
       async (p) => {
@@ -696,10 +690,9 @@ async function network(only?: string[]): Promise<Scenario[]> {
       { deadlineMs: 90_000, wantFailure: true },
     ),
   );
-  next = "pg-stall-forever";
-  await run(() =>
+  await run("pg-stall-forever", (name) =>
     postgresScenario(
-      "pg-stall-forever",
+      name,
       "all traffic stalled from mid-run on, never answered (a black hole)",
       "a clear failure message within a bounded time",
       async (p) => {
@@ -708,10 +701,9 @@ async function network(only?: string[]): Promise<Scenario[]> {
       { deadlineMs: 90_000, wantFailure: true },
     ),
   );
-  next = "s3-drop-mid-object";
-  await run(() =>
+  await run("s3-drop-mid-object", (name) =>
     s3Scenario(
-      "s3-drop-mid-object",
+      name,
       "every open connection cut, then the next 4 cut after 50 kB (inside an object's body)",
       async (p) => {
         p.dropAfterBytes(50_000, 4);
@@ -722,23 +714,12 @@ async function network(only?: string[]): Promise<Scenario[]> {
       120_000,
     ),
   );
-  next = "s3-stall-5s";
-  await run(() =>
-    s3Scenario(
-      "s3-stall-5s",
-      "the source S3 API stalled 5 s mid-sync",
-      async (p) => {
-        p.stall(true);
-        await sleep(5_000);
-        p.stall(false);
-      },
-      120_000,
-    ),
+  await run("s3-stall-5s", (name) =>
+    s3Scenario(name, "the source S3 API stalled 5 s mid-sync", stallFor(5_000), 120_000),
   );
-  next = "slack-drop-mid-response";
-  await run(() =>
+  await run("slack-drop-mid-response", (name) =>
     slackScenario(
-      "slack-drop-mid-response",
+      name,
       "the next 4 connections to Slack cut after 40 bytes of the response (Slack did the call; the bot never heard)",
       async (p) => {
         p.dropAfterBytes(40, 4);
@@ -747,33 +728,21 @@ async function network(only?: string[]): Promise<Scenario[]> {
       60_000,
     ),
   );
-  next = "slack-stall-8s";
-  await run(() =>
-    slackScenario(
-      "slack-stall-8s",
-      "Slack unreachable (stalled) for 8 s mid-run",
-      async (p) => {
-        p.stall(true);
-        await sleep(8_000);
-        p.stall(false);
-      },
-      60_000,
-    ),
+  await run("slack-stall-8s", (name) =>
+    slackScenario(name, "Slack unreachable (stalled) for 8 s mid-run", stallFor(8_000), 60_000),
   );
-  next = "cloudflare-drop-mid-response";
-  await run(() =>
+  await run("cloudflare-drop-mid-response", (name) =>
     cloudflareScenario(
-      "cloudflare-drop-mid-response",
+      name,
       "the first 3 connections to the Cloudflare API cut after 30 bytes of the response",
       "bounded retry, then success (TTL lowered), or a clear failure",
       async (p) => p.dropAfterBytes(30, 3),
       60_000,
     ),
   );
-  next = "cloudflare-down";
-  await run(() =>
+  await run("cloudflare-down", (name) =>
     cloudflareScenario(
-      "cloudflare-down",
+      name,
       "the Cloudflare API refuses every connection",
       "a clear failure message after bounded retries",
       async (p) => p.refuse(true),
@@ -781,10 +750,9 @@ async function network(only?: string[]): Promise<Scenario[]> {
       true,
     ),
   );
-  next = "cloudflare-stall-forever";
-  await run(() =>
+  await run("cloudflare-stall-forever", (name) =>
     cloudflareScenario(
-      "cloudflare-stall-forever",
+      name,
       "the Cloudflare API accepts connections and never answers",
       "a clear failure message within a bounded time",
       async (p) => p.stall(true),
