@@ -139,6 +139,20 @@ export interface Check {
   measure(): Promise<Omit<CheckRow, "id" | "title" | "target"> & { target?: string }>;
 }
 
+/** A measured row: it passes when nothing is wrong, and otherwise names what to look at, joined. */
+export function judged(
+  measured: string,
+  problems: readonly string[],
+  figures: CheckRow["figures"],
+): Awaited<ReturnType<Check["measure"]>> {
+  return {
+    measured,
+    status: problems.length ? "fail" : "pass",
+    ...(problems.length ? { hint: problems.join("; ") } : {}),
+    figures,
+  };
+}
+
 /** A row for something not configured or opted out of. */
 export function skipped(id: string, title: string, why: string, hint?: string): Check {
   return {

@@ -14,6 +14,7 @@ import {
   type Check,
   type CheckRow,
   httpRequest,
+  judged,
   LazyShell,
   ms,
   objectRoundTrip,
@@ -106,12 +107,7 @@ async function httpCheck(deps: StepDeps, app: AppTarget, c: Kind<"http">, ctx: S
       }
     }
   }
-  return {
-    measured,
-    status: problems.length ? "fail" : "pass",
-    ...(problems.length ? { hint: problems.join("; ") } : {}),
-    figures,
-  };
+  return judged(measured, problems, figures);
 }
 
 function httpTarget(c: Kind<"http">): string {
@@ -196,12 +192,7 @@ async function sqlCheck(deps: StepDeps, c: Kind<"sql">, w: Input): Promise<Row> 
     if (!same)
       problems.push("the target answers differently from the source: run `/migrate verify database`");
   }
-  return {
-    measured,
-    status: problems.length ? "fail" : "pass",
-    ...(problems.length ? { hint: problems.join("; ") } : {}),
-    figures,
-  };
+  return judged(measured, problems, figures);
 }
 
 /** The first URL in an upload's JSON answer: `url`, `location`, `file_url`, … or any http(s) string. */
@@ -324,12 +315,11 @@ async function uploadThroughBucket(
     );
   }
   if (r.cleanupFailed) problems.push(`the test object ${r.key} could not be deleted: remove it by hand`);
-  return {
-    measured: `${c.sizeKb} KB up at ${r.uploadMBps} MB/s, down through ${via} ${r.downloadStatus === 200 ? `at ${r.downloadMBps} MB/s` : (r.downloadError ?? `HTTP ${r.downloadStatus}`)}${r.identical ? ", identical" : ""}`,
-    status: problems.length ? "fail" : "pass",
-    ...(problems.length ? { hint: problems.join("; ") } : {}),
+  return judged(
+    `${c.sizeKb} KB up at ${r.uploadMBps} MB/s, down through ${via} ${r.downloadStatus === 200 ? `at ${r.downloadMBps} MB/s` : (r.downloadError ?? `HTTP ${r.downloadStatus}`)}${r.identical ? ", identical" : ""}`,
+    problems,
     figures,
-  };
+  );
 }
 
 async function commandCheck(

@@ -15,6 +15,7 @@ import {
   type Check,
   type CheckRow,
   type HttpAnswer,
+  judged,
   keepAliveAgents,
   ms,
   objectRoundTrip,
@@ -101,12 +102,7 @@ export function createVerifyPerformanceStep(deps: StepDeps): StepDefinition<Inpu
         "slow: compare with the old host's latency, look at gunicorn's workers and the database time (the `db` row), and measure from near the region",
       );
     }
-    return {
-      measured,
-      status: problems.length ? "fail" : "pass",
-      ...(problems.length ? { hint: problems.join("; ") } : {}),
-      figures,
-    };
+    return judged(measured, problems, figures);
   }
 
   async function dbTime(input: Input, ctx: StepContext): Promise<Row> {
