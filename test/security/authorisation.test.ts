@@ -197,6 +197,29 @@ async function pendingApproval(channel = CHANNEL): Promise<string> {
 const statusOf = async (id: string) =>
   (await t.bot.deps.db.approval.findUniqueOrThrow({ where: { id } })).status;
 
+/**
+ * A click of an approval request's button by one person in one channel, on a fresh pending
+ * request; `effect(id)`, called just before the click, gives the check that it took effect.
+ */
+function buttonCell(
+  item: string,
+  actionId: string,
+  [role, user, channel, rule]: [Role, string, string, Expect],
+  effect: (id: string) => () => Promise<boolean>,
+): Cell {
+  return {
+    item,
+    role,
+    expect: rule,
+    actor: user,
+    send: async () => {
+      const id = await pendingApproval();
+      const tookEffect = effect(id);
+      return outcomeOf(await t.click(actionId, id, { user, channel }), tookEffect);
+    },
+  };
+}
+
 function approvalButtonCells(): Cell[] {
   const cells: Cell[] = [];
   const deciders: Array<[Role, string, string, Expect]> = [
@@ -207,33 +230,19 @@ function approvalButtonCells(): Cell[] {
     ["wrong channel", APPROVER, OTHER_CHANNEL, "refused"],
   ];
   for (const [role, user, channel, rule] of deciders) {
-    cells.push({
-      item: "button Approve…",
-      role,
-      expect: rule,
-      actor: user,
-      send: async () => {
-        const id = await pendingApproval();
-        const views = t.fake.calls("views.open").length;
-        return outcomeOf(
-          await t.click(ACTION.approveCutover, id, { user, channel }),
-          async () => t.fake.calls("views.open").length > views,
-        );
-      },
-    });
-    cells.push({
-      item: "button Reject",
-      role,
-      expect: rule,
-      actor: user,
-      send: async () => {
-        const id = await pendingApproval();
-        return outcomeOf(
-          await t.click(ACTION.rejectCutover, id, { user, channel }),
-          async () => (await statusOf(id)) === "rejected",
-        );
-      },
-    });
+    const views = () => t.fake.calls("views.open").length;
+    cells.push(
+      buttonCell("button Approve…", ACTION.approveCutover, [role, user, channel, rule], () => {
+        const before = views();
+        return async () => views() > before;
+      }),
+      buttonCell(
+        "button Reject",
+        ACTION.rejectCutover,
+        [role, user, channel, rule],
+        (id) => async () => (await statusOf(id)) === "rejected",
+      ),
+    );
     cells.push({
       item: "modal approve (type the record name)",
       role,
@@ -272,19 +281,14 @@ function approvalButtonCells(): Cell[] {
     ["wrong channel", REQUESTER, OTHER_CHANNEL, "refused"],
   ];
   for (const [role, user, channel, rule] of withdrawers) {
-    cells.push({
-      item: "button Withdraw",
-      role,
-      expect: rule,
-      actor: user,
-      send: async () => {
-        const id = await pendingApproval();
-        return outcomeOf(
-          await t.click(ACTION.withdrawCutover, id, { user, channel }),
-          async () => (await statusOf(id)) === "withdrawn",
-        );
-      },
-    });
+    cells.push(
+      buttonCell(
+        "button Withdraw",
+        ACTION.withdrawCutover,
+        [role, user, channel, rule],
+        (id) => async () => (await statusOf(id)) === "withdrawn",
+      ),
+    );
   }
   return cells;
 }
