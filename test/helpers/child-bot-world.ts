@@ -3,10 +3,10 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import pg from "pg";
+import type pg from "pg";
 import { signalGroup, spawnServer } from "../../src/sandbox/child-bot.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
-import { createTestDatabase, type TestDatabase } from "./db.js";
+import { createTestDatabase, queryOnce, type TestDatabase } from "./db.js";
 
 export interface ChildBotWorld {
   fake: FakeSlack;
@@ -66,15 +66,7 @@ export async function startChildBotWorld(
       return started;
     },
     kill9: (child) => signalGroup(child, "SIGKILL"),
-    async query<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
-      const client = new pg.Client({ connectionString: state.url });
-      await client.connect();
-      try {
-        return (await client.query<T>(sql, params)).rows;
-      } finally {
-        await client.end();
-      }
-    },
+    query: (sql, params = []) => queryOnce(state.url, sql, params),
     async until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {

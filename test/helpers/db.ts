@@ -157,3 +157,18 @@ export async function listTestDatabases(): Promise<string[]> {
     return rows.map((r) => r.datname);
   });
 }
+
+/** One statement on a connection of its own to `url`: its rows. */
+export async function queryOnce<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, params)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -12,7 +12,13 @@ import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../../src/sandbox/slack-sender.js";
 import { APPROVER, CHANNEL, OPERATOR, STRANGER } from "../helpers/bot.js";
-import { createEmptyDatabase, createTestDatabase, databaseUrl, type TestDatabase } from "../helpers/db.js";
+import {
+  createEmptyDatabase,
+  createTestDatabase,
+  databaseUrl,
+  queryOnce,
+  type TestDatabase,
+} from "../helpers/db.js";
 import { reportFigure } from "./figures.js";
 
 /**
@@ -151,19 +157,7 @@ async function command(text: string, opts: { user?: string; command?: string } =
   return String((call.args as { text?: string }).text ?? "");
 }
 
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = queryOnce;
 
 async function waitForRun(
   targetName: string,

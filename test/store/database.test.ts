@@ -4,12 +4,11 @@ import { chmod, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises"
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { checkConnection, resolveStateDatabase, type StateDatabase } from "../../src/store/database.js";
 import type { StoreLog } from "../../src/store/migrate.js";
-import { databaseUrl } from "../helpers/db.js";
+import { databaseUrl, queryOnce } from "../helpers/db.js";
 
 interface Line {
   level: string;
@@ -25,15 +24,7 @@ function recordingLog(lines: Line[]): StoreLog {
   };
 }
 
-async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = queryOnce;
 
 /** The rejection of `promise`, which must reject with a CutoverError. */
 async function refusal(promise: Promise<unknown>): Promise<CutoverError> {

@@ -3,12 +3,11 @@ import { readdirSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { createPrismaClient } from "../../src/store/client.js";
 import { applyMigrations, DEFAULT_MIGRATIONS_DIR } from "../../src/store/migrate.js";
-import { createEmptyDatabase, createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { createEmptyDatabase, createTestDatabase, queryOnce, type TestDatabase } from "../helpers/db.js";
 
 const INIT = "20261125000000_init";
 /** Every migration shipped in prisma/migrations, in the order they apply. */
@@ -17,19 +16,7 @@ const ALL = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true })
   .map((e) => e.name)
   .sort();
 
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  params: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const query = queryOnce;
 
 /** A copy of prisma/migrations the test may edit. */
 async function copyOfMigrations(): Promise<string> {

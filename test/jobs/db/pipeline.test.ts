@@ -1,12 +1,11 @@
 import { readdir } from "node:fs/promises";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db.js";
 import { dumpRoot } from "../../../src/jobs/steps/db-common.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
 import { dbVerifyView } from "../../../src/views/db-verify.js";
-import type { TestDatabase } from "../../helpers/db.js";
+import { queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { createFixtureSource, createRdsLikeTarget, fingerprint, makeDeps } from "./fixture.js";
 
@@ -19,15 +18,7 @@ let before: Awaited<ReturnType<typeof fingerprint>>;
 const step = (type: string) => steps.get(type)!;
 const input = (type: string) => step(type).parse({ jobs: 2, sliceMb: 1, bucketRows: 500 });
 
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = queryOnce;
 
 beforeAll(async () => {
   source = await createFixtureSource("pipe_src");

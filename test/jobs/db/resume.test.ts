@@ -7,7 +7,7 @@ import type { StepDeps } from "../../../src/jobs/index.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db.js";
 import { dumpRoot, latestDump, readMarker, writeMarker } from "../../../src/jobs/steps/db-common.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
-import type { TestDatabase } from "../../helpers/db.js";
+import { queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { createFixtureSource, createRdsLikeTarget, makeDeps } from "./fixture.js";
 
@@ -18,15 +18,7 @@ let steps: Map<string, StepDefinition<unknown>>;
 const step = (type: string) => steps.get(type)!;
 const input = (type: string) => step(type).parse({ jobs: 2 });
 
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const sql = queryOnce;
 
 async function expectIdentical() {
   const report = await runDatabaseVerify(deps, { bucketRows: 1000 });
