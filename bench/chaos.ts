@@ -517,17 +517,14 @@ async function cloudflareScenario(
   }
 }
 
-/** R2 (s3rver) behind the proxy, AWS (moto) direct: storage.sync then storage.verify through the bot. */
-async function s3Scenario(
-  name: string,
-  fault: string,
-  act: (proxy: TcpProxy) => Promise<void>,
-  deadlineMs: number,
-): Promise<Scenario> {
+/**
+ * The storage world both storage campaigns use: s3rver as R2 with a `media` bucket, moto as S3
+ * with an empty `media-target`, a client for each, the environment that lets the bot reach
+ * them, and the migration file's source and target sections.
+ */
+async function startStorageWorld() {
   const { S3Client, CreateBucketCommand, PutObjectCommand } = await import("@aws-sdk/client-s3");
   const [r2, aws] = await Promise.all([startS3rver(), startMoto()]);
-  const proxy = new TcpProxy({ host: "127.0.0.1", port: r2.port });
-  await proxy.start();
   const awsKeys = {
     accessKeyId: "AKIAIOSFODNN7EXAMPLE",
     secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -544,7 +541,11 @@ async function s3Scenario(
     forcePathStyle: true,
     credentials: awsKeys,
   });
-  let b: Bot | undefined;
+  const stop = async () => {
+    source.destroy();
+    target.destroy();
+    await Promise.allSettled([r2.stop(), aws.stop()]);
+  };
   try {
     await source.send(new CreateBucketCommand({ Bucket: "media" }));
     await target.send(
@@ -553,19 +554,27 @@ async function s3Scenario(
         CreateBucketConfiguration: { LocationConstraint: "ap-southeast-1" },
       }),
     );
-    const OBJECTS = 120;
-    for (let i = 0; i < OBJECTS; i += 10)
-      await Promise.all(
-        Array.from({ length: 10 }, (_, j) =>
-          source.send(
-            new PutObjectCommand({ Bucket: "media", Key: `img/${i + j}.bin`, Body: randomBytes(96 * 1024) }),
-          ),
-        ),
-      );
-    const extra = `source:
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    r2,
+    source,
+    target,
+    env: {
+      R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL: aws.endpoint,
+      AWS_ACCESS_KEY_ID: awsKeys.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: awsKeys.secretAccessKey,
+      AWS_REGION: "ap-southeast-1",
+    },
+    /** the file's `source:` (read at `endpoint`: R2's own or a proxy's) and `target:` sections */
+    sections: (endpoint: string) => `source:
   storage:
     provider: Cloudflare R2
-    endpoint: http://127.0.0.1:${proxy.port}
+    endpoint: ${endpoint}
     bucket: media
     region: auto
     accessKeyIdEnv: R2_ACCESS_KEY_ID
@@ -575,21 +584,41 @@ target:
   s3:
     bucket: media-target
     region: ap-southeast-1
-`;
+`,
+    /** `count` objects of `bytes` random bytes into `media`, `batch` at a time */
+    async seed(count: number, bytes: number, key: (i: number) => string, batch: number) {
+      for (let i = 0; i < count; i += batch)
+        await Promise.all(
+          Array.from({ length: batch }, (_, j) =>
+            source.send(new PutObjectCommand({ Bucket: "media", Key: key(i + j), Body: randomBytes(bytes) })),
+          ),
+        );
+    },
+    stop,
+  };
+}
+
+/** R2 (s3rver) behind the proxy, AWS (moto) direct: storage.sync then storage.verify through the bot. */
+async function s3Scenario(
+  name: string,
+  fault: string,
+  act: (proxy: TcpProxy) => Promise<void>,
+  deadlineMs: number,
+): Promise<Scenario> {
+  const world = await startStorageWorld();
+  const proxy = new TcpProxy({ host: "127.0.0.1", port: world.r2.port });
+  await proxy.start();
+  let b: Bot | undefined;
+  try {
+    const OBJECTS = 120;
+    await world.seed(OBJECTS, 96 * 1024, (n) => `img/${n}.bin`, 10);
     const runbook = `    - id: objects
       title: Objects
       steps:
         - { id: storage-sync, uses: storage.sync }
         - { id: storage-verify, uses: storage.verify }
 `;
-    b = await startBot("s3", config(runbook, extra), {
-      R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL: aws.endpoint,
-      AWS_ACCESS_KEY_ID: awsKeys.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: awsKeys.secretAccessKey,
-      AWS_REGION: "ap-southeast-1",
-    });
+    b = await startBot("s3", config(runbook, world.sections(`http://127.0.0.1:${proxy.port}`)), world.env);
     await b.command("run objects");
     await sleep(300);
     const acting = act(proxy);
@@ -616,9 +645,7 @@ target:
     proxy.stall(false);
     await b?.stop();
     await proxy.stop();
-    source.destroy();
-    target.destroy();
-    await Promise.allSettled([r2.stop(), aws.stop()]);
+    await world.stop();
   }
 }
 
@@ -1207,30 +1234,14 @@ interface StorageCrashReport {
 /** SIGKILLs during `storage.sync` (s3rver as R2 → moto as S3), then `storage.verify`; every object once. */
 async function crashStorage(opts: Options, kills: number): Promise<StorageCrashReport> {
   const random = prng(opts.seed + 1);
-  const { S3Client, CreateBucketCommand, PutObjectCommand, ListObjectsV2Command, DeleteObjectsCommand } =
-    await import("@aws-sdk/client-s3");
-  const [r2, aws] = await Promise.all([startS3rver(), startMoto()]);
+  const { ListObjectsV2Command, DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
+  const world = await startStorageWorld();
+  const { source, target } = world;
   const fake = new FakeSlack();
   await fake.start();
   const state = await createDb("crash_s3_state");
   const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-s3-"));
-  const awsKeys = {
-    accessKeyId: "AKIAIOSFODNN7EXAMPLE",
-    secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-  };
-  const source = new S3Client({
-    endpoint: r2.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { ...S3RVER_CREDENTIALS },
-  });
-  const target = new S3Client({
-    endpoint: aws.endpoint,
-    region: "ap-southeast-1",
-    forcePathStyle: true,
-    credentials: awsKeys,
-  });
-  const list = async (client: InstanceType<typeof S3Client>, bucket: string) => {
+  const list = async (client: typeof source, bucket: string) => {
     const out = new Map<string, string>();
     let token: string | undefined;
     do {
@@ -1252,37 +1263,12 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
     DATABASE_URL: dbUrl(state),
     CUTOVER_CONFIG: path.join(dir, "migration.yml"),
     CUTOVER_DATA_DIR: dir,
-    R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-    R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    AWS_ENDPOINT_URL: aws.endpoint,
-    AWS_ACCESS_KEY_ID: awsKeys.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: awsKeys.secretAccessKey,
-    AWS_REGION: "ap-southeast-1",
+    ...world.env,
   });
   try {
-    await source.send(new CreateBucketCommand({ Bucket: "media" }));
-    await target.send(
-      new CreateBucketCommand({
-        Bucket: "media-target",
-        CreateBucketConfiguration: { LocationConstraint: "ap-southeast-1" },
-      }),
-    );
-    for (let i = 0; i < OBJECTS; i += 20)
-      await Promise.all(
-        Array.from({ length: 20 }, (_, j) =>
-          source.send(
-            new PutObjectCommand({
-              Bucket: "media",
-              Key: `img/${String(i + j).padStart(4, "0")}.bin`,
-              Body: randomBytes(64 * 1024),
-            }),
-          ),
-        ),
-      );
+    await world.seed(OBJECTS, 64 * 1024, (n) => `img/${String(n).padStart(4, "0")}.bin`, 20);
     // one object over the multipart threshold, so a kill can land inside a multipart upload
-    await source.send(
-      new PutObjectCommand({ Bucket: "media", Key: "video/big.bin", Body: randomBytes(24 * 1024 * 1024) }),
-    );
+    await world.seed(1, 24 * 1024 * 1024, () => "video/big.bin", 1);
     const sourceObjects = await list(source, "media");
     await writeFile(
       path.join(dir, "migration.yml"),
@@ -1293,20 +1279,7 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
         - { id: storage-sync, uses: storage.sync, with: { concurrency: 4 } }
         - { id: storage-verify, uses: storage.verify }
 `,
-        `source:
-  storage:
-    provider: Cloudflare R2
-    endpoint: ${r2.endpoint}
-    bucket: media
-    region: auto
-    accessKeyIdEnv: R2_ACCESS_KEY_ID
-    secretAccessKeyEnv: R2_SECRET_ACCESS_KEY
-target:
-  aws: { region: ap-southeast-1 }
-  s3:
-    bucket: media-target
-    region: ap-southeast-1
-`,
+        world.sections(world.r2.endpoint),
       ),
     );
     while (report.kills < kills) {
@@ -1413,10 +1386,8 @@ target:
     }
   } finally {
     await bot.kill9();
-    source.destroy();
-    target.destroy();
+    await world.stop();
     await fake.stop();
-    await Promise.allSettled([r2.stop(), aws.stop()]);
     await dropDb(state);
     await rm(dir, { recursive: true, force: true });
   }
