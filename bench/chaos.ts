@@ -196,6 +196,22 @@ ${extra}runbook:
   phases:
 ${runbook}`;
 }
+/** The file's `source:` and `target:` sections for a database copy: both URLs from the environment. */
+const DATABASE_SECTIONS = `source:
+  database: { urlEnv: SOURCE_DATABASE_URL }
+target:
+  aws: { region: ap-southeast-1 }
+  rds:
+    identifier: chaos-db
+    engineVersion: "15"
+    instanceClass: db.t4g.micro
+    allocatedStorageGb: 20
+    ingress: { fromLightsailStaticIp: false }
+    masterUsername: app_admin
+    masterPasswordEnv: RDS_MASTER_PASSWORD
+    dbName: app
+    urlEnv: TARGET_DATABASE_URL
+`;
 const probePhase = (rows: number, pauseMs: number, urlEnv = "PROBE_DATABASE_URL") => `    - id: probe
       title: Probe
       steps:
@@ -905,21 +921,7 @@ async function disk(): Promise<Scenario[]> {
       dbUrl(source),
       "CREATE TABLE blobs (id serial PRIMARY KEY, body text); INSERT INTO blobs (body) SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 3000) g, generate_series(1, 64) i GROUP BY g",
     );
-    const extra = `source:
-  database: { urlEnv: SOURCE_DATABASE_URL }
-target:
-  aws: { region: ap-southeast-1 }
-  rds:
-    identifier: chaos-db
-    engineVersion: "15"
-    instanceClass: db.t4g.micro
-    allocatedStorageGb: 20
-    ingress: { fromLightsailStaticIp: false }
-    masterUsername: app_admin
-    masterPasswordEnv: RDS_MASTER_PASSWORD
-    dbName: app
-    urlEnv: TARGET_DATABASE_URL
-`;
+    const extra = DATABASE_SECTIONS;
     const runbook = `    - id: data
       title: Data
       steps:
@@ -998,14 +1000,60 @@ interface CrashReport {
   notCovered: string[];
 }
 
-async function crash(opts: Options): Promise<CrashReport> {
-  const random = prng(opts.seed);
+/**
+ * What every SIGKILL campaign runs on: a fake Slack, a state database, a data folder (the
+ * campaign writes its migration file there) and the real bot as a child process over them,
+ * with `env` added to its environment. `stop` kills the bot and removes all of it.
+ */
+async function startCrashWorld(
+  label: string,
+  env: (w: { stateUrl: string; dir: string }) => NodeJS.ProcessEnv = () => ({}),
+) {
   const fake = new FakeSlack();
   await fake.start();
-  const state = await createDb("crash_state");
+  const state = await createDb(`crash_${label}_state`);
+  const dir = await mkdtemp(path.join(tmpdir(), `cutover-chaos-crash-${label}-`));
+  const signingSecret = randomBytes(16).toString("hex");
+  const bot = childBot({
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
+    SLACK_SIGNING_SECRET: signingSecret,
+    SLACK_API_URL: fake.apiUrl,
+    PORT: "0",
+    DATABASE_URL: dbUrl(state),
+    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+    CUTOVER_DATA_DIR: dir,
+    ...env({ stateUrl: dbUrl(state), dir }),
+  });
+  return {
+    fake,
+    state,
+    dir,
+    signingSecret,
+    bot,
+    /** writes the migration file the bot reads */
+    writeConfig: (text: string) => writeFile(path.join(dir, "migration.yml"), text),
+    async stop() {
+      await bot.kill9();
+      await fake.stop();
+      await dropDb(state);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function crash(opts: Options): Promise<CrashReport> {
+  const random = prng(opts.seed);
   const source = await createDb("crash_src");
   const target = await createDb("crash_dst");
-  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-"));
+  const world = await startCrashWorld("db", ({ stateUrl }) => ({
+    PROBE_DATABASE_URL: stateUrl,
+    SOURCE_DATABASE_URL: dbUrl(source),
+    TARGET_DATABASE_URL: dbUrl(target),
+    RDS_MASTER_PASSWORD: "not-used-here",
+  }));
+  const { fake, state, bot } = world;
   const ROWS = 15_000;
   const STEPS = ["write-rows", "db-preflight", "db-dump", "db-restore", "db-verify"];
   await sql(
@@ -1015,21 +1063,7 @@ async function crash(opts: Options): Promise<CrashReport> {
      INSERT INTO customers (name, data) SELECT 'c' || g, jsonb_build_object('n', g) FROM generate_series(1, 100000) g;
      INSERT INTO orders (customer, total, note) SELECT 1 + g % 100000, g / 7.0, md5(g::text) FROM generate_series(1, 300000) g;`,
   );
-  const extra = `source:
-  database: { urlEnv: SOURCE_DATABASE_URL }
-target:
-  aws: { region: ap-southeast-1 }
-  rds:
-    identifier: chaos-db
-    engineVersion: "15"
-    instanceClass: db.t4g.micro
-    allocatedStorageGb: 20
-    ingress: { fromLightsailStaticIp: false }
-    masterUsername: app_admin
-    masterPasswordEnv: RDS_MASTER_PASSWORD
-    dbName: app
-    urlEnv: TARGET_DATABASE_URL
-`;
+  const extra = DATABASE_SECTIONS;
   const runbook = `    - id: move
       title: Probe and copy
       steps:
@@ -1039,23 +1073,7 @@ target:
         - { id: db-restore, uses: db.restore, with: { jobs: 2 } }
         - { id: db-verify, uses: db.verify, with: { jobs: 2 } }
 `;
-  await writeFile(path.join(dir, "migration.yml"), config(runbook, extra));
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
-    SLACK_SIGNING_SECRET: randomBytes(16).toString("hex"),
-    SLACK_API_URL: fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: dbUrl(state),
-    PROBE_DATABASE_URL: dbUrl(state),
-    SOURCE_DATABASE_URL: dbUrl(source),
-    TARGET_DATABASE_URL: dbUrl(target),
-    RDS_MASTER_PASSWORD: "not-used-here",
-    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-    CUTOVER_DATA_DIR: dir,
-  };
-  const bot = childBot(env);
+  await world.writeConfig(config(runbook, extra));
   const startChild = () => bot.start();
   const kill9 = () => bot.kill9();
   const latestRun = async () =>
@@ -1093,11 +1111,11 @@ target:
       await kill9();
       await dropDb(target);
       await admin((c) => c.query(`CREATE DATABASE ${c.escapeIdentifier(target)} TEMPLATE template0`));
-      await rm(path.join(dir, "dumps"), { recursive: true, force: true });
+      await rm(path.join(world.dir, "dumps"), { recursive: true, force: true });
       port = await startChild();
       const res = await sendSlashCommand({
         url: `http://127.0.0.1:${port}/slack/events`,
-        signingSecret: env.SLACK_SIGNING_SECRET!,
+        signingSecret: world.signingSecret,
         command: "/migrate",
         text: "run move",
         userId: OPERATOR,
@@ -1184,12 +1202,9 @@ target:
       if (status !== "succeeded") break;
     }
   } finally {
-    await kill9();
-    await fake.stop();
-    await dropDb(state);
+    await world.stop();
     await dropDb(source);
     await dropDb(target);
-    await rm(dir, { recursive: true, force: true });
   }
   return report;
 }
@@ -1237,10 +1252,8 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
   const { ListObjectsV2Command, DeleteObjectsCommand } = await import("@aws-sdk/client-s3");
   const world = await startStorageWorld();
   const { source, target } = world;
-  const fake = new FakeSlack();
-  await fake.start();
-  const state = await createDb("crash_s3_state");
-  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-s3-"));
+  const crashWorld = await startCrashWorld("s3", () => world.env);
+  const { fake, state, bot, signingSecret } = crashWorld;
   const list = async (client: typeof source, bucket: string) => {
     const out = new Map<string, string>();
     let token: string | undefined;
@@ -1253,25 +1266,12 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
   };
   const report: StorageCrashReport = { kills: 0, rounds: 0, survived: 0, moments: [], roundsDetail: [] };
   const OBJECTS = 800;
-  const bot = childBot({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
-    SLACK_SIGNING_SECRET: "s3-crash-signing-secret",
-    SLACK_API_URL: fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: dbUrl(state),
-    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-    CUTOVER_DATA_DIR: dir,
-    ...world.env,
-  });
   try {
     await world.seed(OBJECTS, 64 * 1024, (n) => `img/${String(n).padStart(4, "0")}.bin`, 20);
     // one object over the multipart threshold, so a kill can land inside a multipart upload
     await world.seed(1, 24 * 1024 * 1024, () => "video/big.bin", 1);
     const sourceObjects = await list(source, "media");
-    await writeFile(
-      path.join(dir, "migration.yml"),
+    await crashWorld.writeConfig(
       config(
         `    - id: objects
       title: Objects
@@ -1298,7 +1298,7 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
       let port = await bot.start();
       const res = await sendSlashCommand({
         url: `http://127.0.0.1:${port}/slack/events`,
-        signingSecret: "s3-crash-signing-secret",
+        signingSecret,
         command: "/migrate",
         text: "run objects",
         userId: OPERATOR,
@@ -1385,11 +1385,8 @@ async function crashStorage(opts: Options, kills: number): Promise<StorageCrashR
       if (status !== "succeeded") break;
     }
   } finally {
-    await bot.kill9();
+    await crashWorld.stop();
     await world.stop();
-    await fake.stop();
-    await dropDb(state);
-    await rm(dir, { recursive: true, force: true });
   }
   return report;
 }
@@ -1461,25 +1458,12 @@ async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashR
     startAppServer({ name: "old" }),
     startAppServer({ name: "new" }),
   ]);
-  const fake = new FakeSlack();
-  await fake.start();
-  const state = await createDb("crash_cutover_state");
-  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-cutover-"));
-  const signingSecret = "cutover-crash-signing-secret";
-  const report: CutoverCrashReport = { kills: 0, rounds: 0, survived: 0, moments: [], roundsDetail: [] };
-  const bot = childBot({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
-    SLACK_SIGNING_SECRET: signingSecret,
-    SLACK_API_URL: fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: dbUrl(state),
-    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-    CUTOVER_DATA_DIR: dir,
+  const crashWorld = await startCrashWorld("cutover", () => ({
     CLOUDFLARE_API_TOKEN: token,
     CLOUDFLARE_BASE_URL: cf.baseUrl,
-  });
+  }));
+  const { fake, state, bot, signingSecret } = crashWorld;
+  const report: CutoverCrashReport = { kills: 0, rounds: 0, survived: 0, moments: [], roundsDetail: [] };
   const records = () => cf.records("example.com");
   const { createCloudflare } = await import("../src/cloud/cloudflare.js");
   const admin = createCloudflare({ apiToken: token, baseURL: cf.baseUrl, accountId: account });
@@ -1493,8 +1477,7 @@ async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashR
     }
   };
   try {
-    await writeFile(
-      path.join(dir, "migration.yml"),
+    await crashWorld.writeConfig(
       config(
         `    - id: switch
       title: Switch
@@ -1793,12 +1776,9 @@ digest: { enabled: false }
       await drillRollback(report.rounds);
     }
   } finally {
-    await bot.kill9();
-    await fake.stop();
+    await crashWorld.stop();
     await cf.stop();
     await Promise.allSettled([oldApp.stop(), newApp.stop()]);
-    await dropDb(state);
-    await rm(dir, { recursive: true, force: true });
   }
   return report;
 }
@@ -1841,10 +1821,12 @@ async function crashDeploy(opts: Options, kills: number): Promise<DeployCrashRep
   const BEFORE = "20260101T000000Z-main";
   const appDir = "/opt/gogojap";
   const current = `${appDir}/current`;
-  const dir = await mkdtemp(path.join(tmpdir(), "cutover-chaos-crash-deploy-"));
+  const crashWorld = await startCrashWorld("deploy", ({ dir }) => ({
+    LIGHTSAIL_SSH_KEY_PATH: path.join(dir, "host_ed25519"),
+  }));
+  const { fake, state, bot, signingSecret } = crashWorld;
   const pair = generateEd25519();
-  const keyPath = path.join(dir, "host_ed25519");
-  await writeFile(keyPath, pair.private, { mode: 0o600 });
+  await writeFile(path.join(crashWorld.dir, "host_ed25519"), pair.private, { mode: 0o600 });
   const host = new FakeHost({ authorizedKeys: [pair.public], users: ["ubuntu"] });
   const hostPort = await host.start();
   const behaviour = emulateUbuntuHost(host, { appDir, services: ["gogojap"] });
@@ -1862,26 +1844,9 @@ async function crashDeploy(opts: Options, kills: number): Promise<DeployCrashRep
     };
   });
   behaviour.health = () => "200";
-  const fake = new FakeSlack();
-  await fake.start();
-  const state = await createDb("crash_deploy_state");
-  const signingSecret = "cutover-crash-deploy-signing-secret";
   const report: DeployCrashReport = { kills: 0, survived: 0, rounds: [] };
-  const bot = childBot({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
-    SLACK_SIGNING_SECRET: signingSecret,
-    SLACK_API_URL: fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: dbUrl(state),
-    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-    CUTOVER_DATA_DIR: dir,
-    LIGHTSAIL_SSH_KEY_PATH: keyPath,
-  });
   try {
-    await writeFile(
-      path.join(dir, "migration.yml"),
+    await crashWorld.writeConfig(
       config(
         `    - id: app
       title: App
@@ -1985,11 +1950,8 @@ digest: { enabled: false }
       if (status !== "succeeded") break;
     }
   } finally {
-    await bot.kill9();
-    await fake.stop();
+    await crashWorld.stop();
     await host.stop();
-    await dropDb(state);
-    await rm(dir, { recursive: true, force: true });
   }
   return report;
 }
