@@ -12,7 +12,7 @@ import pg from "pg";
 import { type RunningCutover, startCutover } from "../src/app.js";
 import { createLogger } from "../src/log.js";
 import { childBot } from "../src/sandbox/child-bot.js";
-import { FakeCloudflare } from "../src/sandbox/FakeCloudflare.js";
+import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { S3RVER_CREDENTIALS, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
@@ -1436,24 +1436,16 @@ interface RollbackCrashReport {
 async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashReport> {
   const rollbackKills = opts.rollbackCrashes;
   const random = prng(opts.seed + 2);
-  const { FakeCloudflare } = await import("../src/sandbox/FakeCloudflare.js");
   const { startAppServer } = await import("../src/sandbox/app-servers.js");
   const { sendRollbackSubmission, sendViewSubmission } = await import("../src/sandbox/slack-sender.js");
   const { CALLBACK, INPUT } = await import("../src/views/ids.js");
   const token = `cf-chaos-${randomBytes(8).toString("hex")}`;
   const account = "0123456789abcdef0123456789abcdef";
-  const OLD = "203.0.113.10";
+  const OLD = EXAMPLE_OLD_IP;
   const NEW = "198.51.100.7";
   const cf = new FakeCloudflare({ apiToken: token, accountId: account });
   await cf.start();
-  cf.addZone("example.com");
-  cf.addRecord("example.com", { name: "api.example.com", type: "A", content: OLD, ttl: 3600 });
-  cf.addPagesProject("web", {
-    envVars: {
-      NEXT_PUBLIC_API_URL: "https://old.example.app",
-      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-    },
-  });
+  seedExampleCutover(cf);
   const [oldApp, newApp] = await Promise.all([
     startAppServer({ name: "old" }),
     startAppServer({ name: "new" }),

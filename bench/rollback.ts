@@ -5,7 +5,7 @@ import path from "node:path";
 import { type RunningCutover, startCutover } from "../src/app.js";
 import { createLogger } from "../src/log.js";
 import { type AppServer, startAppServer } from "../src/sandbox/app-servers.js";
-import { FakeCloudflare } from "../src/sandbox/FakeCloudflare.js";
+import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import { sendRollbackSubmission, sendSlashCommand, sendViewSubmission } from "../src/sandbox/slack-sender.js";
 import { CALLBACK, INPUT } from "../src/views/ids.js";
@@ -27,7 +27,7 @@ import { CALLBACK, INPUT } from "../src/views/ids.js";
 const OPERATOR = "U0OPERATOR";
 const APPROVER = "U0APPROVER";
 const CHANNEL = "C0MIGRATE";
-const OLD_IP = "203.0.113.10";
+const OLD_IP = EXAMPLE_OLD_IP;
 const NEW_IP = "198.51.100.7";
 const RECORD = "api.example.com";
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -108,14 +108,7 @@ export async function main(args: string[]): Promise<void> {
   const cfToken = `cf-bench-${randomBytes(12).toString("hex")}`;
   const cf = new FakeCloudflare({ apiToken: cfToken, accountId: ACCOUNT });
   await cf.start();
-  cf.addZone("example.com");
-  cf.addRecord("example.com", { name: RECORD, type: "A", content: OLD_IP, ttl: 3600 });
-  cf.addPagesProject("web", {
-    envVars: {
-      NEXT_PUBLIC_API_URL: "https://old.example.app",
-      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-    },
-  });
+  seedExampleCutover(cf);
   let oldApp: AppServer | undefined;
   let newApp: AppServer | undefined;
   let bot: RunningCutover | undefined;

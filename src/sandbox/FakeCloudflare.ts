@@ -1121,3 +1121,23 @@ async function parseBody(contentType: string | undefined, raw: Buffer): Promise<
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** The old value of the example.com world the tests and benches switch. */
+export const EXAMPLE_OLD_IP = "203.0.113.10";
+
+/**
+ * The example.com world of the tests and benches as it is before a cutover: the A record of
+ * api.example.com at {@link EXAMPLE_OLD_IP} (TTL 3600) and the `web` Pages project holding the
+ * old API and CDN URLs, plus `extraVars` (a variable the cutover must leave alone).
+ */
+export function seedExampleCutover(cf: FakeCloudflare, extraVars: Record<string, string> = {}): void {
+  cf.addZone("example.com");
+  cf.addRecord("example.com", { name: "api.example.com", type: "A", content: EXAMPLE_OLD_IP, ttl: 3600 });
+  cf.addPagesProject("web", {
+    envVars: {
+      NEXT_PUBLIC_API_URL: "https://old.example.app",
+      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
+      ...extraVars,
+    },
+  });
+}

@@ -1,6 +1,6 @@
 import { expect } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
-import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
+import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { sendRollbackSubmission, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
 import { CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
@@ -14,7 +14,7 @@ import {
 } from "./bot.js";
 
 export const APPROVER2 = "U0APPROVER2";
-export const OLD_IP = "203.0.113.10";
+export const OLD_IP = EXAMPLE_OLD_IP;
 export const NEW_IP = "198.51.100.7";
 export const RECORD = "api.example.com";
 /** a record the cutover creates (no `from`): removed again by a rollback */
@@ -100,15 +100,7 @@ export interface CutoverWorld {
 export async function startCutoverWorld(label: string, extraSteps = ""): Promise<CutoverWorld> {
   const cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
   await cf.start();
-  cf.addZone("example.com");
-  cf.addRecord("example.com", { name: RECORD, type: "A", content: OLD_IP, ttl: 3600 });
-  cf.addPagesProject("web", {
-    envVars: {
-      NEXT_PUBLIC_API_URL: "https://old.example.app",
-      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-      KEEP_ME: "yes",
-    },
-  });
+  seedExampleCutover(cf, { KEEP_ME: "yes" });
   cf.setDeploymentDuration(200);
   const oldApp = await startAppServer({ name: "old" });
   const newApp = await startAppServer({ name: "new" });

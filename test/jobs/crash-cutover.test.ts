@@ -1,20 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { signalGroup } from "../../src/sandbox/child-bot.js";
-import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
+import { FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { sendSlashCommand, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
 import { CALLBACK, INPUT } from "../../src/views/ids.js";
 import { APPROVER, CHANNEL, OPERATOR } from "../helpers/bot.js";
 import { type ChildBotWorld, startChildBotWorld } from "../helpers/child-bot-world.js";
-import {
-  CF_ACCOUNT,
-  CF_TOKEN,
-  cutoverConfig,
-  NEW_IP,
-  NEW_RECORD,
-  OLD_IP,
-  RECORD,
-} from "../helpers/cutover-world.js";
+import { CF_ACCOUNT, CF_TOKEN, cutoverConfig, NEW_IP, NEW_RECORD, RECORD } from "../helpers/cutover-world.js";
 
 /**
  * The DNS cutover with the bot SIGKILLed in the middle of it (after the switch, while it watches
@@ -38,14 +30,7 @@ const runStatus = async (target: string) =>
 beforeAll(async () => {
   cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
   await cf.start();
-  cf.addZone("example.com");
-  cf.addRecord("example.com", { name: RECORD, type: "A", content: OLD_IP, ttl: 3600 });
-  cf.addPagesProject("web", {
-    envVars: {
-      NEXT_PUBLIC_API_URL: "https://old.example.app",
-      NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-    },
-  });
+  seedExampleCutover(cf);
   oldApp = await startAppServer({ name: "old" });
   newApp = await startAppServer({ name: "new" });
   // a 20 s watch window: time to kill the bot after the switch, while it watches
