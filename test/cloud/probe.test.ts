@@ -249,6 +249,11 @@ describe("probes against local app servers", () => {
   });
 
   it("baseline: n probes in a row with their latency", async () => {
+    // a probe the aborted watch above had sent may still be on its way to the server: let it land
+    for (let seen = -1; seen !== oldApp.requests().length; ) {
+      seen = oldApp.requests().length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     oldApp.setLatency(20);
     const before = oldApp.requests().length;
     const stats = await baseline(oldApp.healthUrl, 5, { timeoutMs: 1_000 });
