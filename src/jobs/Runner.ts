@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { MigrationFile } from "../config/schema.js";
 import { CancelledError, CutoverError, describeError, ErrorCode, NOT_RETRYABLE } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
-import { audit } from "../store/audit.js";
+import { type AuditEntry, audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
 import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
 import { STEP_TIME_LIMITS } from "./catalogue.js";
@@ -136,16 +136,16 @@ export class Runner {
         steps: target.steps.map(({ step }) => ({ step: step.id })),
       },
       mutating,
-    );
-    if (result.created) {
-      await audit(db, {
+      (runId) => ({
         actor: req.requestedBy,
         action: req.dryRun ? "run.plan" : "run.request",
         target: target.name,
         outcome: "started",
-        runId: result.runId,
+        runId,
         details: { kind: target.kind, steps: target.steps.map((s) => s.step.id) },
-      });
+      }),
+    );
+    if (result.created) {
       try {
         await this.deps.boss.send(RUN_QUEUE, { runId: result.runId });
       } catch (err) {
@@ -171,21 +171,22 @@ export class Runner {
     const run = await db.run.findUnique({ where: { id: runId } });
     if (!run) throw new CutoverError(ErrorCode.RunNotFound, `There is no run \`${runId}\`.`);
     if (isFinished(run.status)) return "finished";
-    await db.run.update({ where: { id: runId }, data: { cancelRequestedBy: by } });
-    await audit(db, { actor: by, action: "run.cancel", target: run.target, outcome: "ok", runId });
+    await db.$transaction(async (tx) => {
+      await tx.run.update({ where: { id: runId }, data: { cancelRequestedBy: by } });
+      await audit(tx, { actor: by, action: "run.cancel", target: run.target, outcome: "ok", runId });
+    });
     const local = this.active.get(runId);
     if (local) {
       local.abort({ kind: "cancel", by } satisfies AbortReason);
       return "cancelling";
     }
     // Not running here: if nobody holds the run, finish it now; otherwise its worker sees the flag.
-    const owned = await this.withRunLock(runId, async () => {
-      await db.stepExecution.updateMany({
-        where: { runId, status: { in: ["pending", "running"] } },
-        data: { status: "cancelled", finishedAt: new Date() },
-      });
-      await this.finishRun(runId, "cancelled", `cancelled by ${by}`);
-    });
+    const owned = await this.withRunLock(runId, () =>
+      this.finishRun(runId, "cancelled", `cancelled by ${by}`, {
+        steps: ["pending", "running"],
+        to: "cancelled",
+      }),
+    );
     return owned ? "cancelled" : "cancelling";
   }
 
@@ -275,16 +276,18 @@ export class Runner {
       return;
     }
     const resumed = run.status === "running";
-    await db.run.update({
-      where: { id: runId },
-      data: { status: "running", startedAt: run.startedAt ?? new Date() },
-    });
-    await audit(db, {
-      actor: "cutover",
-      action: resumed ? "run.resume" : "run.start",
-      target: run.target,
-      outcome: "started",
-      runId,
+    await db.$transaction(async (tx) => {
+      await tx.run.update({
+        where: { id: runId },
+        data: { status: "running", startedAt: run.startedAt ?? new Date() },
+      });
+      await audit(tx, {
+        actor: "cutover",
+        action: resumed ? "run.resume" : "run.start",
+        target: run.target,
+        outcome: "started",
+        runId,
+      });
     });
     if (resumed)
       observer.runNote(runId, "Resumed after an interruption; continuing from the last checkpoint.");
@@ -309,25 +312,23 @@ export class Runner {
         const outcome = await this.executeStep(run, execution, controller.signal);
         if (outcome === "shutdown") return; // left running: the next worker resumes it
         if (outcome === "cancelled") {
-          // the steps first: whoever sees the run finished sees its steps finished too
-          await db.stepExecution.updateMany({
-            where: { runId, status: "pending" },
-            data: { status: "cancelled", finishedAt: new Date() },
-          });
           await this.finishRun(
             runId,
             "cancelled",
             `cancelled by ${this.cancelledBy(controller) ?? "someone"}`,
+            {
+              steps: ["pending"],
+              to: "cancelled",
+            },
           );
           return;
         }
         if (outcome === "failed") {
           const failed = await db.stepExecution.findUnique({ where: { id: execution.id } });
-          await db.stepExecution.updateMany({
-            where: { runId, status: "pending" },
-            data: { status: "skipped" },
+          await this.finishRun(runId, "failed", `${execution.step}: ${failed?.error ?? "failed"}`, {
+            steps: ["pending"],
+            to: "skipped",
           });
-          await this.finishRun(runId, "failed", `${execution.step}: ${failed?.error ?? "failed"}`);
           return;
         }
       }
@@ -342,24 +343,38 @@ export class Runner {
     return reason?.kind === "cancel" ? reason.by : undefined;
   }
 
-  private async finishRun(runId: string, status: "succeeded" | "failed" | "cancelled", error: string | null) {
+  /**
+   * Finishes a run in one transaction with everything that goes with it: the steps it leaves
+   * behind (`rest`), the lock, and the `run.finish` event. Whoever sees the run finished sees its
+   * steps finished, the lock free and the event written; a crash commits all or none of them.
+   */
+  private async finishRun(
+    runId: string,
+    status: "succeeded" | "failed" | "cancelled",
+    error: string | null,
+    rest?: { steps: Array<"pending" | "running">; to: "cancelled" | "skipped" },
+  ) {
     const { db, observer } = this.deps;
-    // one transaction: a run seen finished never still holds the lock
-    const run = await db.$transaction(async (tx) => {
+    await db.$transaction(async (tx) => {
+      if (rest) {
+        await tx.stepExecution.updateMany({
+          where: { runId, status: { in: rest.steps } },
+          data: { status: rest.to, ...(rest.to === "cancelled" ? { finishedAt: new Date() } : {}) },
+        });
+      }
       const finished = await tx.run.update({
         where: { id: runId },
         data: { status, error, finishedAt: new Date() },
       });
       await tx.envLock.deleteMany({ where: { env: finished.env, runId } });
-      return finished;
-    });
-    await audit(db, {
-      actor: "cutover",
-      action: "run.finish",
-      target: run.target,
-      outcome: status === "succeeded" ? "ok" : status === "cancelled" ? "info" : "failed",
-      runId,
-      details: error ? { status, error } : { status },
+      await audit(tx, {
+        actor: "cutover",
+        action: "run.finish",
+        target: finished.target,
+        outcome: status === "succeeded" ? "ok" : status === "cancelled" ? "info" : "failed",
+        runId,
+        details: error ? { status, error } : { status },
+      });
     });
     observer.runChanged(runId);
   }
@@ -371,10 +386,21 @@ export class Runner {
   ): Promise<"succeeded" | "failed" | "cancelled" | "shutdown"> {
     const { db, file, registry, observer } = this.deps;
     const found = findStep(file, execution.step);
-    const fail = async (message: string) => {
-      await db.stepExecution.update({
-        where: { id: execution.id },
-        data: { status: "failed", error: message, finishedAt: new Date() },
+    const fail = async (message: string, attemptFailed?: AuditEntry) => {
+      await db.$transaction(async (tx) => {
+        if (attemptFailed) await audit(tx, attemptFailed);
+        await tx.stepExecution.update({
+          where: { id: execution.id },
+          data: { status: "failed", error: message, finishedAt: new Date() },
+        });
+        await audit(tx, {
+          actor: "cutover",
+          action: "step.fail",
+          target: execution.step,
+          outcome: "failed",
+          runId: run.id,
+          details: { error: message },
+        });
       });
       observer.runNote(run.id, `✗ ${execution.step} failed: ${message}`);
       return "failed" as const;
@@ -423,7 +449,7 @@ export class Runner {
     runSignal: AbortSignal,
     watchdog: StepWatchdog,
     maxAttempts: number,
-    fail: (message: string) => Promise<"failed">,
+    fail: (message: string, attemptFailed?: AuditEntry) => Promise<"failed">,
   ): Promise<"succeeded" | "failed" | "cancelled" | "shutdown"> {
     const { db, file, log, observer } = this.deps;
     let attempt = execution.attempts;
@@ -434,22 +460,24 @@ export class Runner {
       const signal = watchdog.beginAttempt(runSignal);
       const report = this.progressReporter(run.id, execution.id);
       const stepLog = log.child({ runId: run.id, step: execution.step, attempt });
-      await db.stepExecution.update({
-        where: { id: execution.id },
-        data: {
-          status: "running",
-          attempts: attempt,
-          startedAt: execution.startedAt ?? new Date(),
-          error: null,
-        },
-      });
-      await audit(db, {
-        actor: "cutover",
-        action: run.dryRun ? "step.plan" : "step.start",
-        target: execution.step,
-        outcome: "started",
-        runId: run.id,
-        details: { attempt },
+      await db.$transaction(async (tx) => {
+        await tx.stepExecution.update({
+          where: { id: execution.id },
+          data: {
+            status: "running",
+            attempts: attempt,
+            startedAt: execution.startedAt ?? new Date(),
+            error: null,
+          },
+        });
+        await audit(tx, {
+          actor: "cutover",
+          action: run.dryRun ? "step.plan" : "step.start",
+          target: execution.step,
+          outcome: "started",
+          runId: run.id,
+          details: { attempt },
+        });
       });
       observer.runChanged(run.id);
       const ctx: StepContext = {
@@ -472,16 +500,27 @@ export class Runner {
         checkpoint: checkpointStore(db, execution.id),
       };
       try {
+        const finished = {
+          actor: "cutover",
+          action: run.dryRun ? "step.plan" : "step.finish",
+          target: execution.step,
+          outcome: "ok",
+          runId: run.id,
+          details: { attempt },
+        } as const;
         signal.throwIfAborted();
         if (run.dryRun) {
           const plan = await watchdog.guard(definition.plan(input, ctx));
-          await db.stepExecution.update({
-            where: { id: execution.id },
-            data: {
-              status: "succeeded",
-              plan: plan as unknown as Prisma.InputJsonValue,
-              finishedAt: new Date(),
-            },
+          await db.$transaction(async (tx) => {
+            await tx.stepExecution.update({
+              where: { id: execution.id },
+              data: {
+                status: "succeeded",
+                plan: plan as unknown as Prisma.InputJsonValue,
+                finishedAt: new Date(),
+              },
+            });
+            await audit(tx, finished);
           });
         } else {
           const outcome = await watchdog.guard(definition.run(input, ctx));
@@ -490,24 +529,19 @@ export class Runner {
           if (!verified.ok) {
             throw new CutoverError(ErrorCode.StepFailed, `verification failed: ${verified.summary}`);
           }
-          await db.stepExecution.update({
-            where: { id: execution.id },
-            data: {
-              status: "succeeded",
-              result: { ...outcome, verify: verified } as unknown as Prisma.InputJsonValue,
-              finishedAt: new Date(),
-            },
+          await db.$transaction(async (tx) => {
+            await tx.stepExecution.update({
+              where: { id: execution.id },
+              data: {
+                status: "succeeded",
+                result: { ...outcome, verify: verified } as unknown as Prisma.InputJsonValue,
+                finishedAt: new Date(),
+              },
+            });
+            await audit(tx, finished);
           });
           observer.runNote(run.id, `✓ ${execution.step}: ${outcome.summary} · verified: ${verified.summary}`);
         }
-        await audit(db, {
-          actor: "cutover",
-          action: run.dryRun ? "step.plan" : "step.finish",
-          target: execution.step,
-          outcome: "ok",
-          runId: run.id,
-          details: { attempt },
-        });
         observer.runChanged(run.id);
         return "succeeded";
       } catch (err) {
@@ -518,20 +552,22 @@ export class Runner {
             stepLog.info("interrupted by shutdown; will resume from its checkpoint");
             return "shutdown";
           }
-          await db.stepExecution.update({
-            where: { id: execution.id },
-            data: {
-              status: "cancelled",
-              error: new CancelledError(reason?.by).message,
-              finishedAt: new Date(),
-            },
-          });
-          await audit(db, {
-            actor: reason?.by ?? "cutover",
-            action: "step.cancel",
-            target: execution.step,
-            outcome: "info",
-            runId: run.id,
+          await db.$transaction(async (tx) => {
+            await tx.stepExecution.update({
+              where: { id: execution.id },
+              data: {
+                status: "cancelled",
+                error: new CancelledError(reason?.by).message,
+                finishedAt: new Date(),
+              },
+            });
+            await audit(tx, {
+              actor: reason?.by ?? "cutover",
+              action: "step.cancel",
+              target: execution.step,
+              outcome: "info",
+              runId: run.id,
+            });
           });
           return "cancelled";
         }
@@ -539,22 +575,25 @@ export class Runner {
         const message = trip ? watchdog.describe(execution.step, lastError) : describeError(err);
         if (!trip) lastError = message;
         stepLog.warn({ err, watchdog: trip }, "step attempt failed");
-        await audit(db, {
+        const attemptFailed = {
           actor: "cutover",
           action: "step.attempt",
           target: execution.step,
           outcome: "failed",
           runId: run.id,
           details: { attempt, error: message },
-        });
+        } as const;
         // past its time limit, or stuck (it may still be at work), a step is not tried again
         const hopeless =
           (err instanceof CutoverError && NOT_RETRYABLE.has(err.code)) ||
           trip?.kind === "timeout" ||
           watchdog.stuck;
-        if (attempt >= maxAttempts || hopeless) return fail(message);
+        if (attempt >= maxAttempts || hopeless) return fail(message, attemptFailed);
         const delay = file.engine.backoffMs * 2 ** (attempt - 1);
-        await db.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
+        await db.$transaction(async (tx) => {
+          await tx.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
+          await audit(tx, attemptFailed);
+        });
         observer.runNote(
           run.id,
           `↻ ${execution.step} attempt ${attempt} of ${maxAttempts} failed (${message}); retrying in ${Math.round(delay / 1000)} s`,

@@ -12,8 +12,11 @@ export interface AuditEntry {
   runId?: string | null;
 }
 
+/** What {@link audit} writes with: the client, or a transaction's, so a change and its event commit together. */
+export type AuditWriter = Pick<Db, "auditEvent">;
+
 /** Appends one audit event. Callers pass facts, never secrets. */
-export async function audit(db: Db, entry: AuditEntry): Promise<void> {
+export async function audit(db: AuditWriter, entry: AuditEntry): Promise<void> {
   await db.auditEvent.create({
     data: {
       actor: entry.actor,

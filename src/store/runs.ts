@@ -1,4 +1,5 @@
 import type { Prisma } from "../generated/prisma/client.js";
+import { type AuditEntry, audit } from "./audit.js";
 import type { Db } from "./client.js";
 
 /** Statuses after which a run never changes again. */
@@ -41,6 +42,8 @@ export async function createRun(
   db: Db,
   run: NewRun,
   takeLock: boolean,
+  /** the audit event of the request, written in the transaction that creates the run */
+  requested?: (runId: string) => AuditEntry,
   attempt = 1,
 ): Promise<CreateRunResult> {
   if (run.idempotencyKey) {
@@ -65,6 +68,7 @@ export async function createRun(
       if (takeLock) {
         await tx.envLock.create({ data: { env: run.env, runId: created.id, holder: run.requestedBy } });
       }
+      if (requested) await audit(tx, requested(created.id));
       return created.id;
     });
     return { created: true, runId: id };
@@ -77,7 +81,7 @@ export async function createRun(
     const lock = await db.envLock.findUnique({ where: { env: run.env } });
     if (lock) return { created: false, reason: "locked", lock };
     // the lock was released between our insert and this read: try once more
-    if (attempt < 3) return createRun(db, run, takeLock, attempt + 1);
+    if (attempt < 3) return createRun(db, run, takeLock, requested, attempt + 1);
     throw err;
   }
 }

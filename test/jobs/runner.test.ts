@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
@@ -72,17 +72,19 @@ const registry = new Map<string, StepDefinition<unknown>>([
   ],
 ]);
 
-async function waitFor(runId: string, statuses: string[], timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await db.run.findUniqueOrThrow({
-      where: { id: runId },
-      include: { steps: { orderBy: { position: "asc" } } },
-    });
-    if (statuses.includes(run.status)) return run;
-    if (Date.now() > deadline) throw new Error(`run stayed ${run.status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** The run once it reaches one of `statuses` (vitest's wait-with-deadline, no loop of our own). */
+function waitFor(runId: string, statuses: string[], timeoutMs = 15_000) {
+  return vi.waitFor(
+    async () => {
+      const run = await db.run.findUniqueOrThrow({
+        where: { id: runId },
+        include: { steps: { orderBy: { position: "asc" } } },
+      });
+      if (!statuses.includes(run.status)) throw new Error(`run is ${run.status}, waiting for ${statuses}`);
+      return run;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 beforeAll(async () => {
@@ -202,5 +204,41 @@ describe("Runner", () => {
       await db.auditEvent.findMany({ where: { runId: submitted.runId }, orderBy: { id: "asc" } })
     ).map((a) => a.action);
     expect(actions).toEqual(["run.request", "run.start", "step.start", "step.finish", "run.finish"]);
+  });
+
+  it("a failed and a cancelled run are audited with each change: attempts, the step's failure, the finish", async () => {
+    const failing = await request("after");
+    if (!failing.created) throw new Error("not created");
+    failuresLeft.set(failing.runId, 5);
+    // read at the moment the run is seen finished: its events are already there, never a moment later
+    await waitFor(failing.runId, ["failed"]);
+    const failed = await db.auditEvent.findMany({ where: { runId: failing.runId }, orderBy: { id: "asc" } });
+    expect(failed.map((a) => [a.action, a.outcome])).toEqual([
+      ["run.request", "started"],
+      ["run.start", "started"],
+      ["step.start", "started"],
+      ["step.attempt", "failed"],
+      ["step.start", "started"],
+      ["step.attempt", "failed"],
+      ["step.start", "started"],
+      ["step.attempt", "failed"],
+      ["step.fail", "failed"],
+      ["run.finish", "failed"],
+    ]);
+
+    const slow = await request("slow");
+    if (!slow.created) throw new Error("not created");
+    await waitFor(slow.runId, ["running"]);
+    await runner.cancel(slow.runId, "U0OP");
+    await waitFor(slow.runId, ["cancelled"]);
+    const cancelled = await db.auditEvent.findMany({ where: { runId: slow.runId }, orderBy: { id: "asc" } });
+    expect(cancelled.map((a) => a.action)).toEqual([
+      "run.request",
+      "run.start",
+      "step.start",
+      "run.cancel",
+      "step.cancel",
+      "run.finish",
+    ]);
   });
 });
