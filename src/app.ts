@@ -12,7 +12,8 @@ import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
 import { buildDeps, type Deps } from "./deps.js";
-import { type Clock, type DigestScheduler, startDailyDigest } from "./digest/index.js";
+import type { Clock } from "./clock.js";
+import { type DigestScheduler, startDailyDigest } from "./digest/index.js";
 import { digestSources, kpiWindowGreen } from "./digest/sources.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
@@ -79,7 +80,9 @@ export async function startCutover(
   opts: {
     env?: NodeJS.ProcessEnv;
     logger?: Logger;
-    /** the daily digest's time; default the machine's (a rehearsal moves it to the next morning) */
+    /** the bot's calendar: cost and KPI windows, approval expiry, the TTL wait; default the machine's */
+    clock?: Clock;
+    /** the daily digest's time; default `clock` (a rehearsal moves it to the next morning) */
     digestClock?: Clock;
   } = {},
 ): Promise<RunningCutover> {
@@ -94,7 +97,9 @@ export async function startCutover(
     databaseUrl: settings.databaseUrl,
     dataDir: settings.dataDir,
     env,
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
+  const now = () => deps.clock.now();
 
   // 2. The Bolt app, its listeners, and the run progress publisher.
   const slack = settings.slack;
@@ -125,7 +130,7 @@ export async function startCutover(
     registry: deps.registry,
     access,
     log,
-    now: () => new Date(),
+    now,
     cloudflare: deps.cloudflare,
     costExplorer: deps.costExplorer,
     requestDecommission: (stepWith, by, channel) =>
@@ -136,7 +141,7 @@ export async function startCutover(
           dataDir: settings.dataDir,
           log,
           db: deps.db,
-          now: () => new Date(),
+          now,
           kpiGreen: ({ since, until }) => kpiWindowGreen(deps.db, file, { since, until }),
         },
         stepWith,
@@ -183,6 +188,7 @@ export async function startCutover(
         ...deps,
         env,
         dataDir: settings.dataDir,
+        now: () => now().getTime(),
         notify: async (reply) => {
           await commandDeps.slack?.post(file.slack.channel, reply);
         },
@@ -231,7 +237,7 @@ export async function startCutover(
     log,
     client: app.client,
     sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log }),
-    ...(opts.digestClock ? { clock: opts.digestClock } : {}),
+    clock: opts.digestClock ?? deps.clock,
   });
 
   let stopped = false;

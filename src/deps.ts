@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { awsOptionsFromEnv } from "./cloud/aws-access.js";
 import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
 import { COST_EXPLORER_REGION, type CostExplorerApi, createCostExplorer } from "./cloud/cost-explorer.js";
+import { type Clock, systemClock } from "./clock.js";
 import type { MigrationFile } from "./config/schema.js";
 import { RunEvents } from "./jobs/events.js";
 import { createStepRegistry } from "./jobs/index.js";
@@ -28,6 +29,8 @@ export interface Deps {
   cloudflare: CloudflareClients | undefined;
   /** AWS Cost Explorer (us-east-1, or AWS_ENDPOINT_URL_COST_EXPLORER) */
   costExplorer: CostExplorerApi;
+  /** the bot's calendar (see src/clock.ts) */
+  clock: Clock;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -38,6 +41,8 @@ export interface DepsOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   env: NodeJS.ProcessEnv;
+  /** the calendar; default the machine's */
+  clock?: Clock;
 }
 
 /**
@@ -46,6 +51,7 @@ export interface DepsOptions {
  */
 export async function buildDeps(opts: DepsOptions): Promise<Deps> {
   const { file, log } = opts;
+  const clock = opts.clock ?? systemClock;
   const state = await resolveStateDatabase({ databaseUrl: opts.databaseUrl, dataDir: opts.dataDir, log });
   const cleanup: Array<() => Promise<unknown>> = [() => state.stop()];
   const close = async () => {
@@ -65,9 +71,17 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
     const cloudflare = buildCloudflare(file, opts.env);
-    const registry = createStepRegistry({ env: opts.env, file, dataDir: opts.dataDir, log, db, cloudflare });
+    const registry = createStepRegistry({
+      env: opts.env,
+      file,
+      dataDir: opts.dataDir,
+      log,
+      db,
+      cloudflare,
+      clock,
+    });
     const events = new RunEvents();
-    const runner = new Runner({ db, boss, pool, registry, file, log, observer: events });
+    const runner = new Runner({ db, boss, pool, registry, file, log, observer: events, clock });
     await runner.prepare();
     cleanup.push(() => runner.stop());
     return {
@@ -83,6 +97,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       cloudflare,
       costExplorer: createCostExplorer(awsOptionsFromEnv(opts.env, "COST_EXPLORER", COST_EXPLORER_REGION)),
       metrics: new Metrics(),
+      clock,
       close,
     };
   } catch (err) {

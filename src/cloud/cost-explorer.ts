@@ -105,7 +105,9 @@ export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
         );
         for (const day of out.ResultsByTime ?? []) {
           const date = day.TimePeriod?.Start;
-          if (!date) continue;
+          // only the days asked for: an answer that carries others (a stand-in's canned result, a
+          // proxy's) would otherwise be summed into the wrong month
+          if (!date || date < from || date >= to) continue;
           for (const g of day.Groups ?? []) {
             const m = g.Metrics?.[METRIC];
             const amount = num(m?.Amount);

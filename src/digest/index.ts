@@ -3,11 +3,11 @@ import type { Logger } from "pino";
 import { slackImageUploader } from "../cloud/slack-files.js";
 import type { MigrationFile } from "../config/schema.js";
 import type { Db } from "../store/client.js";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../clock.js";
 import { type DigestDeps, type DigestSources, publishDigest } from "./publish.js";
 import { type DigestScheduler, startDigestScheduler } from "./scheduler.js";
 
-export { type Clock, ManualClock, systemClock } from "./clock.js";
+export { type Clock, ManualClock, systemClock } from "../clock.js";
 export { composeDigest, costBlocks, kpiBlocks, kpisGreen } from "./compose.js";
 export { readProgress, summariseProgress } from "./progress.js";
 export {

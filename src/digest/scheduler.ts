@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Db } from "../store/client.js";
-import { type Clock, systemClock } from "./clock.js";
+import { type Clock, systemClock } from "../clock.js";
 import type { PublishedDigest } from "./publish.js";
 import { readStabilisation } from "./stabilisation.js";
 

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import { type Clock, systemClock } from "../clock.js";
 import type { MigrationFile } from "../config/schema.js";
 import { CancelledError, CutoverError, describeError, ErrorCode, NOT_RETRYABLE } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
@@ -51,6 +52,8 @@ export interface RunnerDeps {
   watchdogGraceMs?: number;
   /** after how long without progress a step's thread hears that it is still waiting (60 s) */
   quietNoteMs?: number;
+  /** the calendar runs and steps are stamped with (default the machine's) */
+  clock?: Clock;
 }
 
 export interface RunRequest {
@@ -78,6 +81,10 @@ export class Runner {
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
+  }
+
+  private now(): Date {
+    return (this.deps.clock ?? systemClock).now();
   }
 
   /** Creates the queue runs travel on; needed before `submit`, also where no worker runs. */
@@ -279,7 +286,7 @@ export class Runner {
     await db.$transaction(async (tx) => {
       await tx.run.update({
         where: { id: runId },
-        data: { status: "running", startedAt: run.startedAt ?? new Date() },
+        data: { status: "running", startedAt: run.startedAt ?? this.now() },
       });
       await audit(tx, {
         actor: "cutover",
@@ -359,12 +366,12 @@ export class Runner {
       if (rest) {
         await tx.stepExecution.updateMany({
           where: { runId, status: { in: rest.steps } },
-          data: { status: rest.to, ...(rest.to === "cancelled" ? { finishedAt: new Date() } : {}) },
+          data: { status: rest.to, ...(rest.to === "cancelled" ? { finishedAt: this.now() } : {}) },
         });
       }
       const finished = await tx.run.update({
         where: { id: runId },
-        data: { status, error, finishedAt: new Date() },
+        data: { status, error, finishedAt: this.now() },
       });
       await tx.envLock.deleteMany({ where: { env: finished.env, runId } });
       await audit(tx, {
@@ -391,7 +398,7 @@ export class Runner {
         if (attemptFailed) await audit(tx, attemptFailed);
         await tx.stepExecution.update({
           where: { id: execution.id },
-          data: { status: "failed", error: message, finishedAt: new Date() },
+          data: { status: "failed", error: message, finishedAt: this.now() },
         });
         await audit(tx, {
           actor: "cutover",
@@ -466,7 +473,7 @@ export class Runner {
           data: {
             status: "running",
             attempts: attempt,
-            startedAt: execution.startedAt ?? new Date(),
+            startedAt: execution.startedAt ?? this.now(),
             error: null,
           },
         });
@@ -517,7 +524,7 @@ export class Runner {
               data: {
                 status: "succeeded",
                 plan: plan as unknown as Prisma.InputJsonValue,
-                finishedAt: new Date(),
+                finishedAt: this.now(),
               },
             });
             await audit(tx, finished);
@@ -535,7 +542,7 @@ export class Runner {
               data: {
                 status: "succeeded",
                 result: { ...outcome, verify: verified } as unknown as Prisma.InputJsonValue,
-                finishedAt: new Date(),
+                finishedAt: this.now(),
               },
             });
             await audit(tx, finished);
@@ -558,7 +565,7 @@ export class Runner {
               data: {
                 status: "cancelled",
                 error: new CancelledError(reason?.by).message,
-                finishedAt: new Date(),
+                finishedAt: this.now(),
               },
             });
             await audit(tx, {

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { type Clock, systemClock } from "../clock.js";
 import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
 import { kpiWindowGreen } from "../digest/sources.js";
@@ -27,6 +28,8 @@ export interface StepDeps {
   db?: Db;
   /** DNS and Pages; undefined when the file has no `dns` section */
   cloudflare?: CloudflareClients | undefined;
+  /** the calendar steps read (approval expiry, the TTL wait, cost and KPI windows); default the machine's */
+  clock?: Clock;
 }
 
 /** The step types this build can run. Later capabilities add their factories here. */
@@ -42,17 +45,25 @@ export function createStepRegistry(deps: StepDeps): StepRegistry {
     ...(deps.db ? cutoverSteps({ ...deps, db: deps.db }) : []),
     ...(deps.db ? [decommissionStep({ ...deps, db: deps.db })] : []),
     ...(deps.db
-      ? [createKpiMonitorStep({ ...deps, db: deps.db }), createCostReportStep({ ...deps, db: deps.db })]
+      ? [
+          createKpiMonitorStep({ ...deps, db: deps.db, now: calendar(deps) }),
+          createCostReportStep({ ...deps, db: deps.db, now: calendar(deps) }),
+        ]
       : []),
   ] as unknown as StepDefinition<unknown>[];
   return new Map(steps.map((s) => [s.type, s]));
 }
 
+const calendar =
+  (deps: StepDeps) =>
+  (): Date =>
+    (deps.clock ?? systemClock).now();
+
 /** Decommission proves the stabilisation window green from the KPI samples. */
 function decommissionStep(deps: StepDeps & { db: Db }) {
   return createDecommissionStep({
     ...deps,
-    now: () => new Date(),
+    now: calendar(deps),
     kpiGreen: ({ since, until }) => kpiWindowGreen(deps.db, deps.file, { since, until }),
   });
 }
@@ -63,7 +74,7 @@ function cutoverSteps(deps: StepDeps & { db: Db }) {
     file: deps.file,
     cloudflare: deps.cloudflare,
     log: deps.log,
-    now: () => new Date(),
+    now: calendar(deps),
   };
   return [createDnsLowerTtlStep(cutoverDeps), createDnsCutoverStep(cutoverDeps)];
 }

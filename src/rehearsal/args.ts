@@ -10,6 +10,8 @@ export interface RehearsalArgs {
   fail: string | undefined;
   /** keep the world's data (databases, buckets, dumps) after the run, for a look around */
   keep: boolean;
+  /** the moment the rehearsal's calendar starts at (the bot's clock); default the machine's */
+  at: Date | undefined;
   help: boolean;
 }
 
@@ -31,6 +33,9 @@ ${Object.entries(FAULTS)
   .join("\n")}
   --quiet         print only the verdict
   --keep          keep the databases, the dump and the source bucket's files afterwards
+  --at <time>     rehearse on another day: the bot's calendar starts at this moment and runs on
+                  at the usual pace (cost month to date, KPI windows, the digest's "yesterday"),
+                  e.g. --at 2026-11-30T23:59+08:00 for the last minute of a month in Singapore
   --help          this text
 
 Environment: CUTOVER_DATA_DIR (where the report goes; default a temporary folder),
@@ -47,6 +52,7 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
     quiet: false,
     fail: undefined,
     keep: false,
+    at: undefined,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -81,6 +87,18 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
           );
         }
         out.fail = v;
+        break;
+      }
+      case "--at": {
+        const v = value();
+        // a zone is required: "23:59" means a different moment in Singapore and in UTC
+        const at = /(Z|[+-]\d\d:?\d\d)$/i.test(v) ? new Date(v) : new Date(Number.NaN);
+        if (Number.isNaN(at.getTime())) {
+          throw new UsageError(
+            `--at ${v} is not a moment: give a date and time with its zone, e.g. --at 2026-12-01T00:00+08:00 or --at 2026-11-30T15:59Z.`,
+          );
+        }
+        out.at = at;
         break;
       }
       case "--quiet":

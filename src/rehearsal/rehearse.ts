@@ -7,7 +7,8 @@ import pg from "pg";
 import { type RunningCutover, startCutover } from "../app.js";
 import { pngSize } from "../charts/png.js";
 import type { ObjectStore } from "../cloud/object-store.js";
-import { localDay, ManualClock } from "../digest/index.js";
+import { type Clock, clockFrom, ManualClock, systemClock } from "../clock.js";
+import { localDay } from "../digest/index.js";
 import { zonedMidnight } from "../digest/sources.js";
 import { createLogger } from "../log.js";
 import { fillBucket, type MediaSpec } from "../sandbox/media.js";
@@ -121,6 +122,8 @@ function stamp(d = new Date()): string {
 
 export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalHandle {
   const started = Date.now();
+  // the bot's calendar; the rehearsal's own timings (durations, run look-ups) stay on the machine's
+  const clock = args.at ? clockFrom(args.at) : systemClock;
   const cleanups: Array<() => Promise<unknown>> = [];
   let aborted: string | undefined;
   let interrupt: (err: Error) => void = () => undefined;
@@ -162,7 +165,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
       startedAt: new Date(started).toISOString(),
       finishedAt: "",
       durationMs: 0,
-      options: { sizeMb: args.sizeMb, fail: args.fail ?? null },
+      options: { sizeMb: args.sizeMb, fail: args.fail ?? null, at: args.at?.toISOString() ?? null },
       world: {
         postgres: "",
         aws: "",
@@ -207,6 +210,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
         pagesVars: { NEXT_PUBLIC_API_URL: OLD.apiUrl, NEXT_PUBLIC_CDN_URL: OLD.cdnUrl },
         keep: args.keep,
         embeddedPostgres: io.env.REHEARSAL_POSTGRES === "embedded",
+        now: clock.now(),
       });
       cleanups.push(() => world.stop());
       if (aborted) {
@@ -267,8 +271,9 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
       // The digest's clock stands at today's local midnight, before digest.time: nothing is due at
       // start-up; at the end the rehearsal moves it to the next morning (see nextMorningDigest).
       const tz = config.file.digest.timezone;
-      const digestClock = new ManualClock(zonedMidnight(localDay(new Date(), tz), tz));
-      const bot = await startCutover({ env, logger, digestClock });
+      const digestClock = new ManualClock(zonedMidnight(localDay(clock.now(), tz), tz));
+      if (args.at) note(`the bot's calendar starts at ${args.at.toISOString()} (--at)`);
+      const bot = await startCutover({ env, logger, clock, digestClock });
       cleanups.push(() => bot.stop());
       if (aborted) {
         await stopAll();
@@ -282,7 +287,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
 
       const team = new Team(bot, world.slack, signingSecret, printer);
       await Promise.race([
-        drive({ args, world, bot, team, host, config, report, check, note, digestClock }),
+        drive({ args, world, bot, team, host, config, report, check, note, clock, digestClock }),
         interrupted,
       ]);
     } catch (err) {
@@ -325,6 +330,8 @@ interface DriveContext {
   report: RehearsalReport;
   check: (name: string, ok: boolean, detail: string) => boolean;
   note: (text: string) => void;
+  /** the bot's calendar */
+  clock: Clock;
   /** the time the bot's digest schedule sees */
   digestClock: ManualClock;
 }
@@ -527,14 +534,14 @@ async function drive(ctx: DriveContext): Promise<void> {
  * report.
  */
 async function nextMorningDigest(ctx: DriveContext): Promise<void> {
-  const { bot, world, report, check, note, config, digestClock } = ctx;
+  const { bot, world, report, check, note, config, clock, digestClock } = ctx;
   const d = config.file.digest;
   if (!bot.digest) {
     report.digest.note = "not posted: digest.enabled is false in the migration file";
     check("daily digest posted", false, report.digest.note);
     return;
   }
-  const today = localDay(new Date(), d.timezone);
+  const today = localDay(clock.now(), d.timezone);
   const day = localDay(new Date(zonedMidnight(today, d.timezone).getTime() + 36 * 3600_000), d.timezone);
   const [hh = 0, mm = 0] = d.time.split(":").map(Number);
   digestClock.set(new Date(zonedMidnight(day, d.timezone).getTime() + (hh * 60 + mm) * 60_000));
@@ -590,12 +597,12 @@ async function nextMorningDigest(ctx: DriveContext): Promise<void> {
 
 /** Runs dns.lower-ttl, then moves the lowering into the past: the old TTL's hour is not waited out. */
 async function lowerTtl(ctx: DriveContext, stepId: string, arm: (ids: string[]) => void): Promise<RunRecord> {
-  const { team, bot, note } = ctx;
+  const { team, bot, note, clock } = ctx;
   arm([stepId]);
   const run = await team.runAndWait(OPERATOR, `run ${stepId}`, stepId);
   if (run.status !== "succeeded") throw new Error(`${stepId} failed: ${run.error ?? ""}`);
   const oldTtl = Number(run.steps[0]?.figures?.oldTtlSeconds ?? 3600);
-  const when = new Date(Date.now() - (oldTtl + 5) * 1000).toISOString();
+  const when = new Date(clock.now().getTime() - (oldTtl + 5) * 1000).toISOString();
   await bot.deps.db
     .$executeRaw`UPDATE checkpoints SET value = jsonb_set(value, '{loweredAt}', to_jsonb(${when}::text))
     WHERE key = 'snapshot' AND execution_id IN (SELECT id FROM step_executions WHERE run_id = ${run.runId}::uuid)`;

@@ -45,7 +45,8 @@ export interface RehearsalReport {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  options: { sizeMb: number; fail: string | null };
+  /** `at`: the moment the bot's calendar started at (--at), null for the machine's clock */
+  options: { sizeMb: number; fail: string | null; at: string | null };
   world: {
     postgres: string;
     aws: string;

@@ -233,6 +233,8 @@ export async function startWorld(opts: {
   keep?: boolean;
   /** use an embedded PostgreSQL even when the machine's answers */
   embeddedPostgres?: boolean;
+  /** the rehearsal's calendar: Cost Explorer holds the bill of the months around it */
+  now?: Date;
 }): Promise<World> {
   const { dir, say } = opts;
   const token = randomBytes(3).toString("hex");
@@ -265,7 +267,7 @@ export async function startWorld(opts: {
       embedded: opts.embeddedPostgres ?? false,
     });
     const [aws, r2] = await Promise.all([motoPromise, r2Promise]);
-    const costExplorer = await startRehearsalCostExplorer(aws.endpoint);
+    const costExplorer = await startRehearsalCostExplorer(aws.endpoint, opts.now);
     onStop(() => costExplorer.close());
 
     const lightsail = new FakeLightsail({ pendingMs: 400 });

@@ -187,6 +187,54 @@ describe("costSummary", () => {
     expect(text).toContain("as of 08:12, just now");
   });
 
+  it("at the first and the last minute of a month: whole days only, the right month, nothing divided by zero", async () => {
+    // October and all of November in Cost Explorer
+    const results = [];
+    for (const [month, days, perDay] of [
+      ["10", 31, 2.1],
+      ["11", 30, 2.45],
+    ] as const)
+      for (let d = 1; d <= days; d++)
+        results.push(
+          costAndUsageDay(`2026-${month}-${String(d).padStart(2, "0")}`, { "Amazon Lightsail": perDay }),
+        );
+
+    // 23:59 UTC on the 30th: the 30th is not complete yet, so 29 of 30 days
+    await seedCostAndUsage(moto.endpoint, results);
+    const last = (await costSummary(
+      { db, file, costExplorer: ce() },
+      new Date("2026-11-30T23:59:00Z"),
+    )) as CostReport;
+    expect(last.available).toBe(true);
+    expect([last.daysElapsed, last.daysInMonth]).toEqual([29, 30]);
+    expect(last.monthToDate).toBeCloseTo(29 * 2.45, 2);
+    expect(last.daily.at(-1)).toEqual({ date: "2026-11-29", amount: 2.45 });
+    expect(last.lastMonth.total).toBeCloseTo(31 * 2.1, 2);
+    expect(last.lastMonth.samePeriod).toBeCloseTo(29 * 2.1, 2);
+    const lastText = renderBlocksAsText(costView(last).blocks);
+    expect(lastText).toContain("COST — NOVEMBER 2026");
+    expect(lastText).toContain("$71.05 over 29 of 30 days");
+
+    // one minute later it is December: no complete day yet, last month is the whole of November
+    await db.costCache.deleteMany();
+    await seedCostAndUsage(moto.endpoint, results);
+    const first = (await costSummary(
+      { db, file, costExplorer: ce() },
+      new Date("2026-12-01T00:00:00Z"),
+    )) as CostReport;
+    expect(first.available).toBe(true);
+    expect([first.daysElapsed, first.daysInMonth]).toEqual([0, 31]);
+    expect(first.monthToDate).toBe(0);
+    expect(first.daily).toEqual([]);
+    expect(first.lastMonth.total).toBeCloseTo(30 * 2.45, 2);
+    expect(first.lastMonth.samePeriod).toBe(0);
+    expect(Number.isFinite(first.projected.amount)).toBe(true);
+    const firstText = renderBlocksAsText(costView(first).blocks);
+    expect(firstText).toContain("COST — DECEMBER 2026");
+    expect(firstText).toContain("$0.00 over 0 of 31 days");
+    expect(firstText).not.toMatch(/NaN|Infinity|undefined/);
+  });
+
   it("serves the rest of the day from the cache, says how old it is, and asks again the next day", async () => {
     await seedUsage(moto.endpoint);
     const first = (await costSummary({ db, file, costExplorer: ce() }, NOW)) as CostReport;

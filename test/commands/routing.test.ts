@@ -15,6 +15,7 @@ import {
   type TestBot,
   testConfig,
 } from "../helpers/bot.js";
+import { waitForValue, waitUntil } from "../helpers/wait.js";
 
 let t: TestBot;
 
@@ -25,17 +26,13 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function waitForRun(status: string[], timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await t.bot.deps.db.run.findFirst({
-      where: { dryRun: false },
-      orderBy: { createdAt: "desc" },
-    });
-    if (run && status.includes(run.status)) return run;
-    if (Date.now() > deadline) throw new Error(`no run reached ${status.join("/")}; last: ${run?.status}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function waitForRun(status: string[], timeoutMs = 20_000) {
+  return waitForValue(
+    `a run to reach ${status.join("/")}`,
+    () => t.bot.deps.db.run.findFirst({ where: { dryRun: false }, orderBy: { createdAt: "desc" } }),
+    (run) => run !== null && status.includes(run.status),
+    { timeoutMs, intervalMs: 100 },
+  ).then((run) => run!);
 }
 
 async function auditRows(action: string, outcome: string) {
@@ -129,6 +126,8 @@ describe("/migrate through the real receiver", () => {
   });
 
   it("runs a phase once for a Slack retry, refuses a second person while the lock is held, and edits one message in place", async () => {
+    const duplicates = () => [...t.bot.deps.metrics.duplicates.values.values()].reduce((a, b) => a + b, 0);
+    const duplicatesBefore = duplicates();
     const first = await t.command("run probe", { triggerId: "trigger-run-1" });
     // Slack's redelivery repeats the payload, response_url and all; either delivery may be the
     // one that wins the deduplication and answers
@@ -140,8 +139,9 @@ describe("/migrate through the real receiver", () => {
     expect(first.status).toBe(200);
     expect(retry.status).toBe(200);
     expect(await replyText(t, first)).toMatch(/Run of phase `probe` queued as `[0-9a-f]{8}`/);
-    // answered once, not once per delivery
-    await new Promise((r) => setTimeout(r, 300));
+    // answered once, not once per delivery: once the losing delivery has been seen as a retry
+    // and dropped, it answers nothing more (waited for, not slept on)
+    await waitUntil("the retry to be dropped as a duplicate", () => duplicates() === duplicatesBefore + 1);
     const id = first.responseUrl.split("/").pop();
     expect(
       t.fake

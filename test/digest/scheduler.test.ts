@@ -2,9 +2,9 @@ import { Writable } from "node:stream";
 import { WebClient } from "@slack/web-api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PNG_SIGNATURE, pngSize } from "../../src/charts/png.js";
+import { ManualClock } from "../../src/clock.js";
 import { slackImageUploader } from "../../src/cloud/slack-files.js";
 import { parseMigrationFile } from "../../src/config/load.js";
-import { ManualClock } from "../../src/digest/clock.js";
 import { type DigestDeps, type DigestSources, publishDigest } from "../../src/digest/publish.js";
 import {
   claimDigestDay,
@@ -19,6 +19,7 @@ import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { waitUntil } from "../helpers/wait.js";
 
 const CHANNEL = "C0DIGEST";
 const TOKEN = "xoxb-digest-test";
@@ -110,13 +111,7 @@ function replica(db: Db, clock: ManualClock, id: string, over: Partial<DigestDep
   });
 }
 
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = (what: string, cond: () => boolean | Promise<boolean>) => waitUntil(what, cond);
 
 /** 09:00 in Singapore is 01:00 UTC. */
 const sgt = (day: string, hhmm: string) => new Date(`${day}T${hhmm}:00+08:00`);
@@ -207,6 +202,55 @@ describe("the digest schedule", () => {
     await waitFor("both replicas to sleep again", () => b.waiting === 1 && c.waiting === 1);
     expect(fake.messages(CHANNEL)).toHaveLength(2);
     await Promise.all([second.stop(), restarted.stop()]);
+  });
+
+  it("across the end of a month: nothing more at 23:59 on the 31st or at midnight, the 1st's digest at 09:00 on the 1st", async () => {
+    const asked: Array<{ source: string; day?: string; now: string }> = [];
+    const recording: DigestSources = {
+      kpi: async (a) => {
+        asked.push({ source: "kpi", day: a.day, now: a.now.toISOString() });
+        return kpi;
+      },
+      cost: async (a) => {
+        asked.push({ source: "cost", now: a.now.toISOString() });
+        return sources.cost(a);
+      },
+    };
+    // the 31st's digest went out that morning
+    await dbs[2]!.digest.create({
+      data: {
+        env: "test",
+        day: "2027-01-31",
+        claimedBy: "earlier",
+        claimedAt: sgt("2027-01-31", "09:00"),
+        status: "posted",
+      },
+    });
+    const clock = new ManualClock(sgt("2027-01-31", "23:59"));
+    const r = replica(dbs[0]!, clock, "month-end", { sources: recording });
+    await waitFor("the replica to sleep", () => clock.waiting === 1);
+    expect(r.nextRunAt?.toISOString()).toBe("2027-02-01T01:00:00.000Z");
+    clock.set(sgt("2027-02-01", "00:00"));
+    await waitFor("the replica to sleep on", () => clock.waiting === 1);
+    expect(await dbs[2]!.digest.count({ where: { day: "2027-02-01" } })).toBe(0);
+    expect(asked).toEqual([]);
+
+    clock.set(sgt("2027-02-01", "09:00"));
+    await waitFor(
+      "the 1st's digest",
+      async () => (await dbs[2]!.digest.count({ where: { day: "2027-02-01", status: "posted" } })) === 1,
+    );
+    // its KPIs are of the 31st (the day before the 1st, in Singapore); cost is asked at 01:00 UTC on the 1st
+    expect(asked).toEqual(
+      expect.arrayContaining([
+        { source: "kpi", day: "2027-02-01", now: "2027-02-01T01:00:00.000Z" },
+        { source: "cost", now: "2027-02-01T01:00:00.000Z" },
+      ]),
+    );
+    expect(asked).toHaveLength(2);
+    const posted = fake.messages(CHANNEL).at(-1)!;
+    expect(posted.files?.map((f) => f.name)).toEqual(["cost-2027-02-01.png", "kpi-2027-02-01.png"]);
+    await r.stop();
   });
 
   it("takes over a claim whose process died before posting, after the lease", async () => {

@@ -1,4 +1,6 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import pg from "pg";
 import { inject } from "vitest";
 
@@ -8,8 +10,22 @@ import { inject } from "vitest";
  * applying the migrations.
  */
 
-/** The migrated template every {@link createTestDatabase} copies. */
-export const TEMPLATE_DATABASE = "cutover_test_template";
+/**
+ * The migrated template every {@link createTestDatabase} copies, named after the migrations it
+ * holds: two checkouts testing side by side on one server (a branch with a new migration, and
+ * main) each get their own, instead of one rebuilding the other's under its running tests.
+ */
+export const TEMPLATE_DATABASE = `cutover_test_template_${migrationsDigest()}`;
+
+function migrationsDigest(): string {
+  const dir = path.join(import.meta.dirname, "../../prisma/migrations");
+  const hash = createHash("sha256");
+  for (const name of readdirSync(dir).sort()) {
+    if (!name.match(/^\d/)) continue;
+    hash.update(name).update(readFileSync(path.join(dir, name, "migration.sql")));
+  }
+  return hash.digest("hex").slice(0, 12);
+}
 /** Every database the helpers create starts with this, so a teardown can find them. */
 export const TEST_DATABASE_PREFIX = "cutover_t_";
 // Serialises template (re)builds and clones across workers and concurrent test runs:

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
@@ -6,6 +6,7 @@ import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { waitForValue } from "../helpers/wait.js";
 
 const FILE = parseMigrationFile(
   `version: 1
@@ -72,20 +73,18 @@ const registry = new Map<string, StepDefinition<unknown>>([
   ],
 ]);
 
-/** The run once it reaches one of `statuses` (vitest's wait-with-deadline, no loop of our own). */
-function waitFor(runId: string, statuses: string[], timeoutMs = 15_000) {
-  return vi.waitFor(
-    async () => {
-      const run = await db.run.findUniqueOrThrow({
+/** The run once it reaches one of `statuses`. */
+const waitFor = (runId: string, statuses: string[], timeoutMs = 15_000) =>
+  waitForValue(
+    `run ${runId} to be ${statuses.join(" or ")}`,
+    () =>
+      db.run.findUniqueOrThrow({
         where: { id: runId },
         include: { steps: { orderBy: { position: "asc" } } },
-      });
-      if (!statuses.includes(run.status)) throw new Error(`run is ${run.status}, waiting for ${statuses}`);
-      return run;
-    },
-    { timeout: timeoutMs, interval: 50 },
+      }),
+    (run) => statuses.includes(run.status),
+    { timeoutMs },
   );
-}
 
 beforeAll(async () => {
   state = await createTestDatabase("runner");
@@ -228,7 +227,11 @@ describe("Runner", () => {
 
     const slow = await request("slow");
     if (!slow.created) throw new Error("not created");
-    await waitFor(slow.runId, ["running"]);
+    await waitForValue(
+      "the slow step to be at work",
+      () => db.stepExecution.findFirstOrThrow({ where: { runId: slow.runId, step: "slow" } }),
+      (s) => s.status === "running",
+    );
     await runner.cancel(slow.runId, "U0OP");
     await waitFor(slow.runId, ["cancelled"]);
     const cancelled = await db.auditEvent.findMany({ where: { runId: slow.runId }, orderBy: { id: "asc" } });

@@ -56,6 +56,9 @@ describe("npm run rehearse", () => {
     const badSize = await rehearse(["--size", "big"]);
     expect(badSize.code).toBe(2);
     expect(badSize.err).toContain("--size big is not a size: give the source database's size in MB");
+    const noZone = await rehearse(["--at", "2026-12-01T00:00"]);
+    expect(noZone.code).toBe(2);
+    expect(noZone.err).toContain("--at 2026-12-01T00:00 is not a moment: give a date and time with its zone");
     const unknown = await rehearse(["--fast"]);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain("Unknown option --fast");
@@ -63,7 +66,9 @@ describe("npm run rehearse", () => {
 
   it("runs the whole runbook through the bot and proves the copy identical, the approval by a second person and the downtime measured", async () => {
     const started = Date.now();
-    const { code, out, err } = await rehearse(["--quiet"]);
+    // the last minute of November in Singapore (the file's digest zone), still 30 Nov in UTC (Cost
+    // Explorer's): the calendar is the test's, whatever day the suite runs on
+    const { code, out, err } = await rehearse(["--quiet", "--at", "2026-11-30T23:59+08:00"]);
     const report = await reportOf(out);
     const failed = report.checks.filter((c) => !c.ok);
     expect(failed, `${out}\n${err}`).toEqual([]);
@@ -99,7 +104,9 @@ describe("npm run rehearse", () => {
     }
     expect(report.fault).toBeNull();
     // cost from the seeded Cost Explorer: real figures, the forecast and the RDS reservation
-    expect(report.cost.posted).toMatch(/\*Month to date\*[\s\S]*\$[1-9]\d*\.\d\d over \d+ of \d+ days/);
+    expect(report.options.at).toBe("2026-11-30T15:59:00.000Z");
+    expect(report.cost.posted).toContain("COST — NOVEMBER 2026");
+    expect(report.cost.posted).toMatch(/\*Month to date\*[\s\S]*\$[1-9]\d*\.\d\d over 29 of 30 days/);
     expect(report.cost.posted).toContain("1 × db.t4g.micro saves $6.65/month");
     expect(report.cost.posted).not.toMatch(/forecast unavailable|Deserialization|SyntaxError/);
 
@@ -131,7 +138,14 @@ describe("npm run rehearse", () => {
   }, 300_000);
 
   it("shows recovery from an injected Cloudflare error in the DNS switch, and the end state is still correct", async () => {
-    const { code, out, err } = await rehearse(["--quiet", "--fail", "dns-cutover"]);
+    // the first minute of a month in UTC: Cost Explorer has no complete day of December yet
+    const { code, out, err } = await rehearse([
+      "--quiet",
+      "--fail",
+      "dns-cutover",
+      "--at",
+      "2026-12-01T00:00Z",
+    ]);
     const report = await reportOf(out);
     expect(
       report.checks.filter((c) => !c.ok),
@@ -147,5 +161,8 @@ describe("npm run rehearse", () => {
     expect(report.fault?.whatFailed).toMatch(/Cloudflare answered HTTP 500 to \d+ DNS record update call/);
     expect(report.fault?.whatTheBotDid.join("\n")).toMatch(/retried the step: succeeded on attempt 2/);
     expect(out).toContain("injected into dns-cutover");
+    expect(report.cost.posted).toContain("COST — DECEMBER 2026");
+    expect(report.cost.posted).toMatch(/\$0\.00 over 0 of 31 days/);
+    expect(report.cost.posted).not.toMatch(/forecast unavailable|NaN|Infinity/);
   }, 300_000);
 });

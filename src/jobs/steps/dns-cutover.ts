@@ -87,7 +87,7 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
         await useApprovalOrFail(deps.db, ctx, {
           approvalId,
           change: live,
-          now: new Date(),
+          now: deps.now(),
           action: "cutover.execute",
           changed:
             "the change is no longer the one that was approved: a record or variable differs from what the approver saw",

@@ -87,7 +87,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
           message: `${r.name} TTL ${dnsConfig.cutoverTtl} s`,
         });
       }
-      const lowered: DnsSnapshot = { ...snapshot, loweredAt: snapshot.loweredAt ?? new Date().toISOString() };
+      const lowered: DnsSnapshot = { ...snapshot, loweredAt: snapshot.loweredAt ?? deps.now().toISOString() };
       await ctx.checkpoint.set("snapshot", lowered);
       await recordSnapshot(deps.db, deps.file, lowered, ctx.run.requestedBy, ctx.run.id);
       const maxTtl = Math.max(...snapshot.records.map((r) => r.ttl));

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type pg from "pg";
 import { z } from "zod";
+import { systemClock } from "../../clock.js";
 import { connect } from "../../cloud/postgres.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
@@ -288,7 +289,9 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
         figures: {},
       };
     }
-    const ageSeconds = Math.round((Date.now() - latest.at.getTime()) / 1000);
+    // samples are stamped with the bot's calendar: their age is measured on it too
+    const now = (deps.clock ?? systemClock).now();
+    const ageSeconds = Math.round((now.getTime() - latest.at.getTime()) / 1000);
     const ok = ageSeconds <= interval * 3;
     return {
       measured: `last sample ${ageSeconds} s ago`,

@@ -1,5 +1,7 @@
 /**
- * Time for the digest schedule, injectable so tests (and rehearsals) can move it.
+ * The bot's calendar: every reading of the date or time of day (cost and KPI windows, the digest,
+ * approval expiry, the TTL wait, run and step times) goes through one of these, so a test or a
+ * rehearsal decides what day it is. Elapsed-time measurements use `performance.now()` instead.
  *
  * @example const clock = new ManualClock(new Date("2026-11-19T00:59:00Z")); clock.advance(60_000);
  */
@@ -25,6 +27,20 @@ export const systemClock: Clock = {
       signal.addEventListener("abort", done, { once: true });
     }),
 };
+
+/**
+ * A clock that starts at `start` and runs at the pace of `base`: a rehearsal on a day of its
+ * choosing (the 1st of a month, the last minute of one) whose steps still take real time.
+ *
+ * @example const clock = clockFrom(new Date("2026-11-30T15:59:00Z")); // 23:59 in Singapore
+ */
+export function clockFrom(start: Date, base: Clock = systemClock): Clock {
+  const offset = start.getTime() - base.now().getTime();
+  return {
+    now: () => new Date(base.now().getTime() + offset),
+    sleep: (ms, signal) => base.sleep(ms, signal),
+  };
+}
 
 /** A clock that only moves when told to; sleepers wake when it passes their deadline. */
 export class ManualClock implements Clock {
