@@ -1,10 +1,10 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import { type Clock, systemClock } from "./clock.js";
 import { awsOptionsFromEnv } from "./cloud/aws-access.js";
 import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
 import { COST_EXPLORER_REGION, type CostExplorerApi, createCostExplorer } from "./cloud/cost-explorer.js";
-import { type Clock, systemClock } from "./clock.js";
 import type { MigrationFile } from "./config/schema.js";
 import { RunEvents } from "./jobs/events.js";
 import { createStepRegistry } from "./jobs/index.js";

@@ -1,9 +1,9 @@
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
+import type { Clock } from "../clock.js";
 import { slackImageUploader } from "../cloud/slack-files.js";
 import type { MigrationFile } from "../config/schema.js";
 import type { Db } from "../store/client.js";
-import type { Clock } from "../clock.js";
 import { type DigestDeps, type DigestSources, publishDigest } from "./publish.js";
 import { type DigestScheduler, startDigestScheduler } from "./scheduler.js";
 

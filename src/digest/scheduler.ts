@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Cron } from "croner";
 import type { Logger } from "pino";
+import { type Clock, systemClock } from "../clock.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Db } from "../store/client.js";
-import { type Clock, systemClock } from "../clock.js";
 import type { PublishedDigest } from "./publish.js";
 import { readStabilisation } from "./stabilisation.js";
 

@@ -54,10 +54,7 @@ export function createStepRegistry(deps: StepDeps): StepRegistry {
   return new Map(steps.map((s) => [s.type, s]));
 }
 
-const calendar =
-  (deps: StepDeps) =>
-  (): Date =>
-    (deps.clock ?? systemClock).now();
+const calendar = (deps: StepDeps) => (): Date => (deps.clock ?? systemClock).now();
 
 /** Decommission proves the stabilisation window green from the KPI samples. */
 function decommissionStep(deps: StepDeps & { db: Db }) {
