@@ -1,4 +1,5 @@
 import { vi } from "vitest";
+import type { Db } from "../../src/store/client.js";
 
 /**
  * Waits until `cond` holds, with a deadline: the suite's one wait helper, over vitest's
@@ -36,4 +37,14 @@ export function waitForValue<T>(
     },
     { timeout: opts.timeoutMs ?? 20_000, interval: opts.intervalMs ?? 50 },
   );
+}
+
+/** A run and its steps once the run has finished (succeeded, failed or cancelled). */
+export function runFinished(db: Db, runId: string, opts: { timeoutMs?: number; intervalMs?: number } = {}) {
+  return waitForValue(
+    `run ${runId} to finish`,
+    () => db.run.findUnique({ where: { id: runId }, include: { steps: { orderBy: { position: "asc" } } } }),
+    (run) => run !== null && ["succeeded", "failed", "cancelled"].includes(run.status),
+    { timeoutMs: opts.timeoutMs ?? 60_000, intervalMs: opts.intervalMs ?? 100 },
+  ).then((run) => run!);
 }

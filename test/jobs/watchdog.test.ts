@@ -7,6 +7,7 @@ import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { runFinished } from "../helpers/wait.js";
 
 const YAML = (steps: string) => `version: 1
 project: t
@@ -116,15 +117,8 @@ async function runToEnd(target: string, timeoutMs = 20_000) {
   });
   if (!submitted.created) throw new Error(`not created: ${submitted.reason}`);
   const started = Date.now();
-  for (;;) {
-    const run = await db.run.findUniqueOrThrow({
-      where: { id: submitted.runId },
-      include: { steps: { orderBy: { position: "asc" } } },
-    });
-    if (["succeeded", "failed", "cancelled"].includes(run.status)) return { run, ms: Date.now() - started };
-    if (Date.now() - started > timeoutMs) throw new Error(`run stayed ${run.status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const run = await runFinished(db, submitted.runId, { timeoutMs, intervalMs: 50 });
+  return { run, ms: Date.now() - started };
 }
 
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import {
   startTestBot,
   type TestBot,
 } from "../helpers/bot.js";
+import { waitForValue, waitUntil } from "../helpers/wait.js";
 
 /*
  * `/migrate kpi` and `/migrate cost` through the real receiver, and the KPI probe job started
@@ -107,17 +108,14 @@ describe("/migrate kpi", () => {
     );
 
     expect(await replyText(t, await t.command("run monitor"))).toContain("queued as");
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const run = await t.bot.deps.db.run.findFirst({
-        where: { target: "monitor" },
-        orderBy: { createdAt: "desc" },
-      });
-      if (run?.status === "succeeded") break;
-      if (run?.status === "failed" || Date.now() > deadline)
-        throw new Error(`monitor run: ${run?.status} ${run?.error}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const monitorRun = await waitForValue(
+      "the monitor run to finish",
+      () => t.bot.deps.db.run.findFirst({ where: { target: "monitor" }, orderBy: { createdAt: "desc" } }),
+      (run) => run?.status === "succeeded" || run?.status === "failed",
+      { intervalMs: 100 },
+    );
+    expect(monitorRun?.error ?? null).toBeNull();
+    expect(monitorRun?.status).toBe("succeeded");
     const after = await blocksOf(await t.command("kpi"));
     expect(after).toContain("✅ *Availability*");
     expect(after).toContain("100.00 % (target > 99.9 %)");
@@ -129,11 +127,14 @@ describe("/migrate kpi", () => {
   it("keeps sampling from the bot's own probe job once switched on", async () => {
     const first = await t.bot.deps.db.kpiSample.count();
     expect(first).toBeGreaterThanOrEqual(1);
-    const deadline = Date.now() + 25_000;
-    while ((await t.bot.deps.db.kpiSample.count()) <= first) {
-      if (Date.now() > deadline) throw new Error("the bot's KPI probe job took no sample");
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitUntil(
+      "the bot's KPI probe job to take a sample",
+      async () => (await t.bot.deps.db.kpiSample.count()) > first,
+      {
+        timeoutMs: 25_000,
+        intervalMs: 250,
+      },
+    );
     const state = await t.bot.deps.db.kpiMonitorState.findUnique({ where: { env: "kpi-cmd" } });
     expect(state?.lastRoundAt).not.toBeNull();
   }, 40_000);

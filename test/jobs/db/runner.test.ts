@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readVerifyReport, runDatabaseVerify } from "../../../src/jobs/steps/db-verify.js";
 import { CHANNEL, OPERATOR, startTestBot, type TestBot } from "../../helpers/bot.js";
 import type { TestDatabase } from "../../helpers/db.js";
+import { runFinished } from "../../helpers/wait.js";
 import { createFixtureSource, createRdsLikeTarget, dbConfig, fingerprint, makeDeps } from "./fixture.js";
 
 let t: TestBot;
@@ -27,15 +28,8 @@ afterAll(async () => {
   await target?.drop();
 });
 
-async function waitForRun(runId: string, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const run = await t.bot.deps.db.run.findUnique({ where: { id: runId }, include: { steps: true } });
-    if (run && ["succeeded", "failed", "cancelled"].includes(run.status)) return run;
-    if (Date.now() > deadline) throw new Error(`run ${runId} did not finish; last: ${run?.status}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const waitForRun = (runId: string, timeoutMs = 60_000) =>
+  runFinished(t.bot.deps.db, runId, { timeoutMs, intervalMs: 200 });
 
 describe("the data phase through the real Runner", () => {
   it("runs preflight, dump, restore and verify, shows progress in Slack, and leaves the target identical", async () => {

@@ -7,6 +7,7 @@ import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers
 import type { Db } from "../../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 import { startTestRunner, type TestRunner } from "../../helpers/runner.js";
+import { runFinished } from "../../helpers/wait.js";
 import { tempDir } from "../host/fixtures.js";
 
 let state: TestDatabase;
@@ -58,15 +59,7 @@ afterAll(async () => {
   await Promise.all([state?.drop(), app?.stop(), data?.remove()]);
 });
 
-async function finished(runId: string) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const run = await db.run.findUniqueOrThrow({ where: { id: runId }, include: { steps: true } });
-    if (["succeeded", "failed", "cancelled"].includes(run.status)) return run;
-    if (Date.now() > deadline) throw new Error(`run stayed ${run.status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const finished = (runId: string) => runFinished(db, runId, { timeoutMs: 20_000, intervalMs: 50 });
 
 const submit = () =>
   runner.submit({
