@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CHANNEL, replyText, startTestBot, type TestBot, testConfig } from "../helpers/bot.js";
+import { waitUntil } from "../helpers/wait.js";
 
 /**
  * Slack did the chat.postMessage but its answer never reached the bot (the connection cut in
@@ -27,13 +28,11 @@ describe("a progress message whose post was answered into a cut connection", () 
     const res = await t.command("run probe");
     expect(await replyText(t, res)).toMatch(/queued as/);
 
-    const deadline = Date.now() + 40_000;
-    let final = false;
-    while (Date.now() < deadline && !final) {
-      final = t.fake.messages(CHANNEL).some((m) => /Run probe: succeeded/.test(m.text));
-      if (!final) await new Promise((r) => setTimeout(r, 200));
-    }
-    expect(final).toBe(true);
+    await waitUntil(
+      "the run's message to say it succeeded",
+      () => t.fake.messages(CHANNEL).some((m) => /Run probe: succeeded/.test(m.text)),
+      { timeoutMs: 40_000, intervalMs: 200 },
+    );
     // the cuts did happen, and at least one of them ate the answer to a post Slack carried out
     expect(proxy.stats.dropped).toBeGreaterThanOrEqual(1);
     const posts = t.fake

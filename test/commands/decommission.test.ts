@@ -7,6 +7,7 @@ import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import { APPROVER, CHANNEL, OPERATOR, replyText, startTestBot, type TestBot } from "../helpers/bot.js";
 import { createEmptyDatabase, databaseUrl, type TestDatabase } from "../helpers/db.js";
 import { type MotoHandle, useMoto } from "../helpers/moto.js";
+import { waitForValue } from "../helpers/wait.js";
 
 /**
  * `/migrate decommission` through the real receiver: refused while the stabilisation window is
@@ -175,13 +176,12 @@ describe("/migrate decommission", () => {
     expect(JSON.parse(wrong.body).errors[INPUT.confirmName.block]).toBe("Type test exactly to confirm.");
     expect((await submit("test")).body).toBe("");
 
-    const deadline = Date.now() + 60_000;
-    let run = await db.run.findFirst({ where: { target: "decommission" }, include: { steps: true } });
-    while (!run || !["succeeded", "failed"].includes(run.status)) {
-      if (Date.now() > deadline) throw new Error(`decommission did not finish: ${run?.status}`);
-      await new Promise((r) => setTimeout(r, 200));
-      run = await db.run.findFirst({ where: { target: "decommission" }, include: { steps: true } });
-    }
+    const run = await waitForValue(
+      "the decommission run to finish",
+      () => db.run.findFirst({ where: { target: "decommission" }, include: { steps: true } }),
+      (r) => r !== null && ["succeeded", "failed"].includes(r.status),
+      { timeoutMs: 60_000, intervalMs: 200 },
+    ).then((r) => r!);
     expect(run.status, run.error ?? "").toBe("succeeded");
     expect(run.requestedBy).toBe(OPERATOR);
     expect((await db.approval.findUniqueOrThrow({ where: { id: approval.id } })).status).toBe("used");

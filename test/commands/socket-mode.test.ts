@@ -14,6 +14,7 @@ import { blockActionPayload } from "../../src/sandbox/slack-sender.js";
 import { ACTION } from "../../src/views/ids.js";
 import { CHANNEL, GROUP_MEMBER, OPERATOR, STRANGER, testConfig } from "../helpers/bot.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { waitUntil } from "../helpers/wait.js";
 
 // The real bot (startCutover) in Socket Mode: it opens a WebSocket to FakeSlack with its
 // app-level token, and commands arrive as envelopes the fake pushes and the bot acks.
@@ -37,13 +38,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 5_000) =>
+  waitUntil(what, check, { timeoutMs, intervalMs: 25 });
 
 function replyAt(responseUrl: string): Promise<RecordedCall> {
   const id = decodeURIComponent(responseUrl.split("/").pop() ?? "");

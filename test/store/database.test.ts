@@ -9,6 +9,7 @@ import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { checkConnection, resolveStateDatabase, type StateDatabase } from "../../src/store/database.js";
 import type { StoreLog } from "../../src/store/migrate.js";
 import { databaseUrl, queryOnce } from "../helpers/db.js";
+import { waitUntil as waitFor } from "../helpers/wait.js";
 
 interface Line {
   level: string;
@@ -314,10 +315,5 @@ function running(pid: number): boolean {
   }
 }
 
-async function waitUntil(cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitUntil = (cond: () => boolean, ms = 10_000) =>
+  waitFor("the condition", cond, { timeoutMs: ms, intervalMs: 25 });

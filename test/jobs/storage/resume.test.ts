@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
 import { makeStepContext } from "../../helpers/step-context.js";
+import { waitUntil } from "../../helpers/wait.js";
 import {
   bucketName,
   createBucket,
@@ -109,12 +109,14 @@ describe("storage.sync after an interruption", () => {
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     // Kill it once part of the bucket is across (and again in the middle of other objects).
-    const deadline = Date.now() + 30_000;
-    while ((await listKeys(target)).length < 30) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`child did not copy: ${err}${out}`);
-      await sleep(100);
-    }
+    await waitUntil(
+      "the child to copy part of the bucket",
+      async () => {
+        if (child.exitCode !== null) throw new Error(`child did not copy: ${err}${out}`);
+        return (await listKeys(target)).length >= 30;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
     child.kill("SIGKILL");
     await exited;
     expect(out.split("\n")).not.toContain("done");
