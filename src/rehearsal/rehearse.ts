@@ -534,14 +534,16 @@ async function drive(ctx: DriveContext): Promise<void> {
  * report.
  */
 async function nextMorningDigest(ctx: DriveContext): Promise<void> {
-  const { bot, world, report, check, note, config, clock, digestClock } = ctx;
+  const { bot, world, report, check, note, config, digestClock } = ctx;
   const d = config.file.digest;
   if (!bot.digest) {
     report.digest.note = "not posted: digest.enabled is false in the migration file";
     check("daily digest posted", false, report.digest.note);
     return;
   }
-  const today = localDay(clock.now(), d.timezone);
+  // the rehearsal's day (where the digest clock has stood since the start), not the day the bot's
+  // clock reads now: a rehearsal that runs past midnight still gets the morning after its own day
+  const today = localDay(digestClock.now(), d.timezone);
   const day = localDay(new Date(zonedMidnight(today, d.timezone).getTime() + 36 * 3600_000), d.timezone);
   const [hh = 0, mm = 0] = d.time.split(":").map(Number);
   digestClock.set(new Date(zonedMidnight(day, d.timezone).getTime() + (hh * 60 + mm) * 60_000));
