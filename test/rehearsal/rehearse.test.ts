@@ -66,10 +66,10 @@ describe("npm run rehearse", () => {
 
   it("runs the whole runbook through the bot and proves the copy identical, the approval by a second person and the downtime measured", async () => {
     const started = Date.now();
-    // the last day of November, 20:00 in Singapore (the file's digest zone) and 12:00 in UTC (Cost
-    // Explorer's), so the run stays on that day in both; the digest is the next morning, the 1st.
-    // The calendar is the test's, whatever day the suite runs on.
-    const { code, out, err } = await rehearse(["--quiet", "--at", "2026-11-30T20:00+08:00"]);
+    // 29 November, 20:00 in Singapore (the file's digest zone) and 12:00 in UTC (Cost Explorer's),
+    // so the run stays on that day in both; the digest is the next morning, the month's last day.
+    // The calendar is the test's, whatever day the suite runs on (the 1st: the --fail case below).
+    const { code, out, err } = await rehearse(["--quiet", "--at", "2026-11-29T20:00+08:00"]);
     const report = await reportOf(out);
     const failed = report.checks.filter((c) => !c.ok);
     expect(failed, `${out}\n${err}`).toEqual([]);
@@ -105,18 +105,16 @@ describe("npm run rehearse", () => {
     }
     expect(report.fault).toBeNull();
     // cost from the seeded Cost Explorer: real figures, the forecast and the RDS reservation
-    expect(report.options.at).toBe("2026-11-30T12:00:00.000Z");
+    expect(report.options.at).toBe("2026-11-29T12:00:00.000Z");
     expect(report.cost.posted).toContain("COST — NOVEMBER 2026");
-    expect(report.cost.posted).toMatch(/\*Month to date\*[\s\S]*\$[1-9]\d*\.\d\d over 29 of 30 days/);
+    expect(report.cost.posted).toMatch(/\*Month to date\*[\s\S]*\$[1-9]\d*\.\d\d over 28 of 30 days/);
     expect(report.cost.posted).toContain("1 × db.t4g.micro saves $6.65/month");
     expect(report.cost.posted).not.toMatch(/forecast unavailable|Deserialization|SyntaxError/);
 
     // the daily digest as the bot's scheduler posted it the next morning, with its two charts
-    expect(report.digest.posted).toMatch(/^DAILY DIGEST — GOGOJAP \(PRODUCTION\) · TUE 1 DEC/m);
+    expect(report.digest.posted).toMatch(/^DAILY DIGEST — GOGOJAP \(PRODUCTION\) · MON 30 NOV/m);
     expect(report.digest.posted).toMatch(/KPIs yesterday\* — all within target/);
-    // the 1st's digest: December has no complete day yet in Cost Explorer
-    expect(report.digest.posted).toMatch(/Cost 2026-12\* — ✅ on track/);
-    expect(report.digest.posted).toContain("month to date *$0.00*");
+    expect(report.digest.posted).toMatch(/Cost 2026-11\* — ✅ on track/);
     expect(report.digest.posted).toContain("Amazon Lightsail $");
     expect(report.digest.posted).not.toMatch(/unavailable|no samples yet/);
     const reportDir = path.dirname(/(\/\S+rehearsal-report\.json)/.exec(out)![1]!);
