@@ -129,7 +129,11 @@ describe("/migrate kpi", () => {
     expect(first).toBeGreaterThanOrEqual(1);
     await waitUntil(
       "the bot's KPI probe job to take a sample",
-      async () => (await t.bot.deps.db.kpiSample.count()) > first,
+      // a round of the bot's own job: new samples and the round recorded, both (the samples are
+      // written before the round is)
+      async () =>
+        (await t.bot.deps.db.kpiSample.count()) > first &&
+        (await t.bot.deps.db.kpiMonitorState.findUnique({ where: { env: "kpi-cmd" } }))?.lastRoundAt != null,
       {
         timeoutMs: 25_000,
         intervalMs: 250,

@@ -217,7 +217,8 @@ describe("alerts", () => {
   });
 
   it("flags slow answers and a slow database against their targets", async () => {
-    const file = fileFor([{ id: "api", url: api.healthUrl }]);
+    // a 2 s timeout: the 230 ms answer is slow, not missing, even on a loaded machine
+    const file = fileFor([{ id: "api", url: api.healthUrl }], { timeoutMs: 2_000 });
     api.setLatency(230);
     const timer = createDatabaseTimer(
       async () => ({ side: "target", from: "the test", url: state.url }),
