@@ -152,7 +152,8 @@ export async function startCutover(
         await app.client.chat.update({ channel, ts, text: reply.text, blocks: reply.blocks });
       },
       async openView(triggerId, view) {
-        await app.client.views.open({ trigger_id: triggerId, view });
+        const res = await app.client.views.open({ trigger_id: triggerId, view });
+        return res.view?.id && res.view.hash ? { id: res.view.id, hash: res.view.hash } : undefined;
       },
     },
   };
