@@ -1,13 +1,14 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
-import { App, LogLevel, webApi } from "@slack/bolt";
+import { App, HTTPReceiver, LogLevel, webApi } from "@slack/bolt";
 import type { Logger } from "pino";
 import { SlackProgress } from "./cloud/slack-progress.js";
 import { AccessControl } from "./commands/access.js";
 import type { CommandDeps } from "./commands/context.js";
 import { announceInterruptedRollback } from "./commands/handlers/rollback.js";
 import { register } from "./commands/index.js";
+import { refuseFutureRequests } from "./commands/request-time.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
@@ -99,10 +100,28 @@ export async function startCutover(
   // 2. The Bolt app, its listeners, and the run progress publisher.
   const slack = settings.slack;
   const clientOptions = settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {};
+  // Over HTTP, Bolt's receiver refuses a timestamp more than 5 minutes old; ours also one more
+  // than 5 minutes ahead (src/commands/request-time.ts).
+  const receiver =
+    slack.mode === "http"
+      ? new HTTPReceiver({
+          signingSecret: slack.signingSecret,
+          customRoutes: httpRoutes(deps),
+          logger: boltLogger(log),
+          logLevel: LogLevel.WARN,
+          processBeforeResponse: false,
+        })
+      : undefined;
+  if (receiver)
+    receiver.requestListener = refuseFutureRequests(
+      receiver.requestListener,
+      () => new Date(),
+      (ts) => log.warn({ ts }, "refused a Slack request timestamped in the future"),
+    );
   const app = new App({
     token: slack.botToken,
     ...(slack.mode === "http"
-      ? { signingSecret: slack.signingSecret, customRoutes: httpRoutes(deps) }
+      ? { receiver: receiver as HTTPReceiver }
       : // the Socket Mode client gets its own options object: it raises the retries on the one it is given
         {
           appToken: slack.appToken,
