@@ -1,13 +1,14 @@
-import { rm } from "node:fs/promises";
-import { networkInterfaces } from "node:os";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { createDbSteps } from "../../src/jobs/steps/db.js";
 import { readManifest, writeManifest } from "../../src/jobs/steps/db-common.js";
-import { queryOnce, type TestDatabase, withAdmin } from "../helpers/db.js";
+import { createTestDatabase, queryOnce, type TestDatabase, withAdmin } from "../helpers/db.js";
 import { makeStepContext } from "../helpers/step-context.js";
-import { createFixtureSource, createRdsLikeTarget, makeDeps } from "../jobs/db/fixture.js";
+import { createFixtureSource, createRdsLikeTarget, dbConfig, makeDeps } from "../jobs/db/fixture.js";
 
 /**
  * Issue 15, item 5: a restore must never write to the source. The target's URL naming the
@@ -153,8 +154,9 @@ describe("a restore never writes to the source (issue 15, item 5)", { timeout: 1
     expect(unknown.code).toBe(ErrorCode.DumpInvalid);
     expect(describeError(unknown)).toMatch(/does not record which database it was taken from/);
 
-    // the right dump of the right source restores (the refusals above are not a broken restore)
-    await s2("db.dump").run(i2("db.dump"), makeStepContext());
+    // the right dump of the right source restores (the refusals above are not a broken restore);
+    // a run id of its own, so its folder is not the edited dump's (names carry the second and run)
+    await s2("db.dump").run(i2("db.dump"), makeStepContext({ run: { id: "11111111-second-dump" } }));
     const ok = await s2("db.restore").run(i2("db.restore"), makeStepContext());
     expect(ok.summary).toMatch(/^restored /);
     await rm(d2.dataDir, { recursive: true, force: true });
@@ -165,3 +167,50 @@ async function queryLatest(root: string): Promise<string> {
   const { readFile } = await import("node:fs/promises");
   return readFile(path.join(root, "latest"), "utf8");
 }
+
+describe("the same attack from a terminal (issue 15, item 5)", { timeout: 240_000 }, () => {
+  it("`npx cutover run db-restore --replace --confirm` into the source under another spelling exits 1 and changes nothing", async () => {
+    const state = await createTestDatabase("sec_cli_state");
+    const dir = await mkdtemp(path.join(tmpdir(), "cutover-sec-cli-"));
+    try {
+      await writeFile(path.join(dir, "migration.yml"), dbConfig());
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH,
+        DATABASE_URL: state.url,
+        CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+        CUTOVER_DATA_DIR: dir,
+        SOURCE_DATABASE_URL: source.url,
+        // the source again, spelled with another host name and another user
+        TARGET_DATABASE_URL: `postgresql://${ROLE}@localhost:5432/${new URL(source.url).pathname.slice(1)}`,
+        RDS_MASTER_PASSWORD: "not-used-in-tests",
+      };
+      const cutover = (...args: string[]) =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const child = spawn(path.resolve("node_modules/.bin/node"), ["bin/cutover.js", ...args], {
+            env,
+            stdio: ["ignore", "pipe", "pipe"],
+          });
+          let out = "";
+          child.stdout.on("data", (d) => {
+            out += d;
+          });
+          child.stderr.on("data", (d) => {
+            out += d;
+          });
+          child.on("exit", (code) => resolve({ code, out }));
+        });
+      const tablesBefore = await sourceTables();
+      const dumped = await cutover("run", "db-dump");
+      expect(dumped.code, dumped.out).toBe(0);
+      const restore = await cutover("run", "db-restore", "--replace", "--confirm");
+      expect(restore.code).toBe(1);
+      expect(restore.out).toMatch(/is the source database/);
+      expect(restore.out).toMatch(/Cutover never writes to the source/);
+      expect(await sourceTables()).toBe(tablesBefore);
+      expect(await sourceOnlyRows()).toBe(25);
+    } finally {
+      await state.drop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
