@@ -1437,8 +1437,10 @@ async function crashCutover(opts: Options, kills: number): Promise<CutoverCrashR
   const rollbackKills = opts.rollbackCrashes;
   const random = prng(opts.seed + 2);
   const { startAppServer } = await import("../src/sandbox/app-servers.js");
-  const { sendRollbackSubmission, sendViewSubmission } = await import("../src/sandbox/slack-sender.js");
-  const { CALLBACK, INPUT } = await import("../src/views/ids.js");
+  const { sendBlockAction, sendRollbackSubmission, sendViewSubmission } = await import(
+    "../src/sandbox/slack-sender.js"
+  );
+  const { ACTION, CALLBACK, INPUT } = await import("../src/views/ids.js");
   const token = `cf-chaos-${randomBytes(8).toString("hex")}`;
   const account = "0123456789abcdef0123456789abcdef";
   const OLD = EXAMPLE_OLD_IP;
@@ -1527,10 +1529,35 @@ digest: { enabled: false }
       });
       return since;
     };
-    const submitRollback = () =>
+    /** A submission is read only from a modal the bot opened: the newest stored and unsubmitted one. */
+    const modalFor = (callbackId: string, metadata?: string) =>
+      until("the modal the bot opens", async () => {
+        const v = fake.latestView(callbackId, metadata);
+        if (!v) return undefined;
+        const [row] = await sql<{ used: boolean }>(
+          dbUrl(state),
+          "SELECT used_at IS NOT NULL AS used FROM slack_views WHERE view_id = $1",
+          [v.id],
+        );
+        return row && !row.used ? { viewId: v.id, viewHash: v.hash } : undefined;
+      });
+    /** `/rollback` as the operator types it: resolves with the modal it opens. */
+    const openRollback = async () => {
+      await sendSlashCommand({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        command: "/rollback",
+        userId: OPERATOR,
+        channelId: CHANNEL,
+        responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: OPERATOR }),
+      });
+      return modalFor(CALLBACK.rollback);
+    };
+    const submitRollback = (modal: { viewId: string; viewHash: string }) =>
       sendRollbackSubmission({
         url: `http://127.0.0.1:${port}/slack/events`,
         signingSecret,
+        ...modal,
         userId: OPERATOR,
         reason: "chaos drill",
       });
@@ -1546,8 +1573,9 @@ digest: { enabled: false }
       const noticesBefore = channelTexts().filter((t) => t.includes("did not finish")).length;
       cf.setLatency(120);
       const afterMs = 50 + Math.floor(random() * 1_100);
+      const modal = await openRollback();
       const submitted = Date.now();
-      void submitRollback().catch(() => undefined); // the kill cuts this request off
+      void submitRollback(modal).catch(() => undefined); // the kill cuts this request off
       const wait = submitted + afterMs - Date.now();
       if (wait > 0) await sleep(wait);
       await bot.kill9();
@@ -1568,8 +1596,9 @@ digest: { enabled: false }
         if (interrupted && notices > 0) break;
         await sleep(100);
       }
+      const again = await openRollback();
       const before = channelTexts().length;
-      await submitRollback();
+      await submitRollback(again);
       const text = await until("the second rollback's report", async () =>
         channelTexts()
           .slice(before)
@@ -1627,10 +1656,21 @@ digest: { enabled: false }
         );
         return a?.id;
       });
+      await sendBlockAction({
+        url: `http://127.0.0.1:${port}/slack/events`,
+        signingSecret,
+        actionId: ACTION.approveCutover,
+        value: approval,
+        userId: "U0APPROVER",
+        channelId: CHANNEL,
+        responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: "U0APPROVER" }),
+      });
+      const approveModal = await modalFor(CALLBACK.approveCutover, approval);
       const approvedAt = Date.now();
       await sendViewSubmission({
         url: `http://127.0.0.1:${port}/slack/events`,
         signingSecret,
+        ...approveModal,
         callbackId: CALLBACK.approveCutover,
         privateMetadata: approval,
         userId: "U0APPROVER",

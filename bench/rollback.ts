@@ -7,8 +7,13 @@ import { createLogger } from "../src/log.js";
 import { type AppServer, startAppServer } from "../src/sandbox/app-servers.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
-import { sendRollbackSubmission, sendSlashCommand, sendViewSubmission } from "../src/sandbox/slack-sender.js";
-import { CALLBACK, INPUT } from "../src/views/ids.js";
+import {
+  sendBlockAction,
+  sendRollbackSubmission,
+  sendSlashCommand,
+  sendViewSubmission,
+} from "../src/sandbox/slack-sender.js";
+import { ACTION, CALLBACK, INPUT } from "../src/views/ids.js";
 
 /**
  * `npm run bench -- rollback [--rounds 10]`
@@ -162,6 +167,14 @@ export async function main(args: string[]): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
       }
     };
+    // A submission is read only from a modal the bot opened (its id and hash, once): the newest
+    // one with this callback, once the bot has stored it and while it is unsubmitted.
+    const modalFor = (callbackId: string, metadata?: string) =>
+      waitFor("the modal the bot opens", async () => {
+        const v = fake.latestView(callbackId, metadata);
+        const row = v ? await db.slackView.findUnique({ where: { viewId: v.id } }) : null;
+        return v && row && !row.usedAt ? { viewId: v.id, viewHash: v.hash } : undefined;
+      });
     const runDone = (target: string) =>
       waitFor(`${target} to finish`, async () => {
         const run = await db.run.findFirst({ where: { target }, orderBy: { createdAt: "desc" } });
@@ -182,9 +195,19 @@ export async function main(args: string[]): Promise<void> {
       "the cutover request",
       async () => (await db.approval.findFirst({ where: { status: "pending" } })) ?? undefined,
     );
+    await sendBlockAction({
+      url,
+      signingSecret,
+      actionId: ACTION.approveCutover,
+      value: approval.id,
+      userId: APPROVER,
+      channelId: CHANNEL,
+      responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: APPROVER }),
+    });
     await sendViewSubmission({
       url,
       signingSecret,
+      ...(await modalFor(CALLBACK.approveCutover, approval.id)),
       callbackId: CALLBACK.approveCutover,
       privateMetadata: approval.id,
       userId: APPROVER,
@@ -224,10 +247,20 @@ export async function main(args: string[]): Promise<void> {
         };
         fake.on("call", onCall);
       });
+      await sendSlashCommand({
+        url,
+        signingSecret,
+        command: "/rollback",
+        userId: OPERATOR,
+        channelId: CHANNEL,
+        responseUrl: fake.responseUrl(undefined, { channel: CHANNEL, user: OPERATOR }),
+      });
+      const modal = await modalFor(CALLBACK.rollback);
       const t0 = performance.now();
       const res = await sendRollbackSubmission({
         url,
         signingSecret,
+        ...modal,
         userId: OPERATOR,
         reason: `bench round ${i + 1}`,
       });

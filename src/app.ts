@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
-import { App, LogLevel, webApi } from "@slack/bolt";
+import { App, HTTPReceiver, LogLevel, webApi } from "@slack/bolt";
 import type { Logger } from "pino";
 import type { Clock } from "./clock.js";
 import { SlackProgress } from "./cloud/slack-progress.js";
@@ -9,6 +9,7 @@ import { AccessControl } from "./commands/access.js";
 import type { CommandDeps } from "./commands/context.js";
 import { announceInterruptedRollback } from "./commands/handlers/rollback.js";
 import { register } from "./commands/index.js";
+import { refuseFutureRequests } from "./commands/request-time.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
@@ -104,10 +105,28 @@ export async function startCutover(
   // 2. The Bolt app, its listeners, and the run progress publisher.
   const slack = settings.slack;
   const clientOptions = settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {};
+  // Over HTTP, Bolt's receiver refuses a timestamp more than 5 minutes old; ours also one more
+  // than 5 minutes ahead (src/commands/request-time.ts).
+  const receiver =
+    slack.mode === "http"
+      ? new HTTPReceiver({
+          signingSecret: slack.signingSecret,
+          customRoutes: httpRoutes(deps),
+          logger: boltLogger(log),
+          logLevel: LogLevel.WARN,
+          processBeforeResponse: false,
+        })
+      : undefined;
+  if (receiver)
+    receiver.requestListener = refuseFutureRequests(
+      receiver.requestListener,
+      () => new Date(),
+      (ts) => log.warn({ ts }, "refused a Slack request timestamped in the future"),
+    );
   const app = new App({
     token: slack.botToken,
     ...(slack.mode === "http"
-      ? { signingSecret: slack.signingSecret, customRoutes: httpRoutes(deps) }
+      ? { receiver: receiver as HTTPReceiver }
       : // the Socket Mode client gets its own options object: it raises the retries on the one it is given
         {
           appToken: slack.appToken,
@@ -157,7 +176,8 @@ export async function startCutover(
         await app.client.chat.update({ channel, ts, text: reply.text, blocks: reply.blocks });
       },
       async openView(triggerId, view) {
-        await app.client.views.open({ trigger_id: triggerId, view });
+        const res = await app.client.views.open({ trigger_id: triggerId, view });
+        return res.view?.id && res.view.hash ? { id: res.view.id, hash: res.view.hash } : undefined;
       },
     },
   };

@@ -47,6 +47,8 @@ export enum ErrorCode {
   PreflightFailed = "preflight_failed",
   /** the target database holds objects and `--replace` was not given */
   TargetNotEmpty = "target_not_empty",
+  /** the target database is the source (under another spelling of its URL): Cutover never writes to it */
+  TargetIsSource = "target_is_source",
   /** pg_dump failed, or the dump folder cannot be written */
   DumpFailed = "dump_failed",
   /** a dump folder is missing, partial or unreadable */
@@ -74,6 +76,7 @@ export const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.ApprovalInvalid,
   ErrorCode.CutoverNotReady,
   ErrorCode.TargetNotEmpty,
+  ErrorCode.TargetIsSource,
   ErrorCode.HostKeyChanged,
   ErrorCode.AwsPermissionDenied,
   ErrorCode.CloudflareAuthFailed,

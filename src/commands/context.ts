@@ -49,5 +49,6 @@ export interface CommandDeps {
 export interface SlackSurface {
   post(channel: string, reply: Reply): Promise<string>;
   update(channel: string, ts: string, reply: Reply): Promise<void>;
-  openView(triggerId: string, view: View): Promise<void>;
+  /** opens a modal; resolves with the view's id and hash as Slack answered */
+  openView(triggerId: string, view: View): Promise<{ id: string; hash: string } | undefined>;
 }

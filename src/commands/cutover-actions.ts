@@ -10,15 +10,25 @@ import type { Approval } from "../generated/prisma/client.js";
 import type { CutoverChange } from "../jobs/cutover/types.js";
 import type { DecommissionChange } from "../jobs/steps/decommission.js";
 import type { Metrics } from "../metrics.js";
-import { decideApproval, withdrawApproval } from "../store/approvals.js";
+import { decideApproval, isUuid, withdrawApproval } from "../store/approvals.js";
 import { audit } from "../store/audit.js";
+import { claimView } from "../store/views.js";
 import type { Reply } from "../views/blocks.js";
 import { approveModal, cutoverRequestView } from "../views/cutover.js";
 import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";
 import { INPUT } from "../views/ids.js";
+import { openBoundView, unboundRefusal } from "./bound-view.js";
 import type { CommandDeps } from "./context.js";
 
 type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs;
+
+/** The request a button names; null for an id that is not one (a forged or mangled value). */
+async function findRequest(deps: CommandDeps, id: string): Promise<Approval | null> {
+  return isUuid(id) ? deps.db.approval.findUnique({ where: { id } }) : null;
+}
+
+const MALFORMED =
+  "That button does not name a request Cutover made (its id is malformed): use the buttons on the request message, or ask again.";
 
 /**
  * The requests a second person approves, by the approval's `action`: the DNS cutover and the
@@ -108,8 +118,10 @@ async function approverRefusal(
   user: string,
   channel: string | null,
   verb: "approve" | "reject" = "approve",
+  /** ask Slack for the groups' members now, not from the cache: for the moment of a decision */
+  fresh = false,
 ): Promise<string | undefined> {
-  if (!approval) return "That request no longer exists.";
+  if (!approval) return "That request no longer exists (or the button's id is malformed): nothing was done.";
   if (!deps.access.channelAllowed(channel)) return "This channel does not take migration commands.";
   const kind = kindOf(approval);
   if (approval.requestedBy === user)
@@ -118,7 +130,7 @@ async function approverRefusal(
       : `You asked for this ${kind.name}: withdraw it instead of rejecting it.`;
   let approver: boolean;
   try {
-    approver = await deps.access.isApprover(user);
+    approver = await deps.access.isApprover(user, { fresh });
   } catch (err) {
     // a user group that cannot be read refuses (never allows), and says why
     return `Could not check your access: Slack said ${(err as Error).message}.`;
@@ -149,7 +161,9 @@ export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
     await ack();
     metrics.actions.inc({ action: "approve_cutover" });
     const approvalId = action.value ?? "";
-    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    if (!isUuid(approvalId))
+      return refuse(deps, respond, body.user.id, "cutover.approve", approvalId.slice(0, 80), MALFORMED);
+    const approval = await findRequest(deps, approvalId);
     const kind = kindOf(approval);
     const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
     if (reason || !approval)
@@ -167,7 +181,10 @@ export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
       outcome: "info",
       details: { approvalId },
     });
-    await deps.slack?.openView(body.trigger_id, kind.modal(approval));
+    await openBoundView(deps, body.trigger_id, kind.modal(approval), {
+      user: body.user.id,
+      request: approval.id,
+    });
   };
 }
 
@@ -180,10 +197,16 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
     const values = view.state.values;
     const typed = (values[INPUT.confirmName.block]?.[INPUT.confirmName.action]?.value ?? "").trim();
     const note = values[INPUT.note.block]?.[INPUT.note.action]?.value?.trim() || null;
-    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    // Read nothing from a form the bot did not open for this person and this request.
+    const unbound = await unboundRefusal(deps, user, view, "cutover.approve", approvalId);
+    if (unbound) {
+      await ack({ response_action: "errors", errors: { [INPUT.confirmName.block]: unbound.slice(0, 150) } });
+      return;
+    }
+    const approval = await findRequest(deps, approvalId);
     const kind = kindOf(approval);
     const expected = approval ? kind.confirmWord(approval) : "";
-    const reason = await approverRefusal(deps, approval, user, approval?.channel ?? null);
+    const reason = await approverRefusal(deps, approval, user, approval?.channel ?? null, "approve", true);
     if (reason) {
       await audit(deps.db, {
         actor: user,
@@ -204,6 +227,19 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
       await ack({
         response_action: "errors",
         errors: { [INPUT.confirmName.block]: `Type ${expected} exactly to confirm.` },
+      });
+      return;
+    }
+    if (!(await claimView(deps.db, view.id, deps.now()))) {
+      await audit(deps.db, {
+        actor: user,
+        action: `${kind.name}.approve`,
+        outcome: "refused",
+        details: { approvalId, reason: "form already submitted" },
+      });
+      await ack({
+        response_action: "errors",
+        errors: { [INPUT.confirmName.block]: "This form was already submitted once." },
       });
       return;
     }
@@ -274,9 +310,18 @@ export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
     await ack();
     metrics.actions.inc({ action: "reject_cutover" });
     const approvalId = action.value ?? "";
-    const approval = await deps.db.approval.findUnique({ where: { id: approvalId } });
+    if (!isUuid(approvalId))
+      return refuse(deps, respond, body.user.id, "cutover.reject", approvalId.slice(0, 80), MALFORMED);
+    const approval = await findRequest(deps, approvalId);
     const kind = kindOf(approval);
-    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null, "reject");
+    const reason = await approverRefusal(
+      deps,
+      approval,
+      body.user.id,
+      body.channel?.id ?? null,
+      "reject",
+      true,
+    );
     if (reason) return refuse(deps, respond, body.user.id, `${kind.name}.reject`, approvalId, reason);
     const decided = await decideApproval(deps.db, approvalId, {
       by: body.user.id,
@@ -299,7 +344,9 @@ export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
     await ack();
     metrics.actions.inc({ action: "withdraw_cutover" });
     const approvalId = action.value ?? "";
-    const kind = kindOf(await deps.db.approval.findUnique({ where: { id: approvalId } }));
+    if (!isUuid(approvalId))
+      return refuse(deps, respond, body.user.id, "cutover.withdraw", approvalId.slice(0, 80), MALFORMED);
+    const kind = kindOf(await findRequest(deps, approvalId));
     if (!deps.access.channelAllowed(body.channel?.id ?? null))
       return refuse(
         deps,

@@ -125,6 +125,9 @@ export class Team {
       for (const [action, value] of Object.entries(actions))
         values[block][action] = { type: "plain_text_input", value };
     }
+    // the modal the bot opened (the click or command before this): Slack sends its id and hash back
+    const view = this.slack.latestView(callbackId, privateMetadata || undefined);
+    if (view) await this.recorded(view.id);
     return sendViewSubmission({
       url: this.eventsUrl,
       signingSecret: this.signingSecret,
@@ -133,7 +136,17 @@ export class Team {
       userId: who.id,
       userName: who.name,
       values,
+      ...(view ? { viewId: view.id, viewHash: view.hash } : {}),
     });
+  }
+
+  /** Waits until the bot has stored the view it opened (a person reads it before submitting). */
+  private async recorded(viewId: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!(await this.bot.deps.db.slackView.findUnique({ where: { viewId } }))) {
+      if (Date.now() > deadline) throw new Error(`the bot never recorded the modal ${viewId} it opened`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** The reply to a command: in the ack's body, or posted to its response URL. */

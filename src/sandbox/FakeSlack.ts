@@ -85,6 +85,8 @@ export interface FakeView {
   via: "views.open" | "views.update" | "views.push";
   trigger_id?: string;
   updates: number;
+  /** the hash Slack gave this version of the view (it comes back in the view_submission) */
+  hash: string;
 }
 
 /** Where a response_url's replies land, as Slack knows from the request that carried it. */
@@ -573,6 +575,19 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   views(): FakeView[] {
     return structuredClone([...this.viewMap.values()]);
   }
+  /**
+   * The newest view open with this callback id (and private_metadata, when given): its id and
+   * hash are what Slack sends back when the person submits it.
+   */
+  latestView(callbackId: string, privateMetadata?: string): FakeView | undefined {
+    return [...this.viewMap.values()]
+      .reverse()
+      .find(
+        (v) =>
+          v.view.callback_id === callbackId &&
+          (privateMetadata === undefined || (v.view.private_metadata ?? "") === privateMetadata),
+      );
+  }
 
   /**
    * Forget every call, message, file, modal and pending fault; keep users, groups and channels.
@@ -821,8 +836,16 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const view = asObject(a.view);
     if (!view) throw new SlackError("invalid_arguments");
     const id = `V${this.nextId()}`;
-    this.viewMap.set(id, { id, view, via: method, trigger_id: triggerId, updates: 0 });
-    return { view: this.wireView(id, view) };
+    const stored: FakeView = {
+      id,
+      view,
+      via: method,
+      trigger_id: triggerId,
+      updates: 0,
+      hash: this.viewHash(id),
+    };
+    this.viewMap.set(id, stored);
+    return { view: this.wireView(stored) };
   }
 
   private updateView(a: Record<string, unknown>): Record<string, unknown> {
@@ -836,10 +859,16 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     stored.view = view;
     stored.via = "views.update";
     stored.updates += 1;
-    return { view: this.wireView(stored.id, view) };
+    stored.hash = this.viewHash(stored.id);
+    return { view: this.wireView(stored) };
   }
 
-  private wireView(id: string, view: Record<string, unknown>): Record<string, unknown> {
+  /** a new hash for each version of a view, as Slack's changes with every update */
+  private viewHash(id: string): string {
+    return `${Math.floor(Date.now() / 1000)}.${id}${this.nextId()}`;
+  }
+
+  private wireView({ id, view, hash }: FakeView): Record<string, unknown> {
     return {
       id,
       team_id: this.opts.teamId,
@@ -849,7 +878,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       external_id: "",
       ...view,
       state: { values: {} },
-      hash: `${id}.${this.seq}`,
+      hash,
       root_view_id: id,
       app_id: "A0CUTOVER",
       bot_id: this.opts.botId,

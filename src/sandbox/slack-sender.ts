@@ -101,6 +101,8 @@ export type ViewStateValue = { type: string } & Record<string, unknown>;
 export interface ViewSubmissionOptions extends SendOptions, SlackActor {
   callbackId: string;
   viewId?: string;
+  /** the view's hash, as Slack gave it when the app opened the view */
+  viewHash?: string;
   privateMetadata?: string;
   /** `state.values`: block id → action id → value */
   values?: Record<string, Record<string, ViewStateValue>>;
@@ -214,7 +216,7 @@ export function viewSubmissionPayload(
       private_metadata: opts.privateMetadata ?? "",
       callback_id: opts.callbackId,
       state: { values: opts.values ?? {} },
-      hash: `${Math.floor(Date.now() / 1000)}.sandbox`,
+      hash: opts.viewHash ?? `${Math.floor(Date.now() / 1000)}.sandbox`,
       title: { type: "plain_text", text: opts.title ?? "Cutover", emoji: true },
       clear_on_close: false,
       notify_on_close: false,
@@ -272,7 +274,15 @@ export function sendViewSubmission(opts: ViewSubmissionOptions): Promise<SendRes
  * reason, and `extra` text inputs by block id (the values asked for when nothing is recorded).
  */
 export function sendRollbackSubmission(
-  opts: SendOptions & SlackActor & { word?: string; reason?: string; extra?: Record<string, string> },
+  opts: SendOptions &
+    SlackActor & {
+      word?: string;
+      reason?: string;
+      extra?: Record<string, string>;
+      /** the modal the app opened (its id and hash), as Slack sends them back */
+      viewId?: string;
+      viewHash?: string;
+    },
 ): Promise<SendResult> {
   const { word = "ROLLBACK", reason = "", extra = {}, ...rest } = opts;
   const fields = Object.fromEntries(

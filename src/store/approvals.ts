@@ -19,6 +19,13 @@ export function hashChange(change: unknown): string {
   return createHash("sha256").update(canonicalJson(change)).digest("hex");
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** An approval id is a UUID; anything else (a forged or mangled button value) names no request. */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}
+
 export interface NewApproval {
   action: string;
   change: unknown;
@@ -28,9 +35,46 @@ export interface NewApproval {
   runId?: string | null;
 }
 
-export async function createApproval(db: Db, req: NewApproval): Promise<Approval> {
+/** The key that holds a request live: one per kind of request and environment. */
+export function liveKeyOf(action: string, change: unknown): string {
+  const env = (change as { environment?: unknown } | null)?.environment;
+  return `${action}:${typeof env === "string" ? env : ""}`;
+}
+
+/** Another request of the same kind and environment is live (pending or approved). */
+export class LiveRequestExists extends Error {
+  constructor(readonly holder: Approval) {
+    super(`a ${holder.action} request from ${holder.requestedBy} is already ${holder.status}`);
+  }
+}
+
+/**
+ * Stores a pending request. At most one request per kind and environment is live (pending or
+ * approved): the unique `live_key` index decides, so of twenty concurrent requests exactly one is
+ * stored and the rest get {@link LiveRequestExists}. A live request past its expiry is expired
+ * first, so it never blocks a new one.
+ */
+export async function createApproval(db: Db, req: NewApproval, now = new Date()): Promise<Approval> {
+  const liveKey = liveKeyOf(req.action, req.change);
+  await db.approval.updateMany({
+    where: { liveKey, expiresAt: { lte: now } },
+    data: { status: "expired", liveKey: null },
+  });
+  try {
+    return await createRow(db, req, liveKey);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "P2002") throw err;
+    const holder = await db.approval.findUnique({ where: { liveKey } });
+    // the holder was decided between our insert and this read: one more try, then give up
+    if (!holder) return createRow(db, req, liveKey);
+    throw new LiveRequestExists(holder);
+  }
+}
+
+async function createRow(db: Db, req: NewApproval, liveKey: string): Promise<Approval> {
   return db.approval.create({
     data: {
+      liveKey,
       action: req.action,
       change: req.change as Prisma.InputJsonValue,
       changeHash: hashChange(req.change),
@@ -63,6 +107,7 @@ export async function decideApproval(
     where: { id, status: "pending", expiresAt: { gt: now }, requestedBy: { not: decision.by } },
     data: {
       status: decision.approve ? "approved" : "rejected",
+      ...(decision.approve ? {} : { liveKey: null }),
       decidedBy: decision.by,
       decidedAt: now,
       note: decision.note ?? null,
@@ -71,7 +116,10 @@ export async function decideApproval(
   const after = await db.approval.findUniqueOrThrow({ where: { id } });
   if (changed.count === 1) return { ok: true, approval: after };
   if (after.status === "pending" && after.expiresAt <= now) {
-    await db.approval.updateMany({ where: { id, status: "pending" }, data: { status: "expired" } });
+    await db.approval.updateMany({
+      where: { id, status: "pending" },
+      data: { status: "expired", liveKey: null },
+    });
     return { ok: false, reason: "expired", approval: { ...after, status: "expired" } };
   }
   return { ok: false, reason: "already_decided", approval: after };
@@ -79,9 +127,10 @@ export async function decideApproval(
 
 /** The requester takes the request back while it is still pending. */
 export async function withdrawApproval(db: Db, id: string, by: string): Promise<boolean> {
+  if (!isUuid(id)) return false;
   const changed = await db.approval.updateMany({
     where: { id, status: "pending", requestedBy: by },
-    data: { status: "withdrawn", decidedBy: by, decidedAt: new Date() },
+    data: { status: "withdrawn", decidedBy: by, decidedAt: new Date(), liveKey: null },
   });
   return changed.count === 1;
 }
@@ -106,9 +155,14 @@ export async function consumeApproval(
   const hash = hashChange(currentChange);
   const changed = await db.approval.updateMany({
     where: { id, status: "approved", changeHash: hash, expiresAt: { gt: now } },
-    data: { status: "used", usedAt: now, ...(runId ? { runId } : {}) },
+    data: { status: "used", usedAt: now, liveKey: null, ...(runId ? { runId } : {}) },
   });
-  if (changed.count === 1) return { ok: true };
+  if (changed.count === 1) {
+    const used = await db.approval.findUniqueOrThrow({ where: { id } });
+    const env = (used.change as { environment?: unknown } | null)?.environment;
+    if (typeof env === "string") await voidOtherApprovals(db, used.action, env, id);
+    return { ok: true };
+  }
   const row = await db.approval.findUnique({ where: { id } });
   if (!row || row.status === "pending" || row.status === "rejected" || row.status === "withdrawn")
     return { ok: false, reason: "not_approved" };
@@ -117,8 +171,34 @@ export async function consumeApproval(
   if (row.status === "used") return { ok: false, reason: "used" };
   if (row.expiresAt <= now) return { ok: false, reason: "expired" };
   if (row.changeHash !== hash) {
-    await db.approval.updateMany({ where: { id, status: "approved" }, data: { status: "void" } });
+    await db.approval.updateMany({
+      where: { id, status: "approved" },
+      data: { status: "void", liveKey: null },
+    });
     return { ok: false, reason: "changed" };
   }
   return { ok: false, reason: "not_approved" };
+}
+
+/**
+ * An approval is good for the one switch it was given for: once a cutover is carried out or
+ * rolled back, every other pending or approved request of that kind and environment is void, so
+ * a spare can never switch production later. Returns how many were voided.
+ */
+export async function voidOtherApprovals(
+  db: Db,
+  action: string,
+  environment: string,
+  except?: string,
+): Promise<number> {
+  const voided = await db.approval.updateMany({
+    where: {
+      action,
+      status: { in: ["pending", "approved"] },
+      change: { path: ["environment"], equals: environment },
+      ...(except ? { id: { not: except } } : {}),
+    },
+    data: { status: "void", liveKey: null },
+  });
+  return voided.count;
 }

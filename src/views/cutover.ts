@@ -162,10 +162,7 @@ export function approveModal(approvalId: string, change: CutoverChange): View {
 }
 
 /** /rollback: type ROLLBACK to put DNS and the front end back. */
-export function rollbackModal(
-  summary: string[],
-  manual: Array<{ block: string; label: string; initial: string }> = [],
-): View {
+export function rollbackModal(summary: string[]): View {
   return {
     type: "modal",
     callback_id: CALLBACK.rollback,
@@ -175,18 +172,6 @@ export function rollbackModal(
     blocks: [
       section(
         `*This puts production back on the old services.*\n${summary.join("\n") || "_The values to restore are read from the cutover record._"}`,
-      ),
-      ...manual.map(
-        (m): KnownBlock => ({
-          type: "input",
-          block_id: m.block,
-          label: { type: "plain_text", text: m.label.slice(0, 150) },
-          element: {
-            type: "plain_text_input",
-            action_id: "value",
-            ...(m.initial ? { initial_value: m.initial } : {}),
-          },
-        }),
       ),
       {
         type: "input",

@@ -4,7 +4,15 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sendViewSubmission } from "../../src/sandbox/slack-sender.js";
 import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
-import { APPROVER, CHANNEL, OPERATOR, replyText, startTestBot, type TestBot } from "../helpers/bot.js";
+import {
+  APPROVER,
+  CHANNEL,
+  latestModal,
+  OPERATOR,
+  replyText,
+  startTestBot,
+  type TestBot,
+} from "../helpers/bot.js";
 import { createEmptyDatabase, databaseUrl, type TestDatabase } from "../helpers/db.js";
 import { type MotoHandle, useMoto } from "../helpers/moto.js";
 import { waitForValue } from "../helpers/wait.js";
@@ -156,10 +164,12 @@ describe("/migrate decommission", () => {
       (c) => c.method === "views.open" && JSON.stringify(c.args).includes("Approve decommission"),
     );
     expect(JSON.stringify(modal.args)).toContain("Type test to confirm");
+    const opened = await latestModal(t, CALLBACK.approveCutover, approval.id);
     const submit = (typed: string) =>
       sendViewSubmission({
         url: t.eventsUrl,
         signingSecret: t.signingSecret,
+        ...opened,
         callbackId: CALLBACK.approveCutover,
         privateMetadata: approval.id,
         userId: APPROVER,

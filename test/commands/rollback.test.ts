@@ -212,27 +212,23 @@ describe("/rollback when things are not tidy", { timeout: 120_000 }, () => {
     expect(await announceInterruptedRollback(deps, post)).toBe(false);
   });
 
-  it("asks for the values, prefilled from the migration file, when nothing at all is recorded", async () => {
+  it("restores the old values the migration file names when nothing at all is recorded, and says so", async () => {
     await switchedState();
     await w.t.bot.deps.db.auditEvent.deleteMany({ where: { action: "dns.snapshot" } });
     const modal = await openRollbackModal();
     expect(modal).toContain("No record of the values before the cutover was found");
-    expect(modal).toContain("rb_record_0");
-    expect(modal).toContain(`"initial_value":"${OLD_IP}"`);
-
-    // the terminal cannot ask: it says how to give them
-    const terminal = await cli("rollback", "--confirm");
-    expect(terminal.code).toBe(1);
-    expect(terminal.out).toContain("No record of the values before the cutover exists");
-    expect(w.record().content).toBe(NEW_IP);
+    expect(modal).toContain(`\`${OLD_IP}\``);
+    // it shows the values and asks for none: nothing typed can point production elsewhere
+    expect(modal).not.toContain("rb_record_");
+    expect(modal).not.toContain("initial_value");
 
     const since = callCount();
-    await w.submitRollback(OPERATOR, "ROLLBACK", {
-      rb_record_0: OLD_IP,
-      rb_var_NEXT_PUBLIC_API_URL: "https://old.example.app",
-      rb_var_NEXT_PUBLIC_CDN_URL: "https://pub-old.r2.dev",
-    });
-    expect(await rollbackReport(since)).toContain("✅ Rollback by");
+    await w.submitRollback(OPERATOR, "ROLLBACK");
+    const report = await rollbackReport(since);
+    expect(report).toContain("✅ Rollback by");
+    expect(report).toContain(
+      `A ${RECORD}: ${NEW_IP} → ${OLD_IP} (TTL 300 s) (value from the migration file)`,
+    );
     expect(w.record().content).toBe(OLD_IP);
     expect(w.cf.envVars("web")).toMatchObject({
       NEXT_PUBLIC_API_URL: "https://old.example.app",

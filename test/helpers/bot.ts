@@ -3,10 +3,16 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
+import { vi } from "vitest";
 import { type RunningCutover, startCutover } from "../../src/app.js";
 import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
-import { type SendResult, sendBlockAction, sendSlashCommand } from "../../src/sandbox/slack-sender.js";
+import {
+  newTriggerId,
+  type SendResult,
+  sendBlockAction,
+  sendSlashCommand,
+} from "../../src/sandbox/slack-sender.js";
 import { TcpProxy } from "../../src/sandbox/tcp-proxy.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
@@ -74,7 +80,7 @@ export interface TestBot {
   click(
     actionId: string,
     value: string,
-    opts?: { user?: string; channel?: string },
+    opts?: { user?: string; channel?: string; triggerId?: string },
   ): Promise<SendResult & { responseUrl: string }>;
   /** the TCP proxy between the bot and the Slack Web API (with `slackProxy`) */
   proxy?: TcpProxy;
@@ -170,6 +176,7 @@ export async function startTestBot(
         userId: o.user ?? OPERATOR,
         channelId: o.channel ?? CHANNEL,
         responseUrl,
+        ...(o.triggerId ? { triggerId: o.triggerId } : {}),
       });
       return { ...res, responseUrl };
     },
@@ -206,4 +213,65 @@ export async function replyText(
     const trouble = bot.logs.filter((line) => /"level":(40|50|60)/.test(line)).slice(-10);
     throw new Error(`${(err as Error).message}\nbot warnings and errors:\n${trouble.join("") || "(none)"}`);
   }
+}
+
+/** A modal the bot opened, as Slack would send its id and hash back on submission. */
+export interface OpenedModal {
+  viewId: string;
+  viewHash: string;
+}
+
+/**
+ * Does what a person does to get a modal (a button click, a slash command) with a trigger id of
+ * its own, and resolves with the modal the bot opened for it; undefined when the bot answered
+ * with a refusal instead (the reply at the response URL came first).
+ */
+export async function openModal(
+  t: TestBot,
+  open: (triggerId: string) => Promise<SendResult & { responseUrl: string }>,
+  timeoutMs = 10_000,
+): Promise<OpenedModal | undefined> {
+  const triggerId = newTriggerId();
+  const res = await open(triggerId);
+  const replyId = res.responseUrl.split("/").pop();
+  const call = await t.fake.waitFor(
+    (c) =>
+      (c.method === "views.open" && (c.args as { trigger_id?: string }).trigger_id === triggerId) ||
+      (c.method === "response_url" && (c.args as { response_url_id?: string }).response_url_id === replyId),
+    { timeoutMs },
+  );
+  if (call.method !== "views.open") return undefined;
+  const view = t.fake.views().find((v) => v.trigger_id === triggerId);
+  if (!view) return undefined;
+  // a person reads the modal before submitting it: by then the bot has stored what it opened
+  await viewRecorded(t, view.id, timeoutMs);
+  return { viewId: view.id, viewHash: view.hash };
+}
+
+/** The newest modal the bot opened with this callback (and private_metadata), once it has stored it. */
+export async function latestModal(
+  t: TestBot,
+  callbackId: string,
+  privateMetadata?: string,
+): Promise<OpenedModal> {
+  const view = t.fake.latestView(callbackId, privateMetadata);
+  if (!view) throw new Error(`no ${callbackId} modal was opened`);
+  await viewRecorded(t, view.id);
+  return { viewId: view.id, viewHash: view.hash };
+}
+
+/**
+ * Waits until the bot has stored the modal it opened. Raw SQL, so the attack suite still runs
+ * (and fails for the hole it probes, not for a missing table) against a build without views.
+ */
+async function viewRecorded(t: TestBot, viewId: string, timeoutMs = 10_000): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const rows = await t.bot.deps.db
+        .$queryRawUnsafe<unknown[]>("SELECT 1 FROM slack_views WHERE view_id = $1", viewId)
+        .catch((err: Error) => (/slack_views/.test(err.message) ? [1] : Promise.reject(err)));
+      if (rows.length === 0) throw new Error(`the bot has not recorded view ${viewId}`);
+    },
+    { timeout: timeoutMs, interval: 20 },
+  );
 }

@@ -2,11 +2,12 @@ import { expect } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { sendRollbackSubmission, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
-import { CALLBACK, INPUT } from "../../src/views/ids.js";
+import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
   CHANNEL,
   OPERATOR,
+  openModal,
   replyText,
   SECOND_OPERATOR,
   startTestBot,
@@ -152,10 +153,15 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
       });
       return approval.id;
     },
-    submitApproval(user, approvalId, typed) {
+    async submitApproval(user, approvalId, typed) {
+      // as a person does: the Approve button opens the modal the submission comes from
+      const modal = await openModal(t, (triggerId) =>
+        t.click(ACTION.approveCutover, approvalId, { user, triggerId }),
+      );
       return sendViewSubmission({
         url: t.eventsUrl,
         signingSecret: t.signingSecret,
+        ...modal,
         callbackId: CALLBACK.approveCutover,
         privateMetadata: approvalId,
         userId: user,
@@ -167,10 +173,15 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
         },
       });
     },
-    submitRollback(user, word, extra = {}) {
+    async submitRollback(user, word, extra = {}) {
+      // as a person does: /rollback opens the modal the submission comes from
+      const modal = await openModal(t, (triggerId) =>
+        t.command("", { command: "/rollback", user, triggerId }),
+      );
       return sendRollbackSubmission({
         url: t.eventsUrl,
         signingSecret: t.signingSecret,
+        ...modal,
         userId: user,
         word,
         reason: "drill",

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { signalGroup } from "../../src/sandbox/child-bot.js";
 import { FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
-import { sendSlashCommand, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
-import { CALLBACK, INPUT } from "../../src/views/ids.js";
+import { sendBlockAction, sendSlashCommand, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
+import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import { APPROVER, CHANNEL, OPERATOR } from "../helpers/bot.js";
 import { type ChildBotWorld, startChildBotWorld } from "../helpers/child-bot-world.js";
 import { CF_ACCOUNT, CF_TOKEN, cutoverConfig, NEW_IP, NEW_RECORD, RECORD } from "../helpers/cutover-world.js";
@@ -78,9 +78,28 @@ describe("a DNS cutover killed mid-way", () => {
       const [a] = await w.query<{ id: string }>("SELECT id FROM approvals WHERE status = 'pending' LIMIT 1");
       return a?.id;
     });
+    // the approver clicks Approve…; the submission comes from the modal the bot opened
+    await sendBlockAction({
+      url,
+      signingSecret: w.env.SLACK_SIGNING_SECRET!,
+      actionId: ACTION.approveCutover,
+      value: approval,
+      userId: APPROVER,
+      channelId: CHANNEL,
+      responseUrl: w.fake.responseUrl(undefined, { channel: CHANNEL, user: APPROVER }),
+    });
+    const modal = await w.until("the approver's modal", async () => {
+      const v = w.fake.latestView(CALLBACK.approveCutover, approval);
+      if (!v) return undefined;
+      const [row] = await w.query<{ view_id: string }>("SELECT view_id FROM slack_views WHERE view_id = $1", [
+        v.id,
+      ]);
+      return row ? { viewId: v.id, viewHash: v.hash } : undefined;
+    });
     const submitted = await sendViewSubmission({
       url,
       signingSecret: w.env.SLACK_SIGNING_SECRET!,
+      ...modal,
       callbackId: CALLBACK.approveCutover,
       privateMetadata: approval,
       userId: APPROVER,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SUBCOMMANDS } from "../../src/commands/parse.js";
+import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { type SendResult, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
 import { createApproval } from "../../src/store/approvals.js";
 import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
@@ -9,6 +10,7 @@ import {
   GROUP_MEMBER,
   OPERATOR,
   OTHER_CHANNEL,
+  openModal,
   SECOND_OPERATOR,
   STRANGER,
   startTestBot,
@@ -31,19 +33,37 @@ import { reportFigure } from "./figures.js";
 // "not your own request" rule stands between them and approving it.
 const REQUESTER = SECOND_OPERATOR;
 const RECORD = "api.example.com";
+const CF_TOKEN = "cf-authz-token-0123456789";
+const CF_ACCOUNT = "0123456789abcdef0123456789abcdef";
 
 let t: TestBot;
 
+let cf: FakeCloudflare;
+
 beforeAll(async () => {
-  const config = testConfig({ probeRows: 10 }).replace(
+  // a DNS section, so /rollback has a modal to open (its submission is read only from that modal)
+  cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
+  await cf.start();
+  seedExampleCutover(cf);
+  const config = `${testConfig({ probeRows: 10 }).replace(
     `approvers: [${APPROVER}]`,
     `approvers: [${APPROVER}, ${SECOND_OPERATOR}]`,
-  );
+  )}
+dns:
+  zone: example.com
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  records:
+    - { name: ${RECORD}, type: A, from: ${EXAMPLE_OLD_IP}, to: 198.51.100.7 }
+`;
   expect(config).toContain(SECOND_OPERATOR);
-  t = await startTestBot("sec_authz", { config });
+  t = await startTestBot("sec_authz", {
+    config,
+    env: { CLOUDFLARE_API_TOKEN: CF_TOKEN, CLOUDFLARE_BASE_URL: cf.baseUrl },
+  });
 });
 afterAll(async () => {
   await t?.stop();
+  await cf?.stop();
 });
 
 type Role = "operator" | "group operator" | "approver" | "neither" | "requester (self)" | "wrong channel";
@@ -150,7 +170,14 @@ function commandCells(): Cell[] {
         role,
         expect: commandExpectation(sub, role),
         actor: who.user,
-        send: async () => outcomeOf(await t.command(TEXT[sub], who)),
+        send: async () => {
+          const out = await outcomeOf(await t.command(TEXT[sub], who));
+          // past the access check, a cutover is refused for the state (no TTL lowered yet): that
+          // is the rule about when, not who, and is what an allowed person sees here
+          if (sub === "cutover" && out.text.startsWith("⛔ Lower the TTL first"))
+            return { ...out, refused: false };
+          return out;
+        },
       });
     }
   }
@@ -160,7 +187,13 @@ function commandCells(): Cell[] {
       role,
       expect: role === "operator" || role === "group operator" ? "allowed" : "refused",
       actor: who.user,
-      send: async () => outcomeOf(await t.command("", { ...who, command: "/rollback" })),
+      send: async () => {
+        const before = t.fake.calls("views.open").length;
+        return outcomeOf(
+          await t.command("", { ...who, command: "/rollback" }),
+          async () => t.fake.calls("views.open").length > before,
+        );
+      },
     });
   }
   return cells;
@@ -168,6 +201,11 @@ function commandCells(): Cell[] {
 
 /** A fresh pending cutover request from REQUESTER, posted in `channel`. */
 async function pendingApproval(channel = CHANNEL): Promise<string> {
+  // one live request per environment: the previous cell's request steps aside
+  await t.bot.deps.db.approval.updateMany({
+    where: { liveKey: { not: null } },
+    data: { status: "void", liveKey: null },
+  });
   const approval = await createApproval(t.bot.deps.db, {
     action: "dns.cutover",
     change: {
@@ -251,9 +289,14 @@ function approvalButtonCells(): Cell[] {
       // a modal carries no channel: "wrong channel" is a request posted where commands are not taken
       send: async () => {
         const id = await pendingApproval(channel);
+        // as a person does: Approve… opens the modal (for those it refuses, none opens)
+        const modal = await openModal(t, (triggerId) =>
+          t.click(ACTION.approveCutover, id, { user, channel, triggerId }),
+        );
         const res = await sendViewSubmission({
           url: t.eventsUrl,
           signingSecret: t.signingSecret,
+          ...modal,
           callbackId: CALLBACK.approveCutover,
           privateMetadata: id,
           userId: user,
@@ -326,7 +369,13 @@ function runButtonCells(): Cell[] {
       role,
       expect: opAllowed,
       actor: who.user,
-      send: async () => outcomeOf(await t.click(ACTION.rollbackNow, "", who)),
+      send: async () => {
+        const before = t.fake.calls("views.open").length;
+        return outcomeOf(
+          await t.click(ACTION.rollbackNow, "", who),
+          async () => t.fake.calls("views.open").length > before,
+        );
+      },
     });
     cells.push({
       item: "button Dismiss",
@@ -362,9 +411,13 @@ function runButtonCells(): Cell[] {
       expect: rule,
       actor: user,
       send: async () => {
+        const modal = await openModal(t, (triggerId) =>
+          t.command("", { user, command: "/rollback", triggerId }),
+        );
         const res = await sendViewSubmission({
           url: t.eventsUrl,
           signingSecret: t.signingSecret,
+          ...modal,
           callbackId: CALLBACK.rollback,
           userId: user,
           values: {

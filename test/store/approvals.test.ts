@@ -5,6 +5,7 @@ import {
   createApproval,
   decideApproval,
   hashChange,
+  LiveRequestExists,
   withdrawApproval,
 } from "../../src/store/approvals.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
@@ -27,8 +28,13 @@ afterAll(async () => {
   await state?.drop();
 });
 
-const request = (over: Partial<Parameters<typeof createApproval>[1]> = {}) =>
-  createApproval(db, {
+/** A fresh pending request; the previous test's live one steps aside (one live per environment). */
+const request = async (over: Partial<Parameters<typeof createApproval>[1]> = {}) => {
+  await db.approval.updateMany({
+    where: { liveKey: { not: null } },
+    data: { status: "void", liveKey: null },
+  });
+  return createApproval(db, {
     action: "dns.cutover",
     change,
     requestedBy: "U0REQ",
@@ -36,8 +42,65 @@ const request = (over: Partial<Parameters<typeof createApproval>[1]> = {}) =>
     expiresAt: inHalfAnHour(),
     ...over,
   });
+};
 
 describe("approvals", () => {
+  it("holds one live request per kind and environment in the database: of 20 at once, one is stored", async () => {
+    await db.approval.updateMany({
+      where: { liveKey: { not: null } },
+      data: { status: "void", liveKey: null },
+    });
+    const one = { ...change, environment: "race" };
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        createApproval(db, {
+          action: "dns.cutover",
+          change: one,
+          requestedBy: `U0REQ${i}`,
+          channel: "C0MIG",
+          expiresAt: inHalfAnHour(),
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect(refused.every((r) => r.reason instanceof LiveRequestExists)).toBe(true);
+    // another environment, or another kind, is not held by it
+    await createApproval(db, {
+      action: "dns.cutover",
+      change: { ...one, environment: "other" },
+      requestedBy: "U0A",
+      channel: null,
+      expiresAt: inHalfAnHour(),
+    });
+    await createApproval(db, {
+      action: "decommission",
+      change: one,
+      requestedBy: "U0A",
+      channel: null,
+      expiresAt: inHalfAnHour(),
+    });
+    // an expired live request does not block a new one
+    await db.approval.updateMany({
+      where: { liveKey: "dns.cutover:race" },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
+    const next = await createApproval(db, {
+      action: "dns.cutover",
+      change: one,
+      requestedBy: "U0B",
+      channel: null,
+      expiresAt: inHalfAnHour(),
+    });
+    expect(next.status).toBe("pending");
+    expect(await db.approval.count({ where: { liveKey: "dns.cutover:race" } })).toBe(1);
+    expect(
+      await db.approval.count({
+        where: { status: "expired", change: { path: ["environment"], equals: "race" } },
+      }),
+    ).toBe(1);
+  });
+
   it("hashes a change independently of key order, and differently when any value differs", () => {
     expect(canonicalJson({ b: 1, a: [{ y: 2, x: 1 }] })).toBe('{"a":[{"x":1,"y":2}],"b":1}');
     expect(hashChange({ a: 1, b: 2 })).toBe(hashChange({ b: 2, a: 1 }));

@@ -6,7 +6,7 @@ import {
   ttlCountdownMs,
   windowState,
 } from "../../jobs/cutover/service.js";
-import { createApproval } from "../../store/approvals.js";
+import { createApproval, LiveRequestExists } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { formatDuration, type Reply, slackDate } from "../../views/blocks.js";
 import { cutoverRequestView } from "../../views/cutover.js";
@@ -58,7 +58,12 @@ export async function cutoverHandler(
     );
   }
   const pending = await deps.db.approval.findFirst({
-    where: { action: "dns.cutover", status: { in: ["pending", "approved"] }, expiresAt: { gt: now } },
+    where: {
+      action: "dns.cutover",
+      status: { in: ["pending", "approved"] },
+      expiresAt: { gt: now },
+      change: { path: ["environment"], equals: deps.file.environment },
+    },
   });
   if (pending)
     return noticeView(
@@ -79,13 +84,33 @@ export async function cutoverHandler(
     );
   }
   const change = await computeChange(cd, snapshot);
-  const approval = await createApproval(deps.db, {
-    action: "dns.cutover",
-    change,
-    requestedBy: caller.user,
-    channel: caller.channel,
-    expiresAt: new Date(now.getTime() + deps.file.cutover.approvalExpiryMinutes * 60_000),
-  });
+  let approval: Awaited<ReturnType<typeof createApproval>>;
+  try {
+    approval = await createApproval(
+      deps.db,
+      {
+        action: "dns.cutover",
+        change,
+        requestedBy: caller.user,
+        channel: caller.channel,
+        expiresAt: new Date(now.getTime() + deps.file.cutover.approvalExpiryMinutes * 60_000),
+      },
+      now,
+    );
+  } catch (err) {
+    // A concurrent request was stored first: the database, not the check above, holds the rule
+    // of one live cutover request per environment.
+    if (!(err instanceof LiveRequestExists)) throw err;
+    await audit(deps.db, {
+      actor: caller.user,
+      action: "cutover.request",
+      outcome: "refused",
+      details: { reason: "a request is already live", approvalId: err.holder.id },
+    });
+    return noticeView(
+      `A cutover request from <@${err.holder.requestedBy}> is already ${err.holder.status}; it expires ${slackDate(err.holder.expiresAt)}.`,
+    );
+  }
   const outsideWindow = window && !window.inside ? { window: window.label, reason } : null;
   const view = cutoverRequestView({
     approvalId: approval.id,

@@ -1,4 +1,3 @@
-import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import {
   findRollbackTargets,
@@ -6,47 +5,15 @@ import {
   type RollbackTargets,
   rollback,
 } from "../../jobs/cutover/apply.js";
+import { hashChange, voidOtherApprovals } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { formatDuration } from "../../views/blocks.js";
 import type { CommandDeps } from "../context.js";
 import { cutoverDeps } from "./cutover.js";
 
-/** Fields the /rollback modal asks for when no record of the values before the cutover exists. */
-export function manualRollbackFields(
-  deps: CommandDeps,
-): Array<{ block: string; label: string; initial: string }> {
-  const fields = (deps.file.dns?.records ?? []).map((r, i) => ({
-    block: `rb_record_${i}`,
-    label: `${r.type} ${r.name}: the value to restore`,
-    initial: r.from ?? "",
-  }));
-  for (const [name, v] of Object.entries(deps.file.pages?.env ?? {}))
-    fields.push({ block: `rb_var_${name}`, label: `Pages ${name}: the value to restore`, initial: v.from });
-  return fields;
-}
-
-/** Rollback targets typed by a person (from the modal), for when the records are gone. */
-export function manualTargets(deps: CommandDeps, values: Record<string, string>): RollbackTargets {
-  const dns = requireSection(deps.file, "dns");
-  return {
-    source: "given by hand",
-    records: dns.records.map((r, i) => ({
-      name: r.name,
-      type: r.type,
-      content: values[`rb_record_${i}`]?.trim() || null,
-      ttl: r.ttl ?? 300,
-      proxied: r.proxied,
-    })),
-    pages: deps.file.pages
-      ? {
-          project: deps.file.pages.project,
-          environment: deps.file.pages.environment,
-          vars: Object.fromEntries(
-            Object.keys(deps.file.pages.env).map((n) => [n, values[`rb_var_${n}`]?.trim() || null]),
-          ),
-        }
-      : null,
-  };
+/** The hash a /rollback modal is bound to: the values it showed, so a submission restores exactly those. */
+export function targetsHash(targets: RollbackTargets): string {
+  return hashChange(targets);
 }
 
 export function reportText(
@@ -60,7 +27,9 @@ export function reportText(
     report.complete && report.healthy !== false
       ? `✅ Rollback by ${who} done in ${formatDuration(report.ms)}: production is back on the old services.`
       : `⚠️ Rollback by ${who} is INCOMPLETE after ${formatDuration(report.ms)}: run /rollback again to finish the rest.`;
-  const lines = report.items.map((i) => `${i.ok ? "✅" : "❌"} ${i.what}: ${i.detail}`);
+  const lines = report.items.map(
+    (i) => `${i.ok ? "✅" : "❌"} ${i.what}: ${i.detail}${i.from ? ` (value from the ${i.from})` : ""}`,
+  );
   lines.push(
     `${report.healthy === null ? "❔" : report.healthy ? "✅" : "❌"} old app health: ${report.healthDetail}`,
   );
@@ -75,17 +44,21 @@ export function reportText(
 export async function performRollback(
   deps: CommandDeps,
   by: string,
-  opts: { reason?: string | null; targets?: RollbackTargets; viaSlack: boolean },
+  opts: {
+    reason?: string | null;
+    viaSlack: boolean;
+    /** the values the person confirmed (the modal's): refused when the values to restore differ now */
+    expectHash?: string;
+    /** called once the rollback holds its lock, before anything changes: "Rollback started" */
+    onStarted?: () => Promise<void>;
+  },
 ): Promise<{ report: RollbackReport; targets: RollbackTargets; text: string }> {
   const cd = cutoverDeps(deps);
-  const targets = opts.targets ?? (await findRollbackTargets(cd));
+  const targets = await findRollbackTargets(cd);
   if (!targets) {
     throw new CutoverError(
       ErrorCode.BadArgument,
-      "No record of the values before the cutover exists (no cutover record, no snapshot in the audit trail).",
-      {
-        hint: "Give them by hand: /rollback in Slack asks for each value, prefilled from the migration file's `from` values.",
-      },
+      "This migration switches no DNS: there is nothing to roll back.",
     );
   }
   const cutoverSteps = deps.file.runbook.phases
@@ -96,7 +69,17 @@ export async function performRollback(
   // One rollback at a time across replicas: a second press while one is under way would race it
   // (two redeploys, interleaved writes); the lock dies with its session, so a crash frees it.
   const ran = await deps.runner.exclusive(rollbackLockKey(deps.file.environment), async () => {
-    result = await rollbackLocked(deps, cd, by, opts, targets, cutoverSteps);
+    // read again under the lock: a rollback that finished meanwhile may have changed the record
+    const now = (await findRollbackTargets(cd)) ?? targets;
+    if (opts.expectHash !== undefined && targetsHash(now) !== opts.expectHash) {
+      throw new CutoverError(
+        ErrorCode.BadArgument,
+        "The values to restore changed since the rollback form was opened, so nothing was changed.",
+        { hint: "Run /rollback again: the form shows the values it would restore now." },
+      );
+    }
+    await opts.onStarted?.();
+    result = await rollbackLocked(deps, cd, by, opts, now, cutoverSteps);
   });
   if (!ran || !result) {
     const last = await deps.db.auditEvent.findFirst({
@@ -143,6 +126,17 @@ async function rollbackLocked(
     >,
   });
   const report = await rollback(cd, targets, AbortSignal.timeout(120_000));
+  // An approval is good for the one switch it was given for: after a rollback no request still
+  // pending or approved may switch production again; a new cutover needs a new approval.
+  const voided = await voidOtherApprovals(deps.db, "dns.cutover", deps.file.environment);
+  if (voided)
+    await audit(deps.db, {
+      actor: by,
+      action: "cutover.void",
+      target: deps.file.environment,
+      outcome: "info",
+      details: { voided, reason: "rolled back" },
+    });
   await audit(deps.db, {
     actor: by,
     action: "rollback.finish",

@@ -87,9 +87,13 @@ export async function applyChange(
   return { deploymentId };
 }
 
-/** What rollback puts back: values observed before the cutover, never values assumed from the file. */
+/**
+ * What rollback puts back: the values observed before the cutover (its record, else the snapshot
+ * in the audit trail), else the values the migration file names as the old ones. Never a value a
+ * person typed: nothing one person submits can point production somewhere new.
+ */
 export interface RollbackTargets {
-  source: "cutover record" | "audit trail" | "given by hand";
+  source: "cutover record" | "audit trail" | "migration file";
   records: Array<{ name: string; type: string; content: string | null; ttl: number; proxied: boolean }>;
   pages: { project: string; environment: string; vars: Record<string, string | null> } | null;
 }
@@ -97,7 +101,8 @@ export interface RollbackTargets {
 /**
  * Where the rollback values come from: the approved change that was carried out (its `from`
  * values and the TTL before the migration), else the snapshot written to the audit trail when
- * the TTL was lowered. Undefined when neither exists: then a person has to give them.
+ * the TTL was lowered, else the migration file's `from` values (a record without one was created
+ * by the cutover, so the rollback removes it). Undefined only when the file has no `dns` section.
  */
 export async function findRollbackTargets(deps: CutoverDeps): Promise<RollbackTargets | undefined> {
   const used = await deps.db.approval.findFirst({
@@ -133,13 +138,37 @@ export async function findRollbackTargets(deps: CutoverDeps): Promise<RollbackTa
     };
   }
   if (snapshot) return { source: "audit trail", records: snapshot.records, pages: snapshot.pages };
-  return undefined;
+  return fileRollbackTargets(deps.file);
+}
+
+/** The old values as the migration file names them: the last resort, reviewed with the file. */
+export function fileRollbackTargets(file: CutoverDeps["file"]): RollbackTargets | undefined {
+  if (!file.dns) return undefined;
+  return {
+    source: "migration file",
+    records: file.dns.records.map((r) => ({
+      name: r.name,
+      type: r.type,
+      content: r.from ?? null,
+      ttl: r.ttl ?? 300,
+      proxied: r.proxied,
+    })),
+    pages: file.pages
+      ? {
+          project: file.pages.project,
+          environment: file.pages.environment,
+          vars: Object.fromEntries(Object.entries(file.pages.env).map(([n, v]) => [n, v.from])),
+        }
+      : null,
+  };
 }
 
 export interface RollbackItem {
   what: string;
   ok: boolean;
   detail: string;
+  /** where the value put back came from (the targets' source), for a record or the variables */
+  from?: RollbackTargets["source"];
 }
 
 export interface RollbackReport {
@@ -269,6 +298,12 @@ export async function rollback(
       ? `${urls.old} answered ${r.status} in ${Math.round(r.ms)} ms`
       : `${urls.old}: ${r.error}`;
   }
+  // every value put back says where it came from, in the report and the channel
+  const valued = new Set([
+    ...targets.records.map((r) => `${r.type} ${r.name}`),
+    ...(targets.pages ? [`Pages ${targets.pages.project} variables`] : []),
+  ]);
+  for (const i of items) if (valued.has(i.what)) i.from = targets.source;
   const complete = items.every((i) => i.ok);
   return { items, healthy, healthDetail, ms: performance.now() - started, complete };
 }

@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import { type Endpoint, fingerprintUrl } from "../../cloud/postgres.js";
+import { type DbAddress, liveIdentity, resolveDbAddress, sameDatabase } from "../../cloud/db-identity.js";
+import { connect, describeUrl, type Endpoint, fingerprintUrl } from "../../cloud/postgres.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { StepDeps } from "../index.js";
@@ -90,6 +91,85 @@ export async function targetEndpoint(deps: StepDeps): Promise<Endpoint> {
   return { side: "target", from: `the RDS instance ${rds.identifier}`, url };
 }
 
+/**
+ * Refuses, before anything runs, a target that is the source: the same server and database under
+ * any spelling of its URL (another host name for the same address, other parameters, another
+ * user), or, when both answer, the same database seen from inside. Cutover never writes to the
+ * source. Resolves with the source's address for the caller's other checks.
+ */
+export async function refuseSourceAsTarget(
+  deps: StepDeps,
+  target: Endpoint,
+  opts: { timeoutSeconds?: number } = {},
+): Promise<DbAddress> {
+  const source = sourceEndpoint(deps);
+  const [from, to] = await Promise.all([resolveDbAddress(source.url), resolveDbAddress(target.url)]);
+  let same = sameDatabase(from, to);
+  if (!same) {
+    // Both reachable: compare from inside (a proxy or an alias this machine cannot resolve).
+    const [a, b] = await Promise.all([liveIdentityOf(source, opts), liveIdentityOf(target, opts)]);
+    same = a !== null && a === b;
+  }
+  if (same) {
+    throw new CutoverError(
+      ErrorCode.TargetIsSource,
+      `The target database (${target.from}: ${describeUrl(target.url)}) is the source database (${source.from}: ${describeUrl(source.url)}). Cutover never writes to the source, so nothing was done.`,
+      { hint: `Point ${target.from} at the new database (the RDS instance), not at the source.` },
+    );
+  }
+  return from;
+}
+
+async function liveIdentityOf(ep: Endpoint, opts: { timeoutSeconds?: number }): Promise<string | null> {
+  try {
+    const client = await connect(ep, { timeoutSeconds: opts.timeoutSeconds ?? 10, readOnly: true });
+    try {
+      return await liveIdentity(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } catch {
+    return null; // unreachable: the address comparison stands alone
+  }
+}
+
+/** Where a dump was taken: the source's address and its identity from inside, at dump time. */
+export interface SourceIdentity {
+  address: DbAddress;
+  live: string | null;
+}
+
+/**
+ * Refuses a dump not taken from the configured source: one with no record of where it came
+ * from, or whose source is neither at the configured source's address nor (seen from inside) the
+ * configured source's database.
+ */
+export async function refuseForeignDump(
+  deps: StepDeps,
+  manifest: DumpManifest,
+  opts: { timeoutSeconds?: number } = {},
+): Promise<void> {
+  const source = sourceEndpoint(deps);
+  const taken = manifest.sourceIdentity;
+  const retake = `Take a dump of the configured source (${source.from}) with the db.dump step, then restore that.`;
+  if (!taken) {
+    throw new CutoverError(
+      ErrorCode.DumpInvalid,
+      `The dump ${manifest.name} does not record which database it was taken from, so it is not restored.`,
+      { hint: retake },
+    );
+  }
+  const now = await resolveDbAddress(source.url);
+  if (sameDatabase(taken.address, now)) return;
+  const live = await liveIdentityOf(source, opts);
+  if (live !== null && taken.live !== null && live === taken.live) return;
+  throw new CutoverError(
+    ErrorCode.DumpInvalid,
+    `The dump ${manifest.name} was taken from ${manifest.source.where}, not from the configured source (${source.from}: ${describeUrl(source.url)}), so it is not restored.`,
+    { hint: retake },
+  );
+}
+
 // ───────────────────────────── the dump's manifest ─────────────────────────────
 
 /** A post-data object, by how its existence is checked on the target (names unquoted). */
@@ -115,6 +195,8 @@ export interface DumpManifest {
   /** the snapshot's time on the source: the dump holds the data as of this instant */
   snapshotAt: string;
   source: { where: string; version: string; major: number };
+  /** which database the dump was taken from, so a restore refuses a dump of another one */
+  sourceIdentity?: SourceIdentity;
   client: { version: string; major: number };
   jobs: number;
   compression: string;

@@ -2,6 +2,7 @@ import { access, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs
 import path from "node:path";
 import type pg from "pg";
 import { z } from "zod";
+import { liveIdentity, resolveDbAddress } from "../../cloud/db-identity.js";
 import {
   type ClientTools,
   connect,
@@ -336,6 +337,10 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
           finishedAt: new Date().toISOString(),
           snapshotAt: snap.rows[0]!.at.toISOString(),
           source: { where: describeUrl(source.url), version: v.version, major: v.major },
+          sourceIdentity: {
+            address: await resolveDbAddress(source.url),
+            live: await liveIdentity(snapshotClient).catch(() => null),
+          },
           client: { version: t.version, major: t.major },
           jobs,
           compression: compressArg(input.compression),

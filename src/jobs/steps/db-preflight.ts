@@ -25,6 +25,7 @@ import {
   holdsPartialRestore,
   parseWith,
   readMarker,
+  refuseSourceAsTarget,
   sourceEndpoint,
   targetEndpoint,
 } from "./db-common.js";
@@ -126,6 +127,24 @@ export async function runPreflight(
             }
           : { name: `${label} connection`, status: "fail", detail: side.problem ?? "not reachable" },
       );
+    }
+
+    // Cutover never writes to the source: a target that is the source fails first, in words.
+    if (source.ep && target.ep) {
+      try {
+        await refuseSourceAsTarget(deps, target.ep, { timeoutSeconds: timeout });
+        items.push({
+          name: "Target is not the source",
+          status: "ok",
+          detail: "a different server or database",
+        });
+      } catch (err) {
+        items.push({
+          name: "Target is not the source",
+          status: "fail",
+          detail: isCutoverError(err) ? `${err.message} ${err.hint ?? ""}`.trim() : String(err),
+        });
+      }
     }
 
     // pg_dump cannot dump a server newer than itself.

@@ -37,6 +37,8 @@ import {
   parseWith,
   type RestoreMarker,
   readMarker,
+  refuseForeignDump,
+  refuseSourceAsTarget,
   stopStray,
   targetEndpoint,
   throttle,
@@ -147,6 +149,17 @@ export function createDbRestoreStep(deps: StepDeps): StepDefinition<RestoreInput
       const root = dumpRoot(deps, input);
       const latest = await latestDump(root);
       const target = await targetEndpoint(deps);
+      try {
+        await refuseSourceAsTarget(deps, target, { timeoutSeconds: input.connectTimeoutSeconds });
+        if (latest)
+          await refuseForeignDump(deps, latest.manifest, { timeoutSeconds: input.connectTimeoutSeconds });
+      } catch (err) {
+        if (!(err instanceof CutoverError)) throw err;
+        return {
+          summary: `would refuse: ${err.message}`,
+          changes: [{ action: "none", target: describeUrl(target.url), detail: err.hint ?? err.message }],
+        };
+      }
       const client = await connect(target, { timeoutSeconds: input.connectTimeoutSeconds, readOnly: true });
       try {
         const contents = await inspectContents(client);
@@ -197,8 +210,11 @@ export function createDbRestoreStep(deps: StepDeps): StepDefinition<RestoreInput
         });
       }
       const { dir, manifest } = latest;
-      const tools = await toolsFor(input, manifest);
       const target = await targetEndpoint(deps);
+      // Before anything runs: never into the source, never a dump of another database.
+      await refuseSourceAsTarget(deps, target, { timeoutSeconds: input.connectTimeoutSeconds });
+      await refuseForeignDump(deps, manifest, { timeoutSeconds: input.connectTimeoutSeconds });
+      const tools = await toolsFor(input, manifest);
       const jobs = jobsFor(deps, input);
       const client = await connect(target, {
         timeoutSeconds: input.connectTimeoutSeconds,

@@ -23,7 +23,7 @@ import { readStabilisation } from "../../digest/stabilisation.js";
 import type { Stabilisation } from "../../digest/types.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { Approval } from "../../generated/prisma/client.js";
-import { createApproval } from "../../store/approvals.js";
+import { createApproval, LiveRequestExists } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import type { StepDeps } from "../index.js";
@@ -210,13 +210,27 @@ export async function requestDecommissionApproval(
     );
   }
   const change = decommissionChange(deps, input, gate.stabilisation);
-  const approval = await createApproval(deps.db, {
-    action: APPROVAL_ACTION,
-    change,
-    requestedBy: by,
-    channel,
-    expiresAt: new Date(now.getTime() + deps.file.cutover.approvalExpiryMinutes * 60_000),
-  });
+  let approval: Awaited<ReturnType<typeof createApproval>>;
+  try {
+    approval = await createApproval(
+      deps.db,
+      {
+        action: APPROVAL_ACTION,
+        change,
+        requestedBy: by,
+        channel,
+        expiresAt: new Date(now.getTime() + deps.file.cutover.approvalExpiryMinutes * 60_000),
+      },
+      now,
+    );
+  } catch (err) {
+    // a concurrent request got there first: the database holds one live request per environment
+    if (!(err instanceof LiveRequestExists)) throw err;
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `A decommission request from <@${err.holder.requestedBy}> is already ${err.holder.status}.`,
+    );
+  }
   await audit(deps.db, {
     actor: by,
     action: "decommission.request",

@@ -57,7 +57,12 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
       let approvalId = ctx.run.options.approvalId;
       if (typeof approvalId !== "string") {
         const ready = await deps.db.approval.findFirst({
-          where: { action: "dns.cutover", status: "approved", expiresAt: { gt: deps.now() } },
+          where: {
+            action: "dns.cutover",
+            status: "approved",
+            expiresAt: { gt: deps.now() },
+            change: { path: ["environment"], equals: deps.file.environment },
+          },
           orderBy: { decidedAt: "desc" },
         });
         approvalId = ready?.id;
