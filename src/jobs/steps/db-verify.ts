@@ -770,7 +770,20 @@ export function formatDifferences(report: DatabaseVerifyReport, max = 15): strin
   );
   lines.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   if (report.differences.length > max) lines.push(`… and ${report.differences.length - max} more`);
+  const look = lookups(report, max);
+  if (look.length)
+    lines.push("", "To see the rows that differ, on either side:", ...look.map((l) => `  ${l}`));
   return lines.join("\n");
+}
+
+/** The queries (and, without a primary key, the rows) that show where content differs. */
+export function lookups(report: DatabaseVerifyReport, max = 15): string[] {
+  const out: string[] = [];
+  for (const d of report.differences.slice(0, max)) {
+    if (d.query) out.push(`${d.query};`);
+    for (const row of d.rows ?? []) out.push(`${d.object}: ${row}`);
+  }
+  return out;
 }
 
 export function summarise(report: DatabaseVerifyReport): string {
@@ -861,6 +874,8 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
       return {
         ok: saved.identical,
         summary: saved.identical ? "source and target are identical" : saved.summary,
+        // a difference is what the comparison found: comparing again finds it again
+        final: !saved.identical,
       };
     },
   };
