@@ -23,10 +23,12 @@ const TOTAL_LABELS: Array<[keyof ObjectTotals, string]> = [
   ["enums", "Enums"],
   ["extensions", "Extensions"],
   ["sequences", "Sequences"],
+  ["largeObjects", "Large objects"],
   ["schemas", "Schemas"],
 ];
 
-const n = (v: number) => v.toLocaleString("en-US");
+// (a report saved before large objects were counted has none)
+const n = (v: number | undefined) => (v ?? 0).toLocaleString("en-US");
 
 /**
  * The report of `db.verify` / `/migrate verify database`: a clear "identical" with the totals,

@@ -16,6 +16,7 @@ const totals: ObjectTotals = {
   enums: 1,
   extensions: 3,
   sequences: 4,
+  largeObjects: 2,
 };
 
 function report(over: Partial<DatabaseVerifyReport> = {}): DatabaseVerifyReport {

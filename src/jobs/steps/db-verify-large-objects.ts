@@ -46,12 +46,13 @@ export async function compareLargeObjects(
   source: pg.Client,
   target: pg.Client,
   max = 50,
-): Promise<{ count: number; differences: LargeObjectDifference[] }> {
+): Promise<{ count: number; targetCount: number; differences: LargeObjectDifference[] }> {
   const differences: LargeObjectDifference[] = [];
   const push = (d: Omit<LargeObjectDifference, "what">) => {
     if (differences.length < max) differences.push({ what: "large object", ...d });
   };
   let count = 0;
+  let targetCount = 0;
   let afterA = -1;
   let afterB = -1;
   let a: Entry[] = [];
@@ -82,10 +83,12 @@ export async function compareLargeObjects(
         push({ object: `OID ${x.oid}`, source: fmt(x), target: "missing" });
         a.shift();
       } else if (y && (!x || y.oid < x.oid)) {
+        targetCount++;
         push({ object: `OID ${y.oid}`, source: "missing", target: fmt(y) });
         b.shift();
       } else if (x && y) {
         count++;
+        targetCount++;
         if (x.size !== y.size || x.md5 !== y.md5)
           push({
             object: `OID ${x.oid}`,
@@ -106,5 +109,5 @@ export async function compareLargeObjects(
       target: `${e.message ?? "permission denied"}: the verifying user needs read access to them`,
     });
   }
-  return { count, differences };
+  return { count, targetCount, differences };
 }

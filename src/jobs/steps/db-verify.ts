@@ -65,6 +65,7 @@ export interface ObjectTotals {
   enums: number;
   extensions: number;
   sequences: number;
+  largeObjects: number;
 }
 
 /** One line of the differences table. */
@@ -245,7 +246,7 @@ async function readCatalog(client: pg.Client): Promise<Catalog> {
   return { tables, objects, sequences, extensions, major: v.major, version: v.version };
 }
 
-function totalsOf(c: Catalog, rows: number): ObjectTotals {
+function totalsOf(c: Catalog, rows: number, largeObjects: number): ObjectTotals {
   const count = (kind: string) => c.objects.get(kind)?.size ?? 0;
   return {
     schemas: count("schema"),
@@ -260,6 +261,7 @@ function totalsOf(c: Catalog, rows: number): ObjectTotals {
     enums: count("enum"),
     extensions: c.extensions.size,
     sequences: c.sequences.size,
+    largeObjects,
   };
 }
 
@@ -744,7 +746,10 @@ export async function runDatabaseVerify(
       ms: Date.now() - started,
       source: { where: describeUrl(source.url), version: s.version },
       target: { where: describeUrl(target.url), version: t.version },
-      totals: { source: totalsOf(s, Number(sourceRows)), target: totalsOf(t, Number(targetRows)) },
+      totals: {
+        source: totalsOf(s, Number(sourceRows), lo.count),
+        target: totalsOf(t, Number(targetRows), lo.targetCount),
+      },
       bytesRead: Math.round(totalBytes),
       tablesCompared: both.length,
       differences,
@@ -789,7 +794,7 @@ export function lookups(report: DatabaseVerifyReport, max = 15): string[] {
 export function summarise(report: DatabaseVerifyReport): string {
   const t = report.totals.source;
   return report.identical
-    ? `identical: ${t.tables} tables, ${t.rows} rows checksummed, ${t.indexes} indexes, ${t.constraints} constraints, ${t.views} views, ${t.materializedViews} materialized views, ${t.functions} functions, ${t.triggers} triggers, ${t.enums} enums, ${t.extensions} extensions, ${t.sequences} sequences (${(report.ms / 1000).toFixed(1)} s)`
+    ? `identical: ${t.tables} tables, ${t.rows} rows checksummed, ${t.indexes} indexes, ${t.constraints} constraints, ${t.views} views, ${t.materializedViews} materialized views, ${t.functions} functions, ${t.triggers} triggers, ${t.enums} enums, ${t.extensions} extensions, ${t.sequences} sequences, ${t.largeObjects ?? 0} large objects (${(report.ms / 1000).toFixed(1)} s)`
     : `${report.differences.length} difference${report.differences.length === 1 ? "" : "s"} between source and target:\n${formatDifferences(report)}`;
 }
 
@@ -824,14 +829,15 @@ export async function readVerifyReport(
 export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> {
   return {
     type: "db.verify",
-    description: "compare row counts, content checksums, sequences and object counts on both sides",
+    description:
+      "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
     mutating: false,
     parse: (raw) => parseWith("db.verify", Input, raw),
     async plan(input) {
       const source = sourceEndpoint(deps);
       const target = await targetEndpoint(deps);
       return {
-        summary: `would compare ${describeUrl(source.url)} with ${describeUrl(target.url)}: every table's rows and content checksums by primary key, sequences and schema objects (reads only)`,
+        summary: `would compare ${describeUrl(source.url)} with ${describeUrl(target.url)}: every table's rows by content, every object's full definition, sequences and large objects (reads only)`,
         changes: [
           {
             action: "check",

@@ -444,6 +444,41 @@ const CASES: Case[] = [
     object: "public.scratch scratch_no_delete",
   },
   {
+    name: "a sequence gets an owning column",
+    sql: "ALTER SEQUENCE public.ticket_seq OWNED BY public.swap40.id",
+    what: "sequence",
+    object: "public.ticket_seq",
+    says: /owned by: nothing → owned by: public.swap40.id/,
+  },
+  {
+    name: "a column's statistics target changes",
+    sql: "ALTER TABLE public.swap40 ALTER a SET STATISTICS 500",
+    what: "column",
+    object: "public.swap40.a",
+    says: /statistics target: default → statistics target: 500/,
+  },
+  {
+    name: "a column's planner option is set",
+    sql: "ALTER TABLE public.swap40 ALTER a SET (n_distinct = 5)",
+    what: "column",
+    object: "public.swap40.a",
+    says: /options: none → options: n_distinct=5/,
+  },
+  {
+    name: "a table is clustered on an index",
+    sql: "CLUSTER public.swap40 USING swap40_b_idx",
+    what: "index",
+    object: "public.swap40_b_idx",
+    says: /clustered: no → clustered: CLUSTER ON this index/,
+  },
+  {
+    name: "a collation is added",
+    sql: `CREATE COLLATION public.plain (provider = libc, locale = 'C')`,
+    what: "collation",
+    object: "public.plain",
+    says: /missing → present/,
+  },
+  {
     name: "a schema is added",
     sql: "CREATE SCHEMA extra",
     what: "schema",
@@ -534,7 +569,14 @@ describe("db.verify on a hostile database", () => {
     expect(report.notes).toContain(
       "materialized view public.mv_empty is not populated on either side, so it holds no rows to compare",
     );
-    expect(report.totals.source).toMatchObject({ materializedViews: 2, views: 1, triggers: 2, enums: 1 });
+    expect(report.totals.source).toMatchObject({
+      materializedViews: 2,
+      views: 1,
+      triggers: 2,
+      enums: 1,
+      largeObjects: 2,
+    });
+    expect(report.totals.target).toEqual(report.totals.source);
   });
 
   it("finds a real copy (pg_dump, pg_restore as a non-superuser owner) identical", async () => {
