@@ -19,6 +19,7 @@ const USAGE = `Usage: npx cutover <command> [arguments]
 
 The same commands as /migrate in Slack, run as the migration file's local operator:
   help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
+  verify [database|storage|cdn|functional|performance|reliability|all]   compares, here, now
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
 For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
@@ -27,7 +28,7 @@ Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABAS
 
 /**
  * The terminal front end: parses like `/migrate`, runs the same handlers as the local operator,
- * and for `run`/`plan` works the run in this process and follows it to the end.
+ * and for `run`/`plan`/`verify` works the runs it queued in this process and follows them to the end.
  */
 export async function cli(
   argv: string[],
@@ -122,31 +123,74 @@ export async function cli(
     };
     const reply = await dispatchMigrate(cmd, caller, commandDeps);
     write(renderBlocksAsText(reply.blocks, reply.text));
-    if (cmd.name !== "run" && cmd.name !== "plan")
-      return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
-    const queued = /queued as `([0-9a-f]{8})`/.exec(reply.text);
-    if (!queued) return 1;
-    // Work the run here and follow it, printing each change of its progress message.
-    await deps.runner.start({ sweepEveryMs: 5_000 });
-    const [found] = await deps.db.$queryRaw<
-      Array<{ id: string }>
-    >`SELECT id::text AS id FROM runs WHERE id::text LIKE ${`${queued[1]}%`} ORDER BY created_at DESC LIMIT 1`;
-    if (!found) return 1;
-    const id = found.id;
-    let last = "";
-    for (;;) {
-      const run = await loadRun(deps.db, id);
-      if (!run) return 1;
-      const text = renderBlocksAsText(runMessageView(run).blocks);
-      if (text !== last) {
-        write(text);
-        last = text;
-      }
-      if (isFinished(run.status)) return run.status === "succeeded" ? 0 : 1;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const works = cmd.name === "run" || cmd.name === "plan" || cmd.name === "verify";
+    const queued = [...reply.text.matchAll(/queued as `([0-9a-f]{8})`/g)].map((m) => m[1]!);
+    if (!works) return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
+    if (queued.length === 0) return 1;
+    return await followRuns(deps, queued, file.access.localOperator, write);
   } finally {
     await deps.close();
+  }
+}
+
+/**
+ * Works the runs this command queued, here, one after the other, printing each change of a run's
+ * progress and, at its end, every failed step's error in full. The process never starts the
+ * queue's worker, so it never takes up a run someone else queued; on Ctrl-C its own runs are
+ * cancelled, so none is left queued for another process to pick up by accident.
+ */
+async function followRuns(
+  deps: Awaited<ReturnType<typeof buildDeps>>,
+  shortIds: string[],
+  operator: string,
+  write: (s: string) => void,
+): Promise<number> {
+  const ids: string[] = [];
+  for (const short of shortIds) {
+    const [found] = await deps.db.$queryRaw<
+      Array<{ id: string }>
+    >`SELECT id::text AS id FROM runs WHERE id::text LIKE ${`${short}%`} ORDER BY created_at DESC LIMIT 1`;
+    if (!found) return 1;
+    ids.push(found.id);
+  }
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    write("Interrupted: cancelling this command's runs…");
+    for (const id of ids) deps.runner.cancel(id, operator).catch(() => undefined);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  let code = 0;
+  try {
+    for (const id of ids) {
+      // executes here; if a bot's worker already holds the run, this returns and the loop follows it
+      const work = deps.runner.execute(id);
+      let last = "";
+      for (;;) {
+        const run = await loadRun(deps.db, id);
+        if (!run) return 1;
+        const text = renderBlocksAsText(runMessageView(run).blocks);
+        if (text !== last) {
+          write(text);
+          last = text;
+        }
+        if (isFinished(run.status)) {
+          for (const step of run.steps)
+            if (step.status === "failed" && step.error) write(`\n${step.step} failed:\n${step.error}`);
+          if (run.status !== "succeeded") code = 1;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await work;
+      if (interrupted) return 130;
+    }
+    return code;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
 }
 

@@ -15,6 +15,8 @@ export enum ErrorCode {
   RunFinished = "run_finished",
   Cancelled = "cancelled",
   StepFailed = "step_failed",
+  /** a verification found differences: a result, reported once, never retried */
+  VerificationDiffered = "verification_differed",
   BadArgument = "bad_argument",
   Unreachable = "unreachable",
   /** Cloudflare refused the API token (invalid, expired, or lacking a permission) */
@@ -82,6 +84,7 @@ export const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.CloudflareAuthFailed,
   ErrorCode.ToolMissing,
   ErrorCode.PreflightFailed,
+  ErrorCode.VerificationDiffered,
 ]);
 
 /** An error with a code and the facts needed to explain it. Never put a secret in `details`. */

@@ -534,7 +534,10 @@ export class Runner {
           signal.throwIfAborted();
           const verified = await watchdog.guard(definition.verify(input, ctx));
           if (!verified.ok) {
-            throw new CutoverError(ErrorCode.StepFailed, `verification failed: ${verified.summary}`);
+            throw new CutoverError(
+              verified.final ? ErrorCode.VerificationDiffered : ErrorCode.StepFailed,
+              `verification failed: ${verified.summary}`,
+            );
           }
           await db.$transaction(async (tx) => {
             await tx.stepExecution.update({

@@ -81,6 +81,11 @@ export interface StepOutcome {
 export interface VerifyOutcome {
   ok: boolean;
   summary: string;
+  /**
+   * true when a failed check is a finding rather than an error (a comparison that found
+   * differences): the runner reports it once and does not try the step again.
+   */
+  final?: boolean;
   figures?: Record<string, number | string | boolean>;
 }
 

@@ -1,5 +1,5 @@
 import type { KnownBlock } from "@slack/types";
-import type { DatabaseVerifyReport, ObjectTotals } from "../jobs/steps/db-verify.js";
+import { type DatabaseVerifyReport, lookups, type ObjectTotals } from "../jobs/steps/db-verify.js";
 import {
   clip,
   context,
@@ -23,10 +23,12 @@ const TOTAL_LABELS: Array<[keyof ObjectTotals, string]> = [
   ["enums", "Enums"],
   ["extensions", "Extensions"],
   ["sequences", "Sequences"],
+  ["largeObjects", "Large objects"],
   ["schemas", "Schemas"],
 ];
 
-const n = (v: number) => v.toLocaleString("en-US");
+// (a report saved before large objects were counted has none)
+const n = (v: number | undefined) => (v ?? 0).toLocaleString("en-US");
 
 /**
  * The report of `db.verify` / `/migrate verify database`: a clear "identical" with the totals,
@@ -68,6 +70,11 @@ export function dbVerifyView(report: DatabaseVerifyReport, opts: { maxRows?: num
     const more =
       count > max ? `\n… and ${count - max} more (the full report is in the data folder's reports/)` : "";
     blocks.push(section(clip(`\`\`\`${fixedWidthTable(rows, 40)}\`\`\`${more}`)));
+    const look = lookups(report, max);
+    if (look.length)
+      blocks.push(
+        section(clip(`*To see the rows that differ, on either side:*\n\`\`\`${look.join("\n")}\`\`\``)),
+      );
     const totals = [
       ["", "Source", "Target"],
       ...TOTAL_LABELS.map(([key, label]) => [label, n(s[key]), n(t[key])]),

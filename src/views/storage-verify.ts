@@ -1,4 +1,5 @@
 import type { KnownBlock } from "@slack/types";
+import { TARGET_ONLY_RULE } from "../jobs/steps/storage-common.js";
 import type { DifferenceKind, StorageVerifyReport } from "../jobs/steps/storage-verify.js";
 import { context, divider, esc, formatDuration, header, type Reply, section } from "./blocks.js";
 
@@ -11,6 +12,7 @@ const KIND_LABEL: Record<DifferenceKind, string> = {
 };
 
 const n = (v: number) => v.toLocaleString("en-US");
+const objs = (v: number) => `${n(v)} object${v === 1 ? "" : "s"}`;
 
 function bytes(v: number): string {
   const units = ["B", "KB", "MB", "GB", "TB"];
@@ -20,7 +22,7 @@ function bytes(v: number): string {
     x /= 1024;
     u++;
   }
-  return `${u === 0 ? x : x.toFixed(x >= 100 ? 0 : 1)} ${units[u]}`;
+  return `${u === 0 ? Math.round(x) : x.toFixed(x >= 100 ? 0 : 1)} ${units[u]}`;
 }
 
 /**
@@ -30,10 +32,11 @@ function bytes(v: number): string {
  */
 export function storageVerifyView(r: StorageVerifyReport, opts: { maxListed?: number } = {}): Reply {
   const max = opts.maxListed ?? 20;
-  const total = Object.values(r.differences).reduce((a, b) => a + b, 0);
+  // objects only on the target are listed but are not differences (TARGET_ONLY_RULE)
+  const total = Object.values(r.differences).reduce((a, b) => a + b, 0) - r.differences.extra;
   const icon = r.ok ? "✅" : "❌";
   const title = r.ok
-    ? `${icon} Storage verified: ${n(r.matched)} objects identical`
+    ? `${icon} Storage verified: ${objs(r.matched)} identical`
     : `${icon} Storage differs: ${n(total)} difference${total === 1 ? "" : "s"}`;
   const how = [
     r.checkedBy.etag ? `${n(r.checkedBy.etag)} by MD5 ETag` : "",
@@ -44,15 +47,29 @@ export function storageVerifyView(r: StorageVerifyReport, opts: { maxListed?: nu
     header(title.replace(/^\S+ /, "")),
     section(
       [
-        `*Source* ${esc(r.source.label)}: ${n(r.source.objects)} objects, ${bytes(r.source.bytes)}`,
-        `*Target* ${esc(r.target.label)}: ${n(r.target.objects)} objects, ${bytes(r.target.bytes)}`,
-        `*Identical* ${n(r.matched)} objects, ${bytes(r.matchedBytes)}${r.metadataChecked ? " (content, headers and metadata)" : " (content)"}`,
+        `*Source* ${esc(r.source.label)}: ${objs(r.source.objects)}, ${bytes(r.source.bytes)}`,
+        `*Target* ${esc(r.target.label)}: ${objs(r.target.objects)}, ${bytes(r.target.bytes)}`,
+        `*Identical* ${objs(r.matched)}, ${bytes(r.matchedBytes)}${r.metadataChecked ? " (content, headers and metadata)" : " (content)"}`,
         how.length ? `*Content proven* ${how.join(", ")}` : "",
       ]
         .filter(Boolean)
         .join("\n"),
     ),
   ];
+  if (r.differences.extra > 0)
+    blocks.push(
+      section(
+        `*Only on the target* ${objs(r.differences.extra)}: ${TARGET_ONLY_RULE}.${
+          r.ok
+            ? `\n${r.listed
+                .filter((d) => d.kind === "extra")
+                .slice(0, max)
+                .map((d) => `• \`${esc(d.key)}\``)
+                .join("\n")}`
+            : ""
+        }`,
+      ),
+    );
   if (!r.ok) {
     const counts = (Object.keys(r.differences) as DifferenceKind[])
       .filter((k) => r.differences[k] > 0)
@@ -78,8 +95,8 @@ export function storageVerifyView(r: StorageVerifyReport, opts: { maxListed?: nu
   );
   return {
     text: r.ok
-      ? `${icon} Storage verified: ${n(r.matched)} of ${n(r.source.objects)} objects identical (${bytes(r.matchedBytes)})`
-      : `${icon} Storage differs: ${n(total)} differences between ${n(r.source.objects)} source and ${n(r.target.objects)} target objects`,
+      ? `${icon} Storage verified: ${n(r.matched)} of ${objs(r.source.objects)} identical (${bytes(r.matchedBytes)})`
+      : `${icon} Storage differs: ${n(total)} difference${total === 1 ? "" : "s"} between ${objs(r.source.objects)} on the source and ${objs(r.target.objects)} on the target`,
     blocks,
   };
 }

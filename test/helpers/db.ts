@@ -188,3 +188,28 @@ export async function queryOnce<T extends pg.QueryResultRow>(
     await client.end();
   }
 }
+
+/**
+ * A copy of another test database (CREATE DATABASE … TEMPLATE): exact to the byte, in a fraction
+ * of a dump and restore. Nobody may be connected to `template`; a session still closing is waited for.
+ */
+export async function createDatabaseFrom(label: string, template: string): Promise<TestDatabase> {
+  const name = databaseName(label);
+  await withAdmin(async (client) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(
+          `CREATE DATABASE ${client.escapeIdentifier(name)} TEMPLATE ${client.escapeIdentifier(template)}`,
+        );
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code === "55006" && attempt < 50) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        throw err;
+      }
+    }
+  });
+  return handle(name);
+}

@@ -16,6 +16,7 @@ const totals: ObjectTotals = {
   enums: 1,
   extensions: 3,
   sequences: 4,
+  largeObjects: 2,
 };
 
 function report(over: Partial<DatabaseVerifyReport> = {}): DatabaseVerifyReport {
@@ -94,5 +95,33 @@ describe("the database verify report", () => {
       differences: [{ what: "table", object: "public.<a&b>", source: "present", target: "missing" }],
     });
     expect(JSON.stringify(dbVerifyView(r).blocks)).toContain("public.&lt;a&amp;b&gt;");
+  });
+
+  it("shows the query that finds the differing rows, and the rows of a table without a key", () => {
+    const r = report({
+      identical: false,
+      differences: [
+        {
+          what: "content",
+          object: "public.orders",
+          source: "1 of 40 key ranges differs; rows that differ:",
+          target: "id = '17' changed",
+          query: "SELECT * FROM ONLY public.orders WHERE (id = '17')",
+        },
+        {
+          what: "content",
+          object: "public.event_log",
+          source: "no primary key: 1 of 4 row-hash buckets differs; rows that differ:",
+          target: "(1,x): 1 on the source, 2 on the target",
+          rows: ["(1,x) — source ×1, target ×2"],
+        },
+      ],
+    });
+    const json = JSON.stringify(dbVerifyView(r).blocks);
+    expect(json).toContain("SELECT * FROM ONLY public.orders WHERE (id = '17');");
+    expect(json).toContain("public.event_log: (1,x) — source ×1, target ×2");
+    expect(formatDifferences(r)).toContain(
+      "To see the rows that differ, on either side:\n  SELECT * FROM ONLY public.orders",
+    );
   });
 });

@@ -392,7 +392,10 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
       if (!report.ok) {
         throw new CutoverError(
           ErrorCode.PreflightFailed,
-          `Preflight found ${report.figures.failed} problem${report.figures.failed === 1 ? "" : "s"}:\n${formatChecklist(report.items)}`,
+          // the failing lines first, whole: a view that shortens the message keeps what to fix
+          `Preflight found ${report.figures.failed} problem${report.figures.failed === 1 ? "" : "s"}:\n${formatChecklist(
+            report.items.filter((i) => i.status === "fail"),
+          )}\n\nThe other checks:\n${formatChecklist(report.items.filter((i) => i.status !== "fail"))}`,
           { details: { items: report.items }, hint: "Fix the ❌ lines, then run the step again." },
         );
       }

@@ -21,6 +21,8 @@ import {
   sourceEndpoint,
   targetEndpoint,
 } from "./db-common.js";
+import { compareDefinitions, type Definitions, readDefinitions } from "./db-verify-definitions.js";
+import { compareLargeObjects } from "./db-verify-large-objects.js";
 
 /**
  * `db.verify`: proves the target holds what the source holds, beyond row counts.
@@ -63,15 +65,21 @@ export interface ObjectTotals {
   enums: number;
   extensions: number;
   sequences: number;
+  largeObjects: number;
 }
 
 /** One line of the differences table. */
 export interface Difference {
-  /** "rows", "content", "missing table", "index", "sequence", … */
+  /** the kind of object: "rows", "content", "table", "column", "view", "policy", "large object", … */
   what: string;
   object: string;
+  /** the source's side of it, in words ("not null: NOT NULL", "present", "3 rows") */
   source: string;
   target: string;
+  /** for a content difference: a query that shows the differing rows on either side */
+  query?: string;
+  /** for a table without a primary key: the rows that differ, in their text form */
+  rows?: string[];
 }
 
 /** What db.verify found; the Block Kit view (src/views/db-verify.ts) renders it. */
@@ -93,7 +101,7 @@ export interface DatabaseVerifyReport {
 
 // ───────────────────────────── the catalog ─────────────────────────────
 
-interface TableInfo {
+export interface TableInfo {
   name: string;
   kind: string;
   bytes: number;
@@ -102,40 +110,61 @@ interface TableInfo {
   columns: string;
   pk: Array<{ col: string; type: string; int: boolean }> | null;
   /** columns in order; `exact` when hashing the value itself is as strict as hashing its text */
-  cols: Array<{ col: string; exact: boolean }> | null;
+  cols: Array<{ col: string; exact: boolean; fold: "" | "int8" | "ts" }> | null;
+  /** false for a materialized view that has not been populated (its rows cannot be read) */
+  populated: boolean;
 }
 
 /**
- * Column types whose hash function tells exactly the values their text tells apart: integers,
- * booleans, dates and times, uuid, bytea, numeric with a fixed scale, and text with a
- * deterministic collation. Anything else (unconstrained numeric's scale, jsonb, floats' -0,
- * citext's case, enums hashed by OID, arrays' bounds, domains…) is hashed through its text form.
+ * Column types whose hash function tells apart exactly the values their text tells apart:
+ * integers, booleans, dates and timestamps, uuid, bytea, numeric with a fixed scale, and text
+ * with a deterministic collation. Anything else (unconstrained numeric's scale, jsonb, floats' -0,
+ * citext's case, enums hashed by OID, arrays' bounds, domains, time…) is hashed through its text.
+ * `fold` marks the 8-byte types whose hash folds 64 bits into 32 (hashint8 XORs the halves, so 0
+ * and 4294967297 hash alike): they get a second term that pins the other half.
  */
 const EXACT_HASH_SQL = `(a.atttypid IN ('bool'::regtype, 'bytea'::regtype, 'int8'::regtype, 'int2'::regtype, 'int4'::regtype,
-    'oid'::regtype, 'date'::regtype, 'time'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype, 'uuid'::regtype)
+    'oid'::regtype, 'date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype, 'uuid'::regtype)
   OR (a.atttypid = 'numeric'::regtype AND a.atttypmod <> -1)
   OR (a.atttypid IN ('text'::regtype, 'varchar'::regtype)
       AND coalesce((SELECT co.collisdeterministic FROM pg_collation co WHERE co.oid = a.attcollation), true)))`;
+const FOLD_SQL = `CASE WHEN a.atttypid = 'int8'::regtype THEN 'int8'
+  WHEN a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype) THEN 'ts' ELSE '' END`;
 
 /**
- * The 64-bit hash of one row (alias _cv), the same expression on both sides: the exact
- * columns' own hashes, and the text form of the others, combined by hash_record_extended (14+);
+ * Mixes a 64-bit value through a strong hash (lookup3 over its digits). hash_record_extended
+ * combines column hashes linearly (h * 31 + next), so a plain sum over rows keeps only per-column
+ * sums and two rows swapping values in a column would leave it unchanged; mixed first, the sum
+ * is a multiset hash of whole rows.
+ */
+const mix = (h: string) => `hashtextextended((${h})::text, 0)`;
+
+/**
+ * The 64-bit hash of one row (alias _cv), the same expression on both sides: the exact columns'
+ * own hashes and the text form of the others, combined by hash_record_extended (14+) and mixed;
  * the row's whole text form on older servers or when the two sides' columns differ.
  */
-function rowHashExpr(s: TableInfo, t: TableInfo, major: number): string {
+export function rowHashExpr(s: TableInfo, t: TableInfo, major: number): string {
   if (major < 14 || !s.cols || s.columns !== t.columns || s.cols.length === 0)
     return "hashtextextended(_cv::text, 0)";
-  const exact = s.cols.filter((c) => c.exact).map((c) => `_cv.${c.col}`);
+  const exact = s.cols.filter((c) => c.exact);
   const other = s.cols.filter((c) => !c.exact).map((c) => `_cv.${c.col}`);
   if (exact.length === 0) return "hashtextextended(_cv::text, 0)";
-  const parts = [...exact, ...(other.length ? [`ROW(${other.join(", ")})::text`] : [])];
-  return `hash_record_extended(ROW(${parts.join(", ")}), 0)`;
+  const terms = exact.flatMap((c) =>
+    c.fold === "int8"
+      ? [`_cv.${c.col}`, `_cv.${c.col} >> 32`]
+      : c.fold === "ts"
+        ? [`_cv.${c.col}`, `date_part('epoch', _cv.${c.col})`]
+        : [`_cv.${c.col}`],
+  );
+  const parts = [...terms, ...(other.length ? [`ROW(${other.join(", ")})::text`] : [])];
+  return mix(`hash_record_extended(ROW(${parts.join(", ")}), 0)`);
 }
 
 interface Catalog {
   tables: Map<string, TableInfo>;
-  /** kind → name → definition */
-  objects: Record<string, Map<string, string>>;
+  /** kind → name → attribute → value (src/jobs/steps/db-verify-definitions.ts) */
+  objects: Definitions;
   sequences: Map<string, string>;
   extensions: Map<string, string>;
   major: number;
@@ -145,31 +174,6 @@ interface Catalog {
 const USER_NS = SYSTEM_SCHEMA_SQL("n.nspname");
 const notMember = (catalog: string, col: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '${catalog}'::regclass AND d.objid = ${col} AND d.deptype = 'e')`;
-
-const OBJECT_SQL: Record<string, string> = {
-  schema: `SELECT quote_ident(n.nspname) AS name, '' AS def FROM pg_namespace n WHERE ${USER_NS} AND ${notMember("pg_namespace", "n.oid")}`,
-  index: `SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_get_indexdef(c.oid) AS def FROM pg_class c
-    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('i','I') AND ${USER_NS} AND ${notMember("pg_class", "c.oid")}`,
-  constraint: `SELECT CASE WHEN k.conrelid <> 0 THEN format('%I.%I', n.nspname, c.relname) ELSE format('domain %I.%I', tn.nspname, t.typname) END
-      || ' ' || quote_ident(k.conname) AS name, pg_get_constraintdef(k.oid) AS def
-    FROM pg_constraint k LEFT JOIN pg_class c ON c.oid = k.conrelid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-    LEFT JOIN pg_type t ON t.oid = k.contypid LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace
-    WHERE coalesce(n.nspname, tn.nspname) NOT IN ('pg_catalog','information_schema') AND coalesce(n.nspname, tn.nspname) !~ '^pg_'
-      AND k.conparentid = 0 AND ${notMember("pg_constraint", "k.oid")}
-      AND (c.oid IS NULL OR ${notMember("pg_class", "c.oid")})`,
-  view: `SELECT format('%I.%I', n.nspname, c.relname) AS name, '' AS def FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'v' AND ${USER_NS} AND ${notMember("pg_class", "c.oid")}`,
-  "materialized view": `SELECT format('%I.%I', n.nspname, c.relname) AS name, '' AS def FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind = 'm' AND ${USER_NS} AND ${notMember("pg_class", "c.oid")}`,
-  function: `SELECT p.oid::regprocedure::text AS name, p.prokind::text || ':' || md5(coalesce(p.prosrc, '')) AS def FROM pg_proc p
-    JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${USER_NS} AND ${notMember("pg_proc", "p.oid")}`,
-  trigger: `SELECT format('%I.%I', n.nspname, c.relname) || ' ' || quote_ident(t.tgname) AS name, t.tgenabled::text AS def FROM pg_trigger t
-    JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND ${USER_NS}`,
-  enum: `SELECT format('%I.%I', n.nspname, t.typname) AS name,
-      (SELECT string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) AS def
-    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.typtype = 'e' AND ${USER_NS} AND ${notMember("pg_type", "t.oid")}`,
-};
 
 async function readCatalog(client: pg.Client): Promise<Catalog> {
   const v = await serverVersion(client);
@@ -183,9 +187,10 @@ async function readCatalog(client: pg.Client): Promise<Catalog> {
     columns: string | null;
     pk: TableInfo["pk"];
     cols: TableInfo["cols"];
+    populated: boolean;
   }>(`
     SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relkind AS kind, pg_relation_size(c.oid) AS bytes,
-      pg_relation_size(c.oid) / current_setting('block_size')::int AS pages, c.reltuples AS est,
+      pg_relation_size(c.oid) / current_setting('block_size')::int AS pages, c.reltuples AS est, c.relispopulated AS populated,
       (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
       (SELECT json_agg(json_build_object('col', quote_ident(a.attname), 'type', format_type(a.atttypid, a.atttypmod),
@@ -193,7 +198,7 @@ async function readCatalog(client: pg.Client): Promise<Catalog> {
          FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
          WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
-      (SELECT json_agg(json_build_object('col', quote_ident(a.attname), 'exact', ${EXACT_HASH_SQL}) ORDER BY a.attnum)
+      (SELECT json_agg(json_build_object('col', quote_ident(a.attname), 'exact', ${EXACT_HASH_SQL}, 'fold', ${FOLD_SQL}) ORDER BY a.attnum)
          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r','p','m') AND ${USER_NS} AND ${notMember("pg_class", "c.oid")}`);
@@ -207,13 +212,10 @@ async function readCatalog(client: pg.Client): Promise<Catalog> {
       columns: r.columns ?? "",
       pk: r.pk,
       cols: r.cols,
+      populated: r.populated,
     });
   }
-  const objects: Catalog["objects"] = {};
-  for (const [kind, sql] of Object.entries(OBJECT_SQL)) {
-    const rows = await client.query<{ name: string; def: string | null }>(sql);
-    objects[kind] = new Map(rows.rows.map((r) => [r.name, r.def ?? ""]));
-  }
+  const objects = await readDefinitions(client, v.major);
   const ext = await client.query<{ name: string; version: string }>(
     "SELECT extname AS name, extversion AS version FROM pg_extension ORDER BY 1",
   );
@@ -244,20 +246,22 @@ async function readCatalog(client: pg.Client): Promise<Catalog> {
   return { tables, objects, sequences, extensions, major: v.major, version: v.version };
 }
 
-function totalsOf(c: Catalog, rows: number): ObjectTotals {
+function totalsOf(c: Catalog, rows: number, largeObjects: number): ObjectTotals {
+  const count = (kind: string) => c.objects.get(kind)?.size ?? 0;
   return {
-    schemas: c.objects.schema!.size,
+    schemas: count("schema"),
     tables: [...c.tables.values()].filter((t) => t.kind !== "m").length,
     rows,
-    indexes: c.objects.index!.size,
-    constraints: c.objects.constraint!.size,
-    views: c.objects.view!.size,
-    materializedViews: c.objects["materialized view"]!.size,
-    functions: c.objects.function!.size,
-    triggers: c.objects.trigger!.size,
-    enums: c.objects.enum!.size,
+    indexes: count("index"),
+    constraints: count("constraint"),
+    views: count("view"),
+    materializedViews: count("materialized view"),
+    functions: count("function"),
+    triggers: count("trigger"),
+    enums: count("enum"),
     extensions: c.extensions.size,
     sequences: c.sequences.size,
+    largeObjects,
   };
 }
 
@@ -269,13 +273,38 @@ interface BucketPlan {
   count: number;
   /** words for bucket i, for the report */
   describe(i: number): string;
+  /** the rows of bucket i, as a WHERE condition over `_cv` (an index range where the key is an integer) */
+  region(i: number): Region;
 }
 
-async function bucketPlan(source: pg.Client, t: TableInfo, bucketRows: number): Promise<BucketPlan> {
+/**
+ * A part of a table being narrowed down: rows matching `pred`. An integer key's region is a key
+ * range (lo–hi, open where null); any other region splits by a hash of the key, or of the row.
+ */
+interface Region {
+  pred: string;
+  depth: number;
+  lo?: bigint | null;
+  hi?: bigint | null;
+}
+
+async function bucketPlan(
+  source: pg.Client,
+  t: TableInfo,
+  bucketRows: number,
+  hash: string,
+): Promise<BucketPlan> {
   const est = t.estRows > 0 ? t.estRows : t.bytes / 100;
   const k = Math.max(1, Math.min(4096, Math.ceil(est / bucketRows)));
   if (!t.pk || t.pk.length === 0) {
-    return { expr: "0", count: 1, describe: () => "the whole table (it has no primary key)" };
+    // no key: the rows are bucketed by their own hash, so a bucket holds equal rows together
+    const expr = `(((${hash}) & 2147483647) % ${k})::int`;
+    return {
+      expr,
+      count: k,
+      describe: (i) => `row-hash bucket ${i + 1} of ${k} (the table has no primary key)`,
+      region: (i) => ({ pred: `${expr} = ${i}`, depth: 0 }),
+    };
   }
   const first = t.pk[0]!;
   if (first.int) {
@@ -292,22 +321,153 @@ async function bucketPlan(source: pg.Client, t: TableInfo, bucketRows: number): 
     const expr = safe
       ? `least((greatest(${first.col}::int8, ${lo}) - ${lo}) / ${width}, ${count - 1})::int`
       : `least(greatest(div(${first.col}::numeric - ${lo}, ${width}), 0), ${count - 1})::int`;
+    const bounds = (i: number) => ({
+      lo: i === 0 ? null : lo + BigInt(i) * width,
+      hi: i === count - 1 ? null : lo + BigInt(i + 1) * width - 1n,
+    });
     return {
       expr,
       count,
       describe: (i) => {
-        const from = i === 0 ? "…" : String(lo + BigInt(i) * width);
-        const to = i === count - 1 ? "…" : String(lo + BigInt(i + 1) * width - 1n);
-        return `${first.col} ${from}–${to}`;
+        const b = bounds(i);
+        return `${first.col} ${b.lo ?? "…"}–${b.hi ?? "…"}`;
       },
+      region: (i) => ({ ...bounds(i), pred: rangePred(first.col, bounds(i).lo, bounds(i).hi), depth: 0 }),
     };
   }
   const key = t.pk.map((p) => p.col).join(", ");
+  const expr = `((hashtextextended(ROW(${key})::text, 0) & 2147483647) % ${k})::int`;
   return {
-    expr: `((hashtextextended(ROW(${key})::text, 0) & 2147483647) % ${k})::int`,
+    expr,
     count: k,
     describe: (i) => `primary-key hash bucket ${i + 1} of ${k} (${key})`,
+    region: (i) => ({ pred: `${expr} = ${i}`, depth: 0 }),
   };
+}
+
+function rangePred(col: string, lo: bigint | null | undefined, hi: bigint | null | undefined): string {
+  const parts = [
+    ...(lo === null || lo === undefined ? [] : [`${col} >= ${lo}`]),
+    ...(hi === null || hi === undefined ? [] : [`${col} <= ${hi}`]),
+  ];
+  return parts.length ? parts.join(" AND ") : "true";
+}
+
+/** What narrowing a table's differing buckets found: keys (or, without a key, rows) that differ. */
+interface Located {
+  /** "\"id\" = '17' changed", … */
+  items: string[];
+  /** conditions a person can paste after WHERE to see those rows on either side */
+  conditions: string[];
+  /** rows (text form) only on one side, for a table without a primary key */
+  rows: string[];
+  truncated: boolean;
+}
+
+/** a region with at most this many rows on each side is listed row by row */
+const LIST_ROWS = 20_000;
+/** keys or rows named per table */
+const MAX_ITEMS = 10;
+const SPLIT = 16;
+
+/**
+ * Narrows a differing bucket down to the rows that differ: lists the region's keys and row hashes
+ * on both sides when it is small enough, else splits it 16 ways (key range or hash) and recurses
+ * into the parts that differ. Only the differing table is read again, and for an integer key only
+ * the key range (an index range scan).
+ */
+async function locateRows(
+  sc: pg.Client,
+  tc: pg.Client,
+  t: TableInfo,
+  hash: string,
+  start: Region[],
+  signal?: AbortSignal,
+): Promise<Located> {
+  const found: Located = { items: [], conditions: [], rows: [], truncated: false };
+  const pk = t.pk?.length ? t.pk : null;
+  const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
+  const keyText = pk
+    ? `concat_ws(' AND ', ${pk.map((p) => `format('%s = %L', ${lit(p.col)}, _cv.${p.col})`).join(", ")})`
+    : "";
+  const both = <R extends pg.QueryResultRow>(sql: string) =>
+    Promise.all([sc.query<R>(sql), tc.query<R>(sql)]).then(([a, b]) => [a.rows, b.rows] as const);
+  const queue = [...start];
+  let regions = 0;
+  while (queue.length && found.items.length < MAX_ITEMS && regions++ < 64) {
+    signal?.throwIfAborted();
+    const r = queue.shift()!;
+    const from = `FROM ONLY ${t.name} AS _cv WHERE ${r.pred}`;
+    const listSql = pk
+      ? `SELECT ${keyText} AS k, (${hash})::text AS h ${from} LIMIT ${LIST_ROWS + 1}`
+      : `SELECT _cv::text AS k, count(*)::text AS h ${from} GROUP BY 1 LIMIT ${LIST_ROWS + 1}`;
+    const [a, b] = await both<{ k: string; h: string }>(listSql);
+    if ((a.length <= LIST_ROWS && b.length <= LIST_ROWS) || r.depth >= 8) {
+      const ma = new Map(a.map((x) => [x.k, x.h]));
+      const mb = new Map(b.map((x) => [x.k, x.h]));
+      const keys = [...new Set([...ma.keys(), ...mb.keys()])].sort();
+      for (const k of keys) {
+        const x = ma.get(k);
+        const y = mb.get(k);
+        if (x === y) continue;
+        if (found.items.length >= MAX_ITEMS) {
+          found.truncated = true;
+          break;
+        }
+        if (pk) {
+          found.items.push(
+            `${k} ${x === undefined ? "only on the target" : y === undefined ? "missing on the target" : "changed"}`,
+          );
+          found.conditions.push(k);
+        } else {
+          const row = k.length > 200 ? `${k.slice(0, 199)}…` : k;
+          found.items.push(`${row}: ${x ?? 0} on the source, ${y ?? 0} on the target`);
+          found.rows.push(`${row} — source ×${x ?? 0}, target ×${y ?? 0}`);
+        }
+      }
+      continue;
+    }
+    // too many rows to list: split and keep the parts that differ
+    let sub: string;
+    let child: (j: number) => Region;
+    if (pk?.[0]?.int) {
+      const col = pk[0].col;
+      const [ma, mb] = await both<{ lo: string | null; hi: string | null }>(
+        `SELECT min(${col})::text AS lo, max(${col})::text AS hi ${from}`,
+      );
+      const vals = [ma[0]?.lo, ma[0]?.hi, mb[0]?.lo, mb[0]?.hi]
+        .filter((v): v is string => v != null)
+        .map(BigInt);
+      if (!vals.length) continue;
+      vals.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+      const lo = vals[0]!;
+      const hi = vals[vals.length - 1]!;
+      const width = (hi - lo + BigInt(SPLIT)) / BigInt(SPLIT) || 1n;
+      sub = `div(${col}::numeric - ${lo}, ${width})::int`;
+      child = (j) => {
+        const clo = lo + BigInt(j) * width;
+        const chi = clo + width - 1n;
+        return { lo: clo, hi: chi, pred: rangePred(col, clo, chi), depth: r.depth + 1 };
+      };
+    } else {
+      const of = pk ? `ROW(${pk.map((p) => `_cv.${p.col}`).join(", ")})::text` : "_cv::text";
+      sub = `(hashtextextended(${of}, ${r.depth + 1}) & ${SPLIT - 1})::int`;
+      child = (j) => ({ pred: `${r.pred} AND ${sub} = ${j}`, depth: r.depth + 1 });
+    }
+    const [pa, pb] = await both<{ j: number; n: string; h: string | null }>(
+      `SELECT ${sub} AS j, count(*)::text AS n, sum(${hash})::text AS h ${from} GROUP BY 1`,
+    );
+    const key = (x: { n: string; h: string | null }) => `${x.n}/${x.h ?? "0"}`;
+    const ka = new Map(pa.map((x) => [x.j, key(x)]));
+    const kb = new Map(pb.map((x) => [x.j, key(x)]));
+    const parts = [...new Set([...ka.keys(), ...kb.keys()])]
+      .filter((j) => ka.get(j) !== kb.get(j))
+      .sort((x, y) => x - y);
+    for (const j of parts.slice(0, 3)) queue.push(child(j));
+    if (parts.length > 3) found.truncated = true;
+  }
+  if (queue.length) found.truncated = true;
+  return found;
 }
 
 interface Bucket {
@@ -363,25 +523,18 @@ export async function runDatabaseVerify(
     const differences: Difference[] = [];
     const notes: string[] = [];
 
-    // Schema objects by name and definition.
-    const compareMaps = (what: string, a: Map<string, string>, b: Map<string, string>, defs: boolean) => {
+    // Every object's full definition, attribute by attribute (tables and columns included).
+    differences.push(...compareDefinitions(s.objects, t.objects));
+    const compareMaps = (what: string, a: Map<string, string>, b: Map<string, string>) => {
       for (const [name, def] of a) {
         if (!b.has(name)) differences.push({ what, object: name, source: "present", target: "missing" });
-        else if (defs && b.get(name) !== def)
-          differences.push({
-            what,
-            object: name,
-            source: def || "(definition)",
-            target: b.get(name) || "(definition)",
-          });
+        else if (b.get(name) !== def)
+          differences.push({ what, object: name, source: def, target: b.get(name)! });
       }
       for (const name of b.keys())
         if (!a.has(name)) differences.push({ what, object: name, source: "missing", target: "present" });
     };
-    for (const kind of Object.keys(OBJECT_SQL)) {
-      compareMaps(kind, s.objects[kind]!, t.objects[kind]!, kind !== "view");
-    }
-    compareMaps("sequence", s.sequences, t.sequences, true);
+    compareMaps("sequence", s.sequences, t.sequences);
     for (const [name, version] of s.extensions) {
       const other = t.extensions.get(name);
       if (other === undefined)
@@ -393,22 +546,25 @@ export async function runDatabaseVerify(
       if (!s.extensions.has(name))
         differences.push({ what: "extension", object: name, source: "missing", target: "present" });
 
-    // Tables: presence and columns; then the data of those on both sides.
+    // Large objects, OID by OID.
+    const lo = await compareLargeObjects(sc, tc);
+    differences.push(...lo.differences);
+
+    // The data of the tables on both sides (presence and columns are definitions, above). An
+    // unpopulated materialized view has no rows to read: its state is a definition attribute.
     const both: Array<{ s: TableInfo; t: TableInfo }> = [];
     for (const [name, st] of s.tables) {
       const tt = t.tables.get(name);
-      const what = st.kind === "m" ? "materialized view" : "table";
-      if (!tt) {
-        if (st.kind !== "m") differences.push({ what, object: name, source: "present", target: "missing" });
+      if (!tt || st.kind === "p") continue;
+      if (st.kind === "m" && (!st.populated || !tt.populated)) {
+        if (!st.populated && !tt.populated)
+          notes.push(
+            `materialized view ${name} is not populated on either side, so it holds no rows to compare`,
+          );
         continue;
       }
-      if (st.columns !== tt.columns)
-        differences.push({ what: "columns", object: name, source: st.columns, target: tt.columns });
-      if (st.kind !== "p") both.push({ s: st, t: tt });
+      both.push({ s: st, t: tt });
     }
-    for (const [name, tt] of t.tables)
-      if (!s.tables.has(name) && tt.kind !== "m")
-        differences.push({ what: "table", object: name, source: "missing", target: "present" });
 
     interface Task {
       table: string;
@@ -523,7 +679,8 @@ export async function runDatabaseVerify(
     if (differ.length) {
       const bucketRows = opts.bucketRows ?? 10_000;
       const plans = new Map<string, BucketPlan>();
-      for (const pair of differ) plans.set(pair.s.name, await bucketPlan(sc, pair.s, bucketRows));
+      for (const pair of differ)
+        plans.set(pair.s.name, await bucketPlan(sc, pair.s, bucketRows, rowHash.get(pair.s.name)!));
       phase = "locating the differences by primary key";
       totalBytes += differ.reduce((sum, p) => sum + p.s.bytes + p.t.bytes, 0);
       const located = await runTasks(tasksFor(differ), plans);
@@ -538,22 +695,50 @@ export async function runDatabaseVerify(
           if (x.n !== y.n || x.h !== y.h) differing.push(i);
         }
         differing.sort((p, q) => p - q);
-        const first = differing
-          .slice(0, 3)
-          .map((i) => plan.describe(i))
-          .join("; ");
+        if (differing.length === 0) {
+          differences.push({
+            what: "content",
+            object: pair.s.name,
+            source: "differed in the first pass",
+            target: "equal in the second: the data changed while being compared; run verify again",
+          });
+          continue;
+        }
+        // narrow the first few differing buckets down to the rows themselves
+        phase = `finding the rows that differ in ${pair.s.name}`;
+        report(true);
+        const found = await locateRows(
+          sc,
+          tc,
+          pair.s,
+          rowHash.get(pair.s.name)!,
+          differing.slice(0, 3).map((i) => plan.region(i)),
+          opts.signal,
+        );
+        const unit = pair.s.pk?.length ? "key range" : "row-hash bucket";
+        const ranges = `${pair.s.pk?.length ? "" : "no primary key: "}${differing.length} of ${plan.count} ${unit}${plan.count === 1 ? "" : "s"} ${differing.length === 1 ? "differs" : "differ"}`;
+        const more = found.truncated || differing.length > 3 ? " …" : "";
         differences.push({
           what: "content",
           object: pair.s.name,
-          source: `${plan.count} bucket${plan.count === 1 ? "" : "s"} checksummed`,
-          target: differing.length
-            ? `${differing.length} differ: ${first}${differing.length > 3 ? " …" : ""}`
-            : "changed while being compared",
+          source: found.items.length ? `${ranges}; rows that differ:` : ranges,
+          target: found.items.length
+            ? `${found.items.join("; ")}${more}`
+            : `${differing
+                .slice(0, 3)
+                .map((i) => plan.describe(i))
+                .join("; ")}${more}`,
+          ...(found.conditions.length
+            ? {
+                query: `SELECT * FROM ONLY ${pair.s.name} WHERE ${found.conditions.map((c) => `(${c})`).join(" OR ")}`,
+              }
+            : {}),
+          ...(found.rows.length ? { rows: found.rows } : {}),
         });
       }
     }
     report(true);
-    const byKind = (d: Difference) => ["table", "rows", "content", "columns"].indexOf(d.what);
+    const byKind = (d: Difference) => ["table", "rows", "content", "column"].indexOf(d.what);
     differences.sort((x, y) => (byKind(x) === -1 ? 99 : byKind(x)) - (byKind(y) === -1 ? 99 : byKind(y)));
     return {
       identical: differences.length === 0,
@@ -561,7 +746,10 @@ export async function runDatabaseVerify(
       ms: Date.now() - started,
       source: { where: describeUrl(source.url), version: s.version },
       target: { where: describeUrl(target.url), version: t.version },
-      totals: { source: totalsOf(s, Number(sourceRows)), target: totalsOf(t, Number(targetRows)) },
+      totals: {
+        source: totalsOf(s, Number(sourceRows), lo.count),
+        target: totalsOf(t, Number(targetRows), lo.targetCount),
+      },
       bytesRead: Math.round(totalBytes),
       tablesCompared: both.length,
       differences,
@@ -587,13 +775,26 @@ export function formatDifferences(report: DatabaseVerifyReport, max = 15): strin
   );
   lines.splice(1, 0, widths.map((w) => "-".repeat(w)).join("  "));
   if (report.differences.length > max) lines.push(`… and ${report.differences.length - max} more`);
+  const look = lookups(report, max);
+  if (look.length)
+    lines.push("", "To see the rows that differ, on either side:", ...look.map((l) => `  ${l}`));
   return lines.join("\n");
+}
+
+/** The queries (and, without a primary key, the rows) that show where content differs. */
+export function lookups(report: DatabaseVerifyReport, max = 15): string[] {
+  const out: string[] = [];
+  for (const d of report.differences.slice(0, max)) {
+    if (d.query) out.push(`${d.query};`);
+    for (const row of d.rows ?? []) out.push(`${d.object}: ${row}`);
+  }
+  return out;
 }
 
 export function summarise(report: DatabaseVerifyReport): string {
   const t = report.totals.source;
   return report.identical
-    ? `identical: ${t.tables} tables, ${t.rows} rows checksummed, ${t.indexes} indexes, ${t.constraints} constraints, ${t.views} views, ${t.materializedViews} materialized views, ${t.functions} functions, ${t.triggers} triggers, ${t.enums} enums, ${t.extensions} extensions, ${t.sequences} sequences (${(report.ms / 1000).toFixed(1)} s)`
+    ? `identical: ${t.tables} tables, ${t.rows} rows checksummed, ${t.indexes} indexes, ${t.constraints} constraints, ${t.views} views, ${t.materializedViews} materialized views, ${t.functions} functions, ${t.triggers} triggers, ${t.enums} enums, ${t.extensions} extensions, ${t.sequences} sequences, ${t.largeObjects ?? 0} large objects (${(report.ms / 1000).toFixed(1)} s)`
     : `${report.differences.length} difference${report.differences.length === 1 ? "" : "s"} between source and target:\n${formatDifferences(report)}`;
 }
 
@@ -628,14 +829,15 @@ export async function readVerifyReport(
 export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> {
   return {
     type: "db.verify",
-    description: "compare row counts, content checksums, sequences and object counts on both sides",
+    description:
+      "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
     mutating: false,
     parse: (raw) => parseWith("db.verify", Input, raw),
     async plan(input) {
       const source = sourceEndpoint(deps);
       const target = await targetEndpoint(deps);
       return {
-        summary: `would compare ${describeUrl(source.url)} with ${describeUrl(target.url)}: every table's rows and content checksums by primary key, sequences and schema objects (reads only)`,
+        summary: `would compare ${describeUrl(source.url)} with ${describeUrl(target.url)}: every table's rows by content, every object's full definition, sequences and large objects (reads only)`,
         changes: [
           {
             action: "check",
@@ -678,6 +880,8 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
       return {
         ok: saved.identical,
         summary: saved.identical ? "source and target are identical" : saved.summary,
+        // a difference is what the comparison found: comparing again finds it again
+        final: !saved.identical,
       };
     },
   };

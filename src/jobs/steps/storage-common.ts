@@ -201,8 +201,18 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  return `${u === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
+  return `${u === 0 ? Math.round(v) : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
 }
+
+/** 1 → "1 object", 1500 → "1,500 objects". */
+export const objects = (n: number) => `${count(n)} object${n === 1 ? "" : "s"}`;
+
+/**
+ * The one rule for an object only on the target, used by storage.sync and storage.verify alike
+ * and stated in both outputs: it is listed and kept, and it does not fail either check.
+ */
+export const TARGET_ONLY_RULE =
+  "kept, and not a difference for storage.sync or storage.verify; only storage.sync with --delete removes them";
 
 /** 3725 → "1 h 2 min"; 42 → "42 s". */
 export function formatDuration(seconds: number): string {

@@ -8,6 +8,7 @@ import type { EtagMemo } from "./storage-common.js";
 import { count, formatBytes, formatDuration } from "./storage-common.js";
 import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter, Semaphore } from "./storage-flow.js";
 import { isPlainMd5, type ListedObject, looksIdentical, mergeListings } from "./storage-listing.js";
+import { compareObject } from "./storage-verify.js";
 
 /** How a sync runs; every size in bytes. */
 export interface SyncSettings {
@@ -38,6 +39,23 @@ export interface SyncSettings {
    * off where the target client adds its own checksum instead
    */
   contentMd5: boolean;
+  /**
+   * `full` (the default): an object whose listing looks identical is compared as storage.verify
+   * compares it (headers, user metadata, and content where the ETags cannot prove it), and copied
+   * again when verify would flag it; `listing`: size and ETag (or a later copy) from the listings
+   * alone, the fastest, for a delta sync whose result storage.verify checks
+   */
+  compare?: "full" | "listing";
+  /** keys, or prefixes ending in `/` or `*`, copied again whatever the comparison says */
+  recopy?: string[];
+}
+
+/** Whether a key is named by `recopy` (exactly, or under a prefix ending in `/` or `*`). */
+export function forcedRecopy(recopy: string[] | undefined, key: string): boolean {
+  if (!recopy?.length) return false;
+  return recopy.some((r) =>
+    r.endsWith("*") ? key.startsWith(r.slice(0, -1)) : r.endsWith("/") ? key.startsWith(r) : key === r,
+  );
 }
 
 export interface SyncHooks {
@@ -66,6 +84,10 @@ export interface SyncResult {
   deleted: number;
   /** keys listed out of order by a server, resolved one by one */
   stragglers: number;
+  /** copied again although the listings looked identical: verify's comparison found a difference */
+  repaired: number;
+  /** copied again because `recopy` named them */
+  forced: number;
   /** where this run started (a resume point from a checkpoint), or "" */
   resumedAfter: string;
   /** copies made by earlier, interrupted attempts of the same step */
@@ -92,7 +114,8 @@ export interface SyncEstimate {
 }
 
 interface Task {
-  kind: "copy" | "check";
+  /** copy; check (a straggler: look it up first); compare (looks identical: compare fully first) */
+  kind: "copy" | "check" | "compare";
   source: ListedObject;
   /** position in listing order, for the resume point; undefined for stragglers */
   seq?: number;
@@ -109,8 +132,15 @@ const FATAL = new Set([
 export async function estimateSync(
   source: ObjectStore,
   target: ObjectStore | undefined,
-  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize">,
-  opts: { signal?: AbortSignal; memo?: EtagMemo; samples?: number; onListed?: (n: number) => void } = {},
+  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize" | "compare" | "recopy">,
+  opts: {
+    signal?: AbortSignal;
+    memo?: EtagMemo;
+    samples?: number;
+    onListed?: (n: number) => void;
+    /** comparisons at once in `full` mode */
+    concurrency?: number;
+  } = {},
 ): Promise<SyncEstimate> {
   const e: SyncEstimate = {
     toCopy: 0,
@@ -144,17 +174,49 @@ export async function estimateSync(
         onListed: (side, n) => side === "source" && opts.onListed?.(n),
       })
     : onlySource(source, settings, opts.signal);
+  // full mode: what looks identical in the listings is compared as storage.verify compares it
+  const full = target !== undefined && settings.compare !== "listing";
+  const slots = new Semaphore(opts.concurrency ?? 16);
+  const pending = new Set<Promise<void>>();
+  let failed: unknown;
+  const compareFully = async (o: ObjectSummary) => {
+    const release = await slots.acquire();
+    const p = compareObject(source, target!, o.key, {
+      metadata: true,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(remembered ? { remembered } : {}),
+      proven: (a, b) => opts.memo?.remember(o.key, a, b),
+    })
+      .then((c) => {
+        if (c.result === "same" || c.result === "vanished") {
+          e.identical++;
+          e.identicalBytes += o.size;
+        } else copy(o, "changed");
+      })
+      .catch((err) => {
+        failed ??= err;
+      })
+      .finally(() => {
+        release();
+        pending.delete(p);
+      });
+    pending.add(p);
+  };
   for await (const item of items) {
+    if (failed) throw failed;
     if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
       e.sourceObjects++;
       e.sourceBytes += item.source.size;
     }
     switch (item.kind) {
       case "both":
-        if (looksIdentical(item.source, item.target, remembered)) {
+        if (forcedRecopy(settings.recopy, item.source.key)) copy(item.source, "changed");
+        else if (!looksIdentical(item.source, item.target, remembered)) copy(item.source, "changed");
+        else if (full) await compareFully(item.source);
+        else {
           e.identical++;
           e.identicalBytes += item.source.size;
-        } else copy(item.source, "changed");
+        }
         break;
       case "source-only":
         copy(item.source, "missing");
@@ -171,6 +233,8 @@ export async function estimateSync(
         break;
     }
   }
+  await Promise.all([...pending]);
+  if (failed) throw failed;
   // Keys a server listed out of order: look each one up on the target.
   for (const s of stragglers) {
     const head = target ? await target.head(s.key, opts.signal ? { signal: opts.signal } : {}) : undefined;
@@ -236,6 +300,8 @@ export async function syncBuckets(
     extra: 0,
     deleted: 0,
     stragglers: 0,
+    repaired: 0,
+    forced: 0,
     resumedAfter: resumeAfter,
     copiedBefore: saved.copied ?? 0,
     seconds: 0,
@@ -324,7 +390,19 @@ export async function syncBuckets(
     })) {
       switch (item.kind) {
         case "both":
+          if (forcedRecopy(settings.recopy, item.source.key)) {
+            result.forced++;
+            break;
+          }
           if (looksIdentical(item.source, item.target, remembered)) {
+            if (settings.compare !== "listing") {
+              // compared fully by a worker; copied only if storage.verify would flag it
+              const task: Task = { kind: "compare", source: item.source, seq: seq++ };
+              keyOfSeq.set(task.seq!, item.source.key);
+              lastProduced = item.source.key;
+              await enqueue(task);
+              continue;
+            }
             result.identical++;
             result.identicalBytes += item.source.size;
             lastProduced = item.source.key;
@@ -443,8 +521,9 @@ export async function syncBuckets(
         );
       }
       // The target's single-part ETag is the MD5 the server computed over what it stored.
-      if (isPlainMd5(head.etag) && isPlainMd5(etag) && head.etag !== etag)
-        memo.remember(key, head.etag, etag);
+      // (kept for any pair that differs: a multipart copy's ETags never match, and the pair proves
+      // the content of that target version to the full comparison without reading it again)
+      if (head.etag !== etag) memo.remember(key, head.etag, etag);
       else memo.forget(key);
       return head.size;
     } catch (err) {
@@ -460,7 +539,31 @@ export async function syncBuckets(
   /** true when the object is on the target (or needs nothing); false when it failed for good */
   const copyWithRetries = async (task: Task): Promise<boolean> => {
     const key = task.source.key;
-    if (task.kind === "check") {
+    const straggler = task.kind === "check";
+    if (task.kind === "compare" || (straggler && settings.compare !== "listing")) {
+      const c = await compareObject(source, target, key, {
+        metadata: true,
+        signal: stop,
+        remembered,
+        proven: (a, b) => memo.remember(key, a, b),
+      });
+      if (c.result === "same" || c.result === "vanished") {
+        result.identical++;
+        result.identicalBytes += task.source.size;
+        if (straggler) {
+          found--;
+          foundBytes -= task.source.size;
+        }
+        return true;
+      }
+      if (!straggler) {
+        // storage.verify would flag it: copy it again
+        log.info({ key, difference: c.result, detail: c.detail }, "copying again what verify would flag");
+        result.repaired++;
+        found++;
+        foundBytes += task.source.size;
+      }
+    } else if (straggler) {
       const head = await target.head(key, { signal: stop });
       if (head && looksIdentical(task.source, head, remembered)) {
         result.identical++;
@@ -537,12 +640,14 @@ export async function syncBuckets(
     const moved = result.copiedBytes + bytesMoving;
     speed.add(moved);
     const totalKnown = listingDone || ahead?.done === true;
-    const total = listingDone ? found : ahead?.done ? ahead.base + ahead.count : undefined;
+    // never fewer than copied: objects found after the counting pass (or re-checked) add to it
+    const counted = listingDone ? found : ahead?.done ? ahead.base + ahead.count : undefined;
+    const total = counted === undefined ? undefined : Math.max(counted, result.copied);
     const totalBytes = listingDone ? foundBytes : ahead?.done ? ahead.baseBytes + ahead.bytes : undefined;
     const rate = speed.rate();
     const left = totalBytes !== undefined ? Math.max(0, totalBytes - moved) : undefined;
     const parts = [
-      `${count(result.copied)}${total !== undefined ? ` of ${count(total)}` : ""} objects`,
+      `${count(result.copied)}${total !== undefined ? ` of ${count(total)}` : ""} object${(total ?? result.copied) === 1 ? "" : "s"}`,
       `${formatBytes(moved)}${totalBytes !== undefined ? ` of ${formatBytes(totalBytes)}` : ""}`,
       `${formatBytes(rate)}/s`,
     ];

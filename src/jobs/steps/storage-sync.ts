@@ -9,11 +9,13 @@ import {
   EtagMemo,
   formatBytes,
   formatDuration,
+  objects,
   openSource,
   openTarget,
   pairId,
   parseWith,
   storageSections,
+  TARGET_ONLY_RULE,
 } from "./storage-common.js";
 import { estimateSync, type SyncSettings, syncBuckets } from "./storage-sync-engine.js";
 
@@ -53,6 +55,14 @@ const Input = z.strictObject({
   pageSize: z.number().int().min(1).max(1000).default(1000),
   /** copies waiting for a worker; past it the listing pauses and a counting pass finds the totals */
   queueLength: z.number().int().min(1).max(100_000).optional(),
+  /**
+   * `full`: what the listings show as identical is compared as storage.verify compares it
+   * (headers, user metadata, content where ETags cannot prove it) and copied again if it differs;
+   * `listing`: sizes and ETags from the listings only (fastest; storage.verify checks the rest)
+   */
+  compare: z.enum(["full", "listing"]).default("full"),
+  /** keys, or prefixes ending in `/` or `*`, to copy again whatever the comparison says */
+  recopy: z.array(z.string().min(1)).max(10_000).default([]),
   /** how often the resume point is written */
   checkpointSeconds: z.number().min(0.1).max(600).default(3),
 });
@@ -84,6 +94,8 @@ function settingsOf(input: StorageSyncInput, deps: StepDeps, deleteExtra: boolea
     ...(target.storageClass !== "STANDARD" ? { storageClass: target.storageClass } : {}),
     deleteExtra,
     contentMd5: input.checksums === "md5",
+    compare: input.compare,
+    recopy: input.recopy,
   };
 }
 
@@ -131,6 +143,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
         const e = await estimateSync(source, targetExists ? target : undefined, settings, {
           signal: ctx.signal,
+          concurrency: input.concurrency,
           memo,
           onListed: (n) => ctx.progress({ done: n, unit: "objects", message: "listing both buckets" }),
         });
@@ -143,7 +156,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           });
         changes.push({
           action: e.toCopy > 0 ? "copy" : "none",
-          target: `${count(e.toCopy)} objects (${formatBytes(e.toCopyBytes)})`,
+          target: `${objects(e.toCopy)} (${formatBytes(e.toCopyBytes)})`,
           detail: `${count(e.missing)} missing on the target, ${count(e.changed)} different${
             e.sampleCopies.length
               ? `; e.g. ${e.sampleCopies
@@ -155,25 +168,25 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         });
         changes.push({
           action: "none",
-          target: `${count(e.identical)} objects already identical (${formatBytes(e.identicalBytes)})`,
+          target: `${objects(e.identical)} already identical (${formatBytes(e.identicalBytes)})`,
         });
         if (e.extra > 0) {
           changes.push({
             action: deleteExtra ? "delete" : "none",
-            target: `${count(e.extra)} objects only on the target (${formatBytes(e.extraBytes)})`,
+            target: `${objects(e.extra)} only on the target (${formatBytes(e.extraBytes)})`,
             detail: deleteExtra
               ? `deleted because --delete was given; e.g. ${e.sampleExtras
                   .slice(0, 5)
                   .map((k) => `\`${k}\``)
                   .join(", ")}`
-              : "left in place (run with --delete to remove them)",
+              : TARGET_ONLY_RULE,
           });
         }
         return {
           summary:
             e.toCopy > 0
-              ? `would copy ${count(e.toCopy)} of ${count(e.sourceObjects)} objects (${formatBytes(e.toCopyBytes)} of ${formatBytes(e.sourceBytes)})${deleteExtra && e.extra > 0 ? ` and delete ${count(e.extra)}` : ""}`
-              : `nothing to copy: all ${count(e.sourceObjects)} objects (${formatBytes(e.sourceBytes)}) are already on the target${deleteExtra && e.extra > 0 ? `; would delete ${count(e.extra)} extra` : ""}`,
+              ? `would copy ${count(e.toCopy)} of ${objects(e.sourceObjects)} (${formatBytes(e.toCopyBytes)} of ${formatBytes(e.sourceBytes)})${deleteExtra && e.extra > 0 ? ` and delete ${count(e.extra)}` : ""}`
+              : `nothing to copy: all ${objects(e.sourceObjects)} (${formatBytes(e.sourceBytes)}) are already on the target${deleteExtra && e.extra > 0 ? `; would delete ${count(e.extra)} extra` : ""}`,
           changes,
         };
       });
@@ -200,15 +213,20 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
         const parts = [
           r.copied > 0
-            ? `copied ${count(r.copied)} objects (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+            ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
             : "nothing to copy",
           `${count(r.identical)} already identical`,
         ];
+        if (r.repaired > 0)
+          parts.push(
+            `${objects(r.repaired)} copied again that looked identical but differed as storage.verify compares`,
+          );
+        if (r.forced > 0) parts.push(`${objects(r.forced)} copied again as \`recopy\` asks`);
         if (r.copiedBefore > 0)
           parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
         if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
         if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
-        else if (r.extra > 0) parts.push(`${count(r.extra)} only on the target, left in place`);
+        else if (r.extra > 0) parts.push(`${objects(r.extra)} only on the target: ${TARGET_ONLY_RULE}`);
         return {
           summary: parts.join("; "),
           figures: {
@@ -220,6 +238,8 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
             deleted: r.deleted,
             vanished: r.vanished,
             stragglers: r.stragglers,
+            repaired: r.repaired,
+            forced: r.forced,
             seconds: Math.round(r.seconds * 10) / 10,
             bytesPerSecond: Math.round(rate),
             sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
@@ -236,17 +256,27 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       return withStores(deps, input, async (source, target) => {
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
-        const e = await estimateSync(source, target, settings, { signal: ctx.signal, memo });
+        const e = await estimateSync(source, target, settings, {
+          signal: ctx.signal,
+          memo,
+          concurrency: input.concurrency,
+        });
         const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
         // A failed check means the resume point cannot be trusted: the next attempt lists everything.
         if (!ok) await ctx.checkpoint.set("sync", {});
         const extras =
-          e.extra > 0 ? `; ${count(e.extra)} only on the target${deleteExtra ? "" : " (kept)"}` : "";
+          e.extra > 0
+            ? `; ${objects(e.extra)} only on the target${deleteExtra ? " (still there after --delete)" : `: ${TARGET_ONLY_RULE}`}`
+            : "";
         return {
           ok,
           summary: ok
-            ? `all ${count(e.sourceObjects)} source objects (${formatBytes(e.sourceBytes)}) are on the target with equal size and ETag or a later copy${extras}`
-            : `${count(e.toCopy)} of ${count(e.sourceObjects)} objects still missing or different (e.g. ${e.sampleCopies
+            ? `all ${objects(e.sourceObjects)} of the source (${formatBytes(e.sourceBytes)}) are on the target ${
+                input.compare === "full"
+                  ? "with equal size, content, headers and metadata"
+                  : "with equal size and ETag or a later copy (listings only)"
+              }${extras}`
+            : `${count(e.toCopy)} of ${objects(e.sourceObjects)} still missing or different (e.g. ${e.sampleCopies
                 .slice(0, 3)
                 .map((k) => `\`${k}\``)
                 .join(", ")})${extras}`,

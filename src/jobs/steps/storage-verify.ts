@@ -11,10 +11,12 @@ import {
   checkBucket,
   count,
   formatBytes,
+  objects,
   openSource,
   openTarget,
   parseWith,
   storageSections,
+  TARGET_ONLY_RULE,
 } from "./storage-common.js";
 import { BoundedQueue } from "./storage-flow.js";
 import { isPlainMd5, type ListedObject, mergeListings } from "./storage-listing.js";
@@ -107,6 +109,87 @@ export function metadataDifferences(s: ObjectHead, t: ObjectHead): string[] {
   return out;
 }
 
+/** What comparing one key on both sides found. */
+export type ObjectComparison =
+  | { result: "same"; size: number; by: keyof StorageVerifyReport["checkedBy"] }
+  | { result: "vanished"; size: number; by?: undefined }
+  | {
+      result: Exclude<DifferenceKind, "extra">;
+      size: number;
+      detail: string;
+      by?: keyof StorageVerifyReport["checkedBy"];
+    };
+
+/**
+ * Compares one key on both sides the way storage.verify does (and storage.sync before it trusts
+ * a copy): a HEAD on each (size, headers, user metadata), the content by equal MD5 ETags, a pair
+ * of ETags remembered from Cutover's own copy, the CRC32 S3 stored, or by hashing.
+ */
+export async function compareObject(
+  source: ObjectStore,
+  target: ObjectStore,
+  key: string,
+  opts: {
+    metadata: boolean;
+    signal?: AbortSignal;
+    remembered?: (key: string) => readonly [string, string] | undefined;
+    /** called with the two ETags once hashing proved the content equal */
+    proven?: (sourceEtag: string, targetEtag: string) => void;
+  },
+): Promise<ObjectComparison> {
+  const signal = opts.signal;
+  const [s, t] = await Promise.all([
+    source.head(key, signal ? { signal } : {}),
+    target.head(key, { ...(signal ? { signal } : {}), checksums: true }),
+  ]);
+  if (!s) return { result: "vanished", size: 0 };
+  if (!t)
+    return {
+      result: "missing",
+      size: s.size,
+      detail: `${formatBytes(s.size)} on the source, absent on the target`,
+    };
+  if (s.size !== t.size)
+    return { result: "size", size: s.size, detail: `${s.size} bytes on the source, ${t.size} on the target` };
+  let same: boolean;
+  let by: keyof StorageVerifyReport["checkedBy"];
+  const pair = opts.remembered?.(key);
+  if (isPlainMd5(s.etag) && isPlainMd5(t.etag) && s.etag === t.etag) {
+    by = "etag";
+    same = true;
+  } else if (pair && pair[0] === s.etag && pair[1] === t.etag) {
+    by = "etag"; // this very source version was copied to this very target version
+    same = true;
+  } else {
+    const sd = await digestObject(source, key, signal);
+    if (sd.size !== s.size) return { result: "vanished", size: s.size }; // rewritten while read
+    // A multipart object's stored CRC32 is a checksum of the parts' checksums (COMPOSITE), unless
+    // S3 says FULL_OBJECT; moto reports a composite one without saying so, hence the ETag test.
+    const stored = t.checksumCRC32;
+    const fullObject =
+      t.checksumType === "FULL_OBJECT" ||
+      (t.checksumType === undefined && !t.etag.includes("-") && !stored?.includes("-"));
+    if (stored && fullObject) {
+      by = "storedChecksum";
+      same = stored === sd.crc32;
+    } else if (isPlainMd5(t.etag)) {
+      by = "hashed";
+      same = t.etag === sd.md5;
+    } else {
+      by = "hashed";
+      same = (await digestObject(target, key, signal)).md5 === sd.md5;
+    }
+    if (same) opts.proven?.(s.etag, t.etag);
+  }
+  if (!same)
+    return { result: "content", size: s.size, detail: `same size (${s.size} bytes), different content`, by };
+  if (opts.metadata) {
+    const diffs = metadataDifferences(s, t);
+    if (diffs.length > 0) return { result: "metadata", size: s.size, detail: diffs.join("; "), by };
+  }
+  return { result: "same", size: s.size, by };
+}
+
 type Job = { kind: "compare"; source: ListedObject } | { kind: "extra"; target: ListedObject };
 
 /**
@@ -152,52 +235,15 @@ export async function verifyBuckets(
   let checked = 0;
 
   const compare = async (listed: ListedObject) => {
-    const key = listed.key;
-    const [s, t] = await Promise.all([
-      source.head(key, { signal }),
-      target.head(key, { signal, checksums: true }),
-    ]);
-    if (!s) {
+    const c = await compareObject(source, target, listed.key, { metadata: opts.metadata, signal });
+    if (c.result === "vanished") {
       report.vanished++;
       return;
     }
-    if (!t) return differ(key, "missing", `${formatBytes(s.size)} on the source, absent on the target`);
-    if (s.size !== t.size)
-      return differ(key, "size", `${s.size} bytes on the source, ${t.size} on the target`);
-    let same: boolean;
-    if (isPlainMd5(s.etag) && isPlainMd5(t.etag) && s.etag === t.etag) {
-      report.checkedBy.etag++;
-      same = true;
-    } else {
-      const sd = await digestObject(source, key, signal);
-      if (sd.size !== s.size) {
-        report.vanished++; // rewritten while we read it: the next run sees the new version
-        return;
-      }
-      // A multipart object's stored CRC32 is a checksum of the parts' checksums (COMPOSITE), unless
-      // S3 says FULL_OBJECT; moto reports a composite one without saying so, hence the ETag test.
-      const stored = t.checksumCRC32;
-      const fullObject =
-        t.checksumType === "FULL_OBJECT" ||
-        (t.checksumType === undefined && !t.etag.includes("-") && !stored?.includes("-"));
-      if (stored && fullObject) {
-        report.checkedBy.storedChecksum++;
-        same = stored === sd.crc32;
-      } else if (isPlainMd5(t.etag)) {
-        report.checkedBy.hashed++;
-        same = t.etag === sd.md5;
-      } else {
-        report.checkedBy.hashed++;
-        same = (await digestObject(target, key, signal)).md5 === sd.md5;
-      }
-    }
-    if (!same) return differ(key, "content", `same size (${s.size} bytes), different content`);
-    if (opts.metadata) {
-      const diffs = metadataDifferences(s, t);
-      if (diffs.length > 0) return differ(key, "metadata", diffs.join("; "));
-    }
+    if (c.by) report.checkedBy[c.by]++;
+    if (c.result !== "same") return differ(listed.key, c.result, c.detail);
     report.matched++;
-    report.matchedBytes += s.size;
+    report.matchedBytes += c.size;
   };
 
   const extra = async (listed: ListedObject) => {
@@ -242,7 +288,10 @@ export async function verifyBuckets(
       if ("target" in item) {
         report.target.objects++;
         report.target.bytes += item.target.size;
-        if (item.kind !== "both") await queue.push({ kind: "extra", target: item.target }, stop);
+        if (item.kind !== "both") {
+          listedCount++; // checked counts these jobs too: "345 of 344" otherwise
+          await queue.push({ kind: "extra", target: item.target }, stop);
+        }
       }
     }
   } catch (err) {
@@ -256,7 +305,10 @@ export async function verifyBuckets(
   if (failure) throw failure;
   opts.onProgress?.(checked, listedCount);
   report.listed.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
-  report.ok = Object.values(report.differences).every((n) => n === 0);
+  // one rule with storage.sync: an object only on the target is listed, not a failure
+  report.ok = (Object.keys(report.differences) as DifferenceKind[]).every(
+    (k) => k === "extra" || report.differences[k] === 0,
+  );
   report.seconds = Math.round((performance.now() - started) / 100) / 10;
   report.finishedAt = new Date().toISOString();
   return report;
@@ -265,19 +317,20 @@ export async function verifyBuckets(
 /** One line for the run's thread: counts, bytes and what differs. */
 export function verifySummary(r: StorageVerifyReport): string {
   const d = r.differences;
-  const head = `${count(r.matched)} of ${count(r.source.objects)} objects (${formatBytes(r.matchedBytes)}) identical on both sides`;
+  const head = `${count(r.matched)} of ${objects(r.source.objects)} (${formatBytes(r.matchedBytes)}) identical on both sides`;
+  const extra = d.extra > 0 ? `; ${objects(d.extra)} only on the target: ${TARGET_ONLY_RULE}` : "";
   if (r.ok) {
     const how = [
       r.checkedBy.etag ? `${count(r.checkedBy.etag)} by MD5 ETag` : "",
       r.checkedBy.storedChecksum ? `${count(r.checkedBy.storedChecksum)} by stored CRC32` : "",
       r.checkedBy.hashed ? `${count(r.checkedBy.hashed)} by hashing` : "",
     ].filter(Boolean);
-    return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}`;
+    return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}${extra}`;
   }
   const parts = (Object.keys(d) as DifferenceKind[])
-    .filter((k) => d[k] > 0)
+    .filter((k) => d[k] > 0 && k !== "extra")
     .map((k) => `${count(d[k])} ${k}`);
-  return `${head}; differences: ${parts.join(", ")}`;
+  return `${head}; differences: ${parts.join(", ")}${extra}`;
 }
 
 async function saveReport(deps: StepDeps, ctx: StepContext, report: StorageVerifyReport): Promise<string> {

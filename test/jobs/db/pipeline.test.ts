@@ -146,11 +146,17 @@ describe("the database move, step by step, on real PostgreSQL", () => {
     expect(report.identical).toBe(false);
     const find = (what: string, object: string) =>
       report.differences.find((d) => d.what === what && d.object === object);
-    expect(find("content", '"販売 Sales"."商品"')?.target).toMatch(/1 differ: "商品ID" /);
+    const price = find("content", '"販売 Sales"."商品"')!;
+    expect(price.target).toBe(`"商品ID" = '17' changed`);
+    expect(price.query).toBe(`SELECT * FROM ONLY "販売 Sales"."商品" WHERE ("商品ID" = '17')`);
     const lost = find("rows", "inventory.movements_2024")!;
     expect(Number(lost.source) - Number(lost.target)).toBe(1);
     expect(find("rows", "public.event_log")).toBeDefined();
-    expect(find("content", "public.event_log")?.target).toContain("no primary key");
+    // without a primary key, the rows themselves: the duplicated one is there twice on the target
+    const log = find("content", "public.event_log")!;
+    expect(log.source).toMatch(/^no primary key: 1 of \d+ row-hash buckets differs/);
+    expect(log.rows).toHaveLength(1);
+    expect(log.rows![0]).toMatch(/^\("\d{4}-.*movement.* — source ×1, target ×2$/);
     // citext compares equal ignoring case, but the text differs: the checksum sees it
     expect(find("content", 'public."Customers"')?.target).toMatch(/"CustomerID" /);
     expect(find("sequence", '"販売 Sales"."注文_id_seq"')?.target).toContain("last value 99999");

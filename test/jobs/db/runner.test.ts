@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readVerifyReport, runDatabaseVerify } from "../../../src/jobs/steps/db-verify.js";
 import { CHANNEL, OPERATOR, startTestBot, type TestBot } from "../../helpers/bot.js";
-import type { TestDatabase } from "../../helpers/db.js";
+import { queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { runFinished } from "../../helpers/wait.js";
 import { createFixtureSource, createRdsLikeTarget, dbConfig, fingerprint, makeDeps } from "./fixture.js";
 
@@ -74,4 +74,23 @@ describe("the data phase through the real Runner", () => {
     expect((await runDatabaseVerify(deps)).identical).toBe(true);
     expect(await fingerprint(source.url)).toEqual(before);
   }, 90_000);
+
+  it("reports a difference once: the verify step fails on its first attempt, naming the row, and is not retried", async () => {
+    await queryOnce(target.url, `UPDATE "販売 Sales"."商品" SET "名称" = 'tampered' WHERE "商品ID" = 42`);
+    const submitted = await t.bot.deps.runner.submit({
+      target: "db-verify",
+      dryRun: false,
+      requestedBy: OPERATOR,
+      channel: CHANNEL,
+      idempotencyKey: null,
+    });
+    const runId = (submitted as { runId: string }).runId;
+    const run = await waitForRun(runId);
+    expect(run.status).toBe("failed");
+    const step = run.steps.find((s) => s.step === "db-verify")!;
+    expect(step.attempts).toBe(1);
+    expect(step.error).toContain(`"商品ID" = '42' changed`);
+    const attempts = await t.bot.deps.db.auditEvent.findMany({ where: { runId, action: "step.attempt" } });
+    expect(attempts).toHaveLength(1);
+  }, 60_000);
 });

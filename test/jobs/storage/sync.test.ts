@@ -114,8 +114,16 @@ describe("storage.sync", () => {
     const again = await step.run(input, stepContext());
     expect(again.figures).toMatchObject({ copied: 0, identical: objects.length });
     expect(again.summary).toMatch(/^nothing to copy; 19 already identical/);
-    // a no-change run only lists: one page per side (and the target's region is checked), no GET
+    // a no-change run compares as storage.verify does: a HEAD per object on each side (headers and
+    // metadata); the content is proven by the ETags, or by the pair its own copy left: no GET
     expect(again.figures).toMatchObject({
+      sourceRequestsByOperation: "HeadObject 19, ListObjectsV2 1",
+      targetRequestsByOperation: "HeadBucket 1, HeadObject 19, ListObjectsV2 1",
+    });
+    // with `compare: listing` it only lists: one page per side (and the target's region is checked)
+    const listing = await step.run(step.parse({ ...input, compare: "listing" }), stepContext());
+    expect(listing.figures).toMatchObject({
+      copied: 0,
       sourceRequestsByOperation: "ListObjectsV2 1",
       targetRequestsByOperation: "HeadBucket 1, ListObjectsV2 1",
     });
@@ -253,14 +261,16 @@ describe("storage.sync", () => {
 
     const r = await step.run(input, stepContext());
     expect(r.figures).toMatchObject({ copied: 3, identical: 28, extra: 1, deleted: 0 });
-    expect(r.summary).toContain("1 only on the target, left in place");
+    expect(r.summary).toContain(
+      "1 object only on the target: kept, and not a difference for storage.sync or storage.verify; only storage.sync with --delete removes them",
+    );
     expect(await target.head("stray/old.txt")).toBeDefined();
     await expectSame(source, target, ["photos/005.jpg", "photos/new.jpg", "photos/010.jpg"]);
 
     const withDelete = stepContext({ run: { options: { delete: true } } });
     const planDelete = await step.plan(input, { ...withDelete, run: { ...withDelete.run, dryRun: true } });
     expect(planDelete.changes.find((c) => c.action === "delete")?.target).toMatch(
-      /^1 objects only on the target/,
+      /^1 object only on the target/,
     );
     const d = await step.run(input, withDelete);
     expect(d.figures).toMatchObject({ copied: 0, deleted: 1 });
