@@ -277,10 +277,12 @@ describe("Pages projects Cloudflare does not build", () => {
     expect(err).toBeInstanceOf(CutoverError);
     expect((err as CutoverError).code).toBe(ErrorCode.BadArgument);
     // only the pre-checks' no-op edits were made: nothing switched, no build asked for
-    expect(fake.calls().filter((c) => c.method !== "GET").map((c) => c.body)).toEqual([
-      { name: "api.example.com", type: "A" },
-      {},
-    ]);
+    expect(
+      fake
+        .calls()
+        .filter((c) => c.method !== "GET")
+        .map((c) => c.body),
+    ).toEqual([{ name: "api.example.com", type: "A" }, {}]);
     expect(fake.envVars("web")).toEqual({ NEXT_PUBLIC_API_URL: "https://old.example.app", KEEP_ME: "yes" });
     expect(fake.records("example.com").find((r) => r.type === "A")?.content).toBe(OLD_IP);
   });
