@@ -61,10 +61,15 @@ export interface FakeBundle {
   diskSizeInGb: number;
   transferPerMonthInGb: number;
   price: number;
+  /**
+   * "The public ipv4 address count included in the bundle, the value is either 0 or 1"
+   * (`Bundle.publicIpv4AddressCount` in @aws-sdk/client-lightsail's model). 0 for the IPv6-only
+   * bundles (`*_ipv6_3_0`), which GetBundles lists beside the dual-stack ones.
+   */
+  publicIpv4AddressCount: number;
 }
 
-/** Linux bundles of Lightsail's 3.0 generation (the numbers AWS lists). */
-export const FAKE_BUNDLES: readonly FakeBundle[] = [
+const DUAL_STACK: ReadonlyArray<Omit<FakeBundle, "publicIpv4AddressCount">> = [
   {
     bundleId: "nano_3_0",
     name: "Nano",
@@ -129,6 +134,35 @@ export const FAKE_BUNDLES: readonly FakeBundle[] = [
     price: 164,
   },
 ];
+
+/** What an IPv6-only bundle costs a month less than its dual-stack twin (AWS's price list: $1.50 to $4). */
+const IPV6_DISCOUNT: Record<string, number> = {
+  nano: 1.5,
+  micro: 2,
+  small: 2,
+  medium: 4,
+  large: 4,
+  xlarge: 4,
+  "2xlarge": 4,
+};
+
+/**
+ * Linux bundles of Lightsail's 3.0 generation (the numbers AWS lists): each dual-stack bundle and
+ * its IPv6-only twin, same specs and cheaper, which has no public IPv4 address at all.
+ */
+export const FAKE_BUNDLES: readonly FakeBundle[] = DUAL_STACK.flatMap((b) => {
+  const size = b.bundleId.replace(/_3_0$/, "");
+  return [
+    { ...b, publicIpv4AddressCount: 1 },
+    {
+      ...b,
+      bundleId: `${size}_ipv6_3_0`,
+      name: `${b.name} IPv6`,
+      price: b.price - (IPV6_DISCOUNT[size] ?? 1.5),
+      publicIpv4AddressCount: 0,
+    },
+  ];
+});
 
 const BLUEPRINTS = [
   { blueprintId: "ubuntu_22_04", name: "Ubuntu", version: "22.04 LTS", group: "ubuntu_22" },
@@ -380,8 +414,17 @@ export class FakeLightsail {
       bundleId: i.bundleId,
       isStaticIp: Boolean(staticIp),
       privateIpAddress: i.privateIp,
-      publicIpAddress: staticIp?.ipAddress ?? i.dynamicIp,
-      ipAddressType: "dualstack",
+      // an IPv6-only bundle's instance has no public IPv4 address
+      ...(bundle?.publicIpv4AddressCount === 0
+        ? {
+            ipAddressType: "ipv6",
+            ipv6Addresses: [`2406:da18:abc:${(this.instances.size + 16).toString(16)}::1`],
+          }
+        : {
+            publicIpAddress: staticIp?.ipAddress ?? i.dynamicIp,
+            ipAddressType: "dualstack",
+            ipv6Addresses: [],
+          }),
       hardware: {
         cpuCount: bundle?.cpuCount ?? 1,
         ramSizeInGb: bundle?.ramSizeInGb ?? 1,
@@ -555,6 +598,12 @@ export class FakeLightsail {
       throw new ApiError("InvalidInputException", `The static IP is already attached to ${ip.attachedTo}`);
     if (this.stateOf(inst).name === "pending")
       throw new ApiError("InvalidInputException", `The instance ${instanceName} is not ready yet (pending)`);
+    // A static IP is a public IPv4 address: an IPv6-only instance cannot take one.
+    if (FAKE_BUNDLES.find((b) => b.bundleId === inst.bundleId)?.publicIpv4AddressCount === 0)
+      throw new ApiError(
+        "InvalidInputException",
+        `The instance ${instanceName} uses an IPv6-only bundle (${inst.bundleId}): a static IP cannot be attached to it`,
+      );
     if (inst.staticIpName && inst.staticIpName !== name) {
       const old = this.staticIps.get(inst.staticIpName);
       if (old) delete old.attachedTo;

@@ -131,6 +131,12 @@ describe("FakeLightsail through the real @aws-sdk/client-lightsail", () => {
       diskSizeInGb: 80,
     });
     expect((await api.listBlueprints()).map((b) => b.blueprintId)).toContain("ubuntu_22_04");
+    // GetBundles lists the IPv6-only twins too: same specs, cheaper, no public IPv4 address
+    const dual = bundles.find((b) => b.bundleId === "medium_3_0")!;
+    const v6 = bundles.find((b) => b.bundleId === "medium_ipv6_3_0")!;
+    expect(v6).toMatchObject({ cpuCount: 2, ramSizeInGb: 4, diskSizeInGb: 80, publicIpv4AddressCount: 0 });
+    expect(dual.publicIpv4AddressCount).toBe(1);
+    expect(dual.price - v6.price).toBe(4);
   });
 
   it("creates a key pair and hands back its private key once", async () => {

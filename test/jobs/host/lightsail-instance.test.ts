@@ -144,6 +144,22 @@ describe("lightsail.instance against the Lightsail fake", () => {
     expect(fake.operations()).not.toContain("PutInstancePublicPorts");
   });
 
+  it("never picks an IPv6-only bundle, though cheaper, and refuses one pinned in the file", async () => {
+    const plan = await step().plan(input(), stepContext({ run: { dryRun: true } }));
+    expect(plan.changes[1]!.detail).toContain("medium_3_0 (");
+    expect(plan.changes[1]!.detail).not.toContain("ipv6");
+    const pinned = await fileWith((f) => {
+      f.target!.lightsail!.bundle.id = "medium_ipv6_3_0";
+    });
+    const err = await step(pinned)
+      .plan(input(), stepContext({ run: { dryRun: true } }))
+      .catch((e: unknown) => e);
+    expect(isCutoverError(err, ErrorCode.ConfigInvalid)).toBe(true);
+    expect((err as Error).message).toContain("IPv6-only bundle");
+    expect((err as Error).message).toContain("use `medium_3_0` instead");
+    expect(fake.instances.size).toBe(0);
+  });
+
   it("names the missing IAM action when the credentials may not create instances", async () => {
     fake.deny("CreateInstances");
     const err = await step()
