@@ -41,6 +41,8 @@ export interface LightsailBundle {
   price: number;
   isActive: boolean;
   platforms: string[];
+  /** public IPv4 addresses the bundle includes: 0 for an IPv6-only bundle (`*_ipv6_3_0`), else 1 */
+  publicIpv4AddressCount: number;
 }
 
 export interface LightsailBlueprint {
@@ -179,6 +181,8 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
             price: b.price ?? 0,
             isActive: b.isActive ?? true,
             platforms: b.supportedPlatforms ?? [],
+            // Absent in older answers, which had only dual-stack bundles; the id is the backstop.
+            publicIpv4AddressCount: b.publicIpv4AddressCount ?? (/_ipv6_/.test(b.bundleId) ? 0 : 1),
           });
         }
         pageToken = out.nextPageToken;

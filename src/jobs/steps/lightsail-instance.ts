@@ -46,6 +46,9 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
   const linux = bundles.filter(
     (b) => b.isActive && (b.platforms.length === 0 || b.platforms.includes("LINUX_UNIX")),
   );
+  // The static IP and the A record need a public IPv4 address; GetBundles also lists IPv6-only
+  // bundles (`*_ipv6_3_0`, same specs, cheaper), which would otherwise be "the cheapest that fits".
+  const ipv4 = linux.filter((b) => b.publicIpv4AddressCount > 0);
   const want = cfg.bundle;
   const fits = (b: LightsailBundle) =>
     b.cpuCount >= want.cpu &&
@@ -54,6 +57,12 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
     b.transferPerMonthInGb >= want.transferTb * 1000;
   if (want.id) {
     const pinned = linux.find((b) => b.bundleId === want.id);
+    if (pinned && pinned.publicIpv4AddressCount === 0) {
+      throw new CutoverError(
+        ErrorCode.ConfigInvalid,
+        `target.lightsail.bundle.id: \`${want.id}\` is an IPv6-only bundle: the instance would have no public IPv4 address for the static IP and the A record — use \`${want.id.replace("_ipv6", "")}\` instead`,
+      );
+    }
     if (!pinned) {
       throw new CutoverError(
         ErrorCode.ConfigInvalid,
@@ -68,7 +77,7 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
     }
     return pinned;
   }
-  const best = linux.filter(fits).sort((a, b) => a.price - b.price || a.ramSizeInGb - b.ramSizeInGb)[0];
+  const best = ipv4.filter(fits).sort((a, b) => a.price - b.price || a.ramSizeInGb - b.ramSizeInGb)[0];
   if (!best) {
     throw new CutoverError(
       ErrorCode.ConfigInvalid,
