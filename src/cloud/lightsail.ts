@@ -16,6 +16,7 @@ import {
   PutInstancePublicPortsCommand,
   ReleaseStaticIpCommand,
 } from "@aws-sdk/client-lightsail";
+import { CutoverError, ErrorCode } from "../errors.js";
 import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /** An instance as Cutover needs to see it. */
@@ -107,18 +108,74 @@ export interface LightsailApi {
 const NOT_FOUND = new Set(["NotFoundException", "DoesNotExist"]);
 
 /**
+ * Lightsail's answers that need words of their own:
+ * - AccountSetupInProgressException / RegionSetupInProgressException (HTTP 428): "the account is
+ *   still in the setup in progress state" / an opt-in Region being set up (the SDK's model). It
+ *   passes by itself in minutes, so the error is retryable and says so.
+ * - InvalidInputException "your account can not create an instance using this Lightsail plan
+ *   size": new accounts are held to small plans although GetBundles lists every one.
+ */
+function lightsailSpecific(
+  err: unknown,
+  action: string,
+  resource: string,
+  region: string,
+): CutoverError | undefined {
+  const name = awsErrorName(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (name === "AccountSetupInProgressException" || name === "RegionSetupInProgressException") {
+    const what = name === "AccountSetupInProgressException" ? "this new account" : `region ${region}`;
+    return new CutoverError(
+      ErrorCode.StepFailed,
+      `Lightsail is still setting up ${what} (${name.replace(/Exception$/, "")}, HTTP 428) and refused lightsail:${action} on ${resource}; this passes by itself within minutes.`,
+      {
+        cause: err,
+        details: { action, resource, awsError: name },
+        hint: "Cutover retries the step with back-off. If it still says so after 15 minutes, open the Lightsail console once for this region, then run the step again.",
+      },
+    );
+  }
+  if (
+    name === "InvalidInputException" &&
+    /can ?not create an instance using this Lightsail plan size/i.test(message)
+  ) {
+    return new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `Lightsail refused to create ${resource}: this account may not yet use that plan size (new accounts are held to smaller plans, though every plan is listed).`,
+      {
+        cause: err,
+        details: { action, resource, awsError: name },
+        hint: "Ask AWS Support to allow larger Lightsail plans on the account (a support case, Service limit increase → Lightsail), or pin a smaller bundle in `target.lightsail.bundle.id` and lower the size numbers; then run the step again. Nothing was created.",
+      },
+    );
+  }
+  return undefined;
+}
+
+/**
  * The adapter over `@aws-sdk/client-lightsail`. Built by the step factory from `deps.env`
  * (see {@link awsOptionsFromEnv}); nothing here is a module singleton.
  */
 export function createLightsail(opts: AwsClientOptions): LightsailApi {
   const client = new LightsailClient(sdkConfig(opts));
-  const call = awsCaller("lightsail");
+  const plainCall = awsCaller("lightsail");
+  const call = <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> =>
+    plainCall(action, resource, async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw lightsailSpecific(err, action, resource, opts.region) ?? err;
+      }
+    });
   const orUndefined = async <T>(action: string, resource: string, fn: () => Promise<T>) => {
     try {
       return await fn();
     } catch (err) {
       if (NOT_FOUND.has(awsErrorName(err))) return undefined;
-      throw explainAwsError(err, `lightsail:${action}`, resource);
+      throw (
+        lightsailSpecific(err, action, resource, opts.region) ??
+        explainAwsError(err, `lightsail:${action}`, resource)
+      );
     }
   };
 

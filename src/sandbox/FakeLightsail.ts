@@ -27,7 +27,19 @@ export interface FakeLightsailOptions {
   staticIpPool?: string[];
   /** addresses handed out as an instance's dynamic public IP (defaults from 203.0.113.0/24) */
   publicIpPool?: string[];
+  /**
+   * A new account's plan size cap: CreateInstances refuses a bundle dearer than this a month with
+   * InvalidInputException "Sorry, your account can not create an instance using this Lightsail
+   * plan size…", while GetBundles still lists it. Default: no cap.
+   */
+  maxPlanPrice?: number;
 }
+
+/**
+ * The Lightsail resource name pattern, `\w[\w\-]*\w` (ResourceName in the Lightsail API
+ * reference); a name that breaks it is refused with InvalidInputException.
+ */
+const RESOURCE_NAME = /^\w[\w-]*\w$/;
 
 export interface FakePortRule {
   fromPort: number;
@@ -205,6 +217,9 @@ export class FakeLightsail {
   /** every request received, in order: the operation and its input */
   readonly calls: Array<{ op: string; input: Record<string, unknown> }> = [];
   private readonly denied = new Set<string>();
+  private readonly maxPlanPrice: number | undefined;
+  /** while set, every call answers 428 with this (a new account's or opt-in region's setup) */
+  private setup: "AccountSetupInProgressException" | "RegionSetupInProgressException" | undefined;
   private readonly staticPool: string[];
   private readonly publicPool: string[];
   private nextStatic = 0;
@@ -216,6 +231,7 @@ export class FakeLightsail {
     this.region = opts.region ?? "ap-southeast-1";
     this.accountId = opts.accountId ?? "123456789012";
     this.pendingMs = opts.pendingMs ?? 0;
+    this.maxPlanPrice = opts.maxPlanPrice;
     this.staticPool = opts.staticIpPool ?? Array.from({ length: 200 }, (_, i) => `198.51.100.${i + 10}`);
     this.publicPool = opts.publicIpPool ?? Array.from({ length: 200 }, (_, i) => `203.0.113.${i + 10}`);
     this.handlers = {
@@ -293,6 +309,19 @@ export class FakeLightsail {
     this.denied.add(op);
   }
 
+  /**
+   * Until {@link setupDone}, every call answers HTTP 428 AccountSetupInProgressException ("the
+   * account is still in the setup in progress state") or RegionSetupInProgressException (an
+   * opt-in Region being set up), as on a brand-new account or region.
+   */
+  setupInProgress(kind: "account" | "region"): void {
+    this.setup = kind === "account" ? "AccountSetupInProgressException" : "RegionSetupInProgressException";
+  }
+
+  setupDone(): void {
+    this.setup = undefined;
+  }
+
   allow(op?: string): void {
     if (op) this.denied.delete(op);
     else this.denied.clear();
@@ -362,6 +391,15 @@ export class FakeLightsail {
     try {
       if (!req.headers.authorization?.startsWith("AWS4-HMAC-SHA256")) {
         throw new ApiError("UnauthenticatedException", "Request is missing Authentication Token", 403);
+      }
+      if (this.setup) {
+        throw new ApiError(
+          this.setup,
+          this.setup === "AccountSetupInProgressException"
+            ? "Your account is still being set up. Try again in a few minutes."
+            : `The Region ${this.region} is still being set up. Try again in a few minutes.`,
+          428,
+        );
       }
       if (this.denied.has(op)) {
         throw new ApiError(
@@ -486,11 +524,17 @@ export class FakeLightsail {
     const az = str(input, "availabilityZone");
     const keyPairName = (input.keyPairName as string | undefined) ?? "LightsailDefaultKeyPair";
     if (names.length === 0) throw new ApiError("InvalidInputException", "instanceNames is required");
+    for (const n of names) checkName(n, "instanceNames");
     const taken = names.filter((n) => this.instances.has(n));
     if (taken.length > 0)
       throw new ApiError("InvalidInputException", `Some names are already in use: ${taken.join(", ")}`);
-    if (!FAKE_BUNDLES.some((b) => b.bundleId === bundleId))
-      throw new ApiError("InvalidInputException", `The bundle ID is invalid: ${bundleId}`);
+    const bundle = FAKE_BUNDLES.find((b) => b.bundleId === bundleId);
+    if (!bundle) throw new ApiError("InvalidInputException", `The bundle ID is invalid: ${bundleId}`);
+    if (this.maxPlanPrice !== undefined && bundle.price > this.maxPlanPrice)
+      throw new ApiError(
+        "InvalidInputException",
+        "Sorry, your account can not create an instance using this Lightsail plan size. Please try a smaller plan or contact Customer Support if you need to use a larger plan.",
+      );
     if (!BLUEPRINTS.some((b) => b.blueprintId === blueprintId))
       throw new ApiError("InvalidInputException", `The blueprint ID is invalid: ${blueprintId}`);
     if (!az.startsWith(this.region))
@@ -544,6 +588,15 @@ export class FakeLightsail {
   }
 
   private importKeyPair(name: string, publicKey: string) {
+    checkName(name, "keyPairName");
+    // ImportKeyPair's publicKeyBase64 is "A base64-encoded public key of the ssh-rsa type"
+    // (@aws-sdk/client-lightsail's model, and the Lightsail API reference): other types are refused.
+    const type = /^(\S+)\s/.exec(publicKey.trim())?.[1];
+    if (type && type !== "ssh-rsa")
+      throw new ApiError(
+        "InvalidInputException",
+        `The public key is not valid: Lightsail imports ssh-rsa keys only, not ${type}`,
+      );
     if (this.keyPairs.has(name))
       throw new ApiError("InvalidInputException", `The key pair name is already in use: ${name}`);
     const blob = /^\S+\s+(\S+)/.exec(publicKey.trim())?.[1];
@@ -553,6 +606,7 @@ export class FakeLightsail {
   }
 
   private createKeyPair(name: string) {
+    checkName(name, "keyPairName");
     if (this.keyPairs.has(name))
       throw new ApiError("InvalidInputException", `The key pair name is already in use: ${name}`);
     const { privateKey, publicKey } = generateKeyPairSync("rsa", {
@@ -584,6 +638,7 @@ export class FakeLightsail {
   }
 
   private allocateStaticIp(name: string) {
+    checkName(name, "staticIpName");
     if (this.staticIps.has(name))
       throw new ApiError("InvalidInputException", `The static IP name is already in use: ${name}`);
     const ipAddress = this.staticPool[this.nextStatic++ % this.staticPool.length]!;
@@ -653,6 +708,14 @@ export class FakeLightsail {
     });
     return { operation: this.operation(instanceName, "Instance", "PutInstancePublicPorts") };
   }
+}
+
+function checkName(name: string, field: string): void {
+  if (!RESOURCE_NAME.test(name))
+    throw new ApiError(
+      "InvalidInputException",
+      `1 validation error detected: Value '${name}' at '${field}' failed to satisfy constraint: Member must satisfy regular expression pattern: \\w[\\w\\-]*\\w`,
+    );
 }
 
 function str(input: Record<string, unknown>, key: string): string {

@@ -153,6 +153,24 @@ export function publicKeyOf(privateKey: string, label: string): string {
 }
 
 /**
+ * Lightsail's ImportKeyPair takes "a base64-encoded public key of the ssh-rsa type" (the API
+ * reference and @aws-sdk/client-lightsail's model): an ed25519 or ECDSA key is refused, so it is
+ * refused here first, in the plan as in the run, saying how to make one it takes.
+ */
+export function importableKeyOrFail(publicKey: string, path: string): string {
+  const type = publicKey.split(" ")[0];
+  if (type === "ssh-rsa") return publicKey;
+  throw new CutoverError(
+    ErrorCode.ConfigInvalid,
+    `The SSH key at ${path} is ${type}, and Lightsail imports ssh-rsa public keys only.`,
+    {
+      details: { path, keyType: type },
+      hint: `Make an RSA key for the instance (\`ssh-keygen -t rsa -b 4096 -f ${path.replace(/[^/]+$/, "lightsail_rsa")}\`) and point the file's sshKeyPathEnv variable at it, or remove the variable so Lightsail creates the key pair and Cutover saves its private key.`,
+    },
+  );
+}
+
+/**
  * `lightsail.instance`: the instance (blueprint, bundle, zone, key pair), its static IP and its
  * firewall, from target.lightsail. Found by name; never created twice; an instance of another
  * size under the same name stops the step. Records the static IP for the steps after it.
@@ -201,7 +219,7 @@ export function createLightsailInstanceStep(
     const { path, fromEnv } = keyPath();
     const existing = await keyFileExists(path);
     if (existing) {
-      await ls.importKeyPair(cfg.keyPairName, publicKeyOf(existing, `at ${path}`));
+      await ls.importKeyPair(cfg.keyPairName, importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path));
       ctx.log.info({ keyPair: cfg.keyPairName }, "imported the key pair's public key");
       return "imported";
     }
@@ -232,10 +250,13 @@ export function createLightsailInstanceStep(
     }
     if (!(await ls.getKeyPair(cfg.keyPairName))) {
       const { path } = keyPath();
+      const existing = await keyFileExists(path);
+      // refused in the plan already: a key Lightsail cannot import must not surface mid-run
+      if (existing) importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path);
       changes.push({
         action: "create",
         target: `key pair ${cfg.keyPairName}`,
-        detail: (await keyFileExists(path))
+        detail: existing
           ? `import the public key of ${path}`
           : `let Lightsail create it; the private key is saved to ${path} (mode 0600)`,
       });
