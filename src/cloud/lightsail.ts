@@ -10,6 +10,7 @@ import {
   GetInstanceCommand,
   GetInstancePortStatesCommand,
   GetKeyPairCommand,
+  GetOperationCommand,
   GetStaticIpCommand,
   ImportKeyPairCommand,
   LightsailClient,
@@ -156,7 +157,23 @@ function lightsailSpecific(
  * The adapter over `@aws-sdk/client-lightsail`. Built by the step factory from `deps.env`
  * (see {@link awsOptionsFromEnv}); nothing here is a module singleton.
  */
-export function createLightsail(opts: AwsClientOptions): LightsailApi {
+/** How long to wait for Lightsail's asynchronous operations. */
+export interface OperationWait {
+  /** default 120 s */
+  timeoutMs?: number;
+  /** default 1 s */
+  pollMs?: number;
+}
+
+type LightsailOperation = {
+  id?: string | undefined;
+  status?: string | undefined;
+  isTerminal?: boolean | undefined;
+  errorCode?: string | undefined;
+  errorDetails?: string | undefined;
+};
+
+export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}): LightsailApi {
   const client = new LightsailClient(sdkConfig(opts));
   const plainCall = awsCaller("lightsail");
   const call = <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> =>
@@ -176,6 +193,51 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
         lightsailSpecific(err, action, resource, opts.region) ??
         explainAwsError(err, `lightsail:${action}`, resource)
       );
+    }
+  };
+
+  /**
+   * Waits until Lightsail's operations have finished: its mutating calls return at once with an
+   * Operation (`Started`) whose effect shows only when it has `Succeeded`, so reading the static
+   * IP straight after AllocateStaticIp can find nothing. Polls GetOperation, bounded.
+   */
+  const settle = async (action: string, resource: string, ops: LightsailOperation[] | undefined) => {
+    const timeoutMs = wait.timeoutMs ?? 120_000;
+    const deadline = Date.now() + timeoutMs;
+    for (const first of ops ?? []) {
+      let op = first;
+      while (
+        !op.isTerminal &&
+        op.status !== "Succeeded" &&
+        op.status !== "Completed" &&
+        op.status !== "Failed"
+      ) {
+        if (!op.id) break;
+        if (Date.now() > deadline) {
+          throw new CutoverError(
+            ErrorCode.TimedOut,
+            `Lightsail's ${action} on ${resource} was still ${op.status ?? "running"} after ${Math.round(timeoutMs / 1000)} s.`,
+            {
+              details: { action, resource, operationId: op.id },
+              hint: "It may still finish: check the Lightsail console, then run the step again.",
+            },
+          );
+        }
+        await new Promise((r) => setTimeout(r, wait.pollMs ?? 1_000));
+        const id = op.id;
+        op = (
+          await call("GetOperation", `operation ${id}`, () =>
+            client.send(new GetOperationCommand({ operationId: id })),
+          )
+        ).operation ?? { ...op, status: "Succeeded" };
+      }
+      if (op.status === "Failed") {
+        throw new CutoverError(
+          ErrorCode.StepFailed,
+          `Lightsail's ${action} on ${resource} failed${op.errorCode ? ` (${op.errorCode})` : ""}${op.errorDetails ? `: ${op.errorDetails}` : ""}.`,
+          { details: { action, resource, operationId: op.id } },
+        );
+      }
     }
   };
 
@@ -299,24 +361,28 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
       };
     },
     async allocateStaticIp(name) {
-      await call("AllocateStaticIp", `static IP ${name}`, () =>
+      const out = await call("AllocateStaticIp", `static IP ${name}`, () =>
         client.send(new AllocateStaticIpCommand({ staticIpName: name })),
       );
+      await settle("AllocateStaticIp", `static IP ${name}`, out.operations);
     },
     async attachStaticIp(staticIpName, instanceName) {
-      await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
+      const out = await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
         client.send(new AttachStaticIpCommand({ staticIpName, instanceName })),
       );
+      await settle("AttachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async detachStaticIp(staticIpName) {
-      await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
+      const out = await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
         client.send(new DetachStaticIpCommand({ staticIpName })),
       );
+      await settle("DetachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async releaseStaticIp(name) {
-      await call("ReleaseStaticIp", `static IP ${name}`, () =>
+      const out = await call("ReleaseStaticIp", `static IP ${name}`, () =>
         client.send(new ReleaseStaticIpCommand({ staticIpName: name })),
       );
+      await settle("ReleaseStaticIp", `static IP ${name}`, out.operations);
     },
     async getPortStates(instanceName) {
       const out = await call("GetInstancePortStates", `instance ${instanceName}`, () =>
@@ -333,7 +399,7 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
         }));
     },
     async putPublicPorts(instanceName, rules) {
-      await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
+      const out = await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
         client.send(
           new PutInstancePublicPortsCommand({
             instanceName,
@@ -346,6 +412,11 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
             })),
           }),
         ),
+      );
+      await settle(
+        "PutInstancePublicPorts",
+        `instance ${instanceName}`,
+        out.operation ? [out.operation] : [],
       );
     },
   };

@@ -33,6 +33,13 @@ export interface FakeLightsailOptions {
    * plan size…", while GetBundles still lists it. Default: no cap.
    */
   maxPlanPrice?: number;
+  /**
+   * How long the asynchronous operations take: AllocateStaticIp, AttachStaticIp, DetachStaticIp
+   * and PutInstancePublicPorts answer an operation with status `Started` ("Lightsail
+   * operations are asynchronous": the answer is an Operation to poll with GetOperation), and
+   * their effect shows only when it has `Succeeded`. Default 0: done at once.
+   */
+  operationMs?: number;
 }
 
 /**
@@ -218,6 +225,9 @@ export class FakeLightsail {
   readonly calls: Array<{ op: string; input: Record<string, unknown> }> = [];
   private readonly denied = new Set<string>();
   private readonly maxPlanPrice: number | undefined;
+  operationMs: number;
+  /** every operation handed out: GetOperation reads it */
+  private readonly ops = new Map<string, ReturnType<FakeLightsail["operation"]> & { doneAt: number }>();
   /** while set, every call answers 428 with this (a new account's or opt-in region's setup) */
   private setup: "AccountSetupInProgressException" | "RegionSetupInProgressException" | undefined;
   private readonly staticPool: string[];
@@ -232,6 +242,7 @@ export class FakeLightsail {
     this.accountId = opts.accountId ?? "123456789012";
     this.pendingMs = opts.pendingMs ?? 0;
     this.maxPlanPrice = opts.maxPlanPrice;
+    this.operationMs = opts.operationMs ?? 0;
     this.staticPool = opts.staticIpPool ?? Array.from({ length: 200 }, (_, i) => `198.51.100.${i + 10}`);
     this.publicPool = opts.publicIpPool ?? Array.from({ length: 200 }, (_, i) => `203.0.113.${i + 10}`);
     this.handlers = {
@@ -275,6 +286,15 @@ export class FakeLightsail {
         })),
       }),
       PutInstancePublicPorts: (i) => this.putPorts(str(i, "instanceName"), i.portInfos),
+      GetOperation: (i) => {
+        const id = str(i, "operationId");
+        const op = this.ops.get(id);
+        if (!op)
+          throw new ApiError("NotFoundException", `The Operation does not exist: ${id}`, 400, "DoesNotExist");
+        const { doneAt, ...rest } = op;
+        const done = Date.now() >= doneAt;
+        return { operation: { ...rest, status: done ? "Succeeded" : "Started", isTerminal: done } };
+      },
     };
   }
 
@@ -517,6 +537,22 @@ export class FakeLightsail {
     };
   }
 
+  /**
+   * Answers an asynchronous operation: its effect is applied when it has run its `operationMs`
+   * (checked before the effect's preconditions, which are checked at once, as Lightsail does).
+   */
+  private async_(resourceName: string, resourceType: string, operationType: string, effect: () => void) {
+    const op = this.operation(resourceName, resourceType, operationType);
+    const doneAt = Date.now() + this.operationMs;
+    this.ops.set(op.id, { ...op, doneAt });
+    if (this.operationMs <= 0) {
+      effect();
+      return op;
+    }
+    setTimeout(effect, this.operationMs).unref();
+    return { ...op, status: "Started", isTerminal: false };
+  }
+
   private createInstances(input: Record<string, unknown>) {
     const names = (input.instanceNames as string[] | undefined) ?? [];
     const bundleId = str(input, "bundleId");
@@ -642,8 +678,13 @@ export class FakeLightsail {
     if (this.staticIps.has(name))
       throw new ApiError("InvalidInputException", `The static IP name is already in use: ${name}`);
     const ipAddress = this.staticPool[this.nextStatic++ % this.staticPool.length]!;
-    this.staticIps.set(name, { name, ipAddress, createdAt: Date.now() });
-    return { operations: [this.operation(name, "StaticIp", "AllocateStaticIp")] };
+    return {
+      operations: [
+        this.async_(name, "StaticIp", "AllocateStaticIp", () =>
+          this.staticIps.set(name, { name, ipAddress, createdAt: Date.now() }),
+        ),
+      ],
+    };
   }
 
   private attachStaticIp(name: string, instanceName: string) {
@@ -659,13 +700,18 @@ export class FakeLightsail {
         "InvalidInputException",
         `The instance ${instanceName} uses an IPv6-only bundle (${inst.bundleId}): a static IP cannot be attached to it`,
       );
-    if (inst.staticIpName && inst.staticIpName !== name) {
-      const old = this.staticIps.get(inst.staticIpName);
-      if (old) delete old.attachedTo;
-    }
-    ip.attachedTo = instanceName;
-    inst.staticIpName = name;
-    return { operations: [this.operation(name, "StaticIp", "AttachStaticIp")] };
+    return {
+      operations: [
+        this.async_(name, "StaticIp", "AttachStaticIp", () => {
+          if (inst.staticIpName && inst.staticIpName !== name) {
+            const old = this.staticIps.get(inst.staticIpName);
+            if (old) delete old.attachedTo;
+          }
+          ip.attachedTo = instanceName;
+          inst.staticIpName = name;
+        }),
+      ],
+    };
   }
 
   private detachStaticIp(name: string) {
@@ -690,7 +736,7 @@ export class FakeLightsail {
   private putPorts(instanceName: string, raw: unknown) {
     const inst = this.mustInstance(instanceName);
     if (!Array.isArray(raw)) throw new ApiError("InvalidInputException", "portInfos is required");
-    inst.ports = raw.map((p: Record<string, unknown>) => {
+    const ports = raw.map((p: Record<string, unknown>) => {
       const fromPort = Number(p.fromPort);
       const toPort = Number(p.toPort ?? p.fromPort);
       if (!Number.isInteger(fromPort) || fromPort < 0 || fromPort > 65535 || toPort < fromPort)
@@ -706,7 +752,11 @@ export class FakeLightsail {
         ipv6Cidrs: (p.ipv6Cidrs as string[] | undefined) ?? ["::/0"],
       };
     });
-    return { operation: this.operation(instanceName, "Instance", "PutInstancePublicPorts") };
+    return {
+      operation: this.async_(instanceName, "Instance", "PutInstancePublicPorts", () => {
+        inst.ports = ports;
+      }),
+    };
   }
 }
 

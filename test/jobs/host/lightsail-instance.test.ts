@@ -195,6 +195,22 @@ describe("lightsail.instance against the Lightsail fake", () => {
     expect(fake.instances.size).toBe(0);
   });
 
+  it("waits on Lightsail's asynchronous operations before reading their effect", async () => {
+    await fake.stop();
+    // static IP and firewall operations answer `Started` and take effect 300 ms later
+    fake = new FakeLightsail({ pendingMs: 60, operationMs: 300 });
+    await fake.start();
+    const s = createLightsailInstanceStep(
+      depsFor(file, data.dir, { ...env, AWS_ENDPOINT_URL_LIGHTSAIL: fake.url }),
+    );
+    const out = await s.run(s.parse({ pollMs: 20 }), stepContext());
+    const ip = fake.staticIps.get("gogojap-ip")!;
+    expect(ip.attachedTo).toBe("gogojap-api");
+    expect(out.figures).toMatchObject({ staticIp: ip.ipAddress, ports: "22,80,443" });
+    expect(fake.operations()).toContain("GetOperation");
+    await expect(s.verify!(s.parse({}), stepContext())).resolves.toMatchObject({ ok: true });
+  }, 20_000);
+
   it("names a new account's or region's setup (HTTP 428) as passing by itself, so the runner retries", async () => {
     fake.setupInProgress("region");
     const err = await step()
