@@ -403,3 +403,38 @@ describe("slow, queued, skipped and failed Pages builds", () => {
     ).toBe(true);
   }, 20_000);
 });
+
+describe("Cloudflare's rate limit during the switch and the rollback", () => {
+  it("says in the run's progress, and to the rollback, what it waits for and until when, then finishes", async () => {
+    seed();
+    tokens(FULL_DNS, ["pages:edit"]);
+    const deps = depsFor(migration());
+    // a budget of 3 requests a second per token: the switch and the rollback each run into it
+    fake.setRateLimit(3, 1_000);
+    const ctx = makeStepContext();
+    await applyChange(deps, changeOf([A_CHANGE], false), ctx);
+    expect(fake.records("example.com").find((r) => r.type === "A")?.content).toBe(NEW_IP);
+    const said = ctx.reports
+      .map((r) => r.message ?? "")
+      .filter((m) => m.startsWith("Cloudflare's rate limit"));
+    expect(said.length).toBeGreaterThan(0);
+    expect(said[0]).toMatch(
+      /^Cloudflare's rate limit: waiting 1 s, until \d\d:\d\d:\d\d UTC, before (reading|updating|reading back) /,
+    );
+
+    const waits: string[] = [];
+    const report = await rollback(
+      deps,
+      {
+        source: "cutover record",
+        records: [{ name: "api.example.com", type: "A", content: OLD_IP, ttl: 3600, proxied: false }],
+        pages: null,
+      },
+      new AbortController().signal,
+      (w) => waits.push(w.what),
+    );
+    expect(report.complete).toBe(true);
+    expect(waits.length).toBeGreaterThan(0);
+    expect(fake.calls().filter((c) => c.status === 429).length).toBeGreaterThanOrEqual(2);
+  }, 20_000);
+});

@@ -211,10 +211,12 @@ export async function rollback(
   deps: CutoverDeps,
   targets: RollbackTargets,
   signal: AbortSignal,
+  /** told before a wait for Cloudflare's rate limit (the wait is capped and ends with `signal`) */
+  onWait?: (wait: RateLimitWait) => void,
 ): Promise<RollbackReport> {
   const started = performance.now();
   const { dns, pages } = cloudflareOf(deps);
-  const opts = { signal };
+  const opts = { signal, ...(onWait ? { onWait } : {}) };
   const items: RollbackItem[] = [];
   const dnsConfig = deps.file.dns;
   let zone: Awaited<ReturnType<typeof dns.findZone>> | undefined;
