@@ -624,13 +624,14 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
     try {
       body = await parseBody(req.headers["content-type"], raw);
       const key: CallInfo = { method, path, query: Object.fromEntries(url.searchParams), body, authorized };
+      // the budget counts a request when it arrives, however long its answer then takes
+      if (grant) this.countRequest(token!, headers);
       const delay = [...this.latencies].reverse().find((l) => l.match === undefined || matches(l.match, key));
       if (delay) await sleep(delay.ms);
       if (!url.pathname.startsWith(`${API_ROOT}/`)) throw fail(404, 7000, "No route for that URI");
       if (auth === undefined)
         throw fail(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers");
       if (!grant) throw fail(403, 9109, "Invalid access token");
-      this.countRequest(token!, headers);
       if (method === "GET" && /^\/(user|accounts\/[^/]+)\/tokens\/verify$/.test(path)) {
         // Verify answers for the token itself; it needs no permission (API: "Verify Token").
         reply = ok({ id: grant.id, status: grant.status });
