@@ -106,13 +106,19 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
   }
 }
 
-/** DNS and Pages over the official SDK, when the file switches DNS. The token comes from the variable the file names. */
-function buildCloudflare(file: MigrationFile, env: NodeJS.ProcessEnv): CloudflareClients | undefined {
+/**
+ * DNS and Pages over the official SDK, when the file switches DNS. Each uses the token of the
+ * variable its own section names (`dns.apiTokenEnv`, `pages.apiTokenEnv`): one team keeps a
+ * zone-scoped DNS token apart from the account's Pages token.
+ */
+export function buildCloudflare(file: MigrationFile, env: NodeJS.ProcessEnv): CloudflareClients | undefined {
   if (!file.dns) return undefined;
-  const apiToken = env[file.dns.apiTokenEnv] ?? "";
-  return createCloudflare({
-    apiToken,
-    ...(env.CLOUDFLARE_BASE_URL ? { baseURL: env.CLOUDFLARE_BASE_URL } : {}),
+  const common = env.CLOUDFLARE_BASE_URL ? { baseURL: env.CLOUDFLARE_BASE_URL } : {};
+  const dns = createCloudflare({ apiToken: env[file.dns.apiTokenEnv] ?? "", ...common }).dns;
+  const pages = createCloudflare({
+    apiToken: env[file.pages?.apiTokenEnv ?? file.dns.apiTokenEnv] ?? "",
+    ...common,
     ...(file.pages ? { accountId: file.pages.accountId } : {}),
-  });
+  }).pages;
+  return { dns, pages };
 }

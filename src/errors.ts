@@ -27,6 +27,8 @@ export enum ErrorCode {
   CloudflareNotFound = "cloudflare_not_found",
   /** more than one DNS record has the name and type Cutover is asked to switch */
   DnsRecordAmbiguous = "dns_record_ambiguous",
+  /** a service's rate limit: it asks to wait longer than Cutover waits (the message says until when) */
+  RateLimited = "rate_limited",
   /** a Cloudflare Pages deployment ended in failure or was cancelled */
   DeployFailed = "deploy_failed",
   /** a bounded wait ran out */

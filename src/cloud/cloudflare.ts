@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import Cloudflare, {
   APIConnectionError,
   APIConnectionTimeoutError,
@@ -12,6 +13,34 @@ import { CancelledError, CutoverError, ErrorCode } from "../errors.js";
 export interface CallOptions {
   /** aborts the HTTP call (and any wait); the method then throws a CancelledError */
   signal?: AbortSignal;
+  /** told before Cutover waits out Cloudflare's rate limit, so a person sees what it waits for and until when */
+  onWait?: (wait: RateLimitWait) => void;
+}
+
+/** A wait for Cloudflare's rate limit (HTTP 429 with `retry-after`). */
+export interface RateLimitWait {
+  /** what the call was doing, e.g. "updating A record api.example.com in zone example.com" */
+  what: string;
+  waitMs: number;
+  until: Date;
+}
+
+/** What the token named by the file may do, as Cloudflare's "Verify Token" reports it. */
+export interface TokenStatus {
+  /** `active`, `disabled` or `expired` */
+  status: string;
+}
+
+/** A Pages project: how it gets built decides whether a variable change reaches the front end. */
+export interface PagesProjectInfo {
+  name: string;
+  /**
+   * `github` / `gitlab`: Cloudflare builds it from the repository, with the project's variables.
+   * `direct_upload`: it is built elsewhere (CI, `wrangler pages deploy`) and uploaded, so the
+   * project's variables never reach its build, and Cloudflare cannot start one.
+   */
+  source: "github" | "gitlab" | "direct_upload";
+  productionBranch: string;
 }
 
 /** A Cloudflare zone (a domain). */
@@ -74,6 +103,8 @@ export interface DnsProvider {
   /** creates a record (a record the cutover adds; rollback deletes it) and returns it as read back */
   createRecord(zone: DnsZone, record: NewDnsRecord, opts?: CallOptions): Promise<DnsRecord>;
   deleteRecord(record: DnsRecordRef, opts?: CallOptions): Promise<void>;
+  /** whether the token is valid and active (needs no permission) */
+  verifyToken(opts?: CallOptions): Promise<TokenStatus>;
 }
 
 export type PagesEnvironment = "production" | "preview";
@@ -104,8 +135,10 @@ export interface PagesDeployment {
 export interface WaitForDeploymentOptions extends CallOptions {
   /** give up after this long; default 10 minutes */
   timeoutMs?: number;
-  /** how often to ask; default 5 s */
+  /** the first wait between polls; default 5 s, doubling up to `maxPollMs` */
   pollMs?: number;
+  /** the longest wait between polls; default 15 s */
+  maxPollMs?: number;
   /** called after each poll */
   onProgress?: (deployment: PagesDeployment) => void;
 }
@@ -137,8 +170,39 @@ export interface PagesProvider {
   /** starts a new build of the branch (default: the production branch) with the current variables */
   triggerDeployment(project: string, opts?: CallOptions & { branch?: string }): Promise<PagesDeployment>;
   getDeployment(project: string, id: string, opts?: CallOptions): Promise<PagesDeployment>;
+  /** the project and how it is built */
+  getProject(project: string, opts?: CallOptions): Promise<PagesProjectInfo>;
+  /**
+   * Proves the token may edit the project by an edit that changes nothing (a PATCH with an
+   * empty body). Cloudflare has no dry run; this is the harmless write the pre-checks use.
+   */
+  checkEditAccess(project: string, opts?: CallOptions): Promise<void>;
+  /** whether the token is valid and active (needs no permission) */
+  verifyToken(opts?: CallOptions): Promise<TokenStatus>;
   /** polls until the deployment is live; throws when it fails, is skipped, or the wait runs out */
   waitForDeployment(project: string, id: string, opts?: WaitForDeploymentOptions): Promise<PagesDeployment>;
+}
+
+/**
+ * Whether two record contents are the same value. Cloudflare answers an AAAA record in its
+ * canonical form (RFC 5952: `2001:db8::20` for `2001:0DB8:0:0::0020`), and names are
+ * case-insensitive with an optional final dot, so text equality would call a switched record
+ * unswitched.
+ *
+ * @example sameRecordContent("AAAA", "2001:db8::20", "2001:0db8:0:0:0:0:0:20") // true
+ */
+export function sameRecordContent(type: string, a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b;
+  const t = type.toUpperCase();
+  if (t === "AAAA" && isIP(a) === 6 && isIP(b) === 6) return canonicalIpv6(a) === canonicalIpv6(b);
+  if (t === "CNAME" || t === "MX" || t === "NS")
+    return a.toLowerCase().replace(/\.$/, "") === b.toLowerCase().replace(/\.$/, "");
+  return a === b;
+}
+
+/** RFC 5952 text of an IPv6 address: WHATWG URL serialisation follows the same rules (section 4). */
+function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }
 
 // ───────────────────────────── the adapter ─────────────────────────────
@@ -157,6 +221,13 @@ export interface CloudflareOptions {
   maxRetries?: number;
   /** records / zones per listed page; default 100 */
   pageSize?: number;
+  /**
+   * The longest Cutover waits out a rate limit (HTTP 429) in one call; a longer `retry-after`
+   * fails the call at once, saying until when. Default 5 min, the API's block time.
+   */
+  maxRateLimitWaitMs?: number;
+  /** the clock the "until" of a rate-limit wait is told in; default the system's */
+  now?: () => Date;
 }
 
 export interface CloudflareClients {
@@ -172,10 +243,21 @@ const MAX_PAGES = 1_000;
  * only; nothing here is a singleton.
  */
 export function createCloudflare(options: CloudflareOptions): CloudflareClients {
+  const baseFetch = options.fetch ?? fetch;
   const client = new Cloudflare({
     apiToken: options.apiToken,
     ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    // The SDK sleeps for the whole `retry-after` of a 429 (up to 5 min, unbounded) and its
+    // sleep ignores the abort signal (client.js retryRequest), so a cancel or a rollback would
+    // stall behind it. Marking 429s not-to-retry (the SDK obeys `x-should-retry`) leaves the
+    // wait to `withRateLimit`, which caps it, can be aborted and says what it waits for.
+    fetch: async (input, init) => {
+      const res = await baseFetch(input, init);
+      if (res.status !== 429) return res;
+      const headers = new Headers(res.headers);
+      headers.set("x-should-retry", "false");
+      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+    },
     timeout: options.timeoutMs ?? 30_000,
     maxRetries: options.maxRetries ?? 2,
     // Errors reach people as CutoverErrors; the SDK's own console output would bypass the JSON log.
@@ -183,15 +265,68 @@ export function createCloudflare(options: CloudflareOptions): CloudflareClients 
   });
   const fail = errorMapper(options.apiToken, options.timeoutMs ?? 30_000);
   const pageSize = options.pageSize ?? 100;
+  const limit: RateLimitPolicy = {
+    maxWaitMs: options.maxRateLimitWaitMs ?? 300_000,
+    now: options.now ?? (() => new Date()),
+  };
   return {
-    dns: new CloudflareDns(client, fail, pageSize),
-    pages: new CloudflarePages(client, fail, options.accountId),
+    dns: new CloudflareDns(client, fail, pageSize, limit),
+    pages: new CloudflarePages(client, fail, options.accountId, limit),
   };
 }
 
 type ErrorMapper = (err: unknown, what: string, details: Record<string, unknown>) => Error;
 
+interface RateLimitPolicy {
+  maxWaitMs: number;
+  now: () => Date;
+}
+
 const req = (opts?: CallOptions) => (opts?.signal ? { signal: opts.signal } : undefined);
+
+/**
+ * Runs one Cloudflare call; on HTTP 429 waits the `retry-after` it names (at most
+ * `maxWaitMs`, abortable, told to `opts.onWait` first) and tries once more. A longer wait, or
+ * a second 429, fails with a RateLimited error saying until when.
+ */
+async function withRateLimit<T>(
+  policy: RateLimitPolicy,
+  what: string,
+  opts: CallOptions | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof APIError) || err.status !== 429) throw err;
+      const waitMs = retryAfterMs(err.headers) ?? 60_000;
+      const until = new Date(policy.now().getTime() + waitMs);
+      if (attempt > 0 || waitMs > policy.maxWaitMs) {
+        throw new CutoverError(
+          ErrorCode.RateLimited,
+          `Cloudflare's API rate limit (1,200 requests per 5 minutes for the token, the dashboard's included) refused ${what}; it asks to wait ${Math.ceil(waitMs / 1000)} s, until ${until.toISOString()}.`,
+          {
+            details: { what, waitMs, until: until.toISOString(), maxWaitMs: policy.maxWaitMs },
+            hint: "Nothing more was changed. Run the step again after that time; meanwhile keep dashboard and other scripts off this token.",
+          },
+        );
+      }
+      opts?.onWait?.({ what, waitMs, until });
+      await sleep(waitMs, opts?.signal);
+    }
+  }
+}
+
+/** `retry-after` in ms: seconds, or an HTTP date (RFC 9110 §10.2.3). */
+function retryAfterMs(headers: Headers | Record<string, string> | undefined): number | undefined {
+  const raw = headers instanceof Headers ? headers.get("retry-after") : headers?.["retry-after"];
+  if (!raw) return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(raw);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
 
 const recordLabel = (r: { type: string; name: string; zoneName?: string }) =>
   `${r.type} record ${r.name}${r.zoneName ? ` in zone ${r.zoneName}` : ""}`;
@@ -201,16 +336,23 @@ class CloudflareDns implements DnsProvider {
     private readonly client: Cloudflare,
     private readonly fail: ErrorMapper,
     private readonly pageSize: number,
+    private readonly limit: RateLimitPolicy,
   ) {}
+
+  async verifyToken(opts?: CallOptions): Promise<TokenStatus> {
+    return verifyToken(this.client, this.fail, this.limit, opts);
+  }
 
   async findZone(name: string, opts?: CallOptions): Promise<DnsZone> {
     const wanted = name.toLowerCase().replace(/\.$/, "");
     const what = `looking up zone ${wanted}`;
     let zones: Cloudflare.Zones.Zone[];
     try {
-      zones = await allPages(
-        this.client.zones.list({ name: wanted, per_page: Math.min(this.pageSize, 50) }, req(opts)),
-        what,
+      zones = await withRateLimit(this.limit, what, opts, () =>
+        allPages(
+          this.client.zones.list({ name: wanted, per_page: Math.min(this.pageSize, 50) }, req(opts)),
+          what,
+        ),
       );
     } catch (err) {
       throw this.fail(err, what, { zone: wanted });
@@ -252,12 +394,14 @@ class CloudflareDns implements DnsProvider {
     let records: Cloudflare.DNS.RecordResponse[];
     try {
       // Filter by name on the server; the type is checked here, so one listing serves any type.
-      records = await allPages(
-        this.client.dns.records.list(
-          { zone_id: zone.id, name: { exact: wanted }, per_page: this.pageSize },
-          req(opts),
+      records = await withRateLimit(this.limit, what, opts, () =>
+        allPages(
+          this.client.dns.records.list(
+            { zone_id: zone.id, name: { exact: wanted }, per_page: this.pageSize },
+            req(opts),
+          ),
+          what,
         ),
-        what,
       );
     } catch (err) {
       throw this.fail(err, what, { zone: zone.name, record: wanted, type: wantedType });
@@ -285,18 +429,20 @@ class CloudflareDns implements DnsProvider {
       change,
     };
     try {
-      await this.client.dns.records.edit(
-        record.id,
-        {
-          zone_id: record.zoneId,
-          // Cloudflare's PATCH wants name and type alongside the changed fields.
-          name: record.name,
-          type: record.type as "A",
-          ...(change.content === undefined ? {} : { content: change.content }),
-          ...(change.ttl === undefined ? {} : { ttl: change.ttl }),
-          ...(change.proxied === undefined ? {} : { proxied: change.proxied }),
-        } as Cloudflare.DNS.RecordEditParams,
-        req(opts),
+      await withRateLimit(this.limit, `updating ${label}`, opts, () =>
+        this.client.dns.records.edit(
+          record.id,
+          {
+            zone_id: record.zoneId,
+            // Cloudflare's PATCH wants name and type alongside the changed fields.
+            name: record.name,
+            type: record.type as "A",
+            ...(change.content === undefined ? {} : { content: change.content }),
+            ...(change.ttl === undefined ? {} : { ttl: change.ttl }),
+            ...(change.proxied === undefined ? {} : { proxied: change.proxied }),
+          } as Cloudflare.DNS.RecordEditParams,
+          req(opts),
+        ),
       );
     } catch (err) {
       throw this.fail(err, `updating ${label}`, details);
@@ -308,17 +454,19 @@ class CloudflareDns implements DnsProvider {
     const label = recordLabel({ ...record, zoneName: zone.name });
     let created: Cloudflare.DNS.RecordResponse;
     try {
-      created = await this.client.dns.records.create(
-        {
-          zone_id: zone.id,
-          name: record.name,
-          type: record.type,
-          content: record.content,
-          ttl: record.ttl ?? 1,
-          proxied: record.proxied ?? false,
-          ...(record.comment === undefined ? {} : { comment: record.comment }),
-        } as Cloudflare.DNS.RecordCreateParams,
-        req(opts),
+      created = await withRateLimit(this.limit, `creating ${label}`, opts, () =>
+        this.client.dns.records.create(
+          {
+            zone_id: zone.id,
+            name: record.name,
+            type: record.type,
+            content: record.content,
+            ttl: record.ttl ?? 1,
+            proxied: record.proxied ?? false,
+            ...(record.comment === undefined ? {} : { comment: record.comment }),
+          } as Cloudflare.DNS.RecordCreateParams,
+          req(opts),
+        ),
       );
     } catch (err) {
       throw this.fail(err, `creating ${label}`, { zone: zone.name, record: record.name, type: record.type });
@@ -331,7 +479,9 @@ class CloudflareDns implements DnsProvider {
 
   async deleteRecord(record: DnsRecordRef, opts?: CallOptions): Promise<void> {
     try {
-      await this.client.dns.records.delete(record.id, { zone_id: record.zoneId }, req(opts));
+      await withRateLimit(this.limit, `deleting ${recordLabel(record)}`, opts, () =>
+        this.client.dns.records.delete(record.id, { zone_id: record.zoneId }, req(opts)),
+      );
     } catch (err) {
       throw this.fail(err, `deleting ${recordLabel(record)}`, {
         zone: record.zoneName ?? record.zoneId,
@@ -343,7 +493,9 @@ class CloudflareDns implements DnsProvider {
 
   private async readBack(record: DnsRecordRef, opts?: CallOptions): Promise<DnsRecord> {
     try {
-      const read = await this.client.dns.records.get(record.id, { zone_id: record.zoneId }, req(opts));
+      const read = await withRateLimit(this.limit, `reading back ${recordLabel(record)}`, opts, () =>
+        this.client.dns.records.get(record.id, { zone_id: record.zoneId }, req(opts)),
+      );
       return toRecord(read, record);
     } catch (err) {
       throw this.fail(err, `reading back ${recordLabel(record)}`, {
@@ -360,7 +512,41 @@ class CloudflarePages implements PagesProvider {
     private readonly client: Cloudflare,
     private readonly fail: ErrorMapper,
     private readonly accountId: string | undefined,
+    private readonly limit: RateLimitPolicy,
   ) {}
+
+  async verifyToken(opts?: CallOptions): Promise<TokenStatus> {
+    return verifyToken(this.client, this.fail, this.limit, opts);
+  }
+
+  async getProject(project: string, opts?: CallOptions): Promise<PagesProjectInfo> {
+    const what = `reading Pages project ${project}`;
+    try {
+      const p = await withRateLimit(this.limit, what, opts, () =>
+        this.client.pages.projects.get(project, { account_id: this.account() }, req(opts)),
+      );
+      // The API's project has `source` only when Cloudflare builds it from a repository.
+      const type = (p as { source?: { type?: string } | null }).source?.type;
+      return {
+        name: p.name ?? project,
+        source: type === "github" || type === "gitlab" ? type : "direct_upload",
+        productionBranch: p.production_branch ?? "",
+      };
+    } catch (err) {
+      throw this.fail(err, what, { project });
+    }
+  }
+
+  async checkEditAccess(project: string, opts?: CallOptions): Promise<void> {
+    const what = `checking that the token may edit Pages project ${project} (an edit that changes nothing)`;
+    try {
+      await withRateLimit(this.limit, what, opts, () =>
+        this.client.pages.projects.edit(project, { account_id: this.account() }, req(opts)),
+      );
+    } catch (err) {
+      throw this.fail(err, what, { project });
+    }
+  }
 
   async getEnvVars(
     project: string,
@@ -368,7 +554,9 @@ class CloudflarePages implements PagesProvider {
   ): Promise<Record<string, PagesEnvVar>> {
     const env = opts?.environment ?? "production";
     try {
-      const p = await this.client.pages.projects.get(project, { account_id: this.account() }, req(opts));
+      const p = await withRateLimit(this.limit, `reading Pages project ${project}`, opts, () =>
+        this.client.pages.projects.get(project, { account_id: this.account() }, req(opts)),
+      );
       return envVarsOf(p, env);
     } catch (err) {
       throw this.fail(err, `reading the ${env} variables of Pages project ${project}`, {
@@ -393,14 +581,16 @@ class CloudflarePages implements PagesProvider {
     }
     let after: Record<string, PagesEnvVar>;
     try {
-      const p = await this.client.pages.projects.edit(
-        project,
-        {
-          account_id: this.account(),
-          // Only the named variables are sent: Cloudflare merges, so the others stay as they are.
-          deployment_configs: { [env]: { env_vars: patch } },
-        } as Cloudflare.Pages.ProjectEditParams,
-        req(opts),
+      const p = await withRateLimit(this.limit, what, opts, () =>
+        this.client.pages.projects.edit(
+          project,
+          {
+            account_id: this.account(),
+            // Only the named variables are sent: Cloudflare merges, so the others stay as they are.
+            deployment_configs: { [env]: { env_vars: patch } },
+          } as Cloudflare.Pages.ProjectEditParams,
+          req(opts),
+        ),
       );
       after = envVarsOf(p, env);
     } catch (err) {
@@ -428,10 +618,16 @@ class CloudflarePages implements PagesProvider {
     opts?: CallOptions & { branch?: string },
   ): Promise<PagesDeployment> {
     try {
-      const d = await this.client.pages.projects.deployments.create(
-        project,
-        { account_id: this.account(), ...(opts?.branch ? { branch: opts.branch } : {}) },
-        req(opts),
+      const d = await withRateLimit(
+        this.limit,
+        `starting a deployment of Pages project ${project}`,
+        opts,
+        () =>
+          this.client.pages.projects.deployments.create(
+            project,
+            { account_id: this.account(), ...(opts?.branch ? { branch: opts.branch } : {}) },
+            req(opts),
+          ),
       );
       return toDeployment(d, project);
     } catch (err) {
@@ -441,10 +637,16 @@ class CloudflarePages implements PagesProvider {
 
   async getDeployment(project: string, id: string, opts?: CallOptions): Promise<PagesDeployment> {
     try {
-      const d = await this.client.pages.projects.deployments.get(
-        id,
-        { account_id: this.account(), project_name: project },
-        req(opts),
+      const d = await withRateLimit(
+        this.limit,
+        `reading deployment ${id} of Pages project ${project}`,
+        opts,
+        () =>
+          this.client.pages.projects.deployments.get(
+            id,
+            { account_id: this.account(), project_name: project },
+            req(opts),
+          ),
       );
       return toDeployment(d, project);
     } catch (err) {
@@ -461,7 +663,10 @@ class CloudflarePages implements PagesProvider {
     opts: WaitForDeploymentOptions = {},
   ): Promise<PagesDeployment> {
     const timeoutMs = opts.timeoutMs ?? 600_000;
-    const pollMs = opts.pollMs ?? 5_000;
+    // Poll gently: every request counts against the token's 1,200 per 5 minutes, shared with the
+    // dashboard and the rest of the cutover. Start at `pollMs`, double up to `maxPollMs`.
+    let pollMs = opts.pollMs ?? 5_000;
+    const maxPollMs = Math.max(pollMs, opts.maxPollMs ?? 15_000);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (opts.signal?.aborted) throw new CancelledError();
@@ -490,6 +695,7 @@ class CloudflarePages implements PagesProvider {
         );
       }
       await sleep(Math.min(pollMs, left), opts.signal);
+      pollMs = Math.min(maxPollMs, pollMs * 2);
     }
   }
 
@@ -508,6 +714,22 @@ class CloudflarePages implements PagesProvider {
 }
 
 // ───────────────────────────── helpers ─────────────────────────────
+
+/** Cloudflare's "Verify Token" (`GET /user/tokens/verify`): needs no permission, says whether the token is active. */
+async function verifyToken(
+  client: Cloudflare,
+  fail: ErrorMapper,
+  limit: RateLimitPolicy,
+  opts?: CallOptions,
+): Promise<TokenStatus> {
+  const what = "verifying the API token";
+  try {
+    const r = await withRateLimit(limit, what, opts, () => client.user.tokens.verify(req(opts)));
+    return { status: r.status };
+  } catch (err) {
+    throw fail(err, what, {});
+  }
+}
 
 /**
  * Every item of a listing. The SDK pages until a page comes back empty; this also stops at

@@ -10,12 +10,14 @@ import {
   GetInstanceCommand,
   GetInstancePortStatesCommand,
   GetKeyPairCommand,
+  GetOperationCommand,
   GetStaticIpCommand,
   ImportKeyPairCommand,
   LightsailClient,
   PutInstancePublicPortsCommand,
   ReleaseStaticIpCommand,
 } from "@aws-sdk/client-lightsail";
+import { CutoverError, ErrorCode } from "../errors.js";
 import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
 
 /** An instance as Cutover needs to see it. */
@@ -41,6 +43,8 @@ export interface LightsailBundle {
   price: number;
   isActive: boolean;
   platforms: string[];
+  /** public IPv4 addresses the bundle includes: 0 for an IPv6-only bundle (`*_ipv6_3_0`), else 1 */
+  publicIpv4AddressCount: number;
 }
 
 export interface LightsailBlueprint {
@@ -105,18 +109,135 @@ export interface LightsailApi {
 const NOT_FOUND = new Set(["NotFoundException", "DoesNotExist"]);
 
 /**
+ * Lightsail's answers that need words of their own:
+ * - AccountSetupInProgressException / RegionSetupInProgressException (HTTP 428): "the account is
+ *   still in the setup in progress state" / an opt-in Region being set up (the SDK's model). It
+ *   passes by itself in minutes, so the error is retryable and says so.
+ * - InvalidInputException "your account can not create an instance using this Lightsail plan
+ *   size": new accounts are held to small plans although GetBundles lists every one.
+ */
+function lightsailSpecific(
+  err: unknown,
+  action: string,
+  resource: string,
+  region: string,
+): CutoverError | undefined {
+  const name = awsErrorName(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (name === "AccountSetupInProgressException" || name === "RegionSetupInProgressException") {
+    const what = name === "AccountSetupInProgressException" ? "this new account" : `region ${region}`;
+    return new CutoverError(
+      ErrorCode.StepFailed,
+      `Lightsail is still setting up ${what} (${name.replace(/Exception$/, "")}, HTTP 428) and refused lightsail:${action} on ${resource}; this passes by itself within minutes.`,
+      {
+        cause: err,
+        details: { action, resource, awsError: name },
+        hint: "Cutover retries the step with back-off. If it still says so after 15 minutes, open the Lightsail console once for this region, then run the step again.",
+      },
+    );
+  }
+  if (
+    name === "InvalidInputException" &&
+    /can ?not create an instance using this Lightsail plan size/i.test(message)
+  ) {
+    return new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `Lightsail refused to create ${resource}: this account may not yet use that plan size (new accounts are held to smaller plans, though every plan is listed).`,
+      {
+        cause: err,
+        details: { action, resource, awsError: name },
+        hint: "Ask AWS Support to allow larger Lightsail plans on the account (a support case, Service limit increase → Lightsail), or pin a smaller bundle in `target.lightsail.bundle.id` and lower the size numbers; then run the step again. Nothing was created.",
+      },
+    );
+  }
+  return undefined;
+}
+
+/**
  * The adapter over `@aws-sdk/client-lightsail`. Built by the step factory from `deps.env`
  * (see {@link awsOptionsFromEnv}); nothing here is a module singleton.
  */
-export function createLightsail(opts: AwsClientOptions): LightsailApi {
+/** How long to wait for Lightsail's asynchronous operations. */
+export interface OperationWait {
+  /** default 120 s */
+  timeoutMs?: number;
+  /** default 1 s */
+  pollMs?: number;
+}
+
+type LightsailOperation = {
+  id?: string | undefined;
+  status?: string | undefined;
+  isTerminal?: boolean | undefined;
+  errorCode?: string | undefined;
+  errorDetails?: string | undefined;
+};
+
+export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}): LightsailApi {
   const client = new LightsailClient(sdkConfig(opts));
-  const call = awsCaller("lightsail");
+  const plainCall = awsCaller("lightsail");
+  const call = <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> =>
+    plainCall(action, resource, async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw lightsailSpecific(err, action, resource, opts.region) ?? err;
+      }
+    });
   const orUndefined = async <T>(action: string, resource: string, fn: () => Promise<T>) => {
     try {
       return await fn();
     } catch (err) {
       if (NOT_FOUND.has(awsErrorName(err))) return undefined;
-      throw explainAwsError(err, `lightsail:${action}`, resource);
+      throw (
+        lightsailSpecific(err, action, resource, opts.region) ??
+        explainAwsError(err, `lightsail:${action}`, resource)
+      );
+    }
+  };
+
+  /**
+   * Waits until Lightsail's operations have finished: its mutating calls return at once with an
+   * Operation (`Started`) whose effect shows only when it has `Succeeded`, so reading the static
+   * IP straight after AllocateStaticIp can find nothing. Polls GetOperation, bounded.
+   */
+  const settle = async (action: string, resource: string, ops: LightsailOperation[] | undefined) => {
+    const timeoutMs = wait.timeoutMs ?? 120_000;
+    const deadline = Date.now() + timeoutMs;
+    for (const first of ops ?? []) {
+      let op = first;
+      while (
+        !op.isTerminal &&
+        op.status !== "Succeeded" &&
+        op.status !== "Completed" &&
+        op.status !== "Failed"
+      ) {
+        if (!op.id) break;
+        if (Date.now() > deadline) {
+          throw new CutoverError(
+            ErrorCode.TimedOut,
+            `Lightsail's ${action} on ${resource} was still ${op.status ?? "running"} after ${Math.round(timeoutMs / 1000)} s.`,
+            {
+              details: { action, resource, operationId: op.id },
+              hint: "It may still finish: check the Lightsail console, then run the step again.",
+            },
+          );
+        }
+        await new Promise((r) => setTimeout(r, wait.pollMs ?? 1_000));
+        const id = op.id;
+        op = (
+          await call("GetOperation", `operation ${id}`, () =>
+            client.send(new GetOperationCommand({ operationId: id })),
+          )
+        ).operation ?? { ...op, status: "Succeeded" };
+      }
+      if (op.status === "Failed") {
+        throw new CutoverError(
+          ErrorCode.StepFailed,
+          `Lightsail's ${action} on ${resource} failed${op.errorCode ? ` (${op.errorCode})` : ""}${op.errorDetails ? `: ${op.errorDetails}` : ""}.`,
+          { details: { action, resource, operationId: op.id } },
+        );
+      }
     }
   };
 
@@ -179,6 +300,8 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
             price: b.price ?? 0,
             isActive: b.isActive ?? true,
             platforms: b.supportedPlatforms ?? [],
+            // Absent in older answers, which had only dual-stack bundles; the id is the backstop.
+            publicIpv4AddressCount: b.publicIpv4AddressCount ?? (/_ipv6_/.test(b.bundleId) ? 0 : 1),
           });
         }
         pageToken = out.nextPageToken;
@@ -238,24 +361,28 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
       };
     },
     async allocateStaticIp(name) {
-      await call("AllocateStaticIp", `static IP ${name}`, () =>
+      const out = await call("AllocateStaticIp", `static IP ${name}`, () =>
         client.send(new AllocateStaticIpCommand({ staticIpName: name })),
       );
+      await settle("AllocateStaticIp", `static IP ${name}`, out.operations);
     },
     async attachStaticIp(staticIpName, instanceName) {
-      await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
+      const out = await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
         client.send(new AttachStaticIpCommand({ staticIpName, instanceName })),
       );
+      await settle("AttachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async detachStaticIp(staticIpName) {
-      await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
+      const out = await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
         client.send(new DetachStaticIpCommand({ staticIpName })),
       );
+      await settle("DetachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async releaseStaticIp(name) {
-      await call("ReleaseStaticIp", `static IP ${name}`, () =>
+      const out = await call("ReleaseStaticIp", `static IP ${name}`, () =>
         client.send(new ReleaseStaticIpCommand({ staticIpName: name })),
       );
+      await settle("ReleaseStaticIp", `static IP ${name}`, out.operations);
     },
     async getPortStates(instanceName) {
       const out = await call("GetInstancePortStates", `instance ${instanceName}`, () =>
@@ -272,7 +399,7 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
         }));
     },
     async putPublicPorts(instanceName, rules) {
-      await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
+      const out = await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
         client.send(
           new PutInstancePublicPortsCommand({
             instanceName,
@@ -285,6 +412,11 @@ export function createLightsail(opts: AwsClientOptions): LightsailApi {
             })),
           }),
         ),
+      );
+      await settle(
+        "PutInstancePublicPorts",
+        `instance ${instanceName}`,
+        out.operation ? [out.operation] : [],
       );
     },
   };

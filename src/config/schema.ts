@@ -227,12 +227,17 @@ const seconds = (min: number, max: number) =>
     .min(min, `is too short — use at least ${min} seconds`)
     .max(max, `is too long — use at most ${max} seconds`);
 
-const name = (what: string, example: string) =>
+/**
+ * A Lightsail resource name. The API's pattern is `\w[\w\-]*\w` (ResourceName in the
+ * Lightsail API reference, e.g. API_SetupHistoryResource): letters, digits, '_' and '-', at
+ * least two characters, no '-' at either end, no dots.
+ */
+const lightsailName = (what: string, example: string) =>
   z.string().regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/,
+    /^[A-Za-z0-9_][A-Za-z0-9_-]{0,253}[A-Za-z0-9_]$/,
     msg(
       (v) => `${v} is not a valid ${what}`,
-      `use letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. ${example}`,
+      `Lightsail names take letters, digits, '_' and '-' (no dots), at least two characters, starting and ending with a letter, digit or '_', e.g. ${example}`,
     ),
   );
 
@@ -464,7 +469,7 @@ export const FirewallRuleSchema = z.strictObject({
 
 export const LightsailSchema = z
   .strictObject({
-    instanceName: name("Lightsail instance name", "app-server"),
+    instanceName: lightsailName("Lightsail instance name", "app-server"),
     region: awsRegion,
     availabilityZone: z.string().regex(
       /^[a-z]{2}(-[a-z]+)+-\d{1,2}[a-z]$/,
@@ -492,8 +497,8 @@ export const LightsailSchema = z
       diskGb: z.number().int().min(8).max(16_384),
       transferTb: z.number().positive().max(100),
     }),
-    keyPairName: name("key pair name", "app-key"),
-    staticIpName: name("static IP name", "app-ip"),
+    keyPairName: lightsailName("key pair name", "app-key"),
+    staticIpName: lightsailName("static IP name", "app-ip"),
     /** public ports; anything not listed is closed */
     firewall: z
       .array(FirewallRuleSchema)

@@ -12,7 +12,7 @@ import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
-import { generateEd25519 } from "../sandbox/ssh-keys.js";
+import { generateRsa } from "../sandbox/ssh-keys.js";
 import { resolveStateDatabase } from "../store/database.js";
 import { startRehearsalCostExplorer } from "./cost.js";
 
@@ -289,8 +289,9 @@ export async function startWorld(opts: {
     onStop(() => slack.stop());
 
     // the key pair of the Lightsail instance: imported by lightsail.instance, accepted by the host
-    const pair = generateEd25519();
-    const sshKeyPath = path.join(dir, "lightsail_ed25519");
+    // RSA: Lightsail's ImportKeyPair takes ssh-rsa public keys only
+    const pair = generateRsa();
+    const sshKeyPath = path.join(dir, "lightsail_rsa");
     await writeFile(sshKeyPath, pair.private, { mode: 0o600 });
     await chmod(sshKeyPath, 0o600);
     await writeFile(`${sshKeyPath}.pub`, `${pair.public}\n`);

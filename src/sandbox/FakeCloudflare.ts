@@ -120,6 +120,8 @@ export interface FakePagesProject {
   };
   latest_deployment: FakeDeployment | null;
   canonical_deployment: FakeDeployment | null;
+  /** the Git repository Cloudflare builds from; absent on a Direct Upload project */
+  source?: { type: "github" | "gitlab"; config: Record<string, unknown> };
 }
 
 export interface FakeCloudflareOptions {
@@ -133,7 +135,33 @@ export interface FakeCloudflareOptions {
   deploymentMs?: number;
   /** the lowest TTL a record may have besides 1 (automatic): 60 on most plans, 30 on Enterprise; default 60 */
   minTtl?: number;
+  /**
+   * The API's global limit, per token: "1200 requests per five minutes per user … If you exceed
+   * this limit, all API calls for the next five minutes will be blocked, receiving a HTTP 429"
+   * with `retry-after` ("the number of seconds, rounded up, until more capacity is available").
+   * Source: https://developers.cloudflare.com/fundamentals/api/reference/limits/ . Default
+   * `{ requests: 1200, windowMs: 300_000 }`; tests shrink it.
+   */
+  rateLimit?: { requests: number; windowMs: number };
+  /** builds that run at once per account: 1 on the Free plan (Pages limits: "Concurrent builds"); default 1 */
+  concurrentBuilds?: number;
 }
+
+/**
+ * What a token may do, as the permission groups of Cloudflare's token editor: Zone → Zone → Read
+ * (`zone:read`: list and read zones), Zone → DNS → Read / Edit, Account → Cloudflare Pages →
+ * Read / Edit. Edit includes Read. A call the token may not make is answered 403 with error code
+ * 10000, "Authentication error" (what the API answers a token lacking the permission).
+ */
+export type CloudflarePermission = "zone:read" | "dns:read" | "dns:edit" | "pages:read" | "pages:edit";
+
+export const ALL_CLOUDFLARE_PERMISSIONS: readonly CloudflarePermission[] = [
+  "zone:read",
+  "dns:read",
+  "dns:edit",
+  "pages:read",
+  "pages:edit",
+];
 
 export const FAKE_CLOUDFLARE_ACCOUNT_ID = "c0ffee00c0ffee00c0ffee00c0ffee00";
 
@@ -218,6 +246,8 @@ interface DeploymentState {
 interface ProjectState {
   id: string;
   name: string;
+  /** the Git repository Cloudflare builds from; null for a Direct Upload project (wrangler / CI uploads the files) */
+  source: { type: "github" | "gitlab"; config: Record<string, unknown> } | null;
   accountId: string;
   subdomain: string;
   productionBranch: string;
@@ -277,10 +307,20 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   private faults: FaultRule[] = [];
   private failAfterRules: FailAfterRule[] = [];
   private latencies: LatencyRule[] = [];
+  private tokens = new Map<string, { id: string; permissions: Set<CloudflarePermission>; status: string }>();
+  private rateLimit: { requests: number; windowMs: number };
+  private readonly initialRateLimit: { requests: number; windowMs: number };
+  /** per token: arrival times of the counted requests, and until when it is blocked */
+  private usage = new Map<string, { times: number[]; blockedUntil: number }>();
+  private readonly concurrentBuilds: number;
 
   constructor(options: FakeCloudflareOptions = {}) {
     super();
     this.apiToken = options.apiToken ?? "cf-sandbox-token";
+    this.addToken(this.apiToken, ALL_CLOUDFLARE_PERMISSIONS);
+    this.rateLimit = options.rateLimit ?? { requests: 1200, windowMs: 300_000 };
+    this.initialRateLimit = this.rateLimit;
+    this.concurrentBuilds = options.concurrentBuilds ?? 1;
     this.accountId = options.accountId ?? FAKE_CLOUDFLARE_ACCOUNT_ID;
     this.portWanted = options.port ?? 0;
     this.deploymentMs = options.deploymentMs ?? 300;
@@ -326,6 +366,25 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   }
 
   // ---- seeding ---------------------------------------------------------------------------
+
+  /**
+   * Another API token the fake accepts, with only these permissions (see {@link CloudflarePermission}).
+   * `status` is what `GET /user/tokens/verify` reports: a token that is not `active` is refused
+   * everywhere else (401, code 1000 "Invalid API Token").
+   */
+  addToken(
+    token: string,
+    permissions: readonly CloudflarePermission[],
+    status: "active" | "disabled" | "expired" = "active",
+  ): void {
+    this.tokens.set(token, { id: hexId(), permissions: new Set(permissions), status });
+  }
+
+  /** Change the rate limit (requests per window, per token); usage so far is forgotten. */
+  setRateLimit(requests: number, windowMs: number): void {
+    this.rateLimit = { requests, windowMs };
+    this.usage.clear();
+  }
 
   /** Add a zone (active unless told otherwise). */
   addZone(
@@ -378,13 +437,34 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
       secrets?: Record<string, string>;
       previewEnvVars?: Record<string, string>;
       domains?: string[];
+      /**
+       * How the project gets its files: built by Cloudflare from a GitHub/GitLab repository
+       * (default github), or `direct_upload`: built elsewhere and uploaded by `wrangler pages
+       * deploy` or CI. The API's project has `source` only in the first case.
+       */
+      source?: "github" | "gitlab" | "direct_upload";
     } = {},
   ): FakePagesProject {
     const toMap = (vars: Record<string, string> | undefined, type: FakeEnvVar["type"]) =>
       Object.entries(vars ?? {}).map(([k, value]) => [k, { type, value }] as const);
+    const kind = opts.source ?? "github";
     const project: ProjectState = {
       id: randomUUID(),
       name,
+      source:
+        kind === "direct_upload"
+          ? null
+          : {
+              type: kind,
+              config: {
+                owner: "cutover-sandbox",
+                repo_name: name,
+                production_branch: opts.productionBranch ?? "main",
+                deployments_enabled: true,
+                production_deployments_enabled: true,
+                preview_deployment_setting: "all",
+              },
+            },
       accountId: opts.accountId ?? this.accountId,
       subdomain: `${name}.pages.dev`,
       productionBranch: opts.productionBranch ?? "main",
@@ -517,6 +597,10 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
     this.zoneMap = new Map();
     this.projectMap = new Map();
     this.clearFaults();
+    this.rateLimit = this.initialRateLimit;
+    this.usage.clear();
+    const main = this.tokens.get(this.apiToken);
+    this.tokens = new Map(main ? [[this.apiToken, main]] : []);
   }
 
   // ---- HTTP ------------------------------------------------------------------------------
@@ -531,21 +615,33 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
     const raw = await readBody(req);
     const auth = req.headers.authorization;
     const token = auth?.startsWith("Bearer ") ? auth.slice("Bearer ".length).trim() : undefined;
-    const authorized = token === this.apiToken;
+    const grant = token === undefined ? undefined : this.tokens.get(token);
+    const authorized = grant !== undefined;
 
     let body: unknown;
     let reply: Reply;
+    const headers: Record<string, string> = {};
     try {
       body = await parseBody(req.headers["content-type"], raw);
       const key: CallInfo = { method, path, query: Object.fromEntries(url.searchParams), body, authorized };
+      // the budget counts a request when it arrives, however long its answer then takes
+      if (grant) this.countRequest(token!, headers);
       const delay = [...this.latencies].reverse().find((l) => l.match === undefined || matches(l.match, key));
       if (delay) await sleep(delay.ms);
       if (!url.pathname.startsWith(`${API_ROOT}/`)) throw fail(404, 7000, "No route for that URI");
       if (auth === undefined)
         throw fail(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers");
-      if (!authorized) throw fail(403, 9109, "Invalid access token");
-      this.injectFault(key);
-      reply = await this.route(method, path, url.searchParams, body);
+      if (!grant) throw fail(403, 9109, "Invalid access token");
+      if (method === "GET" && /^\/(user|accounts\/[^/]+)\/tokens\/verify$/.test(path)) {
+        // Verify answers for the token itself; it needs no permission (API: "Verify Token").
+        reply = ok({ id: grant.id, status: grant.status });
+      } else {
+        if (grant.status !== "active") throw fail(401, 1000, "Invalid API Token");
+        const needs = permissionFor(method, path);
+        if (needs && !hasPermission(grant.permissions, needs)) throw fail(403, 10000, "Authentication error");
+        this.injectFault(key);
+        reply = await this.route(method, path, url.searchParams, body);
+      }
     } catch (err) {
       if (!(err instanceof ApiFailure)) throw err;
       reply = {
@@ -569,10 +665,36 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
       res.writeHead(reply.status, {
         "content-type": "application/json; charset=utf-8",
         "cf-ray": `${randomBytes(8).toString("hex")}-SIN`,
+        ...headers,
       });
       res.end(JSON.stringify(reply.body));
     }
     this.emit("call", structuredClone(call));
+  }
+
+  /**
+   * Counts one request against the token's budget; past it, every request is refused with 429
+   * and `retry-after` until the block ends ("all API calls for the next five minutes will be
+   * blocked"). Refused requests do not count. Error code 971 is the API's "Please wait and
+   * consider throttling your request speed".
+   */
+  private countRequest(token: string, headers: Record<string, string>): void {
+    const now = Date.now();
+    const { requests, windowMs } = this.rateLimit;
+    const u = this.usage.get(token) ?? { times: [], blockedUntil: 0 };
+    this.usage.set(token, u);
+    if (now < u.blockedUntil) {
+      headers["retry-after"] = String(Math.ceil((u.blockedUntil - now) / 1000));
+      throw fail(429, 971, "Please wait and consider throttling your request speed");
+    }
+    u.times = u.times.filter((t) => t > now - windowMs);
+    if (u.times.length >= requests) {
+      u.blockedUntil = now + windowMs;
+      u.times = [];
+      headers["retry-after"] = String(Math.ceil(windowMs / 1000));
+      throw fail(429, 971, "Please wait and consider throttling your request speed");
+    }
+    u.times.push(now);
   }
 
   private injectFault(key: CallInfo): void {
@@ -765,6 +887,10 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   }
 
   private checkRecord(zone: ZoneState, r: RecordState): void {
+    // Cloudflare stores and returns an AAAA record's address in its canonical text form
+    // (RFC 5952: lower case, leading zeros dropped, the longest run of zero groups as "::"):
+    // `2001:0DB8:0:0::0020` reads back as `2001:db8::20`.
+    if (r.type === "AAAA" && isIP(r.content) === 6) r.content = canonicalIpv6(r.content);
     if (r.type === "A" && isIP(r.content) !== 4)
       throw fail(400, 9005, "Content for A record must be a valid IPv4 address.");
     if (r.type === "AAAA" && isIP(r.content) !== 6)
@@ -825,6 +951,10 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 
   private deploy(project: ProjectState, body: unknown): DeploymentState {
     const input = asObject(body);
+    // A Direct Upload project has nothing for Cloudflare to build: a deployment is the uploaded
+    // files, described by a manifest (cloudflare/cloudflare-go#4079: 400, code 8000096).
+    if (!project.source && input.manifest === undefined)
+      throw fail(400, 8000096, 'A "manifest" field was expected in the request body but was not provided.');
     const branch = typeof input.branch === "string" && input.branch ? input.branch : project.productionBranch;
     const environment = branch === project.productionBranch ? "production" : "preview";
     const id = randomUUID();
@@ -844,10 +974,60 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
     return dep;
   }
 
-  private stagesOf(dep: DeploymentState): { stages: FakeStage[]; latest: FakeStage } {
-    const elapsed = Date.now() - dep.createdAt;
+  /**
+   * When each build of a project starts, or that it was skipped. Builds run
+   * `concurrentBuilds` at a time (Free plan: one); the others wait in the queue at stage
+   * `queued`. A queued build that a newer one overtakes before it starts is skipped, as Pages
+   * skips a queued build superseded by a later one (`is_skipped`, stage `queued` → skipped).
+   */
+  private schedule(project: ProjectState): Map<string, { startAt: number } | { skippedAt: number }> {
+    const out = new Map<string, { startAt: number } | { skippedAt: number }>();
+    const oldestFirst = [...project.deployments].reverse();
+    const busyUntil: number[] = [];
+    for (const [i, dep] of oldestFirst.entries()) {
+      busyUntil.sort((x, y) => x - y);
+      const free = busyUntil.length < this.concurrentBuilds ? dep.createdAt : busyUntil[0]!;
+      const startAt = Math.max(dep.createdAt, free);
+      const newer = oldestFirst[i + 1];
+      if (startAt > dep.createdAt && newer && newer.createdAt < startAt) {
+        out.set(dep.id, { skippedAt: newer.createdAt });
+        continue;
+      }
+      if (busyUntil.length >= this.concurrentBuilds) busyUntil.shift();
+      busyUntil.push(startAt + dep.durationMs);
+      out.set(dep.id, { startAt });
+    }
+    return out;
+  }
+
+  private stagesOf(
+    project: ProjectState,
+    dep: DeploymentState,
+  ): { stages: FakeStage[]; latest: FakeStage; skipped: boolean } {
+    const slot = this.schedule(project).get(dep.id) ?? { startAt: dep.createdAt };
+    const now = Date.now();
+    const created = new Date(dep.createdAt).toISOString();
+    const idle = (name: FakeStage["name"]): FakeStage => ({
+      name,
+      status: "idle",
+      started_on: null,
+      ended_on: null,
+    });
+    if ("skippedAt" in slot || now < slot.startAt) {
+      const skipped = "skippedAt" in slot && now >= slot.skippedAt;
+      const queued: FakeStage = {
+        name: "queued",
+        status: skipped ? "skipped" : "active",
+        started_on: created,
+        ended_on: skipped ? new Date((slot as { skippedAt: number }).skippedAt).toISOString() : null,
+      };
+      const stages = [queued, ...STAGES.slice(1).map(idle)];
+      return { stages, latest: queued, skipped };
+    }
+    const start = slot.startAt;
+    const elapsed = now - start;
     const step = dep.durationMs / STAGES.length;
-    const stamp = (ms: number) => new Date(dep.createdAt + ms).toISOString();
+    const stamp = (ms: number) => new Date(start + ms).toISOString();
     const finished = elapsed >= dep.durationMs;
     const failIndex = dep.failAt === undefined ? -1 : STAGES.indexOf(dep.failAt);
     // the stage running now: each takes an equal share of the duration
@@ -868,7 +1048,9 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
         ended_on: stamp(dep.durationMs),
       };
     });
-    return { stages, latest: stages[current]! };
+    // the queue time before the build started belongs to the queued stage
+    stages[0] = { ...stages[0]!, started_on: created };
+    return { stages, latest: stages[current]!, skipped: false };
   }
 
   // ---- views -----------------------------------------------------------------------------
@@ -923,6 +1105,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
       subdomain: p.subdomain,
       domains: [...p.domains],
       production_branch: p.productionBranch,
+      ...(p.source ? { source: structuredClone(p.source) } : {}),
       created_on: p.createdOn,
       framework: "next-static",
       framework_version: "14",
@@ -940,7 +1123,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   }
 
   private deploymentView(p: ProjectState, d: DeploymentState): FakeDeployment {
-    const { stages, latest } = this.stagesOf(d);
+    const { stages, latest, skipped } = this.stagesOf(p, d);
     return {
       id: d.id,
       short_id: d.shortId,
@@ -964,7 +1147,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
         },
       },
       build_config: { ...p.buildConfig },
-      is_skipped: false,
+      is_skipped: skipped,
       uses_functions: false,
     };
   }
@@ -999,6 +1182,29 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 }
 
 // ---- helpers -------------------------------------------------------------------------------
+
+/** The permission a call needs (undefined: none beyond a valid token). */
+function permissionFor(method: string, path: string): CloudflarePermission | undefined {
+  const seg = path.split("/").filter(Boolean);
+  const read = method === "GET";
+  if (seg[0] === "zones") {
+    if (seg[2] === "dns_records") return read ? "dns:read" : "dns:edit";
+    return "zone:read";
+  }
+  if (seg[0] === "accounts" && seg[2] === "pages") return read ? "pages:read" : "pages:edit";
+  return undefined;
+}
+
+function hasPermission(granted: Set<CloudflarePermission>, needs: CloudflarePermission): boolean {
+  if (granted.has(needs)) return true;
+  // Edit includes Read, as in the token editor's permission groups.
+  return needs.endsWith(":read") && granted.has(needs.replace(":read", ":edit") as CloudflarePermission);
+}
+
+/** RFC 5952 text of an IPv6 address: WHATWG URL serialisation follows the same rules (section 4). */
+function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
 
 function ok(result: unknown): Reply {
   return { status: 200, body: { success: true, errors: [], messages: [], result } };

@@ -27,7 +27,26 @@ export interface FakeLightsailOptions {
   staticIpPool?: string[];
   /** addresses handed out as an instance's dynamic public IP (defaults from 203.0.113.0/24) */
   publicIpPool?: string[];
+  /**
+   * A new account's plan size cap: CreateInstances refuses a bundle dearer than this a month with
+   * InvalidInputException "Sorry, your account can not create an instance using this Lightsail
+   * plan size…", while GetBundles still lists it. Default: no cap.
+   */
+  maxPlanPrice?: number;
+  /**
+   * How long the asynchronous operations take: AllocateStaticIp, AttachStaticIp, DetachStaticIp
+   * and PutInstancePublicPorts answer an operation with status `Started` ("Lightsail
+   * operations are asynchronous": the answer is an Operation to poll with GetOperation), and
+   * their effect shows only when it has `Succeeded`. Default 0: done at once.
+   */
+  operationMs?: number;
 }
+
+/**
+ * The Lightsail resource name pattern, `\w[\w\-]*\w` (ResourceName in the Lightsail API
+ * reference); a name that breaks it is refused with InvalidInputException.
+ */
+const RESOURCE_NAME = /^\w[\w-]*\w$/;
 
 export interface FakePortRule {
   fromPort: number;
@@ -61,10 +80,15 @@ export interface FakeBundle {
   diskSizeInGb: number;
   transferPerMonthInGb: number;
   price: number;
+  /**
+   * "The public ipv4 address count included in the bundle, the value is either 0 or 1"
+   * (`Bundle.publicIpv4AddressCount` in @aws-sdk/client-lightsail's model). 0 for the IPv6-only
+   * bundles (`*_ipv6_3_0`), which GetBundles lists beside the dual-stack ones.
+   */
+  publicIpv4AddressCount: number;
 }
 
-/** Linux bundles of Lightsail's 3.0 generation (the numbers AWS lists). */
-export const FAKE_BUNDLES: readonly FakeBundle[] = [
+const DUAL_STACK: ReadonlyArray<Omit<FakeBundle, "publicIpv4AddressCount">> = [
   {
     bundleId: "nano_3_0",
     name: "Nano",
@@ -130,6 +154,35 @@ export const FAKE_BUNDLES: readonly FakeBundle[] = [
   },
 ];
 
+/** What an IPv6-only bundle costs a month less than its dual-stack twin (AWS's price list: $1.50 to $4). */
+const IPV6_DISCOUNT: Record<string, number> = {
+  nano: 1.5,
+  micro: 2,
+  small: 2,
+  medium: 4,
+  large: 4,
+  xlarge: 4,
+  "2xlarge": 4,
+};
+
+/**
+ * Linux bundles of Lightsail's 3.0 generation (the numbers AWS lists): each dual-stack bundle and
+ * its IPv6-only twin, same specs and cheaper, which has no public IPv4 address at all.
+ */
+export const FAKE_BUNDLES: readonly FakeBundle[] = DUAL_STACK.flatMap((b) => {
+  const size = b.bundleId.replace(/_3_0$/, "");
+  return [
+    { ...b, publicIpv4AddressCount: 1 },
+    {
+      ...b,
+      bundleId: `${size}_ipv6_3_0`,
+      name: `${b.name} IPv6`,
+      price: b.price - (IPV6_DISCOUNT[size] ?? 1.5),
+      publicIpv4AddressCount: 0,
+    },
+  ];
+});
+
 const BLUEPRINTS = [
   { blueprintId: "ubuntu_22_04", name: "Ubuntu", version: "22.04 LTS", group: "ubuntu_22" },
   { blueprintId: "ubuntu_24_04", name: "Ubuntu", version: "24.04 LTS", group: "ubuntu_24" },
@@ -171,6 +224,12 @@ export class FakeLightsail {
   /** every request received, in order: the operation and its input */
   readonly calls: Array<{ op: string; input: Record<string, unknown> }> = [];
   private readonly denied = new Set<string>();
+  private readonly maxPlanPrice: number | undefined;
+  operationMs: number;
+  /** every operation handed out: GetOperation reads it */
+  private readonly ops = new Map<string, ReturnType<FakeLightsail["operation"]> & { doneAt: number }>();
+  /** while set, every call answers 428 with this (a new account's or opt-in region's setup) */
+  private setup: "AccountSetupInProgressException" | "RegionSetupInProgressException" | undefined;
   private readonly staticPool: string[];
   private readonly publicPool: string[];
   private nextStatic = 0;
@@ -182,6 +241,8 @@ export class FakeLightsail {
     this.region = opts.region ?? "ap-southeast-1";
     this.accountId = opts.accountId ?? "123456789012";
     this.pendingMs = opts.pendingMs ?? 0;
+    this.maxPlanPrice = opts.maxPlanPrice;
+    this.operationMs = opts.operationMs ?? 0;
     this.staticPool = opts.staticIpPool ?? Array.from({ length: 200 }, (_, i) => `198.51.100.${i + 10}`);
     this.publicPool = opts.publicIpPool ?? Array.from({ length: 200 }, (_, i) => `203.0.113.${i + 10}`);
     this.handlers = {
@@ -225,6 +286,15 @@ export class FakeLightsail {
         })),
       }),
       PutInstancePublicPorts: (i) => this.putPorts(str(i, "instanceName"), i.portInfos),
+      GetOperation: (i) => {
+        const id = str(i, "operationId");
+        const op = this.ops.get(id);
+        if (!op)
+          throw new ApiError("NotFoundException", `The Operation does not exist: ${id}`, 400, "DoesNotExist");
+        const { doneAt, ...rest } = op;
+        const done = Date.now() >= doneAt;
+        return { operation: { ...rest, status: done ? "Succeeded" : "Started", isTerminal: done } };
+      },
     };
   }
 
@@ -257,6 +327,19 @@ export class FakeLightsail {
   /** From now on, `op` (e.g. "CreateInstances") answers AccessDeniedException. */
   deny(op: string): void {
     this.denied.add(op);
+  }
+
+  /**
+   * Until {@link setupDone}, every call answers HTTP 428 AccountSetupInProgressException ("the
+   * account is still in the setup in progress state") or RegionSetupInProgressException (an
+   * opt-in Region being set up), as on a brand-new account or region.
+   */
+  setupInProgress(kind: "account" | "region"): void {
+    this.setup = kind === "account" ? "AccountSetupInProgressException" : "RegionSetupInProgressException";
+  }
+
+  setupDone(): void {
+    this.setup = undefined;
   }
 
   allow(op?: string): void {
@@ -329,6 +412,15 @@ export class FakeLightsail {
       if (!req.headers.authorization?.startsWith("AWS4-HMAC-SHA256")) {
         throw new ApiError("UnauthenticatedException", "Request is missing Authentication Token", 403);
       }
+      if (this.setup) {
+        throw new ApiError(
+          this.setup,
+          this.setup === "AccountSetupInProgressException"
+            ? "Your account is still being set up. Try again in a few minutes."
+            : `The Region ${this.region} is still being set up. Try again in a few minutes.`,
+          428,
+        );
+      }
       if (this.denied.has(op)) {
         throw new ApiError(
           "AccessDeniedException",
@@ -380,8 +472,17 @@ export class FakeLightsail {
       bundleId: i.bundleId,
       isStaticIp: Boolean(staticIp),
       privateIpAddress: i.privateIp,
-      publicIpAddress: staticIp?.ipAddress ?? i.dynamicIp,
-      ipAddressType: "dualstack",
+      // an IPv6-only bundle's instance has no public IPv4 address
+      ...(bundle?.publicIpv4AddressCount === 0
+        ? {
+            ipAddressType: "ipv6",
+            ipv6Addresses: [`2406:da18:abc:${(this.instances.size + 16).toString(16)}::1`],
+          }
+        : {
+            publicIpAddress: staticIp?.ipAddress ?? i.dynamicIp,
+            ipAddressType: "dualstack",
+            ipv6Addresses: [],
+          }),
       hardware: {
         cpuCount: bundle?.cpuCount ?? 1,
         ramSizeInGb: bundle?.ramSizeInGb ?? 1,
@@ -436,6 +537,22 @@ export class FakeLightsail {
     };
   }
 
+  /**
+   * Answers an asynchronous operation: its effect is applied when it has run its `operationMs`
+   * (checked before the effect's preconditions, which are checked at once, as Lightsail does).
+   */
+  private async_(resourceName: string, resourceType: string, operationType: string, effect: () => void) {
+    const op = this.operation(resourceName, resourceType, operationType);
+    const doneAt = Date.now() + this.operationMs;
+    this.ops.set(op.id, { ...op, doneAt });
+    if (this.operationMs <= 0) {
+      effect();
+      return op;
+    }
+    setTimeout(effect, this.operationMs).unref();
+    return { ...op, status: "Started", isTerminal: false };
+  }
+
   private createInstances(input: Record<string, unknown>) {
     const names = (input.instanceNames as string[] | undefined) ?? [];
     const bundleId = str(input, "bundleId");
@@ -443,11 +560,17 @@ export class FakeLightsail {
     const az = str(input, "availabilityZone");
     const keyPairName = (input.keyPairName as string | undefined) ?? "LightsailDefaultKeyPair";
     if (names.length === 0) throw new ApiError("InvalidInputException", "instanceNames is required");
+    for (const n of names) checkName(n, "instanceNames");
     const taken = names.filter((n) => this.instances.has(n));
     if (taken.length > 0)
       throw new ApiError("InvalidInputException", `Some names are already in use: ${taken.join(", ")}`);
-    if (!FAKE_BUNDLES.some((b) => b.bundleId === bundleId))
-      throw new ApiError("InvalidInputException", `The bundle ID is invalid: ${bundleId}`);
+    const bundle = FAKE_BUNDLES.find((b) => b.bundleId === bundleId);
+    if (!bundle) throw new ApiError("InvalidInputException", `The bundle ID is invalid: ${bundleId}`);
+    if (this.maxPlanPrice !== undefined && bundle.price > this.maxPlanPrice)
+      throw new ApiError(
+        "InvalidInputException",
+        "Sorry, your account can not create an instance using this Lightsail plan size. Please try a smaller plan or contact Customer Support if you need to use a larger plan.",
+      );
     if (!BLUEPRINTS.some((b) => b.blueprintId === blueprintId))
       throw new ApiError("InvalidInputException", `The blueprint ID is invalid: ${blueprintId}`);
     if (!az.startsWith(this.region))
@@ -501,6 +624,15 @@ export class FakeLightsail {
   }
 
   private importKeyPair(name: string, publicKey: string) {
+    checkName(name, "keyPairName");
+    // ImportKeyPair's publicKeyBase64 is "A base64-encoded public key of the ssh-rsa type"
+    // (@aws-sdk/client-lightsail's model, and the Lightsail API reference): other types are refused.
+    const type = /^(\S+)\s/.exec(publicKey.trim())?.[1];
+    if (type && type !== "ssh-rsa")
+      throw new ApiError(
+        "InvalidInputException",
+        `The public key is not valid: Lightsail imports ssh-rsa keys only, not ${type}`,
+      );
     if (this.keyPairs.has(name))
       throw new ApiError("InvalidInputException", `The key pair name is already in use: ${name}`);
     const blob = /^\S+\s+(\S+)/.exec(publicKey.trim())?.[1];
@@ -510,6 +642,7 @@ export class FakeLightsail {
   }
 
   private createKeyPair(name: string) {
+    checkName(name, "keyPairName");
     if (this.keyPairs.has(name))
       throw new ApiError("InvalidInputException", `The key pair name is already in use: ${name}`);
     const { privateKey, publicKey } = generateKeyPairSync("rsa", {
@@ -541,11 +674,17 @@ export class FakeLightsail {
   }
 
   private allocateStaticIp(name: string) {
+    checkName(name, "staticIpName");
     if (this.staticIps.has(name))
       throw new ApiError("InvalidInputException", `The static IP name is already in use: ${name}`);
     const ipAddress = this.staticPool[this.nextStatic++ % this.staticPool.length]!;
-    this.staticIps.set(name, { name, ipAddress, createdAt: Date.now() });
-    return { operations: [this.operation(name, "StaticIp", "AllocateStaticIp")] };
+    return {
+      operations: [
+        this.async_(name, "StaticIp", "AllocateStaticIp", () =>
+          this.staticIps.set(name, { name, ipAddress, createdAt: Date.now() }),
+        ),
+      ],
+    };
   }
 
   private attachStaticIp(name: string, instanceName: string) {
@@ -555,13 +694,24 @@ export class FakeLightsail {
       throw new ApiError("InvalidInputException", `The static IP is already attached to ${ip.attachedTo}`);
     if (this.stateOf(inst).name === "pending")
       throw new ApiError("InvalidInputException", `The instance ${instanceName} is not ready yet (pending)`);
-    if (inst.staticIpName && inst.staticIpName !== name) {
-      const old = this.staticIps.get(inst.staticIpName);
-      if (old) delete old.attachedTo;
-    }
-    ip.attachedTo = instanceName;
-    inst.staticIpName = name;
-    return { operations: [this.operation(name, "StaticIp", "AttachStaticIp")] };
+    // A static IP is a public IPv4 address: an IPv6-only instance cannot take one.
+    if (FAKE_BUNDLES.find((b) => b.bundleId === inst.bundleId)?.publicIpv4AddressCount === 0)
+      throw new ApiError(
+        "InvalidInputException",
+        `The instance ${instanceName} uses an IPv6-only bundle (${inst.bundleId}): a static IP cannot be attached to it`,
+      );
+    return {
+      operations: [
+        this.async_(name, "StaticIp", "AttachStaticIp", () => {
+          if (inst.staticIpName && inst.staticIpName !== name) {
+            const old = this.staticIps.get(inst.staticIpName);
+            if (old) delete old.attachedTo;
+          }
+          ip.attachedTo = instanceName;
+          inst.staticIpName = name;
+        }),
+      ],
+    };
   }
 
   private detachStaticIp(name: string) {
@@ -586,7 +736,7 @@ export class FakeLightsail {
   private putPorts(instanceName: string, raw: unknown) {
     const inst = this.mustInstance(instanceName);
     if (!Array.isArray(raw)) throw new ApiError("InvalidInputException", "portInfos is required");
-    inst.ports = raw.map((p: Record<string, unknown>) => {
+    const ports = raw.map((p: Record<string, unknown>) => {
       const fromPort = Number(p.fromPort);
       const toPort = Number(p.toPort ?? p.fromPort);
       if (!Number.isInteger(fromPort) || fromPort < 0 || fromPort > 65535 || toPort < fromPort)
@@ -602,8 +752,20 @@ export class FakeLightsail {
         ipv6Cidrs: (p.ipv6Cidrs as string[] | undefined) ?? ["::/0"],
       };
     });
-    return { operation: this.operation(instanceName, "Instance", "PutInstancePublicPorts") };
+    return {
+      operation: this.async_(instanceName, "Instance", "PutInstancePublicPorts", () => {
+        inst.ports = ports;
+      }),
+    };
   }
+}
+
+function checkName(name: string, field: string): void {
+  if (!RESOURCE_NAME.test(name))
+    throw new ApiError(
+      "InvalidInputException",
+      `1 validation error detected: Value '${name}' at '${field}' failed to satisfy constraint: Member must satisfy regular expression pattern: \\w[\\w\\-]*\\w`,
+    );
 }
 
 function str(input: Record<string, unknown>, key: string): string {

@@ -13,3 +13,12 @@ export function generateEd25519(): { private: string; public: string } {
   }
   throw new Error("could not generate an ed25519 key pair that ssh2 can read back");
 }
+
+/**
+ * An RSA key pair in OpenSSH format: the only type Lightsail's ImportKeyPair takes ("a
+ * base64-encoded public key of the ssh-rsa type").
+ */
+export function generateRsa(bits = 3072): { private: string; public: string } {
+  const pair = ssh2.utils.generateKeyPairSync("rsa", { bits });
+  return { private: pair.private, public: pair.public };
+}

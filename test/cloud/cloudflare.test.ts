@@ -273,3 +273,68 @@ describe("PagesProvider over the official SDK", () => {
     expect(err.message).toContain("8000007");
   });
 });
+
+describe("Cloudflare's rate limit (1,200 requests per 5 minutes, then 429 with retry-after)", () => {
+  // The SDK's own default of 2 retries: the product's, and the one whose sleep was unbounded and deaf to a cancel.
+  // A token of its own: the budget is per token, and a slow call left over from another test must not spend it.
+  const RL_TOKEN = "cf-rate-limit-token-77aa";
+  const withSdkRetries = (extra: { maxRateLimitWaitMs?: number } = {}) => {
+    fake.addToken(RL_TOKEN, ["zone:read", "dns:edit"]);
+    return createCloudflare({
+      apiToken: RL_TOKEN,
+      baseURL: fake.baseUrl,
+      accountId: fake.accountId,
+      ...extra,
+    });
+  };
+  const statuses = () => fake.calls((c) => c.query.name === ZONE).map((c) => c.status);
+  const ZONE = "ratelimit.example";
+
+  it("waits out a 429 for its retry-after, saying first what it waits for and until when, then goes on", async () => {
+    fake.addZone(ZONE);
+    fake.setRateLimit(2, 1_000);
+    const client = withSdkRetries();
+    await client.dns.findZone(ZONE);
+    await client.dns.findZone(ZONE);
+    const waits: Array<{ what: string; waitMs: number; until: Date }> = [];
+    const before = Date.now();
+    const zone = await client.dns.findZone(ZONE, { onWait: (w) => waits.push(w) });
+    expect(zone.name).toBe(ZONE);
+    expect(waits).toEqual([
+      { what: "looking up zone ratelimit.example", waitMs: 1_000, until: expect.any(Date) },
+    ]);
+    expect(waits[0]!.until.getTime()).toBeGreaterThanOrEqual(before + 1_000);
+    // one refused request, no retries of the SDK's own on top
+    expect(statuses()).toEqual([200, 200, 429, 200]);
+  });
+
+  it("stops waiting at once when the run is cancelled", async () => {
+    fake.addZone(ZONE);
+    fake.setRateLimit(1, 5_000);
+    const client = withSdkRetries();
+    await client.dns.findZone(ZONE);
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = client.dns.findZone(ZONE, {
+      signal: controller.signal,
+      onWait: () => controller.abort(),
+    });
+    const err = await rejectionOf(pending);
+    expect(err.code).toBe(ErrorCode.Cancelled);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("refuses to wait longer than its cap, and says until when the limit holds", async () => {
+    fake.addZone(ZONE);
+    fake.setRateLimit(1, 4_000);
+    const client = withSdkRetries({ maxRateLimitWaitMs: 1_000 });
+    await client.dns.findZone(ZONE);
+    const started = Date.now();
+    const err = await rejectionOf(client.dns.findZone(ZONE));
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(err.code).toBe(ErrorCode.RateLimited);
+    expect(err.message).toMatch(/asks to wait 4 s, until \d{4}-\d\d-\d\dT/);
+    expect(describeError(err)).toContain("Run the step again after that time");
+    expect(statuses()).toEqual([200, 429]);
+  });
+});

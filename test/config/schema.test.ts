@@ -96,7 +96,7 @@ describe("MigrationFileSchema", () => {
           region: "ap-southeast-1",
           availabilityZone: "ap-southeast-1a",
           bundle: { cpu: 2, ramGb: 4, diskGb: 80, transferTb: 4 },
-          keyPairName: "k",
+          keyPairName: "kp",
           staticIpName: "ip",
           firewall: [{ port: 22, cidrs: ["10.0.0.0/33"] }, { port: 80 }, { port: 443 }],
         },
@@ -112,6 +112,38 @@ describe("MigrationFileSchema", () => {
     expect(at("target.lightsail.firewall[0].cidrs[0]")).toMatch(/`10\.0\.0\.0\/33` is not a CIDR block — /);
     expect(at("digest.time")).toMatch(/`9am` is not a time of day — .*HH:MM/);
     expect(problems).toHaveLength(5);
+  });
+
+  it("takes Lightsail names only as Lightsail does (\\w[\\w\\-]*\\w): no dots, no one-letter names, no '-' at an end", () => {
+    const lightsail = (names: Record<string, string>) =>
+      problemsFor({
+        target: {
+          aws: { region: "ap-southeast-1" },
+          lightsail: {
+            instanceName: "app_server-1",
+            region: "ap-southeast-1",
+            availabilityZone: "ap-southeast-1a",
+            bundle: { cpu: 2, ramGb: 4, diskGb: 80, transferTb: 4 },
+            keyPairName: "app-key",
+            staticIpName: "app-ip",
+            ...names,
+          },
+        },
+      });
+    expect(lightsail({})).toEqual([]);
+    const problems = lightsail({
+      instanceName: "api.gogojap.com",
+      keyPairName: "k",
+      staticIpName: "app-ip-",
+    });
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(
+      /^target\.lightsail\.instanceName: `api\.gogojap\.com` is not a valid Lightsail instance name — .*no dots/,
+    );
+    expect(problems.join("\n")).toMatch(/target\.lightsail\.keyPairName: `k` is not a valid key pair name/);
+    expect(problems.join("\n")).toMatch(
+      /target\.lightsail\.staticIpName: `app-ip-` is not a valid static IP name/,
+    );
   });
 
   it("requires exactly one way to set the RDS master password", () => {

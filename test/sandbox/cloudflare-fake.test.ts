@@ -3,7 +3,7 @@ import Cloudflare, {
   InternalServerError,
   PermissionDeniedError,
 } from "cloudflare";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
 
 const TOKEN = "cf-test-token-5f1d0c";
@@ -283,5 +283,125 @@ describe("FakeCloudflare: faults and latency", () => {
     setTimeout(() => void cf.zones.list({ name: "late.com" }), 20);
     await expect(waiting).resolves.toMatchObject({ status: 200 });
     await expect(fake.waitFor("DELETE /zones/*", { timeoutMs: 50 })).rejects.toThrow(/waited 50 ms/);
+  });
+});
+
+describe("FakeCloudflare: what the real API does that a one-token, instant fake would not", () => {
+  it("gives a token only its permissions: 403 with code 10000 for the rest; Verify Token needs none", async () => {
+    const zone = fake.addZone("example.com");
+    const a = fake.addRecord("example.com", { name: "api.example.com", type: "A", content: "203.0.113.10" });
+    fake.addPagesProject("web");
+    fake.addToken("read-only-token", ["zone:read", "dns:read", "pages:read"]);
+    const ro = client({ apiToken: "read-only-token" });
+    await expect(ro.zones.list({ name: "example.com" })).resolves.toBeDefined();
+    await expect(ro.dns.records.get(a.id, { zone_id: zone.id })).resolves.toMatchObject({
+      content: "203.0.113.10",
+    });
+    await expect(ro.pages.projects.get("web", { account_id: fake.accountId })).resolves.toMatchObject({
+      name: "web",
+    });
+    const edit = await ro.dns.records
+      .edit(a.id, { zone_id: zone.id, ttl: 60 } as never)
+      .catch((e: unknown) => e);
+    expect(edit).toBeInstanceOf(PermissionDeniedError);
+    expect((edit as PermissionDeniedError).errors).toEqual([
+      { code: 10000, message: "Authentication error" },
+    ]);
+    const patch = await ro.pages.projects
+      .edit("web", { account_id: fake.accountId })
+      .catch((e: unknown) => e);
+    expect(patch).toMatchObject({ status: 403, errors: [{ code: 10000 }] });
+    expect(fake.records("example.com")[0]?.ttl).toBe(1);
+    await expect(ro.user.tokens.verify()).resolves.toMatchObject({ status: "active" });
+
+    // DNS Edit includes DNS Read, but not Zone Read
+    fake.addToken("dns-only", ["dns:edit"]);
+    const dnsOnly = client({ apiToken: "dns-only" });
+    await expect(dnsOnly.dns.records.get(a.id, { zone_id: zone.id })).resolves.toBeDefined();
+    await expect(dnsOnly.zones.list({ name: "example.com" })).rejects.toMatchObject({ status: 403 });
+  });
+
+  it("enforces the rate limit per token: 429 with retry-after, blocking every call until it ends", async () => {
+    fake.addZone("example.com");
+    fake.setRateLimit(3, 2_000);
+    for (let i = 0; i < 3; i++) await cf.zones.list({ name: "example.com" });
+    const refused = await fetch(`${fake.baseUrl}/zones`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("2");
+    expect(((await refused.json()) as { errors: unknown[] }).errors).toEqual([
+      { code: 971, message: "Please wait and consider throttling your request speed" },
+    ]);
+    // still blocked: a refused call does not count, and does not end the block early
+    const again = await cf.zones.list({ name: "example.com" }).catch((e: unknown) => e);
+    expect(again).toMatchObject({ status: 429 });
+    // another token has a budget of its own
+    fake.addToken("other", ["zone:read"]);
+    await expect(client({ apiToken: "other" }).zones.list({ name: "example.com" })).resolves.toBeDefined();
+  });
+
+  it("stores an AAAA record in canonical form (RFC 5952), and finds an identical one whatever its spelling", async () => {
+    const zone = fake.addZone("example.com");
+    const r = await cf.dns.records.create({
+      zone_id: zone.id,
+      name: "api",
+      type: "AAAA",
+      content: "2001:0DB8:0000:0000::0020",
+      ttl: 300,
+    } as never);
+    expect(r.content).toBe("2001:db8::20");
+    const dup = await cf.dns.records
+      .create({
+        zone_id: zone.id,
+        name: "api",
+        type: "AAAA",
+        content: "2001:db8:0:0:0:0:0:20",
+        ttl: 300,
+      } as never)
+      .catch((e: unknown) => e);
+    expect(dup).toMatchObject({ status: 400, errors: [{ code: 81058 }] });
+  });
+
+  it("refuses to build a Direct Upload project (it has no source): 400 with code 8000096", async () => {
+    fake.addPagesProject("uploaded", { source: "direct_upload" });
+    fake.addPagesProject("built");
+    expect((await cf.pages.projects.get("uploaded", { account_id: fake.accountId })).source).toBeUndefined();
+    expect((await cf.pages.projects.get("built", { account_id: fake.accountId })).source?.type).toBe(
+      "github",
+    );
+    const err = await cf.pages.projects.deployments
+      .create("uploaded", { account_id: fake.accountId })
+      .catch((e) => e);
+    expect(err).toMatchObject({ status: 400, errors: [{ code: 8000096 }] });
+    expect(fake.deployments("uploaded")).toEqual([]);
+  });
+
+  it("builds one at a time (Free plan): a later build waits queued, and a queued one overtaken by a newer one is skipped", async () => {
+    fake.addPagesProject("web");
+    fake.setDeploymentDuration(800);
+    const make = () => cf.pages.projects.deployments.create("web", { account_id: fake.accountId });
+    const first = await make();
+    const second = await make();
+    expect(second.latest_stage).toMatchObject({ name: "queued", status: "active" });
+    const third = await make();
+    const view = (id: string) => fake.deployments("web").find((d) => d.id === id)!;
+    expect(view(second.id)).toMatchObject({
+      is_skipped: true,
+      latest_stage: { name: "queued", status: "skipped" },
+    });
+    expect(view(third.id).latest_stage).toMatchObject({ name: "queued", status: "active" });
+    await vi.waitFor(() => expect(view(first.id).latest_stage).toMatchObject({ status: "success" }), {
+      timeout: 3_000,
+    });
+    // the third starts only when the first has finished
+    expect(view(third.id).latest_stage.name).not.toBe("deploy");
+    await vi.waitFor(
+      () => expect(view(third.id).latest_stage).toMatchObject({ name: "deploy", status: "success" }),
+      {
+        timeout: 3_000,
+      },
+    );
+    const thirdStarted = Date.parse(view(third.id).stages[1]!.started_on!);
+    const firstEnded = Date.parse(view(first.id).latest_stage.ended_on!);
+    expect(thirdStarted).toBeGreaterThanOrEqual(firstEnded);
   });
 });

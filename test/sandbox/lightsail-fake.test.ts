@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLightsail, type LightsailApi } from "../../src/cloud/lightsail.js";
 import { ErrorCode, isCutoverError } from "../../src/errors.js";
 import { FakeLightsail } from "../../src/sandbox/FakeLightsail.js";
+import { generateRsa } from "../../src/sandbox/ssh-keys.js";
 
 const credentials = { accessKeyId: "AKIDFAKE", secretAccessKey: "fake-secret" };
 
@@ -41,10 +42,7 @@ describe("FakeLightsail through the real @aws-sdk/client-lightsail", () => {
   });
 
   it("creates an instance that is pending, then running, with Lightsail's default ports", async () => {
-    await api.importKeyPair(
-      "k1",
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBc7oBWw2pBxZXNvRtRqFrFkq6bSRXmBFp4ZOkAPbWBx test",
-    );
+    await api.importKeyPair("k1", generateRsa(2048).public);
     await api.createInstance({
       name: "web-1",
       availabilityZone: "ap-southeast-1a",
@@ -131,6 +129,37 @@ describe("FakeLightsail through the real @aws-sdk/client-lightsail", () => {
       diskSizeInGb: 80,
     });
     expect((await api.listBlueprints()).map((b) => b.blueprintId)).toContain("ubuntu_22_04");
+    // GetBundles lists the IPv6-only twins too: same specs, cheaper, no public IPv4 address
+    const dual = bundles.find((b) => b.bundleId === "medium_3_0")!;
+    const v6 = bundles.find((b) => b.bundleId === "medium_ipv6_3_0")!;
+    expect(v6).toMatchObject({ cpuCount: 2, ramSizeInGb: 4, diskSizeInGb: 80, publicIpv4AddressCount: 0 });
+    expect(dual.publicIpv4AddressCount).toBe(1);
+    expect(dual.price - v6.price).toBe(4);
+  });
+
+  it("refuses what Lightsail refuses: a non-RSA key to import, a name off its pattern, any call during setup (428)", async () => {
+    const ed = await api
+      .importKeyPair(
+        "k2",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBc7oBWw2pBxZXNvRtRqFrFkq6bSRXmBFp4ZOkAPbWBx test",
+      )
+      .catch((e: unknown) => e);
+    expect((ed as Error).message).toMatch(/InvalidInputException: .*ssh-rsa keys only, not ssh-ed25519/);
+    for (const bad of ["api.example", "a", "web-"]) {
+      const err = await api.allocateStaticIp(bad).catch((e: unknown) => e);
+      expect((err as Error).message).toContain(
+        "Member must satisfy regular expression pattern: \\w[\\w\\-]*\\w",
+      );
+    }
+    fake.setupInProgress("account");
+    const setup = await client
+      .send(new GetInstanceCommand({ instanceName: "web-1" }))
+      .catch((e: unknown) => e);
+    expect(setup).toMatchObject({
+      name: "AccountSetupInProgressException",
+      $metadata: { httpStatusCode: 428 },
+    });
+    fake.setupDone();
   });
 
   it("creates a key pair and hands back its private key once", async () => {

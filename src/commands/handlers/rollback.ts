@@ -1,3 +1,5 @@
+import type { RateLimitWait } from "../../cloud/cloudflare.js";
+import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import {
   findRollbackTargets,
@@ -125,7 +127,19 @@ async function rollbackLocked(
       unknown
     >,
   });
-  const report = await rollback(cd, targets, AbortSignal.timeout(120_000));
+  // A rate-limit wait is said in the channel: what the rollback waits for, and until when.
+  const onWait = (w: RateLimitWait) => {
+    if (!opts.viaSlack || !deps.slack) return;
+    deps.slack
+      .post(deps.file.slack.channel, {
+        text: `⏳ Rollback waiting for Cloudflare's rate limit: ${Math.ceil(w.waitMs / 1000)} s, until ${w.until.toISOString().slice(11, 19)} UTC, before ${w.what}.`,
+        blocks: [],
+      })
+      .catch((err: unknown) =>
+        deps.log.warn({ err: (err as Error).message }, "could not post the rate-limit wait"),
+      );
+  };
+  const report = await rollback(cd, targets, AbortSignal.timeout(120_000), onWait);
   // An approval is good for the one switch it was given for: after a rollback no request still
   // pending or approved may switch production again; a new cutover needs a new approval.
   const voided = await voidOtherApprovals(deps.db, "dns.cutover", deps.file.environment);

@@ -1,9 +1,11 @@
+import { type RateLimitWait, sameRecordContent } from "../../cloud/cloudflare.js";
 import { probeOnce } from "../../cloud/probe.js";
-import { describeError } from "../../errors.js";
+import { describeError, ErrorCode, isCutoverError } from "../../errors.js";
 import type { CheckpointStore, Progress } from "../types.js";
 import {
   type CutoverDeps,
   cloudflareOf,
+  configuredZone,
   type DnsSnapshot,
   healthTargets,
   latestSnapshot,
@@ -30,10 +32,25 @@ export async function applyChange(
   ctx: ApplyContext,
 ): Promise<{ deploymentId: string | null }> {
   const { dns, pages } = cloudflareOf(deps);
-  const opts = { signal: ctx.signal };
-  const zone = await dns.findZone(change.zone, opts);
   const total = change.records.length + (change.pages ? 2 : 0);
   let done = 0;
+  // A rate-limit wait is said in the run's message: what is waited for, and until when.
+  const opts = {
+    signal: ctx.signal,
+    onWait: (w: RateLimitWait) =>
+      ctx.progress({
+        done,
+        total,
+        unit: "changes",
+        message: `Cloudflare's rate limit: waiting ${Math.ceil(w.waitMs / 1000)} s, until ${w.until.toISOString().slice(11, 19)} UTC, before ${w.what}`,
+      }),
+  };
+  // the file's zone id when given, as the plan and the rollback do: then no Zone Read is needed
+  const dnsConfig = deps.file.dns;
+  const zone =
+    dnsConfig && dnsConfig.zone === change.zone
+      ? await configuredZone(deps, dnsConfig, opts)
+      : await dns.findZone(change.zone, opts);
   for (const r of change.records) {
     if (!(await ctx.checkpoint.get(recordKey(r)))) {
       const current = await dns.getRecord(zone, r.name, r.type, opts);
@@ -45,7 +62,7 @@ export async function applyChange(
             { name: r.name, type: r.type, content: r.to, ttl, proxied: r.proxied },
             opts,
           );
-      if (after.content !== r.to)
+      if (!sameRecordContent(r.type, after.content, r.to))
         throw new Error(`${r.type} ${r.name} reads back as ${after.content}, not ${r.to}`);
       await ctx.checkpoint.set(recordKey(r), { at: new Date().toISOString(), from: r.from });
     }
@@ -70,17 +87,52 @@ export async function applyChange(
     });
     if (p.redeploy) {
       deploymentId = (await ctx.checkpoint.get<string>("pages:deployment")) ?? null;
-      if (!deploymentId) {
-        deploymentId = (await pages.triggerDeployment(p.project, opts)).id;
-        await ctx.checkpoint.set("pages:deployment", deploymentId);
+      if (deploymentId) {
+        // A rerun: the build the last attempt started may have died meanwhile (failed, or
+        // skipped because a newer queued build superseded it). Waiting on it again would fail
+        // again; start a new one. A build still queued or running is waited on.
+        const last = await pages.getDeployment(p.project, deploymentId, opts).catch((err: unknown) => {
+          if (isCutoverError(err, ErrorCode.CloudflareNotFound)) return undefined;
+          throw err;
+        });
+        if (!last || (last.done && !last.succeeded)) {
+          ctx.progress({
+            done,
+            total,
+            unit: "changes",
+            message: `Pages deployment ${deploymentId} ${last ? `ended ${last.status} at ${last.stage}` : "is gone"}: starting a new one`,
+          });
+          deploymentId = null;
+        }
       }
-      await pages.waitForDeployment(p.project, deploymentId, {
-        ...opts,
-        timeoutMs: ctx.deploymentTimeoutMs ?? 10 * 60_000,
-        pollMs: 1_000,
-        onProgress: (d) =>
-          ctx.progress({ done, total, unit: "changes", message: `Pages deployment ${d.stage}: ${d.status}` }),
-      });
+      // A build skipped while queued (superseded) is replaced by a new one, twice at most.
+      for (let restarts = 0; ; restarts++) {
+        if (!deploymentId) {
+          deploymentId = (await pages.triggerDeployment(p.project, opts)).id;
+          await ctx.checkpoint.set("pages:deployment", deploymentId);
+        }
+        try {
+          await pages.waitForDeployment(p.project, deploymentId, {
+            ...opts,
+            // a Free plan builds one at a time: the wait includes the queue
+            timeoutMs: ctx.deploymentTimeoutMs ?? 20 * 60_000,
+            pollMs: 1_000,
+            maxPollMs: 15_000,
+            onProgress: (d) =>
+              ctx.progress({
+                done,
+                total,
+                unit: "changes",
+                message: `Pages deployment ${d.stage}: ${d.status}${d.stage === "queued" ? " (waiting for the account's build slot)" : ""}`,
+              }),
+          });
+          break;
+        } catch (err) {
+          const skipped = isCutoverError(err, ErrorCode.DeployFailed) && err.details.status === "skipped";
+          if (!skipped || restarts >= 2) throw err;
+          deploymentId = null;
+        }
+      }
     }
     ctx.progress({ done: ++done, total, unit: "changes", message: "front end redeployed" });
   }
@@ -188,17 +240,17 @@ export async function rollback(
   deps: CutoverDeps,
   targets: RollbackTargets,
   signal: AbortSignal,
+  /** told before a wait for Cloudflare's rate limit (the wait is capped and ends with `signal`) */
+  onWait?: (wait: RateLimitWait) => void,
 ): Promise<RollbackReport> {
   const started = performance.now();
   const { dns, pages } = cloudflareOf(deps);
-  const opts = { signal };
+  const opts = { signal, ...(onWait ? { onWait } : {}) };
   const items: RollbackItem[] = [];
   const dnsConfig = deps.file.dns;
   let zone: Awaited<ReturnType<typeof dns.findZone>> | undefined;
   try {
-    zone = dnsConfig?.zoneId
-      ? { id: dnsConfig.zoneId, name: dnsConfig.zone }
-      : await dns.findZone(dnsConfig?.zone ?? "", opts);
+    zone = dnsConfig ? await configuredZone(deps, dnsConfig, opts) : await dns.findZone("", opts);
   } catch (err) {
     items.push({ what: `zone ${dnsConfig?.zone}`, ok: false, detail: describeError(err) });
   }
@@ -220,7 +272,7 @@ export async function rollback(
         });
       } else if (
         current &&
-        current.content === r.content &&
+        sameRecordContent(r.type, current.content, r.content) &&
         current.ttl === ttl &&
         current.proxied === r.proxied
       ) {
@@ -235,7 +287,7 @@ export async function rollback(
             );
         items.push({
           what,
-          ok: after.content === r.content,
+          ok: sameRecordContent(r.type, after.content, r.content),
           detail: `${current?.content ?? "(none)"} → ${after.content} (TTL ${r.ttl} s)`,
         });
       }

@@ -1,8 +1,14 @@
 import type { Logger } from "pino";
-import type { CloudflareClients, DnsZone } from "../../cloud/cloudflare.js";
+import type {
+  CallOptions,
+  CloudflareClients,
+  DnsRecord,
+  DnsZone,
+  PagesProjectInfo,
+} from "../../cloud/cloudflare.js";
 import { probeOnce } from "../../cloud/probe.js";
 import { type DnsConfig, type MigrationFile, requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, describeError, ErrorCode, isCutoverError } from "../../errors.js";
 import type { Prisma } from "../../generated/prisma/client.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
@@ -99,6 +105,8 @@ export async function readLive(
   let pagesState: DnsSnapshot["pages"] = null;
   if (deps.file.pages) {
     const cfg = deps.file.pages;
+    const info = await pages.getProject(cfg.project, signal ? { signal } : undefined);
+    if (info.source === "direct_upload") throw directUploadRefusal(info, Object.keys(cfg.env));
     const vars = await pages.getEnvVars(cfg.project, {
       environment: cfg.environment,
       ...(signal ? { signal } : {}),
@@ -112,9 +120,37 @@ export async function readLive(
   return { takenAt: deps.now().toISOString(), records, pages: pagesState };
 }
 
-async function findZone(deps: CutoverDeps, dnsConfig: DnsConfig, signal?: AbortSignal): Promise<DnsZone> {
+/**
+ * The zone to switch: `dns.zoneId` when the file gives it (then the token needs no Zone → Zone →
+ * Read, and none is asked for), else looked up by name. Every path that touches DNS uses this.
+ */
+export async function configuredZone(
+  deps: Pick<CutoverDeps, "cloudflare">,
+  dnsConfig: DnsConfig,
+  opts?: CallOptions,
+): Promise<DnsZone> {
   if (dnsConfig.zoneId) return { id: dnsConfig.zoneId, name: dnsConfig.zone };
-  return cloudflareOf(deps).dns.findZone(dnsConfig.zone, signal ? { signal } : undefined);
+  return cloudflareOf(deps).dns.findZone(dnsConfig.zone, opts);
+}
+
+async function findZone(deps: CutoverDeps, dnsConfig: DnsConfig, signal?: AbortSignal): Promise<DnsZone> {
+  return configuredZone(deps, dnsConfig, signal ? { signal } : undefined);
+}
+
+/**
+ * Refuses a Direct Upload Pages project: its front end is built outside Cloudflare (CI or
+ * `wrangler pages deploy`), so the project's variables never reach that build and Cloudflare
+ * cannot start a new one. Found before anything changes, never after the switch.
+ */
+export function directUploadRefusal(project: PagesProjectInfo, vars: string[]): CutoverError {
+  return new CutoverError(
+    ErrorCode.BadArgument,
+    `Pages project ${project.name} is a Direct Upload project: its front end is built outside Cloudflare and uploaded (CI or \`wrangler pages deploy\`), so setting ${vars.join(", ")} on the project would not reach it, and Cloudflare cannot rebuild it.`,
+    {
+      details: { project: project.name, source: project.source },
+      hint: `Give the front end its API URL where it is built: set ${vars.join(", ")} in the CI job (or the \`wrangler pages deploy\` build) and deploy from there, or have the front end read the URL at run time. Then remove the \`pages\` section from the migration file, so the cutover switches DNS only.`,
+    },
+  );
 }
 
 /**
@@ -247,12 +283,161 @@ export async function preChecks(
             : `verified ${Math.round(age / 60_000)} min ago`,
     });
   }
+  checks.push(...(await cloudflareChecks(deps, signal)));
   checks.push({
     name: "rollback targets recorded",
     ok: Boolean(snapshot),
     detail: snapshot
       ? `${snapshot.records.map((r) => `${r.name} = ${r.content ?? "(none)"} (TTL ${r.ttl} s)`).join(", ")} as read ${snapshot.takenAt}`
       : "no snapshot: lower the TTL first",
+  });
+  return checks;
+}
+
+/** A permission the switch or the rollback uses, as Cloudflare's token editor names it. */
+interface NeededPermission {
+  label: string;
+  /** the variable holding the token that needs it */
+  tokenEnv: string;
+  /** a call that needs exactly this permission and changes nothing */
+  prove(): Promise<unknown>;
+}
+
+const TXT_PROBE_CONTENT = "cutover permission check; safe to delete";
+
+/**
+ * Proves, before anyone may approve, each Cloudflare permission the switch and the rollback
+ * will use, by calls that change nothing: Verify Token, then the reads, a no-op PATCH of an
+ * existing record (DNS Edit; a TXT record created and deleted again when none exists yet) and
+ * an empty PATCH of the Pages project (Pages Edit, which also covers starting a deployment).
+ * Reading alone would let a read-only token through, and the switch would then fail half done.
+ * The check names the missing permission and the variable of the token that lacks it.
+ */
+export async function cloudflareChecks(deps: CutoverDeps, signal?: AbortSignal): Promise<PreCheck[]> {
+  const dnsConfig = deps.file.dns;
+  if (!dnsConfig || !deps.cloudflare) return [];
+  const { dns, pages } = deps.cloudflare;
+  const opts = signal ? { signal } : {};
+  const checks: PreCheck[] = [];
+  const pagesCfg = deps.file.pages;
+
+  // 1. the tokens themselves
+  const tokens: Array<{ env: string; verify: () => Promise<{ status: string }> }> = [
+    { env: dnsConfig.apiTokenEnv, verify: () => dns.verifyToken(opts) },
+  ];
+  if (pagesCfg && pagesCfg.apiTokenEnv !== dnsConfig.apiTokenEnv)
+    tokens.push({ env: pagesCfg.apiTokenEnv, verify: () => pages.verifyToken(opts) });
+  const badTokens: string[] = [];
+  for (const t of tokens) {
+    try {
+      const v = await t.verify();
+      if (v.status !== "active") badTokens.push(`the token in ${t.env} is ${v.status}`);
+    } catch (err) {
+      badTokens.push(`the token in ${t.env} was refused: ${describeError(err)}`);
+    }
+  }
+  if (badTokens.length) {
+    checks.push({
+      name: "Cloudflare token can switch and roll back",
+      ok: false,
+      detail: `${badTokens.join("; ")}. Create a token with the permissions the cutover uses and put it in that variable.`,
+    });
+    return checks;
+  }
+
+  // 2. each permission, proven by a call that needs it and changes nothing
+  let zone: DnsZone | undefined;
+  const needed: NeededPermission[] = [];
+  if (!dnsConfig.zoneId) {
+    needed.push({
+      label: "Zone → Zone → Read",
+      tokenEnv: dnsConfig.apiTokenEnv,
+      prove: async () => {
+        zone = await dns.findZone(dnsConfig.zone, opts);
+      },
+    });
+  }
+  const existing: DnsRecord[] = [];
+  needed.push({
+    label: "Zone → DNS → Read",
+    tokenEnv: dnsConfig.apiTokenEnv,
+    prove: async () => {
+      zone ??= await configuredZone(deps, dnsConfig, opts);
+      for (const r of dnsConfig.records) {
+        const rec = await dns.getRecord(zone, r.name, r.type, opts);
+        if (rec) existing.push(rec);
+      }
+    },
+  });
+  needed.push({
+    label: "Zone → DNS → Edit",
+    tokenEnv: dnsConfig.apiTokenEnv,
+    prove: async () => {
+      zone ??= await configuredZone(deps, dnsConfig, opts);
+      const first = existing[0];
+      // PATCH with name and type only: Cloudflare keeps content, TTL and proxying as they are.
+      if (first) return dns.updateRecord(first, {}, opts);
+      const probe = await dns.createRecord(
+        zone,
+        { name: `_cutover-check.${zone.name}`, type: "TXT", content: TXT_PROBE_CONTENT, ttl: 1 },
+        opts,
+      );
+      await dns.deleteRecord(probe, opts);
+    },
+  });
+  if (pagesCfg) {
+    needed.push({
+      label: "Account → Cloudflare Pages → Read",
+      tokenEnv: pagesCfg.apiTokenEnv,
+      prove: async () => {
+        const info = await pages.getProject(pagesCfg.project, opts);
+        checks.push(
+          info.source === "direct_upload"
+            ? {
+                name: "Pages project is built by Cloudflare",
+                ok: false,
+                detail: describeError(directUploadRefusal(info, Object.keys(pagesCfg.env))),
+              }
+            : {
+                name: "Pages project is built by Cloudflare",
+                ok: true,
+                detail: `${info.name} builds from ${info.source} (branch ${info.productionBranch}), with the project's variables`,
+              },
+        );
+      },
+    });
+    needed.push({
+      label: "Account → Cloudflare Pages → Edit",
+      tokenEnv: pagesCfg.apiTokenEnv,
+      prove: () => pages.checkEditAccess(pagesCfg.project, opts),
+    });
+  }
+  const missing: string[] = [];
+  const failed: string[] = [];
+  for (const n of needed) {
+    try {
+      await n.prove();
+    } catch (err) {
+      if (isCutoverError(err) && err.code === ErrorCode.Cancelled) throw err;
+      if (isCutoverError(err) && err.code === ErrorCode.CloudflareAuthFailed)
+        missing.push(`${n.label} (the token in ${n.tokenEnv})`);
+      else failed.push(`${n.label} could not be checked: ${describeError(err)}`);
+    }
+  }
+  const ok = missing.length === 0 && failed.length === 0;
+  checks.unshift({
+    name: "Cloudflare token can switch and roll back",
+    ok,
+    detail: ok
+      ? `proven without changing anything: ${needed.map((n) => n.label).join(", ")}${dnsConfig.zoneId ? " (zone by id: no Zone Read needed)" : ""}`
+      : [
+          missing.length
+            ? `missing ${missing.join(", ")}: Cloudflare answered 403 (code 10000). Add it to the token (dash.cloudflare.com → My Profile → API Tokens), then ask again`
+            : "",
+          ...failed,
+        ]
+          .filter(Boolean)
+          .join("; "),
   });
   return checks;
 }
@@ -286,10 +471,23 @@ export function windowState(file: MigrationFile, now: Date): { inside: boolean; 
   };
 }
 
+/**
+ * Cloudflare's automatic TTL (1): "Auto TTL" is 300 seconds for a record that is not proxied
+ * (developers.cloudflare.com/dns/manage-dns-records/reference/ttl/); a proxied record's answers
+ * are Cloudflare's own addresses, which the switch does not change.
+ */
+export const AUTOMATIC_TTL_SECONDS = 300;
+
+/** The seconds resolvers may cache a record's answer for, automatic TTL included. */
+export function effectiveTtlSeconds(r: { ttl: number; proxied: boolean }): number {
+  if (r.ttl === 1) return r.proxied ? 0 : AUTOMATIC_TTL_SECONDS;
+  return r.ttl;
+}
+
 /** Milliseconds until resolvers everywhere have dropped the old TTL's cached answers. */
 export function ttlCountdownMs(snapshot: DnsSnapshot, now: Date): number {
   if (!snapshot.loweredAt) return Number.POSITIVE_INFINITY;
-  const maxTtl = Math.max(0, ...snapshot.records.map((r) => r.ttl));
+  const maxTtl = Math.max(0, ...snapshot.records.map(effectiveTtlSeconds));
   return Math.max(0, new Date(snapshot.loweredAt).getTime() + maxTtl * 1000 - now.getTime());
 }
 

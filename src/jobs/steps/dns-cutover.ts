@@ -1,3 +1,4 @@
+import { sameRecordContent } from "../../cloud/cloudflare.js";
 import { baseline, watch } from "../../cloud/probe.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
@@ -195,7 +196,12 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
       if (!change) return { ok: false, summary: "no change was carried out" };
       const live = await readLive(deps, ctx.signal);
       const wrong = change.records.filter(
-        (r) => live.records.find((l) => l.name === r.name && l.type === r.type)?.content !== r.to,
+        (r) =>
+          !sameRecordContent(
+            r.type,
+            live.records.find((l) => l.name === r.name && l.type === r.type)?.content ?? null,
+            r.to,
+          ),
       );
       const wrongVars = (change.pages?.vars ?? []).filter((v) => live.pages?.vars[v.name] !== v.to);
       const ok = wrong.length === 0 && wrongVars.length === 0;

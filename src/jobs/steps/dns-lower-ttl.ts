@@ -3,7 +3,9 @@ import { CutoverError, ErrorCode } from "../../errors.js";
 import {
   type CutoverDeps,
   cloudflareOf,
+  configuredZone,
   type DnsSnapshot,
+  effectiveTtlSeconds,
   readLive,
   recordSnapshot,
 } from "../cutover/service.js";
@@ -63,9 +65,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
         await ctx.checkpoint.set("snapshot", snapshot);
         await recordSnapshot(deps.db, deps.file, snapshot, ctx.run.requestedBy, ctx.run.id);
       }
-      const zone = dnsConfig.zoneId
-        ? { id: dnsConfig.zoneId, name: dnsConfig.zone }
-        : await dns.findZone(dnsConfig.zone, { signal: ctx.signal });
+      const zone = await configuredZone(deps, dnsConfig, { signal: ctx.signal });
       let changed = 0;
       for (const r of dnsConfig.records) {
         const rec = await dns.getRecord(zone, r.name, r.type, { signal: ctx.signal });
@@ -90,7 +90,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       const lowered: DnsSnapshot = { ...snapshot, loweredAt: snapshot.loweredAt ?? deps.now().toISOString() };
       await ctx.checkpoint.set("snapshot", lowered);
       await recordSnapshot(deps.db, deps.file, lowered, ctx.run.requestedBy, ctx.run.id);
-      const maxTtl = Math.max(...snapshot.records.map((r) => r.ttl));
+      const maxTtl = Math.max(...snapshot.records.map(effectiveTtlSeconds));
       return {
         summary: `${changed} record(s) lowered to TTL ${dnsConfig.cutoverTtl} s; the cutover may start ${Math.round(maxTtl / 60)} min after ${lowered.loweredAt}`,
         figures: { lowered: changed, oldTtlSeconds: maxTtl, loweredAt: lowered.loweredAt! },
@@ -114,7 +114,8 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       if (!snapshot) return;
       const dnsConfig = requireSection(deps.file, "dns");
       const { dns } = cloudflareOf(deps);
-      const zone = await dns.findZone(dnsConfig.zone, { signal: ctx.signal });
+      // the file's zone id when given: a token without Zone → Zone → Read must be able to undo too
+      const zone = await configuredZone(deps, dnsConfig, { signal: ctx.signal });
       for (const r of snapshot.records) {
         const rec = await dns.getRecord(zone, r.name, r.type, { signal: ctx.signal });
         if (rec && !rec.proxied && rec.ttl !== r.ttl)

@@ -6,7 +6,7 @@ import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
 import { createLightsail, type LightsailApi } from "../../cloud/lightsail.js";
 import { connectShell, fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
 import { type HostConfig, type MigrationFile, requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CancelledError, CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import type { StepDeps } from "../index.js";
 import { readProvisioned, recordProvisioned } from "../provisioned.js";
 import type { Progress, StepContext } from "../types.js";
@@ -138,6 +138,65 @@ export async function openHostShell(
     knownHosts: fileHostKeyStore(join(deps.dataDir, "known_hosts.json")),
     connectTimeoutMs: w.connectTimeoutSeconds * 1000,
     signal: ctx.signal,
+  });
+}
+
+/**
+ * Opens the shell like {@link openHostShell}, waiting first for the SSH port: a Lightsail
+ * instance is `running` well before its sshd answers (the first boot's cloud-init), and a
+ * connection refused or unanswered then is not a failure yet. Retries with a growing pause
+ * (1 s doubling to 10 s) for at most `waitSeconds`, telling each retry to `ctx.progress` (what
+ * it waits for, why, and until when); a refused key or a changed host key stops at once.
+ */
+export async function openHostShellWhenReady(
+  deps: StepDeps,
+  w: SshWith & { sshReadySeconds: number },
+  ctx: Pick<StepContext, "signal" | "progress">,
+): Promise<RemoteShell> {
+  const deadline = Date.now() + w.sshReadySeconds * 1000;
+  let pauseMs = 1_000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openHostShell(deps, w, ctx);
+    } catch (err) {
+      if (!isCutoverError(err, ErrorCode.Unreachable)) throw err;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        if (w.sshReadySeconds === 0) throw err;
+        throw new CutoverError(
+          ErrorCode.Unreachable,
+          `SSH on the app host did not come up within ${w.sshReadySeconds} s (${attempt} tries; last: ${err.message})`,
+          {
+            cause: err,
+            details: { ...err.details, attempts: attempt, waitedSeconds: w.sshReadySeconds },
+            ...(err.hint ? { hint: err.hint } : {}),
+          },
+        );
+      }
+      const wait = Math.min(pauseMs, left);
+      ctx.progress({
+        done: attempt,
+        unit: "tries",
+        message: `waiting for SSH on the app host to answer (${err.message.replace(/\.$/, "")}); try ${attempt + 1} in ${Math.ceil(wait / 1000)} s, giving up at ${new Date(deadline).toISOString().slice(11, 19)} UTC`,
+      });
+      await abortableSleep(wait, ctx.signal);
+      pauseMs = Math.min(10_000, pauseMs * 2);
+    }
+  }
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new CancelledError());
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 

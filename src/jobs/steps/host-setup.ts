@@ -15,7 +15,15 @@ import {
 import type { StepDeps } from "../index.js";
 import { readRdsMasterPassword, resolveValueRef } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
-import { hostAddress, OutputRelay, openHostShell, parseWith, scriptFailure, sudoFor } from "./host-common.js";
+import {
+  hostAddress,
+  OutputRelay,
+  openHostShell,
+  openHostShellWhenReady,
+  parseWith,
+  scriptFailure,
+  sudoFor,
+} from "./host-common.js";
 
 const TYPE = "host.setup";
 
@@ -28,7 +36,14 @@ export const SshInput = {
   scriptTimeoutSeconds: z.number().int().min(1).max(7200).default(1800),
 };
 
-const Input = z.strictObject({ ...SshInput });
+const Input = z.strictObject({
+  ...SshInput,
+  /**
+   * how long to wait for the SSH port of a new instance to answer: Lightsail says `running`
+   * before sshd is up (first boot); the wait is retried and shown, and bounded by this
+   */
+  sshReadySeconds: z.number().min(0).max(1800).default(300),
+});
 type Input = z.infer<typeof Input>;
 
 /** The app's environment, resolved: values (secret), where each came from (safe), secrets to redact. */
@@ -251,7 +266,7 @@ export function createHostSetupStep(deps: StepDeps): StepDefinition<Input> {
       const appEnv = await resolveAppEnv(deps);
       const token = await certbotCredentials();
       const secrets = [...appEnv.secrets, ...(token ? [token] : [])];
-      const shell = await openHostShell(deps, input, ctx);
+      const shell = await openHostShellWhenReady(deps, input, ctx);
       try {
         const output = await withStaging(shell, async (dir) => {
           if (token) {

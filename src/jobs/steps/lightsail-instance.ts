@@ -46,6 +46,9 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
   const linux = bundles.filter(
     (b) => b.isActive && (b.platforms.length === 0 || b.platforms.includes("LINUX_UNIX")),
   );
+  // The static IP and the A record need a public IPv4 address; GetBundles also lists IPv6-only
+  // bundles (`*_ipv6_3_0`, same specs, cheaper), which would otherwise be "the cheapest that fits".
+  const ipv4 = linux.filter((b) => b.publicIpv4AddressCount > 0);
   const want = cfg.bundle;
   const fits = (b: LightsailBundle) =>
     b.cpuCount >= want.cpu &&
@@ -54,6 +57,12 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
     b.transferPerMonthInGb >= want.transferTb * 1000;
   if (want.id) {
     const pinned = linux.find((b) => b.bundleId === want.id);
+    if (pinned && pinned.publicIpv4AddressCount === 0) {
+      throw new CutoverError(
+        ErrorCode.ConfigInvalid,
+        `target.lightsail.bundle.id: \`${want.id}\` is an IPv6-only bundle: the instance would have no public IPv4 address for the static IP and the A record — use \`${want.id.replace("_ipv6", "")}\` instead`,
+      );
+    }
     if (!pinned) {
       throw new CutoverError(
         ErrorCode.ConfigInvalid,
@@ -68,7 +77,7 @@ export function chooseBundle(cfg: LightsailConfig, bundles: LightsailBundle[]): 
     }
     return pinned;
   }
-  const best = linux.filter(fits).sort((a, b) => a.price - b.price || a.ramSizeInGb - b.ramSizeInGb)[0];
+  const best = ipv4.filter(fits).sort((a, b) => a.price - b.price || a.ramSizeInGb - b.ramSizeInGb)[0];
   if (!best) {
     throw new CutoverError(
       ErrorCode.ConfigInvalid,
@@ -144,6 +153,24 @@ export function publicKeyOf(privateKey: string, label: string): string {
 }
 
 /**
+ * Lightsail's ImportKeyPair takes "a base64-encoded public key of the ssh-rsa type" (the API
+ * reference and @aws-sdk/client-lightsail's model): an ed25519 or ECDSA key is refused, so it is
+ * refused here first, in the plan as in the run, saying how to make one it takes.
+ */
+export function importableKeyOrFail(publicKey: string, path: string): string {
+  const type = publicKey.split(" ")[0];
+  if (type === "ssh-rsa") return publicKey;
+  throw new CutoverError(
+    ErrorCode.ConfigInvalid,
+    `The SSH key at ${path} is ${type}, and Lightsail imports ssh-rsa public keys only.`,
+    {
+      details: { path, keyType: type },
+      hint: `Make an RSA key for the instance (\`ssh-keygen -t rsa -b 4096 -f ${path.replace(/[^/]+$/, "lightsail_rsa")}\`) and point the file's sshKeyPathEnv variable at it, or remove the variable so Lightsail creates the key pair and Cutover saves its private key.`,
+    },
+  );
+}
+
+/**
  * `lightsail.instance`: the instance (blueprint, bundle, zone, key pair), its static IP and its
  * firewall, from target.lightsail. Found by name; never created twice; an instance of another
  * size under the same name stops the step. Records the static IP for the steps after it.
@@ -192,7 +219,7 @@ export function createLightsailInstanceStep(
     const { path, fromEnv } = keyPath();
     const existing = await keyFileExists(path);
     if (existing) {
-      await ls.importKeyPair(cfg.keyPairName, publicKeyOf(existing, `at ${path}`));
+      await ls.importKeyPair(cfg.keyPairName, importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path));
       ctx.log.info({ keyPair: cfg.keyPairName }, "imported the key pair's public key");
       return "imported";
     }
@@ -223,10 +250,13 @@ export function createLightsailInstanceStep(
     }
     if (!(await ls.getKeyPair(cfg.keyPairName))) {
       const { path } = keyPath();
+      const existing = await keyFileExists(path);
+      // refused in the plan already: a key Lightsail cannot import must not surface mid-run
+      if (existing) importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path);
       changes.push({
         action: "create",
         target: `key pair ${cfg.keyPairName}`,
-        detail: (await keyFileExists(path))
+        detail: existing
           ? `import the public key of ${path}`
           : `let Lightsail create it; the private key is saved to ${path} (mode 0600)`,
       });

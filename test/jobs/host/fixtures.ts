@@ -6,7 +6,7 @@ import { parseMigrationFile } from "../../../src/config/load.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import type { RunInfo } from "../../../src/jobs/types.js";
-import { generateEd25519 } from "../../../src/sandbox/ssh-keys.js";
+import { generateEd25519, generateRsa } from "../../../src/sandbox/ssh-keys.js";
 import { makeStepContext, type TestStepContext } from "../../helpers/step-context.js";
 
 const EXAMPLE = join(import.meta.dirname, "../../../migration.example.yml");
@@ -36,8 +36,9 @@ export async function tempDir(
 export async function clientKey(
   dir: string,
   name = "id_ed25519",
+  type: "ed25519" | "rsa" = "ed25519",
 ): Promise<{ path: string; publicKey: string }> {
-  const pair = generateEd25519();
+  const pair = type === "rsa" ? generateRsa(2048) : generateEd25519();
   const path = join(dir, name);
   await writeFile(path, pair.private, { mode: 0o600 });
   return { path, publicKey: pair.public };

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { renderSetupScript } from "../../../src/jobs/host-script.js";
@@ -192,8 +192,9 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
         x.target!.host!.sshPort = port;
       });
       const started = Date.now();
+      // no wait for the port: this is about the connect timeout itself
       const err = await step(f)
-        .run(input({ connectTimeoutSeconds: 1 }), stepContext())
+        .run(input({ connectTimeoutSeconds: 1, sshReadySeconds: 0 }), stepContext())
         .catch((e: unknown) => e);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(isCutoverError(err, ErrorCode.Unreachable)).toBe(true);
@@ -201,6 +202,51 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
     } finally {
       silent.close();
     }
+  });
+
+  it("waits for the SSH port of a new instance (running before sshd answers), saying so, then goes on", async () => {
+    // a port nothing listens on yet: connections are refused, as while the instance boots
+    const port = await host.stop().then(() => freePort());
+    const f = await fileWith((x) => {
+      x.target!.host!.sshPort = port;
+    });
+    const ctx = stepContext();
+    const running = step(f).run(input({ sshReadySeconds: 30 }), ctx);
+    await vi.waitFor(
+      () =>
+        expect(
+          ctx.reports.some((r) => /waiting for SSH on the app host to answer/.test(r.message ?? "")),
+        ).toBe(true),
+      { timeout: 5_000 },
+    );
+    const report = ctx.reports.find((r) => /waiting for SSH/.test(r.message ?? ""))!;
+    expect(report.message).toMatch(
+      new RegExp(
+        `\\(Could not connect to 127\\.0\\.0\\.1:${port}: ECONNREFUSED\\); try 2 in 1 s, giving up at \\d\\d:\\d\\d:\\d\\d UTC`,
+      ),
+    );
+    await host.start(port); // sshd comes up
+    const out = await running;
+    expect(out.summary).toBeDefined();
+    expect(host.ran(/setup\.sh/)).toHaveLength(1);
+  });
+
+  it("gives up on an SSH port that never opens after the bounded wait, saying how long and how often it tried", async () => {
+    const port = await host.stop().then(() => freePort());
+    const f = await fileWith((x) => {
+      x.target!.host!.sshPort = port;
+    });
+    const started = Date.now();
+    const err = await step(f)
+      .run(input({ sshReadySeconds: 2 }), stepContext())
+      .catch((e: unknown) => e);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(isCutoverError(err, ErrorCode.Unreachable)).toBe(true);
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `^SSH on the app host did not come up within 2 s \\(\\d tries; last: Could not connect to 127\\.0\\.0\\.1:${port}: ECONNREFUSED\\.\\)$`,
+      ),
+    );
   });
 
   it("says which .env values are missing before touching the host", async () => {
@@ -227,3 +273,12 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
     expect((await step().verify(input(), stepContext())).ok).toBe(true);
   });
 });
+
+/** A port nothing listens on (taken from the OS, then released). */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}

@@ -2,7 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
-import { ErrorCode, isCutoverError } from "../../../src/errors.js";
+import { ErrorCode, isCutoverError, NOT_RETRYABLE } from "../../../src/errors.js";
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
 import { createLightsailInstanceStep } from "../../../src/jobs/steps/lightsail-instance.js";
 import { FakeLightsail } from "../../../src/sandbox/FakeLightsail.js";
@@ -21,7 +21,7 @@ describe("lightsail.instance against the Lightsail fake", () => {
     fake = new FakeLightsail({ pendingMs: 60 });
     await fake.start();
     data = await tempDir();
-    const key = await clientKey(data.dir);
+    const key = await clientKey(data.dir, "id_rsa", "rsa");
     env = {
       AWS_ENDPOINT_URL_LIGHTSAIL: fake.url,
       AWS_ACCESS_KEY_ID: "AKIDFAKE",
@@ -142,6 +142,87 @@ describe("lightsail.instance against the Lightsail fake", () => {
     expect((err as Error).message).toMatch(/small_3_0.*not medium_3_0/);
     expect(fake.operations()).not.toContain("CreateInstances");
     expect(fake.operations()).not.toContain("PutInstancePublicPorts");
+  });
+
+  it("never picks an IPv6-only bundle, though cheaper, and refuses one pinned in the file", async () => {
+    const plan = await step().plan(input(), stepContext({ run: { dryRun: true } }));
+    expect(plan.changes[1]!.detail).toContain("medium_3_0 (");
+    expect(plan.changes[1]!.detail).not.toContain("ipv6");
+    const pinned = await fileWith((f) => {
+      f.target!.lightsail!.bundle.id = "medium_ipv6_3_0";
+    });
+    const err = await step(pinned)
+      .plan(input(), stepContext({ run: { dryRun: true } }))
+      .catch((e: unknown) => e);
+    expect(isCutoverError(err, ErrorCode.ConfigInvalid)).toBe(true);
+    expect((err as Error).message).toContain("IPv6-only bundle");
+    expect((err as Error).message).toContain("use `medium_3_0` instead");
+    expect(fake.instances.size).toBe(0);
+  });
+
+  it("refuses an ed25519 key file in the plan and the run (Lightsail imports ssh-rsa only), creating nothing", async () => {
+    const ed = await clientKey(data.dir, "id_ed25519");
+    const s = createLightsailInstanceStep(
+      depsFor(file, data.dir, { ...env, LIGHTSAIL_SSH_KEY_PATH: ed.path }),
+    );
+    for (const attempt of [
+      () => s.plan(s.parse({ pollMs: 20 }), stepContext({ run: { dryRun: true } })),
+      () => s.run(s.parse({ pollMs: 20 }), stepContext()),
+    ]) {
+      const err = await attempt().catch((e: unknown) => e);
+      expect(isCutoverError(err, ErrorCode.ConfigInvalid)).toBe(true);
+      expect((err as Error).message).toBe(
+        `The SSH key at ${ed.path} is ssh-ed25519, and Lightsail imports ssh-rsa public keys only.`,
+      );
+      expect((err as { hint?: string }).hint).toContain("ssh-keygen -t rsa -b 4096");
+    }
+    expect(fake.operations().filter((o) => !o.startsWith("Get"))).toEqual([]);
+    // and the RSA key of the other tests imports
+    await step().run(input(), stepContext());
+    expect(fake.keyPairs.get("gogojap-key")?.publicKey).toMatch(/^ssh-rsa /);
+  });
+
+  it("says what to do when a new account may not use the plan size, and creates nothing", async () => {
+    await fake.stop();
+    fake = new FakeLightsail({ pendingMs: 60, maxPlanPrice: 12 });
+    await fake.start();
+    const e2 = { ...env, AWS_ENDPOINT_URL_LIGHTSAIL: fake.url };
+    const s = createLightsailInstanceStep(depsFor(file, data.dir, e2));
+    const err = await s.run(s.parse({ pollMs: 20 }), stepContext()).catch((e: unknown) => e);
+    expect(isCutoverError(err, ErrorCode.ConfigInvalid)).toBe(true);
+    expect((err as Error).message).toContain("this account may not yet use that plan size");
+    expect((err as { hint?: string }).hint).toContain("Ask AWS Support");
+    expect(fake.instances.size).toBe(0);
+  });
+
+  it("waits on Lightsail's asynchronous operations before reading their effect", async () => {
+    await fake.stop();
+    // static IP and firewall operations answer `Started` and take effect 300 ms later
+    fake = new FakeLightsail({ pendingMs: 60, operationMs: 300 });
+    await fake.start();
+    const s = createLightsailInstanceStep(
+      depsFor(file, data.dir, { ...env, AWS_ENDPOINT_URL_LIGHTSAIL: fake.url }),
+    );
+    const out = await s.run(s.parse({ pollMs: 20 }), stepContext());
+    const ip = fake.staticIps.get("gogojap-ip")!;
+    expect(ip.attachedTo).toBe("gogojap-api");
+    expect(out.figures).toMatchObject({ staticIp: ip.ipAddress, ports: "22,80,443" });
+    expect(fake.operations()).toContain("GetOperation");
+    await expect(s.verify!(s.parse({}), stepContext())).resolves.toMatchObject({ ok: true });
+  }, 20_000);
+
+  it("names a new account's or region's setup (HTTP 428) as passing by itself, so the runner retries", async () => {
+    fake.setupInProgress("region");
+    const err = await step()
+      .plan(input(), stepContext({ run: { dryRun: true } }))
+      .catch((e: unknown) => e);
+    expect(isCutoverError(err, ErrorCode.StepFailed)).toBe(true);
+    expect(NOT_RETRYABLE.has((err as { code: ErrorCode }).code)).toBe(false);
+    expect((err as Error).message).toMatch(
+      /Lightsail is still setting up region ap-southeast-1 \(RegionSetupInProgress, HTTP 428\)/,
+    );
+    fake.setupDone();
+    await expect(step().plan(input(), stepContext({ run: { dryRun: true } }))).resolves.toBeDefined();
   });
 
   it("names the missing IAM action when the credentials may not create instances", async () => {
