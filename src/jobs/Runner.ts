@@ -9,6 +9,7 @@ import { audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
 import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
 import { STEP_TIME_LIMITS } from "./catalogue.js";
+import { failedNote, retryNote, succeededNote } from "./notes.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type {
   CheckpointStore,
@@ -73,6 +74,8 @@ type AbortReason = { kind: "cancel"; by: string } | { kind: "shutdown" };
 export class Runner {
   private readonly deps: RunnerDeps;
   private readonly active = new Map<string, AbortController>();
+  /** by step execution: the error its thread last heard, so a retried error is not posted again */
+  private readonly saidError = new Map<string, string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -376,7 +379,11 @@ export class Runner {
         where: { id: execution.id },
         data: { status: "failed", error: message, finishedAt: new Date() },
       });
-      observer.runNote(run.id, `✗ ${execution.step} failed: ${message}`);
+      observer.runNote(
+        run.id,
+        failedNote(execution.step, message, this.saidError.get(execution.id) === message),
+      );
+      this.saidError.delete(execution.id);
       return "failed" as const;
     };
     if (!found) return fail(`the step is no longer in the migration file`);
@@ -498,7 +505,7 @@ export class Runner {
               finishedAt: new Date(),
             },
           });
-          observer.runNote(run.id, `✓ ${execution.step}: ${outcome.summary} · verified: ${verified.summary}`);
+          observer.runNote(run.id, succeededNote(execution.step, outcome.summary, verified.summary));
         }
         await audit(db, {
           actor: "cutover",
@@ -555,10 +562,9 @@ export class Runner {
         if (attempt >= maxAttempts || hopeless) return fail(message);
         const delay = file.engine.backoffMs * 2 ** (attempt - 1);
         await db.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
-        observer.runNote(
-          run.id,
-          `↻ ${execution.step} attempt ${attempt} of ${maxAttempts} failed (${message}); retrying in ${Math.round(delay / 1000)} s`,
-        );
+        const said = this.saidError.get(execution.id);
+        observer.runNote(run.id, retryNote(execution.step, attempt, maxAttempts, message, said, delay));
+        this.saidError.set(execution.id, message);
         try {
           await sleep(delay, undefined, { signal: AbortSignal.any([runSignal, watchdog.stepSignal]) });
         } catch {

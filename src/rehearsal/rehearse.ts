@@ -285,6 +285,18 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
         drive({ args, world, bot, team, host, config, report, check, note, digestClock }),
         interrupted,
       ]);
+      // what real Slack would have refused never reached anyone: the fake answers it as Slack does
+      const refused = world.slack.refusals();
+      check(
+        "Slack took every message and modal the bot sent",
+        refused.length === 0,
+        refused.length === 0
+          ? `${world.slack.calls().length} calls, none refused`
+          : `${refused.length} refused: ${refused
+              .slice(0, 10)
+              .map((c) => `${c.method} ${c.error}${c.detail ? ` ${c.detail}` : ""}`)
+              .join("; ")}`,
+      );
     } catch (err) {
       report.error = aborted ?? (err instanceof Error ? err.message : String(err));
       check("the rehearsal ran to the end", false, report.error);

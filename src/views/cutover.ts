@@ -1,6 +1,6 @@
 import type { KnownBlock, View } from "@slack/types";
 import type { CutoverChange, PreCheck } from "../jobs/cutover/types.js";
-import { context, esc, type Reply, section, slackDate } from "./blocks.js";
+import { context, esc, type Reply, SLACK_VIEW_BLOCKS, section, short, slackDate } from "./blocks.js";
 import { ACTION, CALLBACK, INPUT } from "./ids.js";
 
 export interface CutoverRequestState {
@@ -125,7 +125,7 @@ export function confirmModal(opts: { approvalId: string; title: string; intro: s
     type: "modal",
     callback_id: CALLBACK.approveCutover,
     private_metadata: opts.approvalId,
-    title: { type: "plain_text", text: opts.title },
+    title: { type: "plain_text", text: short(opts.title, 24) },
     submit: { type: "plain_text", text: "Approve" },
     close: { type: "plain_text", text: "Cancel" },
     blocks: [
@@ -133,11 +133,12 @@ export function confirmModal(opts: { approvalId: string; title: string; intro: s
       {
         type: "input",
         block_id: INPUT.confirmName.block,
-        label: { type: "plain_text", text: `Type ${opts.word} to confirm` },
+        label: { type: "plain_text", text: short(`Type ${opts.word} to confirm`, 2000) },
         element: {
           type: "plain_text_input",
           action_id: INPUT.confirmName.action,
-          placeholder: { type: "plain_text", text: opts.word },
+          // a DNS name runs to 253 characters, a placeholder to 150: the label says it whole
+          placeholder: { type: "plain_text", text: short(opts.word, 150) },
         },
       },
       {
@@ -161,11 +162,29 @@ export function approveModal(approvalId: string, change: CutoverChange): View {
   });
 }
 
-/** /rollback: type ROLLBACK to put DNS and the front end back. */
+/**
+ * /rollback: type ROLLBACK to put DNS and the front end back. `manual` asks for each value to
+ * restore when no cutover record has them; a modal holds 100 blocks, so past 97 values it asks
+ * for none and says so instead (a value left out would read as "no value": the record removed).
+ */
 export function rollbackModal(
   summary: string[],
   manual: Array<{ block: string; label: string; initial: string }> = [],
 ): View {
+  const room = SLACK_VIEW_BLOCKS - 3; // the summary and the two inputs below
+  if (manual.length > room) {
+    return {
+      type: "modal",
+      callback_id: CALLBACK.rollback,
+      title: { type: "plain_text", text: "Emergency rollback" },
+      close: { type: "plain_text", text: "Close" },
+      blocks: [
+        section(
+          `*This rollback needs ${manual.length} values typed by hand, more than one Slack form holds (${room}).*\nNothing is changed from here. Restore the records in Cloudflare by hand, or run the rollback where the cutover record is (it has the values).`,
+        ),
+      ],
+    };
+  }
   return {
     type: "modal",
     callback_id: CALLBACK.rollback,
@@ -180,11 +199,13 @@ export function rollbackModal(
         (m): KnownBlock => ({
           type: "input",
           block_id: m.block,
-          label: { type: "plain_text", text: m.label.slice(0, 150) },
+          label: { type: "plain_text", text: short(m.label, 150) },
           element: {
             type: "plain_text_input",
             action_id: "value",
-            ...(m.initial ? { initial_value: m.initial } : {}),
+            // Slack shows at most 3,000 characters here; a longer value is left for the person
+            // to type rather than shown cut, which would restore something that never was
+            ...(m.initial && m.initial.length <= 3000 ? { initial_value: m.initial } : {}),
           },
         }),
       ),
@@ -226,5 +247,5 @@ export function alertView(text: string, rollbackButton: boolean): Reply {
       ],
     });
   }
-  return { text, blocks };
+  return { text: esc(text), blocks };
 }

@@ -104,5 +104,5 @@ export function runMessageView(run: RunView, now: Date = new Date()): Reply {
       ],
     });
   }
-  return { text: `${icon} ${run.dryRun ? "Dry run" : "Run"} ${run.target}: ${run.status}`, blocks };
+  return { text: `${icon} ${run.dryRun ? "Dry run" : "Run"} ${esc(run.target)}: ${run.status}`, blocks };
 }

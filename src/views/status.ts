@@ -8,6 +8,7 @@ import {
   formatDuration,
   header,
   type Reply,
+  SLACK_MESSAGE_BLOCKS,
   STATUS_ICON,
   section,
   shortId,
@@ -83,18 +84,35 @@ export function statusView(input: StatusInput): Reply {
     ),
   );
   if (input.cutover) blocks.push(context(input.cutover));
-  file.runbook.phases.forEach((phase, i) => {
+  const phaseTexts = file.runbook.phases.map((phase, i) => {
     const states = phase.steps.map((s) => latest.get(s.id));
     const done = states.filter((s) => s && !s.dryRun && s.status === "succeeded").length;
     const lines = phase.steps.map((s) =>
       stepLine(s.id, s.title, s.uses, latest.get(s.id), available.has(s.uses), now),
     );
+    return `*Phase ${i + 1} · ${esc(phase.title)}* (\`${phase.id}\`) — ${done}/${phase.steps.length} done\n${lines.join("\n")}`;
+  });
+  // A message holds 50 blocks: short phases share a section, and past the room left the rest
+  // are counted rather than shown (each phase's own `/migrate plan <phase>` lists it).
+  const room = SLACK_MESSAGE_BLOCKS - blocks.length - (recent.length ? 2 : 0) - 1;
+  const packed: string[] = [];
+  for (const text of phaseTexts) {
+    const last = packed.at(-1);
+    if (last !== undefined && last.length + text.length + 2 <= 2900)
+      packed[packed.length - 1] = `${last}\n\n${text}`;
+    else packed.push(text);
+  }
+  blocks.push(...packed.slice(0, room).map(section));
+  if (packed.length > room) {
+    const shownPhases = packed
+      .slice(0, room)
+      .reduce((n, t) => n + (t.match(/^\*Phase \d+ · /gm)?.length ?? 0), 0);
     blocks.push(
-      section(
-        `*Phase ${i + 1} · ${esc(phase.title)}* (\`${phase.id}\`) — ${done}/${phase.steps.length} done\n${lines.join("\n")}`,
+      context(
+        `… and ${phaseTexts.length - shownPhases} more phases: \`/migrate plan &lt;phase&gt;\` lists one.`,
       ),
     );
-  });
+  }
   if (recent.length) {
     blocks.push(divider());
     blocks.push(
