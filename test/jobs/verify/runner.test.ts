@@ -91,9 +91,7 @@ describe("verify.functional through the runner", () => {
       "products.items": 1,
       "checks.failed": 0,
     });
-    expect(notes.at(-1)).toMatch(
-      /^✓ verify-functional: functional: 2 of 2 checks passed · verified$/,
-    );
+    expect(notes.at(-1)).toMatch(/^✓ verify-functional: functional: 2 of 2 checks passed · verified$/);
 
     app.setRoute("/api/v1/products", { body: [] });
     const bad = await submit();
