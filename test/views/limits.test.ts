@@ -7,6 +7,7 @@ import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db
 import type { DecommissionChange } from "../../src/jobs/steps/decommission.js";
 import type { StorageVerifyReport } from "../../src/jobs/steps/storage-verify.js";
 import type { VerificationReport } from "../../src/jobs/steps/verify-common.js";
+import type { KpiCheck } from "../../src/kpi/alerts.js";
 import { checkMessage, checkView } from "../../src/sandbox/slack-limits.js";
 import { auditView } from "../../src/views/audit.js";
 import { esc, type Reply } from "../../src/views/blocks.js";
@@ -21,6 +22,7 @@ import {
 import { dbVerifyView } from "../../src/views/db-verify.js";
 import { decommissionApproveModal, decommissionRequestView } from "../../src/views/decommission.js";
 import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../../src/views/help.js";
+import { kpiAlertView } from "../../src/views/kpi.js";
 import { runMessageView } from "../../src/views/run.js";
 import { statusView } from "../../src/views/status.js";
 import { storageVerifyView } from "../../src/views/storage-verify.js";
@@ -108,7 +110,45 @@ const change = (records = 3): CutoverChange => ({
   },
 });
 
+/** mrkdwn and fallback texts with Slack's own tokens (`<@U…>`, `<!date^…>`, links) taken out */
+function bareAngles(payload: unknown): string[] {
+  const texts: string[] = [];
+  const top = (payload as { text?: unknown }).text;
+  if (typeof top === "string") texts.push(top);
+  JSON.stringify((payload as { blocks?: unknown }).blocks, (_k, v) => {
+    if (v && typeof v === "object" && (v as { type?: unknown }).type === "mrkdwn")
+      texts.push((v as { text: string }).text);
+    return v;
+  });
+  return texts.map((t) => t.replace(/<(?:[@#!][^<>]*|https?:[^<>]*)>/g, "")).filter((t) => /[<>]/.test(t));
+}
+
 describe("every view builder stays within Slack's limits and escapes what people typed", () => {
+  it("KPI alerts say targets without a bare < or >, and escape the endpoint's error", () => {
+    const check = (over: Partial<KpiCheck>): KpiCheck => ({
+      key: "avg-latency",
+      title: "Average response time",
+      breached: true,
+      value: 250,
+      threshold: 200,
+      bound: "max",
+      unit: "ms",
+      window: "the last 24 h",
+      detail: `last error: ${LONG_ERROR}`,
+      ...over,
+    });
+    for (const c of [
+      check({}),
+      check({ key: "availability", bound: "min", unit: "%", value: 50, threshold: 99.9 }),
+      check({ breached: false }),
+    ]) {
+      const view = kpiAlertView({ check: c, previousSince: now }, now);
+      expectSlackTakes(view);
+      expect(bareAngles(view)).toEqual([]);
+    }
+    expect(kpiAlertView({ check: check({}), previousSince: now }, now).text).toContain("(target ≤ 200 ms)");
+  });
+
   it("help, unknown input, usage and notices", () => {
     expectSlackTakes(helpView());
     expectSlackTakes(helpView("run"));
