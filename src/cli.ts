@@ -137,7 +137,7 @@ export async function cli(
     for (;;) {
       const run = await loadRun(deps.db, id);
       if (!run) return 1;
-      const text = renderBlocksAsText(runMessageView(run).blocks);
+      const text = renderBlocksAsText(runMessageView(run, new Date(), { results: true }).blocks);
       if (text !== last) {
         write(text);
         last = text;

@@ -86,6 +86,11 @@ export const context = (text: string): KnownBlock => ({
 });
 export const divider = (): KnownBlock => ({ type: "divider" });
 
+/** A Slack user id as a mention (Slack shows the name); anyone else (a terminal's local operator) as written. */
+export function person(who: string): string {
+  return /^[UW][A-Z0-9]{2,}$/.test(who) ? `<@${who}>` : esc(who);
+}
+
 /** Escapes the three characters Slack's mrkdwn treats as markup. */
 export function esc(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

@@ -1,6 +1,6 @@
 import type { KnownBlock, View } from "@slack/types";
 import type { CutoverChange, PreCheck } from "../jobs/cutover/types.js";
-import { context, esc, type Reply, SLACK_VIEW_BLOCKS, section, short, slackDate } from "./blocks.js";
+import { context, esc, person, type Reply, SLACK_VIEW_BLOCKS, section, short, slackDate } from "./blocks.js";
 import { ACTION, CALLBACK, INPUT } from "./ids.js";
 
 export interface CutoverRequestState {
@@ -116,7 +116,7 @@ export function cutoverRequestView(s: CutoverRequestState): Reply {
   blocks.push(
     ...decisionBlocks(s, "The approver types the record name to confirm; the requester cannot approve."),
   );
-  return { text: `DNS cutover requested by ${s.requestedBy}: ${s.status}`, blocks };
+  return { text: `DNS cutover requested by ${person(s.requestedBy)}: ${s.status}`, blocks };
 }
 
 /** The approver's modal for a request: what it does, the word to type to confirm, an optional note. */

@@ -1,9 +1,11 @@
 import type { KnownBlock } from "@slack/types";
+import { firstLine } from "../jobs/notes.js";
 import type { Progress, StepPlan } from "../jobs/types.js";
 import {
   context,
   esc,
   formatDuration,
+  person,
   progressBar,
   type Reply,
   STATUS_ICON,
@@ -57,8 +59,16 @@ function planLines(plan: StepPlan): string {
   return [`      ${esc(plan.summary)}`, ...shown].join("\n");
 }
 
-/** The single progress message of a run, edited in place as the run goes. */
-export function runMessageView(run: RunView, now: Date = new Date()): Reply {
+/**
+ * The single progress message of a run, edited in place as the run goes: one line per step in
+ * the channel, its result and verification in the run's thread (the step notes). A terminal has
+ * no thread: `results` shows them under each step there.
+ */
+export function runMessageView(
+  run: RunView,
+  now: Date = new Date(),
+  opts: { results?: boolean } = {},
+): Reply {
   const icon = STATUS_ICON[run.status] ?? "•";
   const what = run.dryRun ? `Dry run of \`${esc(run.target)}\`` : `Run \`${esc(run.target)}\``;
   const took = run.startedAt
@@ -74,20 +84,21 @@ export function runMessageView(run: RunView, now: Date = new Date()): Reply {
     let line = `${sIcon} \`${esc(s.step)}\` ${s.status}${dur}${tries}`;
     if (s.status === "running" && s.progress) line += `\n      ${progressLine(s.progress as Progress)}`;
     if (s.plan) line += `\n${planLines(s.plan as StepPlan)}`;
-    if (s.status === "succeeded" && s.result && !run.dryRun) {
+    if (opts.results && s.status === "succeeded" && s.result && !run.dryRun) {
       const result = s.result as { summary?: string; verify?: { summary?: string } };
       if (result.summary) line += `\n      ${esc(result.summary)}`;
       if (result.verify?.summary) line += `\n      verified: ${esc(result.verify.summary)}`;
     }
+    // the first line of an error says what; the whole of it is in the thread and the audit
     if (s.error && (s.status === "failed" || s.status === "running"))
-      line += `\n      ↳ ${esc(s.error.slice(0, 400))}`;
+      line += `\n      ↳ ${esc(opts.results ? s.error.slice(0, 400) : firstLine(s.error, 200))}`;
     return line;
   });
   const blocks: KnownBlock[] = [
     section(`${icon} *${what}* — ${run.status.replace("_", " ")}${took}`),
     section(lines.join("\n") || "_no steps_"),
     context(
-      `run \`${shortId(run.id)}\` · requested by <@${run.requestedBy}>${run.error && run.status !== "succeeded" ? ` · ${esc(run.error.slice(0, 300))}` : ""}`,
+      `run \`${shortId(run.id)}\` · requested by ${person(run.requestedBy)}${run.error && run.status !== "succeeded" ? ` · ${esc(firstLine(run.error, 200))}` : ""}`,
     ),
   ];
   if (run.status === "running" || run.status === "queued") {

@@ -7,6 +7,7 @@ import {
   esc,
   formatDuration,
   header,
+  person,
   type Reply,
   SLACK_MESSAGE_BLOCKS,
   STATUS_ICON,
@@ -61,7 +62,7 @@ function stepLine(
   const when = state.finishedAt ?? state.startedAt;
   const parts = [
     `${icon} ${name} — ${state.dryRun ? "planned" : state.status}`,
-    `by <@${state.requestedBy}>`,
+    `by ${person(state.requestedBy)}`,
   ];
   if (when) parts.push(slackDate(when));
   if (took) parts.push(took);
@@ -79,7 +80,7 @@ export function statusView(input: StatusInput): Reply {
   blocks.push(
     context(
       lock
-        ? `🔒 Locked by <@${lock.holder}> since ${slackDate(lock.acquiredAt)} for run \`${shortId(lock.runId)}\``
+        ? `🔒 Locked by ${person(lock.holder)} since ${slackDate(lock.acquiredAt)} for run \`${shortId(lock.runId)}\``
         : "🔓 No run holds the lock.",
     ),
   );
@@ -120,7 +121,7 @@ export function statusView(input: StatusInput): Reply {
         `Recent runs: ${recent
           .map(
             (r) =>
-              `${STATUS_ICON[r.status] ?? ""} \`${shortId(r.id)}\` ${esc(r.target)}${r.dryRun ? " (dry run)" : ""} by <@${r.requestedBy}>`,
+              `${STATUS_ICON[r.status] ?? ""} \`${shortId(r.id)}\` ${esc(r.target)}${r.dryRun ? " (dry run)" : ""} by ${person(r.requestedBy)}`,
           )
           .join(" · ")}`,
       ),

@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { type RunView, runMessageView } from "../../src/views/run.js";
+
+const now = new Date("2026-11-19T01:00:00Z");
+const step = (over: Partial<RunView["steps"][number]>): RunView["steps"][number] => ({
+  step: "db-restore",
+  status: "succeeded",
+  attempts: 1,
+  progress: null,
+  plan: null,
+  result: {
+    summary:
+      "restored 37 entries of dump-20261201 (7 tables) into postgres@127.0.0.1:5432/shop_target in 2.5 s",
+    verify: { summary: "7 tables on the target, read with the key /home/cutover/.ssh/id_ed25519" },
+  },
+  error: null,
+  startedAt: now,
+  finishedAt: now,
+  ...over,
+});
+const run = (steps: RunView["steps"], over: Partial<RunView> = {}): RunView => ({
+  id: "3f2a9c1e-0000-4000-8000-000000000000",
+  target: "data",
+  kind: "phase",
+  status: "failed",
+  dryRun: false,
+  requestedBy: "U0OPERATOR",
+  error: "db-verify: 2 tables differ\nfirst: orders (12 rows missing)\nsecond: …",
+  createdAt: now,
+  startedAt: now,
+  finishedAt: now,
+  steps,
+  ...over,
+});
+
+describe("the run's message in the channel", () => {
+  const steps = [
+    step({}),
+    step({
+      step: "db-verify",
+      status: "failed",
+      result: null,
+      error: "2 tables differ\norders: 12 rows missing on the target\nline_items: 40 rows missing",
+    }),
+  ];
+
+  it("is one line per step: results, host paths and connection strings stay in the thread", () => {
+    const json = JSON.stringify(runMessageView(run(steps), now));
+    expect(json).not.toContain("postgres@127.0.0.1");
+    expect(json).not.toContain(".ssh");
+    expect(json).not.toContain("12 rows missing");
+    // what failed, in its first line, and who asked, as a mention
+    expect(json).toContain("↳ 2 tables differ");
+    expect(json).toContain("requested by <@U0OPERATOR>");
+  });
+
+  it("shows each step's result under it in a terminal, which has no thread", () => {
+    const json = JSON.stringify(
+      runMessageView(run(steps, { requestedBy: "test-terminal" }), now, { results: true }),
+    );
+    expect(json).toContain("restored 37 entries");
+    expect(json).toContain("requested by test-terminal");
+  });
+});
