@@ -48,15 +48,16 @@ function progressLine(p: Progress): string {
   return `${bar}${count}${p.message ? ` — ${esc(p.message)}` : ""}`;
 }
 
-function planLines(plan: StepPlan): string {
+/** A step's dry run: its summary and its first changes (`max`), counting the rest. */
+function planLines(plan: StepPlan, max: number, whole: boolean): string {
   const shown = plan.changes
-    .slice(0, 8)
+    .slice(0, max)
     .map(
       (c) =>
         `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${esc(c.target)}${c.detail ? ` (${esc(c.detail)})` : ""}`,
     );
-  if (plan.changes.length > 8) shown.push(`      … and ${plan.changes.length - 8} more`);
-  return [`      ${esc(plan.summary)}`, ...shown].join("\n");
+  if (plan.changes.length > max) shown.push(`      … and ${plan.changes.length - max} more`);
+  return [`      ${esc(whole ? plan.summary : firstLine(plan.summary, 300))}`, ...shown].join("\n");
 }
 
 /**
@@ -83,7 +84,8 @@ export function runMessageView(
     const tries = s.attempts > 1 ? ` · attempt ${s.attempts}` : "";
     let line = `${sIcon} \`${esc(s.step)}\` ${s.status}${dur}${tries}`;
     if (s.status === "running" && s.progress) line += `\n      ${progressLine(s.progress as Progress)}`;
-    if (s.plan) line += `\n${planLines(s.plan as StepPlan)}`;
+    // in the channel a phase's dry run must stay readable at a glance: three changes a step
+    if (s.plan) line += `\n${planLines(s.plan as StepPlan, opts.results ? 8 : 3, opts.results === true)}`;
     if (opts.results && s.status === "succeeded" && s.result && !run.dryRun) {
       const result = s.result as { summary?: string; verify?: { summary?: string } };
       if (result.summary) line += `\n      ${esc(result.summary)}`;

@@ -62,3 +62,33 @@ describe("the run's message in the channel", () => {
     expect(json).toContain("requested by test-terminal");
   });
 });
+
+describe("a phase's dry run in the channel", () => {
+  it("shows each step's summary and its first three changes, counting the rest", () => {
+    const planned = (i: number) =>
+      step({
+        step: `step-${i}`,
+        result: null,
+        plan: {
+          summary: `would set up the host\nwith a script of 120 lines`,
+          changes: Array.from({ length: 12 }, (_, c) => ({
+            action: "create",
+            target: `/etc/nginx/site-${c}`,
+          })),
+        },
+      });
+    const view = runMessageView(
+      run(
+        Array.from({ length: 6 }, (_, i) => planned(i)),
+        { dryRun: true, status: "succeeded" },
+      ),
+      now,
+    );
+    const text = JSON.stringify(view.blocks);
+    expect(text.match(/… and 9 more/g)).toHaveLength(6);
+    expect(text).not.toContain("script of 120 lines");
+    expect(text).not.toContain("site-3");
+    const lines = (view.blocks[1] as { text: { text: string } }).text.text.split("\n");
+    expect(lines.length).toBeLessThanOrEqual(6 * 6);
+  });
+});
