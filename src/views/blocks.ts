@@ -91,6 +91,25 @@ export function person(who: string): string {
   return /^[UW][A-Z0-9]{2,}$/.test(who) ? `<@${who}>` : esc(who);
 }
 
+/**
+ * Text for the whole channel, said as a person would: no connection string (a URL loses its
+ * credentials and reads "the database `shop` on `ep-1.neon.tech`"), no file path of the bot's
+ * own machine (an SSH key, the dump folder: "…/id_ed25519"). The thread and the audit keep the
+ * exact values. Apply before escaping.
+ */
+export function forChannel(text: string): string {
+  return text
+    .replace(
+      /\bpostgres(?:ql)?:\/\/(?:[^\s@/]+@)?([^\s/:?#]+)(?::\d+)?\/([^\s?#`'"),]+)[^\s`'"),]*/g,
+      "the database `$2` on `$1`",
+    )
+    .replace(/\b[\w.%+-]+@([\w-]+(?:\.[\w-]+)+):\d+\/([\w.$-]+)/g, "the database `$2` on `$1`")
+    .replace(
+      /(?<![\w.:/-])(?:\/(?:home|root|tmp|private|var\/folders|Users)\/|~\/)[^\s`'"),;]*\/([^\s`'"),;/]+)/g,
+      "…/$1",
+    );
+}
+
 /** Escapes the three characters Slack's mrkdwn treats as markup. */
 export function esc(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

@@ -4,6 +4,7 @@ import type { Progress, StepPlan } from "../jobs/types.js";
 import {
   context,
   esc,
+  forChannel,
   formatDuration,
   person,
   progressBar,
@@ -45,19 +46,20 @@ function progressLine(p: Progress): string {
       ? `${p.done.toLocaleString("en")}/${p.total.toLocaleString("en")}${unit}`
       : `${p.done.toLocaleString("en")}${unit}`;
   const bar = p.total !== undefined ? `\`${progressBar(p.done, p.total)}\` ` : "";
-  return `${bar}${count}${p.message ? ` — ${esc(p.message)}` : ""}`;
+  return `${bar}${count}${p.message ? ` — ${esc(forChannel(p.message))}` : ""}`;
 }
 
 /** A step's dry run: its summary and its first changes (`max`), counting the rest. */
 function planLines(plan: StepPlan, max: number, whole: boolean): string {
+  const say = (t: string) => esc(whole ? t : forChannel(t));
   const shown = plan.changes
     .slice(0, max)
     .map(
       (c) =>
-        `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${esc(c.target)}${c.detail ? ` (${esc(c.detail)})` : ""}`,
+        `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${say(c.target)}${c.detail ? ` (${say(c.detail)})` : ""}`,
     );
   if (plan.changes.length > max) shown.push(`      … and ${plan.changes.length - max} more`);
-  return [`      ${esc(whole ? plan.summary : firstLine(plan.summary, 300))}`, ...shown].join("\n");
+  return [`      ${whole ? esc(plan.summary) : say(firstLine(plan.summary, 300))}`, ...shown].join("\n");
 }
 
 /**
@@ -93,14 +95,14 @@ export function runMessageView(
     }
     // the first line of an error says what; the whole of it is in the thread and the audit
     if (s.error && (s.status === "failed" || s.status === "running"))
-      line += `\n      ↳ ${esc(opts.results ? s.error.slice(0, 400) : firstLine(s.error, 200))}`;
+      line += `\n      ↳ ${esc(opts.results ? s.error.slice(0, 400) : forChannel(firstLine(s.error, 200)))}`;
     return line;
   });
   const blocks: KnownBlock[] = [
     section(`${icon} *${what}* — ${run.status.replace("_", " ")}${took}`),
     section(lines.join("\n") || "_no steps_"),
     context(
-      `run \`${shortId(run.id)}\` · requested by ${person(run.requestedBy)}${run.error && run.status !== "succeeded" ? ` · ${esc(firstLine(run.error, 200))}` : ""}`,
+      `run \`${shortId(run.id)}\` · requested by ${person(run.requestedBy)}${run.error && run.status !== "succeeded" ? ` · ${esc(forChannel(firstLine(run.error, 200)))}` : ""}`,
     ),
   ];
   if (run.status === "running" || run.status === "queued") {

@@ -1,10 +1,12 @@
 import type { KnownBlock } from "@slack/types";
 import type { MigrationFile } from "../config/schema.js";
+import { firstLine } from "../jobs/notes.js";
 import type { LockHolder } from "../store/runs.js";
 import {
   context,
   divider,
   esc,
+  forChannel,
   formatDuration,
   header,
   person,
@@ -69,7 +71,7 @@ function stepLine(
   parts.push(`run \`${shortId(state.runId)}\``);
   const line = parts.join(" · ");
   return state.error && state.status === "failed"
-    ? `${line}\n      ↳ ${esc(state.error.slice(0, 300))}`
+    ? `${line}\n      ↳ ${esc(forChannel(firstLine(state.error, 200)))}`
     : line;
 }
 

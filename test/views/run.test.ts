@@ -92,3 +92,46 @@ describe("a phase's dry run in the channel", () => {
     expect(lines.length).toBeLessThanOrEqual(6 * 6);
   });
 });
+
+describe("what the whole channel reads", () => {
+  it("names databases and files as a person would, not by connection string or host path", () => {
+    const view = runMessageView(
+      run(
+        [
+          step({
+            status: "failed",
+            result: null,
+            error:
+              "The SSH key file named by SSH_KEY_PATH (/home/cutover/.ssh/id_ed25519) cannot be read: ENOENT.\nstack…",
+          }),
+          step({
+            step: "db-dump",
+            status: "succeeded",
+            result: null,
+            plan: {
+              summary:
+                "would dump 7 tables (12 MB) from postgres@ep-cool-1.neon.tech:5432/shop with pg_dump 15",
+              changes: [{ action: "create", target: "/tmp/cutover-x/bot/dumps/production/dump-1" }],
+            },
+          }),
+        ],
+        { error: "connect to postgresql://app:s3cret@ep-cool-1.neon.tech:5432/shop?sslmode=require failed" },
+      ),
+      now,
+    );
+    const json = JSON.stringify(view);
+    for (const leak of [
+      "/home/cutover",
+      ".ssh",
+      "s3cret",
+      "app@",
+      "postgres@",
+      "postgresql://",
+      "/tmp/cutover",
+    ])
+      expect(json).not.toContain(leak);
+    expect(json).toContain("…/id_ed25519");
+    expect(json).toContain("the database `shop` on `ep-cool-1.neon.tech`");
+    expect(json).toContain("…/dump-1");
+  });
+});
