@@ -145,7 +145,7 @@ export function confirmModal(opts: { approvalId: string; title: string; intro: s
         type: "input",
         block_id: INPUT.note.block,
         optional: true,
-        label: { type: "plain_text", text: "Note (optional)" },
+        label: { type: "plain_text", text: "Note" }, // Slack adds "(optional)" itself
         element: { type: "plain_text_input", action_id: INPUT.note.action, multiline: true },
       },
     ],

@@ -51,7 +51,8 @@ function progressLine(p: Progress): string {
 
 /** A step's dry run: its summary and its first changes (`max`), counting the rest. */
 function planLines(plan: StepPlan, max: number, whole: boolean): string {
-  const say = (t: string) => esc(whole ? t : forChannel(t));
+  // in the channel one line each: a change's detail can be a whole script
+  const say = (t: string) => esc(whole ? t : forChannel(firstLine(t, 200)));
   const shown = plan.changes
     .slice(0, max)
     .map(

@@ -74,6 +74,8 @@ describe("a phase's dry run in the channel", () => {
           changes: Array.from({ length: 12 }, (_, c) => ({
             action: "create",
             target: `/etc/nginx/site-${c}`,
+            // a set-up script is a change's detail: its first line only in the channel
+            detail: "#!/usr/bin/env bash\nset -Eeuo pipefail\napt-get install -y nginx",
           })),
         },
       });
@@ -88,6 +90,8 @@ describe("a phase's dry run in the channel", () => {
     expect(text.match(/… and 9 more/g)).toHaveLength(6);
     expect(text).not.toContain("script of 120 lines");
     expect(text).not.toContain("site-3");
+    expect(text).toContain("#!/usr/bin/env bash");
+    expect(text).not.toContain("pipefail");
     const lines = (view.blocks[1] as { text: { text: string } }).text.text.split("\n");
     expect(lines.length).toBeLessThanOrEqual(6 * 6);
   });
