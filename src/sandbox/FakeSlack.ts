@@ -487,6 +487,13 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       const ms = ack.at - started;
       call.args.ack = ack.payload;
       call.args.ms = ms;
+      // a reply in the ack is held to the same limits as any message or modal; Slack shows the
+      // person an error instead of it
+      const refusal = ackRefusal(ack.payload);
+      if (refusal) {
+        call.error = refusal.error;
+        call.detail = refusal.message;
+      }
       this.record(call);
       return { envelope_id: envelopeId, ...(ack.payload === undefined ? {} : { payload: ack.payload }), ms };
     } catch (err) {
@@ -1224,6 +1231,15 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     });
     return `Calls seen (${this.recorded.length}):\n${lines.join("\n")}`;
   }
+}
+
+/** What Slack would refuse in a Socket Mode ack's payload: a message reply, or a modal to show. */
+function ackRefusal(payload: Record<string, unknown> | undefined): SlackRefusal | undefined {
+  if (!payload) return undefined;
+  const view = asObject(payload.view);
+  if (view) return checkView(view);
+  if (payload.text !== undefined || payload.blocks !== undefined) return checkMessage(payload);
+  return undefined;
 }
 
 function cloneCall(call: RecordedCall): RecordedCall {

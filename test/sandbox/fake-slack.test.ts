@@ -7,6 +7,7 @@ import {
   WebClientEvent,
 } from "@slack/web-api";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { FakeSlack, type RecordedCall } from "../../src/sandbox/FakeSlack.js";
 
 const TOKEN = "xoxb-sandbox-token-123";
@@ -661,5 +662,37 @@ describe("FakeSlack refuses what Slack refuses (Block Kit limits, src/sandbox/sl
       expect(res.detail).toContain(`[json-pointer:${pointer}]`);
     }
     expect(fake.views()).toHaveLength(1);
+  });
+});
+
+describe("FakeSlack over Socket Mode", () => {
+  it("refuses a reply in an ack that breaks a Block Kit limit, as it refuses a message", async () => {
+    const open = (await (
+      await fetch(`${fake.apiUrl}apps.connections.open`, {
+        method: "POST",
+        headers: { authorization: "Bearer xapp-1-test" },
+      })
+    ).json()) as { url: string };
+    const ws = new WebSocket(open.url);
+    ws.on("message", (data) => {
+      const msg = JSON.parse(String(data)) as { type: string; envelope_id?: string };
+      if (!msg.envelope_id) return;
+      const text = msg.type === "slash_commands" ? "hi" : "";
+      ws.send(
+        JSON.stringify({
+          envelope_id: msg.envelope_id,
+          payload: { text, blocks: [{ type: "section", text: { type: "mrkdwn", text: "x".repeat(3001) } }] },
+        }),
+      );
+    });
+    try {
+      await fake.waitForSocket();
+      await fake.sendSocketSlashCommand({ command: "/migrate", text: "help" });
+      const [call] = fake.refusals();
+      expect(call).toMatchObject({ method: "socket_mode", error: "invalid_blocks" });
+      expect(call!.detail).toContain("[json-pointer:/blocks/0/text/text]");
+    } finally {
+      ws.close();
+    }
   });
 });
