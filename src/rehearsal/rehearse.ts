@@ -10,6 +10,7 @@ import type { ObjectStore } from "../cloud/object-store.js";
 import { localDay, ManualClock } from "../digest/index.js";
 import { zonedMidnight } from "../digest/sources.js";
 import { createLogger } from "../log.js";
+import type { RecordedCall } from "../sandbox/FakeSlack.js";
 import { fillBucket, type MediaSpec } from "../sandbox/media.js";
 import { generateShopDatabase } from "../sandbox/shop-data.js";
 import { ACTION, CALLBACK, INPUT } from "../views/ids.js";
@@ -291,7 +292,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
         "Slack took every message and modal the bot sent",
         refused.length === 0,
         refused.length === 0
-          ? `${world.slack.calls().length} calls, none refused`
+          ? `${world.slack.calls().length} calls, none refused; ${idleEdits(world.slack.calls())} edits changed nothing`
           : `${refused.length} refused: ${refused
               .slice(0, 10)
               .map((c) => `${c.method} ${c.error}${c.detail ? ` ${c.detail}` : ""}`)
@@ -921,4 +922,19 @@ async function faultReport(ctx: DriveContext, armed: ArmedFault): Promise<void> 
       ? endState.join(", ")
       : `failed: ${endState.filter((n) => !report.checks.some((c) => c.name === n && c.ok)).join(", ")}`,
   );
+}
+
+/** chat.update calls that sent a message what it already said (DESIGN.md: never such an edit). */
+function idleEdits(calls: RecordedCall[]): number {
+  const said = new Map<string, string>();
+  let idle = 0;
+  for (const c of calls) {
+    if (c.error || c.method !== "chat.update") continue;
+    const content = JSON.stringify([c.args.text ?? null, c.args.blocks ?? null]);
+    // a post's ts is in Slack's answer, not its arguments: edits are compared with edits
+    const key = `${c.args.channel}/${c.args.ts}`;
+    if (said.get(key) === content) idle++;
+    said.set(key, content);
+  }
+  return idle;
 }
