@@ -436,13 +436,14 @@ export function optimisationFigures(
 
 export type CostSummary = CostReport | ({ available: false; currency: string } & CostProblem);
 
-/** "08:12" in a time zone, and "3 h ago". */
+/** "08:12 GMT+8" in a time zone (a time without its zone is read in the reader's own), and "3 h ago". */
 export function freshnessText(fetchedAt: Date, now: Date, timeZone: string): string {
   const hhmm = new Intl.DateTimeFormat("en-GB", {
     timeZone,
     hour: "2-digit",
     minute: "2-digit",
     hour12: false,
+    timeZoneName: "short",
   }).format(fetchedAt);
   const ms = Math.max(0, now.getTime() - fetchedAt.getTime());
   const ago =

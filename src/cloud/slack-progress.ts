@@ -21,6 +21,8 @@ export class SlackProgress implements RunObserver {
   private readonly channelOf = new Map<string, string | null>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly minIntervalMs: number;
+  /** by run: the message as this process last sent it, so an edit that changes nothing is not sent */
+  private readonly shown = new Map<string, string>();
   /** runs whose first post failed without an answer: it may have landed, so look before posting again */
   private readonly uncertain = new Map<string, number>();
 
@@ -155,8 +157,17 @@ export class SlackProgress implements RunObserver {
     const view = runMessageView(run);
     const before = run.messageTs;
     const ts = before ?? (await this.ensureMessage(runId, view));
-    // a message just posted already shows this state
-    if (ts && before) await this.client.chat.update({ channel, ts, text: view.text, blocks: view.blocks });
+    const shown = JSON.stringify(view);
+    // a message just posted already shows this state; an edit to what it already says is noise
+    // (DESIGN.md: never an edit that changes nothing), and it spends the channel's edit budget
+    if (ts && before && this.shown.get(runId) !== shown) {
+      await this.client.chat.update({ channel, ts, text: view.text, blocks: view.blocks });
+    }
+    if (ts) {
+      this.shown.delete(runId); // re-inserted last: the oldest run is the first forgotten
+      this.shown.set(runId, shown);
+      if (this.shown.size > 1_000) this.shown.delete(this.shown.keys().next().value!);
+    }
   }
 
   /** Posts the run's message once; returns its ts. */

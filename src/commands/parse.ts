@@ -1,4 +1,5 @@
 import { closest } from "../text/suggest.js";
+import { esc } from "../views/blocks.js";
 
 /** Everything `/migrate` understands, with a one-line usage each (help and did-you-mean use it). */
 export const SUBCOMMANDS = {
@@ -78,14 +79,14 @@ function splitFlags(
         args,
         flags,
         bad: known.length
-          ? `\`--${name}\` is not an option of \`${sub}\`${guess ? ` — did you mean \`--${guess}\`?` : ""}. Options: ${known.map((k) => `--${k}`).join(", ")}.`
+          ? `\`--${esc(name)}\` is not an option of \`${sub}\`${guess ? ` — did you mean \`--${guess}\`?` : ""}. Options: ${known.map((k) => `--${k}`).join(", ")}.`
           : `\`${sub}\` takes no options.`,
       };
     }
     if (FLAGS_WITH_VALUES.has(name)) {
       const value = m[2] ?? tokens[++i];
       if (value === undefined || value === "")
-        return { args, flags, bad: `\`--${name}\` needs a value, e.g. \`--${name} "why"\`.` };
+        return { args, flags, bad: `\`--${esc(name)}\` needs a value, e.g. \`--${name} "why"\`.` };
       flags[name] = value;
     } else {
       flags[name] = true;

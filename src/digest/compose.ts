@@ -97,10 +97,10 @@ export function kpiBlocks(kpi: KpiDigestPart): KnownBlock[] {
   const v = (n: number | null, unit: string, digits = 0) =>
     n === null || !Number.isFinite(n) ? "not measured" : `${fmt(n, digits)} ${unit}`;
   const lines = [
-    `${check(f.availabilityPct, (x) => x >= t.availabilityPct)} availability ${v(f.availabilityPct, "%", 2)} (target > ${t.availabilityPct} %)`,
-    `${check(f.avgMs, (x) => x <= t.avgMs)} average response ${v(f.avgMs, "ms")}${f.p95Ms !== null ? `, p95 ${v(f.p95Ms, "ms")}` : ""} (target < ${t.avgMs} ms)`,
-    `${check(f.errorRatePct, (x) => x <= t.errorRatePct)} error rate ${v(f.errorRatePct, "%", 2)} (target < ${t.errorRatePct} %)`,
-    `${check(f.dbMs, (x) => x <= t.dbMs)} database query ${v(f.dbMs, "ms", 1)} (target < ${t.dbMs} ms)`,
+    `${check(f.availabilityPct, (x) => x >= t.availabilityPct)} availability ${v(f.availabilityPct, "%", 2)} (target ≥ ${t.availabilityPct} %)`,
+    `${check(f.avgMs, (x) => x <= t.avgMs)} average response ${v(f.avgMs, "ms")}${f.p95Ms !== null ? `, p95 ${v(f.p95Ms, "ms")}` : ""} (target ≤ ${t.avgMs} ms)`,
+    `${check(f.errorRatePct, (x) => x <= t.errorRatePct)} error rate ${v(f.errorRatePct, "%", 2)} (target ≤ ${t.errorRatePct} %)`,
+    `${check(f.dbMs, (x) => x <= t.dbMs)} database query ${v(f.dbMs, "ms", 1)} (target ≤ ${t.dbMs} ms)`,
   ];
   return [
     section(

@@ -10,6 +10,7 @@ import { type AuditEntry, audit } from "../store/audit.js";
 import type { Db } from "../store/client.js";
 import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/runs.js";
 import { STEP_TIME_LIMITS } from "./catalogue.js";
+import { failedNote, retryNote, succeededNote } from "./notes.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type {
   CheckpointStore,
@@ -76,6 +77,8 @@ type AbortReason = { kind: "cancel"; by: string } | { kind: "shutdown" };
 export class Runner {
   private readonly deps: RunnerDeps;
   private readonly active = new Map<string, AbortController>();
+  /** by step execution: the error its thread last heard, so a retried error is not posted again */
+  private readonly saidError = new Map<string, string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -409,7 +412,11 @@ export class Runner {
           details: { error: message },
         });
       });
-      observer.runNote(run.id, `✗ ${execution.step} failed: ${message}`);
+      observer.runNote(
+        run.id,
+        failedNote(execution.step, message, this.saidError.get(execution.id) === message),
+      );
+      this.saidError.delete(execution.id);
       return "failed" as const;
     };
     if (!found) return fail(`the step is no longer in the migration file`);
@@ -550,7 +557,7 @@ export class Runner {
             });
             await audit(tx, finished);
           });
-          observer.runNote(run.id, `✓ ${execution.step}: ${outcome.summary} · verified: ${verified.summary}`);
+          observer.runNote(run.id, succeededNote(execution.step, outcome.summary, verified.summary));
         }
         observer.runChanged(run.id);
         return "succeeded";
@@ -604,10 +611,9 @@ export class Runner {
           await tx.stepExecution.update({ where: { id: execution.id }, data: { error: message } });
           await audit(tx, attemptFailed);
         });
-        observer.runNote(
-          run.id,
-          `↻ ${execution.step} attempt ${attempt} of ${maxAttempts} failed (${message}); retrying in ${Math.round(delay / 1000)} s`,
-        );
+        const said = this.saidError.get(execution.id);
+        observer.runNote(run.id, retryNote(execution.step, attempt, maxAttempts, message, said, delay));
+        this.saidError.set(execution.id, message);
         try {
           await sleep(delay, undefined, { signal: AbortSignal.any([runSignal, watchdog.stepSignal]) });
         } catch {

@@ -11,6 +11,7 @@ import type { ObjectStore } from "../cloud/object-store.js";
 import { localDay } from "../digest/index.js";
 import { zonedMidnight } from "../digest/sources.js";
 import { createLogger } from "../log.js";
+import type { RecordedCall } from "../sandbox/FakeSlack.js";
 import { fillBucket, type MediaSpec } from "../sandbox/media.js";
 import { generateShopDatabase } from "../sandbox/shop-data.js";
 import { ACTION, CALLBACK, INPUT } from "../views/ids.js";
@@ -290,6 +291,18 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
         drive({ args, world, bot, team, host, config, report, check, note, clock, digestClock }),
         interrupted,
       ]);
+      // what real Slack would have refused never reached anyone: the fake answers it as Slack does
+      const refused = world.slack.refusals();
+      check(
+        "Slack took every message and modal the bot sent",
+        refused.length === 0,
+        refused.length === 0
+          ? `${world.slack.calls().length} calls, none refused; ${idleEdits(world.slack.calls())} edits changed nothing`
+          : `${refused.length} refused: ${refused
+              .slice(0, 10)
+              .map((c) => `${c.method} ${c.error}${c.detail ? ` ${c.detail}` : ""}`)
+              .join("; ")}`,
+      );
     } catch (err) {
       report.error = aborted ?? (err instanceof Error ? err.message : String(err));
       check("the rehearsal ran to the end", false, report.error);
@@ -918,4 +931,19 @@ async function faultReport(ctx: DriveContext, armed: ArmedFault): Promise<void> 
       ? endState.join(", ")
       : `failed: ${endState.filter((n) => !report.checks.some((c) => c.name === n && c.ok)).join(", ")}`,
   );
+}
+
+/** chat.update calls that sent a message what it already said (DESIGN.md: never such an edit). */
+function idleEdits(calls: RecordedCall[]): number {
+  const said = new Map<string, string>();
+  let idle = 0;
+  for (const c of calls) {
+    if (c.error || c.method !== "chat.update") continue;
+    const content = JSON.stringify([c.args.text ?? null, c.args.blocks ?? null]);
+    // a post's ts is in Slack's answer, not its arguments: edits are compared with edits
+    const key = `${c.args.channel}/${c.args.ts}`;
+    if (said.get(key) === content) idle++;
+    said.set(key, content);
+  }
+  return idle;
 }

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { checkMessage, checkView, type SlackRefusal } from "./slack-limits.js";
 import { slashCommandBody } from "./slack-sender.js";
 
 /**
@@ -22,6 +23,11 @@ export interface RecordedCall {
   token: string | undefined;
   /** the error the fake answered with, when it answered with one */
   error?: string;
+  /**
+   * with a refusal of the payload (`invalid_blocks`, `msg_too_long`, `invalid_arguments`…), what
+   * was wrong and where, as Slack says it in `response_metadata.messages`
+   */
+  detail?: string;
   /** the HTTP status the fake answered with (`socket_mode`: 200 when acked, 504 when no ack came) */
   status: number;
 }
@@ -204,9 +210,18 @@ interface Fault {
 type Reply = { status: number; body: unknown; headers?: Record<string, string> };
 
 class SlackError extends Error {
-  constructor(readonly code: string) {
+  constructor(
+    readonly code: string,
+    /** what Slack puts in `response_metadata.messages` */
+    readonly messages: string[] = [],
+  ) {
     super(code);
   }
+}
+
+/** Throws Slack's refusal of a payload that breaks a Block Kit limit (src/sandbox/slack-limits.ts). */
+function refuse(refusal: SlackRefusal | undefined): void {
+  if (refusal) throw new SlackError(refusal.error, [refusal.message]);
 }
 
 type FakeSlackEvents = { call: [RecordedCall] };
@@ -474,6 +489,13 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       const ms = ack.at - started;
       call.args.ack = ack.payload;
       call.args.ms = ms;
+      // a reply in the ack is held to the same limits as any message or modal; Slack shows the
+      // person an error instead of it
+      const refusal = ackRefusal(ack.payload);
+      if (refusal) {
+        call.error = refusal.error;
+        call.detail = refusal.message;
+      }
       this.record(call);
       return { envelope_id: envelopeId, ...(ack.payload === undefined ? {} : { payload: ack.payload }), ms };
     } catch (err) {
@@ -497,6 +519,15 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   }
 
   // ---- what happened ---------------------------------------------------------------------
+
+  /**
+   * Calls refused for their payload (a Block Kit limit broken, text too long or missing: see
+   * slack-limits.ts), oldest first, each with Slack's error and its `detail`. A person saw
+   * nothing of these: a test or a rehearsal that ends with any has failed.
+   */
+  refusals(): RecordedCall[] {
+    return this.recorded.filter((c) => c.detail !== undefined || c.error === "no_text").map(cloneCall);
+  }
 
   /** Every call so far, oldest first; only those of one method when given. */
   calls(method?: string): RecordedCall[] {
@@ -653,8 +684,16 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const call: RecordedCall = { method, args, at: Date.now(), token, status: 200 };
     const finish = (reply: Reply): Reply => {
       call.status = reply.status;
-      const body = reply.body as { ok?: boolean; error?: string };
-      if (body && typeof body === "object" && body.ok === false) call.error = body.error;
+      const body = reply.body as {
+        ok?: boolean;
+        error?: string;
+        response_metadata?: { messages?: string[] };
+      };
+      if (body && typeof body === "object" && body.ok === false) {
+        call.error = body.error;
+        const detail = body.response_metadata?.messages?.join(" ");
+        if (detail) call.detail = detail;
+      }
       this.record(call);
       return reply;
     };
@@ -670,7 +709,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     try {
       return finish({ status: 200, body: { ok: true, ...this.dispatch(method, args) } });
     } catch (err) {
-      if (err instanceof SlackError) return finish(fail(err.code));
+      if (err instanceof SlackError) return finish(fail(err.code, err.messages));
       throw err;
     }
   }
@@ -731,6 +770,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     if (content.text === undefined && !content.blocks?.length && !content.attachments?.length) {
       throw new SlackError("no_text");
     }
+    refuse(checkMessage(a));
     const threadTs = optStr(a.thread_ts);
     if (threadTs !== undefined && !this.find(channel, threadTs)) throw new SlackError("thread_not_found");
     const msg = this.store({ channel, thread_ts: threadTs, ...content, text: content.text ?? "" });
@@ -757,6 +797,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     const channel = str(a.channel);
     const msg = this.find(channel, str(a.ts));
     if (!msg) throw new SlackError("message_not_found");
+    refuse(checkMessage(a));
     this.edit(msg, messageContent(a));
     return { channel, ts: msg.ts, text: msg.text, message: this.wire(msg) };
   }
@@ -778,6 +819,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     if (content.text === undefined && !content.blocks?.length && !content.attachments?.length) {
       throw new SlackError("no_text");
     }
+    refuse(checkMessage(a));
     const ts = this.nextTs();
     const threadTs = optStr(a.thread_ts);
     this.ephemeralList.push({
@@ -835,6 +877,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     if (!triggerId) throw new SlackError("invalid_trigger_id");
     const view = asObject(a.view);
     if (!view) throw new SlackError("invalid_arguments");
+    refuse(checkView(view));
     const id = `V${this.nextId()}`;
     const stored: FakeView = {
       id,
@@ -851,6 +894,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   private updateView(a: Record<string, unknown>): Record<string, unknown> {
     const view = asObject(a.view);
     if (!view) throw new SlackError("invalid_arguments");
+    refuse(checkView(view));
     const externalId = optStr(a.external_id);
     const stored =
       this.viewMap.get(str(a.view_id)) ??
@@ -979,6 +1023,8 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
       if (e && typeof e.title === "string" && e.title) file.title = e.title;
       files.push(file);
     }
+    if (a.blocks !== undefined && a.initial_comment === undefined)
+      refuse(checkMessage({ blocks: a.blocks }, { needText: false }));
     const channel = optStr(a.channel_id) ?? optStr(a.channels)?.split(",")[0];
     if (channel) {
       const threadTs = optStr(a.thread_ts);
@@ -1025,6 +1071,16 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     if (fault) return done(faultReply(fault));
     if (!(req.headers["content-type"] ?? "").includes("application/json") || "raw" in args) {
       return done({ status: 400, body: { ok: false, error: "invalid_payload" } });
+    }
+    // a response_url refuses what chat.postMessage refuses, with the same answer
+    const refusal = args.delete_original ? undefined : checkMessage(args);
+    if (refusal) {
+      call.error = refusal.error;
+      call.detail = refusal.message;
+      return done({
+        status: 200,
+        body: { ok: false, error: refusal.error, response_metadata: { messages: [refusal.message] } },
+      });
     }
     this.applyResponse(this.responseContexts.get(id) ?? {}, args);
     return done({ status: 200, body: { ok: true } });
@@ -1206,12 +1262,24 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   }
 }
 
+/** What Slack would refuse in a Socket Mode ack's payload: a message reply, or a modal to show. */
+function ackRefusal(payload: Record<string, unknown> | undefined): SlackRefusal | undefined {
+  if (!payload) return undefined;
+  const view = asObject(payload.view);
+  if (view) return checkView(view);
+  if (payload.text !== undefined || payload.blocks !== undefined) return checkMessage(payload);
+  return undefined;
+}
+
 function cloneCall(call: RecordedCall): RecordedCall {
   return structuredClone(call);
 }
 
-function fail(error: string): Reply {
-  return { status: 200, body: { ok: false, error } };
+function fail(error: string, messages: string[] = []): Reply {
+  return {
+    status: 200,
+    body: { ok: false, error, ...(messages.length ? { response_metadata: { messages } } : {}) },
+  };
 }
 
 function faultReply(fault: Fault): Reply {

@@ -1,7 +1,11 @@
-import { context, esc, type Reply, section } from "./blocks.js";
+import { context, escShort, type Reply, section } from "./blocks.js";
 import { ACTION } from "./ids.js";
 
-/** The question asked before a run that may overwrite (--replace) or delete (--delete) on the target. */
+/**
+ * The question asked before a run that may overwrite (--replace) or delete (--delete) on the
+ * target. `target` is a resolved step or phase id (≤ 63 characters), which the button carries
+ * whole; what people read names it cut to fit Slack's confirm dialog (300 characters).
+ */
 export function confirmRunView(target: string, flags: { replace: boolean; delete: boolean }): Reply {
   const what = [
     flags.replace ? "overwrite what the target already holds" : "",
@@ -10,13 +14,13 @@ export function confirmRunView(target: string, flags: { replace: boolean; delete
     .filter(Boolean)
     .join(" and ");
   const value = JSON.stringify({ target, replace: flags.replace, delete: flags.delete });
-  const text = `⚠️ \`run ${esc(target)}\` with ${flags.replace ? "`--replace`" : ""}${flags.replace && flags.delete ? " and " : ""}${flags.delete ? "`--delete`" : ""} will ${what}. The source is never touched.`;
+  const text = `⚠️ \`run ${escShort(target, 200)}\` with ${flags.replace ? "`--replace`" : ""}${flags.replace && flags.delete ? " and " : ""}${flags.delete ? "`--delete`" : ""} will ${what}. The source is never touched.`;
   return {
     text,
     blocks: [
       section(text),
       context(
-        `Preview first with \`/migrate run ${esc(target)} --dry-run\`. Confirming is written to the audit trail with your name.`,
+        `Preview first with \`/migrate run ${escShort(target, 200)} --dry-run\`. Confirming is written to the audit trail with your name.`,
       ),
       {
         type: "actions",
@@ -29,7 +33,7 @@ export function confirmRunView(target: string, flags: { replace: boolean; delete
             value,
             confirm: {
               title: { type: "plain_text", text: "Change the target?" },
-              text: { type: "mrkdwn", text: `This will ${what} for \`${esc(target)}\`.` },
+              text: { type: "mrkdwn", text: `This will ${what} for \`${escShort(target, 80)}\`.` },
               confirm: { type: "plain_text", text: "Yes, go ahead" },
               deny: { type: "plain_text", text: "No" },
               style: "danger",

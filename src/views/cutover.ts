@@ -1,6 +1,6 @@
 import type { KnownBlock, View } from "@slack/types";
 import type { CutoverChange, PreCheck } from "../jobs/cutover/types.js";
-import { context, esc, type Reply, section, slackDate } from "./blocks.js";
+import { context, esc, person, type Reply, section, short, slackDate } from "./blocks.js";
 import { ACTION, CALLBACK, INPUT } from "./ids.js";
 
 export interface CutoverRequestState {
@@ -116,7 +116,7 @@ export function cutoverRequestView(s: CutoverRequestState): Reply {
   blocks.push(
     ...decisionBlocks(s, "The approver types the record name to confirm; the requester cannot approve."),
   );
-  return { text: `DNS cutover requested by ${s.requestedBy}: ${s.status}`, blocks };
+  return { text: `DNS cutover requested by ${person(s.requestedBy)}: ${s.status}`, blocks };
 }
 
 /** The approver's modal for a request: what it does, the word to type to confirm, an optional note. */
@@ -125,7 +125,7 @@ export function confirmModal(opts: { approvalId: string; title: string; intro: s
     type: "modal",
     callback_id: CALLBACK.approveCutover,
     private_metadata: opts.approvalId,
-    title: { type: "plain_text", text: opts.title },
+    title: { type: "plain_text", text: short(opts.title, 24) },
     submit: { type: "plain_text", text: "Approve" },
     close: { type: "plain_text", text: "Cancel" },
     blocks: [
@@ -133,18 +133,19 @@ export function confirmModal(opts: { approvalId: string; title: string; intro: s
       {
         type: "input",
         block_id: INPUT.confirmName.block,
-        label: { type: "plain_text", text: `Type ${opts.word} to confirm` },
+        label: { type: "plain_text", text: short(`Type ${opts.word} to confirm`, 2000) },
         element: {
           type: "plain_text_input",
           action_id: INPUT.confirmName.action,
-          placeholder: { type: "plain_text", text: opts.word },
+          // a DNS name runs to 253 characters, a placeholder to 150: the label says it whole
+          placeholder: { type: "plain_text", text: short(opts.word, 150) },
         },
       },
       {
         type: "input",
         block_id: INPUT.note.block,
         optional: true,
-        label: { type: "plain_text", text: "Note (optional)" },
+        label: { type: "plain_text", text: "Note" }, // Slack adds "(optional)" itself
         element: { type: "plain_text_input", action_id: INPUT.note.action, multiline: true },
       },
     ],
@@ -211,5 +212,5 @@ export function alertView(text: string, rollbackButton: boolean): Reply {
       ],
     });
   }
-  return { text, blocks };
+  return { text: esc(text), blocks };
 }

@@ -1,6 +1,6 @@
 import type { View } from "@slack/types";
 import type { DecommissionChange } from "../jobs/steps/decommission.js";
-import { esc, type Reply, section } from "./blocks.js";
+import { esc, person, type Reply, section } from "./blocks.js";
 import { confirmModal, decisionBlocks } from "./cutover.js";
 
 export interface DecommissionRequestState {
@@ -25,7 +25,7 @@ function changeLines(c: DecommissionChange): string[] {
 /** The decommission request in the channel; edited in place like the cutover's. */
 export function decommissionRequestView(s: DecommissionRequestState): Reply {
   return {
-    text: `Decommission of the old services requested by ${s.requestedBy}: ${s.status}`,
+    text: `Decommission of the old services requested by ${person(s.requestedBy)}: ${s.status}`,
     blocks: [
       section(
         `🧹 *Decommission requested* by <@${s.requestedBy}> for *${esc(s.change.environment)}* (cut over ${esc(s.change.cutoverAt.slice(0, 10))}) — needs a second person's approval`,

@@ -21,7 +21,8 @@ export function helpView(topic?: string): Reply {
   if (topic && Object.hasOwn(SUBCOMMANDS, topic)) {
     const name = topic as SubcommandName;
     return {
-      text: `/migrate ${SUBCOMMANDS[name]}`,
+      // `<step|phase>` unescaped would be read as a link, in the notification as in the block
+      text: `/migrate ${esc(SUBCOMMANDS[name])}`,
       blocks: [section(`*/migrate ${esc(SUBCOMMANDS[name])}*\nExample: \`${EXAMPLES[name]}\``)],
     };
   }
@@ -46,7 +47,8 @@ export function unknownCommandView(input: string, suggestion?: string): Reply {
   const text = `I don't know \`${input}\`.${guess}`;
   const help = helpView();
   return {
-    text: `${text} Type /migrate help for every command.`,
+    // the fallback text is parsed too (a typed <!channel> would notify everyone): escaped
+    text: `${esc(text)} Type /migrate help for every command.`,
     blocks: [section(esc(text).replace(/&lt;|&gt;/g, "")), ...help.blocks.slice(1)],
   };
 }

@@ -15,7 +15,8 @@ export function figure(value: number | undefined, unit: "%" | "ms" | "probes"): 
 }
 
 function targetText(bound: "min" | "max", threshold: number, unit: "%" | "ms" | "probes"): string {
-  return `${bound === "min" ? ">" : "<"} ${threshold}${unit === "%" ? " %" : ` ${unit}`}`;
+  // ≥ and ≤, as the checks compare; a bare < or > is markup to Slack (it must be &lt; &gt;)
+  return `${bound === "min" ? "≥" : "≤"} ${threshold}${unit === "%" ? " %" : ` ${unit}`}`;
 }
 
 /** ✅ met, ❌ missed, ▫️ no data. */
@@ -45,7 +46,8 @@ export function kpiAlertView(t: AlertTransition, now: Date): Reply {
     blocks.push(
       context("Posted once; another message follows when it clears. `/migrate kpi` shows the figures."),
     );
-  return { text, blocks };
+  // the fallback text is parsed too: the detail carries the last error, as the endpoint said it
+  return { text: esc(text), blocks };
 }
 
 /** What the KPI view shows about the monitor itself. */

@@ -1,9 +1,12 @@
 import type { KnownBlock } from "@slack/types";
+import { firstLine } from "../jobs/notes.js";
 import type { Progress, StepPlan } from "../jobs/types.js";
 import {
   context,
   esc,
+  forChannel,
   formatDuration,
+  person,
   progressBar,
   type Reply,
   STATUS_ICON,
@@ -43,22 +46,33 @@ function progressLine(p: Progress): string {
       ? `${p.done.toLocaleString("en")}/${p.total.toLocaleString("en")}${unit}`
       : `${p.done.toLocaleString("en")}${unit}`;
   const bar = p.total !== undefined ? `\`${progressBar(p.done, p.total)}\` ` : "";
-  return `${bar}${count}${p.message ? ` — ${esc(p.message)}` : ""}`;
+  return `${bar}${count}${p.message ? ` — ${esc(forChannel(p.message))}` : ""}`;
 }
 
-function planLines(plan: StepPlan): string {
+/** A step's dry run: its summary and its first changes (`max`), counting the rest. */
+function planLines(plan: StepPlan, max: number, whole: boolean): string {
+  // in the channel one line each: a change's detail can be a whole script
+  const say = (t: string) => esc(whole ? t : forChannel(firstLine(t, 200)));
   const shown = plan.changes
-    .slice(0, 8)
+    .slice(0, max)
     .map(
       (c) =>
-        `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${esc(c.target)}${c.detail ? ` (${esc(c.detail)})` : ""}`,
+        `      ${c.action === "none" ? "=" : c.action === "delete" ? "−" : c.action === "check" ? "?" : "+"} ${say(c.target)}${c.detail ? ` (${say(c.detail)})` : ""}`,
     );
-  if (plan.changes.length > 8) shown.push(`      … and ${plan.changes.length - 8} more`);
-  return [`      ${esc(plan.summary)}`, ...shown].join("\n");
+  if (plan.changes.length > max) shown.push(`      … and ${plan.changes.length - max} more`);
+  return [`      ${whole ? esc(plan.summary) : say(firstLine(plan.summary, 300))}`, ...shown].join("\n");
 }
 
-/** The single progress message of a run, edited in place as the run goes. */
-export function runMessageView(run: RunView, now: Date = new Date()): Reply {
+/**
+ * The single progress message of a run, edited in place as the run goes: one line per step in
+ * the channel, its result and verification in the run's thread (the step notes). A terminal has
+ * no thread: `results` shows them under each step there.
+ */
+export function runMessageView(
+  run: RunView,
+  now: Date = new Date(),
+  opts: { results?: boolean } = {},
+): Reply {
   const icon = STATUS_ICON[run.status] ?? "•";
   const what = run.dryRun ? `Dry run of \`${esc(run.target)}\`` : `Run \`${esc(run.target)}\``;
   const took = run.startedAt
@@ -73,21 +87,23 @@ export function runMessageView(run: RunView, now: Date = new Date()): Reply {
     const tries = s.attempts > 1 ? ` · attempt ${s.attempts}` : "";
     let line = `${sIcon} \`${esc(s.step)}\` ${s.status}${dur}${tries}`;
     if (s.status === "running" && s.progress) line += `\n      ${progressLine(s.progress as Progress)}`;
-    if (s.plan) line += `\n${planLines(s.plan as StepPlan)}`;
-    if (s.status === "succeeded" && s.result && !run.dryRun) {
+    // in the channel a phase's dry run must stay readable at a glance: three changes a step
+    if (s.plan) line += `\n${planLines(s.plan as StepPlan, opts.results ? 8 : 3, opts.results === true)}`;
+    if (opts.results && s.status === "succeeded" && s.result && !run.dryRun) {
       const result = s.result as { summary?: string; verify?: { summary?: string } };
       if (result.summary) line += `\n      ${esc(result.summary)}`;
       if (result.verify?.summary) line += `\n      verified: ${esc(result.verify.summary)}`;
     }
+    // the first line of an error says what; the whole of it is in the thread and the audit
     if (s.error && (s.status === "failed" || s.status === "running"))
-      line += `\n      ↳ ${esc(s.error.slice(0, 400))}`;
+      line += `\n      ↳ ${esc(opts.results ? s.error.slice(0, 400) : forChannel(firstLine(s.error, 200)))}`;
     return line;
   });
   const blocks: KnownBlock[] = [
     section(`${icon} *${what}* — ${run.status.replace("_", " ")}${took}`),
     section(lines.join("\n") || "_no steps_"),
     context(
-      `run \`${shortId(run.id)}\` · requested by <@${run.requestedBy}>${run.error && run.status !== "succeeded" ? ` · ${esc(run.error.slice(0, 300))}` : ""}`,
+      `run \`${shortId(run.id)}\` · requested by ${person(run.requestedBy)}${run.error && run.status !== "succeeded" ? ` · ${esc(forChannel(firstLine(run.error, 200)))}` : ""}`,
     ),
   ];
   if (run.status === "running" || run.status === "queued") {
@@ -104,5 +120,5 @@ export function runMessageView(run: RunView, now: Date = new Date()): Reply {
       ],
     });
   }
-  return { text: `${icon} ${run.dryRun ? "Dry run" : "Run"} ${run.target}: ${run.status}`, blocks };
+  return { text: `${icon} ${run.dryRun ? "Dry run" : "Run"} ${esc(run.target)}: ${run.status}`, blocks };
 }

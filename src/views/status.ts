@@ -1,13 +1,17 @@
 import type { KnownBlock } from "@slack/types";
 import type { MigrationFile } from "../config/schema.js";
+import { firstLine } from "../jobs/notes.js";
 import type { LockHolder } from "../store/runs.js";
 import {
   context,
   divider,
   esc,
+  forChannel,
   formatDuration,
   header,
+  person,
   type Reply,
+  SLACK_MESSAGE_BLOCKS,
   STATUS_ICON,
   section,
   shortId,
@@ -60,14 +64,14 @@ function stepLine(
   const when = state.finishedAt ?? state.startedAt;
   const parts = [
     `${icon} ${name} — ${state.dryRun ? "planned" : state.status}`,
-    `by <@${state.requestedBy}>`,
+    `by ${person(state.requestedBy)}`,
   ];
   if (when) parts.push(slackDate(when));
   if (took) parts.push(took);
   parts.push(`run \`${shortId(state.runId)}\``);
   const line = parts.join(" · ");
   return state.error && state.status === "failed"
-    ? `${line}\n      ↳ ${esc(state.error.slice(0, 300))}`
+    ? `${line}\n      ↳ ${esc(forChannel(firstLine(state.error, 200)))}`
     : line;
 }
 
@@ -78,23 +82,40 @@ export function statusView(input: StatusInput): Reply {
   blocks.push(
     context(
       lock
-        ? `🔒 Locked by <@${lock.holder}> since ${slackDate(lock.acquiredAt)} for run \`${shortId(lock.runId)}\``
+        ? `🔒 Locked by ${person(lock.holder)} since ${slackDate(lock.acquiredAt)} for run \`${shortId(lock.runId)}\``
         : "🔓 No run holds the lock.",
     ),
   );
   if (input.cutover) blocks.push(context(input.cutover));
-  file.runbook.phases.forEach((phase, i) => {
+  const phaseTexts = file.runbook.phases.map((phase, i) => {
     const states = phase.steps.map((s) => latest.get(s.id));
     const done = states.filter((s) => s && !s.dryRun && s.status === "succeeded").length;
     const lines = phase.steps.map((s) =>
       stepLine(s.id, s.title, s.uses, latest.get(s.id), available.has(s.uses), now),
     );
+    return `*Phase ${i + 1} · ${esc(phase.title)}* (\`${phase.id}\`) — ${done}/${phase.steps.length} done\n${lines.join("\n")}`;
+  });
+  // A message holds 50 blocks: short phases share a section, and past the room left the rest
+  // are counted rather than shown (each phase's own `/migrate plan <phase>` lists it).
+  const room = SLACK_MESSAGE_BLOCKS - blocks.length - (recent.length ? 2 : 0) - 1;
+  const packed: string[] = [];
+  for (const text of phaseTexts) {
+    const last = packed.at(-1);
+    if (last !== undefined && last.length + text.length + 2 <= 2900)
+      packed[packed.length - 1] = `${last}\n\n${text}`;
+    else packed.push(text);
+  }
+  blocks.push(...packed.slice(0, room).map(section));
+  if (packed.length > room) {
+    const shownPhases = packed
+      .slice(0, room)
+      .reduce((n, t) => n + (t.match(/^\*Phase \d+ · /gm)?.length ?? 0), 0);
     blocks.push(
-      section(
-        `*Phase ${i + 1} · ${esc(phase.title)}* (\`${phase.id}\`) — ${done}/${phase.steps.length} done\n${lines.join("\n")}`,
+      context(
+        `… and ${phaseTexts.length - shownPhases} more phases: \`/migrate plan &lt;phase&gt;\` lists one.`,
       ),
     );
-  });
+  }
   if (recent.length) {
     blocks.push(divider());
     blocks.push(
@@ -102,7 +123,7 @@ export function statusView(input: StatusInput): Reply {
         `Recent runs: ${recent
           .map(
             (r) =>
-              `${STATUS_ICON[r.status] ?? ""} \`${shortId(r.id)}\` ${esc(r.target)}${r.dryRun ? " (dry run)" : ""} by <@${r.requestedBy}>`,
+              `${STATUS_ICON[r.status] ?? ""} \`${shortId(r.id)}\` ${esc(r.target)}${r.dryRun ? " (dry run)" : ""} by ${person(r.requestedBy)}`,
           )
           .join(" · ")}`,
       ),

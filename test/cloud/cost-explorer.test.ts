@@ -165,7 +165,7 @@ describe("costSummary", () => {
     expect(opt["s3-lifecycle"]!.saving.min).toBeCloseTo(storageLine.projected * 0.5, 2);
     expect(opt["s3-lifecycle"]!.saving.max).toBeCloseTo(storageLine.projected * 0.8, 2);
     expect(opt["cloudfront-regional"]!.saving.max).toBeCloseTo(storageLine.projected * 0.2, 2);
-    expect(s.freshness).toBe("as of 08:12, just now");
+    expect(s.freshness).toBe("as of 08:12 GMT+8, just now");
     expect(s.requests).toBe(3);
     expect(Object.fromEntries(proxy.counts)).toEqual({
       GetCostAndUsage: 1,
@@ -184,7 +184,7 @@ describe("costSummary", () => {
     expect(text).toMatch(
       /S3 lifecycle — archive old files: saves ~\$[\d.]+–\$[\d.]+\/month \(of \$[\d.]+ on AWS S3 \+ CloudFront\)/,
     );
-    expect(text).toContain("as of 08:12, just now");
+    expect(text).toContain("as of 08:12 GMT+8, just now");
   });
 
   it("at the first and the last minute of a month: whole days only, the right month, nothing divided by zero", async () => {
@@ -245,7 +245,7 @@ describe("costSummary", () => {
     expect(second.requests).toBe(0);
     expect(second.monthToDate).toBe(first.monthToDate);
     expect(second.asOf.toISOString()).toBe(NOW.toISOString());
-    expect(second.freshness).toBe("as of 08:12, 3 h ago");
+    expect(second.freshness).toBe("as of 08:12 GMT+8, 3 h ago");
     // `refresh` asks again (moto answers the same body with the same result)
     await costSummary({ db, file, costExplorer: ce() }, later, { refresh: true });
     expect(total(proxy)).toBe(6);
@@ -356,8 +356,10 @@ describe("costSummary", () => {
   it("writes how fresh figures are in the file's time zone", () => {
     const at = new Date("2026-11-26T00:12:00Z");
     expect(freshnessText(at, new Date(at.getTime() + 30_000), "Asia/Singapore")).toBe(
-      "as of 08:12, just now",
+      "as of 08:12 GMT+8, just now",
     );
-    expect(freshnessText(at, new Date(at.getTime() + 42 * 60_000), "UTC")).toBe("as of 00:12, 42 min ago");
+    expect(freshnessText(at, new Date(at.getTime() + 42 * 60_000), "UTC")).toBe(
+      "as of 00:12 UTC, 42 min ago",
+    );
   });
 });

@@ -59,3 +59,43 @@ describe("SlackProgress in a process that resumes a run", () => {
     ]);
   });
 });
+
+describe("SlackProgress edits", () => {
+  it("sends no edit that changes nothing, and every edit that does", async () => {
+    const created = await createRun(
+      db,
+      {
+        env: "test",
+        kind: "step",
+        target: "probe",
+        dryRun: false,
+        options: {},
+        requestedBy: "U0OP",
+        channel: CHANNEL,
+        idempotencyKey: null,
+        steps: [{ step: "probe" }],
+      },
+      false,
+    );
+    if (!created.created) throw new Error("no run");
+    const client = new WebClient("xoxb-test", { slackApiUrl: fake.apiUrl });
+    const progress = new SlackProgress(client, db, pino({ level: "silent" }), CHANNEL, 1000);
+    const before = fake.calls("chat.update").length;
+    // the first change posts the message (once the run's channel is looked up)
+    progress.runChanged(created.runId);
+    await expect
+      .poll(async () => (await db.run.findUniqueOrThrow({ where: { id: created.runId } })).messageTs)
+      .toBeTruthy();
+    // the same state again, twice: each is rendered (flush waits for it) and sends nothing
+    for (let i = 0; i < 2; i++) {
+      progress.runChanged(created.runId);
+      await progress.flush();
+    }
+    await db.run.update({ where: { id: created.runId }, data: { status: "cancelled" } });
+    progress.runChanged(created.runId);
+    await progress.flush();
+    // edits go out in order on one chain: the one that changes something is the only one
+    const edits = fake.calls("chat.update").slice(before);
+    expect(edits.map((e) => e.args.text)).toEqual(["⏹️ Run probe: cancelled"]);
+  });
+});

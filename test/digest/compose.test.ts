@@ -131,8 +131,8 @@ describe("composeDigest", () => {
     expect(all).toContain("Migration progress");
     expect(all).toContain("day 5 of 14 since the cutover");
     expect(all).toContain("KPIs yesterday");
-    expect(all).toContain("✅ availability 99.95 % (target > 99.9 %)");
-    expect(all).toContain("✅ average response 142 ms, p95 260 ms (target < 200 ms)");
+    expect(all).toContain("✅ availability 99.95 % (target ≥ 99.9 %)");
+    expect(all).toContain("✅ average response 142 ms, p95 260 ms (target ≤ 200 ms)");
     expect(all).toContain("1,440 samples");
     expect(all).toContain("month to date *$52.30*");
     expect(all).toContain("forecast *$91.20* by month end");

@@ -7,6 +7,7 @@ import { vi } from "vitest";
 import { type RunningCutover, startCutover } from "../../src/app.js";
 import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
+import { checkMessage, type SlackRefusal } from "../../src/sandbox/slack-limits.js";
 import {
   newTriggerId,
   type SendResult,
@@ -161,6 +162,12 @@ export async function startTestBot(
         ...(o.triggerId ? { triggerId: o.triggerId } : {}),
         ...(o.retryNum !== undefined ? { retryNum: o.retryNum, retryReason: "http_timeout" } : {}),
       });
+      // a reply inside the ack goes to Slack in the HTTP answer, past the fake: hold it to the same limits
+      const refusal = ackRefusal(res.body);
+      if (refusal)
+        throw new Error(
+          `Slack would refuse the ack's reply to "${text}": ${refusal.error} ${refusal.message}`,
+        );
       return { ...res, responseUrl };
     },
     async click(actionId, value, o = {}) {
@@ -189,6 +196,13 @@ export async function startTestBot(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** What Slack would refuse in a reply given in an ack's HTTP body (JSON with `text`/`blocks`). */
+function ackRefusal(body: string | undefined): SlackRefusal | undefined {
+  if (!body?.trim().startsWith("{")) return undefined;
+  const parsed = JSON.parse(body) as { text?: unknown; blocks?: unknown };
+  return parsed.text !== undefined || parsed.blocks !== undefined ? checkMessage(parsed) : undefined;
 }
 
 /** The text of the reply that reached a response URL (or the ack body, for replies in the ack). */

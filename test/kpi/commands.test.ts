@@ -118,7 +118,7 @@ describe("/migrate kpi", () => {
     expect(monitorRun?.status).toBe("succeeded");
     const after = await blocksOf(await t.command("kpi"));
     expect(after).toContain("✅ *Availability*");
-    expect(after).toContain("100.00 % (target > 99.9 %)");
+    expect(after).toContain("100.00 % (target ≥ 99.9 %)");
     expect(after).toMatch(
       /Sampling 1 endpoint every 10 s · last round|Sampling 1 endpoint every 10 s · no round yet/,
     );

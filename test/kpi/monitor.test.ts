@@ -181,11 +181,11 @@ describe("alerts", () => {
     await step(60_000); // 1 of 2 failed: availability 50 %, error rate 50 %
     expect(texts()).toHaveLength(2);
     expect(texts()[0]).toMatch(
-      /^🔴 KPI breach — Availability over the last 24 h is 50\.0 % \(target > 99\.9 %\)/,
+      /^🔴 KPI breach — Availability over the last 24 h is 50\.0 % \(target ≥ 99\.9 %\)/,
     );
     expect(texts()[0]).toContain("last error: HTTP 503 (api)");
     expect(texts()[1]).toMatch(
-      /^🔴 KPI breach — Error rate over the last 7 days is 50\.0 % \(target < 0\.1 %\)/,
+      /^🔴 KPI breach — Error rate over the last 7 days is 50\.0 % \(target ≤ 0\.1 %\)/,
     );
     await step(60_000); // second failure in a row: the endpoint is down
     expect(texts()).toHaveLength(3);
@@ -205,7 +205,7 @@ describe("alerts", () => {
     await round();
     expect(texts()).toHaveLength(5);
     expect(texts()[4]).toMatch(
-      /^🟢 KPI back on target — Availability over the last 24 h is 100\.00 % \(target > 99\.9 %\), after 1 day|^🟢 KPI back on target — Availability over the last 24 h is 100\.00 % \(target > 99\.9 %\), after 25 h/,
+      /^🟢 KPI back on target — Availability over the last 24 h is 100\.00 % \(target ≥ 99\.9 %\), after 1 day|^🟢 KPI back on target — Availability over the last 24 h is 100\.00 % \(target ≥ 99\.9 %\), after 25 h/,
     );
 
     clock += 7 * 24 * 3600_000; // and the weekly one
@@ -229,10 +229,10 @@ describe("alerts", () => {
     await timer.close();
     expect(texts()).toHaveLength(2);
     expect(texts()[0]).toMatch(
-      /^🔴 KPI breach — Average response time over the last 24 h is 2\d\d ms \(target < 200 ms\)/,
+      /^🔴 KPI breach — Average response time over the last 24 h is 2\d\d ms \(target ≤ 200 ms\)/,
     );
     expect(texts()[1]).toMatch(
-      /^🔴 KPI breach — Database query time over the last 24 h is \d+(\.\d)? ms \(target < 50 ms\)/,
+      /^🔴 KPI breach — Database query time over the last 24 h is \d+(\.\d)? ms \(target ≤ 50 ms\)/,
     );
   });
 

@@ -7,6 +7,7 @@ import {
   WebClientEvent,
 } from "@slack/web-api";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { FakeSlack, type RecordedCall } from "../../src/sandbox/FakeSlack.js";
 
 const TOKEN = "xoxb-sandbox-token-123";
@@ -330,5 +331,368 @@ describe("following the channel", () => {
     expect((err as Error).message).toContain("waited 30 ms for a views.open call, none came");
     expect((err as Error).message).toContain('chat.postMessage {"channel":"C0CUTOVER","text":"only this"}');
     expect((err as Error).message).not.toContain(TOKEN);
+  });
+});
+
+describe("FakeSlack refuses what Slack refuses (Block Kit limits, src/sandbox/slack-limits.ts)", () => {
+  const section = (text: string) => ({ type: "section", text: { type: "mrkdwn", text } });
+  const button = (extra: Record<string, unknown> = {}) => ({
+    type: "button",
+    action_id: "go",
+    text: { type: "plain_text", text: "Go" },
+    ...extra,
+  });
+  const actions = (...elements: unknown[]) => ({ type: "actions", elements });
+  const modal = (extra: Record<string, unknown> = {}, blocks: unknown[] = [section("hi")]) => ({
+    type: "modal",
+    title: { type: "plain_text", text: "Roll back" },
+    close: { type: "plain_text", text: "Cancel" },
+    blocks,
+    ...extra,
+  });
+  const input = (element: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    type: "input",
+    block_id: "b",
+    label: { type: "plain_text", text: "Value" },
+    element: { type: "plain_text_input", action_id: "v", ...element },
+    ...extra,
+  });
+
+  async function post(blocks: unknown[], text: string | null = "fallback") {
+    return postRaw({
+      channel: CHANNEL,
+      ...(text === null ? {} : { text }),
+      blocks: JSON.stringify(blocks),
+    });
+  }
+  async function postRaw(fields: Record<string, string>): Promise<{ error?: string; detail?: string }> {
+    const res = await fetch(`${fake.apiUrl}chat.postMessage`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields),
+    });
+    const body = (await res.json()) as {
+      ok: boolean;
+      error?: string;
+      response_metadata?: { messages?: string[] };
+    };
+    return body.ok
+      ? {}
+      : {
+          error: body.error!,
+          ...(body.response_metadata ? { detail: body.response_metadata.messages!.join(" ") } : {}),
+        };
+  }
+  async function open(view: unknown) {
+    const res = await fetch(`${fake.apiUrl}views.open`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ trigger_id: "T1", view: JSON.stringify(view) }),
+    });
+    const body = (await res.json()) as {
+      ok: boolean;
+      error?: string;
+      response_metadata?: { messages?: string[] };
+    };
+    return body.ok ? {} : { error: body.error, detail: body.response_metadata?.messages?.join(" ") };
+  }
+
+  it("takes a message right at every limit", async () => {
+    const at = (n: number) => "x".repeat(n);
+    const blocks = [
+      { type: "header", text: { type: "plain_text", text: at(150) } },
+      section(at(3000)),
+      { type: "section", fields: Array.from({ length: 10 }, () => ({ type: "mrkdwn", text: at(2000) })) },
+      { type: "context", elements: Array.from({ length: 10 }, () => ({ type: "mrkdwn", text: "c" })) },
+      actions(
+        ...Array.from({ length: 25 }, (_, i) =>
+          button({
+            action_id: `a${i}`.padEnd(255, "x"),
+            text: { type: "plain_text", text: at(75) },
+            value: at(2000),
+            url: `https://x/${at(2990)}`,
+          }),
+        ),
+      ),
+      actions(
+        button({
+          confirm: {
+            title: { type: "plain_text", text: at(100) },
+            text: { type: "mrkdwn", text: at(300) },
+            confirm: { type: "plain_text", text: at(30) },
+            deny: { type: "plain_text", text: at(30) },
+          },
+        }),
+      ),
+      ...Array.from({ length: 44 }, () => ({ type: "divider" })),
+    ];
+    expect(blocks).toHaveLength(50);
+    expect(await post(blocks, at(40_000))).toEqual({});
+    expect(fake.refusals()).toEqual([]);
+  });
+
+  it.each([
+    ["51 blocks", Array.from({ length: 51 }, () => ({ type: "divider" })), "invalid_blocks", "/blocks"],
+    ["a section of 3,001", [section("x".repeat(3001))], "invalid_blocks", "/blocks/0/text/text"],
+    ["an empty section", [section("")], "invalid_blocks", "/blocks/0/text/text"],
+    [
+      "11 fields",
+      [{ type: "section", fields: Array.from({ length: 11 }, () => ({ type: "mrkdwn", text: "f" })) }],
+      "invalid_blocks",
+      "/blocks/0/fields",
+    ],
+    [
+      "a field of 2,001",
+      [{ type: "section", fields: [{ type: "mrkdwn", text: "f".repeat(2001) }] }],
+      "invalid_blocks",
+      "/blocks/0/fields/0/text",
+    ],
+    [
+      "a header of 151",
+      [{ type: "header", text: { type: "plain_text", text: "h".repeat(151) } }],
+      "invalid_blocks",
+      "/blocks/0/text/text",
+    ],
+    [
+      "a mrkdwn header",
+      [{ type: "header", text: { type: "mrkdwn", text: "*h*" } }],
+      "invalid_blocks",
+      "/blocks/0/text",
+    ],
+    [
+      "a context of 11",
+      [{ type: "context", elements: Array.from({ length: 11 }, () => ({ type: "mrkdwn", text: "c" })) }],
+      "invalid_blocks",
+      "/blocks/0/elements",
+    ],
+    [
+      "26 buttons",
+      [actions(...Array.from({ length: 26 }, (_, i) => button({ action_id: `a${i}` })))],
+      "invalid_blocks",
+      "/blocks/0/elements",
+    ],
+    [
+      "a button text of 76",
+      [actions(button({ text: { type: "plain_text", text: "b".repeat(76) } }))],
+      "invalid_blocks",
+      "/blocks/0/elements/0/text/text",
+    ],
+    [
+      "a button value of 2,001",
+      [actions(button({ value: "v".repeat(2001) }))],
+      "invalid_blocks",
+      "/blocks/0/elements/0/value",
+    ],
+    [
+      "a button url of 3,001",
+      [actions(button({ url: `https://x/${"u".repeat(2991)}` }))],
+      "invalid_blocks",
+      "/blocks/0/elements/0/url",
+    ],
+    [
+      "an action_id of 256",
+      [actions(button({ action_id: "a".repeat(256) }))],
+      "invalid_blocks",
+      "/blocks/0/elements/0/action_id",
+    ],
+    [
+      "two action_ids alike in a block",
+      [actions(button(), button())],
+      "invalid_blocks",
+      "/blocks/0/elements/1/action_id",
+    ],
+    [
+      "two block_ids alike",
+      [
+        { ...section("a"), block_id: "x" },
+        { ...section("b"), block_id: "x" },
+      ],
+      "invalid_blocks",
+      "/blocks/1/block_id",
+    ],
+    [
+      "a block_id of 256",
+      [{ ...section("a"), block_id: "x".repeat(256) }],
+      "invalid_blocks",
+      "/blocks/0/block_id",
+    ],
+    [
+      "a confirm text of 301",
+      [
+        actions(
+          button({
+            confirm: {
+              title: { type: "plain_text", text: "Sure?" },
+              text: { type: "mrkdwn", text: "t".repeat(301) },
+              confirm: { type: "plain_text", text: "Yes" },
+              deny: { type: "plain_text", text: "No" },
+            },
+          }),
+        ),
+      ],
+      "invalid_blocks",
+      "/blocks/0/elements/0/confirm/text/text",
+    ],
+    [
+      "a confirm title of 101",
+      [
+        actions(
+          button({
+            confirm: {
+              title: { type: "plain_text", text: "t".repeat(101) },
+              text: { type: "mrkdwn", text: "Sure?" },
+              confirm: { type: "plain_text", text: "Yes" },
+              deny: { type: "plain_text", text: "No" },
+            },
+          }),
+        ),
+      ],
+      "invalid_blocks",
+      "/blocks/0/elements/0/confirm/title/text",
+    ],
+    ["an unknown block type", [{ type: "banner", text: "hi" }], "invalid_blocks", "/blocks/0/type"],
+  ])("refuses a message with %s", async (_what, blocks, error, pointer) => {
+    const res = await post(blocks as unknown[]);
+    expect(res.error).toBe(error);
+    expect(res.detail).toContain(`[json-pointer:${pointer}]`);
+    // nothing reached the channel, and the refusal is on record with what was wrong
+    expect(fake.messages(CHANNEL)).toEqual([]);
+    expect(fake.refusals().map((c) => [c.method, c.error])).toEqual([["chat.postMessage", error]]);
+  });
+
+  it("refuses text over 40,000 with msg_too_long, and blocks without a top-level text with no_text", async () => {
+    expect((await postRaw({ channel: CHANNEL, text: "x".repeat(40_001) })).error).toBe("msg_too_long");
+    expect((await post([section("hi")], null)).error).toBe("no_text");
+    expect((await post([section("hi")], " ")).error).toBe("no_text");
+    expect(fake.messages(CHANNEL)).toEqual([]);
+  });
+
+  it("refuses the same through the real WebClient, chat.update and a response_url", async () => {
+    const posted = await client.chat.postMessage({ channel: CHANNEL, text: "ok" });
+    await expect(
+      client.chat.update({
+        channel: CHANNEL,
+        ts: posted.ts!,
+        text: "x",
+        blocks: [section("y".repeat(3001)) as never],
+      }),
+    ).rejects.toMatchObject({ data: { error: "invalid_blocks" } });
+    expect(fake.messages(CHANNEL)[0]!.text).toBe("ok");
+    const url = fake.responseUrl("r1", { channel: CHANNEL, user: "U1" });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "t", blocks: [actions(button({ value: "v".repeat(2001) }))] }),
+    });
+    expect(((await res.json()) as { error: string }).error).toBe("invalid_blocks");
+    expect(fake.ephemerals()).toEqual([]);
+    expect(fake.refusals().map((c) => c.method)).toEqual(["chat.update", "response_url"]);
+  });
+
+  it("takes a modal at its limits and refuses one past them with invalid_arguments", async () => {
+    const ok = modal(
+      {
+        title: { type: "plain_text", text: "t".repeat(24) },
+        submit: { type: "plain_text", text: "s".repeat(24) },
+        private_metadata: "m".repeat(3000),
+        callback_id: "c".repeat(255),
+      },
+      [
+        input(
+          {
+            placeholder: { type: "plain_text", text: "p".repeat(150) },
+            max_length: 3000,
+            initial_value: "i".repeat(3000),
+          },
+          {
+            label: { type: "plain_text", text: "l".repeat(2000) },
+            hint: { type: "plain_text", text: "h".repeat(2000) },
+          },
+        ),
+        ...Array.from({ length: 99 }, () => ({ type: "divider" })),
+      ],
+    );
+    expect(await open(ok)).toEqual({});
+    const bad: Array<[unknown, string]> = [
+      [modal({ title: { type: "plain_text", text: "t".repeat(25) } }), "/view/title/text"],
+      [modal({ title: { type: "mrkdwn", text: "t" } }), "/view/title"],
+      [modal({ close: { type: "plain_text", text: "c".repeat(25) } }), "/view/close/text"],
+      [modal({ private_metadata: "m".repeat(3001) }), "/view/private_metadata"],
+      [modal({ callback_id: "c".repeat(256) }), "/view/callback_id"],
+      [
+        modal(
+          {},
+          Array.from({ length: 101 }, () => ({ type: "divider" })),
+        ),
+        "/view/blocks",
+      ],
+      [
+        modal({ submit: { type: "plain_text", text: "OK" } }, [
+          input({ placeholder: { type: "plain_text", text: "p".repeat(151) } }),
+        ]),
+        "/view/blocks/0/element/placeholder/text",
+      ],
+      [
+        modal({ submit: { type: "plain_text", text: "OK" } }, [
+          input({ max_length: 10, initial_value: "i".repeat(11) }),
+        ]),
+        "/view/blocks/0/element/initial_value",
+      ],
+      [
+        modal({ submit: { type: "plain_text", text: "OK" } }, [input({ initial_value: "i".repeat(3001) })]),
+        "/view/blocks/0/element/initial_value",
+      ],
+      [
+        modal({ submit: { type: "plain_text", text: "OK" } }, [
+          input({}, { label: { type: "plain_text", text: "l".repeat(2001) } }),
+        ]),
+        "/view/blocks/0/label/text",
+      ],
+      [
+        modal({ submit: { type: "plain_text", text: "OK" } }, [
+          input({}, { hint: { type: "plain_text", text: "h".repeat(2001) } }),
+        ]),
+        "/view/blocks/0/hint/text",
+      ],
+      [modal({}, [input({})]), "/view/submit"],
+    ];
+    for (const [view, pointer] of bad) {
+      const res = await open(view);
+      expect(res.error, pointer).toBe("invalid_arguments");
+      expect(res.detail).toContain(`[json-pointer:${pointer}]`);
+    }
+    expect(fake.views()).toHaveLength(1);
+  });
+});
+
+describe("FakeSlack over Socket Mode", () => {
+  it("refuses a reply in an ack that breaks a Block Kit limit, as it refuses a message", async () => {
+    const open = (await (
+      await fetch(`${fake.apiUrl}apps.connections.open`, {
+        method: "POST",
+        headers: { authorization: "Bearer xapp-1-test" },
+      })
+    ).json()) as { url: string };
+    const ws = new WebSocket(open.url);
+    ws.on("message", (data) => {
+      const msg = JSON.parse(String(data)) as { type: string; envelope_id?: string };
+      if (!msg.envelope_id) return;
+      const text = msg.type === "slash_commands" ? "hi" : "";
+      ws.send(
+        JSON.stringify({
+          envelope_id: msg.envelope_id,
+          payload: { text, blocks: [{ type: "section", text: { type: "mrkdwn", text: "x".repeat(3001) } }] },
+        }),
+      );
+    });
+    try {
+      await fake.waitForSocket();
+      await fake.sendSocketSlashCommand({ command: "/migrate", text: "help" });
+      const [call] = fake.refusals();
+      expect(call).toMatchObject({ method: "socket_mode", error: "invalid_blocks" });
+      expect(call!.detail).toContain("[json-pointer:/blocks/0/text/text]");
+    } finally {
+      ws.close();
+    }
   });
 });

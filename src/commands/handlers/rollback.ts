@@ -1,5 +1,4 @@
 import type { RateLimitWait } from "../../cloud/cloudflare.js";
-import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import {
   findRollbackTargets,

@@ -1,3 +1,4 @@
+import { resolveTarget } from "../../jobs/runbook.js";
 import { formatDuration, type Reply, shortId, slackDate } from "../../views/blocks.js";
 import { confirmRunView } from "../../views/confirm.js";
 import { noticeView } from "../../views/help.js";
@@ -21,7 +22,9 @@ export async function runHandler(
         `⚠️ \`--${destructive.join("` and `--")}\` may overwrite or delete data on the target. Preview with \`npx cutover run ${req.target} --dry-run\`, then add \`--confirm\` to go ahead.`,
       );
     }
-    return confirmRunView(req.target, {
+    // Only a step or phase that exists is worth a confirmation (its id is short enough for the
+    // button's value and the dialog's 300 characters); anything else is answered as unknown now.
+    return confirmRunView(resolveTarget(deps.file, req.target).name, {
       replace: destructive.includes("replace"),
       delete: destructive.includes("delete"),
     });
