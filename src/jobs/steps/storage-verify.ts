@@ -378,6 +378,8 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
   const outcome = (r: StorageVerifyReport, file?: string): VerifyOutcome => ({
     ok: r.ok,
     summary: verifySummary(r),
+    // a difference is what the comparison found, not an error: the runner does not retry it
+    final: !r.ok,
     figures: {
       sourceObjects: r.source.objects,
       sourceBytes: r.source.bytes,
