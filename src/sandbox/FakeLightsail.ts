@@ -9,7 +9,11 @@ import type { AddressInfo } from "node:net";
  * by endpoint alone. Used by the tests and by `npm run rehearse`.
  *
  * It keeps instances, static IPs, key pairs and port rules in memory; an instance is `pending`
- * for `pendingMs` after creation, then `running`. Permission failures are injectable per
+ * for `pendingMs` after creation, then `running`. Like Lightsail it lists the IPv6-only bundles
+ * beside the dual-stack ones, imports ssh-rsa keys only, checks names against `\w[\w\-]*\w`,
+ * can hold a new account to small plans (`maxPlanPrice`), answers 428 while an account or
+ * region is set up, and runs static IP and firewall changes as asynchronous operations
+ * (`operationMs`). Permission failures are injectable per
  * operation ({@link FakeLightsail.deny}) and answer the way AWS does (AccessDeniedException naming
  * the action).
  *
