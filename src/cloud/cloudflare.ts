@@ -15,6 +15,8 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** told before Cutover waits out Cloudflare's rate limit, so a person sees what it waits for and until when */
   onWait?: (wait: RateLimitWait) => void;
+  /** a lower cap than the client's on waiting out a rate limit in this call (a rollback has a budget) */
+  maxRateLimitWaitMs?: number;
 }
 
 /** A wait for Cloudflare's rate limit (HTTP 429 with `retry-after`). */
@@ -302,12 +304,13 @@ async function withRateLimit<T>(
       if (!(err instanceof APIError) || err.status !== 429) throw err;
       const waitMs = retryAfterMs(err.headers) ?? 60_000;
       const until = new Date(policy.now().getTime() + waitMs);
-      if (attempt > 0 || waitMs > policy.maxWaitMs) {
+      const cap = Math.min(policy.maxWaitMs, opts?.maxRateLimitWaitMs ?? Number.POSITIVE_INFINITY);
+      if (attempt > 0 || waitMs > cap) {
         throw new CutoverError(
           ErrorCode.RateLimited,
           `Cloudflare's API rate limit (1,200 requests per 5 minutes for the token, the dashboard's included) refused ${what}; it asks to wait ${Math.ceil(waitMs / 1000)} s, until ${until.toISOString()}.`,
           {
-            details: { what, waitMs, until: until.toISOString(), maxWaitMs: policy.maxWaitMs },
+            details: { what, waitMs, until: until.toISOString(), maxWaitMs: cap },
             hint: "Nothing more was changed. Run the step again after that time; meanwhile keep dashboard and other scripts off this token.",
           },
         );

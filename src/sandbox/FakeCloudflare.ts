@@ -125,7 +125,7 @@ export interface FakePagesProject {
 }
 
 export interface FakeCloudflareOptions {
-  /** the bearer token requests must carry; default "cf-sandbox-token" */
+  /** a bearer token with every permission; default "cf-sandbox-token" ({@link FakeCloudflare.addToken} adds scoped ones) */
   apiToken?: string;
   /** the account the Pages projects belong to; default a fixed 32-hex id */
   accountId?: string;
@@ -284,6 +284,11 @@ type FakeCloudflareEvents = { call: [CloudflareCall] };
  * HTTP server on 127.0.0.1 that keeps its state in memory, answers in Cloudflare's envelope
  * (`{ success, errors, messages, result, result_info }`) and records every call. Point the
  * official SDK at it; lists answer `[]` past their last page, which is how the SDK knows to stop.
+ *
+ * Like the real API it gives each token only its permissions (403, code 10000), enforces the
+ * per-token rate limit (429 with `retry-after`), returns AAAA records in canonical form, builds
+ * one Pages deployment at a time (queued, skipped when superseded, failed on request) and
+ * refuses to build a Direct Upload project.
  *
  * @example
  * const fake = new FakeCloudflare(); await fake.start();

@@ -9,7 +9,11 @@ import type { AddressInfo } from "node:net";
  * by endpoint alone. Used by the tests and by `npm run rehearse`.
  *
  * It keeps instances, static IPs, key pairs and port rules in memory; an instance is `pending`
- * for `pendingMs` after creation, then `running`. Permission failures are injectable per
+ * for `pendingMs` after creation, then `running`. Like Lightsail it lists the IPv6-only bundles
+ * beside the dual-stack ones, imports ssh-rsa keys only, checks names against `\w[\w\-]*\w`,
+ * can hold a new account to small plans (`maxPlanPrice`), answers 428 while an account or
+ * region is set up, and runs static IP and firewall changes as asynchronous operations
+ * (`operationMs`). Permission failures are injectable per
  * operation ({@link FakeLightsail.deny}) and answer the way AWS does (AccessDeniedException naming
  * the action).
  *
@@ -626,7 +630,8 @@ export class FakeLightsail {
   private importKeyPair(name: string, publicKey: string) {
     checkName(name, "keyPairName");
     // ImportKeyPair's publicKeyBase64 is "A base64-encoded public key of the ssh-rsa type"
-    // (@aws-sdk/client-lightsail's model, and the Lightsail API reference): other types are refused.
+    // (@aws-sdk/client-lightsail's model, and the Lightsail API reference): other types are
+    // refused. The wording of the refusal is the fake's own.
     const type = /^(\S+)\s/.exec(publicKey.trim())?.[1];
     if (type && type !== "ssh-rsa")
       throw new ApiError(
@@ -694,7 +699,8 @@ export class FakeLightsail {
       throw new ApiError("InvalidInputException", `The static IP is already attached to ${ip.attachedTo}`);
     if (this.stateOf(inst).name === "pending")
       throw new ApiError("InvalidInputException", `The instance ${instanceName} is not ready yet (pending)`);
-    // A static IP is a public IPv4 address: an IPv6-only instance cannot take one.
+    // A static IP is a public IPv4 address: an IPv6-only instance cannot take one. (The
+    // refusal is documented; this wording is the fake's own, not AWS's.)
     if (FAKE_BUNDLES.find((b) => b.bundleId === inst.bundleId)?.publicIpv4AddressCount === 0)
       throw new ApiError(
         "InvalidInputException",
@@ -760,6 +766,7 @@ export class FakeLightsail {
   }
 }
 
+/** AWS's usual wording for a pattern violation; Lightsail's exact error type for it is assumed. */
 function checkName(name: string, field: string): void {
   if (!RESOURCE_NAME.test(name))
     throw new ApiError(

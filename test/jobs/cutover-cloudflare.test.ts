@@ -438,3 +438,30 @@ describe("Cloudflare's rate limit during the switch and the rollback", () => {
     expect(fake.calls().filter((c) => c.status === 429).length).toBeGreaterThanOrEqual(2);
   }, 20_000);
 });
+
+describe("a rollback under a long rate-limit block", () => {
+  it("reports at once, item by item, until when Cloudflare blocks the token, instead of dying mid-wait", async () => {
+    seed();
+    tokens(FULL_DNS, ["pages:edit"]);
+    const deps = depsFor(migration({ zoneId }));
+    fake.setRateLimit(1, 120_000);
+    // someone's script spends the DNS token's budget: its next request starts a 120 s block
+    await fetch(`${fake.baseUrl}/zones/${zoneId}`, { headers: { authorization: `Bearer ${DNS_TOKEN}` } });
+    const started = Date.now();
+    const report = await rollback(
+      deps,
+      {
+        source: "cutover record",
+        records: [{ name: "api.example.com", type: "A", content: OLD_IP, ttl: 3600, proxied: false }],
+        pages: null,
+      },
+      AbortSignal.timeout(120_000),
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(report.complete).toBe(false);
+    expect(report.items[0]?.detail).toMatch(
+      /^not restored: Cloudflare's API rate limit .* asks to wait 12\d s, until 20\d\d-/,
+    );
+    expect(report.items[0]?.detail).toContain("Run the step again after that time");
+  });
+});

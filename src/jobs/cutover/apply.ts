@@ -245,7 +245,9 @@ export async function rollback(
 ): Promise<RollbackReport> {
   const started = performance.now();
   const { dns, pages } = cloudflareOf(deps);
-  const opts = { signal, ...(onWait ? { onWait } : {}) };
+  // The caller's signal bounds the whole rollback: a longer rate-limit wait is refused at once,
+  // so the report says until when instead of the rollback dying in the middle of the wait.
+  const opts = { signal, maxRateLimitWaitMs: 60_000, ...(onWait ? { onWait } : {}) };
   const items: RollbackItem[] = [];
   const dnsConfig = deps.file.dns;
   let zone: Awaited<ReturnType<typeof dns.findZone>> | undefined;
