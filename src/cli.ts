@@ -171,7 +171,7 @@ async function followRuns(
       for (;;) {
         const run = await loadRun(deps.db, id);
         if (!run) return 1;
-        const text = renderBlocksAsText(runMessageView(run).blocks);
+        const text = renderBlocksAsText(runMessageView(run, deps.clock.now(), { results: true }).blocks);
         if (text !== last) {
           write(text);
           last = text;
