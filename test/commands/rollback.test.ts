@@ -6,6 +6,7 @@ import { announceInterruptedRollback, rollbackLockKey } from "../../src/commands
 import type { RecordedCall } from "../../src/sandbox/FakeSlack.js";
 import { OPERATOR } from "../helpers/bot.js";
 import { type CutoverWorld, NEW_IP, OLD_IP, RECORD, startCutoverWorld } from "../helpers/cutover-world.js";
+import { waitForValue } from "../helpers/wait.js";
 
 /**
  * The emergency way back when things are not tidy: another run holds the environment lock, the
@@ -31,14 +32,13 @@ async function switchedState() {
 }
 
 /** The first call recorded after the first `since` calls that matches, waiting up to `timeoutMs`. */
-async function nextCall(since: number, match: (c: RecordedCall) => boolean, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = w.t.fake.calls().slice(since).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching Slack call within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function nextCall(since: number, match: (c: RecordedCall) => boolean, timeoutMs = 15_000) {
+  return waitForValue(
+    "a matching Slack call",
+    () => w.t.fake.calls().slice(since).find(match),
+    (found) => found !== undefined,
+    { timeoutMs },
+  ).then((found) => found!);
 }
 
 const callCount = () => w.t.fake.calls().length;

@@ -7,6 +7,7 @@ import type pg from "pg";
 import { signalGroup, spawnServer } from "../../src/sandbox/child-bot.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { createTestDatabase, queryOnce, type TestDatabase } from "./db.js";
+import { waitForValue } from "./wait.js";
 
 export interface ChildBotWorld {
   fake: FakeSlack;
@@ -68,13 +69,7 @@ export async function startChildBotWorld(
     kill9: (child) => signalGroup(child, "SIGKILL"),
     query: (sql, params = []) => queryOnce(state.url, sql, params),
     async until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const v = await fn();
-        if (v !== undefined) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      return (await waitForValue(what, fn, (v) => v !== undefined, { timeoutMs })) as T;
     },
     async stop() {
       for (const c of children)

@@ -13,6 +13,7 @@ import {
   startTestBot,
   type TestBot,
 } from "./bot.js";
+import { waitForValue } from "./wait.js";
 
 export const APPROVER2 = "U0APPROVER2";
 export const OLD_IP = EXAMPLE_OLD_IP;
@@ -117,20 +118,18 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
     newApp,
     record: () => cf.records("example.com").find((r) => r.name === RECORD)!,
     async waitForRun(target, statuses, since = new Date(0), timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const run = await db.run.findFirst({
-          where: { target, createdAt: { gt: since } },
-          orderBy: { createdAt: "desc" },
-          include: { steps: true },
-        });
-        if (run && statuses.includes(run.status)) return run;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${target}: no run reached ${statuses.join("/")}; last ${run?.status} ${run?.error}`,
-          );
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const run = await waitForValue(
+        `${target}: a run to reach ${statuses.join("/")}`,
+        () =>
+          db.run.findFirst({
+            where: { target, createdAt: { gt: since } },
+            orderBy: { createdAt: "desc" },
+            include: { steps: true },
+          }),
+        (r) => r !== null && statuses.includes(r.status),
+        { timeoutMs, intervalMs: 100 },
+      );
+      return run!;
     },
     async ageTheTtlChange(hours) {
       const when = new Date(Date.now() - hours * 3600_000).toISOString();

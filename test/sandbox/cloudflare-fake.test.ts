@@ -5,6 +5,7 @@ import Cloudflare, {
 } from "cloudflare";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
+import { waitForValue } from "../helpers/wait.js";
 
 const TOKEN = "cf-test-token-5f1d0c";
 
@@ -206,16 +207,23 @@ describe("FakeCloudflare: Pages through the official SDK", () => {
       NEXT_PUBLIC_API_URL: { type: "plain_text", value: "https://api.example.com" },
     });
 
-    await new Promise((r) => setTimeout(r, 300));
     const get = () =>
       cf.pages.projects.deployments.get(created.id, { account_id: ACCOUNT(), project_name: "web" });
-    const mid = await get();
+    // polled, not slept on: past the queue, a later stage is at work
+    const mid = await waitForValue(
+      "the build to leave the queue",
+      get,
+      (d) => d.latest_stage.name !== "queued",
+      {
+        intervalMs: 20,
+      },
+    );
     expect(mid.latest_stage.status).toBe("active");
-    expect(mid.latest_stage.name).not.toBe("queued");
     expect(mid.stages[0]).toMatchObject({ name: "queued", status: "success" });
 
-    await new Promise((r) => setTimeout(r, 750));
-    const done = await get();
+    const done = await waitForValue("the build to finish", get, (d) => d.latest_stage.status !== "active", {
+      intervalMs: 50,
+    });
     expect(done.latest_stage).toMatchObject({ name: "deploy", status: "success" });
     expect(done.stages.every((s) => s.status === "success")).toBe(true);
 

@@ -17,6 +17,7 @@ import {
   type TestBot,
   testConfig,
 } from "../helpers/bot.js";
+import { waitForValue } from "../helpers/wait.js";
 import { reportFigure } from "./figures.js";
 
 /**
@@ -77,14 +78,9 @@ async function refusalsOf(user: string): Promise<number> {
   return t.bot.deps.db.auditEvent.count({ where: { actor: user, outcome: "refused" } });
 }
 
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) return undefined;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** `fn`'s first defined value within the deadline; undefined when there is none by then. */
+function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T | undefined> {
+  return waitForValue("an answer", fn, (v) => v !== undefined, { timeoutMs }).catch(() => undefined);
 }
 
 /** The reply to a request: in the ack body, or through its response URL; or an allowed side effect. */

@@ -19,6 +19,7 @@ import {
   queryOnce,
   type TestDatabase,
 } from "../helpers/db.js";
+import { waitForValue } from "../helpers/wait.js";
 import { reportFigure } from "./figures.js";
 
 /**
@@ -163,18 +164,20 @@ async function waitForRun(
   targetName: string,
   timeoutMs = 120_000,
 ): Promise<{ status: string; error: string | null }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const rows = await query<{ status: string; error: string | null }>(
-      state.url,
-      "SELECT status, error FROM runs WHERE target = $1 AND NOT dry_run ORDER BY created_at DESC LIMIT 1",
-      [targetName],
-    );
-    if (rows[0] && ["succeeded", "failed", "cancelled"].includes(rows[0].status)) return rows[0];
-    if (Date.now() > deadline)
-      throw new Error(`${targetName}: no end; last ${JSON.stringify(rows[0])}\n${out.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const rows = await waitForValue(
+    `${targetName} to end`,
+    () =>
+      query<{ status: string; error: string | null }>(
+        state.url,
+        "SELECT status, error FROM runs WHERE target = $1 AND NOT dry_run ORDER BY created_at DESC LIMIT 1",
+        [targetName],
+      ),
+    (r) => r[0] !== undefined && ["succeeded", "failed", "cancelled"].includes(r[0].status),
+    { timeoutMs, intervalMs: 200 },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n${out.slice(-3000)}`);
+  });
+  return rows[0]!;
 }
 
 beforeAll(async () => {
