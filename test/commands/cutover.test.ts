@@ -245,10 +245,8 @@ describe("DNS cutover behind a second person's approval", () => {
 
   it("refuses an expired request", async () => {
     const approvalId = await requestCutover();
-    await t.bot.deps.db.approval.update({
-      where: { id: approvalId },
-      data: { expiresAt: new Date(Date.now() - 1000) },
-    });
+    // the file's approvalExpiryMinutes (30) and a minute more pass on the bot's calendar
+    w.clock.advance(31 * 60_000);
     const res = await t.click(ACTION.approveCutover, approvalId, { user: APPROVER });
     expect(await replyText(t, res)).toContain("This request has expired");
   });

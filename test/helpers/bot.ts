@@ -5,6 +5,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { vi } from "vitest";
 import { type RunningCutover, startCutover } from "../../src/app.js";
+import type { Clock } from "../../src/clock.js";
 import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { checkMessage, type SlackRefusal } from "../../src/sandbox/slack-limits.js";
@@ -94,7 +95,7 @@ export interface TestBot {
  */
 export async function startTestBot(
   label: string,
-  opts: { config?: string; env?: Record<string, string>; slackProxy?: boolean } = {},
+  opts: { config?: string; env?: Record<string, string>; slackProxy?: boolean; clock?: Clock } = {},
 ): Promise<TestBot> {
   const fake = new FakeSlack();
   await fake.start();
@@ -132,7 +133,7 @@ export async function startTestBot(
     },
   });
   const logger = createLogger({ secrets: [env.SLACK_BOT_TOKEN!, signingSecret], level: "info", destination });
-  const bot = await startCutover({ env, logger });
+  const bot = await startCutover({ env, logger, ...(opts.clock ? { clock: opts.clock } : {}) });
   const eventsUrl = `http://127.0.0.1:${bot.port}/slack/events`;
   let n = 0;
   return {

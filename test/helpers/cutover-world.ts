@@ -13,6 +13,7 @@ import {
   startTestBot,
   type TestBot,
 } from "./bot.js";
+import { SteerableClock } from "./clock.js";
 import { waitForValue } from "./wait.js";
 
 export const APPROVER2 = "U0APPROVER2";
@@ -69,6 +70,8 @@ ${extraSteps}`;
 /** The real bot over signed requests, a Cloudflare fake with the record and the Pages project, the old and new apps. */
 export interface CutoverWorld {
   t: TestBot;
+  /** the bot's calendar: `clock.advance(31 * 60_000)` is half an hour later for approvals and TTLs */
+  clock: SteerableClock;
   cf: FakeCloudflare;
   oldApp: AppServer;
   newApp: AppServer;
@@ -106,13 +109,16 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
   cf.setDeploymentDuration(200);
   const oldApp = await startAppServer({ name: "old" });
   const newApp = await startAppServer({ name: "new" });
+  const clock = new SteerableClock();
   const t = await startTestBot(label, {
+    clock,
     config: cutoverConfig(oldApp, newApp, extraSteps),
     env: { CLOUDFLARE_API_TOKEN: CF_TOKEN, CLOUDFLARE_BASE_URL: cf.baseUrl },
   });
   const db = t.bot.deps.db;
   const world: CutoverWorld = {
     t,
+    clock,
     cf,
     oldApp,
     newApp,
