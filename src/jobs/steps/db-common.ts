@@ -331,8 +331,10 @@ export function formatBytes(n: number): string {
 export async function stopStray(pid: number | undefined, program: string): Promise<boolean> {
   if (!pid || pid === process.pid) return false;
   try {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8");
-    if (!cmdline.split("\0")[0]?.endsWith(program)) return false;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    // the program itself, or Debian's pg_wrapper (a perl script of that name) not yet exec'd
+    // into it: a stray caught in that moment was left running for ever (seen under load)
+    if (!argv.slice(0, 2).some((a) => a.endsWith(program))) return false;
   } catch {
     return false; // gone (or not Linux: nothing to read, nothing to stop)
   }
