@@ -111,8 +111,6 @@ function replica(db: Db, clock: ManualClock, id: string, over: Partial<DigestDep
   });
 }
 
-const waitFor = (what: string, cond: () => boolean | Promise<boolean>) => waitUntil(what, cond);
-
 /** 09:00 in Singapore is 01:00 UTC. */
 const sgt = (day: string, hhmm: string) => new Date(`${day}T${hhmm}:00+08:00`);
 
@@ -145,19 +143,19 @@ describe("the digest schedule", () => {
     const first = replica(dbs[0]!, a, "replica-a");
     const second = replica(dbs[1]!, b, "replica-b");
     // both checked at start-up (not due yet) and now sleep until 09:00 local
-    await waitFor("both replicas to sleep", () => a.waiting === 1 && b.waiting === 1);
+    await waitUntil("both replicas to sleep", () => a.waiting === 1 && b.waiting === 1);
     expect(first.nextRunAt?.toISOString()).toBe("2026-11-19T01:00:00.000Z");
     expect(fake.messages(CHANNEL)).toHaveLength(0);
 
     a.set(sgt("2026-11-19", "09:00"));
     b.set(sgt("2026-11-19", "09:00"));
-    await waitFor(
+    await waitUntil(
       "the digest row to be posted",
       async () =>
         (await dbs[2]!.digest.count({ where: { env: "test", day: "2026-11-19", status: "posted" } })) === 1,
     );
     // both loops are asleep again, until tomorrow 09:00
-    await waitFor("both replicas to sleep again", () => a.waiting === 1 && b.waiting === 1);
+    await waitUntil("both replicas to sleep again", () => a.waiting === 1 && b.waiting === 1);
     expect(first.nextRunAt?.toISOString()).toBe("2026-11-20T01:00:00.000Z");
 
     const messages = fake.messages(CHANNEL);
@@ -189,17 +187,17 @@ describe("the digest schedule", () => {
     c.advance(30_000);
     const restarted = replica(dbs[0]!, c, "replica-a-restarted");
     expect(await restarted.tick()).toEqual({ kind: "taken", day: "2026-11-19" });
-    await waitFor("the restarted replica to sleep", () => c.waiting === 1);
+    await waitUntil("the restarted replica to sleep", () => c.waiting === 1);
     expect(fake.messages(CHANNEL)).toHaveLength(1);
 
     // the next morning: one more
     b.set(sgt("2026-11-20", "09:00"));
     c.set(sgt("2026-11-20", "09:00"));
-    await waitFor(
+    await waitUntil(
       "the second day's digest",
       async () => (await dbs[2]!.digest.count({ where: { day: "2026-11-20", status: "posted" } })) === 1,
     );
-    await waitFor("both replicas to sleep again", () => b.waiting === 1 && c.waiting === 1);
+    await waitUntil("both replicas to sleep again", () => b.waiting === 1 && c.waiting === 1);
     expect(fake.messages(CHANNEL)).toHaveLength(2);
     await Promise.all([second.stop(), restarted.stop()]);
   });
@@ -228,15 +226,15 @@ describe("the digest schedule", () => {
     });
     const clock = new ManualClock(sgt("2027-01-31", "23:59"));
     const r = replica(dbs[0]!, clock, "month-end", { sources: recording });
-    await waitFor("the replica to sleep", () => clock.waiting === 1);
+    await waitUntil("the replica to sleep", () => clock.waiting === 1);
     expect(r.nextRunAt?.toISOString()).toBe("2027-02-01T01:00:00.000Z");
     clock.set(sgt("2027-02-01", "00:00"));
-    await waitFor("the replica to sleep on", () => clock.waiting === 1);
+    await waitUntil("the replica to sleep on", () => clock.waiting === 1);
     expect(await dbs[2]!.digest.count({ where: { day: "2027-02-01" } })).toBe(0);
     expect(asked).toEqual([]);
 
     clock.set(sgt("2027-02-01", "09:00"));
-    await waitFor(
+    await waitUntil(
       "the 1st's digest",
       async () => (await dbs[2]!.digest.count({ where: { day: "2027-02-01", status: "posted" } })) === 1,
     );
@@ -311,16 +309,16 @@ describe("the digest schedule", () => {
         return publishDigest(deps(dbs[0]!), d, now);
       },
     });
-    await waitFor("sleep", () => clock.waiting === 1);
+    await waitUntil("sleep", () => clock.waiting === 1);
     clock.set(sgt(day, "09:00"));
-    await waitFor(
+    await waitUntil(
       "the failure to be recorded",
       async () => (await dbs[2]!.digest.count({ where: { day, status: "failed" } })) === 1,
     );
-    await waitFor("sleep until the retry", () => clock.waiting === 1);
+    await waitUntil("sleep until the retry", () => clock.waiting === 1);
     expect(s.nextRunAt?.toISOString()).toBe(sgt(day, "09:05").toISOString());
     clock.set(sgt(day, "09:05"));
-    await waitFor(
+    await waitUntil(
       "the retry to post",
       async () => (await dbs[2]!.digest.count({ where: { day, status: "posted" } })) === 1,
     );

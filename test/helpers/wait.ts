@@ -13,12 +13,7 @@ export async function waitUntil(
   cond: () => boolean | Promise<boolean>,
   opts: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<void> {
-  await vi.waitFor(
-    async () => {
-      if (!(await cond())) throw new Error(`timed out waiting for ${what}`);
-    },
-    { timeout: opts.timeoutMs ?? 20_000, interval: opts.intervalMs ?? 50 },
-  );
+  await waitForValue(what, cond, (ok) => ok, opts);
 }
 
 /** Resolves to `get()`'s first value that `ok` accepts, within the deadline. */

@@ -9,7 +9,7 @@ import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { checkConnection, resolveStateDatabase, type StateDatabase } from "../../src/store/database.js";
 import type { StoreLog } from "../../src/store/migrate.js";
 import { databaseUrl, queryOnce } from "../helpers/db.js";
-import { waitUntil as waitFor } from "../helpers/wait.js";
+import { waitUntil } from "../helpers/wait.js";
 
 interface Line {
   level: string;
@@ -69,7 +69,9 @@ describe("resolveStateDatabase with embedded PostgreSQL", () => {
     const pid = Number.parseInt(leftover.split("\n")[0] ?? "", 10);
     if (pid > 0 && running(pid)) {
       process.kill(pid, "SIGINT");
-      await waitUntil(() => !running(pid)).catch(() => process.kill(pid, "SIGKILL"));
+      await waitUntil("the process to end", () => !running(pid), { timeoutMs: 10_000, intervalMs: 25 }).catch(
+        () => process.kill(pid, "SIGKILL"),
+      );
     }
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -130,7 +132,7 @@ describe("resolveStateDatabase with embedded PostgreSQL", () => {
     const postmaster = Number.parseInt((await readFile(pidFile, "utf8")).split("\n")[0]!, 10);
     // SIGKILL leaves postmaster.pid behind, as a crash or `docker kill` does.
     process.kill(postmaster, "SIGKILL");
-    await waitUntil(() => !alive(postmaster));
+    await waitUntil("the postmaster to end", () => !alive(postmaster), { timeoutMs: 10_000, intervalMs: 25 });
     await db.stop(); // the server is already gone: returns instead of waiting forever
     expect(existsSync(pidFile)).toBe(true);
 
@@ -175,7 +177,10 @@ describe("resolveStateDatabase with embedded PostgreSQL", () => {
     void bot.exited.then(() => {
       ended = true;
     });
-    await waitUntil(() => ended || /\{"ready":\d+\}/.test(bot.stdout), 20_000);
+    await waitUntil("the bot to be ready (or to end)", () => ended || /\{"ready":\d+\}/.test(bot.stdout), {
+      timeoutMs: 20_000,
+      intervalMs: 25,
+    });
     const ready = /\{"ready":(\d+)\}/.exec(bot.stdout);
     if (!ready) throw new Error(`the bot did not start: ${bot.stderr}`);
     bot.pid = Number(ready[1]);
@@ -210,7 +215,7 @@ describe("resolveStateDatabase with embedded PostgreSQL", () => {
     const orphan = await postmasterPid();
     process.kill(bot.pid, "SIGKILL");
     await bot.exited;
-    await waitUntil(() => !alive(bot.pid));
+    await waitUntil("the bot to end", () => !alive(bot.pid), { timeoutMs: 10_000, intervalMs: 25 });
     expect(running(orphan)).toBe(true); // still serving, and still holding postmaster.pid
     expect(await postmasterPid()).toBe(orphan);
 
@@ -314,6 +319,3 @@ function running(pid: number): boolean {
     return false;
   }
 }
-
-const waitUntil = (cond: () => boolean, ms = 10_000) =>
-  waitFor("the condition", cond, { timeoutMs: ms, intervalMs: 25 });
