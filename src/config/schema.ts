@@ -1179,6 +1179,42 @@ export const PagesSchema = z.strictObject({
 
 // ───────────────────────────── cutover, verification, KPIs, cost, digest ─────────────────────────────
 
+/**
+ * The live cutover (the shop keeps writing): PostgreSQL logical replication from the source to
+ * the target from the copy on, an approved switch that freezes the app's writes for seconds, and
+ * reverse replication after it so that a rollback loses nothing. Without this section the
+ * database moves as a snapshot.
+ */
+export const ReplicationSchema = z.strictObject({
+  /**
+   * The database roles the apps connect as: a freeze takes their write privileges (reads go on).
+   * Each must be a role of its own, neither a superuser nor the role Cutover connects as.
+   */
+  appRoles: z.strictObject({
+    /** the old app's role on the source (e.g. Neon's app role) */
+    source: z.string().min(1, "is empty — name the role the old app connects to the source as"),
+    /** the new app's role on the target (RDS) */
+    target: z.string().min(1, "is empty — name the role the new app connects to the target as"),
+  }),
+  /**
+   * the variable holding the source's URL as the TARGET server reaches it (its subscription
+   * connects there); default: source.database.urlEnv
+   */
+  sourceConnectionEnv: envVarName.optional(),
+  /** the variable holding the target's URL as the SOURCE server reaches it (for reverse replication); default the target's URL */
+  targetConnectionEnv: envVarName.optional(),
+  /** the switch may start only while the lag is under this */
+  maxLagSeconds: seconds(0, 3600).default(5),
+  /** post once when the lag passes this, once when it recovers */
+  alertLagSeconds: seconds(1, 86_400).default(60),
+  /** how long transactions already writing at the freeze may take to finish before they are ended */
+  inflightMs: z.number().int().min(0).max(60_000).default(1_000),
+  /** how long the drain to the frozen side's WAL position may take before the switch is unwound */
+  drainTimeoutSeconds: seconds(1, 3600).default(60),
+  /** start reverse replication (target → source) at the switch, so a rollback brings every write home */
+  reverse: z.boolean().default(true),
+});
+
 export const CutoverSchema = z
   .strictObject({
     /** the maintenance window the DNS switch must start in */
@@ -1500,6 +1536,7 @@ export type SectionPath =
   | "target.host"
   | "dns"
   | "pages"
+  | "replication"
   | "cost";
 
 /**
@@ -1515,6 +1552,8 @@ export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = {
   "db.dump": ["source.database"],
   "db.restore": ["target.rds"],
   "db.verify": ["source.database", "target.rds"],
+  "db.replicate": ["source.database", "target.rds", "replication"],
+  "db.replication-teardown": ["source.database", "target.rds"],
   "storage.sync": ["source.storage", "target.s3"],
   "storage.verify": ["source.storage", "target.s3"],
   "host.setup": ["target.host", "target.lightsail"],
@@ -1672,6 +1711,7 @@ export const MigrationFileSchema = z
     target: TargetSchema.optional(),
     dns: DnsSchema.optional(),
     pages: PagesSchema.optional(),
+    replication: ReplicationSchema.optional(),
     cutover: CutoverSchema,
     verification: VerificationSchema,
     kpis: KpiSchema,
@@ -1698,6 +1738,7 @@ export type DnsConfig = z.infer<typeof DnsSchema>;
 export type DnsRecordConfig = z.infer<typeof DnsRecordSchema>;
 export type PagesConfig = z.infer<typeof PagesSchema>;
 export type CutoverConfig = z.infer<typeof CutoverSchema>;
+export type ReplicationConfig = z.infer<typeof ReplicationSchema>;
 export type VerificationConfig = z.infer<typeof VerificationSchema>;
 export type FunctionalCheck = z.infer<typeof FunctionalCheckSchema>;
 export type KpiConfig = z.infer<typeof KpiSchema>;
@@ -1715,6 +1756,7 @@ interface SectionTypes {
   "target.host": HostConfig;
   dns: DnsConfig;
   pages: PagesConfig;
+  replication: ReplicationConfig;
   cost: CostConfig;
 }
 

@@ -14,6 +14,10 @@ export const STEP_CATALOGUE: Readonly<Record<string, string>> = {
   "db.dump": "dump the source database with pg_dump -Fd -j N in a read-only snapshot",
   "db.restore": "restore the dump into the target with pg_restore -j N",
   "db.verify": "compare row counts, content checksums, sequences and object counts on both sides",
+  "db.replicate":
+    "start logical replication from the source to the target on the slot of the dump's snapshot, and wait until it has caught up",
+  "db.replication-teardown":
+    "drop every subscription, publication and replication slot Cutover created on either database",
   "storage.sync": "copy objects from the source bucket to the target bucket",
   "storage.verify": "prove every object is on both sides with equal size, content and metadata",
   "cdn.check": "fetch sample objects through the CDN and report the cache hit ratio",
@@ -46,6 +50,7 @@ export const STEP_TIME_LIMITS: Readonly<Record<string, number>> = {
   // a new CloudFront distribution takes up to ~15 minutes to deploy
   "s3.bucket": 2_700,
   "db.preflight": 900,
+  "db.replication-teardown": 300,
   "cdn.check": 600,
   "host.setup": 3_600,
   "app.deploy": 1_800,

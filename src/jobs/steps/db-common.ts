@@ -206,6 +206,11 @@ export interface DumpManifest {
   /** bytes on disk */
   bytes: number;
   seconds: number;
+  /**
+   * a live migration: the dump was taken in the snapshot its replication slot exported, so the
+   * slot streams exactly the changes made after it (db.replicate subscribes to it)
+   */
+  replication?: { slot: string; publication: string; consistentPoint: string };
 }
 
 export const MANIFEST_FILE = "cutover-manifest.json";

@@ -7,6 +7,7 @@ import {
   type ClientTools,
   connect,
   describeUrl,
+  type Endpoint,
   findClientTools,
   folderBytes,
   installHint,
@@ -16,8 +17,20 @@ import {
   SYSTEM_SCHEMA_SQL,
   serverVersion,
   toolErrorText,
+  withClient,
 } from "../../cloud/postgres.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import {
+  createSlotWithSnapshot,
+  dropSlot,
+  ensurePublication,
+  getSubscription,
+  listSlots,
+  publishableTables,
+  replicationNames,
+  type SlotWithSnapshot,
+} from "../../cloud/replication.js";
+import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { audit } from "../../store/audit.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
 import {
@@ -35,6 +48,7 @@ import {
   setLatestDump,
   sourceEndpoint,
   stopStray,
+  targetEndpoint,
   throttle,
   writeManifest,
 } from "./db-common.js";
@@ -123,6 +137,58 @@ async function readCatalog(client: pg.Client): Promise<Pick<DumpManifest, "table
     };
   }
   return { tables, objects };
+}
+
+/**
+ * A live migration's forward slot, made for a new dump: the publication of every user table
+ * (created or brought up to date), then the slot with its exported snapshot. A slot left by an
+ * earlier dump that nothing subscribes to is dropped first; one that replication already uses is
+ * not touched: copying again from the start needs the teardown first, said in words.
+ */
+async function startForwardSlot(
+  deps: StepDeps,
+  source: Endpoint,
+  ctx: StepContext,
+): Promise<SlotWithSnapshot & { publication: string }> {
+  const names = replicationNames(deps.file.environment, "fwd");
+  const target = await targetEndpoint(deps);
+  const inUse = await withClient(target, { appName: "cutover-dump" }, (t) =>
+    getSubscription(t, names.subscription),
+  ).catch((err) => {
+    // a target that does not answer yet has no subscription of ours either
+    if (isCutoverError(err) && err.code === ErrorCode.DbConnectFailed) return null;
+    throw err;
+  });
+  if (inUse) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `Replication from an earlier copy is running (subscription ${names.subscription} on the target): a new dump would start a second copy under it.`,
+      {
+        hint: "To copy again from the start, tear replication down first (the db.replication-teardown step), then run the data phase again. To go on, skip db.dump and db.restore.",
+      },
+    );
+  }
+  const publication = await withClient(source, { appName: "cutover-dump" }, async (c) => {
+    const old = (await listSlots(c)).find((s) => s.name === names.slot);
+    if (old) {
+      await dropSlot(c, names.slot);
+      ctx.log.info({ slot: names.slot }, "dropped the slot of an earlier, unused dump");
+    }
+    await ensurePublication(c, names.publication, await publishableTables(c));
+    return names.publication;
+  });
+  const slot = await createSlotWithSnapshot(source.url, names.slot);
+  if (deps.db) {
+    await audit(deps.db, {
+      actor: ctx.run.requestedBy,
+      action: "replication.slot",
+      target: deps.file.environment,
+      outcome: "ok",
+      runId: ctx.run.id,
+      details: { side: "source", slot: names.slot, publication, consistentPoint: slot.consistentPoint },
+    });
+  }
+  return { ...slot, publication };
 }
 
 /** pg_dump's `--compress` value for the option. */
@@ -251,6 +317,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
         appName: "cutover-dump",
         connectTimeoutSeconds: input.connectTimeoutSeconds,
       });
+      let slot: (SlotWithSnapshot & { publication: string }) | undefined;
       const name = `dump-${new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "")}-${ctx.run.id.slice(0, 8)}`;
       const partial = path.join(root, `${name}.partial`);
       const pidFile = `${partial}.pid`;
@@ -265,11 +332,15 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
           );
         }
         // One snapshot for everything: pg_dump's workers import it, and the manifest reads the catalog in it.
+        // A live migration takes the snapshot its replication slot exports: the slot then streams
+        // exactly the changes made after what the dump holds.
+        if (deps.file.replication) slot = await startForwardSlot(deps, source, ctx);
         await snapshotClient.query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        if (slot) await snapshotClient.query(`SET TRANSACTION SNAPSHOT '${slot.snapshot}'`);
         const snap = await snapshotClient.query<{ id: string; at: Date }>(
-          "SELECT pg_export_snapshot() AS id, now() AS at",
+          slot ? "SELECT NULL AS id, now() AS at" : "SELECT pg_export_snapshot() AS id, now() AS at",
         );
-        const snapshot = snap.rows[0]!.id;
+        const snapshot = slot?.snapshot ?? snap.rows[0]!.id;
         const catalog = await readCatalog(snapshotClient);
         const dataTables = Object.values(catalog.tables).filter((x) => x.kind === "r");
         const totalTables = dataTables.length;
@@ -320,6 +391,8 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
           clearInterval(ticker);
         }
         await snapshotClient.query("ROLLBACK").catch(() => undefined);
+        // the snapshot has done its work; the slot stays and keeps the changes since
+        await slot?.release();
         if (res.code !== 0) {
           const text = toolErrorText(res);
           const full = /No space left on device|could not write/i.test(text);
@@ -347,6 +420,15 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
           ...catalog,
           bytes,
           seconds: Math.round((Date.now() - started) / 100) / 10,
+          ...(slot
+            ? {
+                replication: {
+                  slot: slot.slot,
+                  publication: slot.publication,
+                  consistentPoint: slot.consistentPoint,
+                },
+              }
+            : {}),
         };
         await writeManifest(partial, manifest);
         await rename(partial, path.join(root, name));
@@ -370,6 +452,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
           figures: { tables: totalTables, bytes, seconds: manifest.seconds, jobs, dump: name },
         };
       } finally {
+        await slot?.release();
         await snapshotClient.end().catch(() => undefined);
         await pg.cleanup();
       }

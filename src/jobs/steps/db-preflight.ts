@@ -29,6 +29,7 @@ import {
   sourceEndpoint,
   targetEndpoint,
 } from "./db-common.js";
+import { replicationChecks } from "./db-replication-checks.js";
 
 const Input = CommonOptions.extend({
   /** pg_dump compression the dump will use, for the disk estimate (see db.dump); default db.dump's */
@@ -340,6 +341,9 @@ export async function runPreflight(
         detail: "not checked: the target is not reachable",
       });
     }
+    // A live migration: what logical replication needs on both sides, and what it does not carry.
+    if (deps.file.replication && source.client && target.client)
+      items.push(...(await replicationChecks(source.client, target.client, deps.file.replication)));
   } finally {
     await source.client?.end().catch(() => undefined);
     await target.client?.end().catch(() => undefined);

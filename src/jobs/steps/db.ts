@@ -2,6 +2,7 @@ import type { StepDeps } from "../index.js";
 import type { StepDefinition } from "../types.js";
 import { createDbDumpStep } from "./db-dump.js";
 import { createDbPreflightStep } from "./db-preflight.js";
+import { createDbReplicateStep, createDbReplicationTeardownStep } from "./db-replicate.js";
 import { createDbRestoreStep } from "./db-restore.js";
 import { createDbVerifyStep } from "./db-verify.js";
 
@@ -20,5 +21,7 @@ export function createDbSteps(deps: StepDeps): StepDefinition<unknown>[] {
     createDbDumpStep(deps),
     createDbRestoreStep(deps),
     createDbVerifyStep(deps),
+    createDbReplicateStep(deps),
+    createDbReplicationTeardownStep(deps),
   ] as unknown as StepDefinition<unknown>[];
 }
