@@ -152,6 +152,7 @@ export async function startCutover(
     now,
     cloudflare: deps.cloudflare,
     costExplorer: deps.costExplorer,
+    live: deps.live,
     requestDecommission: (stepWith, by, channel) =>
       requestDecommissionApproval(
         {

@@ -100,6 +100,7 @@ export async function cli(
       now: () => new Date(),
       cloudflare: deps.cloudflare,
       costExplorer: deps.costExplorer,
+      live: deps.live,
     };
     if (rollbackNow) {
       const started = performance.now();

@@ -6,8 +6,9 @@ import { awsOptionsFromEnv } from "./cloud/aws-access.js";
 import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
 import { COST_EXPLORER_REGION, type CostExplorerApi, createCostExplorer } from "./cloud/cost-explorer.js";
 import type { MigrationFile } from "./config/schema.js";
+import type { LiveDeps } from "./jobs/cutover/live.js";
 import { RunEvents } from "./jobs/events.js";
-import { createStepRegistry } from "./jobs/index.js";
+import { createStepRegistry, liveDeps } from "./jobs/index.js";
 import { Runner } from "./jobs/Runner.js";
 import type { StepRegistry } from "./jobs/types.js";
 import { Metrics } from "./metrics.js";
@@ -32,6 +33,8 @@ export interface Deps {
   /** the bot's calendar (see src/clock.ts) */
   clock: Clock;
   metrics: Metrics;
+  /** the database half of a live cutover and rollback; absent without the file's `replication` section */
+  live: LiveDeps | undefined;
   close(): Promise<void>;
 }
 
@@ -71,7 +74,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
     const cloudflare = buildCloudflare(file, opts.env);
-    const registry = createStepRegistry({
+    const stepDeps = {
       env: opts.env,
       file,
       dataDir: opts.dataDir,
@@ -79,7 +82,8 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       db,
       cloudflare,
       clock,
-    });
+    };
+    const registry = createStepRegistry(stepDeps);
     const events = new RunEvents();
     const runner = new Runner({ db, boss, pool, registry, file, log, observer: events, clock });
     await runner.prepare();
@@ -98,6 +102,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       costExplorer: createCostExplorer(awsOptionsFromEnv(opts.env, "COST_EXPLORER", COST_EXPLORER_REGION)),
       metrics: new Metrics(),
       clock,
+      live: liveDeps(stepDeps),
       close,
     };
   } catch (err) {

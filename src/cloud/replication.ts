@@ -418,24 +418,23 @@ export async function checkFreezableRole(client: pg.Client, role: string): Promi
 export async function freezeWrites(
   client: pg.Client,
   role: string,
-  opts: { inflightMs: number; now: Date },
+  opts: {
+    inflightMs: number;
+    now: Date;
+    /**
+     * told what is about to be taken, before it is: the caller records it durably first, so a
+     * crash between the two can always be undone (giving back a privilege still held is harmless)
+     */
+    beforeRevoke?: (record: FreezeRecord) => Promise<void>;
+  },
 ): Promise<FreezeRecord> {
   const problem = await checkFreezableRole(client, role);
   if (problem) throw new CutoverError(ErrorCode.PreflightFailed, `Cannot freeze writes: ${problem}.`);
+  const grants = await heldWriteGrants(client, role);
+  const record: FreezeRecord = { role, grants, at: opts.now.toISOString() };
+  await opts.beforeRevoke?.(record);
   await client.query("BEGIN");
-  let grants: FrozenGrant[];
   try {
-    const { rows } = await client.query<{ table: string; privileges: string[] }>(
-      `SELECT format('%I.%I', n.nspname, c.relname) AS table, array_agg(DISTINCT a.privilege_type ORDER BY a.privilege_type) AS privileges
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
-         aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
-       WHERE c.relkind IN ('r','p') AND ${SYSTEM_SCHEMA_SQL("n.nspname")}
-         AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1)
-         AND a.privilege_type = ANY($2)
-       GROUP BY 1 ORDER BY 1`,
-      [role, WRITE_PRIVILEGES],
-    );
-    grants = rows;
     for (const g of grants)
       await client.query(`REVOKE ${g.privileges.join(", ")} ON TABLE ${g.table} FROM ${ident(role)}`);
     await client.query("COMMIT");
@@ -443,7 +442,6 @@ export async function freezeWrites(
     await client.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
-  const record: FreezeRecord = { role, grants, at: opts.now.toISOString() };
   const still = await writableTables(client, role);
   if (still.length) {
     await unfreezeWrites(client, record);
@@ -458,6 +456,21 @@ export async function freezeWrites(
   await endWritingTransactions(client, role, opts.inflightMs);
   record.lsn = await currentLsn(client);
   return record;
+}
+
+/** The write privileges `role` holds itself on each user table (an owner's implicit ones included). */
+export async function heldWriteGrants(client: pg.Client, role: string): Promise<FrozenGrant[]> {
+  const { rows } = await client.query<{ table: string; privileges: string[] }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS table, array_agg(DISTINCT a.privilege_type ORDER BY a.privilege_type) AS privileges
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
+         aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) a
+       WHERE c.relkind IN ('r','p') AND ${SYSTEM_SCHEMA_SQL("n.nspname")}
+         AND a.grantee = (SELECT oid FROM pg_roles WHERE rolname = $1)
+         AND a.privilege_type = ANY($2)
+       GROUP BY 1 ORDER BY 1`,
+    [role, WRITE_PRIVILEGES],
+  );
+  return rows;
 }
 
 /** Tables the role may still write to, by any path (membership, PUBLIC). */

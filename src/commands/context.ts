@@ -4,6 +4,7 @@ import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { CostExplorerApi } from "../cloud/cost-explorer.js";
 import type { MigrationFile } from "../config/schema.js";
 import type { Approval } from "../generated/prisma/client.js";
+import type { LiveDeps } from "../jobs/cutover/live.js";
 import type { Runner } from "../jobs/Runner.js";
 import type { DecommissionChange } from "../jobs/steps/decommission.js";
 import type { StepRegistry } from "../jobs/types.js";
@@ -43,6 +44,8 @@ export interface CommandDeps {
   ) => Promise<{ approval: Approval; change: DecommissionChange }>;
   /** posting into the channel and opening modals; absent in the terminal */
   slack?: SlackSurface;
+  /** the database half of a live cutover and rollback (the file's `replication` section) */
+  live?: LiveDeps | undefined;
 }
 
 /** The few Slack calls listeners make besides replying. */

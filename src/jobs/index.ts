@@ -4,6 +4,7 @@ import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
 import { kpiWindowGreen } from "../digest/sources.js";
 import type { Db } from "../store/client.js";
+import type { LiveDeps } from "./cutover/live.js";
 import { createCostReportStep } from "./steps/cost-report.js";
 import { createDbSteps } from "./steps/db.js";
 import { createDbWriteProbeStep } from "./steps/db-write-probe.js";
@@ -65,6 +66,12 @@ function decommissionStep(deps: StepDeps & { db: Db }) {
   });
 }
 
+/** The database half of a live cutover and rollback, when the file has a `replication` section. */
+export function liveDeps(deps: StepDeps): LiveDeps | undefined {
+  if (!deps.file.replication || !deps.db) return undefined;
+  return { step: deps, db: deps.db, now: calendar(deps) };
+}
+
 function cutoverSteps(deps: StepDeps & { db: Db }) {
   const cutoverDeps = {
     db: deps.db,
@@ -72,6 +79,7 @@ function cutoverSteps(deps: StepDeps & { db: Db }) {
     cloudflare: deps.cloudflare,
     log: deps.log,
     now: calendar(deps),
+    live: liveDeps(deps),
   };
   return [createDnsLowerTtlStep(cutoverDeps), createDnsCutoverStep(cutoverDeps)];
 }

@@ -14,7 +14,14 @@ import { noticeView } from "../../views/help.js";
 import type { Caller, CommandDeps } from "../context.js";
 
 export function cutoverDeps(deps: CommandDeps): CutoverDeps {
-  return { db: deps.db, file: deps.file, cloudflare: deps.cloudflare, log: deps.log, now: deps.now };
+  return {
+    db: deps.db,
+    file: deps.file,
+    cloudflare: deps.cloudflare,
+    log: deps.log,
+    now: deps.now,
+    live: deps.live,
+  };
 }
 
 /**

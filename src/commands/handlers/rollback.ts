@@ -1,11 +1,12 @@
 import type { RateLimitWait } from "../../cloud/cloudflare.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import {
   findRollbackTargets,
   type RollbackReport,
   type RollbackTargets,
   rollback,
 } from "../../jobs/cutover/apply.js";
+import { type LiveRollbackReport, rollbackDatabase } from "../../jobs/cutover/live.js";
 import { hashChange, voidOtherApprovals } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { formatDuration } from "../../views/blocks.js";
@@ -138,7 +139,31 @@ async function rollbackLocked(
         deps.log.warn({ err: (err as Error).message }, "could not post the rate-limit wait"),
       );
   };
-  const report = await rollback(cd, targets, AbortSignal.timeout(120_000), onWait);
+  const began = performance.now();
+  const signal = AbortSignal.timeout(120_000);
+  let report: RollbackReport | undefined;
+  const switchBack = async () => {
+    report = await rollback(cd, targets, signal, onWait);
+  };
+  // A live migration: with reverse replication the data comes home first (target frozen, drained,
+  // sequences), then DNS and Pages switch back, then the source opens. Without it DNS goes back all
+  // the same and the report says what data is not back.
+  let data: LiveRollbackReport | undefined;
+  if (deps.live) {
+    try {
+      data = await rollbackDatabase(deps.live, { actor: by, signal, beforeOpen: switchBack });
+    } catch (err) {
+      data = { lossless: false, items: [{ what: "database", ok: false, detail: describeError(err) }] };
+    }
+  }
+  if (!report) await switchBack();
+  if (!report) throw new CutoverError(ErrorCode.StepFailed, "the rollback produced no report");
+  if (data) {
+    report.items.push(...data.items.map((i) => ({ ...i, what: `database: ${i.what}` })));
+    report.complete = report.complete && data.lossless;
+    // the bot-side time of the whole way back, the data's included
+    report.ms = performance.now() - began;
+  }
   // An approval is good for the one switch it was given for: after a rollback no request still
   // pending or approved may switch production again; a new cutover needs a new approval.
   const voided = await voidOtherApprovals(deps.db, "dns.cutover", deps.file.environment);
@@ -155,10 +180,12 @@ async function rollbackLocked(
     action: "rollback.finish",
     target: deps.file.environment,
     outcome: report.complete ? "ok" : "failed",
-    details: { ms: Math.round(report.ms), items: report.items, healthy: report.healthy } as unknown as Record<
-      string,
-      unknown
-    >,
+    details: {
+      ms: Math.round(report.ms),
+      items: report.items,
+      healthy: report.healthy,
+      ...(data ? { lossless: data.lossless, writeOutageMs: data.writeOutageMs, drainMs: data.drainMs } : {}),
+    } as unknown as Record<string, unknown>,
   });
   return { report, targets, text: reportText(by, report, targets, opts.viaSlack) };
 }

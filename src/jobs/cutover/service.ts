@@ -13,6 +13,7 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import { resolveValue } from "../outputs.js";
+import { type LiveDeps, livePlan, livePreChecks } from "./live.js";
 import type { CutoverChange, PreCheck, RecordChange } from "./types.js";
 
 /** What the cutover needs: the state store, the file, and Cloudflare. */
@@ -22,6 +23,8 @@ export interface CutoverDeps {
   cloudflare: CloudflareClients | undefined;
   log: Logger;
   now: () => Date;
+  /** the database half of a live cutover (the file's `replication` section); absent: DNS and Pages only */
+  live?: LiveDeps | undefined;
 }
 
 /** The records and Pages variables as they were before the TTL was lowered: what rollback restores. */
@@ -195,7 +198,14 @@ export async function computeChange(
     }
     pages = { project: cfg.project, environment: cfg.environment, vars, redeploy: cfg.redeploy };
   }
-  return { environment: deps.file.environment, zone: dnsConfig.zone, records, pages };
+  const plan = livePlan(deps.file);
+  return {
+    environment: deps.file.environment,
+    zone: dnsConfig.zone,
+    records,
+    pages,
+    ...(plan ? { live: plan } : {}),
+  };
 }
 
 /** The health URLs of the old and the new app. */
@@ -262,8 +272,22 @@ export async function preChecks(
       detail: "the new host's address is not known yet: provision it first",
     });
   }
+  // a live database is proven at the switch itself (drained, then verified while frozen), not by a verify hours old
+  if (deps.file.replication) {
+    checks.push(
+      ...(deps.live
+        ? await livePreChecks(deps.live)
+        : [
+            {
+              name: "replication running",
+              ok: false,
+              detail: "this process has no database access to check replication",
+            },
+          ]),
+    );
+  }
   for (const [uses, label] of [
-    ["db.verify", "database verified identical"],
+    ...(deps.file.replication ? [] : ([["db.verify", "database verified identical"]] as const)),
     ["storage.verify", "storage verified identical"],
   ] as const) {
     const last = await latestVerify(deps.db, deps.file, uses);

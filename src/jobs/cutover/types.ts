@@ -1,3 +1,5 @@
+import type { LivePlan } from "./live.js";
+
 /** One DNS record as the cutover switches it: the values read from Cloudflare, and the new ones. */
 export interface RecordChange {
   name: string;
@@ -27,6 +29,8 @@ export interface CutoverChange {
   zone: string;
   records: RecordChange[];
   pages: { project: string; environment: string; vars: PagesVarChange[]; redeploy: boolean } | null;
+  /** a live cutover: the roles frozen and the replication switched around with DNS */
+  live?: LivePlan;
 }
 
 export interface PreCheck {

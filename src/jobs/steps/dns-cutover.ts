@@ -1,9 +1,10 @@
 import { sameRecordContent } from "../../cloud/cloudflare.js";
 import { baseline, watch } from "../../cloud/probe.js";
 import { requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { audit } from "../../store/audit.js";
 import { applyChange, findRollbackTargets, rollback } from "../cutover/apply.js";
+import { type LiveState, switchDatabase, unwindSwitch } from "../cutover/live.js";
 import {
   type CutoverDeps,
   computeChange,
@@ -14,6 +15,25 @@ import {
 import type { CutoverChange } from "../cutover/types.js";
 import type { StepDefinition } from "../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
+
+/**
+ * What DNS propagation means for the records switched: a proxied record's answers are
+ * Cloudflare's own addresses, so the switch takes effect at the edge within seconds whatever the
+ * TTL; a DNS-only record is cached by resolvers for up to its TTL.
+ */
+export function propagationNote(change: CutoverChange): string {
+  const proxied = change.records.filter((r) => r.proxied).map((r) => r.name);
+  const plain = change.records.filter((r) => !r.proxied);
+  const maxTtl = Math.max(0, ...plain.map((r) => (r.fromTtl === 1 ? 300 : r.fromTtl)));
+  return [
+    proxied.length ? `${proxied.join(", ")} proxied: switched at Cloudflare's edge within seconds` : "",
+    plain.length
+      ? `${plain.map((r) => r.name).join(", ")} DNS-only: resolvers may keep the old address up to ${maxTtl} s (DNS propagation, not counted in the write outage)`
+      : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
 
 /** the smallest slowdown (ms) that counts against the plan's "no more than 10 % slower" */
 const MIN_SLOWDOWN_MS = 20;
@@ -112,6 +132,33 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
           details: { approvalId, change } as unknown as Record<string, unknown>,
         });
       }
+      // A live cutover: the database moves first (freeze → drain → sequences → verify → replication
+      // turned around → the target opens), each sub-step a checkpoint; a failure before the target
+      // opens gives the source back and switches nothing.
+      let live: LiveState | undefined;
+      if (deps.live) {
+        const liveCtx = {
+          checkpoint: ctx.checkpoint,
+          signal: ctx.signal,
+          progress: ctx.progress,
+          actor: ctx.run.requestedBy,
+          runId: ctx.run.id,
+        };
+        try {
+          live = await switchDatabase(deps.live, liveCtx);
+        } catch (err) {
+          const undone = await unwindSwitch(deps.live, liveCtx).catch((e: unknown) => [
+            `could NOT give the source back: ${(e as Error).message} — run /rollback`,
+          ]);
+          throw new CutoverError(
+            isCutoverError(err) ? err.code : ErrorCode.StepFailed,
+            `The live switch stopped before DNS moved: ${(err as Error).message}${undone.length ? ` Undone: ${undone.join("; ")}.` : ""}`,
+            {
+              hint: "Nothing points at the new stack. Fix what the message names, then ask again with `/migrate cutover`.",
+            },
+          );
+        }
+      }
       const started = Date.now();
       await applyChange(deps, change, {
         signal: ctx.signal,
@@ -119,13 +166,17 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
         progress: ctx.progress,
       });
       const switchedMs = Date.now() - started;
+      const dnsSwitchedAfterFreezeMs = live?.frozenAt ? Date.now() - live.frozenAt : undefined;
       await audit(deps.db, {
         actor: ctx.run.requestedBy,
         action: "cutover.switched",
         target: deps.file.environment,
         outcome: "ok",
         runId: ctx.run.id,
-        details: { ms: switchedMs },
+        details: {
+          ms: switchedMs,
+          ...(live ? { ...live.figures, dnsSwitchedAfterFreezeMs } : {}),
+        },
       });
 
       // Watch the new and the old endpoint for the configured window.
@@ -176,8 +227,11 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
         });
       }
       const downtimeMs = fresh?.downtimeMs ?? 0;
+      const liveLine = live
+        ? `write outage ${live.figures.writeOutageMs} ms at the database (freeze ${live.figures.freezeMs} ms, drain ${live.figures.drainMs} ms, verify ${live.figures.verifyMs} ms of ${live.figures.verifiedTables} tables), DNS switched ${dnsSwitchedAfterFreezeMs} ms after the freeze; ${propagationNote(change)}; `
+        : "";
       return {
-        summary: `switched in ${(switchedMs / 1000).toFixed(1)} s; watched ${Math.round(windowMs / 1000)} s: downtime ${(downtimeMs / 1000).toFixed(1)} s, error rate ${errorRatePercent.toFixed(2)} %${fresh?.avgMs !== undefined ? `, avg ${fresh.avgMs.toFixed(0)} ms` : ""}${breaches.length ? ` — THRESHOLDS BREACHED: ${breaches.join("; ")}` : " — within the plan's thresholds"}`,
+        summary: `${liveLine}switched in ${(switchedMs / 1000).toFixed(1)} s; watched ${Math.round(windowMs / 1000)} s: downtime ${(downtimeMs / 1000).toFixed(1)} s, error rate ${errorRatePercent.toFixed(2)} %${fresh?.avgMs !== undefined ? `, avg ${fresh.avgMs.toFixed(0)} ms` : ""}${breaches.length ? ` — THRESHOLDS BREACHED: ${breaches.join("; ")}` : " — within the plan's thresholds"}`,
         figures: {
           switchedMs,
           downtimeMs,
@@ -188,6 +242,12 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
           ...(degradation !== undefined ? { degradationPercent: Number(degradation.toFixed(1)) } : {}),
           samples: fresh?.samples ?? 0,
           breached: breaches.length > 0,
+          ...(live
+            ? {
+                ...live.figures,
+                ...(dnsSwitchedAfterFreezeMs !== undefined ? { dnsSwitchedAfterFreezeMs } : {}),
+              }
+            : {}),
         },
       };
     },
