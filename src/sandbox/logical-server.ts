@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
@@ -140,9 +141,10 @@ export async function dropReplicationFor(adminUrl: string, database: string): Pr
     );
     if (subs.rowCount) {
       // ALTER/DROP SUBSCRIPTION work only in the subscription's own database
-      const url = new URL(adminUrl);
-      url.pathname = `/${encodeURIComponent(database)}`;
-      const inDb = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 10_000 });
+      const inDb = new pg.Client({
+        connectionString: withDatabase(adminUrl, database),
+        connectionTimeoutMillis: 10_000,
+      });
       inDb.on("error", () => undefined);
       await inDb.connect();
       try {
@@ -182,4 +184,81 @@ export async function dropReplicationFor(adminUrl: string, database: string): Pr
   } finally {
     await admin.end().catch(() => undefined);
   }
+}
+
+/** A database owned by a role of its own that is not a superuser, like RDS's master user. */
+export interface OwnedDatabase {
+  name: string;
+  /** the owner role: LOGIN, REPLICATION, CREATEDB, NOSUPERUSER; on 16+ also pg_create_subscription */
+  role: string;
+  password: string;
+  /** as the owner, with its password */
+  url: string;
+  /** as the server's superuser, on this database */
+  adminUrl: string;
+  /** drops its subscriptions and slots, the database and the role; safe to call twice */
+  drop(): Promise<void>;
+}
+
+/** `url` with another database (and optionally another user). */
+export function withDatabase(
+  url: string,
+  database: string,
+  user?: { name: string; password: string },
+): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  if (user) {
+    u.username = encodeURIComponent(user.name);
+    u.password = encodeURIComponent(user.password);
+  }
+  return u.toString();
+}
+
+/**
+ * Creates database `name` on the server `serverAdminUrl` (a superuser URL) owned by a new role
+ * `<name>_owner` with a random password, allowed to replicate and (PostgreSQL 16+) to create
+ * subscriptions, as the RDS master user is (rds_superuser, rds_replication).
+ *
+ * @example const target = await createOwnedDatabase(server.adminUrl, "shop_target"); … await target.drop();
+ */
+export async function createOwnedDatabase(serverAdminUrl: string, name: string): Promise<OwnedDatabase> {
+  const role = `${name}_owner`.slice(0, 63);
+  const password = randomBytes(12).toString("hex");
+  const admin = async (fn: (c: pg.Client) => Promise<unknown>) => {
+    const c = new pg.Client({ connectionString: serverAdminUrl, connectionTimeoutMillis: 10_000 });
+    c.on("error", () => undefined);
+    await c.connect();
+    try {
+      await fn(c);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  };
+  const { versionNum } = await serverFacts(serverAdminUrl);
+  await admin(async (c) => {
+    const r = c.escapeIdentifier(role);
+    await c.query(
+      `CREATE ROLE ${r} LOGIN REPLICATION CREATEDB NOSUPERUSER PASSWORD '${password}'${versionNum >= 160_000 ? " IN ROLE pg_create_subscription" : ""}`,
+    );
+    await c.query(`CREATE DATABASE ${c.escapeIdentifier(name)} OWNER ${r} TEMPLATE template0`);
+  });
+  let dropping: Promise<void> | undefined;
+  return {
+    name,
+    role,
+    password,
+    url: withDatabase(serverAdminUrl, name, { name: role, password }),
+    adminUrl: withDatabase(serverAdminUrl, name),
+    drop() {
+      dropping ??= (async () => {
+        await dropReplicationFor(serverAdminUrl, name);
+        await admin(async (c) => {
+          await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
+          await c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(role)}`);
+        });
+      })();
+      return dropping;
+    },
+  };
 }

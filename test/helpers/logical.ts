@@ -1,8 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import pg from "pg";
 import { inject } from "vitest";
-import { dropReplicationFor } from "../../src/sandbox/logical-server.js";
+import {
+  createOwnedDatabase,
+  dropReplicationFor,
+  type OwnedDatabase,
+} from "../../src/sandbox/logical-server.js";
 import { createFixtureSource } from "../jobs/db/fixture.js";
 import { createEmptyDatabase, databaseName, databaseUrl, type TestDatabase } from "./db.js";
 import { waitForValue } from "./wait.js";
@@ -45,21 +48,6 @@ export function logicalServer(): Promise<LogicalServerInfo> {
     return info;
   })();
   return shared;
-}
-
-/** A URL on the same server as `adminUrl` for another database (and optionally another user). */
-export function urlFor(
-  adminUrl: string,
-  database: string,
-  user?: { name: string; password: string },
-): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${encodeURIComponent(database)}`;
-  if (user) {
-    url.username = encodeURIComponent(user.name);
-    url.password = encodeURIComponent(user.password);
-  }
-  return url.toString();
 }
 
 /** One side of a {@link LogicalPair}. */
@@ -114,19 +102,9 @@ export async function createLogicalPair(
   const source = opts.fixture
     ? await createFixtureSource(`${label}_src`)
     : await createEmptyDatabase(`${label}_src`);
-  const name = databaseName(`${label}_dst`);
-  const role = `${name}_owner`.slice(0, 63);
-  const password = randomBytes(12).toString("hex");
+  let target: OwnedDatabase;
   try {
-    await adminQuery(server.adminUrl, async (c) => {
-      // PostgreSQL 16+: pg_create_subscription lets a database owner subscribe (as rds_superuser may)
-      await c.query(
-        `CREATE ROLE ${c.escapeIdentifier(role)} LOGIN REPLICATION CREATEDB NOSUPERUSER PASSWORD '${password}' IN ROLE pg_create_subscription`,
-      );
-      await c.query(
-        `CREATE DATABASE ${c.escapeIdentifier(name)} OWNER ${c.escapeIdentifier(role)} TEMPLATE template0`,
-      );
-    });
+    target = await createOwnedDatabase(server.adminUrl, databaseName(`${label}_dst`));
   } catch (err) {
     await source.drop();
     throw err;
@@ -140,38 +118,18 @@ export async function createLogicalPair(
       serverAdminUrl: sourceAdmin,
       version: await majorOf(sourceAdmin),
     },
-    target: {
-      name,
-      role,
-      password,
-      url: urlFor(server.adminUrl, name, { name: role, password }),
-      adminUrl: urlFor(server.adminUrl, name),
-      serverAdminUrl: server.adminUrl,
-      version: server.version,
-      drop: async () => {
-        await dropReplicationFor(server.adminUrl, name);
-        await dropTarget(server.adminUrl, name, role);
-      },
-    },
+    target: { ...target, serverAdminUrl: server.adminUrl, version: server.version },
     drop() {
       dropping ??= (async () => {
         // subscriptions on both sides first, so that neither recreates a slot the other drops
-        await dropReplicationFor(server.adminUrl, name);
+        await dropReplicationFor(server.adminUrl, target.name);
         await dropReplicationFor(sourceAdmin, source.name);
-        await dropReplicationFor(server.adminUrl, name);
+        await target.drop();
         await source.drop(); // drops the source's slots again, then the database
-        await dropTarget(server.adminUrl, name, role);
       })();
       return dropping;
     },
   };
-}
-
-async function dropTarget(adminUrl: string, name: string, role: string): Promise<void> {
-  await adminQuery(adminUrl, async (c) => {
-    await c.query(`DROP DATABASE IF EXISTS ${c.escapeIdentifier(name)} WITH (FORCE)`);
-    await c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(role)}`);
-  });
 }
 
 async function adminQuery<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
