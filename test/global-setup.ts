@@ -1,4 +1,8 @@
+import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type { TestProject } from "vitest/node";
+import { type LogicalServer, startLogicalServer } from "../src/sandbox/logical-server.js";
 import { applyMigrations } from "../src/store/migrate.js";
 import {
   databaseUrl,
@@ -12,6 +16,9 @@ import {
 } from "./helpers/db.js";
 
 const run = runToken();
+const LOGICAL_PREFIX = "cutover-logical-";
+const logicalDir = path.join(tmpdir(), `${LOGICAL_PREFIX}${run}`);
+let logical: Promise<LogicalServer | undefined> | undefined;
 
 /**
  * Once per `vitest run`: (re)build the migrated template database the database tests copy, and
@@ -19,6 +26,22 @@ const run = runToken();
  */
 export async function setup(project: TestProject): Promise<void> {
   project.provide("cutoverTestRun", run);
+  // The second PostgreSQL (17, wal_level = logical) the replication tests use: started in the
+  // background, so runs that do not need it do not wait for it; test/helpers/logical.ts waits for
+  // the file it writes when it is up (or failed).
+  const readyFile = path.join(logicalDir, "server.json");
+  project.provide("cutoverLogicalServerFile", readyFile);
+  await stopDeadLogicalServers();
+  logical = startLogicalServer({ dir: logicalDir }).then(
+    async (server) => {
+      await writeReady(readyFile, { adminUrl: server.adminUrl, version: server.version });
+      return server;
+    },
+    async (err: Error) => {
+      await writeReady(readyFile, { error: err.message }).catch(() => undefined);
+      return undefined;
+    },
+  );
   await dropLeftovers((token) => token !== run && !processAlive(Number.parseInt(token, 36)));
   await withTemplateLock(async (client) => {
     const template = client.escapeIdentifier(TEMPLATE_DATABASE);
@@ -30,7 +53,39 @@ export async function setup(project: TestProject): Promise<void> {
 
 /** Drops this run's databases that a test did not drop itself. */
 export async function teardown(): Promise<void> {
-  await dropLeftovers((token) => token === run);
+  try {
+    await dropLeftovers((token) => token === run);
+  } finally {
+    await (await logical)?.stop();
+    await rm(logicalDir, { recursive: true, force: true });
+  }
+}
+
+async function writeReady(file: string, content: object): Promise<void> {
+  await writeFile(`${file}.tmp`, JSON.stringify(content), { mode: 0o600 });
+  await rename(`${file}.tmp`, file); // whole or not at all for a reader polling it
+}
+
+/**
+ * A run that died before its teardown leaves its logical server running: end it (a fast
+ * shutdown, by the PID in its own postmaster.pid) and remove its folder.
+ */
+async function stopDeadLogicalServers(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(LOGICAL_PREFIX)) continue;
+    const token = name.slice(LOGICAL_PREFIX.length);
+    if (token === run || processAlive(Number.parseInt(token, 36))) continue;
+    const dir = path.join(tmpdir(), name);
+    const pidText = await readFile(path.join(dir, "postgres", "postmaster.pid"), "utf8").catch(() => "");
+    const pid = Number.parseInt(pidText.split("\n")[0] ?? "", 10);
+    const cmd =
+      Number.isInteger(pid) && pid > 0 ? await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "") : "";
+    if (cmd.includes(dir)) {
+      process.kill(pid, "SIGINT");
+      for (let i = 0; i < 100 && processAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function dropLeftovers(shouldDrop: (runToken: string) => boolean): Promise<void> {

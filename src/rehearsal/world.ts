@@ -11,6 +11,7 @@ import { FakeHost } from "../sandbox/FakeHost.js";
 import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
+import { checkWalLevel } from "../sandbox/logical-server.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
 import { generateRsa } from "../sandbox/ssh-keys.js";
 import { resolveStateDatabase } from "../store/database.js";
@@ -163,6 +164,12 @@ async function startDatabases(
   if (!opts.embedded && (await reachable(MACHINE_PG, 2_000))) {
     adminUrl = MACHINE_PG;
     server = "the machine's PostgreSQL on 127.0.0.1:5432";
+    // the live cutover replicates from this server (issues 18 and 19): say plainly when it cannot
+    const wal = await checkWalLevel(MACHINE_PG);
+    if (!wal.logical)
+      say(
+        `the machine's PostgreSQL has wal_level=${wal.walLevel}, not logical: logical replication (the live cutover) cannot run from it. Run: ${wal.fix}`,
+      );
   } else {
     say(
       opts.embedded

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { ObjectStore } from "../cloud/object-store.js";
+import type { Readable } from "node:stream";
+import type { ObjectHead, ObjectStore } from "../cloud/object-store.js";
 
 /**
  * A stand-in for a CloudFront distribution (moto has no edge): an HTTP server that serves a
@@ -11,7 +12,13 @@ import type { ObjectStore } from "../cloud/object-store.js";
 export interface FakeCdn {
   /** http://127.0.0.1:port */
   url: string;
-  stats(): { hits: number; misses: number; errors: number };
+  /** `failovers`: misses the secondary origin answered after the primary's 403/404 */
+  stats(): { hits: number; misses: number; errors: number; failovers: number };
+  /**
+   * Turns origin failover on (the secondary origin given, e.g. the old bucket) or off
+   * (`undefined`), as editing the distribution's origin group does. See {@link FAILOVER_STATUS_CODES}.
+   */
+  setFailover(secondary: ObjectStore | undefined): void;
   /** empties the cache, like an invalidation of /* */
   invalidate(): void;
   close(): Promise<void>;
@@ -23,16 +30,36 @@ interface Cached {
   cacheControl?: string;
   etag: string;
   at: number;
+  from: "primary" | "secondary";
 }
 
+/**
+ * The origin-group failover criteria this CDN applies: the primary origin's answers after which it
+ * asks the secondary. CloudFront origin groups fail over, for GET, HEAD and OPTIONS requests only,
+ * when the primary returns one of the status codes chosen for the group (any of 400, 403, 404, 416,
+ * 500, 502, 503, 504) or cannot be reached
+ * (https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/high_availability_origin_failover.html).
+ * The cutover's group uses 403 and 404: S3 behind an origin access control answers 403 for a key
+ * it lacks (404 when the policy allows s3:ListBucket), so an object not yet copied to the new
+ * bucket is served from the old one. An unreachable primary fails over too.
+ */
+export const FAILOVER_STATUS_CODES: readonly number[] = [403, 404];
+
+/**
+ * Starts the CDN over `origin` (the primary origin). With `failover`, it starts as an origin
+ * group with that bucket as the secondary origin; {@link FakeCdn.setFailover} changes it later.
+ * Responses say which origin served them in `x-cutover-origin: primary | secondary` (not a
+ * CloudFront header: for tests).
+ */
 export async function startFakeCdn(
   origin: ObjectStore,
-  opts: { maxBytes?: number; port?: number } = {},
+  opts: { maxBytes?: number; port?: number; failover?: ObjectStore } = {},
 ): Promise<FakeCdn> {
   const maxBytes = opts.maxBytes ?? 64 * 1024 * 1024;
   const cache = new Map<string, Cached>();
   let cachedBytes = 0;
-  const stats = { hits: 0, misses: 0, errors: 0 };
+  const stats = { hits: 0, misses: 0, errors: 0, failovers: 0 };
+  let secondary = opts.failover;
 
   const remember = (key: string, entry: Cached) => {
     if (entry.body.length > maxBytes) return;
@@ -51,6 +78,7 @@ export async function startFakeCdn(
       res.setHeader("x-cache", xCache);
       res.setHeader("via", "1.1 fake.cloudfront.net (CloudFront)");
       if (entry) {
+        res.setHeader("x-cutover-origin", entry.from);
         res.setHeader("content-type", entry.type);
         res.setHeader("content-length", entry.body.length);
         res.setHeader("etag", `"${entry.etag}"`);
@@ -75,9 +103,8 @@ export async function startFakeCdn(
       send(200, hit, "Hit from cloudfront");
       return;
     }
-    origin
-      .get(key)
-      .then(async ({ head, body }) => {
+    fetchFromOrigins(key, req.method ?? "GET")
+      .then(async ({ head, body, from }) => {
         const chunks: Buffer[] = [];
         for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
         const entry: Cached = {
@@ -85,6 +112,7 @@ export async function startFakeCdn(
           type: head.contentType ?? "application/octet-stream",
           etag: head.etag,
           at: Date.now(),
+          from,
           ...(head.cacheControl ? { cacheControl: head.cacheControl } : {}),
         };
         remember(key, entry);
@@ -97,11 +125,30 @@ export async function startFakeCdn(
         send(403, undefined, "Error from cloudfront");
       });
   });
+  /** the primary's object, or, on one of the failover answers, the secondary's */
+  async function fetchFromOrigins(
+    key: string,
+    method: string,
+  ): Promise<{ head: ObjectHead; body: Readable; from: "primary" | "secondary" }> {
+    try {
+      return { ...(await origin.get(key)), from: "primary" };
+    } catch (err) {
+      const other = secondary;
+      if (!other || !["GET", "HEAD", "OPTIONS"].includes(method) || !failsOver(err)) throw err;
+      const out = await other.get(key);
+      stats.failovers++;
+      return { ...out, from: "secondary" };
+    }
+  }
+
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     stats: () => ({ ...stats }),
+    setFailover(store) {
+      secondary = store;
+    },
     invalidate() {
       cache.clear();
       cachedBytes = 0;
@@ -112,4 +159,12 @@ export async function startFakeCdn(
         server.close(() => resolve());
       }),
   };
+}
+
+/** A 403 or 404 from the primary (ObjectStore errors carry the status), or no answer at all. */
+function failsOver(err: unknown): boolean {
+  const details = (err as { details?: { status?: unknown; awsError?: unknown } }).details;
+  const status = details?.status;
+  if (typeof status === "number") return FAILOVER_STATUS_CODES.includes(status);
+  return details?.awsError === "NoSuchKey" || status === undefined;
 }

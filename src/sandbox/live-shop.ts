@@ -1,7 +1,9 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import pg from "pg";
+import type { ObjectStore } from "../cloud/object-store.js";
+import { mediaBuffer } from "./media.js";
 
 /*
  * The live shop of the local world: customers keep ordering while the migration runs. An old and
@@ -42,6 +44,76 @@ export async function createLiveShopSchema(databaseUrl: string): Promise<void> {
   }
 }
 
+/**
+ * The shop apps' database role: a LOGIN role that is not a superuser and owns nothing, allowed to
+ * read and write the shop's tables only. A freeze that revokes its write privileges
+ * (`REVOKE INSERT, UPDATE, DELETE … FROM shop_app`) refuses the app's writes at once, in the
+ * sessions it already has, while its reads keep working.
+ */
+export const SHOP_APP_ROLE = "shop_app";
+/** The role's password in the local world (the embedded server asks for one; the machine's trusts). Not a secret. */
+export const SHOP_APP_PASSWORD = "shop-app-local-world";
+/** The tables the shop app writes. */
+export const SHOP_TABLES = ["live_orders", "live_order_lines"] as const;
+
+/** `adminUrl` (any user, same server and database) as the shop app's role. */
+export function shopAppUrl(adminUrl: string): string {
+  const url = new URL(adminUrl);
+  url.username = SHOP_APP_ROLE;
+  url.password = SHOP_APP_PASSWORD;
+  return url.toString();
+}
+
+/**
+ * Creates {@link SHOP_APP_ROLE} on the server when it is missing, and grants it SELECT, INSERT,
+ * UPDATE and DELETE on the shop's tables and USAGE on their sequences in `adminUrl`'s database.
+ * `adminUrl` must be allowed to create roles (a superuser; on RDS the master user). Run it on the
+ * target after the restore too: the copy leaves privileges out (`--no-privileges`).
+ */
+export async function grantShopApp(adminUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const role = client.escapeIdentifier(SHOP_APP_ROLE);
+    const exists = await client.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [SHOP_APP_ROLE]);
+    if (!exists.rowCount) {
+      await client
+        .query(
+          `CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${SHOP_APP_PASSWORD}'`,
+        )
+        .catch((err: { code?: string }) => {
+          // 42710 / 23505: another test created it meanwhile (roles are per server)
+          if (err.code !== "42710" && err.code !== "23505") throw err;
+        });
+    }
+    const tables = SHOP_TABLES.join(", ");
+    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ${tables} TO ${role}`);
+    await client.query(`GRANT USAGE ON SEQUENCE live_orders_id_seq, live_order_lines_id_seq TO ${role}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The local world's own freeze of the shop app's writes (REVOKE INSERT, UPDATE, DELETE) and its
+ * undo (GRANT): for the benchmark's placeholder and the tests. The product's freeze is its own step.
+ */
+export async function setShopAppWrites(adminUrl: string, allowed: boolean): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const tables = SHOP_TABLES.join(", ");
+    const role = client.escapeIdentifier(SHOP_APP_ROLE);
+    await client.query(
+      allowed
+        ? `GRANT INSERT, UPDATE, DELETE ON ${tables} TO ${role}`
+        : `REVOKE INSERT, UPDATE, DELETE ON ${tables} FROM ${role}`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
 /** One shop app: an HTTP front over its own database, as the app on Zeabur or on Lightsail. */
 export interface ShopApp {
   readonly name: string;
@@ -52,15 +124,23 @@ export interface ShopApp {
 
 /**
  * Starts a shop app on 127.0.0.1. `POST /orders` `{ref, customer, lines}` → `201 {id}`;
- * `POST /orders/:id/pay` → `200`; `DELETE /orders/:id` → `200`; `GET /orders/:id` → the order.
- * A write is acknowledged (2xx) only after its transaction committed; a database that refuses
- * the write (read-only, unreachable) answers 503 with the reason.
+ * `POST /orders/:id/pay` → `200`; `DELETE /orders/:id` → `200`; `GET /orders/:id` → the order;
+ * `PUT /media/<key>` (the body) → `201 {key, etag}`, stored in the app's bucket (`store`).
+ * A write is acknowledged (2xx) only after its transaction committed (the bucket answered); a
+ * database that refuses the write (frozen, read-only, unreachable) answers 503 with the reason.
+ * Connect it as {@link SHOP_APP_ROLE} ({@link shopAppUrl}).
  */
-export async function startShopApp(opts: { name: string; databaseUrl: string }): Promise<ShopApp> {
+export async function startShopApp(opts: {
+  name: string;
+  databaseUrl: string;
+  store?: ObjectStore;
+}): Promise<ShopApp> {
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 4 });
   pool.on("error", () => undefined); // a dropped connection fails the request that used it
   const server = createServer((req, res) => {
-    handle(pool, req, res).catch((err: Error) => send(res, 503, { error: err.message, app: opts.name }));
+    handle(pool, opts.store, req, res).catch((err: Error) =>
+      send(res, 503, { error: err.message, app: opts.name }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -75,9 +155,24 @@ export async function startShopApp(opts: { name: string; databaseUrl: string }):
   };
 }
 
-async function handle(pool: pg.Pool, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(
+  pool: pg.Pool,
+  store: ObjectStore | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const url = new URL(req.url ?? "/", "http://shop");
   const parts = url.pathname.split("/").filter(Boolean);
+  if (req.method === "PUT" && parts[0] === "media" && parts.length > 1) {
+    if (!store) return send(res, 404, { error: "this app has no bucket" });
+    const key = parts.map(decodeURIComponent).join("/");
+    const body = await readBytes(req);
+    const out = await store.put(key, body, body.length, {
+      contentType: req.headers["content-type"] ?? "application/octet-stream",
+      metadata: {},
+    });
+    return send(res, 201, { key, etag: out.etag });
+  }
   if (req.method === "POST" && parts.length === 1 && parts[0] === "orders") {
     const body = JSON.parse(await readBody(req)) as {
       ref: string;
@@ -125,6 +220,15 @@ async function handle(pool: pg.Pool, req: IncomingMessage, res: ServerResponse):
   send(res, 404, { error: "no such route" });
 }
 
+function readBytes(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let body = "";
@@ -142,17 +246,26 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
-/** One write a shop app acknowledged. */
+/** One write a shop app acknowledged. `at`: when the request was sent (epoch ms). */
 export type AckedWrite =
   | { kind: "create"; ref: string; id: number; lines: number; app: string; at: number }
-  | { kind: "pay" | "delete"; id: number; ref: string; app: string; at: number };
+  | { kind: "pay" | "delete"; id: number; ref: string; app: string; at: number }
+  /** a media object for the order `ref`, `md5` of its bytes */
+  | { kind: "upload"; ref: string; key: string; size: number; md5: string; app: string; at: number };
 
-/** One request the shop did not acknowledge. */
+/** One request the shop did not acknowledge, with the reason it gave (or the client's error). */
 export interface FailedRequest {
-  kind: "create" | "pay" | "delete" | "read";
+  kind: "create" | "pay" | "delete" | "upload" | "read";
   app: string;
   at: number;
   error: string;
+}
+
+/** One read: an order through the app, or a media object through the CDN. */
+export interface ReadEvent {
+  at: number;
+  ok: boolean;
+  what: "order" | "media";
 }
 
 /** The traffic so far: what was acknowledged, what failed, and the reads. */
@@ -160,6 +273,8 @@ export interface TrafficLog {
   acked: AckedWrite[];
   failed: FailedRequest[];
   reads: { ok: number; failed: number };
+  /** every read, in order, for availability per switch window */
+  readEvents: ReadEvent[];
 }
 
 /** A steady stream of customers, through whichever app `route()` names at each request. */
@@ -171,22 +286,33 @@ export interface Traffic {
   stop(): Promise<TrafficLog>;
 }
 
+/** The media part of the traffic: uploads through the app, reads through the CDN. */
+export interface TrafficMedia {
+  /** the CDN a customer's browser fetches media from at this moment, `http://host:port` */
+  cdn: () => string;
+  /** the share of writes that are uploads; default 0.15 */
+  share?: number;
+}
+
 /**
  * Starts the traffic: `writesPerSecond` writes (about 70 % new orders of 1–3 lines, 20 %
- * payments, 10 % cancellations of acknowledged orders) and a read after every write. Requests go
- * one at a time, each to `route()`'s app at that moment (the DNS answer a customer gets), with a
- * 2 s timeout. Deterministic for a seed.
+ * payments, 10 % cancellations of acknowledged orders; with `media`, that share of the writes are
+ * uploads instead: a 0.5–4 KB object `media/<order ref>/<uuid>.jpg` PUT through the app) and a
+ * read after every write (an order through the app, or with `media` every other read an uploaded
+ * object through `media.cdn()`). Requests go one at a time, each to `route()`'s app at that
+ * moment (the DNS answer a customer gets), with a 2 s timeout. Deterministic for a seed.
  */
 export function startTraffic(opts: {
   route: () => ShopApp;
   writesPerSecond?: number;
   seed?: number;
+  media?: TrafficMedia;
   /** epoch ms for the log's timestamps; default the machine's */
   now?: () => number;
 }): Traffic {
   const rate = opts.writesPerSecond ?? 20;
   const now = opts.now ?? Date.now;
-  const log: TrafficLog = { acked: [], failed: [], reads: { ok: 0, failed: 0 } };
+  const log: TrafficLog = { acked: [], failed: [], reads: { ok: 0, failed: 0 }, readEvents: [] };
   let seed = opts.seed ?? 7;
   const random = () => {
     // mulberry32: the same traffic for the same seed
@@ -195,10 +321,14 @@ export function startTraffic(opts: {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+  const media = opts.media;
+  const uploadShare = media?.share ?? 0.15;
   // orders acknowledged and not cancelled, with the ref the customer holds them by
   const live: Array<{ id: number; ref: string }> = [];
+  const uploads: Array<{ key: string; size: number }> = [];
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   let stopped = false;
+  let reads = 0;
   const wake = () => {
     for (const w of [...waiters])
       if (stopped || log.acked.length >= w.n) {
@@ -207,17 +337,47 @@ export function startTraffic(opts: {
       }
   };
 
-  const call = async (app: ShopApp, method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${app.url}${path}`, {
+  const call = async (base: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
       method,
       ...(body === undefined
         ? {}
-        : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
+        : Buffer.isBuffer(body)
+          ? { body: new Uint8Array(body), headers: { "content-type": "image/jpeg" } }
+          : { body: JSON.stringify(body), headers: { "content-type": "application/json" } }),
       signal: AbortSignal.timeout(2_000),
     });
     const json = (await res.json().catch(() => ({}))) as { id?: number; error?: string };
     if (!res.ok) throw new Error(json.error ?? `HTTP ${res.status}`);
     return json;
+  };
+  const fetchMedia = async (cdn: string, key: string): Promise<Buffer> => {
+    const res = await fetch(`${cdn}/${key}`, { signal: AbortSignal.timeout(2_000) });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    if (!res.ok) throw new Error(`HTTP ${res.status} from the CDN (${res.headers.get("x-cache") ?? "?"})`);
+    return bytes;
+  };
+
+  const read = async () => {
+    const at = now();
+    const mediaRead = media !== undefined && uploads.length > 0 && reads++ % 2 === 1;
+    const order = live.length ? live[Math.floor(random() * live.length)] : undefined;
+    if (!mediaRead && order === undefined) return;
+    const app = opts.route().name;
+    try {
+      if (mediaRead) {
+        const obj = uploads[Math.floor(random() * uploads.length)]!;
+        const bytes = await fetchMedia(media.cdn(), obj.key);
+        if (bytes.length !== obj.size)
+          throw new Error(`the CDN sent ${bytes.length} bytes of ${obj.key}'s ${obj.size}`);
+      } else await call(opts.route().url, "GET", `/orders/${order!.id}`);
+      log.reads.ok++;
+      log.readEvents.push({ at, ok: true, what: mediaRead ? "media" : "order" });
+    } catch (err) {
+      log.reads.failed++;
+      log.readEvents.push({ at, ok: false, what: mediaRead ? "media" : "order" });
+      log.failed.push({ kind: "read", app, at, error: (err as Error).message });
+    }
   };
 
   const one = async () => {
@@ -225,23 +385,39 @@ export function startTraffic(opts: {
     const at = now();
     const r = random();
     const target = live.length ? live[Math.floor(random() * live.length)]! : undefined;
-    const kind: "create" | "pay" | "delete" =
-      target === undefined || r < 0.7 ? "create" : r < 0.9 ? "pay" : "delete";
+    // drawn only with media, so the traffic without it stays what it was for a seed
+    const upload = media !== undefined && target !== undefined && random() < uploadShare;
+    const kind: "create" | "pay" | "delete" | "upload" = upload
+      ? "upload"
+      : target === undefined || r < 0.7
+        ? "create"
+        : r < 0.9
+          ? "pay"
+          : "delete";
     try {
       if (kind === "create") {
         const ref = randomUUID();
         const lines = 1 + Math.floor(random() * 3);
-        const out = await call(app, "POST", "/orders", {
+        const out = await call(app.url, "POST", "/orders", {
           ref,
           customer: `customer-${Math.floor(random() * 500)}`,
           lines: Array.from({ length: lines }, (_, i) => ({ sku: `sku-${i}`, qty: 1 + i })),
         });
         log.acked.push({ kind, ref, id: out.id!, lines, app: app.name, at });
         live.push({ id: out.id!, ref });
+      } else if (kind === "upload") {
+        const order = target!;
+        const key = `media/${order.ref}/${randomUUID()}.jpg`;
+        const size = 512 + Math.floor(random() * 3584);
+        const bytes = mediaBuffer(key, size);
+        await call(app.url, "PUT", `/${key}`, bytes);
+        const md5 = createHash("md5").update(bytes).digest("hex");
+        log.acked.push({ kind, ref: order.ref, key, size, md5, app: app.name, at });
+        uploads.push({ key, size });
       } else {
         const order = target!;
         await call(
-          app,
+          app.url,
           kind === "pay" ? "POST" : "DELETE",
           `/orders/${order.id}${kind === "pay" ? "/pay" : ""}`,
         );
@@ -252,15 +428,7 @@ export function startTraffic(opts: {
       log.failed.push({ kind, app: app.name, at, error: (err as Error).message });
     }
     wake();
-    const read = live.length ? live[Math.floor(random() * live.length)] : undefined;
-    if (read === undefined) return;
-    try {
-      await call(opts.route(), "GET", `/orders/${read.id}`);
-      log.reads.ok++;
-    } catch (err) {
-      log.reads.failed++;
-      log.failed.push({ kind: "read", app: opts.route().name, at: now(), error: (err as Error).message });
-    }
+    await read();
   };
 
   const loop = (async () => {
@@ -292,6 +460,34 @@ export function startTraffic(opts: {
   };
 }
 
+/**
+ * The write outage around one switch (DNS moving the traffic to the other app), counted on the
+ * database writes (orders, payments, cancellations): uploads are not stopped by a database freeze,
+ * and their loss is {@link checkObjects}'s to find.
+ */
+export interface SwitchOutage {
+  /** the switch time given (epoch ms) */
+  at: number;
+  /** the last acknowledged write sent before `at` */
+  lastAckBefore: number | null;
+  /** the first acknowledged write sent at or after `at` */
+  firstAckAfter: number | null;
+  /** `firstAckAfter - lastAckBefore`: the freeze, the drain and the switch; null when a side has none */
+  writeOutageMs: number | null;
+  /** writes refused between the two */
+  failedWrites: number;
+}
+
+/** Reads answered in one window: before the first switch, between two, after the last. */
+export interface ReadWindow {
+  from: number | null;
+  to: number | null;
+  ok: number;
+  failed: number;
+  /** 100 when no read was asked */
+  availabilityPct: number;
+}
+
 /** What the database the traffic ended on holds of the acknowledged writes. */
 export interface LedgerCheck {
   acknowledged: number;
@@ -302,14 +498,28 @@ export interface LedgerCheck {
   /** orders changed by a write meant for another (an id the two sides gave to different orders) */
   misapplied: Array<{ write: AckedWrite; why: string }>;
   failedWrites: number;
-  /** the longest stretch from a failed write to the next acknowledged one, in ms */
+  /** failed writes by reason (digits masked, so one reason with many order ids counts once) */
+  failedByReason: Record<string, number>;
+  /** the longest stretch from a failed database write to the next acknowledged one, in ms */
   longestWriteOutageMs: number;
+  /** one per switch time given, in order */
+  switches: SwitchOutage[];
   /** reads answered, of reads asked, in % */
   readAvailabilityPct: number;
+  /** per window between the switch times given */
+  readWindows: ReadWindow[];
 }
 
-/** Checks the traffic's acknowledged writes against one database: each exactly once. */
-export async function checkLedger(log: TrafficLog, databaseUrl: string): Promise<LedgerCheck> {
+/**
+ * Checks the traffic's acknowledged writes against one database: each exactly once. `switches`:
+ * the moments the traffic was switched (epoch ms, the log's clock), for the outage and the read
+ * availability around each.
+ */
+export async function checkLedger(
+  log: TrafficLog,
+  databaseUrl: string,
+  opts: { switches?: number[] } = {},
+): Promise<LedgerCheck> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -328,7 +538,7 @@ export async function checkLedger(log: TrafficLog, databaseUrl: string): Promise
     >();
     for (const w of log.acked) {
       if (w.kind === "create") expected.set(w.ref, { create: w });
-      else {
+      else if (w.kind !== "upload") {
         const e = expected.get(w.ref);
         if (!e) continue;
         if (w.kind === "pay") e.paid = w;
@@ -356,27 +566,83 @@ export async function checkLedger(log: TrafficLog, databaseUrl: string): Promise
     const duplicated = [...byRef]
       .filter(([, r]) => r.length > 1)
       .map(([ref, r]) => ({ ref, rows: r.length }));
+    const failedWrites = log.failed.filter((f) => f.kind !== "read");
+    const failedByReason: Record<string, number> = {};
+    for (const f of failedWrites) {
+      const reason = `${f.app}: ${f.error.replace(/\d+/g, "#")}`;
+      failedByReason[reason] = (failedByReason[reason] ?? 0) + 1;
+    }
+    const switches = [...(opts.switches ?? [])].sort((a, b) => a - b);
     return {
       acknowledged: log.acked.length,
       lost,
       duplicated,
       misapplied,
-      failedWrites: log.failed.filter((f) => f.kind !== "read").length,
+      failedWrites: failedWrites.length,
+      failedByReason,
       longestWriteOutageMs: longestOutage(log),
-      readAvailabilityPct:
-        log.reads.ok + log.reads.failed === 0
-          ? 100
-          : (100 * log.reads.ok) / (log.reads.ok + log.reads.failed),
+      switches: switches.map((at) => switchOutage(log, at)),
+      readAvailabilityPct: pct(log.reads.ok, log.reads.failed),
+      readWindows: readWindows(log, switches),
     };
   } finally {
     await client.end();
   }
 }
 
+function pct(ok: number, failed: number): number {
+  return ok + failed === 0 ? 100 : (100 * ok) / (ok + failed);
+}
+
+/** Orders, payments and cancellations: the writes a database freeze stops (uploads go on to the bucket). */
+const isDatabaseWrite = (kind: AckedWrite["kind"] | FailedRequest["kind"]) =>
+  kind !== "upload" && kind !== "read";
+
+function switchOutage(log: TrafficLog, at: number): SwitchOutage {
+  let lastAckBefore: number | null = null;
+  let firstAckAfter: number | null = null;
+  for (const w of log.acked) {
+    if (!isDatabaseWrite(w.kind)) continue;
+    if (w.at < at) lastAckBefore = Math.max(lastAckBefore ?? w.at, w.at);
+    else firstAckAfter = Math.min(firstAckAfter ?? w.at, w.at);
+  }
+  const failedWrites = log.failed.filter(
+    (f) =>
+      isDatabaseWrite(f.kind) &&
+      (lastAckBefore === null || f.at > lastAckBefore) &&
+      (firstAckAfter === null || f.at < firstAckAfter),
+  ).length;
+  return {
+    at,
+    lastAckBefore,
+    firstAckAfter,
+    writeOutageMs: lastAckBefore !== null && firstAckAfter !== null ? firstAckAfter - lastAckBefore : null,
+    failedWrites,
+  };
+}
+
+function readWindows(log: TrafficLog, switches: number[]): ReadWindow[] {
+  const edges = [null, ...switches, null];
+  const windows: ReadWindow[] = [];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    const from = edges[i] ?? null;
+    const to = edges[i + 1] ?? null;
+    let ok = 0;
+    let failed = 0;
+    for (const r of log.readEvents) {
+      if ((from !== null && r.at < from) || (to !== null && r.at >= to)) continue;
+      if (r.ok) ok++;
+      else failed++;
+    }
+    windows.push({ from, to, ok, failed, availabilityPct: pct(ok, failed) });
+  }
+  return windows;
+}
+
 function longestOutage(log: TrafficLog): number {
   const events = [
-    ...log.acked.map((a) => ({ at: a.at, ok: true })),
-    ...log.failed.filter((f) => f.kind !== "read").map((f) => ({ at: f.at, ok: false })),
+    ...log.acked.filter((a) => isDatabaseWrite(a.kind)).map((a) => ({ at: a.at, ok: true })),
+    ...log.failed.filter((f) => isDatabaseWrite(f.kind)).map((f) => ({ at: f.at, ok: false })),
   ].sort((a, b) => a.at - b.at);
   let longest = 0;
   let since: number | undefined;
@@ -388,4 +654,139 @@ function longestOutage(log: TrafficLog): number {
     }
   }
   return longest;
+}
+
+/** What the bucket the traffic ended on holds of the acknowledged uploads. */
+export interface ObjectCheck {
+  /** the bucket checked */
+  bucket: string;
+  acknowledged: number;
+  /** acknowledged uploads missing from the bucket, or there with other bytes */
+  lost: Array<{ key: string; app: string; why: string }>;
+  /** objects under `media/` that no acknowledged upload explains (e.g. an upload that timed out yet landed) */
+  extra: string[];
+  /** per app that acknowledged the uploads ("old", "new"): acknowledged, lost */
+  bySide: Record<string, { acknowledged: number; lost: number }>;
+}
+
+/**
+ * Checks the acknowledged uploads against one bucket: each key there once, with the bytes sent
+ * (size, and the ETag of a single PUT, which is the MD5 of the bytes).
+ */
+export async function checkObjects(log: TrafficLog, store: ObjectStore): Promise<ObjectCheck> {
+  const present = new Map<string, { size: number; etag: string }>();
+  for (let token: string | undefined, first = true; first || token; first = false) {
+    const page = await store.listPage({ prefix: "media/", ...(token ? { token } : {}) });
+    for (const o of page.objects) present.set(o.key, { size: o.size, etag: o.etag });
+    token = page.nextToken;
+  }
+  const uploads = log.acked.filter((w): w is AckedWrite & { kind: "upload" } => w.kind === "upload");
+  const lost: ObjectCheck["lost"] = [];
+  const bySide: ObjectCheck["bySide"] = {};
+  const explained = new Set<string>();
+  for (const u of uploads) {
+    const side = bySide[u.app] ?? { acknowledged: 0, lost: 0 };
+    bySide[u.app] = side;
+    side.acknowledged++;
+    explained.add(u.key);
+    const o = present.get(u.key);
+    const why = !o
+      ? "is missing"
+      : o.size !== u.size
+        ? `has ${o.size} of its ${u.size} bytes`
+        : /^[0-9a-f]{32}$/.test(o.etag) && o.etag !== u.md5
+          ? "has other bytes (ETag differs from the MD5 sent)"
+          : undefined;
+    if (why) {
+      side.lost++;
+      lost.push({ key: u.key, app: u.app, why: `${u.key} (uploaded through ${u.app}) ${why}` });
+    }
+  }
+  return {
+    bucket: store.bucket,
+    acknowledged: uploads.length,
+    lost,
+    extra: [...present.keys()].filter((k) => !explained.has(k)),
+    bySide,
+  };
+}
+
+/** The ledger's verdict in one JSON-serialisable object, for the rehearsal report and the bench. */
+export interface LedgerReport {
+  verdict: "passed" | "failed";
+  acknowledged: { writes: number; orders: number; payments: number; cancellations: number; uploads: number };
+  lost: number;
+  duplicated: number;
+  misapplied: number;
+  /** up to 10 sentences of each kind */
+  examples: { lost: string[]; duplicated: string[]; misapplied: string[] };
+  failedWrites: { count: number; byReason: Record<string, number> };
+  longestWriteOutageMs: number;
+  switches: SwitchOutage[];
+  reads: { ok: number; failed: number; availabilityPct: number; windows: ReadWindow[] };
+  /** present when a bucket was checked */
+  objects?: {
+    bucket: string;
+    acknowledged: number;
+    lost: number;
+    extra: number;
+    bySide: ObjectCheck["bySide"];
+    examples: string[];
+  };
+}
+
+/**
+ * Checks the ledger against the database (and the bucket) the traffic ended on and sums it up.
+ * The verdict fails on any lost, duplicated or misapplied write, and any lost upload.
+ *
+ * @example const report = await ledgerReport(traffic.log, { databaseUrl: target.url, store: targetStore, switches: [switchedAt] });
+ */
+export async function ledgerReport(
+  log: TrafficLog,
+  opts: { databaseUrl: string; store?: ObjectStore; switches?: number[] },
+): Promise<LedgerReport> {
+  const db = await checkLedger(log, opts.databaseUrl, opts.switches ? { switches: opts.switches } : {});
+  const objects = opts.store ? await checkObjects(log, opts.store) : undefined;
+  const count = (kind: AckedWrite["kind"]) => log.acked.filter((w) => w.kind === kind).length;
+  const failed =
+    db.lost.length + db.duplicated.length + db.misapplied.length + (objects ? objects.lost.length : 0);
+  return {
+    verdict: failed === 0 ? "passed" : "failed",
+    acknowledged: {
+      writes: log.acked.length,
+      orders: count("create"),
+      payments: count("pay"),
+      cancellations: count("delete"),
+      uploads: count("upload"),
+    },
+    lost: db.lost.length,
+    duplicated: db.duplicated.length,
+    misapplied: db.misapplied.length,
+    examples: {
+      lost: db.lost.slice(0, 10).map((l) => l.why),
+      duplicated: db.duplicated.slice(0, 10).map((d) => `order ${d.ref} is there ${d.rows} times`),
+      misapplied: db.misapplied.slice(0, 10).map((m) => m.why),
+    },
+    failedWrites: { count: db.failedWrites, byReason: db.failedByReason },
+    longestWriteOutageMs: db.longestWriteOutageMs,
+    switches: db.switches,
+    reads: {
+      ok: log.reads.ok,
+      failed: log.reads.failed,
+      availabilityPct: db.readAvailabilityPct,
+      windows: db.readWindows,
+    },
+    ...(objects
+      ? {
+          objects: {
+            bucket: objects.bucket,
+            acknowledged: objects.acknowledged,
+            lost: objects.lost.length,
+            extra: objects.extra.length,
+            bySide: objects.bySide,
+            examples: objects.lost.slice(0, 10).map((l) => l.why),
+          },
+        }
+      : {}),
+  };
 }

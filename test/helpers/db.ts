@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import pg from "pg";
 import { inject } from "vitest";
+import { dropReplicationFor } from "../../src/sandbox/logical-server.js";
 
 /**
  * Per-test-file databases on the machine's PostgreSQL (graphile-worker's pattern): the global
@@ -72,7 +73,8 @@ function currentRun(): string {
   }
 }
 
-function databaseName(label: string): string {
+/** A new test database's name: `cutover_t_<label>_<run>_<random>`. */
+export function databaseName(label: string): string {
   const clean =
     label
       .toLowerCase()
@@ -157,7 +159,9 @@ export async function createEmptyDatabase(label: string): Promise<TestDatabase> 
   return handle(name);
 }
 
+/** Drops a test database, with the subscriptions and replication slots a test left for it. */
 export async function dropDatabase(name: string): Promise<void> {
+  await dropReplicationFor(databaseUrl("postgres"), name);
   await withAdmin((client) =>
     client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`),
   );

@@ -5,11 +5,13 @@ import type { StepDefinition } from "../../src/jobs/types.js";
 import {
   checkLedger,
   createLiveShopSchema,
+  grantShopApp,
   type ShopApp,
+  shopAppUrl,
   startShopApp,
   startTraffic,
 } from "../../src/sandbox/live-shop.js";
-import type { TestDatabase } from "../helpers/db.js";
+import { databaseUrl, type TestDatabase } from "../helpers/db.js";
 import { makeStepContext } from "../helpers/step-context.js";
 import { createFixtureSource, createRdsLikeTarget, makeDeps } from "../jobs/db/fixture.js";
 
@@ -33,6 +35,7 @@ beforeAll(async () => {
   source = await createFixtureSource("live_src");
   target = await createRdsLikeTarget("live_dst");
   await createLiveShopSchema(source.url);
+  await grantShopApp(source.url);
   deps = await makeDeps(source.url, target.url);
   steps = new Map(createDbSteps(deps).map((s) => [s.type, s]));
 }, 60_000);
@@ -45,8 +48,9 @@ afterAll(async () => {
 
 describe("the live shop over a snapshot copy", () => {
   it("logs every acknowledged write, and shows the writes a snapshot copy loses", async () => {
-    const oldApp = await startShopApp({ name: "old", databaseUrl: source.url });
-    const newApp = await startShopApp({ name: "new", databaseUrl: target.url });
+    // both apps as the app role (no superuser, owns nothing), as in production
+    const oldApp = await startShopApp({ name: "old", databaseUrl: shopAppUrl(source.url) });
+    const newApp = await startShopApp({ name: "new", databaseUrl: shopAppUrl(target.url) });
     apps.push(oldApp, newApp);
     let dns = oldApp;
     const traffic = startTraffic({ route: () => dns, writesPerSecond: 50, seed: 11 });
@@ -57,6 +61,7 @@ describe("the live shop over a snapshot copy", () => {
       const step = steps.get(type)!;
       await step.run(step.parse({ jobs: 2 }), makeStepContext());
     }
+    await grantShopApp(databaseUrl(target.name)); // the copy leaves privileges out (--no-privileges)
     const copied = traffic.log.acked.length;
     await traffic.acknowledged(copied + 40); // the shop keeps writing between the copy and the switch
     const switchedAt = Date.now();
@@ -114,7 +119,7 @@ describe("the live shop over a snapshot copy", () => {
     for (const w of createdAfterSnapshot) {
       const ref = "ref" in w ? w.ref : "";
       const cancelled = log.acked.some((d) => d.kind === "delete" && d.ref === ref);
-      if (!cancelled) expect(missing.has(ref), `order ${w.id} created at ${w.at}`).toBe(true);
+      if (!cancelled) expect(missing.has(ref), `order ${ref} created at ${w.at}`).toBe(true);
     }
     expect(onTarget.readAvailabilityPct).toBeGreaterThan(0);
   }, 120_000);
