@@ -22,7 +22,8 @@ import {
   startTraffic,
 } from "../../../src/sandbox/live-shop.js";
 import { createPrismaClient, type Db } from "../../../src/store/client.js";
-import { createEmptyDatabase, createTestDatabase, type TestDatabase, withAdmin } from "../../helpers/db.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { createLogicalPair, type LogicalPair } from "../../helpers/logical.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { dbConfig, makeDeps } from "../db/fixture.js";
 
@@ -33,8 +34,10 @@ import { dbConfig, makeDeps } from "../db/fixture.js";
  */
 
 let state: TestDatabase;
-let source: TestDatabase;
-let target: TestDatabase;
+let pair: LogicalPair;
+// Cutover's own connections: the source's owner, the target's administrator (an RDS master user)
+let source: { url: string };
+let target: { url: string };
 let db: Db;
 let live: LiveDeps;
 let steps: Map<string, StepDefinition<unknown>>;
@@ -55,6 +58,7 @@ async function sql(url: string, text: string, params: unknown[] = []) {
 const asRole = (url: string) => {
   const u = new URL(url);
   u.username = appRole;
+  u.password = "shop";
   return u.toString();
 };
 const GRANTS = `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${appRole}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${appRole}`;
@@ -74,16 +78,16 @@ function liveCtx(
 }
 
 beforeAll(async () => {
-  [state, source, target] = await Promise.all([
-    createTestDatabase("live_state"),
-    createEmptyDatabase("live_src"),
-    createEmptyDatabase("live_dst"),
-  ]);
+  // source on the machine's PostgreSQL 15, target on an embedded 17: two servers, two majors, as Neon and RDS
+  [state, pair] = await Promise.all([createTestDatabase("live_state"), createLogicalPair("live")]);
+  source = { url: pair.source.url };
+  target = { url: pair.target.adminUrl };
   db = createPrismaClient(state.url);
-  await withAdmin(async (c) => {
-    await c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(appRole)}`);
-    await c.query(`CREATE ROLE ${c.escapeIdentifier(appRole)} LOGIN NOSUPERUSER`);
-  });
+  for (const server of [pair.source.serverAdminUrl, pair.target.serverAdminUrl])
+    await sql(
+      server,
+      `DROP ROLE IF EXISTS ${appRole}; CREATE ROLE ${appRole} LOGIN NOSUPERUSER PASSWORD 'shop'`,
+    );
   await sql(source.url, LIVE_SHOP_SCHEMA);
   await sql(
     source.url,
@@ -115,10 +119,9 @@ afterAll(async () => {
   const t = steps?.get("db.replication-teardown");
   await t?.run(t.parse({}), makeStepContext()).catch(() => undefined);
   await db?.$disconnect();
-  await Promise.all([state?.drop(), source?.drop(), target?.drop()]);
-  await withAdmin((c) => c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(appRole)}`)).catch(
-    () => undefined,
-  );
+  await Promise.all([state?.drop(), pair?.drop()]);
+  for (const server of [pair?.source.serverAdminUrl, pair?.target.serverAdminUrl])
+    if (server) await sql(server, `DROP ROLE IF EXISTS ${appRole}`).catch(() => undefined);
 });
 
 describe("live cutover", () => {
