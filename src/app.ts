@@ -20,6 +20,7 @@ import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
 import { requestDecommissionApproval } from "./jobs/steps/decommission.js";
 import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.js";
+import { startReplicationWatch } from "./kpi/replication-watch.js";
 import { boltLogger, createLogger } from "./log.js";
 import { httpRoutes, serveRoutes } from "./routes.js";
 import { noticeView } from "./views/help.js";
@@ -245,6 +246,18 @@ export async function startCutover(
     { port, mode: slack.mode, env: file.environment, embeddedDb: deps.state.embedded },
     "Cutover is up",
   );
+  // A live migration's replication is watched from the start: lag, a stopped subscriber, a lost slot.
+  const stopReplicationWatch = deps.live
+    ? startReplicationWatch({
+        live: deps.live,
+        db: deps.db,
+        log,
+        now,
+        notify: async (reply) => {
+          await commandDeps.slack?.post(file.slack.channel, reply);
+        },
+      })
+    : undefined;
   // A rollback cut off by the stop before this start is said in the channel, once.
   void announceInterruptedRollback(commandDeps, async (text) => {
     await commandDeps.slack?.post(file.slack.channel, noticeView(text));
@@ -270,6 +283,7 @@ export async function startCutover(
     async stop() {
       if (stopped) return;
       stopped = true;
+      stopReplicationWatch?.();
       await digest?.stop();
       await kpi?.stop();
       await deps.runner.stop();

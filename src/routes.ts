@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { CustomRoute } from "@slack/bolt";
 import type { Deps } from "./deps.js";
+import { replicationStatus } from "./jobs/cutover/live.js";
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -15,7 +16,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 }
 
 /** GET /healthz and GET /metrics, served next to /slack/events in both Slack modes. */
-export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file">): CustomRoute[] {
+export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file" | "live">): CustomRoute[] {
   return [
     {
       path: "/healthz",
@@ -56,6 +57,37 @@ export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file">): CustomR
           extra.push(`cutover_env_locked{env="${deps.file.environment}"} ${lock}`);
         } catch {
           extra.push("# state database unavailable");
+        }
+        // a live migration: replication lag per direction, read from the databases at scrape time
+        if (deps.live) {
+          try {
+            const found = await withTimeout(replicationStatus(deps.live.step), 5_000);
+            extra.push(
+              "# HELP cutover_replication_lag_bytes WAL bytes the subscriber has not confirmed, by direction.",
+              "# TYPE cutover_replication_lag_bytes gauge",
+              ...found.map(
+                (s) => `cutover_replication_lag_bytes{direction="${s.direction}"} ${s.lag?.bytes ?? -1}`,
+              ),
+              "# HELP cutover_replication_lag_seconds Replication delay, by direction (0 when caught up).",
+              "# TYPE cutover_replication_lag_seconds gauge",
+              ...found.map(
+                (s) => `cutover_replication_lag_seconds{direction="${s.direction}"} ${s.lag?.seconds ?? -1}`,
+              ),
+              "# HELP cutover_replication_connected 1 while the subscriber is connected to its slot.",
+              "# TYPE cutover_replication_connected gauge",
+              ...found.map(
+                (s) => `cutover_replication_connected{direction="${s.direction}"} ${s.connected ? 1 : 0}`,
+              ),
+              "# HELP cutover_replication_slot_retained_bytes WAL the slot holds back on its server.",
+              "# TYPE cutover_replication_slot_retained_bytes gauge",
+              ...found.map(
+                (s) =>
+                  `cutover_replication_slot_retained_bytes{direction="${s.direction}"} ${s.retainedBytes}`,
+              ),
+            );
+          } catch {
+            extra.push("# replication status unavailable");
+          }
         }
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
         res.end(deps.metrics.render(extra));

@@ -34,6 +34,8 @@ export interface StatusInput {
   lock: LockHolder | null;
   /** the cutover's countdown line, when the migration switches DNS */
   cutover?: string | undefined;
+  /** a live migration's replication, one line per direction (lag, last reply) */
+  replication?: string[] | undefined;
   recent: Array<{
     id: string;
     target: string;
@@ -87,6 +89,7 @@ export function statusView(input: StatusInput): Reply {
     ),
   );
   if (input.cutover) blocks.push(context(input.cutover));
+  if (input.replication?.length) blocks.push(context(`🔁 Replication: ${input.replication.join(" · ")}`));
   const phaseTexts = file.runbook.phases.map((phase, i) => {
     const states = phase.steps.map((s) => latest.get(s.id));
     const done = states.filter((s) => s && !s.dryRun && s.status === "succeeded").length;

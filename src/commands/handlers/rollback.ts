@@ -7,6 +7,7 @@ import {
   rollback,
 } from "../../jobs/cutover/apply.js";
 import { type LiveRollbackReport, rollbackDatabase } from "../../jobs/cutover/live.js";
+import { copyUploadsBack } from "../../jobs/cutover/objects-back.js";
 import { hashChange, voidOtherApprovals } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { formatDuration } from "../../views/blocks.js";
@@ -158,8 +159,41 @@ async function rollbackLocked(
   }
   if (!report) await switchBack();
   if (!report) throw new CutoverError(ErrorCode.StepFailed, "the rollback produced no report");
+  // The uploads customers made on AWS since the switch go back to the old bucket (after DNS: the
+  // old stack is serving again; the listing of the new bucket is not part of the write outage).
+  if (deps.live && deps.file.source?.storage && deps.file.target?.s3) {
+    const switched = await deps.db.auditEvent.findFirst({
+      where: { action: "cutover.switched", target: deps.file.environment },
+      orderBy: { id: "desc" },
+    });
+    if (switched) {
+      const item = { what: "objects uploaded since the switch", ok: false, detail: "" };
+      try {
+        const back = await copyUploadsBack(deps.live.step, switched.at, signal);
+        item.ok = back.failed.length === 0;
+        item.detail = `${back.copied} copied back to the old bucket, ${back.present} already there, of ${back.examined} written to the new bucket since ${switched.at.toISOString()} (${back.ms} ms)${
+          back.failed.length
+            ? `; NOT copied: ${back.failed
+                .slice(0, 5)
+                .map((f) => `${f.key} (${f.error})`)
+                .join(", ")} — run /rollback again`
+            : ""
+        }`;
+      } catch (err) {
+        item.detail = `not copied back: ${describeError(err)} — run /rollback again, or storage.sync with the buckets swapped`;
+      }
+      data ??= { lossless: true, items: [] };
+      data.items.push(item);
+      if (!item.ok) data.lossless = false;
+    }
+  }
   if (data) {
-    report.items.push(...data.items.map((i) => ({ ...i, what: `database: ${i.what}` })));
+    report.items.push(
+      ...data.items.map((i) => ({
+        ...i,
+        what: i.what.startsWith("objects") ? i.what : `database: ${i.what}`,
+      })),
+    );
     report.complete = report.complete && data.lossless;
     // the bot-side time of the whole way back, the data's included
     report.ms = performance.now() - began;

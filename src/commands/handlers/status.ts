@@ -1,3 +1,5 @@
+import { describeError } from "../../errors.js";
+import { describeReplication, replicationStatus } from "../../jobs/cutover/live.js";
 import { latestSnapshot, ttlCountdownMs } from "../../jobs/cutover/service.js";
 import { findLock, latestStepExecutions, recentRuns } from "../../store/runs.js";
 import type { Reply } from "../../views/blocks.js";
@@ -40,8 +42,19 @@ export async function statusHandler(deps: CommandDeps): Promise<Reply> {
           : `🔀 DNS cutover may be requested (\`/migrate cutover\`); TTL lowered ${slackDate(new Date(snapshot.loweredAt))}.`;
     }
   }
+  // A live migration: each replication direction's lag, read from the servers now.
+  let replication: string[] | undefined;
+  if (file.replication && deps.live) {
+    try {
+      const found = await replicationStatus(deps.live.step);
+      replication = found.length ? found.map(describeReplication) : ["not running (db.replicate starts it)"];
+    } catch (err) {
+      replication = [`could not be read: ${describeError(err)}`];
+    }
+  }
   return statusView({
     cutover,
+    replication,
     file,
     latest: states,
     lock,

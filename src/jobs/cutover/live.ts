@@ -326,9 +326,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
         );
     });
     await stage(ctx, state, "end forward replication", async () => {
-      await dropSubscription(both.target, fwd.subscription);
-      await dropSlot(both.source, fwd.slot);
-      await dropPublication(both.source, fwd.publication);
+      await endReplication(deps, both, "fwd", ctx);
     });
     if (cfg.reverse) {
       await stage(ctx, state, "start reverse replication", async () => {
@@ -378,7 +376,7 @@ export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<st
   const both = await openBoth(deps.step, timeout);
   try {
     if (state.stages.includes("end forward replication")) {
-      await endReplication(deps, both, "rev");
+      await endReplication(deps, both, "rev", ctx);
       await startReplicationFromFrozen(deps, both, "fwd", ctx);
       done.push("forward replication restarted from the frozen source (no copy)");
     }
@@ -398,12 +396,21 @@ async function endReplication(
   deps: LiveDeps,
   both: { source: pg.Client; target: pg.Client },
   d: "fwd" | "rev",
+  ctx: { actor: string; runId: string | null },
 ) {
   const n = replicationNames(deps.step.file.environment, d);
   const [publisher, subscriber] = d === "fwd" ? [both.source, both.target] : [both.target, both.source];
   await dropSubscription(subscriber, n.subscription);
   await dropSlot(publisher, n.slot);
   await dropPublication(publisher, n.publication);
+  await audit(deps.db, {
+    actor: ctx.actor,
+    action: "replication.end",
+    target: deps.step.file.environment,
+    outcome: "ok",
+    runId: ctx.runId,
+    details: { direction: d, subscription: n.subscription },
+  });
 }
 
 /** Starts replication in a direction while both sides are frozen and equal: a plain slot, no snapshot, no copy. */
@@ -508,7 +515,7 @@ export async function rollbackDatabase(
           ? `missing on the source: ${missing.join(", ")}`
           : `${values.length} set on the source from the target`,
       });
-      await endReplication(deps, both, "rev");
+      await endReplication(deps, both, "rev", { actor: opts.actor, runId: null });
     } else if (!(targetFrozen && sourceFrozen)) {
       // no way back for the data: DNS goes back all the same (the caller did it first); say what is left behind
       items.push({ what: "database", ok: false, detail: await notBackDetail(deps, both, sub !== null) });

@@ -14,6 +14,7 @@ import {
 import { createDbSteps } from "../../../src/jobs/steps/db.js";
 import { inventory } from "../../../src/jobs/steps/db-replicate.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
+import { watchReplicationOnce } from "../../../src/kpi/replication-watch.js";
 import {
   checkLedger,
   LIVE_SHOP_SCHEMA,
@@ -194,7 +195,7 @@ describe("live cutover", () => {
     );
   }, 180_000);
 
-  it("a switch that fails after the freeze gives the source back and restarts forward replication", async () => {
+  it("a switch refused before the freeze changes nothing; one that fails after it gives the source back", async () => {
     // state after the first test: live on the target, reverse replication running. Roll back first.
     const back = await rollbackDatabase(live, { actor: "U0OPERATOR", signal: AbortSignal.timeout(60_000) });
     expect(back.lossless).toBe(true);
@@ -204,11 +205,79 @@ describe("live cutover", () => {
     await expect(switchDatabase(live, ctx)).rejects.toThrow(/schemas match|differ/);
     const undone = await unwindSwitch(live, ctx);
     expect(await activeFreeze(db, env, "source")).toBeNull();
+    expect(undone).toEqual([]); // refused before anything froze: nothing to undo
+    await sql(source.url, "ALTER TABLE live_orders DROP COLUMN gift");
+
+    // a row on the target that the source never had: found by the verify while frozen, after the drain
+    await sql(
+      target.url,
+      "INSERT INTO live_orders (id, ref, customer) VALUES (999999, gen_random_uuid(), 'rogue')",
+    );
+    const ctx2 = liveCtx();
+    await expect(switchDatabase(live, ctx2)).rejects.toThrow(/differ after the drain/);
+    expect(await activeFreeze(db, env, "source")).not.toBeNull(); // frozen when it failed
+    expect(await unwindSwitch(live, ctx2)).toContain("the source is writable again");
+    expect(await activeFreeze(db, env, "source")).toBeNull();
+    await sql(target.url, "DELETE FROM live_orders WHERE customer = 'rogue'");
+    // the shop writes again, and replication carries it (a row written while the schemas differed would have stopped it)
     await sql(
       asRole(source.url),
       "INSERT INTO live_orders (ref, customer) VALUES (gen_random_uuid(), 'after-unwind')",
     );
-    expect(Array.isArray(undone)).toBe(true);
-    await sql(source.url, "ALTER TABLE live_orders DROP COLUMN gift");
+    await expect
+      .poll(
+        async () =>
+          (await sql(target.url, "SELECT 1 FROM live_orders WHERE customer = 'after-unwind'")).length,
+        {
+          timeout: 20_000,
+        },
+      )
+      .toBe(1);
   }, 120_000);
+
+  it("the watch posts once when replication stops, once when it resumes, and names a vanished slot", async () => {
+    // after the unwind above, forward replication runs again
+    const posted: string[] = [];
+    const watch = () =>
+      watchReplicationOnce({
+        live,
+        db,
+        log: live.step.log,
+        now: () => new Date(),
+        notify: async (r) => {
+          posted.push(r.text);
+        },
+      });
+    await expect
+      .poll(async () => (await livePreChecks(live)).find((c) => c.name === "replication running")?.ok, {
+        timeout: 20_000,
+      })
+      .toBe(true);
+    expect(await watch()).toEqual([]);
+    const sub = replicationNames(env, "fwd").subscription;
+    await sql(target.url, `ALTER SUBSCRIPTION ${sub} DISABLE`);
+    await expect.poll(async () => (await watch()).length, { timeout: 20_000 }).toBe(1);
+    expect(posted.at(-1)).toMatch(/🔴 Replication source → target: the subscriber is not connected/);
+    expect(await watch()).toEqual([]); // posted once
+    await sql(target.url, `ALTER SUBSCRIPTION ${sub} ENABLE`);
+    await expect.poll(async () => (await watch()).length, { timeout: 20_000 }).toBe(1);
+    expect(posted.at(-1)).toMatch(/🟢 Replication source → target: back to normal/);
+    // the provider drops the slot (Neon after ~40 h unused): named, not silent
+    await sql(target.url, `ALTER SUBSCRIPTION ${sub} DISABLE`);
+    await sql(target.url, `ALTER SUBSCRIPTION ${sub} SET (slot_name = NONE)`);
+    // its walsender may still be on its way out after the DISABLE: the provider's drop is retried until it takes
+    await expect
+      .poll(
+        () =>
+          sql(source.url, "SELECT pg_drop_replication_slot($1)", [replicationNames(env, "fwd").slot]).then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 20_000 },
+      )
+      .toBe(true);
+    await expect.poll(async () => (await watch()).length, { timeout: 20_000 }).toBe(1);
+    expect(posted.at(-1)).toContain("its replication slot is gone");
+    expect(posted).toHaveLength(3);
+  }, 90_000);
 });
