@@ -28,6 +28,10 @@ export const LOGICAL_SERVER_FLAGS: readonly string[] = [
   // a subscription's table sync uses a worker per table, up to this many at once
   "-c",
   "max_sync_workers_per_subscription=2",
+  // a new subscription's apply worker starts within this (5 s by default, RDS's too): the tests and
+  // the rehearsal restart forward replication on every rollback and would wait it out each time
+  "-c",
+  "wal_retrieve_retry_interval=250ms",
 ];
 
 /** A running PostgreSQL with wal_level = logical. */

@@ -236,6 +236,8 @@ export interface LiveContext {
 }
 
 const KEY = "live";
+/** pre-checks, note, freeze, drain, sequences, views, verify, end forward, start reverse, open */
+const SWITCH_STAGES = 10;
 
 async function stage(
   ctx: LiveContext,
@@ -245,7 +247,7 @@ async function stage(
 ): Promise<void> {
   if (state.stages.includes(name)) return;
   if (ctx.signal.aborted) throw new CutoverError(ErrorCode.Cancelled, `cancelled before ${name}`);
-  ctx.progress({ done: state.stages.length, total: 8, unit: "stages", message: name });
+  ctx.progress({ done: state.stages.length, total: SWITCH_STAGES, unit: "stages", message: name });
   await fn();
   state.stages.push(name);
   await ctx.checkpoint.set(KEY, state);
@@ -279,9 +281,12 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
           `Not switching: ${bad.map((c) => `${c.name}: ${c.detail}`).join("; ")}. Nothing was frozen.`,
         );
     });
+    await stage(ctx, state, "note how the target is", async () => {
+      // an unwind puts the target back as the switch found it (frozen after a rollback, open before the first switch)
+      state.figures.targetFrozenBefore = (await activeFreeze(deps.db, env, "target")) !== null;
+    });
     await stage(ctx, state, "freeze the source", async () => {
       // the target is frozen too until the switch: nothing may write there before reverse replication starts
-      state.figures.targetFrozenBefore = (await activeFreeze(deps.db, env, "target")) !== null;
       await freezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
       const t0 = Date.now();
       const record = await freezeSide(deps, both.source, "source", ctx.actor, ctx.runId);
@@ -465,8 +470,15 @@ export interface LiveRollbackReport {
  */
 export async function rollbackDatabase(
   deps: LiveDeps,
-  opts: { actor: string; signal: AbortSignal; beforeOpen?: () => Promise<void> },
+  opts: {
+    actor: string;
+    signal: AbortSignal;
+    beforeOpen?: () => Promise<void>;
+    /** told before each sub-step starts, by name (progress; the kill campaign stops the process here) */
+    onStep?: (name: string) => void;
+  },
 ): Promise<LiveRollbackReport> {
+  const step = (name: string) => opts.onStep?.(name);
   const cfg = cfgOf(deps);
   const env = deps.step.file.environment;
   const rev = replicationNames(env, "rev");
@@ -482,12 +494,14 @@ export async function rollbackDatabase(
     let drainMs: number | undefined;
     if (sub && lag) {
       // the way back: everything written on the target since the switch goes home first
+      step("freeze the target");
       const record = await freezeSide(deps, both.target, "target", opts.actor, null);
       items.push({
         what: "freeze the target",
         ok: true,
         detail: `${record.role}'s writes refused (reads go on)`,
       });
+      step("drain reverse replication");
       try {
         drainMs = await waitForSlot(both.target, rev.slot, record.lsn!, {
           timeoutMs: cfg.drainTimeoutSeconds * 1000,
@@ -506,6 +520,7 @@ export async function rollbackDatabase(
         ok: true,
         detail: `every write made on the target is on the source (${Math.round(drainMs)} ms)`,
       });
+      step("sequences");
       const values = await readSequences(both.target);
       const missing = await applySequences(both.source, values);
       items.push({
@@ -515,6 +530,7 @@ export async function rollbackDatabase(
           ? `missing on the source: ${missing.join(", ")}`
           : `${values.length} set on the source from the target`,
       });
+      step("end reverse replication");
       await endReplication(deps, both, "rev", { actor: opts.actor, runId: null });
     } else if (!(targetFrozen && sourceFrozen)) {
       // no way back for the data: DNS goes back all the same (the caller did it first); say what is left behind
@@ -529,6 +545,7 @@ export async function rollbackDatabase(
       });
     }
     if (!(await getSubscription(both.target, fwd.subscription))) {
+      step("restart forward replication");
       await startReplicationFromFrozen(deps, both, "fwd", { actor: opts.actor, runId: null });
       items.push({
         what: "replication",
@@ -536,7 +553,9 @@ export async function rollbackDatabase(
         detail: "forward replication restarted without a copy, ready for the next cutover",
       });
     }
+    step("switch back");
     await opts.beforeOpen?.();
+    step("open the source");
     await unfreezeSide(deps, both.source, "source", opts.actor, null);
     const writeOutageMs = Date.now() - t0;
     items.push({

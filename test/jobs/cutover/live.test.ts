@@ -1,32 +1,18 @@
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { replicationNames } from "../../../src/cloud/replication.js";
 import {
   activeFreeze,
-  type LiveContext,
   type LiveDeps,
   livePreChecks,
   rollbackDatabase,
   switchDatabase,
   unwindSwitch,
 } from "../../../src/jobs/cutover/live.js";
-import { createDbSteps } from "../../../src/jobs/steps/db.js";
 import { inventory } from "../../../src/jobs/steps/db-replicate.js";
-import type { StepDefinition } from "../../../src/jobs/types.js";
 import { watchReplicationOnce } from "../../../src/kpi/replication-watch.js";
-import {
-  checkLedger,
-  LIVE_SHOP_SCHEMA,
-  type ShopApp,
-  startShopApp,
-  startTraffic,
-} from "../../../src/sandbox/live-shop.js";
-import { createPrismaClient, type Db } from "../../../src/store/client.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
-import { createLogicalPair, type LogicalPair } from "../../helpers/logical.js";
-import { makeStepContext } from "../../helpers/step-context.js";
-import { dbConfig, makeDeps } from "../db/fixture.js";
+import { checkLedger, type ShopApp, startShopApp, startTraffic } from "../../../src/sandbox/live-shop.js";
+import type { Db } from "../../../src/store/client.js";
+import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
 
 /*
  * The live cutover and the lossless way back, on real servers, with customers writing the whole
@@ -34,95 +20,24 @@ import { dbConfig, makeDeps } from "../db/fixture.js";
  * write must be on the side the traffic ends on, exactly once; no slot may be left behind.
  */
 
-let state: TestDatabase;
-let pair: LogicalPair;
-// Cutover's own connections: the source's owner, the target's administrator (an RDS master user)
+let setup: LiveSetup;
 let source: { url: string };
 let target: { url: string };
 let db: Db;
 let live: LiveDeps;
-let steps: Map<string, StepDefinition<unknown>>;
+let env: string;
 const apps: ShopApp[] = [];
-const env = `lv_${randomBytes(3).toString("hex")}`;
-const appRole = `${env}_app`;
-
-async function sql(url: string, text: string, params: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
-const asRole = (url: string) => {
-  const u = new URL(url);
-  u.username = appRole;
-  u.password = "shop";
-  return u.toString();
-};
-const GRANTS = `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${appRole}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${appRole}`;
-
-function liveCtx(
-  checkpoints = new Map<string, unknown>(),
-): LiveContext & { checkpoints: Map<string, unknown> } {
-  const c = makeStepContext({ checkpoints });
-  return {
-    checkpoint: c.checkpoint,
-    signal: c.signal,
-    progress: c.progress,
-    actor: "U0OPERATOR",
-    runId: null,
-    checkpoints,
-  };
-}
+const asRole = (url: string) => setup.asRole(url);
+const liveCtx = () => setup.ctx();
 
 beforeAll(async () => {
-  // source on the machine's PostgreSQL 15, target on an embedded 17: two servers, two majors, as Neon and RDS
-  [state, pair] = await Promise.all([createTestDatabase("live_state"), createLogicalPair("live")]);
-  source = { url: pair.source.url };
-  target = { url: pair.target.adminUrl };
-  db = createPrismaClient(state.url);
-  for (const server of [pair.source.serverAdminUrl, pair.target.serverAdminUrl])
-    await sql(
-      server,
-      `DROP ROLE IF EXISTS ${appRole}; CREATE ROLE ${appRole} LOGIN NOSUPERUSER PASSWORD 'shop'`,
-    );
-  await sql(source.url, LIVE_SHOP_SCHEMA);
-  await sql(
-    source.url,
-    "INSERT INTO live_orders (ref, customer) SELECT gen_random_uuid(), 'seed-' || g FROM generate_series(1, 300) g",
-  );
-  await sql(source.url, GRANTS);
-  const config = dbConfig()
-    .replace("environment: test", `environment: ${env}`)
-    .replace(
-      "runbook:",
-      `replication:\n  appRoles: { source: ${appRole}, target: ${appRole} }\n  maxLagSeconds: 5\n  inflightMs: 300\nrunbook:`,
-    );
-  // the copy steps without the state store (their audit rows need a run); the live sequences with it
-  const copy = await makeDeps(source.url, target.url, { config });
-  steps = new Map(createDbSteps(copy).map((s) => [s.type, s]));
-  live = { step: { ...copy, db }, db, now: () => new Date() };
-  for (const type of ["db.dump", "db.restore"]) {
-    const s = steps.get(type)!;
-    await s.run(s.parse({ jobs: 2 }), makeStepContext());
-  }
-  // the new app's role gets its privileges on the target, as the deploy would give them
-  await sql(target.url, GRANTS);
-  const r = steps.get("db.replicate")!;
-  await r.run(r.parse({}), makeStepContext());
+  setup = await createLiveSetup("lv");
+  ({ source, target, db, live, env } = setup);
 }, 120_000);
 
 afterAll(async () => {
   await Promise.all(apps.map((a) => a.stop()));
-  const t = steps?.get("db.replication-teardown");
-  await t?.run(t.parse({}), makeStepContext()).catch(() => undefined);
-  await db?.$disconnect();
-  await Promise.all([state?.drop(), pair?.drop()]);
-  for (const server of [pair?.source.serverAdminUrl, pair?.target.serverAdminUrl])
-    if (server) await sql(server, `DROP ROLE IF EXISTS ${appRole}`).catch(() => undefined);
+  await setup?.drop();
 });
 
 describe("live cutover", () => {
