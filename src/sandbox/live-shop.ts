@@ -206,11 +206,19 @@ async function handle(
   if (parts[0] === "orders" && Number.isSafeInteger(id)) {
     if (req.method === "POST" && parts[2] === "pay") {
       const r = await pool.query("UPDATE live_orders SET status = 'paid' WHERE id = $1", [id]);
-      return send(res, r.rowCount === 1 ? 200 : 404, { id });
+      return send(
+        res,
+        r.rowCount === 1 ? 200 : 404,
+        r.rowCount === 1 ? { id } : { id, error: `no order ${id}` },
+      );
     }
     if (req.method === "DELETE" && parts.length === 2) {
       const r = await pool.query("DELETE FROM live_orders WHERE id = $1", [id]);
-      return send(res, r.rowCount === 1 ? 200 : 404, { id });
+      return send(
+        res,
+        r.rowCount === 1 ? 200 : 404,
+        r.rowCount === 1 ? { id } : { id, error: `no order ${id}` },
+      );
     }
     if (req.method === "GET" && parts.length === 2) {
       const r = await pool.query("SELECT id, ref, status FROM live_orders WHERE id = $1", [id]);
