@@ -2,14 +2,9 @@ import { execFile } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { parseArgs, promisify } from "node:util";
 import pg from "pg";
-import { parseMigrationFile } from "../src/config/load.js";
-import type { StepDeps } from "../src/jobs/index.js";
 import { createDbSteps } from "../src/jobs/steps/db.js";
-import type { StepContext } from "../src/jobs/types.js";
-import { createLogger } from "../src/log.js";
 import { type LedgerReport, ledgerReport, setShopAppWrites, type Traffic } from "../src/sandbox/live-shop.js";
 import { type LiveWorld, startLiveWorld } from "../src/sandbox/live-world.js";
 import {
@@ -21,12 +16,13 @@ import {
   withDatabase,
 } from "../src/sandbox/logical-server.js";
 import { type S3Server, startMoto } from "../src/sandbox/s3-servers.js";
+import { dbStepDeps, runDbStep } from "./_db-steps.js";
 
 /**
  * `npm run bench -- live [--writes 5000] [--rate 50] [--orders 20000] [--methods snapshot,live]
- * [--jobs 2] [--seed 1]`: the same data (a shop database of `--orders` orders) and the same
- * traffic (`--rate` writes/s until `--writes` writes were acknowledged: orders, payments,
- * cancellations, uploads, with reads after each) through
+ * [--jobs 2] [--seed 1] [--concurrency 4]`: the same data (a shop database of `--orders` orders) and the same
+ * traffic (`--rate` writes/s at most, from `--concurrency` customers at once, until `--writes`
+ * writes were acknowledged: orders, payments, cancellations, uploads, with reads after each) through
  *   (a) the snapshot method: the product's own db.dump + db.restore while the shop writes, one
  *       object sync, then the switch (what Cutover does today);
  *   (b) the live method: {@link liveMethod}, today a PLACEHOLDER in raw SQL (publication,
@@ -198,68 +194,12 @@ async function seedSource(url: string, orders: number): Promise<void> {
   );
 }
 
-function quietContext(): StepContext {
-  const store = new Map<string, unknown>();
-  return {
-    log: createLogger({
-      secrets: [],
-      level: "warn",
-      destination: new Writable({ write: (_c, _e, cb) => cb() }),
-    }),
-    run: { id: "bench-live", env: "bench", requestedBy: "bench", dryRun: false, options: {} },
-    signal: new AbortController().signal,
-    attempt: 1,
-    progress: () => undefined,
-    checkpoint: {
-      get: async <T>(k: string) => store.get(k) as T | undefined,
-      set: async (k, v) => {
-        store.set(k, v);
-      },
-    },
-  };
-}
-
-function dbDeps(sourceUrl: string, targetUrl: string, dataDir: string, jobs: number): StepDeps {
-  const env = {
-    PATH: process.env.PATH ?? "",
-    SOURCE_DATABASE_URL: sourceUrl,
-    TARGET_DATABASE_URL: targetUrl,
-    RDS_MASTER_PASSWORD: "unused",
-  };
-  const file = parseMigrationFile(
-    `version: 1
-project: bench
-environment: bench
-slack: { channel: C0BENCH }
-access: { operators: [U0BENCH], approvers: [U0OTHER], channels: [C0BENCH] }
-source: { database: { urlEnv: SOURCE_DATABASE_URL } }
-target:
-  aws: { region: ap-southeast-1 }
-  rds: { identifier: bench-live, engineVersion: "17", instanceClass: db.t4g.micro, allocatedStorageGb: 20,
-         ingress: { fromLightsailStaticIp: false }, masterUsername: bench, masterPasswordEnv: RDS_MASTER_PASSWORD,
-         dbName: bench, urlEnv: TARGET_DATABASE_URL }
-runbook:
-  phases:
-    - id: data
-      title: Data
-      steps:
-        - { id: db-dump, uses: db.dump, with: { jobs: ${jobs} } }
-        - { id: db-restore, uses: db.restore, with: { jobs: ${jobs} } }
-`,
-    { env },
-  );
-  return {
-    env,
-    file,
-    dataDir,
-    log: createLogger({ secrets: [], level: "warn", destination: process.stderr }),
-  };
-}
-
 interface MethodOutcome {
   method: LiveMethodResult["method"];
   seconds: number;
   acknowledged: number;
+  /** the rate the traffic reached (the rate asked is a cap) */
+  achievedWritesPerSecond: number | null;
   lost: number;
   duplicated: number;
   misapplied: number;
@@ -290,6 +230,7 @@ async function runMethod(
     rate: number;
     jobs: number;
     seed: number;
+    concurrency: number;
   },
 ): Promise<MethodOutcome> {
   const tag = `${name}_${Date.now().toString(36)}`;
@@ -307,10 +248,15 @@ async function runMethod(
     await seedSource(sourceUrl, opts.orders);
     const w = world;
     const steps = new Map(
-      createDbSteps(dbDeps(sourceUrl, target.url, path.join(opts.work, tag), opts.jobs)).map((s) => [
-        s.type,
-        s,
-      ]),
+      createDbSteps(
+        dbStepDeps({
+          sourceUrl,
+          targetUrl: target.url,
+          dataDir: path.join(opts.work, tag),
+          jobs: opts.jobs,
+          engineVersion: "17",
+        }),
+      ).map((s) => [s.type, s]),
     );
     const hooks: LiveMethodHooks = {
       log: say,
@@ -319,26 +265,29 @@ async function runMethod(
       async runDbStep(type, input = {}) {
         const step = steps.get(type);
         if (!step) throw new Error(`no database step ${type}`);
-        const parsed = step.parse(input);
-        const ctx = quietContext();
-        const out = await step.run(parsed, ctx);
-        const verified = await step.verify(parsed, ctx);
-        if (!verified.ok) throw new Error(`${type} did not verify: ${verified.summary}`);
-        return out.figures ?? {};
+        return runDbStep(step, input);
       },
       startLagProbe() {
         const samples: number[] = [];
         let stopped = false;
+        // one connection on each side for the whole probe: a new one per poll would be the load
+        const src = new pg.Client({ connectionString: sourceUrl });
+        const dst = new pg.Client({ connectionString: target.adminUrl });
         const loop = (async () => {
-          while (!stopped) {
-            const [row] = await sql(sourceUrl, "INSERT INTO bench_heartbeat DEFAULT VALUES RETURNING id");
-            const t0 = Date.now();
-            await until("a heartbeat on the target", 30_000, async () => {
-              const r = await sql(target.adminUrl, "SELECT 1 FROM bench_heartbeat WHERE id = $1", [row!.id]);
-              return r.length === 1;
-            });
-            samples.push(Date.now() - t0);
-            await new Promise((r) => setTimeout(r, 250));
+          await Promise.all([src.connect(), dst.connect()]);
+          try {
+            while (!stopped) {
+              const { rows } = await src.query("INSERT INTO bench_heartbeat DEFAULT VALUES RETURNING id");
+              const t0 = Date.now(); // committed on the source
+              await until("a heartbeat on the target", 30_000, async () => {
+                const r = await dst.query("SELECT 1 FROM bench_heartbeat WHERE id = $1", [rows[0].id]);
+                return r.rowCount === 1;
+              });
+              samples.push(Date.now() - t0);
+              await new Promise((r) => setTimeout(r, 250));
+            }
+          } finally {
+            await Promise.all([src.end(), dst.end()]).catch(() => undefined);
           }
         })();
         return {
@@ -371,7 +320,11 @@ async function runMethod(
     };
     say(`${name}: ${opts.writes} writes at ${opts.rate}/s over ${opts.orders} orders`);
     const started = performance.now();
-    const traffic = w.startTraffic({ writesPerSecond: opts.rate, seed: opts.seed });
+    const traffic = w.startTraffic({
+      writesPerSecond: opts.rate,
+      seed: opts.seed,
+      concurrency: opts.concurrency,
+    });
     let result: LiveMethodResult;
     try {
       result = await method(w, traffic, hooks);
@@ -392,12 +345,15 @@ async function runMethod(
     );
     const pubs = await sql(sourceUrl, "SELECT count(*)::int AS n FROM pg_publication");
     const lag = result.lagSamplesMs ?? [];
+    const times = traffic.log.acked.map((a) => a.at);
+    const spanS = (Math.max(...times) - Math.min(...times)) / 1000;
     const s = ledger.switches[0];
     say(`${name}: ${ledger.verdict}, ${ledger.lost} lost, outage ${s?.writeOutageMs ?? "?"} ms`);
     return {
       method: result.method,
       seconds,
       acknowledged: ledger.acknowledged.writes,
+      achievedWritesPerSecond: spanS > 0 ? Math.round((times.length / spanS) * 10) / 10 : null,
       lost: ledger.lost,
       duplicated: ledger.duplicated,
       misapplied: ledger.misapplied,
@@ -437,6 +393,7 @@ export async function main(args: string[]): Promise<void> {
       methods: { type: "string", default: "snapshot,live" },
       jobs: { type: "string", default: "2" },
       seed: { type: "string", default: "1" },
+      concurrency: { type: "string", default: "4" },
     },
   });
   const writes = Number(values.writes);
@@ -444,8 +401,9 @@ export async function main(args: string[]): Promise<void> {
   const orders = Number(values.orders);
   const jobs = Number(values.jobs);
   const seed = Number(values.seed);
+  const concurrency = Number(values.concurrency);
   const names = values.methods.split(",").map((m) => m.trim());
-  for (const [k, v] of Object.entries({ writes, rate, orders, jobs, seed }))
+  for (const [k, v] of Object.entries({ writes, rate, orders, jobs, seed, concurrency }))
     if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k} must be a positive number`);
   const unknown = names.filter((n) => !METHODS[n]);
   if (unknown.length)
@@ -470,6 +428,7 @@ export async function main(args: string[]): Promise<void> {
         rate,
         jobs,
         seed,
+        concurrency,
       });
   } finally {
     await moto.stop();
