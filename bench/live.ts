@@ -462,6 +462,8 @@ export async function main(args: string[]): Promise<void> {
           lost: live.lost === 0,
           duplicated: live.duplicated === 0,
           writes: live.acknowledged >= 5_000,
+          // the rate asked is a cap; the average includes the copy before replication starts
+          rate: live.achievedWritesPerSecond !== null && live.achievedWritesPerSecond >= 0.95 * rate,
           writeOutage: live.writeOutageMs !== null && live.writeOutageMs <= targets.writeOutageMs,
           reads: live.readAvailabilityPct >= targets.readAvailabilityPct,
           replicationLag:
