@@ -1,16 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { libpqEnvironment, runTool, toolErrorText } from "../src/cloud/postgres.js";
-import { parseMigrationFile } from "../src/config/load.js";
-import type { StepDeps } from "../src/jobs/index.js";
 import { createDbSteps } from "../src/jobs/steps/db.js";
-import type { StepContext, StepDefinition } from "../src/jobs/types.js";
-import { createLogger } from "../src/log.js";
 import { generateShopDatabase } from "../src/sandbox/shop-data.js";
+import { dbStepDeps, runDbStep } from "./_db-steps.js";
 
 /**
  * `npm run bench -- db [--size-mb 1024] [--seed 1] [--jobs 2]`: generates a shop database of the
@@ -60,38 +56,6 @@ async function tool(cmd: string, args: string[], url: string): Promise<void> {
   } finally {
     await env.cleanup();
   }
-}
-
-function context(): StepContext {
-  const quiet = createLogger({
-    secrets: [],
-    level: "warn",
-    destination: new Writable({ write: (_c, _e, cb) => cb() }),
-  });
-  const store = new Map<string, unknown>();
-  return {
-    log: quiet,
-    run: { id: "bench-0000", env: "bench", requestedBy: "bench", dryRun: false, options: {} },
-    signal: new AbortController().signal,
-    attempt: 1,
-    progress: () => undefined,
-    checkpoint: {
-      get: async <T>(k: string) => store.get(k) as T | undefined,
-      set: async (k, v) => {
-        store.set(k, v);
-      },
-    },
-  };
-}
-
-/** Runs a step as the Runner does outside a dry run: run, then its own verify. */
-async function runStep(step: StepDefinition<unknown>, raw: unknown): Promise<Record<string, unknown>> {
-  const input = step.parse(raw);
-  const ctx = context();
-  const outcome = await step.run(input, ctx);
-  const verified = await step.verify(input, ctx);
-  if (!verified.ok) throw new Error(`${step.type} did not verify: ${verified.summary}`);
-  return outcome.figures ?? {};
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -161,54 +125,24 @@ export async function main(args: string[]): Promise<void> {
     }
 
     // (c) this migration, without verify; (d) verify alone
-    const env = {
-      PATH: process.env.PATH ?? "",
-      SOURCE_DATABASE_URL: serverUrl(names.src),
-      TARGET_DATABASE_URL: serverUrl(names.c),
-      RDS_MASTER_PASSWORD: "unused",
-    };
-    const file = parseMigrationFile(
-      `version: 1
-project: bench
-environment: bench
-slack: { channel: C0BENCH }
-access: { operators: [U0BENCH], approvers: [U0OTHER], channels: [C0BENCH] }
-source: { database: { urlEnv: SOURCE_DATABASE_URL } }
-target:
-  aws: { region: ap-southeast-1 }
-  rds: { identifier: bench-db, engineVersion: "15", instanceClass: db.t4g.micro, allocatedStorageGb: 20,
-         ingress: { fromLightsailStaticIp: false }, masterUsername: bench, masterPasswordEnv: RDS_MASTER_PASSWORD,
-         dbName: bench, urlEnv: TARGET_DATABASE_URL }
-runbook:
-  phases:
-    - id: data
-      title: Data
-      steps:
-        - { id: db-preflight, uses: db.preflight }
-        - { id: db-dump, uses: db.dump, with: { jobs: ${jobs} } }
-        - { id: db-restore, uses: db.restore, with: { jobs: ${jobs} } }
-        - { id: db-verify, uses: db.verify, with: { jobs: ${jobs} } }
-`,
-      { env },
-    );
-    const deps: StepDeps = {
-      env,
-      file,
+    const deps = dbStepDeps({
+      sourceUrl: serverUrl(names.src),
+      targetUrl: serverUrl(names.c),
       dataDir: work,
-      log: createLogger({ secrets: [], level: "warn", destination: process.stderr }),
-    };
+      jobs,
+    });
     const steps = new Map(createDbSteps(deps).map((s) => [s.type, s]));
     const parts: Record<string, number> = {};
     let restorePhases: Record<string, unknown> = {};
     const c = await timed("(c) this migration: preflight + dump + restore", async () => {
       for (const type of ["db.preflight", "db.dump", "db.restore"]) {
-        const t = await timed(`  ${type}`, () => runStep(steps.get(type)!, { jobs }));
+        const t = await timed(`  ${type}`, () => runDbStep(steps.get(type)!, { jobs }));
         parts[type] = t.seconds;
         if (type === "db.restore")
           restorePhases = Object.fromEntries(Object.entries(t.value).filter(([k]) => k.endsWith("Seconds")));
       }
     });
-    const d = await timed("(d) db.verify", () => runStep(steps.get("db.verify")!, { jobs }));
+    const d = await timed("(d) db.verify", () => runDbStep(steps.get("db.verify")!, { jobs }));
 
     const anchors = [a.seconds, ...(b ? [b.seconds] : [])];
     const fastest = Math.min(...anchors);

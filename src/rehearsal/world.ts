@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { createObjectStore, type ObjectStore } from "../cloud/object-store.js";
 import { type AppServer, startAppServer } from "../sandbox/app-servers.js";
@@ -12,7 +11,13 @@ import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
 import { checkWalLevel } from "../sandbox/logical-server.js";
-import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
+import {
+  createBucket,
+  S3RVER_CREDENTIALS,
+  type S3Server,
+  startMoto,
+  startS3rver,
+} from "../sandbox/s3-servers.js";
 import { generateRsa } from "../sandbox/ssh-keys.js";
 import { resolveStateDatabase } from "../store/database.js";
 import { startRehearsalCostExplorer } from "./cost.js";
@@ -199,15 +204,6 @@ async function startDatabases(
     target: withDatabase(adminUrl, names.target),
     server,
   };
-}
-
-async function createBucket(endpoint: string, bucket: string, region: string, credentials: object) {
-  const client = new S3Client({ endpoint, region, forcePathStyle: true, credentials: credentials as never });
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  } finally {
-    client.destroy();
-  }
 }
 
 /** The zone, records and Pages project the example file switches, as they are before the migration. */

@@ -206,11 +206,19 @@ async function handle(
   if (parts[0] === "orders" && Number.isSafeInteger(id)) {
     if (req.method === "POST" && parts[2] === "pay") {
       const r = await pool.query("UPDATE live_orders SET status = 'paid' WHERE id = $1", [id]);
-      return send(res, r.rowCount === 1 ? 200 : 404, { id });
+      return send(
+        res,
+        r.rowCount === 1 ? 200 : 404,
+        r.rowCount === 1 ? { id } : { id, error: `no order ${id}` },
+      );
     }
     if (req.method === "DELETE" && parts.length === 2) {
       const r = await pool.query("DELETE FROM live_orders WHERE id = $1", [id]);
-      return send(res, r.rowCount === 1 ? 200 : 404, { id });
+      return send(
+        res,
+        r.rowCount === 1 ? 200 : 404,
+        r.rowCount === 1 ? { id } : { id, error: `no order ${id}` },
+      );
     }
     if (req.method === "GET" && parts.length === 2) {
       const r = await pool.query("SELECT id, ref, status FROM live_orders WHERE id = $1", [id]);
@@ -299,14 +307,20 @@ export interface TrafficMedia {
  * payments, 10 % cancellations of acknowledged orders; with `media`, that share of the writes are
  * uploads instead: a 0.5–4 KB object `media/<order ref>/<uuid>.jpg` PUT through the app) and a
  * read after every write (an order through the app, or with `media` every other read an uploaded
- * object through `media.cdn()`). Requests go one at a time, each to `route()`'s app at that
- * moment (the DNS answer a customer gets), with a 2 s timeout. Deterministic for a seed.
+ * object through `media.cdn()`). Requests go one at a time (or `concurrency` customers at
+ * once), each to `route()`'s app at that moment (the DNS answer a customer gets), with a 2 s
+ * timeout. Deterministic for a seed with one customer.
  */
 export function startTraffic(opts: {
   route: () => ShopApp;
   writesPerSecond?: number;
   seed?: number;
   media?: TrafficMedia;
+  /**
+   * customers at once (default 1: one request at a time). More keep the rate up when a write and
+   * its read take longer than `1 / writesPerSecond`; the rate stays the cap.
+   */
+  concurrency?: number;
   /** epoch ms for the log's timestamps; default the machine's */
   now?: () => number;
 }): Traffic {
@@ -374,6 +388,8 @@ export function startTraffic(opts: {
       log.reads.ok++;
       log.readEvents.push({ at, ok: true, what: mediaRead ? "media" : "order" });
     } catch (err) {
+      // another customer cancelled the order while this one read it: no answer was wrong
+      if (!mediaRead && !live.includes(order!)) return;
       log.reads.failed++;
       log.readEvents.push({ at, ok: false, what: mediaRead ? "media" : "order" });
       log.failed.push({ kind: "read", app, at, error: (err as Error).message });
@@ -422,7 +438,8 @@ export function startTraffic(opts: {
           `/orders/${order.id}${kind === "pay" ? "/pay" : ""}`,
         );
         log.acked.push({ kind, id: order.id, ref: order.ref, app: app.name, at });
-        if (kind === "delete") live.splice(live.indexOf(order), 1);
+        // (with several customers, another may have cancelled it meanwhile)
+        if (kind === "delete" && live.includes(order)) live.splice(live.indexOf(order), 1);
       }
     } catch (err) {
       log.failed.push({ kind, app: app.name, at, error: (err as Error).message });
@@ -431,17 +448,35 @@ export function startTraffic(opts: {
     await read();
   };
 
-  const loop = (async () => {
-    const every = 1000 / rate;
-    let next = Date.now();
-    while (!stopped) {
-      await one();
-      next += every;
-      const wait = next - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      else next = Date.now(); // behind (a slow write): carry on at the rate, do not burst
-    }
-  })();
+  const every = 1000 / rate;
+  const concurrency = Math.max(1, Math.floor(opts.concurrency ?? 1));
+  const loop =
+    concurrency === 1
+      ? (async () => {
+          let next = Date.now();
+          while (!stopped) {
+            await one();
+            next += every;
+            const wait = next - Date.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            else next = Date.now(); // behind (a slow write): carry on at the rate, do not burst
+          }
+        })()
+      : (async () => {
+          // several customers at once, each taking the next slot of the rate
+          let next = Date.now();
+          const customer = async () => {
+            while (!stopped) {
+              const now0 = Date.now();
+              // a late slot is taken at once, but at most `concurrency` slots behind: a bounded catch-up
+              const slot = Math.max(next, now0 - every * concurrency);
+              next = slot + every;
+              if (slot > now0) await new Promise((r) => setTimeout(r, slot - now0));
+              if (!stopped) await one();
+            }
+          };
+          await Promise.all(Array.from({ length: concurrency }, customer));
+        })();
 
   return {
     log,

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createObjectStore, type ObjectStore } from "../cloud/object-store.js";
 import { type FakeCdn, startFakeCdn } from "./fake-cdn.js";
 import {
@@ -12,7 +11,7 @@ import {
   type Traffic,
   type TrafficMedia,
 } from "./live-shop.js";
-import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "./s3-servers.js";
+import { createBucket, S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "./s3-servers.js";
 
 /*
  * The live shop's whole world for a test, the rehearsal or `npm run bench -- live`: the old app
@@ -46,7 +45,12 @@ export interface LiveWorld {
   /** points DNS (app and media host) at one side; returns the moment (epoch ms) */
   switchTo(side: "old" | "new"): number;
   /** the shop's traffic through whatever DNS answers at each request, uploads included */
-  startTraffic(opts?: { writesPerSecond?: number; seed?: number; media?: Partial<TrafficMedia> }): Traffic;
+  startTraffic(opts?: {
+    writesPerSecond?: number;
+    seed?: number;
+    concurrency?: number;
+    media?: Partial<TrafficMedia>;
+  }): Traffic;
   /** grants the app role on the target: call once the target has the shop's tables */
   grantTarget(): Promise<void>;
   stop(): Promise<void>;
@@ -154,6 +158,7 @@ export async function startLiveWorld(opts: {
           route: () => dns.app,
           ...(t.writesPerSecond === undefined ? {} : { writesPerSecond: t.writesPerSecond }),
           ...(t.seed === undefined ? {} : { seed: t.seed }),
+          ...(t.concurrency === undefined ? {} : { concurrency: t.concurrency }),
           media: { cdn: () => dns.cdn.url, ...t.media },
         });
       },
@@ -163,19 +168,5 @@ export async function startLiveWorld(opts: {
   } catch (err) {
     await stopAll();
     throw err;
-  }
-}
-
-async function createBucket(
-  endpoint: string,
-  bucket: string,
-  region: string,
-  credentials: { accessKeyId: string; secretAccessKey: string },
-): Promise<void> {
-  const client = new S3Client({ endpoint, region, forcePathStyle: true, credentials });
-  try {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  } finally {
-    client.destroy();
   }
 }

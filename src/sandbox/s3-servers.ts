@@ -5,6 +5,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 /**
  * The two S3 implementations rehearsals and tests run against, each in its own process so its
@@ -191,4 +192,19 @@ export async function createMotoUser(
   const secret = /<SecretAccessKey>([^<]+)<\/SecretAccessKey>/.exec(xml)?.[1];
   if (!id || !secret) throw new Error("moto did not return an access key");
   return { accessKeyId: id, secretAccessKey: secret };
+}
+
+/** Creates a bucket on a stand-in (path-style addressing, as both servers need). */
+export async function createBucket(
+  endpoint: string,
+  bucket: string,
+  region: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+): Promise<void> {
+  const client = new S3Client({ endpoint, region, forcePathStyle: true, credentials });
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
 }

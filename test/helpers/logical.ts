@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import pg from "pg";
 import { inject } from "vitest";
 import {
   createOwnedDatabase,
@@ -7,7 +6,7 @@ import {
   type OwnedDatabase,
 } from "../../src/sandbox/logical-server.js";
 import { createFixtureSource } from "../jobs/db/fixture.js";
-import { createEmptyDatabase, databaseName, databaseUrl, type TestDatabase } from "./db.js";
+import { createEmptyDatabase, databaseName, databaseUrl, queryOnce, type TestDatabase } from "./db.js";
 import { waitForValue } from "./wait.js";
 
 /**
@@ -132,34 +131,19 @@ export async function createLogicalPair(
   };
 }
 
-async function adminQuery<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
 async function majorOf(url: string): Promise<number> {
-  return adminQuery(url, async (c) => {
-    const { rows } = await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-    return Math.floor(Number(rows[0]!.v) / 10_000);
-  });
+  const [row] = await queryOnce<{ v: string }>(url, "SELECT current_setting('server_version_num') AS v");
+  return Math.floor(Number(row!.v) / 10_000);
 }
 
 /** Replication slots on a server, optionally only those for one database. */
-export async function replicationSlots(
+export function replicationSlots(
   adminUrl: string,
   database?: string,
 ): Promise<Array<{ slot_name: string; database: string; active: boolean }>> {
-  return adminQuery(adminUrl, async (c) => {
-    const { rows } = await c.query<{ slot_name: string; database: string; active: boolean }>(
-      "SELECT slot_name, database, active FROM pg_replication_slots WHERE $1::text IS NULL OR database = $1 ORDER BY 1",
-      [database ?? null],
-    );
-    return rows;
-  });
+  return queryOnce(
+    adminUrl,
+    "SELECT slot_name, database, active FROM pg_replication_slots WHERE $1::text IS NULL OR database = $1 ORDER BY 1",
+    [database ?? null],
+  );
 }

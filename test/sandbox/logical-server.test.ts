@@ -1,6 +1,10 @@
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkWalLevel } from "../../src/sandbox/logical-server.js";
+import { startEmbedded } from "../../src/store/database.js";
 import { databaseUrl, queryOnce } from "../helpers/db.js";
 import { createLogicalPair, type LogicalPair, logicalServer, replicationSlots } from "../helpers/logical.js";
 import { waitForValue } from "../helpers/wait.js";
@@ -32,6 +36,25 @@ describe("the logical-replication pair", () => {
     expect(await checkWalLevel(server.adminUrl)).toEqual({ walLevel: "logical", logical: true });
     expect((await checkWalLevel(databaseUrl("postgres"))).logical).toBe(true);
   });
+
+  it("names the fix when a server's wal_level is not logical", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "cutover-replica-"));
+    await chmod(dir, 0o711); // as root the server runs as `postgres`
+    const quiet = { info: () => undefined, warn: () => undefined };
+    const replica = await startEmbedded(dir, quiet, {
+      postgresFlags: ["-c", "wal_level=replica"],
+      database: "postgres",
+    });
+    try {
+      const check = await checkWalLevel(replica.url);
+      expect(check).toEqual({ walLevel: "replica", logical: false, fix: expect.any(String) });
+      expect(check.fix).toContain("ALTER SYSTEM SET wal_level = logical");
+      expect(check.fix).toContain("pg_ctlcluster --skip-systemctl-redirect 17 main restart");
+    } finally {
+      await replica.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("carries the initial copy and a live insert from the source (15) to the target (17), and drop() leaves no slot", async () => {
     const pair = await createLogicalPair("pair");
