@@ -18,6 +18,8 @@ export function dbStepDeps(opts: {
   jobs: number;
   /** the RDS engine version the file names; default "15" */
   engineVersion?: string;
+  /** a live migration: the file's `replication` section (the apps' role), its environment (slot names) and db.replicate */
+  replication?: { appRole: string; environment: string };
 }): StepDeps {
   const env = {
     PATH: process.env.PATH ?? "",
@@ -29,7 +31,7 @@ export function dbStepDeps(opts: {
   const file = parseMigrationFile(
     `version: 1
 project: bench
-environment: bench
+environment: ${opts.replication?.environment ?? "bench"}
 slack: { channel: C0BENCH }
 access: { operators: [U0BENCH], approvers: [U0OTHER], channels: [C0BENCH] }
 source: { database: { urlEnv: SOURCE_DATABASE_URL } }
@@ -38,7 +40,12 @@ target:
   rds: { identifier: bench-db, engineVersion: "${opts.engineVersion ?? "15"}", instanceClass: db.t4g.micro, allocatedStorageGb: 20,
          ingress: { fromLightsailStaticIp: false }, masterUsername: bench, masterPasswordEnv: RDS_MASTER_PASSWORD,
          dbName: bench, urlEnv: TARGET_DATABASE_URL }
-runbook:
+${
+  opts.replication
+    ? `replication: { appRoles: { source: ${opts.replication.appRole}, target: ${opts.replication.appRole} } }
+`
+    : ""
+}runbook:
   phases:
     - id: data
       title: Data
@@ -47,7 +54,7 @@ runbook:
         - { id: db-dump, uses: db.dump, with: { jobs: ${jobs} } }
         - { id: db-restore, uses: db.restore, with: { jobs: ${jobs} } }
         - { id: db-verify, uses: db.verify, with: { jobs: ${jobs} } }
-`,
+${opts.replication ? "        - { id: db-replicate, uses: db.replicate }\n" : ""}`,
     { env },
   );
   return {

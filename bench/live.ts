@@ -4,8 +4,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
 import pg from "pg";
+import { type LiveDeps, rollbackDatabase, switchDatabase } from "../src/jobs/cutover/live.js";
+import { copyUploadsBack } from "../src/jobs/cutover/objects-back.js";
 import { createDbSteps } from "../src/jobs/steps/db.js";
-import { type LedgerReport, ledgerReport, setShopAppWrites, type Traffic } from "../src/sandbox/live-shop.js";
+import { type LedgerReport, ledgerReport, SHOP_APP_ROLE, type Traffic } from "../src/sandbox/live-shop.js";
 import { type LiveWorld, startLiveWorld } from "../src/sandbox/live-world.js";
 import {
   checkWalLevel,
@@ -16,6 +18,8 @@ import {
   withDatabase,
 } from "../src/sandbox/logical-server.js";
 import { type S3Server, startMoto } from "../src/sandbox/s3-servers.js";
+import { createPrismaClient } from "../src/store/client.js";
+import { applyMigrations } from "../src/store/migrate.js";
 import { dbStepDeps, runDbStep } from "./_db-steps.js";
 
 /**
@@ -25,9 +29,9 @@ import { dbStepDeps, runDbStep } from "./_db-steps.js";
  * writes were acknowledged: orders, payments, cancellations, uploads, with reads after each) through
  *   (a) the snapshot method: the product's own db.dump + db.restore while the shop writes, one
  *       object sync, then the switch (what Cutover does today);
- *   (b) the live method: {@link liveMethod}, today a PLACEHOLDER in raw SQL (publication,
- *       subscription, REVOKE freeze, drain, sequences, switch with CDN failover, object copy),
- *       reported as `"method": "placeholder"` until the product's steps replace it.
+ *   (b) the live method: {@link productMethod}, Cutover's own live cutover, rollback drill and
+ *       cutover again (db.dump on a replication slot, db.restore, db.replicate, switchDatabase,
+ *       rollbackDatabase, copyUploadsBack), reported as `"method": "product"`.
  * Source: the machine's PostgreSQL 15; target: an embedded PostgreSQL 17 (wal_level = logical),
  * as Neon and RDS differ. Prints one JSON object: lost, duplicated, misapplied, failed writes,
  * write outage at the switch, read availability, objects, replication lag p99, slots left, and
@@ -54,12 +58,14 @@ export interface LiveMethodHooks {
   startLagProbe(): { stop(): Promise<number[]> };
   /** copies `media/` objects the target bucket lacks from the source bucket; returns how many */
   copyMissingObjects(): Promise<number>;
+  /** the product's live sequences over this pair (the replication-enabled method only) */
+  live(): LiveDeps | undefined;
 }
 
 /** What a method reports; the bench adds the ledger's verdict. */
 export interface LiveMethodResult {
-  /** "snapshot"; "placeholder" for the bench's own raw-SQL live method; "product" once it is Cutover's */
-  method: "snapshot" | "placeholder" | "product";
+  /** "snapshot" (db.dump + db.restore, then the switch) or "product" (Cutover's live cutover) */
+  method: "snapshot" | "product";
   /** when DNS moved the traffic to the new app (epoch ms) */
   switchedAt: number;
   /** when the source's writes were frozen, if they were */
@@ -68,6 +74,10 @@ export interface LiveMethodResult {
   lagSamplesMs?: number[];
   /** the objects copied after the switch, if any */
   objectsCopiedAfterSwitch?: number;
+  /** every switch of the traffic (cutover, rollback, cutover again), epoch ms; default [switchedAt] */
+  switches?: number[];
+  /** what Cutover itself measured at each switch (write outage, drain, verify) */
+  cutoverMeasured?: Array<Record<string, unknown>>;
   notes?: string[];
 }
 
@@ -97,59 +107,98 @@ export const snapshotMethod: LiveMethod = async (world, traffic, hooks) => {
 };
 
 /**
- * (b) PLACEHOLDER for the product's live cutover, in raw SQL: schema by pg_dump --schema-only, a
- * publication and a subscription (copy_data = true), lag probes, then at half the writes: the
- * REVOKE freeze, a drain up to a marker row written after the freeze, the sequences set from the
- * source, CDN failover on, DNS switched, the subscription dropped, missing objects copied. To be
- * replaced by the product's steps (report `"method": "product"` then).
+ * (b) The product's live cutover and way back: db.dump takes its snapshot from the replication slot
+ * it creates, db.restore, db.replicate; then at a third of the writes the live switch
+ * (switchDatabase: freeze, drain, sequences, verify, replication turned around, target open) and
+ * DNS; at 60 % the rollback drill (rollbackDatabase: the target frozen, reverse replication drained,
+ * DNS back, the source open) with the uploads made on AWS copied back (copyUploadsBack); at 80 % the
+ * cutover again, on forward replication restarted without a copy. Objects uploaded on the old side
+ * reach the new bucket after each switch while the CDN's origin failover serves them from the old one.
  */
-export const liveMethod: LiveMethod = async (world, traffic, hooks) => {
-  const src = world.source;
-  const dst = world.target;
-  hooks.log("placeholder live: schema, publication, subscription (copy_data = true)");
-  await sh("sh", [
-    "-c",
-    'pg_dump --schema-only --no-owner --no-privileges "$1" | psql -q -v ON_ERROR_STOP=1 "$2"',
-    "schema",
-    src.adminUrl,
-    dst.url,
-  ]);
+export const productMethod: LiveMethod = async (world, traffic, hooks) => {
+  const live = hooks.live();
+  if (!live) throw new Error("the product method needs the replication-enabled step deps");
+  const ctx = () => {
+    const store = new Map<string, unknown>();
+    return {
+      checkpoint: {
+        get: async <T>(k: string) => store.get(k) as T | undefined,
+        set: async (k: string, v: unknown) => {
+          store.set(k, structuredClone(v));
+        },
+      },
+      signal: new AbortController().signal,
+      progress: () => undefined,
+      actor: "bench",
+      runId: null,
+    };
+  };
+  await traffic.acknowledged(Math.round(hooks.writes * 0.1));
+  hooks.log(
+    "product: db.dump (slot + exported snapshot) + db.restore while the shop writes, then db.replicate",
+  );
+  await hooks.runDbStep("db.dump", { jobs: hooks.jobs });
+  await hooks.runDbStep("db.restore", { jobs: hooks.jobs });
   await world.grantTarget();
-  await sql(src.adminUrl, "CREATE PUBLICATION bench_pub FOR ALL TABLES");
-  await sql(dst.adminUrl, `CREATE SUBSCRIPTION bench_sub CONNECTION '${src.adminUrl}' PUBLICATION bench_pub`);
-  await until("the subscription's initial copy", 300_000, async () => {
-    const rows = await sql(dst.adminUrl, "SELECT srsubstate FROM pg_subscription_rel");
-    return rows.length > 0 && rows.every((r) => r.srsubstate === "r");
-  });
+  await hooks.runDbStep("db.replicate");
+  const synced = await hooks.copyMissingObjects(); // the data phase's storage sync
+  hooks.log(`product: replicating; ${synced} objects synced`);
   const probe = hooks.startLagProbe();
-  await traffic.acknowledged(Math.round(hooks.writes * 0.5));
+  await traffic.acknowledged(Math.round(hooks.writes * 0.35));
   const lagSamplesMs = await probe.stop();
 
-  // the cutover: freeze, drain, sequences, switch
-  const frozenAt = Date.now();
-  await setShopAppWrites(src.adminUrl, false);
-  const marker = await sql(src.adminUrl, "INSERT INTO bench_heartbeat DEFAULT VALUES RETURNING id");
-  await until("the drain up to the freeze", 60_000, async () => {
-    const rows = await sql(dst.adminUrl, "SELECT 1 FROM bench_heartbeat WHERE id = $1", [marker[0]!.id]);
-    return rows.length === 1;
-  });
-  const seqs = await sql(
-    src.adminUrl,
-    "SELECT format('%I.%I', schemaname, sequencename) AS name, last_value, last_value IS NOT NULL AS called FROM pg_sequences",
-  );
-  for (const s of seqs)
-    if (s.called) await sql(dst.adminUrl, "SELECT setval($1::regclass, $2, true)", [s.name, s.last_value]);
+  const first = await switchDatabase(live, ctx());
   world.newCdn.setFailover(world.sourceStore);
-  const switchedAt = world.switchTo("new");
-  hooks.log(`placeholder live: switched ${switchedAt - frozenAt} ms after the freeze`);
-  await sql(dst.adminUrl, "ALTER SUBSCRIPTION bench_sub DISABLE");
-  await sql(dst.adminUrl, "DROP SUBSCRIPTION bench_sub"); // drops its slot on the source too
-  await sql(src.adminUrl, "DROP PUBLICATION bench_pub");
-  const objectsCopiedAfterSwitch = await hooks.copyMissingObjects();
-  return { method: "placeholder", switchedAt, frozenAt, lagSamplesMs, objectsCopiedAfterSwitch };
+  const sw1 = world.switchTo("new");
+  const copied1 = await hooks.copyMissingObjects();
+  hooks.log(
+    `product: switched, write outage ${first.figures.writeOutageMs} ms at the database; ${copied1} objects copied after`,
+  );
+  await traffic.acknowledged(Math.round(hooks.writes * 0.6));
+
+  let sw2 = 0;
+  const back = await rollbackDatabase(live, {
+    actor: "bench",
+    signal: AbortSignal.timeout(120_000),
+    beforeOpen: async () => {
+      sw2 = world.switchTo("old");
+    },
+  });
+  if (!back.lossless) throw new Error(`the rollback was not lossless: ${JSON.stringify(back.items)}`);
+  const objectsBack = await copyUploadsBack(live.step, new Date(sw1), AbortSignal.timeout(120_000), {
+    source: world.sourceStore,
+    target: world.targetStore,
+  });
+  hooks.log(
+    `product: rolled back, write outage ${back.writeOutageMs} ms; ${objectsBack.copied} uploads copied back`,
+  );
+  await traffic.acknowledged(Math.round(hooks.writes * 0.8));
+
+  const again = await switchDatabase(live, ctx());
+  const sw3 = world.switchTo("new");
+  const copied3 = await hooks.copyMissingObjects();
+  hooks.log(`product: switched again, write outage ${again.figures.writeOutageMs} ms`);
+  return {
+    method: "product",
+    switchedAt: sw3,
+    switches: [sw1, sw2, sw3],
+    frozenAt: again.frozenAt!,
+    lagSamplesMs,
+    objectsCopiedAfterSwitch: copied1 + copied3,
+    cutoverMeasured: [
+      { switch: "cutover", ...first.figures },
+      {
+        switch: "rollback",
+        writeOutageMs: back.writeOutageMs ?? null,
+        drainMs: back.drainMs ?? null,
+        objectsBack: objectsBack.copied,
+      },
+      { switch: "cutover again", ...again.figures },
+    ],
+  };
 };
 
-const METHODS: Record<string, LiveMethod> = { snapshot: snapshotMethod, live: liveMethod };
+const METHODS: Record<string, LiveMethod> = { snapshot: snapshotMethod, live: productMethod };
 
 async function sql(
   url: string,
@@ -204,15 +253,19 @@ interface MethodOutcome {
   duplicated: number;
   misapplied: number;
   failedWrites: number;
+  /** the longest write outage of all the switches, as the traffic saw it */
   writeOutageMs: number | null;
+  writeOutagesMs: Array<number | null>;
+  cutoverMeasured?: Array<Record<string, unknown>>;
+  teardown?: Record<string, unknown>;
   frozenToSwitchMs: number | null;
   readAvailabilityPct: number;
   readAvailabilityByWindow: Array<{ window: string; pct: number; reads: number }>;
   objects: LedgerReport["objects"] | null;
   replicationLagMsP99: number | null;
   replicationLagSamples: number;
-  slotsLeft: number;
-  publicationsLeft: number;
+  replicationObjectsLeftOnSource: number;
+  replicationObjectsLeftOnTarget: number;
   verdict: LedgerReport["verdict"];
   ledger: LedgerReport;
   notes?: string[];
@@ -238,6 +291,8 @@ async function runMethod(
   await sql(MACHINE_PG, `CREATE DATABASE ${sourceName} TEMPLATE template0`);
   const sourceUrl = withDatabase(MACHINE_PG, sourceName);
   const target = await createOwnedDatabase(opts.server.adminUrl, `bench_live_dst_${tag}`);
+  const stateName = `bench_live_state_${tag}`;
+  let closeState: (() => Promise<void>) | undefined;
   let world: LiveWorld | undefined;
   try {
     world = await startLiveWorld({
@@ -247,17 +302,27 @@ async function runMethod(
     });
     await seedSource(sourceUrl, opts.orders);
     const w = world;
-    const steps = new Map(
-      createDbSteps(
-        dbStepDeps({
-          sourceUrl,
-          targetUrl: target.url,
-          dataDir: path.join(opts.work, tag),
-          jobs: opts.jobs,
-          engineVersion: "17",
-        }),
-      ).map((s) => [s.type, s]),
-    );
+    // the product's live method runs with the file's replication section and a state database
+    // (the freezes are recorded in its audit trail); Cutover's target role is the server's admin
+    const isLive = method === productMethod;
+    const stepDeps = dbStepDeps({
+      sourceUrl,
+      targetUrl: isLive ? target.adminUrl : target.url,
+      dataDir: path.join(opts.work, tag),
+      jobs: opts.jobs,
+      engineVersion: "17",
+      ...(isLive ? { replication: { appRole: SHOP_APP_ROLE, environment: `bench_${tag}` } } : {}),
+    });
+    const steps = new Map(createDbSteps(stepDeps).map((s) => [s.type, s]));
+    let live: LiveDeps | undefined;
+    if (isLive) {
+      await sql(MACHINE_PG, `CREATE DATABASE ${stateName} TEMPLATE template0`);
+      const stateUrl = withDatabase(MACHINE_PG, stateName);
+      await applyMigrations(stateUrl);
+      const db = createPrismaClient(stateUrl);
+      closeState = () => db.$disconnect();
+      live = { step: { ...stepDeps, db }, db, now: () => new Date() };
+    }
     const hooks: LiveMethodHooks = {
       log: say,
       writes: opts.writes,
@@ -298,6 +363,7 @@ async function runMethod(
           },
         };
       },
+      live: () => live,
       async copyMissingObjects() {
         let copied = 0;
         for (let token: string | undefined, first = true; first || token; first = false) {
@@ -336,14 +402,25 @@ async function runMethod(
     const ledger = await ledgerReport(traffic.log, {
       databaseUrl: target.adminUrl,
       store: w.targetStore,
-      switches: [result.switchedAt],
+      switches: result.switches ?? [result.switchedAt],
     });
-    const slots = await sql(
-      MACHINE_PG,
-      "SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = $1",
-      [sourceName],
-    );
-    const pubs = await sql(sourceUrl, "SELECT count(*)::int AS n FROM pg_publication");
+    // the live method leaves reverse replication running (the way back); the teardown step ends it
+    const reverseAtEnd = isLive ? await hooks.runDbStep("db.replication-teardown") : null;
+    const count = async (adminUrl: string, db: string, url: string) => {
+      const slotRows = await sql(
+        adminUrl,
+        "SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = $1",
+        [db],
+      );
+      const pubRows = await sql(url, "SELECT count(*)::int AS n FROM pg_publication");
+      const subRows = await sql(
+        url,
+        "SELECT count(*)::int AS n FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+      );
+      return (slotRows[0]!.n as number) + (pubRows[0]!.n as number) + (subRows[0]!.n as number);
+    };
+    const slots = [{ n: await count(MACHINE_PG, sourceName, sourceUrl) }];
+    const pubs = [{ n: await count(opts.server.adminUrl, target.name, target.adminUrl) }];
     const lag = result.lagSamplesMs ?? [];
     const times = traffic.log.acked.map((a) => a.at);
     const spanS = (Math.max(...times) - Math.min(...times)) / 1000;
@@ -358,7 +435,12 @@ async function runMethod(
       duplicated: ledger.duplicated,
       misapplied: ledger.misapplied,
       failedWrites: ledger.failedWrites.count,
-      writeOutageMs: s?.writeOutageMs ?? null,
+      writeOutageMs: ledger.switches.some((x) => x.writeOutageMs !== null)
+        ? Math.max(...ledger.switches.map((x) => x.writeOutageMs ?? 0))
+        : (s?.writeOutageMs ?? null),
+      writeOutagesMs: ledger.switches.map((x) => x.writeOutageMs),
+      ...(result.cutoverMeasured ? { cutoverMeasured: result.cutoverMeasured } : {}),
+      ...(reverseAtEnd ? { teardown: reverseAtEnd } : {}),
       frozenToSwitchMs: result.frozenAt === undefined ? null : result.switchedAt - result.frozenAt,
       readAvailabilityPct: Math.round(ledger.reads.availabilityPct * 1000) / 1000,
       readAvailabilityByWindow: ledger.reads.windows.map((w) => ({
@@ -369,14 +451,17 @@ async function runMethod(
       objects: ledger.objects ?? null,
       replicationLagMsP99: percentile(lag, 99),
       replicationLagSamples: lag.length,
-      slotsLeft: slots[0]!.n as number,
-      publicationsLeft: pubs[0]!.n as number,
+      replicationObjectsLeftOnSource: slots[0]!.n as number,
+      replicationObjectsLeftOnTarget: pubs[0]!.n as number,
       verdict: ledger.verdict,
       ledger,
       ...(result.notes ? { notes: result.notes } : {}),
     };
   } finally {
     await world?.stop();
+    await closeState?.().catch(() => undefined);
+    await sql(MACHINE_PG, `DROP DATABASE IF EXISTS ${stateName} WITH (FORCE)`).catch(() => undefined);
+    await dropReplicationFor(opts.server.adminUrl, target.name).catch(() => undefined);
     await dropReplicationFor(MACHINE_PG, sourceName).catch(() => undefined);
     await sql(MACHINE_PG, `DROP DATABASE IF EXISTS ${sourceName} WITH (FORCE)`).catch(() => undefined);
     await target.drop().catch(() => undefined);
@@ -468,7 +553,7 @@ export async function main(args: string[]): Promise<void> {
           reads: live.readAvailabilityPct >= targets.readAvailabilityPct,
           replicationLag:
             live.replicationLagMsP99 !== null && live.replicationLagMsP99 <= targets.replicationLagMsP99,
-          noSlotLeft: live.slotsLeft === 0 && live.publicationsLeft === 0,
+          noSlotLeft: live.replicationObjectsLeftOnSource === 0 && live.replicationObjectsLeftOnTarget === 0,
         }
       : null,
     // the anchor in the same run: what the snapshot method loses of the same traffic
@@ -479,11 +564,6 @@ export async function main(args: string[]): Promise<void> {
             objectsLost: { live: live.objects?.lost ?? null, snapshot: snapshot.objects?.lost ?? null },
           }
         : null,
-    ...(live?.method === "placeholder"
-      ? {
-          note: 'the live method is the bench\'s raw-SQL placeholder ("method": "placeholder"), not yet the product\'s steps',
-        }
-      : {}),
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

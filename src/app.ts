@@ -270,7 +270,7 @@ export async function startCutover(
     file,
     log,
     client: app.client,
-    sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log }),
+    sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log, live: deps.live }),
     clock: opts.digestClock ?? deps.clock,
   });
 

@@ -162,6 +162,9 @@ export function composeDigest(inputs: DigestInputs): Reply {
     header(`Daily digest — ${inputs.project} (${inputs.environment}) · ${dayLabel(inputs.day)}`),
     ...progressBlocks(progress),
     section(stabilisationLine(stab)),
+    ...(inputs.replication?.length
+      ? [section(esc(`🔁 Replication: ${inputs.replication.join(" · ")}`))]
+      : []),
     divider(),
     ...kpiBlocks(kpi),
     ...costBlocks(cost, inputs.now),

@@ -22,6 +22,8 @@ export interface DigestSources {
   kpi(args: { day: string; timezone: string; now: Date; signal: AbortSignal }): Promise<KpiDigestPart>;
   /** cost month to date, the forecast and the daily series */
   cost(args: { now: Date; signal: AbortSignal }): Promise<CostDigestPart>;
+  /** a live migration's replication, one line per direction (absent: no replication section) */
+  replication?(args: { signal: AbortSignal }): Promise<string[]>;
 }
 
 /** The Slack calls a digest makes: one message, with the charts attached when possible. */
@@ -134,10 +136,16 @@ export async function buildDigest(deps: DigestDeps, day: string, now: Date): Pro
   const ms = deps.sourceTimeoutMs ?? 60_000;
   const timezone = file.digest.timezone;
   const stabilisation = await readStabilisation(db, file, now);
-  const [progress, kpi, cost] = await Promise.all([
+  const replicationSource = deps.sources.replication;
+  const [progress, kpi, cost, replication] = await Promise.all([
     readProgress(db, file, stabilisation, now),
     bounded("the KPI store", ms, (signal) => deps.sources.kpi({ day, timezone, now, signal })),
     bounded("Cost Explorer", ms, (signal) => deps.sources.cost({ now, signal })),
+    replicationSource
+      ? replicationSource({ signal: AbortSignal.timeout(ms) }).catch((err: unknown) => [
+          `could not be read: ${describeError(err)}`,
+        ])
+      : Promise.resolve(undefined),
   ]);
   const inputs: DigestInputs = {
     project: file.project,
@@ -149,6 +157,7 @@ export async function buildDigest(deps: DigestDeps, day: string, now: Date): Pro
     stabilisation,
     kpi,
     cost,
+    ...(replication ? { replication } : {}),
   };
   let pngs: PngFile[] = [];
   try {

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { type CostExplorerApi, costSummary } from "../cloud/cost-explorer.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
+import { describeReplication, type LiveDeps, replicationStatus } from "../jobs/cutover/live.js";
 import { kpiDaily, kpiSummary } from "../kpi/summary.js";
 import type { Db } from "../store/client.js";
 import { kpisGreen } from "./compose.js";
@@ -98,9 +99,19 @@ export function digestSources(deps: {
   file: MigrationFile;
   costExplorer?: CostExplorerApi | undefined;
   log?: Logger;
+  /** a live migration's database half: its replication is in the digest */
+  live?: LiveDeps | undefined;
 }): DigestSources {
-  const { db, file } = deps;
+  const { db, file, live } = deps;
   return {
+    ...(live
+      ? {
+          async replication() {
+            const found = await replicationStatus(live.step);
+            return found.length ? found.map(describeReplication) : ["not running"];
+          },
+        }
+      : {}),
     async kpi({ day, timezone }): Promise<KpiDigestPart> {
       const probes = file.kpis.probes;
       if (probes.endpoints.length === 0 && !(probes.database.enabled && file.target?.rds)) {

@@ -153,6 +153,8 @@ export interface DigestInputs {
   stabilisation: Stabilisation | null;
   kpi: KpiDigestPart;
   cost: CostDigestPart;
+  /** a live migration's replication, one line per direction */
+  replication?: string[] | undefined;
   /** a note on the charts when they could not be attached */
   chartsNote?: string | undefined;
 }

@@ -143,6 +143,13 @@ describe("composeDigest", () => {
     expect(reply.text).toContain("KPIs green");
   });
 
+  it("shows a live migration's replication, one direction per line, and nothing without one", () => {
+    const line =
+      "target → source (the way back): streaming, 0.3 s (12.0 kB of WAL) behind, last reply 01:02:03 UTC";
+    expect(text(composeDigest(inputs({ replication: [line] })))).toContain(`🔁 Replication: ${line}`);
+    expect(text(composeDigest(inputs({})))).not.toContain("Replication");
+  });
+
   it("still composes when cost and KPIs are unavailable, saying why", () => {
     const reply = composeDigest(
       inputs({

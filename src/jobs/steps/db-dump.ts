@@ -278,7 +278,19 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
         const root = dumpRoot(deps, input);
         return {
           summary: `would dump ${size.rows[0]!.n} tables (${formatBytes(Number(size.rows[0]!.bytes))}) from ${describeUrl(source.url)} (PostgreSQL ${v.version}) with pg_dump ${t.version}, ${jobsFor(deps, input)} jobs, compression ${compressArg(input.compression)}`,
-          changes: [{ action: "create", target: `a dump in ${root}`, detail: DUMP_OPTIONS.join(" ") }],
+          changes: [
+            ...(deps.file.replication
+              ? [
+                  {
+                    action: "create" as const,
+                    target: `publication ${replicationNames(deps.file.environment, "fwd").publication} and replication slot ${replicationNames(deps.file.environment, "fwd").slot} on the source`,
+                    detail:
+                      "a live migration: the dump is taken in the slot's snapshot, and the slot keeps the changes made after it for db.replicate (db.replication-teardown drops both)",
+                  },
+                ]
+              : []),
+            { action: "create", target: `a dump in ${root}`, detail: DUMP_OPTIONS.join(" ") },
+          ],
         };
       } finally {
         await client.end().catch(() => undefined);
