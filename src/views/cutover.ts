@@ -20,9 +20,18 @@ export interface CutoverRequestState {
 
 /** The lines saying exactly what the cutover changes. */
 export function changeLines(change: CutoverChange): string[] {
-  const lines = change.records.map(
-    (r) =>
-      `• *${r.type} \`${esc(r.name)}\`*: \`${esc(r.from ?? "(none)")}\` → \`${esc(r.to)}\` · TTL ${r.fromTtl} s → ${r.ttl} s${r.proxied ? " · proxied" : ""}`,
+  const lines: string[] = [];
+  if (change.live) {
+    // the database moves first, within the approval: what freezes, and which way data flows after
+    lines.push(
+      `• *Database, first*: \`${esc(change.live.freeze.source)}\` on the source loses its writes (reads go on) → replication drained → sequences → verify → replication turned around${change.live.reverse ? " (the way back: target → source)" : " (none back: replication.reverse is off)"} → \`${esc(change.live.freeze.target)}\` writes on the target; lag must be ≤ ${change.live.maxLagSeconds} s`,
+    );
+  }
+  lines.push(
+    ...change.records.map(
+      (r) =>
+        `• *${r.type} \`${esc(r.name)}\`*: \`${esc(r.from ?? "(none)")}\` → \`${esc(r.to)}\` · TTL ${r.fromTtl} s → ${r.ttl} s${r.proxied ? " · proxied" : ""}`,
+    ),
   );
   if (change.pages) {
     for (const v of change.pages.vars) {
