@@ -498,11 +498,13 @@ export async function main(args: string[]): Promise<void> {
   if (!wal.logical)
     throw new Error(`the machine's PostgreSQL has wal_level=${wal.walLevel}, not logical. Run: ${wal.fix}`);
   const work = await mkdtemp(path.join(tmpdir(), "cutover-bench-live-"));
-  await chmod(work, 0o711); // as root, the embedded server runs as `postgres`, which must reach pg17/
-  const server = await startLogicalServer({ dir: path.join(work, "pg17") });
-  const moto = await startMoto();
+  let server: LogicalServer | undefined;
+  let moto: S3Server | undefined;
   const outcomes: Record<string, MethodOutcome> = {};
   try {
+    await chmod(work, 0o711); // as root, the embedded server runs as `postgres`, which must reach pg17/
+    server = await startLogicalServer({ dir: path.join(work, "pg17") });
+    moto = await startMoto();
     for (const name of names)
       outcomes[name] = await runMethod(name, METHODS[name]!, {
         server,
@@ -516,8 +518,8 @@ export async function main(args: string[]): Promise<void> {
         concurrency,
       });
   } finally {
-    await moto.stop();
-    await server.stop();
+    await moto?.stop();
+    await server?.stop();
     await rm(work, { recursive: true, force: true });
   }
   const live = outcomes.live;
