@@ -11,10 +11,21 @@ import { FakeHost } from "../sandbox/FakeHost.js";
 import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
-import { checkWalLevel } from "../sandbox/logical-server.js";
+import {
+  createLiveShopSchema,
+  grantShopApp,
+  type ShopApp,
+  shopAppUrl,
+  startShopApp,
+} from "../sandbox/live-shop.js";
+import {
+  checkWalLevel,
+  createOwnedDatabase,
+  dropReplicationFor,
+  startLogicalServer,
+} from "../sandbox/logical-server.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
 import { generateRsa } from "../sandbox/ssh-keys.js";
-import { resolveStateDatabase } from "../store/database.js";
 import { startRehearsalCostExplorer } from "./cost.js";
 
 /**
@@ -29,10 +40,16 @@ export interface WorldDatabases {
   state: string;
   /** stands for Neon: the generated shop database */
   source: string;
-  /** stands for RDS (moto's RDS endpoints are not real servers): an empty database */
+  /**
+   * stands for RDS (moto's RDS endpoints are not real servers): an empty database on a second
+   * server (an embedded PostgreSQL 17 with wal_level = logical), as its superuser: a subscription
+   * on PostgreSQL 16+ to the machine's trust-auth server must be created by a superuser
+   */
   target: string;
   /** "the machine's PostgreSQL on 127.0.0.1:5432" or "an embedded PostgreSQL 17" */
   server: string;
+  /** the target's server, in words */
+  targetServer: string;
 }
 
 export interface World {
@@ -51,6 +68,12 @@ export interface World {
   cdn: FakeCdn;
   oldApp: AppServer;
   newApp: AppServer;
+  /** the live shop: the old app over the source database (as shop_app) and the R2 bucket */
+  oldShop: ShopApp;
+  /** the live shop: the new app over the target database (as shop_app) and the S3 bucket */
+  newShop: ShopApp;
+  /** today's media host: the R2 bucket (the r2.dev public URL) */
+  oldCdn: FakeCdn;
   sshKeyPath: string;
   cloudflareToken: string;
   /** the source bucket (s3rver), with write access for filling it */
@@ -158,6 +181,9 @@ async function startDatabases(
   say: (line: string) => void,
   opts: { keep: boolean; embedded: boolean },
 ): Promise<WorldDatabases> {
+  // the target's server starts meanwhile: a second server, as RDS is to Neon
+  const targetServer = startLogicalServer({ dir: path.join(dir, "world-target") });
+  targetServer.then((t) => onStop(() => t.stop())).catch(() => undefined);
   const { keep } = opts;
   let adminUrl: string;
   let server: string;
@@ -176,28 +202,33 @@ async function startDatabases(
         ? "starting an embedded PostgreSQL (REHEARSAL_POSTGRES=embedded)"
         : "no PostgreSQL on 127.0.0.1:5432: starting an embedded one",
     );
-    const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-    const embedded = await resolveStateDatabase({
-      databaseUrl: undefined,
-      dataDir: path.join(dir, "world"),
-      log: quiet as never,
-    });
+    // with wal_level = logical: the source publishes to the target
+    const embedded = await startLogicalServer({ dir: path.join(dir, "world") });
     onStop(() => embedded.stop());
-    adminUrl = withDatabase(embedded.url, "postgres");
-    server = "an embedded PostgreSQL";
+    adminUrl = embedded.adminUrl;
+    server = `an embedded PostgreSQL ${embedded.version}`;
   }
   await dropAbandoned(adminUrl);
   const prefix = `${DB_PREFIX}${process.pid}_${token}`;
   const names = { state: `${prefix}_state`, source: `${prefix}_source`, target: `${prefix}_target` };
-  for (const name of Object.values(names)) {
+  for (const name of [names.state, names.source]) {
     await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-    if (!keep) onStop(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    if (!keep)
+      onStop(async () => {
+        // a subscription or a slot left by a stopped run would make DROP DATABASE refuse
+        await dropReplicationFor(adminUrl, name).catch(() => undefined);
+        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
   }
+  const t = await targetServer;
+  const target = await createOwnedDatabase(t.adminUrl, names.target);
+  if (!keep) onStop(() => target.drop());
   return {
     state: withDatabase(adminUrl, names.state),
     source: withDatabase(adminUrl, names.source),
-    target: withDatabase(adminUrl, names.target),
+    target: target.adminUrl,
     server,
+    targetServer: `an embedded PostgreSQL ${t.version} with wal_level = logical`,
   };
 }
 
@@ -338,8 +369,26 @@ export async function startWorld(opts: {
       sourceStore.destroy();
       targetStore.destroy();
     });
-    const cdn = await startFakeCdn(targetStore);
+    // CloudFront: the S3 bucket, R2 as the failover origin (403/404) for what is not copied yet
+    const cdn = await startFakeCdn(targetStore, { failover: sourceStore });
     onStop(() => cdn.close());
+    const oldCdn = await startFakeCdn(sourceStore);
+    onStop(() => oldCdn.close());
+    // the live shop: created on the source before the copy; the target gets its grants after the restore
+    await createLiveShopSchema(db.source);
+    await grantShopApp(db.source);
+    const oldShop = await startShopApp({
+      name: "old",
+      databaseUrl: shopAppUrl(db.source),
+      store: sourceStore,
+    });
+    onStop(() => oldShop.stop());
+    const newShop = await startShopApp({
+      name: "new",
+      databaseUrl: shopAppUrl(db.target),
+      store: targetStore,
+    });
+    onStop(() => newShop.stop());
 
     return {
       dir,
@@ -353,8 +402,11 @@ export async function startWorld(opts: {
       slack,
       host,
       cdn,
+      oldCdn,
       oldApp,
       newApp,
+      oldShop,
+      newShop,
       sshKeyPath,
       cloudflareToken,
       sourceStore,
@@ -372,7 +424,7 @@ export async function startWorld(opts: {
 
 /** Removes what the rehearsal left on disk that is not worth keeping (dumps, buckets, servers). */
 export async function removeBulk(dir: string): Promise<void> {
-  for (const sub of ["r2", "world", "bot/dumps", "bot/postgres"]) {
+  for (const sub of ["r2", "world", "world-target", "bot/dumps", "bot/postgres"]) {
     await rm(path.join(dir, sub), { recursive: true, force: true });
   }
 }
