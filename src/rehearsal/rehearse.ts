@@ -236,7 +236,7 @@ export function startRehearsal(args: RehearsalArgs, io: RehearsalIo): RehearsalH
         await stopAll();
         throw new Error(aborted);
       }
-      report.world.postgres = world.db.server;
+      report.world.postgres = `source: ${world.db.server}; target: ${world.db.targetServer}`;
       report.world.aws = world.aws.own
         ? `moto started for this rehearsal (${world.aws.endpoint})`
         : `the moto server in AWS_ENDPOINT_URL (${world.aws.endpoint})`;

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
@@ -22,6 +23,7 @@ import {
   checkWalLevel,
   createOwnedDatabase,
   dropReplicationFor,
+  type LogicalServer,
   startLogicalServer,
 } from "../sandbox/logical-server.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sandbox/s3-servers.js";
@@ -170,20 +172,37 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * An embedded PostgreSQL 17 with wal_level = logical, in a folder of its own under the system's
+ * temporary directory: run as root it runs as `postgres`, which must be able to reach its data
+ * directory (CUTOVER_DATA_DIR may be a private folder). Stopped and removed at stop unless kept.
+ */
+async function startServer(
+  label: string,
+  onStop: (fn: () => Promise<unknown>) => void,
+  keep: boolean,
+): Promise<LogicalServer> {
+  const dir = await mkdtemp(path.join(tmpdir(), `cutover-rehearsal-${label}-`));
+  await chmod(dir, 0o711);
+  if (!keep) onStop(() => rm(dir, { recursive: true, force: true }));
+  const server = await startLogicalServer({ dir });
+  onStop(() => server.stop());
+  return server;
+}
+
+/**
  * PostgreSQL for the rehearsal: the machine's server on 127.0.0.1:5432 when it answers (its
  * client tools, pg_dump and pg_restore, match it), otherwise an embedded PostgreSQL under the
  * rehearsal folder. Three fresh databases on it, dropped again at stop.
  */
 async function startDatabases(
-  dir: string,
   token: string,
   onStop: (fn: () => Promise<unknown>) => void,
   say: (line: string) => void,
   opts: { keep: boolean; embedded: boolean },
 ): Promise<WorldDatabases> {
   // the target's server starts meanwhile: a second server, as RDS is to Neon
-  const targetServer = startLogicalServer({ dir: path.join(dir, "world-target") });
-  targetServer.then((t) => onStop(() => t.stop())).catch(() => undefined);
+  const targetServer = startServer("target", onStop, opts.keep);
+  targetServer.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   const { keep } = opts;
   let adminUrl: string;
   let server: string;
@@ -203,8 +222,7 @@ async function startDatabases(
         : "no PostgreSQL on 127.0.0.1:5432: starting an embedded one",
     );
     // with wal_level = logical: the source publishes to the target
-    const embedded = await startLogicalServer({ dir: path.join(dir, "world") });
-    onStop(() => embedded.stop());
+    const embedded = await startServer("source", onStop, opts.keep);
     adminUrl = embedded.adminUrl;
     server = `an embedded PostgreSQL ${embedded.version}`;
   }
@@ -300,7 +318,7 @@ export async function startWorld(opts: {
       onStop(() => s.stop());
       return s;
     })();
-    const db = await startDatabases(dir, token, onStop, say, {
+    const db = await startDatabases(token, onStop, say, {
       keep: opts.keep ?? false,
       embedded: opts.embeddedPostgres ?? false,
     });
@@ -424,7 +442,7 @@ export async function startWorld(opts: {
 
 /** Removes what the rehearsal left on disk that is not worth keeping (dumps, buckets, servers). */
 export async function removeBulk(dir: string): Promise<void> {
-  for (const sub of ["r2", "world", "world-target", "bot/dumps", "bot/postgres"]) {
+  for (const sub of ["r2", "world", "bot/dumps", "bot/postgres"]) {
     await rm(path.join(dir, sub), { recursive: true, force: true });
   }
 }
