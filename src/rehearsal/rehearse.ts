@@ -1117,7 +1117,7 @@ async function finalChecks(ctx: DriveContext): Promise<void> {
     (live ? t.objects >= s.objects && sv?.status === "succeeded" : report.storage.identical) &&
       s.objects > 0 &&
       Boolean(sv),
-    `${t.objects} of ${s.objects} objects, ${t.bytes} of ${s.bytes} bytes${live ? ` (S3 also holds the ${t.objects - s.objects} uploaded on AWS since the last switch)` : ""}; storage.verify: ${sv?.summary ?? "did not run"}`,
+    `${t.objects} of ${s.objects} objects, ${t.bytes} of ${s.bytes} bytes${live && t.objects > s.objects ? ` (S3 also holds the ${t.objects - s.objects} uploaded on AWS since the last switch)` : ""}; storage.verify: ${sv?.summary ?? "did not run"}`,
   );
   const records = world.cloudflare.records("gogojap.com");
   const ip = world.lightsail.staticIps.get(
