@@ -12,16 +12,20 @@ export interface RehearsalArgs {
   keep: boolean;
   /** the moment the rehearsal's calendar starts at (the bot's clock); default the machine's */
   at: Date | undefined;
+  /** the live shop's writes per second, from the data phase to the end */
+  writesPerSecond: number;
   help: boolean;
 }
 
 export const DEFAULT_SIZE_MB = 3;
 export const MAX_SIZE_MB = 20_000;
+export const DEFAULT_WRITES_PER_SECOND = 20;
+export const MAX_WRITES_PER_SECOND = 500;
 
 export const USAGE = `npm run rehearse [-- options]
 
-Runs the whole runbook of migration.example.yml end to end on this machine: a generated shop
-database and media bucket, fakes of Lightsail, RDS, S3, CloudFront, Cloudflare and Slack, an SSH
+Runs the whole runbook of migration.example.yml end to end on this machine, live: a generated
+shop database and media bucket, customers writing the whole time (the live shop), fakes of Lightsail, RDS, S3, CloudFront, Cloudflare and Slack, an SSH
 host, the old and the new app. The real bot is driven through its Slack endpoint by two people
 (an operator and an approver). Ends with a verdict and a report (Markdown and JSON).
 
@@ -31,6 +35,9 @@ Options:
 ${Object.entries(FAULTS)
   .map(([id, f]) => `                    ${id.padEnd(14)} ${f.what}`)
   .join("\n")}
+  --writes-per-second <N>
+                  the live shop's pace: customers order, pay, cancel and upload through whichever
+                  app DNS points at, from the data phase to the end (default ${DEFAULT_WRITES_PER_SECOND})
   --quiet         print only the verdict
   --keep          keep the databases, the dump and the source bucket's files afterwards
   --at <time>     rehearse on another day: the bot's calendar starts at this moment and runs on
@@ -53,6 +60,7 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
     fail: undefined,
     keep: false,
     at: undefined,
+    writesPerSecond: DEFAULT_WRITES_PER_SECOND,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -99,6 +107,17 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
           );
         }
         out.at = at;
+        break;
+      }
+      case "--writes-per-second": {
+        const v = value();
+        const n = Number(v);
+        if (!/^\d+$/.test(v) || n < 1 || n > MAX_WRITES_PER_SECOND) {
+          throw new UsageError(
+            `--writes-per-second ${v} is not a rate: give a whole number of writes per second from 1 to ${MAX_WRITES_PER_SECOND} (default ${DEFAULT_WRITES_PER_SECOND}), e.g. --writes-per-second 50.`,
+          );
+        }
+        out.writesPerSecond = n;
         break;
       }
       case "--quiet":

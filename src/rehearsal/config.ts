@@ -5,6 +5,7 @@ import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
 import { parseMigrationFile } from "../config/load.js";
 import type { MigrationFile } from "../config/schema.js";
 import { createStepRegistry } from "../jobs/index.js";
+import { SHOP_APP_ROLE } from "../sandbox/live-shop.js";
 import type { Db } from "../store/client.js";
 import type { World } from "./world.js";
 
@@ -116,6 +117,8 @@ ${doc.commentBefore ?? ""}`;
   // the daily digest at the file's own time, in the rehearsal's channel (the rehearsal moves its clock)
   set(["digest", "enabled"], true);
   set(["digest", "channel"], CHANNEL);
+  // the live shop's apps connect as shop_app on both sides: the freeze takes its write privileges
+  set(["replication", "appRoles"], { source: SHOP_APP_ROLE, target: SHOP_APP_ROLE });
   set(["cutover", "watchWindowSeconds"], 5);
   set(["cutover", "probeIntervalSeconds"], 1);
 

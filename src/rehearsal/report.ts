@@ -1,3 +1,4 @@
+import type { LedgerReport } from "../sandbox/live-shop.js";
 import type { MissingStep } from "./config.js";
 import type { RunRecord } from "./team.js";
 
@@ -39,6 +40,48 @@ export interface DigestReport {
   charts: DigestChart[];
 }
 
+/** One switch of the live shop's traffic: as the customers saw it and as Cutover measured it. */
+export interface LiveSwitch {
+  /** "cutover 1", "rollback", "cutover 2" */
+  name: string;
+  /** when DNS moved for the traffic (its first request to the other app), ISO */
+  at: string;
+  /** as the traffic saw it: last acknowledged database write before the switch to the first after */
+  traffic: { writeOutageMs: number | null; failedWrites: number };
+  /** as Cutover measured it: dns.cutover's figures, or the rollback's (freeze to writable again) */
+  cutover: { writeOutageMs: number | null; freezeMs?: number; drainMs?: number; verifyMs?: number };
+  /** reads answered from this switch to the next (or the end), in % */
+  readAvailabilityPct: number;
+}
+
+/** The live shop's ledger and replication, as the rehearsal measured them. */
+export interface LiveReport {
+  writesPerSecond: number;
+  /** from the start of the data phase to the end of the rehearsal */
+  trafficMs: number;
+  ledger: LedgerReport | null;
+  switches: LiveSwitch[];
+  /** replication lag sampled every half second while replication ran (the publisher's measure) */
+  lag: {
+    samples: number;
+    p50Ms: number | null;
+    p99Ms: number | null;
+    maxMs: number | null;
+    maxBytes: number | null;
+  };
+  objects: {
+    /** uploads acknowledged by each app, and how many are not on S3 at the end */
+    onTarget: Record<string, { acknowledged: number; lost: number }>;
+    /** after the rollback drill: uploads acknowledged until then that are not on R2 */
+    onSourceAfterRollback: { acknowledged: number; lost: number } | null;
+    /** what brought the uploads made on AWS back to R2 after the rollback, and how many */
+    copiedBack: { objects: number; by: string } | null;
+  };
+  /** replication left after the final db.replication-teardown (each "kind name side"), or what was deliberately left */
+  replicationLeft: string[] | null;
+  notes: string[];
+}
+
 /** The rehearsal's report: written as JSON and as Markdown to the data directory. */
 export interface RehearsalReport {
   verdict: "passed" | "failed";
@@ -46,7 +89,7 @@ export interface RehearsalReport {
   finishedAt: string;
   durationMs: number;
   /** `at`: the moment the bot's calendar started at (--at), null for the machine's clock */
-  options: { sizeMb: number; fail: string | null; at: string | null };
+  options: { sizeMb: number; fail: string | null; at: string | null; writesPerSecond?: number };
   world: {
     postgres: string;
     aws: string;
@@ -104,6 +147,8 @@ export interface RehearsalReport {
     whatTheBotDid: string[];
     endStateCorrect: boolean;
   } | null;
+  /** the live shop (absent when the rehearsal stopped before the data phase) */
+  live?: LiveReport;
   checks: Check[];
   error?: string;
 }
@@ -112,6 +157,8 @@ export const secs = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? "—" : ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 
 const n = (v: number) => v.toLocaleString("en-US");
+/** a percentage to two decimals at most: 99.68 */
+const pct = (v: number) => `${Number(v.toFixed(2))} %`;
 
 /** The report as Markdown, for people. */
 export function reportMarkdown(r: RehearsalReport): string {
@@ -172,6 +219,7 @@ export function reportMarkdown(r: RehearsalReport): string {
     out.push(
       `- Rollback drill by ${r.rollback.by}: ${r.rollback.ok ? "done" : "NOT done"}; the bot reports ${secs(r.rollback.ms)} from confirmation to verified (${secs(r.rollback.measuredMs)} seen from the channel). “${r.rollback.message.split("\n")[0]}”`,
     );
+  if (r.live) out.push("", ...liveMarkdown(r.live));
   out.push("", "End state:", "", ...Object.entries(r.finalState).map(([k, v]) => `- ${k}: ${v}`), "");
 
   const posted = (label: string, x: { posted: string | null; note: string }) =>
@@ -214,6 +262,56 @@ export function reportMarkdown(r: RehearsalReport): string {
   return out.join("\n");
 }
 
+/** The live shop's ledger, the outage of each switch, lag and objects, as Markdown lines. */
+export function liveMarkdown(l: LiveReport): string[] {
+  const out = ["## The live shop: every acknowledged write", ""];
+  const g = l.ledger;
+  if (!g)
+    return [...out, "No ledger: the traffic did not run to the end.", ...l.notes.map((x) => `- ${x}`), ""];
+  const a = g.acknowledged;
+  out.push(
+    `Customers wrote at ${l.writesPerSecond} writes/s for ${secs(l.trafficMs)} through whichever app DNS named: ${n(a.writes)} acknowledged writes (${n(a.orders)} orders, ${n(a.payments)} payments, ${n(a.cancellations)} cancellations, ${n(a.uploads)} uploads). Checked against the database and the bucket the traffic ended on: **${g.lost} lost, ${g.duplicated} duplicated, ${g.misapplied} misapplied**${g.objects ? `; uploads: **${g.objects.lost} lost** of ${n(g.objects.acknowledged)}` : ""} — ${g.verdict === "passed" ? "✅ nothing lost" : "❌ LOSS"}.`,
+    "",
+    `Failed writes: ${n(g.failedWrites.count)}${
+      Object.keys(g.failedWrites.byReason).length
+        ? ` (${Object.entries(g.failedWrites.byReason)
+            .map(([r, c]) => `${c} × “${r}”`)
+            .join("; ")})`
+        : ""
+    }. Longest write outage seen by the traffic: ${secs(g.longestWriteOutageMs)}. Reads: ${n(g.reads.ok)} answered, ${n(g.reads.failed)} failed (${pct(g.reads.availabilityPct)}).`,
+    "",
+    "| switch | write outage seen by the traffic | failed writes | write outage measured by Cutover | freeze / drain / verify | reads available after it |",
+    "|---|---|---|---|---|---|",
+    ...l.switches.map(
+      (s) =>
+        `| ${s.name} (${s.at.slice(11, 23)}) | ${secs(s.traffic.writeOutageMs)} | ${s.traffic.failedWrites} | ${secs(s.cutover.writeOutageMs)} | ${secs(s.cutover.freezeMs)} / ${secs(s.cutover.drainMs)} / ${secs(s.cutover.verifyMs)} | ${pct(s.readAvailabilityPct)} |`,
+    ),
+    "",
+    `Replication lag (${l.lag.samples} samples): p50 ${secs(l.lag.p50Ms)}, p99 ${secs(l.lag.p99Ms)}, max ${secs(l.lag.maxMs)} (${l.lag.maxBytes === null ? "—" : n(l.lag.maxBytes)} bytes at most).`,
+    "",
+    `Uploads on S3 at the end, by the app that took them: ${
+      Object.entries(l.objects.onTarget)
+        .map(([app, c]) => `${app} ${n(c.acknowledged)} acknowledged, ${c.lost} lost`)
+        .join("; ") || "none"
+    }.`,
+  );
+  if (l.objects.onSourceAfterRollback)
+    out.push(
+      `After the rollback drill, on R2: ${n(l.objects.onSourceAfterRollback.acknowledged)} uploads acknowledged until then, ${l.objects.onSourceAfterRollback.lost} lost${l.objects.copiedBack ? ` (${n(l.objects.copiedBack.objects)} copied back from S3 by ${l.objects.copiedBack.by})` : ""}.`,
+    );
+  out.push(
+    "",
+    l.replicationLeft === null
+      ? "Replication left at the end: not checked."
+      : l.replicationLeft.length
+        ? `Replication left at the end: ${l.replicationLeft.join(", ")}.`
+        : "No slot, publication or subscription left after db.replication-teardown.",
+  );
+  if (l.notes.length) out.push("", ...l.notes.map((x) => `- ${x}`));
+  out.push("");
+  return out;
+}
+
 /** The few lines `--quiet` prints, and the last lines of a full run. */
 export function verdictLines(r: RehearsalReport, paths: { md: string; json: string }): string[] {
   const failed = r.checks.filter((c) => !c.ok);
@@ -237,6 +335,12 @@ export function verdictLines(r: RehearsalReport, paths: { md: string; json: stri
   if (cut)
     lines.push(
       `   rows ${n(r.database.rowsTarget)}/${n(r.database.rowsSource)} · objects ${n(r.storage.objectsTarget)}/${n(r.storage.objectsSource)} · downtime ${secs(cut.downtimeMs)} · rollback ${secs(r.rollback?.ms ?? null)}`,
+    );
+  const g = r.live?.ledger;
+  if (r.live && g)
+    lines.push(
+      `   live shop: ${n(g.acknowledged.writes)} acknowledged writes at ${r.live.writesPerSecond}/s, ${g.lost} lost, ${g.duplicated} duplicated, ${g.misapplied} misapplied; uploads ${g.objects?.lost ?? "?"} lost of ${n(g.objects?.acknowledged ?? 0)}; ${n(g.failedWrites.count)} failed writes; reads ${pct(g.reads.availabilityPct)}`,
+      `   write outage (traffic / Cutover): ${r.live.switches.map((s) => `${s.name} ${secs(s.traffic.writeOutageMs)} / ${secs(s.cutover.writeOutageMs)}`).join(" · ")}; lag p99 ${secs(r.live.lag.p99Ms)}; ${r.live.replicationLeft === null ? "replication left: not checked" : r.live.replicationLeft.length ? `left: ${r.live.replicationLeft.join(", ")}` : "no slot or publication left"}`,
     );
   if (r.fault)
     lines.push(

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { createObjectStore, type ObjectStore } from "../cloud/object-store.js";
@@ -10,7 +11,20 @@ import { FakeHost } from "../sandbox/FakeHost.js";
 import { FakeLightsail } from "../sandbox/FakeLightsail.js";
 import { FakeSlack } from "../sandbox/FakeSlack.js";
 import { type FakeCdn, startFakeCdn } from "../sandbox/fake-cdn.js";
-import { checkWalLevel } from "../sandbox/logical-server.js";
+import {
+  createLiveShopSchema,
+  grantShopApp,
+  type ShopApp,
+  shopAppUrl,
+  startShopApp,
+} from "../sandbox/live-shop.js";
+import {
+  checkWalLevel,
+  createOwnedDatabase,
+  dropReplicationFor,
+  type LogicalServer,
+  startLogicalServer,
+} from "../sandbox/logical-server.js";
 import {
   createBucket,
   S3RVER_CREDENTIALS,
@@ -19,7 +33,6 @@ import {
   startS3rver,
 } from "../sandbox/s3-servers.js";
 import { generateRsa } from "../sandbox/ssh-keys.js";
-import { resolveStateDatabase } from "../store/database.js";
 import { startRehearsalCostExplorer } from "./cost.js";
 
 /**
@@ -34,10 +47,16 @@ export interface WorldDatabases {
   state: string;
   /** stands for Neon: the generated shop database */
   source: string;
-  /** stands for RDS (moto's RDS endpoints are not real servers): an empty database */
+  /**
+   * stands for RDS (moto's RDS endpoints are not real servers): an empty database on a second
+   * server (an embedded PostgreSQL 17 with wal_level = logical), as its superuser: a subscription
+   * on PostgreSQL 16+ to the machine's trust-auth server must be created by a superuser
+   */
   target: string;
   /** "the machine's PostgreSQL on 127.0.0.1:5432" or "an embedded PostgreSQL 17" */
   server: string;
+  /** the target's server, in words */
+  targetServer: string;
 }
 
 export interface World {
@@ -56,6 +75,12 @@ export interface World {
   cdn: FakeCdn;
   oldApp: AppServer;
   newApp: AppServer;
+  /** the live shop: the old app over the source database (as shop_app) and the R2 bucket */
+  oldShop: ShopApp;
+  /** the live shop: the new app over the target database (as shop_app) and the S3 bucket */
+  newShop: ShopApp;
+  /** today's media host: the R2 bucket (the r2.dev public URL) */
+  oldCdn: FakeCdn;
   sshKeyPath: string;
   cloudflareToken: string;
   /** the source bucket (s3rver), with write access for filling it */
@@ -152,17 +177,37 @@ function alive(pid: number): boolean {
 }
 
 /**
+ * An embedded PostgreSQL 17 with wal_level = logical, in a folder of its own under the system's
+ * temporary directory: run as root it runs as `postgres`, which must be able to reach its data
+ * directory (CUTOVER_DATA_DIR may be a private folder). Stopped and removed at stop unless kept.
+ */
+async function startServer(
+  label: string,
+  onStop: (fn: () => Promise<unknown>) => void,
+  keep: boolean,
+): Promise<LogicalServer> {
+  const dir = await mkdtemp(path.join(tmpdir(), `cutover-rehearsal-${label}-`));
+  await chmod(dir, 0o711);
+  if (!keep) onStop(() => rm(dir, { recursive: true, force: true }));
+  const server = await startLogicalServer({ dir });
+  onStop(() => server.stop());
+  return server;
+}
+
+/**
  * PostgreSQL for the rehearsal: the machine's server on 127.0.0.1:5432 when it answers (its
  * client tools, pg_dump and pg_restore, match it), otherwise an embedded PostgreSQL under the
  * rehearsal folder. Three fresh databases on it, dropped again at stop.
  */
 async function startDatabases(
-  dir: string,
   token: string,
   onStop: (fn: () => Promise<unknown>) => void,
   say: (line: string) => void,
   opts: { keep: boolean; embedded: boolean },
 ): Promise<WorldDatabases> {
+  // the target's server starts meanwhile: a second server, as RDS is to Neon
+  const targetServer = startServer("target", onStop, opts.keep);
+  targetServer.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   const { keep } = opts;
   let adminUrl: string;
   let server: string;
@@ -181,28 +226,32 @@ async function startDatabases(
         ? "starting an embedded PostgreSQL (REHEARSAL_POSTGRES=embedded)"
         : "no PostgreSQL on 127.0.0.1:5432: starting an embedded one",
     );
-    const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-    const embedded = await resolveStateDatabase({
-      databaseUrl: undefined,
-      dataDir: path.join(dir, "world"),
-      log: quiet as never,
-    });
-    onStop(() => embedded.stop());
-    adminUrl = withDatabase(embedded.url, "postgres");
-    server = "an embedded PostgreSQL";
+    // with wal_level = logical: the source publishes to the target
+    const embedded = await startServer("source", onStop, opts.keep);
+    adminUrl = embedded.adminUrl;
+    server = `an embedded PostgreSQL ${embedded.version}`;
   }
   await dropAbandoned(adminUrl);
   const prefix = `${DB_PREFIX}${process.pid}_${token}`;
   const names = { state: `${prefix}_state`, source: `${prefix}_source`, target: `${prefix}_target` };
-  for (const name of Object.values(names)) {
+  for (const name of [names.state, names.source]) {
     await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-    if (!keep) onStop(() => adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    if (!keep)
+      onStop(async () => {
+        // a subscription or a slot left by a stopped run would make DROP DATABASE refuse
+        await dropReplicationFor(adminUrl, name).catch(() => undefined);
+        await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
   }
+  const t = await targetServer;
+  const target = await createOwnedDatabase(t.adminUrl, names.target);
+  if (!keep) onStop(() => target.drop());
   return {
     state: withDatabase(adminUrl, names.state),
     source: withDatabase(adminUrl, names.source),
-    target: withDatabase(adminUrl, names.target),
+    target: target.adminUrl,
     server,
+    targetServer: `an embedded PostgreSQL ${t.version} with wal_level = logical`,
   };
 }
 
@@ -265,7 +314,7 @@ export async function startWorld(opts: {
       onStop(() => s.stop());
       return s;
     })();
-    const db = await startDatabases(dir, token, onStop, say, {
+    const db = await startDatabases(token, onStop, say, {
       keep: opts.keep ?? false,
       embedded: opts.embeddedPostgres ?? false,
     });
@@ -334,8 +383,26 @@ export async function startWorld(opts: {
       sourceStore.destroy();
       targetStore.destroy();
     });
-    const cdn = await startFakeCdn(targetStore);
+    // CloudFront: the S3 bucket, R2 as the failover origin (403/404) for what is not copied yet
+    const cdn = await startFakeCdn(targetStore, { failover: sourceStore });
     onStop(() => cdn.close());
+    const oldCdn = await startFakeCdn(sourceStore);
+    onStop(() => oldCdn.close());
+    // the live shop: created on the source before the copy; the target gets its grants after the restore
+    await createLiveShopSchema(db.source);
+    await grantShopApp(db.source);
+    const oldShop = await startShopApp({
+      name: "old",
+      databaseUrl: shopAppUrl(db.source),
+      store: sourceStore,
+    });
+    onStop(() => oldShop.stop());
+    const newShop = await startShopApp({
+      name: "new",
+      databaseUrl: shopAppUrl(db.target),
+      store: targetStore,
+    });
+    onStop(() => newShop.stop());
 
     return {
       dir,
@@ -349,8 +416,11 @@ export async function startWorld(opts: {
       slack,
       host,
       cdn,
+      oldCdn,
       oldApp,
       newApp,
+      oldShop,
+      newShop,
       sshKeyPath,
       cloudflareToken,
       sourceStore,

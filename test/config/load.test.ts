@@ -197,7 +197,8 @@ describe("migration.example.yml", () => {
       "s3.bucket",
       "db.dump",
       "db.restore",
-      "db.verify",
+      "db.replicate",
+      "db.replication-teardown",
       "storage.sync",
       "host.setup",
       "app.deploy",
@@ -208,6 +209,11 @@ describe("migration.example.yml", () => {
     ]) {
       expect(uses).toContain(type);
     }
+    // a live migration: replication from the dump's snapshot, the post-switch sync of the uploads
+    expect(file.replication?.appRoles).toEqual({ source: "gogojap_app", target: "gogojap_app" });
+    expect(uses).not.toContain("db.verify");
+    const switchSteps = phases[3]!.steps.map((s) => s.id);
+    expect(switchSteps.indexOf("storage-sync-after-switch")).toBe(switchSteps.indexOf("dns-cutover") + 1);
   });
 
   it("names exactly the variables the test sets, in collectEnvRefs", async () => {
@@ -391,12 +397,15 @@ describe("parseMigrationFile", () => {
   });
 
   it("rejects ids used twice across phases and steps", async () => {
-    const text = await exampleWith(["- id: db-verify", "- id: db-dump"], ["- id: monitoring", "- id: data"]);
+    const text = await exampleWith(
+      ["- id: db-replicate", "- id: db-dump"],
+      ["- id: monitoring", "- id: data"],
+    );
     const { problems } = configError(() => parseMigrationFile(text, { env: exampleEnv() })).details;
     expect(problemAt(problems, "runbook.phases[1].steps[3].id")[0]).toMatch(
       /`db-dump` is already used by runbook\.phases\[1\]\.steps\[1\]/,
     );
-    expect(problemAt(problems, "runbook.phases[3].steps[5].id")[0]).toMatch(
+    expect(problemAt(problems, "runbook.phases[3].steps[6].id")[0]).toMatch(
       /`data` is already used by runbook\.phases\[1\]/,
     );
   });

@@ -111,6 +111,8 @@ export interface SyncEstimate {
   /** some keys, for the preview */
   sampleCopies: string[];
   sampleExtras: string[];
+  /** with `newSince`: source objects missing on the target that were uploaded at or after it */
+  newSince?: number;
 }
 
 interface Task {
@@ -140,6 +142,12 @@ export async function estimateSync(
     onListed?: (n: number) => void;
     /** comparisons at once in `full` mode */
     concurrency?: number;
+    /**
+     * epoch ms: a source object missing on the target uploaded at or after it (by the second, as
+     * S3 keeps Last-Modified) is counted in `newSince`, not as one to copy: in a live migration,
+     * an upload that arrived after the sync began (the sync after the switch copies it)
+     */
+    newSince?: number;
   } = {},
 ): Promise<SyncEstimate> {
   const e: SyncEstimate = {
@@ -155,7 +163,9 @@ export async function estimateSync(
     sourceBytes: 0,
     sampleCopies: [],
     sampleExtras: [],
+    ...(opts.newSince !== undefined ? { newSince: 0 } : {}),
   };
+  const cutOff = opts.newSince !== undefined ? Math.floor(opts.newSince / 1000) * 1000 : undefined;
   const samples = opts.samples ?? 10;
   const remembered = opts.memo ? (k: string) => opts.memo!.get(k) : undefined;
   const copy = (o: ObjectSummary, why: "missing" | "changed") => {
@@ -219,7 +229,8 @@ export async function estimateSync(
         }
         break;
       case "source-only":
-        copy(item.source, "missing");
+        if (cutOff !== undefined && item.source.lastModified >= cutOff) e.newSince = (e.newSince ?? 0) + 1;
+        else copy(item.source, "missing");
         break;
       case "target-only":
         e.extra++;

@@ -76,6 +76,14 @@ function byOperation(counts: Record<string, number>): string {
     .join(", ");
 }
 
+/**
+ * The settings a storage.sync with these `with:` options runs with, for a copy the runner does not
+ * drive (the rehearsal's copy of the uploads made on AWS back to R2 after a rollback).
+ */
+export function syncSettings(deps: StepDeps, raw: unknown = {}): SyncSettings {
+  return settingsOf(parseWith("storage.sync", Input, raw), deps, false);
+}
+
 function settingsOf(input: StorageSyncInput, deps: StepDeps, deleteExtra: boolean): SyncSettings {
   const { source, target } = storageSections(deps);
   return {
@@ -196,6 +204,8 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
+      // before anything is listed: what the source gets after this is for the next sync (see verify)
+      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
       return withStores(deps, input, async (source, target) => {
         // The target's region is checked before anything is listed; an R2 source (no regions) is
         // checked by its listing's first page.
@@ -256,14 +266,21 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       return withStores(deps, input, async (source, target) => {
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        // live (`replication`): customers keep uploading; what arrived after this sync began is
+        // not missing but new, and the sync after the switch copies it
+        const began = deps.file.replication ? await ctx.checkpoint.get<number>("began") : undefined;
         const e = await estimateSync(source, target, settings, {
           signal: ctx.signal,
           memo,
           concurrency: input.concurrency,
+          ...(began !== undefined ? { newSince: began } : {}),
         });
         const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
         // A failed check means the resume point cannot be trusted: the next attempt lists everything.
         if (!ok) await ctx.checkpoint.set("sync", {});
+        const fresh = e.newSince
+          ? `; ${objects(e.newSince)} uploaded to the source since this sync began, for the sync after the switch`
+          : "";
         const extras =
           e.extra > 0
             ? `; ${objects(e.extra)} only on the target${deleteExtra ? " (still there after --delete)" : `: ${TARGET_ONLY_RULE}`}`
@@ -275,7 +292,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
                 input.compare === "full"
                   ? "with equal size, content, headers and metadata"
                   : "with equal size and ETag or a later copy (listings only)"
-              }${extras}`
+              }${fresh}${extras}`
             : `${count(e.toCopy)} of ${objects(e.sourceObjects)} still missing or different (e.g. ${e.sampleCopies
                 .slice(0, 3)
                 .map((k) => `\`${k}\``)
@@ -285,6 +302,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
             sourceBytes: e.sourceBytes,
             pending: e.toCopy,
             extra: e.extra,
+            ...(e.newSince !== undefined ? { uploadedSinceTheSyncBegan: e.newSince } : {}),
           },
         };
       });

@@ -56,6 +56,12 @@ export interface StorageVerifyReport {
   listed: StorageDifference[];
   /** listed at the source but gone when read: deleted meanwhile */
   vanished: number;
+  /**
+   * a live migration (`replication`): objects absent on the target that were uploaded to the
+   * source after the last storage.sync started. Not differences: the sync after the switch
+   * copies them. Absent when no such cut-off applied.
+   */
+  newSinceSync?: number;
   seconds: number;
   finishedAt: string;
 }
@@ -118,6 +124,8 @@ export type ObjectComparison =
       size: number;
       detail: string;
       by?: keyof StorageVerifyReport["checkedBy"];
+      /** the source object's, for a missing one */
+      lastModified?: number;
     };
 
 /**
@@ -148,6 +156,7 @@ export async function compareObject(
       result: "missing",
       size: s.size,
       detail: `${formatBytes(s.size)} on the source, absent on the target`,
+      lastModified: s.lastModified,
     };
   if (s.size !== t.size)
     return { result: "size", size: s.size, detail: `${s.size} bytes on the source, ${t.size} on the target` };
@@ -210,6 +219,12 @@ export async function verifyBuckets(
     window: number;
     signal: AbortSignal;
     onProgress?: (checked: number, listed: number) => void;
+    /**
+     * epoch ms (a live migration: when the last storage.sync started): a source object missing on
+     * the target that was uploaded at or after it is counted in `newSinceSync`, not as a
+     * difference. Compared by the second (S3 keeps Last-Modified to the second).
+     */
+    newSince?: number;
   },
 ): Promise<StorageVerifyReport> {
   const started = performance.now();
@@ -224,9 +239,11 @@ export async function verifyBuckets(
     differences: { missing: 0, extra: 0, size: 0, content: 0, metadata: 0 },
     listed: [],
     vanished: 0,
+    ...(opts.newSince !== undefined ? { newSinceSync: 0 } : {}),
     seconds: 0,
     finishedAt: "",
   };
+  const cutOff = opts.newSince !== undefined ? Math.floor(opts.newSince / 1000) * 1000 : undefined;
   const differ = (key: string, kind: DifferenceKind, detail: string) => {
     report.differences[kind]++;
     if (report.listed.length < opts.listDifferences) report.listed.push({ key, kind, detail });
@@ -241,6 +258,10 @@ export async function verifyBuckets(
       return;
     }
     if (c.by) report.checkedBy[c.by]++;
+    if (c.result === "missing" && cutOff !== undefined && (c.lastModified ?? 0) >= cutOff) {
+      report.newSinceSync = (report.newSinceSync ?? 0) + 1;
+      return;
+    }
     if (c.result !== "same") return differ(listed.key, c.result, c.detail);
     report.matched++;
     report.matchedBytes += c.size;
@@ -318,7 +339,10 @@ export async function verifyBuckets(
 export function verifySummary(r: StorageVerifyReport): string {
   const d = r.differences;
   const head = `${count(r.matched)} of ${objects(r.source.objects)} (${formatBytes(r.matchedBytes)}) identical on both sides`;
-  const extra = d.extra > 0 ? `; ${objects(d.extra)} only on the target: ${TARGET_ONLY_RULE}` : "";
+  const fresh = r.newSinceSync
+    ? `; ${objects(r.newSinceSync)} uploaded to the source since the last storage.sync started, not on the target yet (the sync after the switch copies them)`
+    : "";
+  const extra = `${fresh}${d.extra > 0 ? `; ${objects(d.extra)} only on the target: ${TARGET_ONLY_RULE}` : ""}`;
   if (r.ok) {
     const how = [
       r.checkedBy.etag ? `${count(r.checkedBy.etag)} by MD5 ETag` : "",
@@ -342,6 +366,25 @@ async function saveReport(deps: StepDeps, ctx: StepContext, report: StorageVerif
 }
 
 /**
+ * A live migration's cut-off: customers keep uploading to the source, so an object uploaded after
+ * the last successful storage.sync started cannot be on the target yet and is not a difference
+ * (the runbook's sync after the switch copies it). Without `replication`, or before any sync, none.
+ */
+async function liveCutOff(deps: StepDeps): Promise<{ newSince?: number }> {
+  if (!deps.file.replication || !deps.db) return {};
+  const ids = deps.file.runbook.phases.flatMap((p) =>
+    p.steps.filter((s) => s.uses === "storage.sync").map((s) => s.id),
+  );
+  if (!ids.length) return {};
+  const last = await deps.db.stepExecution.findFirst({
+    where: { step: { in: ids }, status: "succeeded", run: { env: deps.file.environment, dryRun: false } },
+    orderBy: { startedAt: "desc" },
+    select: { startedAt: true },
+  });
+  return last?.startedAt ? { newSince: last.startedAt.getTime() } : {};
+}
+
+/**
  * `storage.verify`: every key on both sides, equal size and content, metadata kept. Read-only;
  * runnable alone (`/migrate verify storage`). The full report is kept in the data directory
  * (`reports/storage-verify-<run>.json`) and rendered for Slack by src/views/storage-verify.ts.
@@ -362,6 +405,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
         listDifferences: input.listDifferences,
         window: input.listWindow,
         signal: ctx.signal,
+        ...(await liveCutOff(deps)),
         onProgress: (done, listed) =>
           ctx.progress({
             done,
@@ -394,6 +438,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
       byEtag: r.checkedBy.etag,
       byStoredChecksum: r.checkedBy.storedChecksum,
       byHashing: r.checkedBy.hashed,
+      ...(r.newSinceSync !== undefined ? { newSinceSync: r.newSinceSync } : {}),
       seconds: r.seconds,
       ...(file ? { reportFile: file } : {}),
     },

@@ -1,7 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
-import { createStorageVerifyStep, type StorageVerifyReport } from "../../../src/jobs/steps/storage-verify.js";
+import { estimateSync } from "../../../src/jobs/steps/storage-sync-engine.js";
+import {
+  createStorageVerifyStep,
+  type StorageVerifyReport,
+  verifyBuckets,
+  verifySummary,
+} from "../../../src/jobs/steps/storage-verify.js";
 import { storageVerifyView } from "../../../src/views/storage-verify.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import {
@@ -45,6 +51,53 @@ async function syncedPair() {
 }
 
 describe("storage.verify", () => {
+  it("in a live migration counts an upload made after the last sync began as new, not missing; an older one stays missing", async () => {
+    const sourceBucket = bucketName("live-src");
+    const targetBucket = bucketName("live-dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const source = w.sourceStore(sourceBucket);
+    const target = w.targetStore(targetBucket);
+    await seed(source, [
+      { key: "media/a.jpg", body: Buffer.from("a") },
+      { key: "media/b.jpg", body: Buffer.from("bb") },
+    ]);
+    await seed(target, [{ key: "media/a.jpg", body: Buffer.from("a") }]);
+    const b = (await source.head("media/b.jpg"))!;
+    const opts = {
+      prefix: "",
+      concurrency: 4,
+      metadata: false,
+      listDifferences: 10,
+      window: 100,
+      signal: AbortSignal.timeout(30_000),
+    };
+    // b arrived when the sync began: the sync after the switch copies it
+    const live = await verifyBuckets(source, target, { ...opts, newSince: b.lastModified });
+    expect(live).toMatchObject({ ok: true, matched: 1, newSinceSync: 1 });
+    expect(live.differences.missing).toBe(0);
+    expect(verifySummary(live)).toContain(
+      "1 object uploaded to the source since the last storage.sync started",
+    );
+    // b was there a second before the sync began: the sync should have copied it
+    const older = await verifyBuckets(source, target, { ...opts, newSince: b.lastModified + 1000 });
+    expect(older.ok).toBe(false);
+    expect(older.differences.missing).toBe(1);
+    const snapshot = await verifyBuckets(source, target, opts);
+    expect(snapshot.differences.missing).toBe(1);
+    expect(snapshot.newSinceSync).toBeUndefined();
+    // storage.sync's own check after copying, the same rule
+    const listing = { prefix: "", window: 100, pageSize: 1000, compare: "listing" as const };
+    expect(await estimateSync(source, target, listing, { newSince: b.lastModified })).toMatchObject({
+      toCopy: 0,
+      newSince: 1,
+    });
+    expect(await estimateSync(source, target, listing, { newSince: b.lastModified + 1000 })).toMatchObject({
+      toCopy: 1,
+      missing: 1,
+    });
+  });
+
   it("proves every object identical, by ETag where comparable and by hashing the multipart one", async () => {
     const { deps, count } = await syncedPair();
     const step = createStorageVerifyStep(deps);
