@@ -1,10 +1,6 @@
 import pg from "pg";
-import pino from "pino";
 import { readLag, replicationNames } from "../cloud/replication.js";
 import type { MigrationFile } from "../config/schema.js";
-import { EtagMemo } from "../jobs/steps/storage-common.js";
-import { syncSettings } from "../jobs/steps/storage-sync.js";
-import { syncBuckets } from "../jobs/steps/storage-sync-engine.js";
 import { checkObjects, startTraffic, type Traffic, type TrafficLog } from "../sandbox/live-shop.js";
 import { OLD } from "./config.js";
 import type { LiveReport } from "./report.js";
@@ -102,35 +98,6 @@ export function startLiveShop(world: World, file: MigrationFile, writesPerSecond
       return stopping;
     },
   };
-}
-
-/**
- * After the rollback drill: copies the uploads made on AWS since the switch back to R2 with the
- * product's own storage code the other way round (storage.sync's engine, S3 → R2, the shop's
- * `media/` keys). `/rollback` itself does not copy objects yet; the report says so.
- */
-export async function copyUploadsBack(world: World, file: MigrationFile): Promise<number> {
-  const log = pino({ level: "silent" });
-  const deps = { env: {}, file, dataDir: world.dir, log };
-  const saved = new Map<string, unknown>();
-  const result = await syncBuckets(
-    world.targetStore,
-    world.sourceStore,
-    { ...syncSettings(deps, { concurrency: 8 }), prefix: "media/", compare: "listing" },
-    {
-      signal: AbortSignal.timeout(120_000),
-      log,
-      progress: () => undefined,
-      checkpoint: {
-        get: async <T>(key: string) => saved.get(key) as T | undefined,
-        set: async (key, value) => {
-          saved.set(key, value);
-        },
-      },
-      memo: await EtagMemo.load(world.dir, "rehearsal-copy-back"),
-    },
-  );
-  return result.copied;
 }
 
 /** The uploads acknowledged until `until` (epoch ms) that the source bucket (R2) lacks. */

@@ -22,14 +22,7 @@ import type { RehearsalArgs } from "./args.js";
 import { botEnv, CHANNEL, OLD, PEOPLE, type RehearsalConfig, rehearsalConfig } from "./config.js";
 import { type ArmedFault, FAULTS } from "./faults.js";
 import { emulateUbuntuHost, type HostBehaviour } from "./host.js";
-import {
-  copyUploadsBack,
-  type LiveShopRun,
-  lagFigures,
-  SWITCH_NAMES,
-  startLiveShop,
-  uploadsMissingOnSource,
-} from "./live.js";
+import { type LiveShopRun, lagFigures, SWITCH_NAMES, startLiveShop, uploadsMissingOnSource } from "./live.js";
 import {
   type Check,
   type DigestChart,
@@ -935,25 +928,33 @@ async function rollbackDrill(ctx: DriveContext): Promise<void> {
 
 /**
  * After the rollback drill: the uploads customers made on AWS since the switch must be on R2.
- * `/rollback` does not copy objects (yet): the rehearsal copies them with the product's own sync
- * engine the other way round, says so, and then checks R2 against every upload acknowledged.
+ * `/rollback` copies them back after DNS (its report says how many); the rehearsal reads that
+ * figure from the audit trail and checks R2 against every upload acknowledged until now.
  */
 async function uploadsHome(ctx: DriveContext): Promise<void> {
-  const { world, config, shop, check, note } = ctx;
+  const { world, config, shop, check, note, bot } = ctx;
   if (!shop.run || !config.file.replication) return;
   const until = Date.now();
-  const before = await uploadsMissingOnSource(world, shop.run.traffic.log, until);
-  shop.copiedBack = await copyUploadsBack(world, config.file);
+  const fin = await bot.deps.db.auditEvent.findFirst({
+    where: { action: "rollback.finish", target: config.file.environment },
+    orderBy: { id: "desc" },
+  });
+  const items =
+    (fin?.details as { items?: Array<{ what: string; ok: boolean; detail: string }> } | null)?.items ?? [];
+  const objects = items.find((i) => i.what === "objects uploaded since the switch");
+  shop.copiedBack = Number(/^(\d+) copied back/.exec(objects?.detail ?? "")?.[1] ?? Number.NaN);
   const after = await uploadsMissingOnSource(world, shop.run.traffic.log, until);
   shop.onSourceAfterRollback = after;
-  const line = `/rollback left ${before.lost} of the ${before.acknowledged} uploads acknowledged so far on S3 only: it does not copy objects back. The rehearsal copied ${shop.copiedBack} back to R2 itself, with storage.sync's engine from S3 to R2 (a step for this is not in this build)`;
+  const line = objects
+    ? `/rollback: ${objects.detail}`
+    : "/rollback's report has no line for the objects uploaded since the switch";
   shop.notes.push(line);
   note(line);
   check(
     "rollback drill: every upload acknowledged until then is on R2",
-    after.lost === 0,
+    after.lost === 0 && objects?.ok === true,
     after.lost === 0
-      ? `${after.acknowledged} uploads, all on R2 (${shop.copiedBack} of them copied back from S3 by the rehearsal, not by /rollback)`
+      ? `${after.acknowledged} uploads, all on R2 (${shop.copiedBack} of them copied back from S3 by /rollback)`
       : `${after.lost} missing: ${after.examples.join("; ")}`,
   );
 }
@@ -1031,7 +1032,7 @@ async function liveChecks(
       copiedBack:
         shop.copiedBack === undefined
           ? null
-          : { objects: shop.copiedBack, by: "the rehearsal (storage.sync's engine, S3 → R2), not /rollback" },
+          : { objects: shop.copiedBack, by: "/rollback (after DNS went back)" },
     },
     replicationLeft: left,
     notes: shop.notes,
