@@ -150,7 +150,9 @@ export async function* mergeListings(
     onListed?: (side: "source" | "target", listed: number) => void;
   },
 ): AsyncGenerator<MergeItem> {
-  const late: MergeItem[] = [];
+  // Stragglers met while a page is read, handed out before the next merged key; swapped out whole
+  // (a burst of them is not drained with shift(), which moves the rest each time).
+  let late: MergeItem[] = [];
   const common = {
     prefix: opts.prefix,
     ...(opts.startAfter ? { startAfter: opts.startAfter } : {}),
@@ -171,8 +173,15 @@ export async function* mergeListings(
   try {
     // Both first pages at once.
     let [a, b] = await Promise.all([src.next(), dst.next()]);
+    const drainLate = function* () {
+      while (late.length > 0) {
+        const batch = late;
+        late = [];
+        yield* batch;
+      }
+    };
     while (!a.done || !b.done) {
-      while (late.length > 0) yield late.shift()!;
+      yield* drainLate();
       if (b.done || (!a.done && compareKeys(a.value, b.value) < 0)) {
         yield { kind: "source-only", source: a.value as ListedObject };
         a = await src.next();
@@ -184,7 +193,7 @@ export async function* mergeListings(
         [a, b] = await Promise.all([src.next(), dst.next()]);
       }
     }
-    while (late.length > 0) yield late.shift()!;
+    yield* drainLate();
   } finally {
     await Promise.allSettled([src.return(undefined), dst.return(undefined)]);
   }

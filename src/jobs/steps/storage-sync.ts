@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { StepDeps } from "../index.js";
-import type { PlannedChange, StepDefinition } from "../types.js";
+import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
   checkBucket,
   count,
@@ -113,6 +113,19 @@ function withStores<T>(
   });
 }
 
+/** Progress for a pass over both listings: every object examined counts, identical ones too. */
+function examining(
+  ctx: StepContext,
+  what: string,
+): (examined: number, e: { toCopy: number; sourceObjects: number }) => void {
+  return (examined, e) =>
+    ctx.progress({
+      done: examined,
+      unit: "objects",
+      message: `${what}: ${count(examined)} examined, ${count(e.toCopy)} to copy so far`,
+    });
+}
+
 /**
  * `storage.sync`: copies the source bucket (R2) into the target bucket (S3). Compares both listings
  * key by key (size, and ETag where both are plain MD5s), copies what is missing or different,
@@ -145,7 +158,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           signal: ctx.signal,
           concurrency: input.concurrency,
           memo,
-          onListed: (n) => ctx.progress({ done: n, unit: "objects", message: "listing both buckets" }),
+          onExamined: examining(ctx, "listing both buckets"),
         });
         const changes: PlannedChange[] = [];
         if (!targetExists)
@@ -260,6 +273,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           signal: ctx.signal,
           memo,
           concurrency: input.concurrency,
+          onExamined: examining(ctx, "checking the copy"),
         });
         const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
         // A failed check means the resume point cannot be trusted: the next attempt lists everything.
