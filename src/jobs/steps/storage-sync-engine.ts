@@ -736,13 +736,17 @@ export async function syncBuckets(
         ? ahead.base + ahead.count + retryKeys.length
         : undefined;
     const total = objectsTotal === undefined ? undefined : Math.max(objectsTotal, settled);
-    const parts = [
-      `${count(result.copied)}${listingDone ? ` of ${count(Math.max(found, result.copied))}` : ""} copied`,
-      `${formatBytes(moved)}${listingDone ? ` of ${formatBytes(foundBytes)}` : ""}`,
-      `${formatBytes(speed.rate())}/s`,
-    ];
+    const parts =
+      listingDone && found === 0 && result.copied === 0
+        ? ["nothing to copy"]
+        : [
+            `${count(result.copied)}${listingDone ? ` of ${count(Math.max(found, result.copied))}` : ""} copied`,
+            `${formatBytes(moved)}${listingDone ? ` of ${formatBytes(foundBytes)}` : ""}`,
+            `${formatBytes(speed.rate())}/s`,
+          ];
     const rate = pace.rate();
-    if (total !== undefined && rate > 0) parts.push(`ETA ${formatDuration((total - settled) / rate)}`);
+    if (total !== undefined && total > settled && rate > 0)
+      parts.push(`ETA ${formatDuration((total - settled) / rate)}`);
     parts.push(
       total !== undefined
         ? `${count(settled)} of ${objects(total)} checked`
