@@ -88,13 +88,14 @@ function migrationYaml(
   source: string,
   target: string,
   withSync: Record<string, unknown>,
+  shardWorkers = 2,
 ): string {
   return `
 version: 1
 project: bench
 slack: { channel: C0123456789 }
 access: { operators: [U0123456789], approvers: [U0987654321], channels: [C0123456789] }
-engine: { stallSeconds: 20 }
+engine: { stallSeconds: 20, shardWorkers: ${shardWorkers} }
 source:
   storage: { endpoint: "${endpoint}", bucket: ${source}, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
 target:
@@ -123,12 +124,16 @@ interface CliRun {
 /** `node bin/cutover.js <args>` against one pair of buckets, with the heap probe loaded */
 async function cutoverCli(
   ctx: { work: string; databaseUrl: string; moto: { endpoint: string; pid: number } },
-  pair: { source: string; target: string; with?: Record<string, unknown> },
+  pair: { source: string; target: string; with?: Record<string, unknown>; shardWorkers?: number },
   args: string[],
 ): Promise<CliRun> {
   const config = path.join(ctx.work, `migration-${pair.source}-${pair.target}.yml`);
-  await writeFile(config, migrationYaml(ctx.moto.endpoint, pair.source, pair.target, pair.with ?? {}));
+  await writeFile(
+    config,
+    migrationYaml(ctx.moto.endpoint, pair.source, pair.target, pair.with ?? {}, pair.shardWorkers),
+  );
   const heapFile = path.join(ctx.work, `heap-${Date.now()}.json`);
+  const env = cliEnv(ctx, config);
   const before = await cpuSeconds(ctx.moto.pid);
   const m = await measure(
     node,
@@ -139,18 +144,7 @@ async function cutoverCli(
       path.join(root, "bin", "cutover.js"),
       ...args,
     ],
-    {
-      PATH: process.env.PATH ?? "",
-      DATABASE_URL: ctx.databaseUrl,
-      CUTOVER_CONFIG: config,
-      CUTOVER_DATA_DIR: path.join(ctx.work, "data"),
-      CUTOVER_BENCH_HEAP_FILE: heapFile,
-      R2_ACCESS_KEY_ID: "bench",
-      R2_SECRET_ACCESS_KEY: "bench-secret",
-      AWS_ENDPOINT_URL: ctx.moto.endpoint,
-      AWS_ACCESS_KEY_ID: AWS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: AWS.secretAccessKey,
-    },
+    { ...env, CUTOVER_BENCH_HEAP_FILE: heapFile },
   );
   const server = (await cpuSeconds(ctx.moto.pid)) - before;
   const heap = JSON.parse(await readFile(heapFile, "utf8")) as { liveHeap: number; rss: number };
@@ -162,6 +156,60 @@ async function cutoverCli(
     serverCpuSeconds: server,
     exitCode: 0,
     output: m.stdout,
+  };
+}
+
+/** what the CLI (and a worker replica) runs with */
+function cliEnv(ctx: { work: string; databaseUrl: string; moto: { endpoint: string } }, config: string) {
+  return {
+    PATH: process.env.PATH ?? "",
+    DATABASE_URL: ctx.databaseUrl,
+    CUTOVER_CONFIG: config,
+    CUTOVER_DATA_DIR: path.join(ctx.work, "data"),
+    R2_ACCESS_KEY_ID: "bench",
+    R2_SECRET_ACCESS_KEY: "bench-secret",
+    AWS_ENDPOINT_URL: ctx.moto.endpoint,
+    AWS_ACCESS_KEY_ID: AWS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: AWS.secretAccessKey,
+  };
+}
+
+/** a second replica, as far as step parts go (src/sandbox/shard-worker.ts), with `workers` at once */
+async function replica(
+  ctx: { work: string; databaseUrl: string; moto: { endpoint: string } },
+  config: string,
+  workers: number,
+): Promise<{ pid: number; stop(): Promise<void> }> {
+  const env = cliEnv(ctx, config);
+  const job = {
+    yaml: await readFile(config, "utf8"),
+    env,
+    dataDir: env.CUTOVER_DATA_DIR,
+    databaseUrl: ctx.databaseUrl,
+    workers,
+  };
+  const child = spawn(
+    node,
+    ["--import", "tsx", path.join(root, "src", "sandbox", "shard-worker.ts"), JSON.stringify(job)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      if (d.toString().includes("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`the worker replica exited with ${code}`)));
+  });
+  return {
+    pid: child.pid ?? 0,
+    stop: () =>
+      new Promise((resolve) => {
+        child.removeAllListeners("exit");
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      }),
   };
 }
 
@@ -241,6 +289,9 @@ export async function main(args: string[]): Promise<void> {
       "per-object": { type: "string", default: "5000" },
       "skip-rclone": { type: "boolean", default: false },
       big: { type: "boolean", default: false },
+      workers: { type: "string", default: "1,2,4" },
+      "worker-objects": { type: "string", default: "4000" },
+      shards: { type: "string", default: "8" },
     },
   });
   const cliSizes = sizes(values["cli-sizes"] ?? (values.big ? "5000,50000,500000" : "5000,50000"));
@@ -369,6 +420,70 @@ export async function main(args: string[]): Promise<void> {
       await moto.stop();
     }
 
+    // 4. workers: the same key ranges taken by 1, 2 and 4 workers; 2 and 4 in two processes (the
+    // CLI's own and a second replica), as separate replicas would be
+    const workerCounts = sizes(values.workers);
+    const wN = Number(values["worker-objects"]);
+    const shardCount = Number(values.shards);
+    say(
+      `workers: ${wN.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers…`,
+    );
+    const wMoto = await filledMoto([
+      { name: "wsrc", count: wN },
+      ...workerCounts.map((k) => ({ name: `wdst-${k}`, region: REGION, count: 0 })),
+    ]);
+    const workerRuns: Array<Record<string, unknown>> = [];
+    try {
+      const ctx = { work, databaseUrl, moto: wMoto };
+      for (const k of workerCounts) {
+        const inCli = k === 1 ? 1 : Math.ceil(k / 2);
+        const elsewhere = k - inCli;
+        const pair = {
+          source: "wsrc",
+          target: `wdst-${k}`,
+          with: { shards: shardCount, compare: "listing" },
+          shardWorkers: inCli,
+        };
+        const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
+        await writeFile(config, migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli));
+        const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
+        const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
+        try {
+          const r = await cutoverCli(ctx, pair, ["run", "storage-sync"]);
+          const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
+          const copied = Number(
+            /copied ([\d,]+) object/.exec(r.output)?.[1]?.replace(/,/g, "") ?? Number.NaN,
+          );
+          say(`  ${k} worker${k > 1 ? "s" : ""}: ${r1(r.seconds)} s, ${copied} copied`);
+          workerRuns.push({
+            workers: k,
+            processes: other ? 2 : 1,
+            workersPerProcess: other ? [inCli, elsewhere] : [inCli],
+            copied,
+            seconds: r1(r.seconds),
+            cutoverCpuMsPerObject: r3(((r.cpuSeconds + otherCpu) * 1000) / wN),
+            serverCpuMsPerObject: r3((r.serverCpuSeconds * 1000) / wN),
+            serverCpuShareOfWall: r3(r.serverCpuSeconds / r.seconds),
+          });
+        } finally {
+          await other?.stop();
+        }
+      }
+    } finally {
+      await wMoto.stop();
+    }
+    const t1 = workerRuns.find((r) => r.workers === 1)?.seconds as number | undefined;
+    for (const r of workerRuns) if (t1) r.speedUp = r3(t1 / (r.seconds as number));
+    const four = workerRuns.find((r) => r.workers === 4);
+    const plan10M = four
+      ? {
+          /** 10 M objects at the wall time per object 4 workers took here (moto the limit) */
+          hoursAtMeasuredPace: r3((((four.seconds as number) / wN) * 1e7) / 3600),
+          /** 10 M objects at our own CPU per object spread over 4 workers, the servers not the limit */
+          hoursAtOurCpuOver4Workers: r3((((four.cutoverCpuMsPerObject as number) / 1000) * 1e7) / 4 / 3600),
+        }
+      : undefined;
+
     // 3. the engine, in-process buckets
     const engineRuns: Array<Record<string, unknown>> = [];
     for (const n of engineSizes) {
@@ -388,6 +503,13 @@ export async function main(args: string[]): Promise<void> {
     const result = {
       benchmark: "scale",
       cli: { runs: memory, liveHeap: flatness(cliHeaps) },
+      workers: {
+        objects: wN,
+        keyRanges: shardCount,
+        runs: workerRuns,
+        ...(plan10M ? { plan10M } : {}),
+        note: "two cores shared by every process here, moto's included: the speed-up is bounded by moto's CPU (serverCpuShareOfWall near 1: moto was the limit)",
+      },
       perObject: perObjectFigures,
       engine: {
         noChange: engineRuns,
@@ -407,6 +529,8 @@ export async function main(args: string[]): Promise<void> {
         noChangePassesNotStoppedByWatchdog: engineRuns.every((r) => r.stoppedByWatchdog === false),
         failureMemoryFlat:
           (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number),
+        twoWorkersSpeedUp: (workerRuns.find((r) => r.workers === 2)?.speedUp as number | undefined) ?? null,
+        plan10MUnder1hWith4Workers: plan10M ? plan10M.hoursAtOurCpuOver4Workers < 1 : null,
         rerunCopiesOnlyTheFailedObject: (failing.rerun as { copied?: number } | undefined)?.copied === 1,
       },
     };

@@ -228,3 +228,58 @@ export function looksIdentical(
   // Listings give whole seconds on some servers: compare at that resolution.
   return Math.floor(target.lastModified / 1000) >= Math.floor(source.lastModified / 1000);
 }
+
+/** Key ranges of about equal object counts, and what the listing counted. */
+export interface KeySplit {
+  /** in key order; the first starts at "", the last has no `until` */
+  ranges: Array<{ after: string; until?: string; objects: number }>;
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * Splits a bucket's key space into `parts` ranges of about equal object counts from one pass
+ * over its listing that keeps a bounded sample: every `stride`-th key, the stride doubling (and
+ * every other sampled key dropped) whenever the sample grows past 64 keys a part. Memory is that
+ * sample, whatever the bucket's size; the boundaries fall within a stride of the exact quantiles.
+ */
+export async function splitKeySpace(
+  store: ObjectStore,
+  parts: number,
+  opts: ListingOptions & { onListed?: (listed: number) => void },
+): Promise<KeySplit> {
+  const cap = Math.max(256, parts * 64);
+  let stride = 1;
+  let sample: string[] = [];
+  let objects = 0;
+  let bytes = 0;
+  for await (const o of sortedListing(store, {
+    ...opts,
+    ...(opts.onListed ? { onPage: opts.onListed } : {}),
+  })) {
+    if (objects % stride === 0) {
+      sample.push(o.key);
+      if (sample.length > cap) {
+        sample = sample.filter((_, i) => i % 2 === 0);
+        stride *= 2;
+      }
+    }
+    objects++;
+    bytes += o.size;
+  }
+  const n = Math.max(1, Math.min(parts, objects));
+  const bounds: string[] = [];
+  for (let j = 1; j < n; j++) {
+    const key = sample[Math.floor((j * objects) / n / stride)];
+    if (key !== undefined && key !== bounds.at(-1)) bounds.push(key);
+  }
+  const ranges: KeySplit["ranges"] = [];
+  let after = opts.startAfter ?? "";
+  for (const until of bounds) {
+    ranges.push({ after, until, objects: 0 });
+    after = until;
+  }
+  ranges.push({ after, objects: 0 });
+  for (const r of ranges) r.objects = Math.round(objects / ranges.length);
+  return { ranges, objects, bytes };
+}

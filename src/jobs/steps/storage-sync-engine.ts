@@ -8,6 +8,7 @@ import type { EtagMemo } from "./storage-common.js";
 import { count, formatBytes, formatDuration, objects } from "./storage-common.js";
 import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter, Semaphore } from "./storage-flow.js";
 import {
+  compareKeyStrings,
   isPlainMd5,
   type ListedObject,
   looksIdentical,
@@ -54,6 +55,18 @@ export interface SyncSettings {
   compare?: "full" | "listing";
   /** keys, or prefixes ending in `/` or `*`, copied again whatever the comparison says */
   recopy?: string[];
+  /**
+   * only keys after `after` up to and including `until` (open-ended without it): one part of a
+   * sync split into key ranges. Keys a server lists out of order are handled by whichever part
+   * meets them, up to its `until`.
+   */
+  range?: KeyRange;
+}
+
+/** A part of the key space: keys after `after` ("" for the start), up to and including `until`. */
+export interface KeyRange {
+  after: string;
+  until?: string;
 }
 
 /** Whether a key is named by `recopy` (exactly, or under a prefix ending in `/` or `*`). */
@@ -335,8 +348,16 @@ export async function syncBuckets(
   const { signal, log, memo } = hooks;
   const started = performance.now();
   const saved = (await hooks.checkpoint.get<Checkpointed>("sync")) ?? {};
-  const resumeAfter = saved.ordered !== false ? (saved.after ?? "") : "";
-  if (resumeAfter) log.info({ after: resumeAfter }, "resuming the sync after the last checkpointed key");
+  const range = settings.range;
+  const savedAfter = saved.ordered !== false ? (saved.after ?? "") : "";
+  // a part starts at its range, or further on at its own resume point
+  const resumeAfter =
+    range?.after && (!savedAfter || compareKeyStrings(savedAfter, range.after) < 0)
+      ? range.after
+      : savedAfter;
+  const beyond = (key: string) => range?.until !== undefined && compareKeyStrings(key, range.until) > 0;
+  if (savedAfter && resumeAfter === savedAfter)
+    log.info({ after: resumeAfter }, "resuming the sync after the last checkpointed key");
   const remembered = (k: string) => memo.get(k);
 
   const result: SyncResult = {
@@ -350,7 +371,7 @@ export async function syncBuckets(
     stragglers: 0,
     repaired: 0,
     forced: 0,
-    resumedAfter: resumeAfter,
+    resumedAfter: savedAfter && resumeAfter === savedAfter ? savedAfter : "",
     copiedBefore: saved.copied ?? 0,
     heldPeak: 0,
     seconds: 0,
@@ -428,6 +449,7 @@ export async function syncBuckets(
         pageSize: settings.pageSize,
         signal: stop,
       })) {
+        if (beyond(o.key)) break;
         a.count++;
         a.bytes += o.size;
       }
@@ -455,6 +477,12 @@ export async function syncBuckets(
       pageSize: settings.pageSize,
       signal: stop,
     })) {
+      const key =
+        item.kind === "target-only" || item.kind === "target-straggler" ? item.target.key : item.source.key;
+      if (beyond(key)) {
+        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        break; // in order: everything after is a later part's too
+      }
       examined++;
       if (item.kind !== "target-only" && item.kind !== "target-straggler") sourceSeen++;
       switch (item.kind) {
@@ -837,7 +865,7 @@ export async function syncBuckets(
  * is confirmed absent by a HEAD on the source first: a server that lists out of order could
  * otherwise make a key look extra, and a delete cannot be taken back.
  */
-async function deleteExtras(
+export async function deleteExtras(
   source: ObjectStore,
   target: ObjectStore,
   settings: SyncSettings,

@@ -17,7 +17,15 @@ import {
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
-import { estimateSync, type SyncSettings, syncBuckets } from "./storage-sync-engine.js";
+import { type KeySplit, splitKeySpace } from "./storage-listing.js";
+import {
+  deleteExtras,
+  estimateSync,
+  type KeyRange,
+  type SyncResult,
+  type SyncSettings,
+  syncBuckets,
+} from "./storage-sync-engine.js";
 
 const MiB = 1024 * 1024;
 
@@ -65,6 +73,11 @@ const Input = z.strictObject({
   recopy: z.array(z.string().min(1)).max(10_000).default([]),
   /** how often the resume point is written */
   checkpointSeconds: z.number().min(0.1).max(600).default(3),
+  /**
+   * key ranges the sync is split into, each a job any worker on any replica takes (with
+   * `engine.shardWorkers` per process); 1: the whole sync in the run's own worker
+   */
+  shards: z.number().int().min(1).max(1_000).default(1),
 });
 export type StorageSyncInput = z.infer<typeof Input>;
 
@@ -111,6 +124,130 @@ function withStores<T>(
     source.destroy();
     target.destroy();
   });
+}
+
+/**
+ * The sync split into key ranges: one pass over the source listing samples the split (kept in the
+ * checkpoint, so a retry reuses it and finished ranges stay finished), each range goes to the job
+ * queue as a part for any worker, with a checkpoint of its own, and the parts' results add up.
+ */
+async function shardedSync(
+  source: ObjectStore,
+  target: ObjectStore,
+  settings: SyncSettings,
+  input: StorageSyncInput,
+  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+): Promise<SyncResult> {
+  const started = performance.now();
+  let split = await ctx.checkpoint.get<KeySplit>("split");
+  if (!split) {
+    split = await splitKeySpace(source, input.shards, {
+      prefix: settings.prefix,
+      window: settings.window,
+      pageSize: settings.pageSize,
+      signal: ctx.signal,
+      onListed: (n) =>
+        ctx.progress({
+          done: 0,
+          activity: n,
+          unit: "objects",
+          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
+        }),
+    });
+    await ctx.checkpoint.set("split", split);
+  }
+  const ranges = split.ranges;
+  ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
+  const results = await ctx.shards.run<SyncResult>(
+    ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),
+    (each, finished) => {
+      let done = 0;
+      let total = 0;
+      let activity = finished;
+      const workers = new Set<unknown>();
+      each.forEach((p, i) => {
+        done += p?.done ?? 0;
+        total += p?.total ?? ranges[i]!.objects;
+        activity += p?.activity ?? 0;
+        if (p && (p as { worker?: unknown }).worker !== undefined)
+          workers.add((p as { worker?: unknown }).worker);
+      });
+      return {
+        done,
+        total: Math.max(total, done),
+        activity,
+        unit: "objects",
+        message: `${count(finished)} of ${count(ranges.length)} key ranges done, ${workers.size} worker${workers.size === 1 ? "" : "s"} · ${count(done)} of ${objects(Math.max(total, done))} checked`,
+      };
+    },
+  );
+  const sum = results.reduce(addResults);
+  if (settings.deleteExtra) sum.deleted = await deleteExtras(source, target, settings, ctx);
+  sum.seconds = (performance.now() - started) / 1000;
+  return sum;
+}
+
+/** Two parts' results as one. */
+function addResults(a: SyncResult, b: SyncResult): SyncResult {
+  const out = { ...a };
+  for (const k of Object.keys(a) as Array<keyof SyncResult>) {
+    const x = a[k];
+    const y = b[k];
+    if (typeof x === "number" && typeof y === "number") (out as Record<string, unknown>)[k] = x + y;
+  }
+  out.heldPeak = Math.max(a.heldPeak, b.heldPeak);
+  const merge = (p: Record<string, number>, q: Record<string, number>) => {
+    const m = { ...p };
+    for (const [op, n] of Object.entries(q)) m[op] = (m[op] ?? 0) + n;
+    return m;
+  };
+  out.requests = {
+    source: merge(a.requests.source, b.requests.source),
+    target: merge(a.requests.target, b.requests.target),
+  };
+  return out;
+}
+
+/** The step's outcome from what the sync (or its parts together) did. */
+function outcomeOf(r: SyncResult, deleteExtra: boolean) {
+  const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
+  const parts = [
+    r.copied > 0
+      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+      : "nothing to copy",
+    `${count(r.identical)} already identical`,
+  ];
+  if (r.repaired > 0)
+    parts.push(
+      `${objects(r.repaired)} copied again that looked identical but differed as storage.verify compares`,
+    );
+  if (r.forced > 0) parts.push(`${objects(r.forced)} copied again as \`recopy\` asks`);
+  if (r.copiedBefore > 0) parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
+  if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
+  if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
+  else if (r.extra > 0) parts.push(`${objects(r.extra)} only on the target: ${TARGET_ONLY_RULE}`);
+  return {
+    summary: parts.join("; "),
+    figures: {
+      copied: r.copied,
+      copiedBytes: r.copiedBytes,
+      identical: r.identical,
+      identicalBytes: r.identicalBytes,
+      extra: r.extra,
+      deleted: r.deleted,
+      vanished: r.vanished,
+      stragglers: r.stragglers,
+      repaired: r.repaired,
+      forced: r.forced,
+      copiedBefore: r.copiedBefore,
+      seconds: Math.round(r.seconds * 10) / 10,
+      bytesPerSecond: Math.round(rate),
+      sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
+      targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
+      sourceRequestsByOperation: byOperation(r.requests.source),
+      targetRequestsByOperation: byOperation(r.requests.target),
+    },
+  };
 }
 
 /** Progress for a pass over both listings: every object examined counts, identical ones too. */
@@ -215,6 +352,10 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         await checkBucket(target, s3.region, ctx.signal);
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        if (input.shards > 1 && ctx.shards) {
+          const sharded = await shardedSync(source, target, settings, input, { ...ctx, shards: ctx.shards });
+          return outcomeOf(sharded, deleteExtra);
+        }
         const r = await syncBuckets(source, target, settings, {
           signal: ctx.signal,
           log: ctx.log,
@@ -223,44 +364,25 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           memo,
           checkpointEveryMs: input.checkpointSeconds * 1000,
         });
-        const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
-        const parts = [
-          r.copied > 0
-            ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
-            : "nothing to copy",
-          `${count(r.identical)} already identical`,
-        ];
-        if (r.repaired > 0)
-          parts.push(
-            `${objects(r.repaired)} copied again that looked identical but differed as storage.verify compares`,
-          );
-        if (r.forced > 0) parts.push(`${objects(r.forced)} copied again as \`recopy\` asks`);
-        if (r.copiedBefore > 0)
-          parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
-        if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
-        if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
-        else if (r.extra > 0) parts.push(`${objects(r.extra)} only on the target: ${TARGET_ONLY_RULE}`);
+        return outcomeOf(r, deleteExtra);
+      });
+    },
+
+    async shard(input, part, ctx) {
+      const settings = { ...settingsOf(input, deps, false), range: part as KeyRange };
+      return withStores(deps, input, async (source, target) => {
+        const r = await syncBuckets(source, target, settings, {
+          signal: ctx.signal,
+          log: ctx.log,
+          progress: (p) => ctx.progress(p),
+          checkpoint: ctx.checkpoint,
+          memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
+          checkpointEveryMs: input.checkpointSeconds * 1000,
+        });
         return {
-          summary: parts.join("; "),
-          figures: {
-            copied: r.copied,
-            copiedBytes: r.copiedBytes,
-            identical: r.identical,
-            identicalBytes: r.identicalBytes,
-            extra: r.extra,
-            deleted: r.deleted,
-            vanished: r.vanished,
-            stragglers: r.stragglers,
-            repaired: r.repaired,
-            forced: r.forced,
-            seconds: Math.round(r.seconds * 10) / 10,
-            bytesPerSecond: Math.round(rate),
-            sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
-            targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
-            sourceRequestsByOperation: byOperation(r.requests.source),
-            targetRequestsByOperation: byOperation(r.requests.target),
-          },
-        };
+          ...r,
+          requests: { source: r.requests.source, target: r.requests.target },
+        } satisfies SyncResult;
       });
     },
 
