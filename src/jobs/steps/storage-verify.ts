@@ -46,6 +46,7 @@ const Input = z.strictObject({
 export type StorageVerifyInput = z.infer<typeof Input>;
 
 export type DifferenceKind = "missing" | "extra" | "size" | "content" | "metadata";
+const DIFFERENCE_KINDS: DifferenceKind[] = ["missing", "extra", "size", "content", "metadata"];
 
 export interface StorageDifference {
   key: string;
@@ -349,7 +350,7 @@ export function verifySummary(r: StorageVerifyReport): string {
     ].filter(Boolean);
     return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}${extra}`;
   }
-  const parts = (Object.keys(d) as DifferenceKind[])
+  const parts = DIFFERENCE_KINDS
     .filter((k) => d[k] > 0 && k !== "extra")
     .map((k) => `${count(d[k])} ${k}`);
   return `${head}; differences: ${parts.join(", ")}${extra}`;
@@ -425,8 +426,9 @@ async function shardedCheck(
         storedChecksum: a.checkedBy.storedChecksum + b.checkedBy.storedChecksum,
         hashed: a.checkedBy.hashed + b.checkedBy.hashed,
       },
+      // in the order a single report has (a part's report comes back from jsonb with its keys sorted)
       differences: Object.fromEntries(
-        (Object.keys(a.differences) as DifferenceKind[]).map((k) => [k, a.differences[k] + b.differences[k]]),
+        DIFFERENCE_KINDS.map((k) => [k, a.differences[k] + b.differences[k]]),
       ) as StorageVerifyReport["differences"],
       listed: [...a.listed, ...b.listed].slice(0, input.listDifferences),
       vanished: a.vanished + b.vanished,

@@ -180,4 +180,63 @@ describe("storage.sync in key ranges across processes", () => {
       await deps.close();
     }
   }, 240_000);
+
+  it("compares in key ranges taken by the workers and adds their reports into one (storage.verify)", async () => {
+    const sourceBucket = bucketName("src");
+    const targetBucket = bucketName("dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const objects = Array.from({ length: 90 }, (_, i) => ({
+      key: `v/${String(i).padStart(3, "0")}.txt`,
+      body: Buffer.from(`object ${i} `.repeat(50)),
+    }));
+    await seed(w.sourceStore(sourceBucket), objects);
+    // the target lacks one object and holds another with other bytes of the same size
+    const copy = objects
+      .filter((o) => o.key !== "v/010.txt")
+      .map((o) => (o.key === "v/070.txt" ? { ...o, body: Buffer.from(o.body.toString().toUpperCase()) } : o));
+    await seed(w.targetStore(targetBucket), copy);
+    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
+    const yaml = plain.replace(
+      "{ id: storage-verify, uses: storage.verify }",
+      "{ id: storage-verify, uses: storage.verify, with: { shards: 3 } }",
+    );
+    // this process takes the parts itself: two workers
+    const deps = await buildDeps({
+      file: parseMigrationFile(yaml, { checkEnv: false }),
+      log: pino({ level: "silent" }),
+      databaseUrl: state.url,
+      dataDir: w.dataDir,
+      env,
+    });
+    try {
+      await deps.runner.workShards(2);
+      const submitted = await deps.runner.submit({
+        target: "storage-verify",
+        dryRun: false,
+        requestedBy: "U0123456789",
+        channel: null,
+        idempotencyKey: null,
+      });
+      if (!submitted.created) throw new Error("the run was not created");
+      await deps.runner.execute(submitted.runId);
+      const run = await runFinished(deps.db, submitted.runId);
+      const step = run.steps[0]!;
+      expect(step.status).toBe("failed");
+      expect(step.error).toMatch(
+        /^verification failed: 88 of 90 objects .* identical on both sides; differences: 1 missing, 1 content/,
+      );
+      const parts = await deps.db.checkpoint.findMany({
+        where: { executionId: step.id, key: { startsWith: "shard/", endsWith: "/result" } },
+      });
+      expect(parts).toHaveLength(3);
+      const sources = parts.map(
+        (p) => (p.value as { result: { source: { objects: number } } }).result.source.objects,
+      );
+      expect(sources.reduce((a, b) => a + b, 0)).toBe(90);
+      expect(Math.min(...sources)).toBeGreaterThan(0);
+    } finally {
+      await deps.close();
+    }
+  }, 120_000);
 });
