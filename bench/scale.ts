@@ -240,6 +240,9 @@ async function rclone(
       "--checkers",
       "16",
       "--fast-list",
+      // ListObjectsV2, as ours: the same listing from the same server
+      "--s3-list-version",
+      "2",
       "--s3-no-check-bucket",
       "--stats",
       "0",

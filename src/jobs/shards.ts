@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import type { MigrationFile } from "../config/schema.js";
@@ -21,14 +22,25 @@ import { StepWatchdog } from "./watchdog.js";
  * the step waits for them all, summing their progress into its own. pg-boss is the scheduler: its
  * heartbeat fails the job of a worker that died, and its retry hands the part to another, which
  * resumes from the part's own checkpoint. Everything a part keeps lives in the execution's
- * checkpoints under `shard/<i>/` (its resume point, its last progress, its result).
+ * checkpoints under `shard/<i>/` (its resume point, its last progress, its result); a second set of
+ * parts of the same execution (storage.sync's check after its copy) is named: `shard/<name>/<i>/`.
  */
 export const SHARD_QUEUE = "cutover-shard";
 
 interface ShardJob {
   executionId: string;
+  /** "" for the step's first set of parts */
+  name?: string;
   index: number;
   part: unknown;
+  /** the migration file the run started with (its sides and runbook), as a digest */
+  file: string;
+}
+
+/** What a part depends on in the migration file: a replica with another file must not work it. */
+function fileDigest(file: MigrationFile): string {
+  const { source, target, runbook } = file;
+  return createHash("sha256").update(JSON.stringify({ source, target, runbook })).digest("hex").slice(0, 16);
 }
 
 export interface ShardDeps {
@@ -39,7 +51,7 @@ export interface ShardDeps {
   log: Logger;
 }
 
-const prefix = (index: number) => `shard/${index}/`;
+const prefix = (index: number, name = "") => `shard/${name ? `${name}/` : ""}${index}/`;
 
 /** A checkpoint store on the state database: one row per (execution, key). */
 export function checkpointStore(db: Db, executionId: string, keyPrefix = ""): CheckpointStore {
@@ -94,7 +106,11 @@ export async function workShards(
 
 async function runShard(deps: ShardDeps, job: ShardJob, signal: AbortSignal): Promise<unknown> {
   const { db, registry, file, log } = deps;
-  const own = checkpointStore(db, job.executionId, prefix(job.index));
+  const own = checkpointStore(db, job.executionId, prefix(job.index, job.name));
+  if (job.file !== fileDigest(file)) {
+    // pg-boss retries it, and another replica (one with the run's file) takes it
+    throw new Error("this replica's migration file differs from the one the run started with");
+  }
   const done = await own.get<{ result: unknown }>("result");
   if (done) return done.result; // finished before, its completion lost: nothing to do again
   const execution = await db.stepExecution.findUnique({
@@ -171,11 +187,12 @@ export function shardPool(
     async run<R>(
       parts: unknown[],
       summarize: (each: Array<Progress | undefined>, finished: number) => Progress,
+      name = "",
     ) {
       const { db, boss } = deps;
       const jobIds: Array<string | undefined> = [];
       for (const [index, part] of parts.entries()) {
-        const own = checkpointStore(db, executionId, prefix(index));
+        const own = checkpointStore(db, executionId, prefix(index, name));
         if (await own.get("result")) continue;
         // a part still queued or at work from an earlier attempt is waited for, not sent twice
         const sent = await own.get<{ id: string }>("job");
@@ -184,22 +201,32 @@ export function shardPool(
           jobIds[index] = existing.id;
           continue;
         }
-        await db.checkpoint.deleteMany({ where: { executionId, key: `${prefix(index)}error` } });
-        const id = await boss.send(SHARD_QUEUE, { executionId, index, part } satisfies ShardJob);
+        await db.checkpoint.deleteMany({ where: { executionId, key: `${prefix(index, name)}error` } });
+        const id = await boss.send(SHARD_QUEUE, {
+          executionId,
+          name,
+          index,
+          part,
+          file: fileDigest(deps.file),
+        } satisfies ShardJob);
         if (!id) throw new CutoverError(ErrorCode.StepFailed, `could not queue part ${index + 1}`);
         await own.set("job", { id });
         jobIds[index] = id;
       }
       for (;;) {
         const rows = await db.checkpoint.findMany({
-          where: { executionId, key: { startsWith: "shard/" } },
+          where: { executionId, key: { startsWith: name ? `shard/${name}/` : "shard/" } },
           select: { key: true, value: true },
         });
         const each: Array<Progress | undefined> = parts.map(() => undefined);
         const results = new Map<number, R>();
         const errors = new Map<number, string>();
         for (const row of rows) {
-          const m = /^shard\/(\d+)\/(progress|result|error)$/.exec(row.key);
+          const m = (
+            name
+              ? /^shard\/[a-z-]+\/(\d+)\/(progress|result|error)$/
+              : /^shard\/(\d+)\/(progress|result|error)$/
+          ).exec(row.key);
           if (!m) continue;
           const i = Number(m[1]);
           if (m[2] === "progress") each[i] = row.value as unknown as Progress;

@@ -73,6 +73,8 @@ export interface ShardPool {
   run<R>(
     parts: unknown[],
     summarize: (each: Array<Progress | undefined>, finished: number) => Progress,
+    /** names a second set of parts of the same step (kept apart from the first) */
+    name?: string,
   ): Promise<R[]>;
 }
 

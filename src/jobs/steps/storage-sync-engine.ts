@@ -159,7 +159,7 @@ const FATAL = new Set([
 export async function estimateSync(
   source: ObjectStore,
   target: ObjectStore | undefined,
-  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize" | "compare" | "recopy">,
+  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize" | "compare" | "recopy" | "range">,
   opts: {
     signal?: AbortSignal;
     memo?: EtagMemo;
@@ -200,6 +200,7 @@ export async function estimateSync(
   const items = target
     ? mergeListings(source, target, {
         prefix: settings.prefix,
+        ...(settings.range?.after ? { startAfter: settings.range.after } : {}),
         window: settings.window,
         pageSize: settings.pageSize,
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -260,8 +261,14 @@ export async function estimateSync(
   return e;
 
   async function estimateItems() {
+    const until = settings.range?.until;
     for await (const item of items) {
       if (failed) throw failed;
+      const key = "source" in item ? item.source.key : item.target.key;
+      if (until !== undefined && compareKeyStrings(key, until) > 0) {
+        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        break;
+      }
       if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
         e.sourceObjects++;
         e.sourceBytes += item.source.size;

@@ -22,6 +22,7 @@ import {
   deleteExtras,
   estimateSync,
   type KeyRange,
+  type SyncEstimate,
   type SyncResult,
   type SyncSettings,
   syncBuckets,
@@ -185,6 +186,58 @@ async function shardedSync(
   if (settings.deleteExtra) sum.deleted = await deleteExtras(source, target, settings, ctx);
   sum.seconds = (performance.now() - started) / 1000;
   return sum;
+}
+
+/**
+ * The check after a sharded sync, in the same key ranges (the split the copy used), each range a
+ * job again: what is still missing or different, added up.
+ */
+async function shardedCheck(
+  source: ObjectStore,
+  settings: SyncSettings,
+  input: StorageSyncInput,
+  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+): Promise<SyncEstimate> {
+  const split =
+    (await ctx.checkpoint.get<KeySplit>("split")) ??
+    (await splitKeySpace(source, input.shards, {
+      prefix: settings.prefix,
+      window: settings.window,
+      pageSize: settings.pageSize,
+      signal: ctx.signal,
+    }));
+  const estimates = await ctx.shards.run<SyncEstimate>(
+    split.ranges.map(({ after, until }) => ({
+      after,
+      ...(until === undefined ? {} : { until }),
+      check: true,
+    })),
+    (each, finished) => {
+      const done = each.reduce((n, p) => n + (p?.done ?? 0), 0);
+      return {
+        done,
+        activity: done + finished,
+        total: Math.max(split.objects, done),
+        unit: "objects",
+        message: `checking the copy in ${count(split.ranges.length)} key ranges, ${count(finished)} done: ${count(done)} examined`,
+      };
+    },
+    "check",
+  );
+  return estimates.reduce((a, b) => ({
+    toCopy: a.toCopy + b.toCopy,
+    toCopyBytes: a.toCopyBytes + b.toCopyBytes,
+    missing: a.missing + b.missing,
+    changed: a.changed + b.changed,
+    identical: a.identical + b.identical,
+    identicalBytes: a.identicalBytes + b.identicalBytes,
+    extra: a.extra + b.extra,
+    extraBytes: a.extraBytes + b.extraBytes,
+    sourceObjects: a.sourceObjects + b.sourceObjects,
+    sourceBytes: a.sourceBytes + b.sourceBytes,
+    sampleCopies: [...a.sampleCopies, ...b.sampleCopies].slice(0, 10),
+    sampleExtras: [...a.sampleExtras, ...b.sampleExtras].slice(0, 10),
+  }));
 }
 
 /** Two parts' results as one. */
@@ -369,7 +422,17 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
     },
 
     async shard(input, part, ctx) {
-      const settings = { ...settingsOf(input, deps, false), range: part as KeyRange };
+      const { check, ...range } = part as KeyRange & { check?: boolean };
+      const settings = { ...settingsOf(input, deps, false), range };
+      if (check)
+        return withStores(deps, input, async (source, target) =>
+          estimateSync(source, target, settings, {
+            signal: ctx.signal,
+            memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
+            concurrency: input.concurrency,
+            onExamined: examining(ctx, "checking the copy"),
+          }),
+        );
       return withStores(deps, input, async (source, target) => {
         const r = await syncBuckets(source, target, settings, {
           signal: ctx.signal,
@@ -391,12 +454,15 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       return withStores(deps, input, async (source, target) => {
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
-        const e = await estimateSync(source, target, settings, {
-          signal: ctx.signal,
-          memo,
-          concurrency: input.concurrency,
-          onExamined: examining(ctx, "checking the copy"),
-        });
+        const e =
+          input.shards > 1 && ctx.shards
+            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
+            : await estimateSync(source, target, settings, {
+                signal: ctx.signal,
+                memo,
+                concurrency: input.concurrency,
+                onExamined: examining(ctx, "checking the copy"),
+              });
         const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
         // A failed check means the resume point cannot be trusted: the next attempt lists everything.
         if (!ok) await ctx.checkpoint.set("sync", {});

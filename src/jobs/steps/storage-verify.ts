@@ -350,9 +350,7 @@ export function verifySummary(r: StorageVerifyReport): string {
     ].filter(Boolean);
     return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}${extra}`;
   }
-  const parts = DIFFERENCE_KINDS
-    .filter((k) => d[k] > 0 && k !== "extra")
-    .map((k) => `${count(d[k])} ${k}`);
+  const parts = DIFFERENCE_KINDS.filter((k) => d[k] > 0 && k !== "extra").map((k) => `${count(d[k])} ${k}`);
   return `${head}; differences: ${parts.join(", ")}${extra}`;
 }
 
