@@ -31,14 +31,14 @@ const say = (msg: string) => process.stderr.write(`[bench storage] ${msg}\n`);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TICKS = 100; // USER_HZ on Linux
 
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
   // fields after the command (which may hold spaces) start after the last ')'
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / TICKS; // utime + stime
 }
 
-async function peakRssKb(pid: number): Promise<number | undefined> {
+export async function peakRssKb(pid: number): Promise<number | undefined> {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"));
     return m ? Number(m[1]) : undefined;
@@ -47,7 +47,7 @@ async function peakRssKb(pid: number): Promise<number | undefined> {
   }
 }
 
-interface Measured {
+export interface Measured {
   seconds: number;
   peakRssMB: number;
   cpuSeconds: number;
@@ -55,7 +55,7 @@ interface Measured {
 }
 
 /** Runs a process to its end, sampling its peak RSS and CPU from /proc while it runs. */
-async function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
+export async function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
   const started = performance.now();
   const child: ChildProcess = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";

@@ -164,6 +164,9 @@ async function followRuns(
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   let code = 0;
+  // Parts of a sharded step (a bucket sync's key ranges) are jobs any worker takes: this process
+  // works them too, alongside any replica of the bot, so a terminal run finishes on its own.
+  if (deps.file.engine.shardWorkers > 0) await deps.runner.workShards(deps.file.engine.shardWorkers);
   try {
     for (const id of ids) {
       // executes here; if a bot's worker already holds the run, this returns and the loop follows it

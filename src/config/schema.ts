@@ -403,8 +403,13 @@ export const EngineSchema = z
      * tried again from its checkpoint (a stalled connection); 1 s at least, for the tests
      */
     stallSeconds: z.number().int().min(1).max(86_400).default(600),
+    /**
+     * parts of sharded steps (a bucket sync's key ranges) each process works at once; every
+     * replica, and a terminal running `npx cutover run`, takes parts from the same queue
+     */
+    shardWorkers: z.number().int().min(0).max(64).default(2),
   })
-  .default({ attempts: 3, backoffMs: 2_000, progressEditsPerSecond: 1, stallSeconds: 600 });
+  .default({ attempts: 3, backoffMs: 2_000, progressEditsPerSecond: 1, stallSeconds: 600, shardWorkers: 2 });
 
 // ───────────────────────────── source ─────────────────────────────
 

@@ -12,14 +12,8 @@ import { type CreateRunResult, createRun, isFinished, loadRun } from "../store/r
 import { STEP_TIME_LIMITS } from "./catalogue.js";
 import { failedNote, retryNote, succeededNote } from "./notes.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
-import type {
-  CheckpointStore,
-  Progress,
-  StepContext,
-  StepDefinition,
-  StepRegistry,
-  StepReport,
-} from "./types.js";
+import { checkpointStore, prepareShardQueue, shardPool, workShards } from "./shards.js";
+import type { Progress, StepContext, StepDefinition, StepRegistry, StepReport } from "./types.js";
 import { StepWatchdog } from "./watchdog.js";
 
 export const RUN_QUEUE = "cutover-run";
@@ -81,6 +75,8 @@ export class Runner {
   private readonly saidError = new Map<string, string>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** aborts the parts this process works when it stops; their jobs are retried elsewhere */
+  private readonly shardStop = new AbortController();
 
   constructor(deps: RunnerDeps) {
     this.deps = deps;
@@ -93,10 +89,21 @@ export class Runner {
   /** Creates the queue runs travel on; needed before `submit`, also where no worker runs. */
   async prepare(): Promise<void> {
     await this.deps.boss.createQueue(RUN_QUEUE, { retryLimit: 2, retryDelay: 1, expireInSeconds: 24 * 3600 });
+    await prepareShardQueue(this.deps.boss);
   }
 
-  /** Starts the worker and the recovery sweep. */
-  async start(opts: { concurrency?: number; sweepEveryMs?: number } = {}): Promise<void> {
+  /**
+   * Takes parts of sharded steps (a bucket sync's key ranges) from the queue, `concurrency` at once;
+   * `start` does it too. The terminal front end calls it alone, to work the parts of its own runs.
+   */
+  async workShards(concurrency: number): Promise<void> {
+    await workShards(this.deps, { concurrency, signal: this.shardStop.signal });
+  }
+
+  /** Starts the worker, the worker for step parts and the recovery sweep. */
+  async start(
+    opts: { concurrency?: number; shardConcurrency?: number; sweepEveryMs?: number } = {},
+  ): Promise<void> {
     const { boss } = this.deps;
     await this.prepare();
     await boss.work<{ runId: string }>(
@@ -106,6 +113,8 @@ export class Runner {
         for (const job of jobs) await this.execute(job.data.runId);
       },
     );
+    const shards = opts.shardConcurrency ?? this.deps.file.engine.shardWorkers;
+    if (shards > 0) await this.workShards(shards);
     await this.sweep();
     this.sweepTimer = setInterval(() => {
       this.sweep().catch((err) => this.deps.log.error({ err }, "recovery sweep failed"));
@@ -116,6 +125,7 @@ export class Runner {
   /** Stops taking work and interrupts running steps; they resume from their checkpoints later. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.shardStop.abort({ kind: "shutdown" } satisfies AbortReason);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     for (const controller of this.active.values())
       controller.abort({ kind: "shutdown" } satisfies AbortReason);
@@ -512,6 +522,7 @@ export class Runner {
         alert: (a) => observer.runAlert?.(run.id, a),
         report: (r) => observer.runReport?.(run.id, r),
         checkpoint: checkpointStore(db, execution.id),
+        shards: shardPool(this.deps, execution.id, signal, (p) => ctx.progress(p)),
       };
       try {
         const finished = {
@@ -646,23 +657,6 @@ export class Runner {
       timer.unref();
     };
   }
-}
-
-function checkpointStore(db: Db, executionId: string): CheckpointStore {
-  return {
-    async get<T>(key: string) {
-      const row = await db.checkpoint.findUnique({ where: { executionId_key: { executionId, key } } });
-      return row ? (row.value as T) : undefined;
-    },
-    async set(key, value) {
-      const json = value as Prisma.InputJsonValue;
-      await db.checkpoint.upsert({
-        where: { executionId_key: { executionId, key } },
-        create: { executionId, key, value: json },
-        update: { value: json },
-      });
-    },
-  };
 }
 
 /**

@@ -45,6 +45,11 @@ export interface StepContext {
   attempt: number;
   progress(p: Progress): void;
   checkpoint: CheckpointStore;
+  /**
+   * hands parts of this step to the job queue, for any worker on any replica (the step's
+   * `shard()` does each); absent where no queue is (a step called directly)
+   */
+  shards?: ShardPool;
   /** tell the whole channel at once (a breached threshold), optionally with a rollback button */
   alert?(a: { text: string; rollback: boolean }): void;
   /**
@@ -52,6 +57,25 @@ export interface StepContext {
    * thread: a verify step's table of differences, the last lines of a remote script.
    */
   report?(r: StepReport): void;
+}
+
+/**
+ * Parts of one step as pg-boss jobs (src/jobs/shards.ts).
+ *
+ * @example const results = await ctx.shards.run<Figures>(ranges, (each) => sumProgress(each));
+ */
+export interface ShardPool {
+  /**
+   * Queues the parts not finished by an earlier attempt and waits for all of them, reporting
+   * `summarize(each part's last progress, parts finished)` as the step's progress; resolves with
+   * each part's result, in order. Throws once the others have ended if a part failed for good.
+   */
+  run<R>(
+    parts: unknown[],
+    summarize: (each: Array<Progress | undefined>, finished: number) => Progress,
+    /** names a second set of parts of the same step (kept apart from the first) */
+    name?: string,
+  ): Promise<R[]>;
 }
 
 /** A message for the run's thread: `text` always (notifications, terminals), `blocks` when richer. */
@@ -111,6 +135,11 @@ export interface StepDefinition<I = unknown> {
   plan(input: I, ctx: StepContext): Promise<StepPlan>;
   run(input: I, ctx: StepContext): Promise<StepOutcome>;
   verify(input: I, ctx: StepContext): Promise<VerifyOutcome>;
+  /**
+   * does one part handed out through `ctx.shards`, in whichever worker took it, with a context of
+   * the part's own (checkpoint, progress, signal); returns what the step sums up
+   */
+  shard?(input: I, part: unknown, ctx: StepContext): Promise<unknown>;
   /** undoes what `run` changed; absent where nothing changed the world */
   undo?(input: I, ctx: StepContext): Promise<void>;
 }

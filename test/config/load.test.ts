@@ -433,6 +433,7 @@ describe("parseMigrationFile", () => {
       backoffMs: 2_000,
       progressEditsPerSecond: 1,
       stallSeconds: 600,
+      shardWorkers: 2,
     });
     expect(file.cutover.approvalExpiryMinutes).toBe(30);
     expect(file.verification.performance.api.maxAvgMs).toBe(200);

@@ -150,7 +150,9 @@ export async function* mergeListings(
     onListed?: (side: "source" | "target", listed: number) => void;
   },
 ): AsyncGenerator<MergeItem> {
-  const late: MergeItem[] = [];
+  // Stragglers met while a page is read, handed out before the next merged key; swapped out whole
+  // (a burst of them is not drained with shift(), which moves the rest each time).
+  let late: MergeItem[] = [];
   const common = {
     prefix: opts.prefix,
     ...(opts.startAfter ? { startAfter: opts.startAfter } : {}),
@@ -171,8 +173,15 @@ export async function* mergeListings(
   try {
     // Both first pages at once.
     let [a, b] = await Promise.all([src.next(), dst.next()]);
+    const drainLate = function* () {
+      while (late.length > 0) {
+        const batch = late;
+        late = [];
+        yield* batch;
+      }
+    };
     while (!a.done || !b.done) {
-      while (late.length > 0) yield late.shift()!;
+      yield* drainLate();
       if (b.done || (!a.done && compareKeys(a.value, b.value) < 0)) {
         yield { kind: "source-only", source: a.value as ListedObject };
         a = await src.next();
@@ -184,7 +193,7 @@ export async function* mergeListings(
         [a, b] = await Promise.all([src.next(), dst.next()]);
       }
     }
-    while (late.length > 0) yield late.shift()!;
+    yield* drainLate();
   } finally {
     await Promise.allSettled([src.return(undefined), dst.return(undefined)]);
   }
@@ -218,4 +227,59 @@ export function looksIdentical(
   }
   // Listings give whole seconds on some servers: compare at that resolution.
   return Math.floor(target.lastModified / 1000) >= Math.floor(source.lastModified / 1000);
+}
+
+/** Key ranges of about equal object counts, and what the listing counted. */
+export interface KeySplit {
+  /** in key order; the first starts at "", the last has no `until` */
+  ranges: Array<{ after: string; until?: string; objects: number }>;
+  objects: number;
+  bytes: number;
+}
+
+/**
+ * Splits a bucket's key space into `parts` ranges of about equal object counts from one pass
+ * over its listing that keeps a bounded sample: every `stride`-th key, the stride doubling (and
+ * every other sampled key dropped) whenever the sample grows past 64 keys a part. Memory is that
+ * sample, whatever the bucket's size; the boundaries fall within a stride of the exact quantiles.
+ */
+export async function splitKeySpace(
+  store: ObjectStore,
+  parts: number,
+  opts: ListingOptions & { onListed?: (listed: number) => void },
+): Promise<KeySplit> {
+  const cap = Math.max(256, parts * 64);
+  let stride = 1;
+  let sample: string[] = [];
+  let objects = 0;
+  let bytes = 0;
+  for await (const o of sortedListing(store, {
+    ...opts,
+    ...(opts.onListed ? { onPage: opts.onListed } : {}),
+  })) {
+    if (objects % stride === 0) {
+      sample.push(o.key);
+      if (sample.length > cap) {
+        sample = sample.filter((_, i) => i % 2 === 0);
+        stride *= 2;
+      }
+    }
+    objects++;
+    bytes += o.size;
+  }
+  const n = Math.max(1, Math.min(parts, objects));
+  const bounds: string[] = [];
+  for (let j = 1; j < n; j++) {
+    const key = sample[Math.floor((j * objects) / n / stride)];
+    if (key !== undefined && key !== bounds.at(-1)) bounds.push(key);
+  }
+  const ranges: KeySplit["ranges"] = [];
+  let after = opts.startAfter ?? "";
+  for (const until of bounds) {
+    ranges.push({ after, until, objects: 0 });
+    after = until;
+  }
+  ranges.push({ after, objects: 0 });
+  for (const r of ranges) r.objects = Math.round(objects / ranges.length);
+  return { ranges, objects, bytes };
 }

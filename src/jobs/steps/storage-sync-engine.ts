@@ -5,9 +5,16 @@ import { isRetryableStoreError, type ObjectStore, type ObjectSummary } from "../
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { CheckpointStore, Progress } from "../types.js";
 import type { EtagMemo } from "./storage-common.js";
-import { count, formatBytes, formatDuration } from "./storage-common.js";
+import { count, formatBytes, formatDuration, objects } from "./storage-common.js";
 import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter, Semaphore } from "./storage-flow.js";
-import { isPlainMd5, type ListedObject, looksIdentical, mergeListings } from "./storage-listing.js";
+import {
+  compareKeyStrings,
+  isPlainMd5,
+  type ListedObject,
+  looksIdentical,
+  mergeListings,
+  sortedListing,
+} from "./storage-listing.js";
 import { compareObject } from "./storage-verify.js";
 
 /** How a sync runs; every size in bytes. */
@@ -48,6 +55,18 @@ export interface SyncSettings {
   compare?: "full" | "listing";
   /** keys, or prefixes ending in `/` or `*`, copied again whatever the comparison says */
   recopy?: string[];
+  /**
+   * only keys after `after` up to and including `until` (open-ended without it): one part of a
+   * sync split into key ranges. Keys a server lists out of order are handled by whichever part
+   * meets them, up to its `until`.
+   */
+  range?: KeyRange;
+}
+
+/** A part of the key space: keys after `after` ("" for the start), up to and including `until`. */
+export interface KeyRange {
+  after: string;
+  until?: string;
 }
 
 /** Whether a key is named by `recopy` (exactly, or under a prefix ending in `/` or `*`). */
@@ -92,6 +111,11 @@ export interface SyncResult {
   resumedAfter: string;
   /** copies made by earlier, interrupted attempts of the same step */
   copiedBefore: number;
+  /**
+   * the most listed objects held at once for the resume point (queued or in flight, or finished
+   * behind one that is not): bounded by the queue and the workers, whatever the bucket's size
+   */
+  heldPeak: number;
   seconds: number;
   requests: { source: Record<string, number>; target: Record<string, number> };
 }
@@ -116,8 +140,11 @@ export interface SyncEstimate {
 }
 
 interface Task {
-  /** copy; check (a straggler: look it up first); compare (looks identical: compare fully first) */
-  kind: "copy" | "check" | "compare";
+  /**
+   * copy; check (a straggler: look it up first); compare (looks identical: compare fully first);
+   * retry (a key an earlier attempt could not copy: read its source head, then as check)
+   */
+  kind: "copy" | "check" | "compare" | "retry";
   source: ListedObject;
   /** position in listing order, for the resume point; undefined for stragglers */
   seq?: number;
@@ -134,12 +161,18 @@ const FATAL = new Set([
 export async function estimateSync(
   source: ObjectStore,
   target: ObjectStore | undefined,
-  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize" | "compare" | "recopy">,
+  settings: Pick<SyncSettings, "prefix" | "window" | "pageSize" | "compare" | "recopy" | "range">,
   opts: {
     signal?: AbortSignal;
     memo?: EtagMemo;
     samples?: number;
     onListed?: (n: number) => void;
+    /**
+     * every object examined so far (identical ones included), every `progressEveryMs` and at the
+     * end: a pass that finds nothing to copy still shows it is moving (the stall watchdog)
+     */
+    onExamined?: (examined: number, found: Pick<SyncEstimate, "toCopy" | "sourceObjects">) => void;
+    progressEveryMs?: number;
     /** comparisons at once in `full` mode */
     concurrency?: number;
     /**
@@ -174,10 +207,10 @@ export async function estimateSync(
     e[why]++;
     if (e.sampleCopies.length < samples) e.sampleCopies.push(o.key);
   };
-  const stragglers: ListedObject[] = [];
   const items = target
     ? mergeListings(source, target, {
         prefix: settings.prefix,
+        ...(settings.range?.after ? { startAfter: settings.range.after } : {}),
         window: settings.window,
         pageSize: settings.pageSize,
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -189,72 +222,99 @@ export async function estimateSync(
   const slots = new Semaphore(opts.concurrency ?? 16);
   const pending = new Set<Promise<void>>();
   let failed: unknown;
-  const compareFully = async (o: ObjectSummary) => {
+  let examined = 0;
+  /** runs one lookup with a slot (at most `concurrency` at once, none kept past its end) */
+  const inSlot = async (work: () => Promise<void>) => {
     const release = await slots.acquire();
-    const p = compareObject(source, target!, o.key, {
-      metadata: true,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(remembered ? { remembered } : {}),
-      proven: (a, b) => opts.memo?.remember(o.key, a, b),
-    })
-      .then((c) => {
-        if (c.result === "same" || c.result === "vanished") {
-          e.identical++;
-          e.identicalBytes += o.size;
-        } else copy(o, "changed");
-      })
+    const p = work()
       .catch((err) => {
         failed ??= err;
       })
       .finally(() => {
+        examined++;
         release();
         pending.delete(p);
       });
     pending.add(p);
   };
-  for await (const item of items) {
-    if (failed) throw failed;
-    if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
-      e.sourceObjects++;
-      e.sourceBytes += item.source.size;
-    }
-    switch (item.kind) {
-      case "both":
-        if (forcedRecopy(settings.recopy, item.source.key)) copy(item.source, "changed");
-        else if (!looksIdentical(item.source, item.target, remembered)) copy(item.source, "changed");
-        else if (full) await compareFully(item.source);
-        else {
-          e.identical++;
-          e.identicalBytes += item.source.size;
-        }
-        break;
-      case "source-only":
-        if (cutOff !== undefined && item.source.lastModified >= cutOff) e.newSince = (e.newSince ?? 0) + 1;
-        else copy(item.source, "missing");
-        break;
-      case "target-only":
-        e.extra++;
-        e.extraBytes += item.target.size;
-        if (e.sampleExtras.length < samples) e.sampleExtras.push(item.target.key);
-        break;
-      case "source-straggler":
-        stragglers.push(item.source);
-        break;
-      case "target-straggler":
-        break;
-    }
+  const compareFully = (o: ObjectSummary) =>
+    inSlot(async () => {
+      const c = await compareObject(source, target!, o.key, {
+        metadata: true,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(remembered ? { remembered } : {}),
+        proven: (a, b) => opts.memo?.remember(o.key, a, b),
+      });
+      if (c.result === "same" || c.result === "vanished") {
+        e.identical++;
+        e.identicalBytes += o.size;
+      } else copy(o, "changed");
+    });
+  // A key a server listed out of order: looked up on the target as it comes, not kept to the end.
+  const lookUp = (s: ListedObject) =>
+    inSlot(async () => {
+      const head = target ? await target.head(s.key, opts.signal ? { signal: opts.signal } : {}) : undefined;
+      if (head && looksIdentical(s, head, remembered)) {
+        e.identical++;
+        e.identicalBytes += s.size;
+      } else copy(s, head ? "changed" : "missing");
+    });
+  const tell = () => opts.onExamined?.(examined, e);
+  const ticker = opts.onExamined ? setInterval(tell, opts.progressEveryMs ?? 1_000) : undefined;
+  ticker?.unref();
+  try {
+    await estimateItems();
+  } finally {
+    clearInterval(ticker);
   }
-  await Promise.all([...pending]);
-  if (failed) throw failed;
-  // Keys a server listed out of order: look each one up on the target.
-  for (const s of stragglers) {
-    const head = target ? await target.head(s.key, opts.signal ? { signal: opts.signal } : {}) : undefined;
-    if (head && looksIdentical(s, head, remembered)) {
-      e.identical++;
-      e.identicalBytes += s.size;
-    } else copy(s, head ? "changed" : "missing");
-  }
+  tell();
   return e;
+
+  async function estimateItems() {
+    const until = settings.range?.until;
+    for await (const item of items) {
+      if (failed) throw failed;
+      const key = "source" in item ? item.source.key : item.target.key;
+      if (until !== undefined && compareKeyStrings(key, until) > 0) {
+        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        break;
+      }
+      if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
+        e.sourceObjects++;
+        e.sourceBytes += item.source.size;
+      }
+      switch (item.kind) {
+        case "both":
+          if (forcedRecopy(settings.recopy, item.source.key)) copy(item.source, "changed");
+          else if (!looksIdentical(item.source, item.target, remembered)) copy(item.source, "changed");
+          else if (full) {
+            await compareFully(item.source); // examined when its comparison ends
+            continue;
+          } else {
+            e.identical++;
+            e.identicalBytes += item.source.size;
+          }
+          break;
+        case "source-only":
+          if (cutOff !== undefined && item.source.lastModified >= cutOff) e.newSince = (e.newSince ?? 0) + 1;
+          else copy(item.source, "missing");
+          break;
+        case "target-only":
+          e.extra++;
+          e.extraBytes += item.target.size;
+          if (e.sampleExtras.length < samples) e.sampleExtras.push(item.target.key);
+          break;
+        case "source-straggler":
+          await lookUp(item.source); // examined when its lookup ends
+          continue;
+        case "target-straggler":
+          break;
+      }
+      examined++;
+    }
+    await Promise.all([...pending]);
+    if (failed) throw failed;
+  }
 }
 
 async function* onlySource(
@@ -282,7 +342,15 @@ interface Checkpointed {
   ordered?: boolean;
   copied?: number;
   copiedBytes?: number;
+  /**
+   * keys before `after` that could not be copied: the next attempt tries them first (the resume
+   * point moves past a failed key, so nothing waits on it)
+   */
+  failed?: string[];
 }
+
+/** failed keys kept for the next attempt; past it, the next attempt lists everything again */
+const FAILED_KEPT = 1_000;
 
 /**
  * Copies what the target lacks or holds differently, streaming, with bounded concurrency, and
@@ -298,8 +366,16 @@ export async function syncBuckets(
   const { signal, log, memo } = hooks;
   const started = performance.now();
   const saved = (await hooks.checkpoint.get<Checkpointed>("sync")) ?? {};
-  const resumeAfter = saved.ordered !== false ? (saved.after ?? "") : "";
-  if (resumeAfter) log.info({ after: resumeAfter }, "resuming the sync after the last checkpointed key");
+  const range = settings.range;
+  const savedAfter = saved.ordered !== false ? (saved.after ?? "") : "";
+  // a part starts at its range, or further on at its own resume point
+  const resumeAfter =
+    range?.after && (!savedAfter || compareKeyStrings(savedAfter, range.after) < 0)
+      ? range.after
+      : savedAfter;
+  const beyond = (key: string) => range?.until !== undefined && compareKeyStrings(key, range.until) > 0;
+  if (savedAfter && resumeAfter === savedAfter)
+    log.info({ after: resumeAfter }, "resuming the sync after the last checkpointed key");
   const remembered = (k: string) => memo.get(k);
 
   const result: SyncResult = {
@@ -313,12 +389,16 @@ export async function syncBuckets(
     stragglers: 0,
     repaired: 0,
     forced: 0,
-    resumedAfter: resumeAfter,
+    resumedAfter: savedAfter && resumeAfter === savedAfter ? savedAfter : "",
     copiedBefore: saved.copied ?? 0,
+    heldPeak: 0,
     seconds: 0,
     requests: { source: {}, target: {} },
   };
   let ordered = saved.ordered !== false;
+  const retryKeys = resumeAfter ? (saved.failed ?? []) : [];
+  if (retryKeys.length > 0)
+    log.info({ keys: retryKeys.length }, "trying again first the objects the last attempt could not copy");
 
   // Totals: what the producer has found so far, plus a counting pass ahead of it once it waits.
   let found = 0;
@@ -328,7 +408,13 @@ export async function syncBuckets(
   let bytesMoving = 0; // bytes of objects in flight, counted as they stream
   const speed = new RateMeter();
   speed.add(0); // from the start, so the first report already has a pace
+  // Permanent failures: counted, the first FAILED_KEPT kept (for the checkpoint and the message).
   const failures: Array<{ key: string; error: string }> = [];
+  let failedCount = 0;
+  // Every object the listing has shown (identical ones too) and every task finished: the progress
+  // the stall watchdog sees moves while a sync finds nothing to copy.
+  let examined = 0;
+  let settled = 0;
   let fatal: unknown;
 
   const queue = new BoundedQueue<Task>(settings.queueLength);
@@ -351,14 +437,21 @@ export async function syncBuckets(
       retireNext++;
     }
   };
+  const hold = (seq: number, key: string) => {
+    keyOfSeq.set(seq, key);
+    if (keyOfSeq.size > result.heldPeak) result.heldPeak = keyOfSeq.size;
+  };
   const resumePoint = () => (keyOfSeq.size === 0 ? lastProduced : doneThrough);
 
+  // Once the copies hold the listing back, a pass over the rest of the SOURCE listing alone counts
+  // what is left to examine, for the total and the ETA: one more listing of one side, not of both.
+  let sourceSeen = 0; // source objects the producer has passed
   const startCounter = () => {
     if (ahead) return;
     const from = lastProduced;
-    ahead = { base: found, baseBytes: foundBytes, count: 0, bytes: 0, done: false };
+    ahead = { base: sourceSeen, baseBytes: 0, count: 0, bytes: 0, done: false };
     const a = ahead;
-    estimateAfter(from)
+    countAfter(from)
       .then(() => {
         a.done = true;
       })
@@ -366,21 +459,17 @@ export async function syncBuckets(
         if (!stop.aborted)
           log.warn({ err }, "could not count ahead; totals stay open until the listing ends");
       });
-    async function estimateAfter(after: string) {
-      for await (const item of mergeListings(source, target, {
+    async function countAfter(after: string) {
+      for await (const o of sortedListing(source, {
         prefix: settings.prefix,
-        startAfter: after,
+        ...(after ? { startAfter: after } : {}),
         window: settings.window,
         pageSize: settings.pageSize,
         signal: stop,
       })) {
-        if (
-          item.kind === "source-only" ||
-          (item.kind === "both" && !looksIdentical(item.source, item.target, remembered))
-        ) {
-          a.count++;
-          a.bytes += item.source.size;
-        }
+        if (beyond(o.key)) break;
+        a.count++;
+        a.bytes += o.size;
       }
     }
   };
@@ -392,6 +481,13 @@ export async function syncBuckets(
       if (queue.full) startCounter();
       await queue.push(task, stop);
     };
+    for (const key of retryKeys) {
+      found++;
+      await enqueue({
+        kind: "retry",
+        source: { key, size: 0, etag: "", lastModified: 0, bytes: Buffer.from(key) },
+      });
+    }
     for await (const item of mergeListings(source, target, {
       prefix: settings.prefix,
       ...(resumeAfter ? { startAfter: resumeAfter } : {}),
@@ -399,6 +495,14 @@ export async function syncBuckets(
       pageSize: settings.pageSize,
       signal: stop,
     })) {
+      const key =
+        item.kind === "target-only" || item.kind === "target-straggler" ? item.target.key : item.source.key;
+      if (beyond(key)) {
+        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        break; // in order: everything after is a later part's too
+      }
+      examined++;
+      if (item.kind !== "target-only" && item.kind !== "target-straggler") sourceSeen++;
       switch (item.kind) {
         case "both":
           if (forcedRecopy(settings.recopy, item.source.key)) {
@@ -409,13 +513,14 @@ export async function syncBuckets(
             if (settings.compare !== "listing") {
               // compared fully by a worker; copied only if storage.verify would flag it
               const task: Task = { kind: "compare", source: item.source, seq: seq++ };
-              keyOfSeq.set(task.seq!, item.source.key);
+              hold(task.seq!, item.source.key);
               lastProduced = item.source.key;
               await enqueue(task);
               continue;
             }
             result.identical++;
             result.identicalBytes += item.source.size;
+            settled++;
             lastProduced = item.source.key;
             continue;
           }
@@ -441,7 +546,7 @@ export async function syncBuckets(
       found++;
       foundBytes += s.size;
       const task: Task = { kind: "copy", source: s, seq: seq++ };
-      keyOfSeq.set(task.seq!, s.key);
+      hold(task.seq!, s.key);
       lastProduced = s.key;
       await enqueue(task);
     }
@@ -550,7 +655,17 @@ export async function syncBuckets(
   /** true when the object is on the target (or needs nothing); false when it failed for good */
   const copyWithRetries = async (task: Task): Promise<boolean> => {
     const key = task.source.key;
-    const straggler = task.kind === "check";
+    if (task.kind === "retry") {
+      const head = await source.head(key, { signal: stop });
+      if (!head) {
+        result.vanished++;
+        found--;
+        return true;
+      }
+      foundBytes += head.size;
+      task.source = { ...head, bytes: task.source.bytes };
+    }
+    const straggler = task.kind === "check" || task.kind === "retry";
     if (task.kind === "compare" || (straggler && settings.compare !== "listing")) {
       const c = await compareObject(source, target, key, {
         metadata: true,
@@ -620,7 +735,11 @@ export async function syncBuckets(
         )
           throw err;
         if (attempt > settings.retries || !isRetryableStoreError(err)) {
-          failures.push({ key, error: err instanceof Error ? err.message : String(err) });
+          const error = err instanceof Error ? err.message : String(err);
+          failedCount++;
+          if (failures.length < FAILED_KEPT) failures.push({ key, error });
+          else ordered = false; // too many to keep: the next attempt lists everything again
+          log.warn({ key, err: error }, "could not copy an object; going on with the rest");
           return false;
         }
         const wait = backoffMs(attempt, settings.retryBaseMs);
@@ -637,7 +756,10 @@ export async function syncBuckets(
     for (let task = await queue.shift(); task; task = await queue.shift()) {
       if (stop.aborted) return;
       try {
-        if (await copyWithRetries(task)) finishTask(task.seq);
+        // A failed object is recorded and passed: the resume point moves on, nothing waits on it.
+        await copyWithRetries(task);
+        settled++;
+        finishTask(task.seq);
       } catch (err) {
         fatal ??= err;
         internal.abort(err);
@@ -646,28 +768,41 @@ export async function syncBuckets(
     }
   };
 
-  // Progress and checkpoints, on a timer rather than per object.
+  // Progress and checkpoints, on a timer rather than per object. `done` counts every object
+  // settled (copied, found identical, gone, or failed), so a pass with nothing to copy moves too.
+  const pace = new RateMeter();
+  pace.add(0);
   const report = () => {
     const moved = result.copiedBytes + bytesMoving;
     speed.add(moved);
-    const totalKnown = listingDone || ahead?.done === true;
-    // never fewer than copied: objects found after the counting pass (or re-checked) add to it
-    const counted = listingDone ? found : ahead?.done ? ahead.base + ahead.count : undefined;
-    const total = counted === undefined ? undefined : Math.max(counted, result.copied);
-    const totalBytes = listingDone ? foundBytes : ahead?.done ? ahead.baseBytes + ahead.bytes : undefined;
-    const rate = speed.rate();
-    const left = totalBytes !== undefined ? Math.max(0, totalBytes - moved) : undefined;
-    const parts = [
-      `${count(result.copied)}${total !== undefined ? ` of ${count(total)}` : ""} object${(total ?? result.copied) === 1 ? "" : "s"}`,
-      `${formatBytes(moved)}${totalBytes !== undefined ? ` of ${formatBytes(totalBytes)}` : ""}`,
-      `${formatBytes(rate)}/s`,
-    ];
-    if (left !== undefined && rate > 0) parts.push(`ETA ${formatDuration(left / rate)}`);
-    if (!totalKnown) parts.push(`listing… ${count(found)} to copy so far`);
+    pace.add(settled);
+    const objectsTotal = listingDone
+      ? sourceSeen + retryKeys.length
+      : ahead?.done
+        ? ahead.base + ahead.count + retryKeys.length
+        : undefined;
+    const total = objectsTotal === undefined ? undefined : Math.max(objectsTotal, settled);
+    const parts =
+      listingDone && found === 0 && result.copied === 0
+        ? ["nothing to copy"]
+        : [
+            `${count(result.copied)}${listingDone ? ` of ${count(Math.max(found, result.copied))}` : ""} copied`,
+            `${formatBytes(moved)}${listingDone ? ` of ${formatBytes(foundBytes)}` : ""}`,
+            `${formatBytes(speed.rate())}/s`,
+          ];
+    const rate = pace.rate();
+    if (total !== undefined && total > settled && rate > 0)
+      parts.push(`ETA ${formatDuration((total - settled) / rate)}`);
+    parts.push(
+      total !== undefined
+        ? `${count(settled)} of ${objects(total)} checked`
+        : `listing… ${count(examined)} listed, ${count(found)} to copy so far`,
+    );
     if (result.identical > 0) parts.push(`${count(result.identical)} already identical`);
+    if (failedCount > 0) parts.push(`${count(failedCount)} failed`);
     hooks.progress({
-      done: result.copied,
-      activity: moved + found,
+      done: settled,
+      activity: moved + examined + settled,
       ...(total !== undefined ? { total } : {}),
       unit: "objects",
       message: parts.join(" · "),
@@ -680,7 +815,10 @@ export async function syncBuckets(
       copiedBytes: (saved.copiedBytes ?? 0) + result.copiedBytes,
     };
     const after = resumePoint();
-    if (ordered && after) value.after = after;
+    if (ordered && after) {
+      value.after = after;
+      if (failures.length > 0) value.failed = failures.map((f) => f.key);
+    }
     await hooks.checkpoint.set("sync", value);
     await memo.save();
   };
@@ -717,16 +855,20 @@ export async function syncBuckets(
     await save().catch((err) => log.warn({ err }, "could not write the sync checkpoint"));
   }
   report();
-  if (failures.length > 0) {
+  if (failedCount > 0) {
     const shown = failures
       .slice(0, 5)
       .map((f) => `\`${f.key}\` (${f.error})`)
       .join("; ");
     throw new CutoverError(
       ErrorCode.StepFailed,
-      `${count(failures.length)} object${failures.length > 1 ? "s" : ""} could not be copied: ${shown}${failures.length > 5 ? "; …" : ""}`,
+      `${count(failedCount)} object${failedCount > 1 ? "s" : ""} could not be copied: ${shown}${failedCount > 5 ? "; …" : ""}; the other ${count(settled - failedCount)} were copied or already identical`,
       {
-        details: { failed: failures.length },
+        details: {
+          failed: failedCount,
+          failedKeys: failures.slice(0, 20).map((f) => f.key),
+          heldPeak: result.heldPeak,
+        },
         hint: "Run the step again: it copies only what is still missing or different.",
       },
     );
@@ -741,7 +883,7 @@ export async function syncBuckets(
  * is confirmed absent by a HEAD on the source first: a server that lists out of order could
  * otherwise make a key look extra, and a delete cannot be taken back.
  */
-async function deleteExtras(
+export async function deleteExtras(
   source: ObjectStore,
   target: ObjectStore,
   settings: SyncSettings,

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { StepDeps } from "../index.js";
-import type { PlannedChange, StepDefinition } from "../types.js";
+import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
   checkBucket,
   count,
@@ -17,7 +17,16 @@ import {
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
-import { estimateSync, type SyncSettings, syncBuckets } from "./storage-sync-engine.js";
+import { type KeySplit, splitKeySpace } from "./storage-listing.js";
+import {
+  deleteExtras,
+  estimateSync,
+  type KeyRange,
+  type SyncEstimate,
+  type SyncResult,
+  type SyncSettings,
+  syncBuckets,
+} from "./storage-sync-engine.js";
 
 const MiB = 1024 * 1024;
 
@@ -65,6 +74,11 @@ const Input = z.strictObject({
   recopy: z.array(z.string().min(1)).max(10_000).default([]),
   /** how often the resume point is written */
   checkpointSeconds: z.number().min(0.1).max(600).default(3),
+  /**
+   * key ranges the sync is split into, each a job any worker on any replica takes (with
+   * `engine.shardWorkers` per process); 1: the whole sync in the run's own worker
+   */
+  shards: z.number().int().min(1).max(1_000).default(1),
 });
 export type StorageSyncInput = z.infer<typeof Input>;
 
@@ -74,14 +88,6 @@ function byOperation(counts: Record<string, number>): string {
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([op, n]) => `${op} ${n}`)
     .join(", ");
-}
-
-/**
- * The settings a storage.sync with these `with:` options runs with, for a copy the runner does not
- * drive (the rehearsal's copy of the uploads made on AWS back to R2 after a rollback).
- */
-export function syncSettings(deps: StepDeps, raw: unknown = {}): SyncSettings {
-  return settingsOf(parseWith("storage.sync", Input, raw), deps, false);
 }
 
 function settingsOf(input: StorageSyncInput, deps: StepDeps, deleteExtra: boolean): SyncSettings {
@@ -122,6 +128,195 @@ function withStores<T>(
 }
 
 /**
+ * The sync split into key ranges: one pass over the source listing samples the split (kept in the
+ * checkpoint, so a retry reuses it and finished ranges stay finished), each range goes to the job
+ * queue as a part for any worker, with a checkpoint of its own, and the parts' results add up.
+ */
+async function shardedSync(
+  source: ObjectStore,
+  target: ObjectStore,
+  settings: SyncSettings,
+  input: StorageSyncInput,
+  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+): Promise<SyncResult> {
+  const started = performance.now();
+  let split = await ctx.checkpoint.get<KeySplit>("split");
+  if (!split) {
+    split = await splitKeySpace(source, input.shards, {
+      prefix: settings.prefix,
+      window: settings.window,
+      pageSize: settings.pageSize,
+      signal: ctx.signal,
+      onListed: (n) =>
+        ctx.progress({
+          done: 0,
+          activity: n,
+          unit: "objects",
+          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
+        }),
+    });
+    await ctx.checkpoint.set("split", split);
+  }
+  const ranges = split.ranges;
+  ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
+  const results = await ctx.shards.run<SyncResult>(
+    ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),
+    (each, finished) => {
+      let done = 0;
+      let total = 0;
+      let activity = finished;
+      const workers = new Set<unknown>();
+      each.forEach((p, i) => {
+        done += p?.done ?? 0;
+        total += p?.total ?? ranges[i]!.objects;
+        activity += p?.activity ?? 0;
+        if (p && (p as { worker?: unknown }).worker !== undefined)
+          workers.add((p as { worker?: unknown }).worker);
+      });
+      return {
+        done,
+        total: Math.max(total, done),
+        activity,
+        unit: "objects",
+        message: `${count(finished)} of ${count(ranges.length)} key ranges done, ${workers.size} worker${workers.size === 1 ? "" : "s"} · ${count(done)} of ${objects(Math.max(total, done))} checked`,
+      };
+    },
+  );
+  const sum = results.reduce(addResults);
+  if (settings.deleteExtra) sum.deleted = await deleteExtras(source, target, settings, ctx);
+  sum.seconds = (performance.now() - started) / 1000;
+  return sum;
+}
+
+/**
+ * The check after a sharded sync, in the same key ranges (the split the copy used), each range a
+ * job again: what is still missing or different, added up.
+ */
+async function shardedCheck(
+  source: ObjectStore,
+  settings: SyncSettings,
+  input: StorageSyncInput,
+  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+): Promise<SyncEstimate> {
+  const split =
+    (await ctx.checkpoint.get<KeySplit>("split")) ??
+    (await splitKeySpace(source, input.shards, {
+      prefix: settings.prefix,
+      window: settings.window,
+      pageSize: settings.pageSize,
+      signal: ctx.signal,
+    }));
+  const estimates = await ctx.shards.run<SyncEstimate>(
+    split.ranges.map(({ after, until }) => ({
+      after,
+      ...(until === undefined ? {} : { until }),
+      check: true,
+    })),
+    (each, finished) => {
+      const done = each.reduce((n, p) => n + (p?.done ?? 0), 0);
+      return {
+        done,
+        activity: done + finished,
+        total: Math.max(split.objects, done),
+        unit: "objects",
+        message: `checking the copy in ${count(split.ranges.length)} key ranges, ${count(finished)} done: ${count(done)} examined`,
+      };
+    },
+    "check",
+  );
+  return estimates.reduce((a, b) => ({
+    toCopy: a.toCopy + b.toCopy,
+    toCopyBytes: a.toCopyBytes + b.toCopyBytes,
+    missing: a.missing + b.missing,
+    changed: a.changed + b.changed,
+    identical: a.identical + b.identical,
+    identicalBytes: a.identicalBytes + b.identicalBytes,
+    extra: a.extra + b.extra,
+    extraBytes: a.extraBytes + b.extraBytes,
+    sourceObjects: a.sourceObjects + b.sourceObjects,
+    sourceBytes: a.sourceBytes + b.sourceBytes,
+    sampleCopies: [...a.sampleCopies, ...b.sampleCopies].slice(0, 10),
+    sampleExtras: [...a.sampleExtras, ...b.sampleExtras].slice(0, 10),
+  }));
+}
+
+/** Two parts' results as one. */
+function addResults(a: SyncResult, b: SyncResult): SyncResult {
+  const out = { ...a };
+  for (const k of Object.keys(a) as Array<keyof SyncResult>) {
+    const x = a[k];
+    const y = b[k];
+    if (typeof x === "number" && typeof y === "number") (out as Record<string, unknown>)[k] = x + y;
+  }
+  out.heldPeak = Math.max(a.heldPeak, b.heldPeak);
+  const merge = (p: Record<string, number>, q: Record<string, number>) => {
+    const m = { ...p };
+    for (const [op, n] of Object.entries(q)) m[op] = (m[op] ?? 0) + n;
+    return m;
+  };
+  out.requests = {
+    source: merge(a.requests.source, b.requests.source),
+    target: merge(a.requests.target, b.requests.target),
+  };
+  return out;
+}
+
+/** The step's outcome from what the sync (or its parts together) did. */
+function outcomeOf(r: SyncResult, deleteExtra: boolean) {
+  const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
+  const parts = [
+    r.copied > 0
+      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+      : "nothing to copy",
+    `${count(r.identical)} already identical`,
+  ];
+  if (r.repaired > 0)
+    parts.push(
+      `${objects(r.repaired)} copied again that looked identical but differed as storage.verify compares`,
+    );
+  if (r.forced > 0) parts.push(`${objects(r.forced)} copied again as \`recopy\` asks`);
+  if (r.copiedBefore > 0) parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
+  if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
+  if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
+  else if (r.extra > 0) parts.push(`${objects(r.extra)} only on the target: ${TARGET_ONLY_RULE}`);
+  return {
+    summary: parts.join("; "),
+    figures: {
+      copied: r.copied,
+      copiedBytes: r.copiedBytes,
+      identical: r.identical,
+      identicalBytes: r.identicalBytes,
+      extra: r.extra,
+      deleted: r.deleted,
+      vanished: r.vanished,
+      stragglers: r.stragglers,
+      repaired: r.repaired,
+      forced: r.forced,
+      copiedBefore: r.copiedBefore,
+      seconds: Math.round(r.seconds * 10) / 10,
+      bytesPerSecond: Math.round(rate),
+      sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
+      targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
+      sourceRequestsByOperation: byOperation(r.requests.source),
+      targetRequestsByOperation: byOperation(r.requests.target),
+    },
+  };
+}
+
+/** Progress for a pass over both listings: every object examined counts, identical ones too. */
+function examining(
+  ctx: StepContext,
+  what: string,
+): (examined: number, e: { toCopy: number; sourceObjects: number }) => void {
+  return (examined, e) =>
+    ctx.progress({
+      done: examined,
+      unit: "objects",
+      message: `${what}: ${count(examined)} examined, ${count(e.toCopy)} to copy so far`,
+    });
+}
+
+/**
  * `storage.sync`: copies the source bucket (R2) into the target bucket (S3). Compares both listings
  * key by key (size, and ETag where both are plain MD5s), copies what is missing or different,
  * streamed, keeping the object's headers and metadata; never deletes unless the run was started
@@ -139,6 +334,8 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
+      // before anything is listed: what the source gets after this is for the next sync (see verify)
+      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
       return withStores(deps, input, async (source, target) => {
         await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         let targetExists = true;
@@ -153,7 +350,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           signal: ctx.signal,
           concurrency: input.concurrency,
           memo,
-          onListed: (n) => ctx.progress({ done: n, unit: "objects", message: "listing both buckets" }),
+          onExamined: examining(ctx, "listing both buckets"),
         });
         const changes: PlannedChange[] = [];
         if (!targetExists)
@@ -204,14 +401,16 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
-      // before anything is listed: what the source gets after this is for the next sync (see verify)
-      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
       return withStores(deps, input, async (source, target) => {
         // The target's region is checked before anything is listed; an R2 source (no regions) is
         // checked by its listing's first page.
         await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         await checkBucket(target, s3.region, ctx.signal);
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
+        if (input.shards > 1 && ctx.shards) {
+          const sharded = await shardedSync(source, target, settings, input, { ...ctx, shards: ctx.shards });
+          return outcomeOf(sharded, deleteExtra);
+        }
         const r = await syncBuckets(source, target, settings, {
           signal: ctx.signal,
           log: ctx.log,
@@ -220,44 +419,35 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           memo,
           checkpointEveryMs: input.checkpointSeconds * 1000,
         });
-        const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
-        const parts = [
-          r.copied > 0
-            ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
-            : "nothing to copy",
-          `${count(r.identical)} already identical`,
-        ];
-        if (r.repaired > 0)
-          parts.push(
-            `${objects(r.repaired)} copied again that looked identical but differed as storage.verify compares`,
-          );
-        if (r.forced > 0) parts.push(`${objects(r.forced)} copied again as \`recopy\` asks`);
-        if (r.copiedBefore > 0)
-          parts.push(`${count(r.copiedBefore)} copied by the interrupted attempt before`);
-        if (r.vanished > 0) parts.push(`${count(r.vanished)} deleted at the source meanwhile`);
-        if (deleteExtra) parts.push(`${count(r.deleted)} extra deleted from the target`);
-        else if (r.extra > 0) parts.push(`${objects(r.extra)} only on the target: ${TARGET_ONLY_RULE}`);
+        return outcomeOf(r, deleteExtra);
+      });
+    },
+
+    async shard(input, part, ctx) {
+      const { check, ...range } = part as KeyRange & { check?: boolean };
+      const settings = { ...settingsOf(input, deps, false), range };
+      if (check)
+        return withStores(deps, input, async (source, target) =>
+          estimateSync(source, target, settings, {
+            signal: ctx.signal,
+            memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
+            concurrency: input.concurrency,
+            onExamined: examining(ctx, "checking the copy"),
+          }),
+        );
+      return withStores(deps, input, async (source, target) => {
+        const r = await syncBuckets(source, target, settings, {
+          signal: ctx.signal,
+          log: ctx.log,
+          progress: (p) => ctx.progress(p),
+          checkpoint: ctx.checkpoint,
+          memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
+          checkpointEveryMs: input.checkpointSeconds * 1000,
+        });
         return {
-          summary: parts.join("; "),
-          figures: {
-            copied: r.copied,
-            copiedBytes: r.copiedBytes,
-            identical: r.identical,
-            identicalBytes: r.identicalBytes,
-            extra: r.extra,
-            deleted: r.deleted,
-            vanished: r.vanished,
-            stragglers: r.stragglers,
-            repaired: r.repaired,
-            forced: r.forced,
-            seconds: Math.round(r.seconds * 10) / 10,
-            bytesPerSecond: Math.round(rate),
-            sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
-            targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
-            sourceRequestsByOperation: byOperation(r.requests.source),
-            targetRequestsByOperation: byOperation(r.requests.target),
-          },
-        };
+          ...r,
+          requests: { source: r.requests.source, target: r.requests.target },
+        } satisfies SyncResult;
       });
     },
 
@@ -269,12 +459,16 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         // live (`replication`): customers keep uploading; what arrived after this sync began is
         // not missing but new, and the sync after the switch copies it
         const began = deps.file.replication ? await ctx.checkpoint.get<number>("began") : undefined;
-        const e = await estimateSync(source, target, settings, {
-          signal: ctx.signal,
-          memo,
-          concurrency: input.concurrency,
-          ...(began !== undefined ? { newSince: began } : {}),
-        });
+        const e =
+          input.shards > 1 && ctx.shards
+            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
+            : await estimateSync(source, target, settings, {
+                signal: ctx.signal,
+                memo,
+                concurrency: input.concurrency,
+                onExamined: examining(ctx, "checking the copy"),
+                ...(began !== undefined ? { newSince: began } : {}),
+              });
         const ok = e.toCopy === 0 && (!deleteExtra || e.extra === 0);
         // A failed check means the resume point cannot be trusted: the next attempt lists everything.
         if (!ok) await ctx.checkpoint.set("sync", {});

@@ -19,7 +19,15 @@ import {
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
 import { BoundedQueue } from "./storage-flow.js";
-import { isPlainMd5, type ListedObject, mergeListings } from "./storage-listing.js";
+import {
+  compareKeyStrings,
+  isPlainMd5,
+  type KeySplit,
+  type ListedObject,
+  mergeListings,
+  splitKeySpace,
+} from "./storage-listing.js";
+import type { KeyRange } from "./storage-sync-engine.js";
 
 const Input = z.strictObject({
   /** objects compared at once */
@@ -29,10 +37,16 @@ const Input = z.strictObject({
   /** differences listed in the report (all are counted) */
   listDifferences: z.number().int().min(0).max(10_000).default(100),
   listWindow: z.number().int().min(0).max(100_000).default(2_000),
+  /**
+   * key ranges the comparison is split into, each a job any worker on any replica takes (with
+   * `engine.shardWorkers` per process); 1: the whole comparison in the run's own worker
+   */
+  shards: z.number().int().min(1).max(1_000).default(1),
 });
 export type StorageVerifyInput = z.infer<typeof Input>;
 
 export type DifferenceKind = "missing" | "extra" | "size" | "content" | "metadata";
+const DIFFERENCE_KINDS: DifferenceKind[] = ["missing", "extra", "size", "content", "metadata"];
 
 export interface StorageDifference {
   key: string;
@@ -219,6 +233,8 @@ export async function verifyBuckets(
     window: number;
     signal: AbortSignal;
     onProgress?: (checked: number, listed: number) => void;
+    /** only this part of the key space (one part of a comparison split into key ranges) */
+    range?: KeyRange;
     /**
      * epoch ms (a live migration: when the last storage.sync started): a source object missing on
      * the target that was uploaded at or after it is counted in `newSinceSync`, not as a
@@ -295,11 +311,18 @@ export async function verifyBuckets(
   const ticker = setInterval(() => opts.onProgress?.(checked, listedCount), 1_000);
   ticker.unref();
   try {
+    const until = opts.range?.until;
     for await (const item of mergeListings(source, target, {
       prefix: opts.prefix,
       window: opts.window,
       signal: stop,
+      ...(opts.range?.after ? { startAfter: opts.range.after } : {}),
     })) {
+      const key = "source" in item ? item.source.key : item.target.key;
+      if (until !== undefined && compareKeyStrings(key, until) > 0) {
+        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        break;
+      }
       if ("source" in item) {
         report.source.objects++;
         report.source.bytes += item.source.size;
@@ -351,10 +374,94 @@ export function verifySummary(r: StorageVerifyReport): string {
     ].filter(Boolean);
     return `${head}${r.metadataChecked ? ", metadata kept" : ""}${how.length ? ` (content: ${how.join(", ")})` : ""}${extra}`;
   }
-  const parts = (Object.keys(d) as DifferenceKind[])
-    .filter((k) => d[k] > 0 && k !== "extra")
-    .map((k) => `${count(d[k])} ${k}`);
+  const parts = DIFFERENCE_KINDS.filter((k) => d[k] > 0 && k !== "extra").map((k) => `${count(d[k])} ${k}`);
   return `${head}; differences: ${parts.join(", ")}${extra}`;
+}
+
+/**
+ * The comparison split into key ranges from one sampled pass over the source listing (kept in the
+ * checkpoint), each range a job for any worker; the parts' reports add up into one.
+ */
+async function shardedCheck(
+  source: ObjectStore,
+  prefix: string,
+  input: StorageVerifyInput,
+  ctx: StepContext,
+  shards: NonNullable<StepContext["shards"]>,
+): Promise<StorageVerifyReport> {
+  const started = performance.now();
+  let split = await ctx.checkpoint.get<KeySplit>("split");
+  if (!split) {
+    split = await splitKeySpace(source, input.shards, {
+      prefix,
+      window: input.listWindow,
+      signal: ctx.signal,
+      onListed: (n) =>
+        ctx.progress({
+          done: 0,
+          activity: n,
+          unit: "objects",
+          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
+        }),
+    });
+    await ctx.checkpoint.set("split", split);
+  }
+  const ranges = split.ranges;
+  const reports = await shards.run<StorageVerifyReport>(
+    ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),
+    (each, finished) => {
+      let done = 0;
+      let total = 0;
+      let activity = finished;
+      each.forEach((p, i) => {
+        done += p?.done ?? 0;
+        total += Math.max(p?.total ?? 0, ranges[i]!.objects);
+        activity += p?.activity ?? p?.done ?? 0;
+      });
+      return {
+        done,
+        total: Math.max(total, done),
+        activity,
+        unit: "objects",
+        message: `comparing in ${count(ranges.length)} key ranges, ${count(finished)} done: ${count(done)} of about ${count(Math.max(total, done))} compared`,
+      };
+    },
+  );
+  const out = reports.reduce((a, b) => {
+    const sum = (x: number, y: number) => x + y;
+    return {
+      ...a,
+      source: {
+        ...a.source,
+        objects: sum(a.source.objects, b.source.objects),
+        bytes: sum(a.source.bytes, b.source.bytes),
+      },
+      target: {
+        ...a.target,
+        objects: sum(a.target.objects, b.target.objects),
+        bytes: sum(a.target.bytes, b.target.bytes),
+      },
+      matched: a.matched + b.matched,
+      matchedBytes: a.matchedBytes + b.matchedBytes,
+      checkedBy: {
+        etag: a.checkedBy.etag + b.checkedBy.etag,
+        storedChecksum: a.checkedBy.storedChecksum + b.checkedBy.storedChecksum,
+        hashed: a.checkedBy.hashed + b.checkedBy.hashed,
+      },
+      // in the order a single report has (a part's report comes back from jsonb with its keys sorted)
+      differences: Object.fromEntries(
+        DIFFERENCE_KINDS.map((k) => [k, a.differences[k] + b.differences[k]]),
+      ) as StorageVerifyReport["differences"],
+      listed: [...a.listed, ...b.listed].slice(0, input.listDifferences),
+      vanished: a.vanished + b.vanished,
+    };
+  });
+  out.ok = (Object.keys(out.differences) as DifferenceKind[]).every(
+    (k) => k === "extra" || out.differences[k] === 0,
+  );
+  out.seconds = Math.round((performance.now() - started) / 100) / 10;
+  out.finishedAt = new Date().toISOString();
+  return out;
 }
 
 async function saveReport(deps: StepDeps, ctx: StepContext, report: StorageVerifyReport): Promise<string> {
@@ -390,7 +497,11 @@ async function liveCutOff(deps: StepDeps): Promise<{ newSince?: number }> {
  * (`reports/storage-verify-<run>.json`) and rendered for Slack by src/views/storage-verify.ts.
  */
 export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageVerifyInput> {
-  const check = async (input: StorageVerifyInput, ctx: StepContext): Promise<StorageVerifyReport> => {
+  const check = async (
+    input: StorageVerifyInput,
+    ctx: StepContext,
+    range?: KeyRange,
+  ): Promise<StorageVerifyReport> => {
     const { source: srcCfg, target: s3 } = storageSections(deps);
     const sockets = input.concurrency * 3 + 8;
     const source = openSource(deps, { maxSockets: sockets });
@@ -398,7 +509,10 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
     try {
       await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
       await checkBucket(target, s3.region, ctx.signal);
+      if (!range && input.shards > 1 && ctx.shards)
+        return await shardedCheck(source, srcCfg.prefix, input, ctx, ctx.shards);
       return await verifyBuckets(source, target, {
+        ...(range ? { range } : {}),
         prefix: srcCfg.prefix,
         concurrency: input.concurrency,
         metadata: input.metadata,
@@ -471,6 +585,9 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
           },
         ],
       };
+    },
+    async shard(input, part, ctx) {
+      return check(input, ctx, part as KeyRange);
     },
     async run(input, ctx) {
       const report = await check(input, ctx);

@@ -108,8 +108,11 @@ describe("storage.sync", () => {
     expect(last).toMatchObject({ done: objects.length, total: objects.length, unit: "objects" });
     expect(last.message).toMatch(/MB of .*MB/);
 
-    const verified = await step.verify(input, ctx);
+    const checking = stepContext();
+    const verified = await step.verify(input, checking);
     expect(verified.ok).toBe(true);
+    // the verify pass shows its progress too: every object examined counts, identical ones included
+    expect(checking.reports.at(-1)).toMatchObject({ done: objects.length, unit: "objects" });
 
     const again = await step.run(input, stepContext());
     expect(again.figures).toMatchObject({ copied: 0, identical: objects.length });

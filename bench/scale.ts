@@ -1,0 +1,546 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { freePort } from "../src/sandbox/s3-servers.js";
+import { cpuSeconds, measure } from "./storage.js";
+
+/**
+ * `npm run bench -- scale [--cli-sizes 5000,50000] [--engine-sizes 100000,1000000]
+ * [--fail-objects 500000] [--per-object 5000] [--skip-rclone] [--big]`
+ *
+ * Storage at scale, measured from outside, as users run the product:
+ *  1. memory against object count through the CLI (`node bin/cutover.js run storage-sync`, its own
+ *     process, a state database on the machine's PostgreSQL): moto's backend filled directly (see
+ *     bench/_moto_filled.py), the target lacking 1 % of the source; the live heap (after a full
+ *     collection, sampled every 2 s by bench/_heap-probe.mjs) and the peak RSS per size, and
+ *     whether the live heap stays within 10 % from the smallest to the largest size;
+ *  2. time per object of list (a no-change pass), copy (a first copy) and verify
+ *     (`cutover verify storage`), CPU of our process and of the S3 stand-in, against rclone 1.60
+ *     (Debian) on the same buckets: `sync --checksum` (no change), `sync` (copy), `check` (verify);
+ *  3. the engine (storage.sync's `syncBuckets`) over in-process buckets up to 10 million keys a
+ *     side (bench/_scale-engine.ts): the live heap per size of a no-change pass under a stall
+ *     watchdog of 5 s, and a copy of `--fail-objects` objects with one failing for good, then the
+ *     rerun from its checkpoint.
+ * `--big` adds 500,000 objects through the CLI and 10,000,000 through the engine (about 30 minutes
+ * on two cores). Prints one JSON object on stdout; progress goes to stderr.
+ */
+
+const say = (msg: string) => process.stderr.write(`[bench scale] ${msg}\n`);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.join(here, "..");
+const node = path.join(root, "node_modules", ".bin", "node");
+const r1 = (v: number) => Math.round(v * 10) / 10;
+const r3 = (v: number) => Math.round(v * 1000) / 1000;
+const REGION = "ap-southeast-1";
+const AWS = {
+  accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+  secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+};
+
+interface BucketSpec {
+  name: string;
+  region?: string;
+  count: number;
+  skipEvery?: number;
+}
+
+/** moto with its buckets filled in its backend; stopped by closing its stdin */
+async function filledMoto(
+  buckets: BucketSpec[],
+): Promise<{ endpoint: string; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    "python3",
+    [path.join(here, "_moto_filled.py"), JSON.stringify({ port, buckets })],
+    {
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
+  let err = "";
+  child.stderr?.on("data", (d) => {
+    err += d;
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      if (d.toString().startsWith("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`moto exited with ${code}: ${err.slice(-2000)}`)));
+  });
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.stdin?.end();
+        setTimeout(() => child.kill("SIGKILL"), 5_000).unref();
+      }),
+  };
+}
+
+function migrationYaml(
+  endpoint: string,
+  source: string,
+  target: string,
+  withSync: Record<string, unknown>,
+  shardWorkers = 2,
+): string {
+  return `
+version: 1
+project: bench
+slack: { channel: C0123456789 }
+access: { operators: [U0123456789], approvers: [U0987654321], channels: [C0123456789] }
+engine: { stallSeconds: 20, shardWorkers: ${shardWorkers} }
+source:
+  storage: { endpoint: "${endpoint}", bucket: ${source}, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
+target:
+  aws: { region: ${REGION} }
+  s3: { bucket: ${target}, region: ${REGION} }
+runbook:
+  phases:
+    - id: storage
+      title: Storage
+      steps:
+        - { id: storage-sync, uses: storage.sync, with: ${JSON.stringify(withSync)} }
+        - { id: storage-verify, uses: storage.verify }
+`;
+}
+
+interface CliRun {
+  seconds: number;
+  cpuSeconds: number;
+  peakRssMB: number;
+  liveHeapPeakMB: number;
+  serverCpuSeconds: number;
+  exitCode: number;
+  output: string;
+}
+
+/** `node bin/cutover.js <args>` against one pair of buckets, with the heap probe loaded */
+async function cutoverCli(
+  ctx: { work: string; databaseUrl: string; moto: { endpoint: string; pid: number } },
+  pair: { source: string; target: string; with?: Record<string, unknown>; shardWorkers?: number },
+  args: string[],
+): Promise<CliRun> {
+  const config = path.join(ctx.work, `migration-${pair.source}-${pair.target}.yml`);
+  await writeFile(
+    config,
+    migrationYaml(ctx.moto.endpoint, pair.source, pair.target, pair.with ?? {}, pair.shardWorkers),
+  );
+  const heapFile = path.join(ctx.work, `heap-${Date.now()}.json`);
+  const env = cliEnv(ctx, config);
+  const before = await cpuSeconds(ctx.moto.pid);
+  const m = await measure(
+    node,
+    [
+      "--expose-gc",
+      "--import",
+      path.join(here, "_heap-probe.mjs"),
+      path.join(root, "bin", "cutover.js"),
+      ...args,
+    ],
+    { ...env, CUTOVER_BENCH_HEAP_FILE: heapFile },
+  );
+  const server = (await cpuSeconds(ctx.moto.pid)) - before;
+  const heap = JSON.parse(await readFile(heapFile, "utf8")) as { liveHeap: number; rss: number };
+  return {
+    seconds: m.seconds,
+    cpuSeconds: m.cpuSeconds,
+    peakRssMB: m.peakRssMB,
+    liveHeapPeakMB: r1(heap.liveHeap / 1048576),
+    serverCpuSeconds: server,
+    exitCode: 0,
+    output: m.stdout,
+  };
+}
+
+/** what the CLI (and a worker replica) runs with */
+function cliEnv(ctx: { work: string; databaseUrl: string; moto: { endpoint: string } }, config: string) {
+  return {
+    PATH: process.env.PATH ?? "",
+    DATABASE_URL: ctx.databaseUrl,
+    CUTOVER_CONFIG: config,
+    CUTOVER_DATA_DIR: path.join(ctx.work, "data"),
+    R2_ACCESS_KEY_ID: "bench",
+    R2_SECRET_ACCESS_KEY: "bench-secret",
+    AWS_ENDPOINT_URL: ctx.moto.endpoint,
+    AWS_ACCESS_KEY_ID: AWS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: AWS.secretAccessKey,
+  };
+}
+
+/** a second replica, as far as step parts go (src/sandbox/shard-worker.ts), with `workers` at once */
+async function replica(
+  ctx: { work: string; databaseUrl: string; moto: { endpoint: string } },
+  config: string,
+  workers: number,
+): Promise<{ pid: number; stop(): Promise<void> }> {
+  const env = cliEnv(ctx, config);
+  const job = {
+    yaml: await readFile(config, "utf8"),
+    env,
+    dataDir: env.CUTOVER_DATA_DIR,
+    databaseUrl: ctx.databaseUrl,
+    workers,
+  };
+  const child = spawn(
+    node,
+    ["--import", "tsx", path.join(root, "src", "sandbox", "shard-worker.ts"), JSON.stringify(job)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      if (d.toString().includes("ready")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`the worker replica exited with ${code}`)));
+  });
+  return {
+    pid: child.pid ?? 0,
+    stop: () =>
+      new Promise((resolve) => {
+        child.removeAllListeners("exit");
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      }),
+  };
+}
+
+/** rclone 1.60 (Debian) on the same moto, both sides; no AWS_CA_BUNDLE (it would load it for http too) */
+async function rclone(
+  ctx: { work: string; moto: { endpoint: string; pid: number } },
+  args: string[],
+): Promise<{ seconds: number; cpuSeconds: number; serverCpuSeconds: number; peakRssMB: number }> {
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "",
+    HOME: ctx.work,
+    RCLONE_CONFIG: path.join(ctx.work, "rclone.conf"),
+    RCLONE_CONFIG_M_TYPE: "s3",
+    RCLONE_CONFIG_M_PROVIDER: "Other",
+    RCLONE_CONFIG_M_ENDPOINT: ctx.moto.endpoint,
+    RCLONE_CONFIG_M_REGION: REGION,
+    RCLONE_CONFIG_M_ACCESS_KEY_ID: AWS.accessKeyId,
+    RCLONE_CONFIG_M_SECRET_ACCESS_KEY: AWS.secretAccessKey,
+    RCLONE_CONFIG_M_FORCE_PATH_STYLE: "true",
+  };
+  const before = await cpuSeconds(ctx.moto.pid);
+  const m = await measure(
+    "rclone",
+    [
+      ...args,
+      "--transfers",
+      "16",
+      "--checkers",
+      "16",
+      "--fast-list",
+      // ListObjectsV2, as ours: the same listing from the same server
+      "--s3-list-version",
+      "2",
+      "--s3-no-check-bucket",
+      "--stats",
+      "0",
+      "-q",
+    ],
+    env,
+  );
+  return {
+    seconds: m.seconds,
+    cpuSeconds: m.cpuSeconds,
+    serverCpuSeconds: (await cpuSeconds(ctx.moto.pid)) - before,
+    peakRssMB: m.peakRssMB,
+  };
+}
+
+async function engine(job: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const m = await measure(
+    node,
+    ["--expose-gc", "--import", "tsx", path.join(here, "_scale-engine.ts"), JSON.stringify(job)],
+    { ...process.env },
+  );
+  return {
+    ...(JSON.parse(m.stdout.trim().split("\n").at(-1) ?? "{}") as Record<string, unknown>),
+    peakRssMB: m.peakRssMB,
+  };
+}
+
+const sizes = (s: string) =>
+  s
+    .split(",")
+    .map((v) => Number(v.trim()))
+    .filter((n) => n > 0);
+
+/** max/min − 1 of a series, and whether it is within 10 % */
+function flatness(values: number[]): { spread: number; within10Percent: boolean } {
+  const spread = Math.max(...values) / Math.min(...values) - 1;
+  return { spread: r3(spread), within10Percent: spread <= 0.1 };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      "cli-sizes": { type: "string" },
+      "engine-sizes": { type: "string" },
+      "fail-objects": { type: "string", default: "500000" },
+      "per-object": { type: "string", default: "5000" },
+      "skip-rclone": { type: "boolean", default: false },
+      big: { type: "boolean", default: false },
+      workers: { type: "string", default: "1,2,4" },
+      "worker-objects": { type: "string", default: "4000" },
+      shards: { type: "string", default: "8" },
+    },
+  });
+  const cliSizes = sizes(values["cli-sizes"] ?? (values.big ? "5000,50000,500000" : "5000,50000"));
+  const engineSizes = sizes(
+    values["engine-sizes"] ?? (values.big ? "100000,1000000,10000000" : "100000,1000000"),
+  );
+  const perObject = Number(values["per-object"]);
+  const work = await mkdtemp(path.join(tmpdir(), "cutover-bench-scale-"));
+  const dbName = `cutover_bench_scale_${process.pid}`;
+  const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const databaseUrl = `postgres://postgres@127.0.0.1:5432/${dbName}`;
+  try {
+    // 1. memory against object count, through the CLI
+    const memory: Array<Record<string, unknown>> = [];
+    let listPass: { objects: number; run: CliRun; rclone?: Awaited<ReturnType<typeof rclone>> } | undefined;
+    for (const n of cliSizes) {
+      say(`filling moto with ${n.toLocaleString("en-US")} objects a side…`);
+      const moto = await filledMoto([
+        { name: "src", count: n },
+        { name: "dst", region: REGION, count: n, skipEvery: 100 },
+      ]);
+      try {
+        const ctx = { work, databaseUrl, moto };
+        const pair = { source: "src", target: "dst", with: { compare: "listing" } };
+        say(`cutover run storage-sync over ${n.toLocaleString("en-US")} objects (1 % to copy)…`);
+        const first = await cutoverCli(ctx, pair, ["run", "storage-sync"]);
+        say(`  ${r1(first.seconds)} s, live heap ${first.liveHeapPeakMB} MB, RSS ${first.peakRssMB} MB`);
+        memory.push({
+          objects: n,
+          /** as the CLI printed it */
+          copied: Number(/copied ([\d,]+) object/.exec(first.output)?.[1]?.replace(/,/g, "") ?? Number.NaN),
+          seconds: r1(first.seconds),
+          cpuSeconds: r1(first.cpuSeconds),
+          liveHeapPeakMB: first.liveHeapPeakMB,
+          peakRssMB: first.peakRssMB,
+        });
+        if (n === Math.max(...cliSizes)) {
+          say("the same again: a no-change pass (listing only)…");
+          const again = await cutoverCli(ctx, pair, ["run", "storage-sync"]);
+          const rc = values["skip-rclone"]
+            ? undefined
+            : await rclone(ctx, ["sync", "m:src", "m:dst", "--checksum"]);
+          listPass = { objects: n, run: again, ...(rc ? { rclone: rc } : {}) };
+        }
+      } finally {
+        await moto.stop();
+      }
+    }
+
+    // 2. time per object: copy and verify (and the baseline process cost, subtracted)
+    say(`per object: copy and verify of ${perObject.toLocaleString("en-US")} objects…`);
+    const moto = await filledMoto([
+      { name: "src", count: perObject },
+      { name: "dst", region: REGION, count: 0 },
+      { name: "rclone-dst", region: REGION, count: 0 },
+      { name: "empty-src", count: 0 },
+      { name: "empty-dst", region: REGION, count: 0 },
+    ]);
+    let perObjectFigures: Record<string, unknown>;
+    try {
+      const ctx = { work, databaseUrl, moto };
+      const base = await cutoverCli(ctx, { source: "empty-src", target: "empty-dst" }, [
+        "run",
+        "storage-sync",
+      ]);
+      const copy = await cutoverCli(ctx, { source: "src", target: "dst" }, ["run", "storage-sync"]);
+      const verify = await cutoverCli(ctx, { source: "src", target: "dst" }, ["verify", "storage"]);
+      const rcCopy = values["skip-rclone"] ? undefined : await rclone(ctx, ["sync", "m:src", "m:rclone-dst"]);
+      const rcCheck = values["skip-rclone"]
+        ? undefined
+        : await rclone(ctx, ["check", "m:src", "m:rclone-dst"]);
+      const ms = (cpu: number, n: number) => r3((cpu * 1000) / n);
+      const ours = {
+        listMs: listPass ? ms(listPass.run.cpuSeconds - base.cpuSeconds, listPass.objects) : null,
+        copyMs: ms(copy.cpuSeconds - base.cpuSeconds, perObject),
+        verifyMs: ms(verify.cpuSeconds - base.cpuSeconds, perObject),
+      };
+      const server = {
+        listMs: listPass ? ms(listPass.run.serverCpuSeconds, listPass.objects) : null,
+        copyMs: ms(copy.serverCpuSeconds, perObject),
+        verifyMs: ms(verify.serverCpuSeconds, perObject),
+      };
+      const anchor =
+        rcCopy && rcCheck
+          ? {
+              listMs: listPass?.rclone ? ms(listPass.rclone.cpuSeconds, listPass.objects) : null,
+              copyMs: ms(rcCopy.cpuSeconds, perObject),
+              verifyMs: ms(rcCheck.cpuSeconds, perObject),
+              serverListMs: listPass?.rclone ? ms(listPass.rclone.serverCpuSeconds, listPass.objects) : null,
+              serverCopyMs: ms(rcCopy.serverCpuSeconds, perObject),
+              serverVerifyMs: ms(rcCheck.serverCpuSeconds, perObject),
+              wallSeconds: { copy: r1(rcCopy.seconds), check: r1(rcCheck.seconds) },
+            }
+          : undefined;
+      perObjectFigures = {
+        objects: perObject,
+        listObjects: listPass?.objects,
+        /** our CPU per object (ms), the process start (an empty sync: ${base}) subtracted */
+        cutoverCpuMs: ours,
+        processBaselineCpuSeconds: r1(base.cpuSeconds),
+        /** the S3 stand-in's CPU per object under our requests (ms) */
+        serverCpuMs: server,
+        wallSeconds: {
+          copy: r1(copy.seconds),
+          verify: r1(verify.seconds),
+          list: listPass ? r1(listPass.run.seconds) : null,
+        },
+        ...(anchor
+          ? {
+              rclone: anchor,
+              /** ours ÷ rclone's CPU per object: below 1 is cheaper than rclone */
+              ratios: {
+                list: ours.listMs !== null && anchor.listMs ? r3(ours.listMs / anchor.listMs) : null,
+                copy: r3(ours.copyMs / anchor.copyMs),
+                verify: r3(ours.verifyMs / anchor.verifyMs),
+                serverCopy: r3(server.copyMs / anchor.serverCopyMs),
+                serverVerify: r3(server.verifyMs / anchor.serverVerifyMs),
+              },
+              note: "rclone check compares sizes and MD5 ETags from the two listings; cutover verify also HEADs both sides for headers and user metadata",
+            }
+          : {}),
+      };
+    } finally {
+      await moto.stop();
+    }
+
+    // 4. workers: the same key ranges taken by 1, 2 and 4 workers; 2 and 4 in two processes (the
+    // CLI's own and a second replica), as separate replicas would be
+    const workerCounts = sizes(values.workers);
+    const wN = Number(values["worker-objects"]);
+    const shardCount = Number(values.shards);
+    say(
+      `workers: ${wN.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers…`,
+    );
+    const wMoto = await filledMoto([
+      { name: "wsrc", count: wN },
+      ...workerCounts.map((k) => ({ name: `wdst-${k}`, region: REGION, count: 0 })),
+    ]);
+    const workerRuns: Array<Record<string, unknown>> = [];
+    try {
+      const ctx = { work, databaseUrl, moto: wMoto };
+      for (const k of workerCounts) {
+        const inCli = k === 1 ? 1 : Math.ceil(k / 2);
+        const elsewhere = k - inCli;
+        const pair = {
+          source: "wsrc",
+          target: `wdst-${k}`,
+          with: { shards: shardCount, compare: "listing" },
+          shardWorkers: inCli,
+        };
+        const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
+        await writeFile(config, migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli));
+        const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
+        const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
+        try {
+          const r = await cutoverCli(ctx, pair, ["run", "storage-sync"]);
+          const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
+          const copied = Number(
+            /copied ([\d,]+) object/.exec(r.output)?.[1]?.replace(/,/g, "") ?? Number.NaN,
+          );
+          say(`  ${k} worker${k > 1 ? "s" : ""}: ${r1(r.seconds)} s, ${copied} copied`);
+          workerRuns.push({
+            workers: k,
+            processes: other ? 2 : 1,
+            workersPerProcess: other ? [inCli, elsewhere] : [inCli],
+            copied,
+            seconds: r1(r.seconds),
+            cutoverCpuMsPerObject: r3(((r.cpuSeconds + otherCpu) * 1000) / wN),
+            serverCpuMsPerObject: r3((r.serverCpuSeconds * 1000) / wN),
+            serverCpuShareOfWall: r3(r.serverCpuSeconds / r.seconds),
+          });
+        } finally {
+          await other?.stop();
+        }
+      }
+    } finally {
+      await wMoto.stop();
+    }
+    const t1 = workerRuns.find((r) => r.workers === 1)?.seconds as number | undefined;
+    for (const r of workerRuns) if (t1) r.speedUp = r3(t1 / (r.seconds as number));
+    const four = workerRuns.find((r) => r.workers === 4);
+    const plan10M = four
+      ? {
+          /** 10 M objects at the wall time per object 4 workers took here (moto the limit) */
+          hoursAtMeasuredPace: r3((((four.seconds as number) / wN) * 1e7) / 3600),
+          /** 10 M objects at our own CPU per object spread over 4 workers, the servers not the limit */
+          hoursAtOurCpuOver4Workers: r3((((four.cutoverCpuMsPerObject as number) / 1000) * 1e7) / 4 / 3600),
+        }
+      : undefined;
+
+    // 3. the engine, in-process buckets
+    const engineRuns: Array<Record<string, unknown>> = [];
+    for (const n of engineSizes) {
+      say(`engine: a no-change pass over ${n.toLocaleString("en-US")} objects a side, stall watchdog 5 s…`);
+      const r = await engine({ scenario: "no-change", objects: n, stallSeconds: 5 });
+      say(`  ${JSON.stringify(r)}`);
+      engineRuns.push(r);
+    }
+    const failN = Number(values["fail-objects"]);
+    say(`engine: ${failN.toLocaleString("en-US")} copies with one failing for good, then the rerun…`);
+    const failing = await engine({ scenario: "copy", objects: failN, failAt: Math.floor(failN / 3) });
+    const clean = await engine({ scenario: "copy", objects: Math.max(1, Math.floor(failN / 10)) });
+    say(`  ${JSON.stringify(failing)}`);
+
+    const cliHeaps = memory.map((m) => m.liveHeapPeakMB as number);
+    const engineHeaps = engineRuns.map((m) => m.liveHeapPeakMB as number);
+    const result = {
+      benchmark: "scale",
+      cli: { runs: memory, liveHeap: flatness(cliHeaps) },
+      workers: {
+        objects: wN,
+        keyRanges: shardCount,
+        runs: workerRuns,
+        ...(plan10M ? { plan10M } : {}),
+        note: "two cores shared by every process here, moto's included: the speed-up is bounded by moto's CPU (serverCpuShareOfWall near 1: moto was the limit)",
+      },
+      perObject: perObjectFigures,
+      engine: {
+        noChange: engineRuns,
+        liveHeap: flatness(engineHeaps),
+        permanentFailure: {
+          ...failing,
+          /** the live heap of a clean copy of a tenth as many objects, for comparison */
+          cleanCopyOfATenth: clean,
+          liveHeapAgainstCleanTenth: r3(
+            (failing.firstRunLiveHeapPeakMB as number) / (clean.firstRunLiveHeapPeakMB as number),
+          ),
+        },
+      },
+      targets: {
+        cliLiveHeapFlatWithin10Percent: flatness(cliHeaps).within10Percent,
+        engineLiveHeapFlatWithin10Percent: flatness(engineHeaps).within10Percent,
+        noChangePassesNotStoppedByWatchdog: engineRuns.every((r) => r.stoppedByWatchdog === false),
+        failureMemoryFlat:
+          (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number),
+        twoWorkersSpeedUp: (workerRuns.find((r) => r.workers === 2)?.speedUp as number | undefined) ?? null,
+        plan10MUnder1hWith4Workers: plan10M ? plan10M.hoursAtOurCpuOver4Workers < 1 : null,
+        rerunCopiesOnlyTheFailedObject: (failing.rerun as { copied?: number } | undefined)?.copied === 1,
+      },
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    await rm(work, { recursive: true, force: true });
+  }
+}

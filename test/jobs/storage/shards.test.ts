@@ -1,0 +1,246 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { PgBoss } from "pg-boss";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseMigrationFile } from "../../../src/config/load.js";
+import { buildDeps } from "../../../src/deps.js";
+import { SHARD_QUEUE } from "../../../src/jobs/shards.js";
+import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { runFinished, waitForValue, waitUntil } from "../../helpers/wait.js";
+import {
+  bucketName,
+  createBucket,
+  listKeys,
+  readAll,
+  type StorageWorld,
+  seed,
+  startStorageWorld,
+} from "./world.js";
+
+/**
+ * storage.sync split into key ranges, each a pg-boss job: two worker processes (replicas, as far as
+ * step parts go) share the state database and take the ranges; one is killed with SIGKILL in the
+ * middle of a range, and pg-boss hands that range to the other, which resumes from its checkpoint.
+ */
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let w: StorageWorld;
+let state: TestDatabase;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  [w, state] = await Promise.all([startStorageWorld(), createTestDatabase("shards")]);
+}, 60_000);
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  await Promise.allSettled([w?.stop(), state?.drop()]);
+});
+
+function startWorker(job: Record<string, unknown>): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", path.join(here, "../../../src/sandbox/shard-worker.ts"), JSON.stringify(job)],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  children.push(child);
+  let err = "";
+  child.stderr?.on("data", (d) => {
+    err += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      if (d.toString().includes("ready")) resolve(child);
+    });
+    child.on("exit", (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
+  });
+}
+
+describe("storage.sync in key ranges across processes", () => {
+  it("splits the key space, two processes take the ranges, and a killed worker's range resumes on the other", async () => {
+    const sourceBucket = bucketName("src");
+    const targetBucket = bucketName("dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const source = w.sourceStore(sourceBucket);
+    const target = w.targetStore(targetBucket);
+    const objects = Array.from({ length: 180 }, (_, i) => ({
+      key: `media/${String(i).padStart(4, "0")}.bin`,
+      body: Buffer.alloc(20_000, i % 251),
+    }));
+    await seed(source, objects);
+    const { env } = w.config({ sourceBucket, targetBucket });
+    const yaml = w
+      .config({ sourceBucket, targetBucket })
+      .yaml.replace(
+        "{ id: storage-sync, uses: storage.sync }",
+        "{ id: storage-sync, uses: storage.sync, with: { shards: 6, concurrency: 2, bandwidthMBps: 0.3, checkpointSeconds: 0.2 } }",
+      )
+      .replace("runbook:", "engine: { stallSeconds: 60, backoffMs: 100 }\nrunbook:");
+    const job = { yaml, env, dataDir: w.dataDir, databaseUrl: state.url, workers: 2 };
+    const [a, b] = await Promise.all([startWorker(job), startWorker(job)]);
+
+    // this process submits and executes the run (as the CLI does) but takes no parts itself
+    const file = parseMigrationFile(yaml, { checkEnv: false });
+    const deps = await buildDeps({
+      file: { ...file, engine: { ...file.engine, shardWorkers: 0 } },
+      log: pino({ level: "silent" }),
+      databaseUrl: state.url,
+      dataDir: w.dataDir,
+      env,
+    });
+    try {
+      const submitted = await deps.runner.submit({
+        target: "storage-sync",
+        dryRun: false,
+        requestedBy: "U0123456789",
+        channel: null,
+        idempotencyKey: null,
+      });
+      if (!submitted.created) throw new Error("the run was not created");
+      const runId = submitted.runId;
+      const execution = deps.runner.execute(runId);
+
+      // a range process A is in the middle of
+      const progressOf = async () =>
+        deps.db.checkpoint.findMany({
+          where: { key: { startsWith: "shard/" } },
+          select: { key: true, value: true },
+        });
+      const busy = await waitForValue(
+        "process A to be in the middle of a range",
+        async () => {
+          const rows = await progressOf();
+          const finished = new Set(
+            rows.filter((r) => r.key.endsWith("/result")).map((r) => r.key.split("/")[1]),
+          );
+          return rows.find(
+            (r) =>
+              r.key.endsWith("/progress") &&
+              (r.value as { worker: number; done: number }).worker === a.pid &&
+              (r.value as { done: number }).done >= 3 &&
+              !finished.has(r.key.split("/")[1]),
+          );
+        },
+        (row) => row !== undefined,
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+      const index = busy!.key.split("/")[1];
+      a.kill("SIGKILL");
+      const supervisor = new PgBoss({
+        connectionString: state.url,
+        max: 2,
+        supervise: false,
+        schedule: false,
+      });
+      await supervisor.start();
+      try {
+        // pg-boss fails the dead worker's job once its heartbeat is 10 s old (its supervisor's pass,
+        // nudged here) and retries it: process B takes the range and finishes it
+        await waitUntil(
+          `range ${index} to be finished by process B`,
+          async () => {
+            await supervisor.supervise(SHARD_QUEUE);
+            const result = await deps.db.checkpoint.findFirst({ where: { key: `shard/${index}/result` } });
+            return (result?.value as { worker?: number } | undefined)?.worker === b.pid;
+          },
+          { timeoutMs: 90_000, intervalMs: 1_000 },
+        );
+      } finally {
+        await supervisor.stop({ graceful: false });
+      }
+      const run = await runFinished(deps.db, runId, { timeoutMs: 90_000 });
+      await execution;
+      expect(run.status).toBe("succeeded");
+      const step = run.steps[0]!;
+      const figures = (step.result as { figures: Record<string, number> }).figures;
+      // the range resumed from its own checkpoint: B did not start it again from its beginning
+      const resumed = await deps.db.checkpoint.findFirst({ where: { key: `shard/${index}/result` } });
+      const r = (resumed!.value as { result: { resumedAfter: string; copiedBefore: number } }).result;
+      expect(r.resumedAfter).toMatch(/^media\//);
+      expect(r.copiedBefore).toBeGreaterThan(0);
+      // nothing copied twice: what A had copied and checkpointed was not copied again, and what it
+      // copied after its last checkpoint B found there (identical); only a copy A had sent but not
+      // seen answered may be made again (at most 2 at once per range, 2 ranges at once)
+      const accounted = figures.copied! + figures.copiedBefore! + figures.identical!;
+      expect(accounted).toBeGreaterThanOrEqual(objects.length);
+      expect(accounted).toBeLessThanOrEqual(objects.length + 4);
+      // every range was finished, and by a live process (A was seen at work on one before it died)
+      const rows = await progressOf();
+      const results = rows.filter((r) => /^shard\/\d+\/result$/.test(r.key));
+      expect(results).toHaveLength(6);
+      // the check after the copy went through the same six ranges, as jobs again
+      expect(rows.filter((r) => /^shard\/check\/\d+\/result$/.test(r.key))).toHaveLength(6);
+      expect(results.map((r) => (r.value as { worker: number }).worker)).toContain(b.pid);
+      // the target holds every object, byte for byte
+      expect(await listKeys(target)).toEqual(objects.map((o) => o.key));
+      for (const o of objects.filter((_, i) => i % 17 === 0))
+        expect((await readAll(target, o.key)).equals(o.body)).toBe(true);
+    } finally {
+      b.kill("SIGTERM");
+      await deps.close();
+    }
+  }, 240_000);
+
+  it("compares in key ranges taken by the workers and adds their reports into one (storage.verify)", async () => {
+    const sourceBucket = bucketName("src");
+    const targetBucket = bucketName("dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const objects = Array.from({ length: 90 }, (_, i) => ({
+      key: `v/${String(i).padStart(3, "0")}.txt`,
+      body: Buffer.from(`object ${i} `.repeat(50)),
+    }));
+    await seed(w.sourceStore(sourceBucket), objects);
+    // the target lacks one object and holds another with other bytes of the same size
+    const copy = objects
+      .filter((o) => o.key !== "v/010.txt")
+      .map((o) => (o.key === "v/070.txt" ? { ...o, body: Buffer.from(o.body.toString().toUpperCase()) } : o));
+    await seed(w.targetStore(targetBucket), copy);
+    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
+    const yaml = plain.replace(
+      "{ id: storage-verify, uses: storage.verify }",
+      "{ id: storage-verify, uses: storage.verify, with: { shards: 3 } }",
+    );
+    // this process takes the parts itself: two workers
+    const deps = await buildDeps({
+      file: parseMigrationFile(yaml, { checkEnv: false }),
+      log: pino({ level: "silent" }),
+      databaseUrl: state.url,
+      dataDir: w.dataDir,
+      env,
+    });
+    try {
+      await deps.runner.workShards(2);
+      const submitted = await deps.runner.submit({
+        target: "storage-verify",
+        dryRun: false,
+        requestedBy: "U0123456789",
+        channel: null,
+        idempotencyKey: null,
+      });
+      if (!submitted.created) throw new Error("the run was not created");
+      await deps.runner.execute(submitted.runId);
+      const run = await runFinished(deps.db, submitted.runId);
+      const step = run.steps[0]!;
+      expect(step.status).toBe("failed");
+      expect(step.error).toMatch(
+        /^verification failed: 88 of 90 objects .* identical on both sides; differences: 1 missing, 1 content/,
+      );
+      const parts = await deps.db.checkpoint.findMany({
+        where: { executionId: step.id, key: { startsWith: "shard/", endsWith: "/result" } },
+      });
+      expect(parts).toHaveLength(3);
+      const sources = parts.map(
+        (p) => (p.value as { result: { source: { objects: number } } }).result.source.objects,
+      );
+      expect(sources.reduce((a, b) => a + b, 0)).toBe(90);
+      expect(Math.min(...sources)).toBeGreaterThan(0);
+    } finally {
+      await deps.close();
+    }
+  }, 120_000);
+});
