@@ -28,7 +28,7 @@ build() {
   mkdir -p "$tmp"
   cleanup_build() { umount -l "$tmp/proc" 2>/dev/null || true; }
   trap cleanup_build EXIT
-  debootstrap --variant=minbase --include=openssh-server,sudo,ca-certificates,curl,procps,iproute2 \
+  debootstrap --variant=minbase --include=openssh-server,sudo,ca-certificates,curl,procps,iproute2,nftables \
     bookworm "$tmp" "$mirror"
   mount -t proc proc "$tmp/proc"
   # The packages the set-up script installs, downloaded (not installed) into the root's apt cache:
@@ -61,9 +61,9 @@ EOF
   echo "built $root"
 }
 
-# PID 1 of the box. Arguments: LOWER UPPER WORK MERGED IFACE BOX_IP HOST_IP OWNER_PID OWNER_START
+# PID 1 of the box. Arguments: LOWER UPPER WORK MERGED IFACE BOX_IP HOST_IP OWNER_PID OWNER_START PORTS
 init() {
-  local lower="$1" upper="$2" work="$3" merged="$4" iface="$5" box_ip="$6" host_ip="$7" owner="$8" owner_start="$9"
+  local lower="$1" upper="$2" work="$3" merged="$4" iface="$5" box_ip="$6" host_ip="$7" owner="$8" owner_start="$9" ports="${10}"
   local stopping=0
   trap 'stopping=1' TERM INT
   mount --make-rprivate /
@@ -89,12 +89,26 @@ init() {
   mount -t tmpfs tmpfs "$merged/dev/shm"
   mount -t tmpfs -o mode=755 tmpfs "$merged/run"
   mkdir -p "$merged/run/sshd" "$merged/run/lock"
+  # What leaves the box: only new connections to the host end's ports it was given (the apt proxy,
+  # the release files, the forwards); replies to what comes in (SSH, HTTP) pass as established.
+  # Everything else this machine listens on (0.0.0.0 included) stays out of reach.
+  chroot "$merged" /usr/sbin/nft -f - <<EOF
+table inet cutover_box {
+  chain output {
+    type filter hook output priority 0; policy drop;
+    oif "lo" accept
+    ct state established,related accept
+    ip daddr $host_ip tcp dport { $ports } accept
+  }
+}
+EOF
   hostname cutover-box
   echo cutover-box >"$merged/etc/hostname"
   printf '127.0.0.1 localhost cutover-box\n%s cutover-box\n' "$box_ip" >"$merged/etc/hosts"
   printf 'nameserver %s\n' "$host_ip" >"$merged/etc/resolv.conf"
   # apt reaches the Debian mirror only through the host side's proxy (no route out of the box)
   printf 'Acquire::http::Proxy "http://%s:3142/";\n' "$host_ip" >"$merged/etc/apt/apt.conf.d/90cutover-box-proxy"
+  # shellcheck disable=SC2016 # (expanded by the box's shell)
   chroot "$merged" /bin/sh -c '
     # boot: what sysv-rc would start in runlevel 2, in order, then sshd
     for s in /etc/rc2.d/S*; do [ -x "$s" ] && "$s" start >/dev/null 2>&1; done

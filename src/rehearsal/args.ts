@@ -12,6 +12,8 @@ export interface RehearsalArgs {
   keep: boolean;
   /** the moment the rehearsal's calendar starts at (the bot's clock); default the machine's */
   at: Date | undefined;
+  /** rehearse Phase 3 (the app host) and the verification list on a real Debian box instead */
+  realHost: boolean;
   help: boolean;
 }
 
@@ -36,6 +38,10 @@ ${Object.entries(FAULTS)
   --at <time>     rehearse on another day: the bot's calendar starts at this moment and runs on
                   at the usual pace (cost month to date, KPI windows, the digest's "yesterday"),
                   e.g. --at 2026-11-30T23:59+08:00 for the last minute of a month in Singapore
+  --real-host     instead: Phase 3 on a real host, as root: a Debian 12 box in its own namespaces
+                  (debootstrap, built once and cached), set up by host.setup, the sample app
+                  deployed by app.deploy behind Nginx and Gunicorn under Supervisor, then the
+                  verification list, an auto-restart, a reboot, a second release and back (minutes)
   --help          this text
 
 Environment: CUTOVER_DATA_DIR (where the report goes; default a temporary folder),
@@ -53,6 +59,7 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
     fail: undefined,
     keep: false,
     at: undefined,
+    realHost: false,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -107,6 +114,9 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
         break;
       case "--keep":
         out.keep = true;
+        break;
+      case "--real-host":
+        out.realHost = true;
         break;
       case "--help":
       case "-h":

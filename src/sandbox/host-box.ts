@@ -306,6 +306,7 @@ export class HostBox {
         this.hostAddress,
         String(process.pid),
         ownStartTime(),
+        [APT_PROXY_PORT, FILES_PORT, ...(this.opts.forwards ?? []).map((f) => f.port)].join(", "),
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );

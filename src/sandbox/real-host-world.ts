@@ -1,7 +1,9 @@
 import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
 import { promisify } from "node:util";
 import pg from "pg";
 import pino from "pino";
@@ -268,4 +270,36 @@ function pointAtBox(
   ] as MigrationFile["verification"]["functional"];
   f.verification.reliability.autoRestart = { enabled: true, service: "gogojap", withinSeconds: 30 };
   return f;
+}
+
+/** GET over TLS from the box's Nginx as the site, trusting only the local CA; the certificate's issuer too. */
+export function siteGet(
+  w: Pick<RealHostWorld, "box" | "tls">,
+  path: string,
+): Promise<{ status: number; body: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: w.box.address,
+        port: 443,
+        path,
+        servername: SITE,
+        headers: { host: SITE },
+        ca: w.tls.ca,
+        timeout: 5_000,
+      },
+      (res) => {
+        // read while the socket is still the response's (it goes back to the agent at the end)
+        const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer?.CN ?? "");
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), issuer }),
+        );
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timed out")));
+    req.on("error", reject);
+    req.end();
+  });
 }

@@ -1,9 +1,7 @@
 import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
-import https from "node:https";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../src/config/schema.js";
 import { createAppDeployStep } from "../../src/jobs/steps/app-deploy.js";
@@ -12,6 +10,7 @@ import type { VerificationReport } from "../../src/jobs/steps/verify-common.js";
 import { createVerifyFunctionalStep } from "../../src/jobs/steps/verify-functional.js";
 import { createVerifyReliabilityStep } from "../../src/jobs/steps/verify-reliability.js";
 import { hostBoxUnsupported } from "../../src/sandbox/host-box.js";
+import { siteGet } from "../../src/sandbox/real-host-world.js";
 import { waitForValue } from "../helpers/wait.js";
 import { stepContext } from "../jobs/host/fixtures.js";
 import type { ChildJob } from "./step-child.js";
@@ -36,34 +35,7 @@ function mulberry32(seed: number): () => number {
 const rand = mulberry32(SEED);
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
-/** GET over TLS to the box's nginx as the site, trusting only the local CA. */
-function tlsGet(w: RealHostWorld, path: string): Promise<{ status: number; body: string; issuer: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: w.box.address,
-        port: 443,
-        path,
-        servername: SITE,
-        headers: { host: SITE },
-        ca: w.tls.ca,
-        timeout: 5_000,
-      },
-      (res) => {
-        // read while the socket is still the response's (it goes back to the agent at the end)
-        const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer?.CN ?? "");
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () =>
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), issuer }),
-        );
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timed out")));
-    req.on("error", reject);
-    req.end();
-  });
-}
+const tlsGet = siteGet;
 
 /**
  * Runs a step in a child process and SIGKILLs it once its progress shows `section` and
