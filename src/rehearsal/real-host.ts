@@ -17,6 +17,7 @@ import { EXAMPLE_FILE } from "./config.js";
 /** A step context for one call: in-memory checkpoints, progress shown on one line unless quiet. */
 function context(say: (line: string) => void): StepContext & { checkpoints: Map<string, unknown> } {
   const checkpoints = new Map<string, unknown>();
+  let shown = "";
   return {
     log: pino({ level: "silent" }),
     run: {
@@ -29,7 +30,12 @@ function context(say: (line: string) => void): StepContext & { checkpoints: Map<
     signal: new AbortController().signal,
     attempt: 1,
     progress: (p) => {
-      if (p.message) say(`    … ${p.message.slice(0, 110)}`);
+      // one line per section of a remote script ("host set-up on … · packages"), not per output line
+      const head = (p.message ?? "").split(" · ").slice(0, 2).join(" · ");
+      if (head && head !== shown) {
+        shown = head;
+        say(`    … ${head.slice(0, 110)}`);
+      }
     },
     checkpoint: {
       get: async <T>(key: string) => checkpoints.get(key) as T | undefined,
