@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // the real-host tier (minutes, root): `npm run test:e2e` (vitest.e2e.config.ts)
+    exclude: ["test/e2e/**", "**/node_modules/**"],
     globalSetup: ["test/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -882,6 +882,13 @@ export const HostSchema = z
         msg((v) => `${v} is not a Python 3 version`, 'write it in quotes, e.g. "3.11"'),
       )
       .default("3.11"),
+    /**
+     * where the app's Python packages come from: `pip` (the virtualenv installs them from the
+     * package index) or `os` (apt packages listed under `packages`, e.g. python3-fastapi, seen by
+     * a virtualenv made with --system-site-packages; for a host without the package index, and
+     * only where the OS's python3 is the configured version, as on Debian 12 with "3.11")
+     */
+    pythonPackages: z.enum(["pip", "os"]).default("pip"),
     /** apt packages installed besides Python, Nginx, Supervisor and Redis */
     packages: z
       .array(

@@ -230,6 +230,15 @@ function nginxSite(host: HostConfig, paths: HostPaths, withTls: boolean): string
   ].join("\n");
 }
 
+/** The tools the Supervisor programs run from the virtualenv (`{venv}/bin/<tool>`), gunicorn always. */
+export function venvTools(host: HostConfig): string[] {
+  const tools = new Set(["gunicorn"]);
+  for (const s of host.supervisor.services) {
+    for (const m of s.command.matchAll(/\{venv\}\/bin\/([A-Za-z0-9._-]+)/g)) tools.add(m[1]!);
+  }
+  return [...tools].filter((t) => !/^(python[0-9.]*|pip[0-9.]*)$/.test(t));
+}
+
 /** apt packages the set-up installs. */
 export function setupPackages(host: HostConfig): string[] {
   const tls = host.nginx.tls.mode;
@@ -237,6 +246,8 @@ export function setupPackages(host: HostConfig): string[] {
   if (host.redis.local) pkgs.push("redis-server", "redis-tools");
   if (tls === "letsencrypt-dns") pkgs.push("certbot", "python3-certbot-dns-cloudflare");
   if (tls === "letsencrypt-http") pkgs.push("certbot");
+  // the OS's own gunicorn and uvicorn, for a virtualenv that sees the OS's Python packages
+  if (host.pythonPackages === "os") pkgs.push("gunicorn", "python3-uvicorn");
   for (const p of host.packages) if (!pkgs.includes(p)) pkgs.push(p);
   return pkgs;
 }
@@ -264,6 +275,29 @@ section() { say "section $1"; }
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 real() { [ -z "$ROOT" ]; }
 
+# svc ACTION NAME: systemd where it runs (Ubuntu, Debian on a VM), else the init.d scripts
+# (a container or the test box); ACTION is enable (at boot, and start now), active, reload, start
+svc() {
+  # 8>&-: a daemon started from here must not inherit the set-up's lock (fd 8) and hold it for ever
+  if [ -d /run/systemd/system ]; then
+    case "$1" in
+      enable) systemctl enable --now "$2" >/dev/null 2>&1 8>&- || systemctl start "$2" 8>&- ;;
+      active) systemctl is-active --quiet "$2" ;;
+      *) systemctl "$1" "$2" 8>&- ;;
+    esac
+  else
+    case "$1" in
+      enable)
+        update-rc.d "$2" defaults >/dev/null 2>&1 || true
+        update-rc.d "$2" enable >/dev/null 2>&1 || true
+        service "$2" status >/dev/null 2>&1 || service "$2" start 8>&-
+        ;;
+      active) service "$2" status >/dev/null 2>&1 ;;
+      *) service "$2" "$1" 8>&- ;;
+    esac
+  fi
+}
+
 # put_file PATH MODE OWNER TAG: writes stdin to $ROOT/PATH only when the content differs
 put_file() {
   local path="$ROOT$1" mode="$2" owner="$3" tag="$4" tmp
@@ -282,6 +316,33 @@ put_file() {
   chmod "$mode" "$path"
   if real; then chown "$owner" "$path"; fi
 }`;
+
+const OS_DETECT = `# The host's OS, from /etc/os-release: where Ubuntu 22.04 and Debian 12 differ (where Python
+# comes from, which packages that needs), the script chooses by it.
+osr() { sed -n "s/^$1=//p" /etc/os-release | head -n 1 | tr -d '"'; }
+detect_os() {
+  local id version pretty
+  id="$(osr ID)"
+  version="$(osr VERSION_ID)"
+  pretty="$(osr PRETTY_NAME)"
+  OS="$id-$version"
+  case "$OS" in
+    ubuntu-22.04 | debian-12) say "os $OS ($pretty)" ;;
+    *)
+      echo "this set-up knows Ubuntu 22.04 and Debian 12; the host runs $pretty — use one of those for the instance's blueprint" >&2
+      exit 4
+      ;;
+  esac
+}
+OS=""
+if real; then
+  # one set-up at a time: a rerun after Cutover was killed waits for the first run's remains
+  exec 8>"/run/lock/cutover-$PROJECT-setup.lock"
+  flock -w 900 8 || { echo "another set-up of $PROJECT has held the lock for 15 minutes; look for it with: ps aux | grep setup.sh" >&2; exit 5; }
+  detect_os
+fi
+# apt waits for a lock another apt holds (a first boot's unattended upgrades) instead of failing
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }`;
 
 /**
  * The set-up script for the app host: packages, Python, the app user and folders, Gunicorn,
@@ -318,27 +379,52 @@ export function renderSetupScript(file: MigrationFile): string {
     'CHANGED=""',
     "",
     COMMON,
+    OS_DETECT,
     "",
   );
 
   push(
     "if want packages && real; then",
     "  section packages",
-    "  apt-get update -qq",
-    `  apt-get install -y -qq --no-install-recommends ${setupPackages(host).map(shq).join(" ")}`,
+    "  # a run killed mid-install leaves dpkg half done; this finishes it (a no-op otherwise)",
+    "  dpkg --configure -a",
+    "  apt_get update -qq",
+    `  apt_get install -y -qq --no-install-recommends ${setupPackages(host).map(shq).join(" ")}`,
     "fi",
     "",
     "if want python && real; then",
     "  section python",
-    '  if ! command -v "python$PY" >/dev/null 2>&1; then',
-    '    if ! apt-get install -y -qq "python$PY" "python$PY-venv" "python$PY-dev"; then',
-    "      apt-get install -y -qq software-properties-common",
-    "      add-apt-repository -y ppa:deadsnakes/ppa",
-    "      apt-get update -qq",
-    '      apt-get install -y -qq "python$PY" "python$PY-venv" "python$PY-dev"',
-    "    fi",
-    "  fi",
+    '  case "$OS" in',
+    "    debian-12)",
+    "      # Debian 12's own Python is 3.11; there is no PPA to add another",
+    '      if [ "$PY" != 3.11 ]; then',
+    '        echo "Debian 12 ships Python 3.11 only; set target.host.python to \\"3.11\\" or use Ubuntu 22.04 (deadsnakes)" >&2',
+    "        exit 4",
+    "      fi",
+    '      apt_get install -y -qq --no-install-recommends "python$PY" "python$PY-venv" "python$PY-dev"',
+    "      ;;",
+    "    ubuntu-22.04)",
+    "      # Ubuntu 22.04's Python is 3.10: another version comes from the deadsnakes PPA",
+    '      if ! command -v "python$PY" >/dev/null 2>&1 || ! "python$PY" -c "import venv, ensurepip" >/dev/null 2>&1; then',
+    '        if ! apt_get install -y -qq "python$PY" "python$PY-venv" "python$PY-dev"; then',
+    "          apt_get install -y -qq software-properties-common",
+    "          add-apt-repository -y ppa:deadsnakes/ppa",
+    "          apt_get update -qq",
+    '          apt_get install -y -qq "python$PY" "python$PY-venv" "python$PY-dev"',
+    "        fi",
+    "      fi",
+    "      ;;",
+    "  esac",
     '  "python$PY" --version',
+    ...(host.pythonPackages === "os"
+      ? [
+          "  # the app's Python packages come from the OS (target.host.pythonPackages: os): its python3 must be $PY",
+          '  if [ "$(python3 -c \'import sys; print("%d.%d" % sys.version_info[:2])\')" != "$PY" ]; then',
+          '    echo "pythonPackages: os needs the OS\'s python3 to be $PY; on $OS it is $(python3 --version 2>&1) — set target.host.python to it, or use pythonPackages: pip" >&2',
+          "    exit 4",
+          "  fi",
+        ]
+      : []),
     "fi",
     "",
     "if want app_user; then",
@@ -355,8 +441,32 @@ export function renderSetupScript(file: MigrationFile): string {
     '      say "the virtualenv has another Python; recreating it"',
     '      rm -rf "$VENV"',
     "    fi",
-    '    if [ ! -x "$VENV/bin/python" ]; then runuser -u "$APP_USER" -- "python$PY" -m venv "$VENV"; fi',
-    '    runuser -u "$APP_USER" -- "$VENV/bin/pip" install -q --upgrade pip wheel gunicorn uvicorn',
+    ...(host.pythonPackages === "os"
+      ? [
+          '    if [ -x "$VENV/bin/python" ] && ! grep -qx "include-system-site-packages = true" "$VENV/pyvenv.cfg"; then',
+          '      say "the virtualenv does not see the OS\'s packages; recreating it"',
+          '      rm -rf "$VENV"',
+          "    fi",
+          '    if [ ! -x "$VENV/bin/python" ]; then runuser -u "$APP_USER" -- "python$PY" -m venv --system-site-packages "$VENV"; CHANGED="$CHANGED venv"; fi',
+          "    # the OS's console scripts the programs call as {venv}/bin/<tool>, run by the venv's Python",
+          `    for tool in ${venvTools(host).join(" ")}; do`,
+          '      if [ ! -e "$VENV/bin/$tool" ] && [ -f "/usr/bin/$tool" ]; then',
+          '        printf \'#!/bin/sh\\nexec %s/bin/python /usr/bin/%s "$@"\\n\' "$VENV" "$tool" >"$VENV/bin/$tool"',
+          '        chmod 0755 "$VENV/bin/$tool"',
+          '        chown "$APP_USER:$APP_USER" "$VENV/bin/$tool"',
+          '        CHANGED="$CHANGED venv"',
+          "      fi",
+          '      if [ ! -e "$VENV/bin/$tool" ]; then',
+          '        echo "a Supervisor program runs $VENV/bin/$tool, but the OS has no /usr/bin/$tool: add the package that ships it to target.host.packages (on Debian 12 and Ubuntu 22.04: $tool)" >&2',
+          "        exit 4",
+          "      fi",
+          "    done",
+          '    runuser -u "$APP_USER" -- "$VENV/bin/python" -c \'import gunicorn, uvicorn\'',
+        ]
+      : [
+          '    if [ ! -x "$VENV/bin/python" ]; then runuser -u "$APP_USER" -- "python$PY" -m venv "$VENV"; CHANGED="$CHANGED venv"; fi',
+          '    runuser -u "$APP_USER" -- "$VENV/bin/pip" install -q --upgrade pip wheel gunicorn uvicorn',
+        ]),
     "  fi",
     "fi",
     "",
@@ -390,7 +500,7 @@ export function renderSetupScript(file: MigrationFile): string {
     push(
       "if want redis && real; then",
       "  section redis",
-      "  systemctl enable --now redis-server",
+      "  svc enable redis-server",
       "  redis-cli ping",
       "fi",
       "",
@@ -438,7 +548,7 @@ export function renderSetupScript(file: MigrationFile): string {
     );
   } else if (tls.mode === "letsencrypt-http") {
     push(
-      "  systemctl reload nginx || systemctl restart nginx",
+      "  svc reload nginx || svc restart nginx",
       '  if [ -f "$CERT_DIR/fullchain.pem" ]; then',
       '    say "certificate present for $PROJECT; certbot renews it"',
       `  elif ! certbot certonly --non-interactive --agree-tos --email ${shq(tls.email ?? "")} --webroot -w /var/www/letsencrypt --cert-name "$PROJECT" ${domains} --keep-until-expiring; then`,
@@ -456,7 +566,7 @@ export function renderSetupScript(file: MigrationFile): string {
   }
   if (tls.mode.startsWith("letsencrypt")) {
     push(
-      `  put_file /etc/letsencrypt/renewal-hooks/deploy/cutover-reload-nginx.sh 0755 root:root tls ${heredoc("#!/bin/sh\n# Written by Cutover: reload nginx after a renewal.\nsystemctl reload nginx\n")}`,
+      `  put_file /etc/letsencrypt/renewal-hooks/deploy/cutover-reload-nginx.sh 0755 root:root tls ${heredoc("#!/bin/sh\n# Written by Cutover: reload nginx after a renewal.\nif [ -d /run/systemd/system ]; then systemctl reload nginx; else service nginx reload; fi\n")}`,
     );
   }
   push(
@@ -466,10 +576,11 @@ export function renderSetupScript(file: MigrationFile): string {
     "if want reload && real; then",
     "  section reload",
     "  nginx -t",
-    "  systemctl enable nginx supervisor >/dev/null 2>&1 || true",
-    "  systemctl is-active --quiet nginx || systemctl start nginx",
-    "  systemctl reload nginx",
-    "  systemctl is-active --quiet supervisor || systemctl start supervisor",
+    "  svc enable nginx",
+    "  svc reload nginx",
+    "  svc enable supervisor",
+    "  # supervisord answers its socket a moment after its start",
+    "  for _ in $(seq 1 50); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.2; done",
     "  supervisorctl reread",
     '  if [ -e "$APP_DIR/current" ]; then supervisorctl update; else say "no release deployed yet: the programs start with the first deploy"; fi',
     "fi",
@@ -506,8 +617,10 @@ export function renderVerifyScript(file: MigrationFile): string {
     `check gunicorn.conf grep -qx ${shq(`workers = ${host.gunicorn.workers}`)} ${shq(p.gunicornConf)}`,
     "check nginx-config nginx -t",
     `check nginx-site test -L ${shq(`/etc/nginx/sites-enabled/${file.project}`)}`,
-    "check nginx-running systemctl is-active --quiet nginx",
-    "check supervisor-running systemctl is-active --quiet supervisor",
+    "# shellcheck disable=SC2317 # (called through check)",
+    'svc_active() { if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$1"; else service "$1" status; fi; }',
+    "check nginx-running svc_active nginx",
+    "check supervisor-running svc_active supervisor",
     ...host.supervisor.services.map(
       (s) => `check ${shq(`supervisor:${s.name}`)} test -f ${shq(`${p.supervisorDir}/${s.name}.conf`)}`,
     ),
@@ -577,6 +690,9 @@ export function renderDeployScript(file: MigrationFile, release: DeployRelease):
     `KEEP=${r.keep}`,
     "say() { printf '::cutover:: %s\\n' \"$*\"; }",
     'as_app() { local dir="$1"; shift; (cd "$dir" && runuser -u "$APP_USER" -- env HOME="/home/$APP_USER" bash -c "$1"); }',
+    "# one deploy at a time: a rerun after Cutover was killed waits for the first run's remains",
+    `exec 8>${shq(`/run/lock/cutover-${file.project}-deploy.lock`)}`,
+    'flock -w 900 8 || { echo "another deploy has held the lock for 15 minutes" >&2; exit 5; }',
     'PREVIOUS="$(basename "$(readlink "$APP_DIR/current" 2>/dev/null || echo none)")"',
     'say "previous $PREVIOUS"',
     "",

@@ -14,6 +14,8 @@ export interface RehearsalArgs {
   at: Date | undefined;
   /** the live shop's writes per second, from the data phase to the end */
   writesPerSecond: number;
+  /** rehearse Phase 3 (the app host) and the verification list on a real Debian box instead */
+  realHost: boolean;
   help: boolean;
 }
 
@@ -43,6 +45,10 @@ ${Object.entries(FAULTS)
   --at <time>     rehearse on another day: the bot's calendar starts at this moment and runs on
                   at the usual pace (cost month to date, KPI windows, the digest's "yesterday"),
                   e.g. --at 2026-11-30T23:59+08:00 for the last minute of a month in Singapore
+  --real-host     instead: Phase 3 on a real host, as root: a Debian 12 box in its own namespaces
+                  (debootstrap, built once and cached), set up by host.setup, the sample app
+                  deployed by app.deploy behind Nginx and Gunicorn under Supervisor, then the
+                  verification list, an auto-restart, a reboot, a second release and back (minutes)
   --help          this text
 
 Environment: CUTOVER_DATA_DIR (where the report goes; default a temporary folder),
@@ -61,6 +67,7 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
     keep: false,
     at: undefined,
     writesPerSecond: DEFAULT_WRITES_PER_SECOND,
+    realHost: false,
     help: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -126,6 +133,9 @@ export function parseArgs(argv: readonly string[]): RehearsalArgs {
         break;
       case "--keep":
         out.keep = true;
+        break;
+      case "--real-host":
+        out.realHost = true;
         break;
       case "--help":
       case "-h":

@@ -18,6 +18,11 @@ if (args.help) {
   process.exit(0);
 }
 
+if (args.realHost) {
+  const { rehearseRealHost } = await import("../rehearsal/real-host.js");
+  process.exit(await rehearseRealHost({ out: process.stdout, env: process.env, quiet: args.quiet }));
+}
+
 // loaded only now: a bad command line is answered without loading the bot and the world
 const { startRehearsal } = await import("../rehearsal/rehearse.js");
 const rehearsal = startRehearsal(args, { out: process.stdout, env: process.env });

@@ -13,6 +13,7 @@ import {
   renderSwitchScript,
   renderVerifyScript,
   scriptHash,
+  setupPackages,
 } from "../../../src/jobs/host-script.js";
 import { exampleFile, fileWith, SECRETS, tempDir } from "./fixtures.js";
 
@@ -114,6 +115,9 @@ describe("the rendered host scripts", () => {
           };
           f.target!.host!.gunicorn.bind = "unix:/run/gunicorn.sock";
         }),
+        await fileWith((f) => {
+          f.target!.host!.pythonPackages = "os";
+        }),
       ];
       for (const [i, f] of variants.entries()) {
         const paths: string[] = [];
@@ -212,5 +216,44 @@ describe("the rendered host scripts", () => {
       },
     );
     expect(echoed.stdout.split("\n").slice(0, 4)).toEqual(Object.values(values));
+  });
+});
+
+describe("the set-up script on Ubuntu 22.04 and Debian 12", () => {
+  it("chooses by /etc/os-release where they differ, and refuses an OS it does not know", async () => {
+    const script = renderSetupScript(await exampleFile());
+    const python = script.slice(script.indexOf("section python"), script.indexOf("section app_user"));
+    // Debian 12: its own Python 3.11, no PPA; Ubuntu 22.04: deadsnakes when apt has no 3.11
+    expect(python).toMatch(/debian-12\)[\s\S]*Debian 12 ships Python 3\.11 only[\s\S]*;;\s+ubuntu-22\.04\)/);
+    expect(python.slice(python.indexOf("ubuntu-22.04)"))).toContain(
+      "add-apt-repository -y ppa:deadsnakes/ppa",
+    );
+    expect(python.slice(0, python.indexOf("ubuntu-22.04)"))).not.toContain("ppa:");
+    expect(script).toContain("this set-up knows Ubuntu 22.04 and Debian 12");
+  });
+
+  it("runs an OS without systemd (a container) through its init.d scripts, and never leaves its lock to a daemon", async () => {
+    const script = renderSetupScript(await exampleFile());
+    expect(script).not.toMatch(/^\s*systemctl (reload|start|enable)/m);
+    expect(script).toMatch(/service "\$2" start 8>&-/);
+    expect(script).toContain("svc enable redis-server");
+    expect(script).toContain("flock -w 900 8");
+  });
+
+  it("with pythonPackages: os, makes a virtualenv that sees the OS's packages and downloads nothing", async () => {
+    const file = await fileWith((f) => {
+      f.target!.host!.pythonPackages = "os";
+    });
+    const script = renderSetupScript(file);
+    expect(script).toContain("-m venv --system-site-packages");
+    expect(script).not.toContain('pip" install -q --upgrade');
+    expect(setupPackages(file.target!.host!)).toEqual(
+      expect.arrayContaining(["gunicorn", "python3-uvicorn"]),
+    );
+    // the programs call {venv}/bin/gunicorn and {venv}/bin/celery: both get a wrapper
+    expect(script).toContain("for tool in gunicorn celery; do");
+    expect(renderSetupScript(await exampleFile())).toContain(
+      '"$VENV/bin/pip" install -q --upgrade pip wheel gunicorn uvicorn',
+    );
   });
 });

@@ -1,0 +1,286 @@
+import { spawn } from "node:child_process";
+import { readFile, writeFile } from "node:fs/promises";
+import http from "node:http";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { MigrationFile } from "../../src/config/schema.js";
+import { createAppDeployStep } from "../../src/jobs/steps/app-deploy.js";
+import { createHostSetupStep } from "../../src/jobs/steps/host-setup.js";
+import type { VerificationReport } from "../../src/jobs/steps/verify-common.js";
+import { createVerifyFunctionalStep } from "../../src/jobs/steps/verify-functional.js";
+import { createVerifyReliabilityStep } from "../../src/jobs/steps/verify-reliability.js";
+import { hostBoxUnsupported } from "../../src/sandbox/host-box.js";
+import { siteGet } from "../../src/sandbox/real-host-world.js";
+import { waitForValue } from "../helpers/wait.js";
+import { stepContext } from "../jobs/host/fixtures.js";
+import type { ChildJob } from "./step-child.js";
+import { type TestRealHostWorld as RealHostWorld, SITE, startTestRealHostWorld } from "./world.js";
+
+const why = await hostBoxUnsupported();
+if (why) console.warn(`\n*** REAL-HOST TIER SKIPPED: ${why} ***\n`);
+
+/** The crash moments are drawn from this seed (printed; set CUTOVER_CRASH_SEED to replay one). */
+const SEED = Number(process.env.CUTOVER_CRASH_SEED ?? Math.floor(Math.random() * 1_000_000));
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const rand = mulberry32(SEED);
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+
+const tlsGet = siteGet;
+
+/**
+ * Runs a step in a child process and SIGKILLs it once its progress shows `section` and
+ * `delayMs` more have passed (or lets it finish when it never gets there).
+ */
+async function runAndKill(
+  w: RealHostWorld,
+  job: Omit<ChildJob, "dataDir" | "env" | "checkpointsPath">,
+  moment: { section: string; delayMs: number },
+): Promise<{ killed: boolean; checkpointsPath: string; output: string }> {
+  const dir = w.dataDir;
+  const checkpointsPath = join(dir, `${job.step}-checkpoints.json`);
+  const jobPath = join(dir, `${job.step}-job.json`);
+  await writeFile(
+    jobPath,
+    JSON.stringify({
+      ...job,
+      dataDir: dir,
+      env: w.env as Record<string, string>,
+      checkpointsPath,
+    } satisfies ChildJob),
+  );
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(import.meta.dirname, "step-child.ts"), jobPath],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let output = "";
+  let killed = false;
+  let armed = false;
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const onData = (b: Buffer) => {
+    output += b.toString();
+    if (!armed && new RegExp(`· ${moment.section}\\b`).test(output)) {
+      armed = true;
+      setTimeout(() => {
+        if (child.exitCode === null) {
+          killed = true;
+          child.kill("SIGKILL");
+        }
+      }, moment.delayMs);
+    }
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  await exited;
+  return { killed, checkpointsPath, output };
+}
+
+async function loadCheckpoints(path: string): Promise<Map<string, unknown>> {
+  try {
+    return new Map(Object.entries(JSON.parse(await readFile(path, "utf8")) as object));
+  } catch {
+    return new Map();
+  }
+}
+
+const remoteLines = (logs: string[]) =>
+  logs
+    .map((l) => JSON.parse(l) as { line?: string })
+    .map((l) => l.line ?? "")
+    .filter(Boolean);
+
+describe.skipIf(why !== undefined)("the app host for real: a Debian 12 box in its own namespaces", () => {
+  let w: RealHostWorld;
+  let r1: MigrationFile;
+  const figures: Record<string, number | string> = { seed: SEED };
+
+  beforeAll(async () => {
+    const t0 = performance.now();
+    w = await startTestRealHostWorld((line) => console.log(line));
+    figures.boxStartS = Math.round(performance.now() - t0) / 1000;
+    r1 = await w.fileFor("r1");
+    // the operator's part of tls.mode cloudflare-origin: the certificate and key in place (here the
+    // local CA's; with letsencrypt-dns, certbot's DNS-01 challenge through Cloudflare puts Let's
+    // Encrypt's at /etc/letsencrypt/live/<project>/ and the same site is written around it)
+    await w.placeCertificate(r1.project);
+    console.log(`crash seed ${SEED} (CUTOVER_CRASH_SEED=${SEED} replays it)`);
+  });
+  afterAll(async () => {
+    console.log(`real-host figures: ${JSON.stringify(figures)}`);
+    await w?.close();
+  });
+
+  it("host.setup killed at a seeded moment, then run again, sets the host up; it chose Debian 12 by /etc/os-release", async () => {
+    const moment = {
+      section: pick(["packages", "python", "app_user", "supervisor", "redis", "nginx", "reload"]),
+      delayMs: Math.floor(rand() * 1500),
+    };
+    const t0 = performance.now();
+    const crash = await runAndKill(
+      w,
+      { step: "host.setup", file: r1, input: { address: w.box.address } },
+      moment,
+    );
+    figures.setupKilledAt = `${moment.section}+${moment.delayMs}ms${crash.killed ? "" : " (finished first)"}`;
+    const setup = createHostSetupStep(w.deps(r1));
+    const ctx = stepContext();
+    const input = setup.parse({ address: w.box.address });
+    const t1 = performance.now();
+    const out = await setup.run(input, ctx);
+    figures.setupRerunS = Math.round(performance.now() - t1) / 1000;
+    figures.setupTotalS = Math.round(performance.now() - t0) / 1000;
+    expect(out.summary).toMatch(/set up: changed|already as configured/);
+    const lines = remoteLines(ctx.logs);
+    const os = lines.find((l) => l.startsWith("::cutover:: os "));
+    expect(os).toBe("::cutover:: os debian-12 (Debian GNU/Linux 12 (bookworm))");
+    expect(await w.box.osRelease()).toBe("Debian GNU/Linux 12 (bookworm)");
+    console.log(`host.setup ran on: ${os?.slice("::cutover:: os ".length)}`);
+    const checks = await setup.verify(input, stepContext());
+    expect(checks.summary).toMatch(/checks passed/);
+    expect(checks.ok).toBe(true);
+    // nginx -t against the site the script wrote, with the certificate in place
+    const nginx = await w.box.exec("nginx -t 2>&1; cat /etc/nginx/sites-enabled/gogojap");
+    expect(nginx.stdout).toContain("test is successful");
+    expect(nginx.stdout).toContain("listen 443 ssl");
+  });
+
+  it("running host.setup again changes nothing and says so", async () => {
+    const setup = createHostSetupStep(w.deps(r1));
+    const ctx = stepContext();
+    const out = await setup.run(setup.parse({ address: w.box.address }), ctx);
+    expect(out.summary).toMatch(/already as configured/);
+    expect(out.figures?.changed).toBe("nothing");
+    expect(remoteLines(ctx.logs).filter((l) => l.startsWith("::cutover:: updated"))).toEqual([]);
+  });
+
+  it("app.deploy killed at a seeded moment, then run again, puts release r1 live behind nginx under Supervisor", async () => {
+    const moment = {
+      section: pick(["fetch", "install", "switch", "restart"]),
+      delayMs: Math.floor(rand() * 800),
+    };
+    const crash = await runAndKill(
+      w,
+      { step: "app.deploy", file: r1, input: { address: w.box.address, healthIntervalMs: 500 } },
+      moment,
+    );
+    figures.deployKilledAt = `${moment.section}+${moment.delayMs}ms${crash.killed ? "" : " (finished first)"}`;
+    const deploy = createAppDeployStep(w.deps(r1));
+    // the next attempt resumes with what the killed one checkpointed, as the runner's would
+    const ctx = stepContext();
+    for (const [k, v] of await loadCheckpoints(crash.checkpointsPath)) ctx.checkpoints.set(k, v);
+    const input = deploy.parse({ address: w.box.address, healthIntervalMs: 500 });
+    const t0 = performance.now();
+    const out = await deploy.run(input, ctx);
+    figures.deployS = Math.round(performance.now() - t0) / 1000;
+    expect(out.summary).toMatch(/^deployed \d{8}T\d{6}Z-r1/);
+    const check = await deploy.verify(input, ctx);
+    expect(check.summary).toMatch(/gogojap, gogojap-celery, gogojap-celery-beat running; \/health 200/);
+    expect(check.ok).toBe(true);
+    const status = await w.box.exec("supervisorctl status");
+    expect(status.stdout).toMatch(/gogojap\s+RUNNING/);
+    // five gunicorn workers with uvicorn's worker class, as the plan has it
+    const ps = await w.box.exec("ps -eo args | grep -c '[g]unicorn -c /opt/gogojap/shared/gunicorn.conf.py'");
+    expect(Number(ps.stdout.trim())).toBe(6);
+  });
+
+  it("serves over TLS with the local CA's certificate for the site, and sends plain HTTP there", async () => {
+    const r = await tlsGet(w, "/health");
+    expect(r).toMatchObject({ status: 200, issuer: "Cutover test CA" });
+    expect(JSON.parse(r.body)).toMatchObject({ status: "ok", release: "r1" });
+    // node:http, not fetch: fetch will not send another Host than the URL's
+    const plain = await new Promise<{ status: number; location: string | undefined }>((resolve, reject) => {
+      http
+        .get(
+          { host: w.box.address, port: 80, path: "/health", headers: { host: SITE }, timeout: 5_000 },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+          },
+        )
+        .on("error", reject);
+    });
+    expect(plain.status).toBe(301);
+    expect(plain.location).toBe(`https://${SITE}/health`);
+  });
+
+  it("the plan's verification list passes, measured by verify.functional against the box", async () => {
+    const step = createVerifyFunctionalStep(w.deps(r1));
+    const ctx = stepContext();
+    await step.run(step.parse({ address: w.box.address }), ctx);
+    const report = ctx.checkpoints.get("report") as VerificationReport;
+    const rows = Object.fromEntries(report.rows.map((r) => [r.id, r]));
+    for (const r of report.rows) console.log(`verify.functional ${r.id}: ${r.status} — ${r.measured}`);
+    expect(report.baseUrl).toBe(`https://${w.box.address} as ${SITE}`);
+    expect(rows.health).toMatchObject({ status: "pass" });
+    expect(rows.products).toMatchObject({ status: "pass", figures: { items: 3 } });
+    expect(rows["upload-download"]).toMatchObject({ status: "pass", figures: { identical: true } });
+    expect(rows["celery-task"]).toMatchObject({ status: "pass" });
+    expect(rows["celery-beat"]).toMatchObject({ status: "pass" });
+    expect(report.ok).toBe(true);
+  });
+
+  it("Supervisor brings the app back after it is killed (verify.reliability), with the time it took", async () => {
+    const step = createVerifyReliabilityStep(w.deps(r1));
+    const ctx = stepContext();
+    await step.run(step.parse({ address: w.box.address, only: ["autoRestart"], restartPollMs: 200 }), ctx);
+    const report = ctx.checkpoints.get("report") as VerificationReport;
+    const row = report.rows.find((r) => r.id === "autoRestart")!;
+    console.log(`verify.reliability autoRestart: ${row.status} — ${row.measured}`);
+    expect(row).toMatchObject({ status: "pass", figures: { restarted: true } });
+    expect(row.figures.newPid).not.toBe(row.figures.oldPid);
+    figures.autoRestartS = row.figures.seconds as number;
+    await waitForValue(
+      "/health after the restart",
+      () => tlsGet(w, "/health").catch(() => ({ status: 0 })),
+      (r) => r.status === 200,
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+  });
+
+  it("after the box's power is cut and it boots, nginx and gunicorn are back by themselves", async () => {
+    const before = (await w.box.exec("supervisorctl pid gogojap")).stdout.trim();
+    const { downMs } = await w.box.reboot();
+    const t0 = performance.now();
+    const health = await waitForValue(
+      "/health through nginx after the boot",
+      () => tlsGet(w, "/health").catch(() => ({ status: 0, body: "", issuer: "" })),
+      (r) => r.status === 200,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    figures.rebootToHealthyS = Math.round(downMs + performance.now() - t0) / 1000;
+    expect(JSON.parse(health.body)).toMatchObject({ release: "r1" });
+    const after = (await w.box.exec("supervisorctl pid gogojap")).stdout.trim();
+    expect(after).toMatch(/^\d+$/);
+    expect(after).not.toBe(before);
+    const deploy = createAppDeployStep(w.deps(r1));
+    expect((await deploy.verify(deploy.parse({ address: w.box.address }), stepContext())).ok).toBe(true);
+  });
+
+  it("app.deploy of a second release switches over, and its undo switches back", async () => {
+    const r2 = await w.fileFor("r2");
+    const deploy = createAppDeployStep(w.deps(r2));
+    const ctx = stepContext();
+    const input = deploy.parse({ address: w.box.address, healthIntervalMs: 500 });
+    const out = await deploy.run(input, ctx);
+    expect(out.summary).toMatch(/^deployed \d{8}T\d{6}Z-r2 \(previous \d{8}T\d{6}Z-r1\)/);
+    expect(JSON.parse((await tlsGet(w, "/health")).body)).toMatchObject({ release: "r2" });
+    await deploy.undo!(input, ctx);
+    expect(JSON.parse((await tlsGet(w, "/health")).body)).toMatchObject({ release: "r1" });
+    const back = createVerifyFunctionalStep(w.deps(r1));
+    const vctx = stepContext();
+    await back.run(back.parse({ address: w.box.address, only: ["health", "celery-task"] }), vctx);
+    expect((vctx.checkpoints.get("report") as VerificationReport).ok).toBe(true);
+  });
+});
