@@ -41,6 +41,20 @@ export interface RdsStepPorts {
 const major = (v: string) => v.split(".")[0]!;
 
 /** Names of what the step creates next to the instance. */
+/** What each parameter Cutover sets is for, in the plan. */
+const PARAMETER_WHY: Record<string, string> = {
+  "rds.force_ssl": "TLS required",
+  "rds.logical_replication": "logical replication: the live cutover's way back",
+};
+
+/** The parameters the instance's own parameter group must hold. */
+export function wantedParameters(cfg: RdsConfig, deps: Pick<StepDeps, "file">): Record<string, string> {
+  return {
+    ...(cfg.requireTls ? { "rds.force_ssl": "1" } : {}),
+    ...(deps.file.replication ? { "rds.logical_replication": "1" } : {}),
+  };
+}
+
 export function rdsNames(cfg: RdsConfig) {
   return {
     securityGroup: `${cfg.identifier}-db`,
@@ -228,6 +242,8 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     async plan() {
       const cfg = cfgOf();
       const names = rdsNames(cfg);
+      const wanted = wantedParameters(cfg, deps);
+      const usesParameterGroup = Object.keys(wanted).length > 0;
       const rds = rdsApi();
       const groups = sgApi();
       const changes: PlannedChange[] = [];
@@ -259,27 +275,24 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
               },
         );
       }
-      if (cfg.requireTls) {
+      if (usesParameterGroup) {
         const pg = await rds.getParameterGroup(names.parameterGroup);
-        const forced = pg ? await rds.getParameter(names.parameterGroup, "rds.force_ssl") : undefined;
+        const unset: string[] = [];
+        for (const [k, v] of Object.entries(wanted))
+          if (!pg || (await rds.getParameter(names.parameterGroup, k)) !== v) unset.push(`${k} = ${v}`);
+        const all = Object.entries(wanted)
+          .map(([k, v]) => `${k} = ${v}${PARAMETER_WHY[k] ? ` (${PARAMETER_WHY[k]})` : ""}`)
+          .join(", ");
         changes.push(
           !pg
-            ? {
-                action: "create",
-                target: `parameter group ${names.parameterGroup}`,
-                detail: "rds.force_ssl = 1 (TLS required)",
-              }
-            : forced !== "1"
+            ? { action: "create", target: `parameter group ${names.parameterGroup}`, detail: all }
+            : unset.length
               ? {
                   action: "update",
                   target: `parameter group ${names.parameterGroup}`,
-                  detail: "set rds.force_ssl = 1",
+                  detail: `set ${unset.join(", ")}`,
                 }
-              : {
-                  action: "none",
-                  target: `parameter group ${names.parameterGroup}`,
-                  detail: "rds.force_ssl = 1",
-                },
+              : { action: "none", target: `parameter group ${names.parameterGroup}`, detail: all },
         );
       }
       const db = await rds.describeInstance(cfg.identifier);
@@ -293,7 +306,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
       } else {
         const drift = rdsDrift(cfg, db, {
           ...(sg ? { securityGroupId: sg.groupId } : {}),
-          ...(cfg.requireTls ? { parameterGroup: names.parameterGroup } : {}),
+          ...(usesParameterGroup ? { parameterGroup: names.parameterGroup } : {}),
         });
         if (drift.conflicts.length > 0) {
           const conflict = `RDS instance ${cfg.identifier} already exists and ${drift.conflicts.join("; ")}.`;
@@ -327,6 +340,8 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     async run(input, ctx) {
       const cfg = cfgOf();
       const names = rdsNames(cfg);
+      const wanted = wantedParameters(cfg, deps);
+      const usesParameterGroup = Object.keys(wanted).length > 0;
       const rds = rdsApi();
       const groups = sgApi();
       const did: string[] = [];
@@ -354,21 +369,30 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
           `security group admits ${cidrs.join(", ")}${remove.length ? ` (revoked ${remove.flatMap((r) => r.cidrs).join(", ")})` : ""}`,
         );
 
-      // 2. TLS required: rds.force_ssl = 1 in the instance's own parameter group.
-      if (cfg.requireTls) {
+      // 2. The instance's own parameter group: TLS required (rds.force_ssl = 1) and, for a live
+      // migration, logical replication (rds.logical_replication = 1), set at creation so the reverse
+      // replication of the way back needs no reboot later.
+      if (usesParameterGroup) {
         if (!(await rds.getParameterGroup(names.parameterGroup))) {
           await rds.createParameterGroup(
             names.parameterGroup,
             names.family,
-            `Cutover: ${cfg.identifier}, TLS required`,
+            `Cutover: ${cfg.identifier}${cfg.requireTls ? ", TLS required" : ""}${deps.file.replication ? ", logical replication" : ""}`,
             tagsOf(cfg),
           );
           await ctx.checkpoint.set("createdParameterGroup", names.parameterGroup);
           did.push(`created parameter group ${names.parameterGroup}`);
         }
-        if ((await rds.getParameter(names.parameterGroup, "rds.force_ssl")) !== "1") {
-          await rds.setParameters(names.parameterGroup, { "rds.force_ssl": "1" });
-          did.push("rds.force_ssl = 1");
+        const unset: Record<string, string> = {};
+        for (const [k, v] of Object.entries(wanted))
+          if ((await rds.getParameter(names.parameterGroup, k)) !== v) unset[k] = v;
+        if (Object.keys(unset).length) {
+          await rds.setParameters(names.parameterGroup, unset);
+          did.push(
+            Object.entries(unset)
+              .map(([k, v]) => `${k} = ${v}`)
+              .join(", "),
+          );
         }
       }
 
@@ -413,7 +437,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
           dbName: cfg.dbName,
           port: cfg.port,
           securityGroupIds: [sg.groupId],
-          ...(cfg.requireTls ? { parameterGroupName: names.parameterGroup } : {}),
+          ...(usesParameterGroup ? { parameterGroupName: names.parameterGroup } : {}),
           deletionProtection: cfg.deletionProtection,
           tags: tagsOf(cfg),
         });
@@ -422,7 +446,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
       } else {
         const drift = rdsDrift(cfg, db, {
           securityGroupId: sg.groupId,
-          ...(cfg.requireTls ? { parameterGroup: names.parameterGroup } : {}),
+          ...(usesParameterGroup ? { parameterGroup: names.parameterGroup } : {}),
         });
         if (drift.conflicts.length > 0) {
           throw new CutoverError(
@@ -494,6 +518,8 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     async verify() {
       const cfg = cfgOf();
       const names = rdsNames(cfg);
+      const wanted = wantedParameters(cfg, deps);
+      const usesParameterGroup = Object.keys(wanted).length > 0;
       const rds = rdsApi();
       const groups = sgApi();
       const problems: string[] = [];
@@ -506,7 +532,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
         if (db.status !== "available") problems.push(`database is ${db.status}`);
         const drift = rdsDrift(cfg, db, {
           ...(sg ? { securityGroupId: sg.groupId } : {}),
-          ...(cfg.requireTls ? { parameterGroup: names.parameterGroup } : {}),
+          ...(usesParameterGroup ? { parameterGroup: names.parameterGroup } : {}),
         });
         problems.push(...drift.conflicts, ...drift.words.map((w) => `differs: ${w}`));
       }
@@ -522,6 +548,14 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
         (await rds.getParameter(names.parameterGroup, "rds.force_ssl").catch(() => undefined)) !== "1"
       )
         problems.push("rds.force_ssl is not 1: clients could connect without TLS");
+      if (
+        deps.file.replication &&
+        (await rds.getParameter(names.parameterGroup, "rds.logical_replication").catch(() => undefined)) !==
+          "1"
+      )
+        problems.push(
+          "rds.logical_replication is not 1: the reverse replication of the way back cannot start",
+        );
       const recorded = (await readProvisioned(deps.dataDir, deps.file.environment))["target.rds.endpoint"];
       if (db?.endpoint && recorded !== db.endpoint.address)
         problems.push("the recorded endpoint differs from RDS's");

@@ -4,7 +4,12 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { DescribeDBInstancesCommand, ModifyDBInstanceCommand, RDSClient } from "@aws-sdk/client-rds";
+import {
+  DescribeDBInstancesCommand,
+  DescribeDBParametersCommand,
+  ModifyDBInstanceCommand,
+  RDSClient,
+} from "@aws-sdk/client-rds";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
@@ -126,6 +131,13 @@ describe("rds.instance against moto (RDS and EC2) and the Lightsail fake", () =>
     });
     expect(db.EngineVersion).toMatch(/^14/);
     expect(db.DBParameterGroups?.[0]?.DBParameterGroupName).toBe(`${id}-pg14`);
+    // the example is a live migration: logical replication set at creation, with TLS, no reboot needed later
+    expect(plan.changes[1]!.detail).toContain("rds.logical_replication = 1");
+    const params = await rdsClient().send(
+      new DescribeDBParametersCommand({ DBParameterGroupName: `${id}-pg14`, Source: "user" }),
+    );
+    const set = Object.fromEntries((params.Parameters ?? []).map((p) => [p.ParameterName, p.ParameterValue]));
+    expect(set).toMatchObject({ "rds.force_ssl": "1", "rds.logical_replication": "1" });
     const sgId = db.VpcSecurityGroups?.[0]?.VpcSecurityGroupId;
     const ec2 = new EC2Client({ region: "ap-southeast-1", endpoint: moto.endpoint, credentials: creds });
     const sg = (await ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [sgId!] }))).SecurityGroups![0]!;
