@@ -1,3 +1,5 @@
+// first: V8 settings that must hold before anything else loads
+import "./runtime.js";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";

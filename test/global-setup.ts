@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { build } from "../scripts/build.mjs";
 import { applyMigrations } from "../src/store/migrate.js";
 import {
   databaseUrl,
@@ -14,10 +15,13 @@ import {
 const run = runToken();
 
 /**
- * Once per `vitest run`: (re)build the migrated template database the database tests copy, and
- * clear databases left behind by runs that died before their teardown.
+ * Once per `vitest run`: compile src/ to dist/ (the tests that run `npx cutover` or `npm start`
+ * run the compiled code, as users do, so it must be this tree's), (re)build the migrated template
+ * database the database tests copy, and clear databases left behind by runs that died before
+ * their teardown.
  */
 export async function setup(project: TestProject): Promise<void> {
+  await build();
   project.provide("cutoverTestRun", run);
   await dropLeftovers((token) => token !== run && !processAlive(Number.parseInt(token, 36)));
   await withTemplateLock(async (client) => {
