@@ -69,6 +69,13 @@ describe("a step stopped by SIGTERM", () => {
       "SELECT count(*)::int AS n FROM audit_events WHERE action = 'run.resume'",
     );
     expect(resumed[0]!.n).toBe(1);
+    // one progress message for the run, the resume said in its thread
+    await w.until("the final edit", async () =>
+      w.fake.messages(CHANNEL).some((m) => m.text.includes("Run probe: succeeded")) ? true : undefined,
+    );
+    const messages = w.fake.messages(CHANNEL).filter((m) => m.text.includes("Run probe"));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]!.replies.some((r) => r.text.includes("Resumed after an interruption"))).toBe(true);
     await signalGroup(second.child, "SIGTERM");
   }, 120_000);
 });
