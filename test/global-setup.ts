@@ -2,6 +2,7 @@ import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
+import { build } from "../scripts/build.mjs";
 import { type LogicalServer, startLogicalServer } from "../src/sandbox/logical-server.js";
 import { applyMigrations } from "../src/store/migrate.js";
 import {
@@ -21,10 +22,13 @@ const logicalDir = path.join(tmpdir(), `${LOGICAL_PREFIX}${run}`);
 let logical: Promise<LogicalServer | undefined> | undefined;
 
 /**
- * Once per `vitest run`: (re)build the migrated template database the database tests copy, and
- * clear databases left behind by runs that died before their teardown.
+ * Once per `vitest run`: compile src/ to dist/ (the tests that run `npx cutover` or `npm start`
+ * run the compiled code, as users do, so it must be this tree's), (re)build the migrated template
+ * database the database tests copy, and clear databases left behind by runs that died before
+ * their teardown.
  */
 export async function setup(project: TestProject): Promise<void> {
+  await build();
   project.provide("cutoverTestRun", run);
   // The second PostgreSQL (17, wal_level = logical) the replication tests use: started in the
   // background, so runs that do not need it do not wait for it; test/helpers/logical.ts waits for

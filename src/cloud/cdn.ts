@@ -1,20 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  CloudFrontClient,
-  CreateDistributionCommand,
-  CreateOriginAccessControlCommand,
-  DeleteDistributionCommand,
-  DeleteOriginAccessControlCommand,
-  type DistributionConfig,
-  GetCachePolicyCommand,
-  GetDistributionCommand,
-  GetDistributionConfigCommand,
-  GetOriginAccessControlCommand,
-  ListDistributionsCommand,
-  ListOriginAccessControlsCommand,
-  UpdateDistributionCommand,
-} from "@aws-sdk/client-cloudfront";
+import type { DistributionConfig } from "@aws-sdk/client-cloudfront";
 import { explainAwsError } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /** A distribution as Cutover needs to know it. */
 export interface DistributionInfo {
@@ -68,12 +55,16 @@ export interface CdnAdminOptions {
 
 /** Builds the port over @aws-sdk/client-cloudfront (a global service, signed for us-east-1). */
 export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
-  const client = new CloudFrontClient({
-    region: "us-east-1",
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    maxAttempts: opts.maxAttempts ?? 4,
-  });
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-cloudfront"),
+    (sdk) =>
+      new sdk.CloudFrontClient({
+        region: "us-east-1",
+        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        ...(opts.credentials ? { credentials: opts.credentials } : {}),
+        maxAttempts: opts.maxAttempts ?? 4,
+      }),
+  );
   const call = async <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
@@ -95,7 +86,7 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
       let marker: string | undefined;
       do {
         const page = await call("cloudfront:ListDistributions", "distributions", () =>
-          client.send(new ListDistributionsCommand(marker ? { Marker: marker } : {}), {
+          client.send((sdk) => new sdk.ListDistributionsCommand(marker ? { Marker: marker } : {}), {
             abortSignal: signal,
           }),
         );
@@ -115,10 +106,10 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
     async getDistribution(id, signal) {
       const [d, c] = await Promise.all([
         call("cloudfront:GetDistribution", `distribution ${id}`, () =>
-          client.send(new GetDistributionCommand({ Id: id }), { abortSignal: signal }),
+          client.send((sdk) => new sdk.GetDistributionCommand({ Id: id }), { abortSignal: signal }),
         ),
         call("cloudfront:GetDistributionConfig", `distribution ${id}`, () =>
-          client.send(new GetDistributionConfigCommand({ Id: id }), { abortSignal: signal }),
+          client.send((sdk) => new sdk.GetDistributionConfigCommand({ Id: id }), { abortSignal: signal }),
         ),
       ]);
       return {
@@ -129,15 +120,20 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
     },
     async createDistribution(config, signal) {
       const out = await call("cloudfront:CreateDistribution", "a distribution", () =>
-        client.send(new CreateDistributionCommand({ DistributionConfig: config }), { abortSignal: signal }),
+        client.send((sdk) => new sdk.CreateDistributionCommand({ DistributionConfig: config }), {
+          abortSignal: signal,
+        }),
       );
       return info(out.Distribution);
     },
     async updateDistribution(id, etag, config, signal) {
       const out = await call("cloudfront:UpdateDistribution", `distribution ${id}`, () =>
-        client.send(new UpdateDistributionCommand({ Id: id, IfMatch: etag, DistributionConfig: config }), {
-          abortSignal: signal,
-        }),
+        client.send(
+          (sdk) => new sdk.UpdateDistributionCommand({ Id: id, IfMatch: etag, DistributionConfig: config }),
+          {
+            abortSignal: signal,
+          },
+        ),
       );
       return info(out.Distribution);
     },
@@ -155,7 +151,7 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
         await sleep(o.pollMs ?? 15_000, undefined, o.signal ? { signal: o.signal } : {});
       }
       await call("cloudfront:DeleteDistribution", `distribution ${id}`, () =>
-        client.send(new DeleteDistributionCommand({ Id: id, IfMatch: current.etag }), {
+        client.send((sdk) => new sdk.DeleteDistributionCommand({ Id: id, IfMatch: current.etag }), {
           abortSignal: o.signal,
         }),
       );
@@ -164,7 +160,7 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
       let marker: string | undefined;
       do {
         const page = await call("cloudfront:ListOriginAccessControls", "origin access controls", () =>
-          client.send(new ListOriginAccessControlsCommand(marker ? { Marker: marker } : {}), {
+          client.send((sdk) => new sdk.ListOriginAccessControlsCommand(marker ? { Marker: marker } : {}), {
             abortSignal: signal,
           }),
         );
@@ -179,15 +175,16 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
     async createOriginAccessControl(name, description, signal) {
       const out = await call("cloudfront:CreateOriginAccessControl", `origin access control ${name}`, () =>
         client.send(
-          new CreateOriginAccessControlCommand({
-            OriginAccessControlConfig: {
-              Name: name,
-              Description: description,
-              SigningProtocol: "sigv4",
-              SigningBehavior: "always",
-              OriginAccessControlOriginType: "s3",
-            },
-          }),
+          (sdk) =>
+            new sdk.CreateOriginAccessControlCommand({
+              OriginAccessControlConfig: {
+                Name: name,
+                Description: description,
+                SigningProtocol: "sigv4",
+                SigningBehavior: "always",
+                OriginAccessControlOriginType: "s3",
+              },
+            }),
           { abortSignal: signal },
         ),
       );
@@ -195,17 +192,19 @@ export function createCdnAdmin(opts: CdnAdminOptions = {}): CdnAdmin {
     },
     async deleteOriginAccessControl(id, signal) {
       const got = await call("cloudfront:GetOriginAccessControl", `origin access control ${id}`, () =>
-        client.send(new GetOriginAccessControlCommand({ Id: id }), { abortSignal: signal }),
+        client.send((sdk) => new sdk.GetOriginAccessControlCommand({ Id: id }), { abortSignal: signal }),
       );
       await call("cloudfront:DeleteOriginAccessControl", `origin access control ${id}`, () =>
-        client.send(new DeleteOriginAccessControlCommand({ Id: id, IfMatch: got.ETag }), {
+        client.send((sdk) => new sdk.DeleteOriginAccessControlCommand({ Id: id, IfMatch: got.ETag }), {
           abortSignal: signal,
         }),
       );
     },
     async cachePolicyDefaultTtl(id, signal) {
       try {
-        const out = await client.send(new GetCachePolicyCommand({ Id: id }), { abortSignal: signal });
+        const out = await client.send((sdk) => new sdk.GetCachePolicyCommand({ Id: id }), {
+          abortSignal: signal,
+        });
         return out.CachePolicy?.CachePolicyConfig?.DefaultTTL;
       } catch {
         return undefined;

@@ -1,11 +1,8 @@
 import { isIP } from "node:net";
-import Cloudflare, {
-  APIConnectionError,
-  APIConnectionTimeoutError,
-  APIError,
-  APIUserAbortError,
-} from "cloudflare";
+import type Cloudflare from "cloudflare";
+import type { APIError } from "cloudflare";
 import { CancelledError, CutoverError, ErrorCode } from "../errors.js";
+import { lazyModule } from "./lazy-sdk.js";
 
 // ───────────────────────────── ports ─────────────────────────────
 
@@ -240,30 +237,49 @@ export interface CloudflareClients {
 /** a list longer than this many pages is treated as a server that never ends its listing */
 const MAX_PAGES = 1_000;
 
+/** The official SDK, loaded at the first call (about 30 MB and 0.6 s that an idle bot does not need). */
+let sdk: typeof import("cloudflare") | undefined;
+const loadSdk = lazyModule(async () => {
+  sdk = await import("cloudflare");
+  return sdk;
+});
+
+type SdkErrorClass = "APIError" | "APIConnectionError" | "APIConnectionTimeoutError" | "APIUserAbortError";
+
+/** Whether `err` is one of the SDK's errors; before the SDK has loaded, nothing can be. */
+function isSdkError(err: unknown, kind: "APIError"): err is APIError;
+function isSdkError(err: unknown, kind: SdkErrorClass): err is Error;
+function isSdkError(err: unknown, kind: SdkErrorClass): boolean {
+  return sdk !== undefined && err instanceof sdk[kind];
+}
+
 /**
  * Builds the DNS and Pages adapters over one official SDK client. Called by the deps factory
  * only; nothing here is a singleton.
  */
 export function createCloudflare(options: CloudflareOptions): CloudflareClients {
   const baseFetch = options.fetch ?? fetch;
-  const client = new Cloudflare({
-    apiToken: options.apiToken,
-    ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
-    // The SDK sleeps for the whole `retry-after` of a 429 (up to 5 min, unbounded) and its
-    // sleep ignores the abort signal (client.js retryRequest), so a cancel or a rollback would
-    // stall behind it. Marking 429s not-to-retry (the SDK obeys `x-should-retry`) leaves the
-    // wait to `withRateLimit`, which caps it, can be aborted and says what it waits for.
-    fetch: async (input, init) => {
-      const res = await baseFetch(input, init);
-      if (res.status !== 429) return res;
-      const headers = new Headers(res.headers);
-      headers.set("x-should-retry", "false");
-      return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
-    },
-    timeout: options.timeoutMs ?? 30_000,
-    maxRetries: options.maxRetries ?? 2,
-    // Errors reach people as CutoverErrors; the SDK's own console output would bypass the JSON log.
-    logLevel: "off",
+  const client = lazyModule(async () => {
+    const { default: Cloudflare } = await loadSdk();
+    return new Cloudflare({
+      apiToken: options.apiToken,
+      ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
+      // The SDK sleeps for the whole `retry-after` of a 429 (up to 5 min, unbounded) and its
+      // sleep ignores the abort signal (client.js retryRequest), so a cancel or a rollback would
+      // stall behind it. Marking 429s not-to-retry (the SDK obeys `x-should-retry`) leaves the
+      // wait to `withRateLimit`, which caps it, can be aborted and says what it waits for.
+      fetch: async (input, init) => {
+        const res = await baseFetch(input, init);
+        if (res.status !== 429) return res;
+        const headers = new Headers(res.headers);
+        headers.set("x-should-retry", "false");
+        return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+      },
+      timeout: options.timeoutMs ?? 30_000,
+      maxRetries: options.maxRetries ?? 2,
+      // Errors reach people as CutoverErrors; the SDK's own console output would bypass the JSON log.
+      logLevel: "off",
+    });
   });
   const fail = errorMapper(options.apiToken, options.timeoutMs ?? 30_000);
   const pageSize = options.pageSize ?? 100;
@@ -301,7 +317,7 @@ async function withRateLimit<T>(
     try {
       return await fn();
     } catch (err) {
-      if (!(err instanceof APIError) || err.status !== 429) throw err;
+      if (!isSdkError(err, "APIError") || err.status !== 429) throw err;
       const waitMs = retryAfterMs(err.headers) ?? 60_000;
       const until = new Date(policy.now().getTime() + waitMs);
       const cap = Math.min(policy.maxWaitMs, opts?.maxRateLimitWaitMs ?? Number.POSITIVE_INFINITY);
@@ -336,7 +352,7 @@ const recordLabel = (r: { type: string; name: string; zoneName?: string }) =>
 
 class CloudflareDns implements DnsProvider {
   constructor(
-    private readonly client: Cloudflare,
+    private readonly client: () => Promise<Cloudflare>,
     private readonly fail: ErrorMapper,
     private readonly pageSize: number,
     private readonly limit: RateLimitPolicy,
@@ -351,9 +367,12 @@ class CloudflareDns implements DnsProvider {
     const what = `looking up zone ${wanted}`;
     let zones: Cloudflare.Zones.Zone[];
     try {
-      zones = await withRateLimit(this.limit, what, opts, () =>
+      zones = await withRateLimit(this.limit, what, opts, async () =>
         allPages(
-          this.client.zones.list({ name: wanted, per_page: Math.min(this.pageSize, 50) }, req(opts)),
+          (await this.client()).zones.list(
+            { name: wanted, per_page: Math.min(this.pageSize, 50) },
+            req(opts),
+          ),
           what,
         ),
       );
@@ -397,9 +416,9 @@ class CloudflareDns implements DnsProvider {
     let records: Cloudflare.DNS.RecordResponse[];
     try {
       // Filter by name on the server; the type is checked here, so one listing serves any type.
-      records = await withRateLimit(this.limit, what, opts, () =>
+      records = await withRateLimit(this.limit, what, opts, async () =>
         allPages(
-          this.client.dns.records.list(
+          (await this.client()).dns.records.list(
             { zone_id: zone.id, name: { exact: wanted }, per_page: this.pageSize },
             req(opts),
           ),
@@ -432,8 +451,8 @@ class CloudflareDns implements DnsProvider {
       change,
     };
     try {
-      await withRateLimit(this.limit, `updating ${label}`, opts, () =>
-        this.client.dns.records.edit(
+      await withRateLimit(this.limit, `updating ${label}`, opts, async () =>
+        (await this.client()).dns.records.edit(
           record.id,
           {
             zone_id: record.zoneId,
@@ -457,8 +476,8 @@ class CloudflareDns implements DnsProvider {
     const label = recordLabel({ ...record, zoneName: zone.name });
     let created: Cloudflare.DNS.RecordResponse;
     try {
-      created = await withRateLimit(this.limit, `creating ${label}`, opts, () =>
-        this.client.dns.records.create(
+      created = await withRateLimit(this.limit, `creating ${label}`, opts, async () =>
+        (await this.client()).dns.records.create(
           {
             zone_id: zone.id,
             name: record.name,
@@ -482,8 +501,8 @@ class CloudflareDns implements DnsProvider {
 
   async deleteRecord(record: DnsRecordRef, opts?: CallOptions): Promise<void> {
     try {
-      await withRateLimit(this.limit, `deleting ${recordLabel(record)}`, opts, () =>
-        this.client.dns.records.delete(record.id, { zone_id: record.zoneId }, req(opts)),
+      await withRateLimit(this.limit, `deleting ${recordLabel(record)}`, opts, async () =>
+        (await this.client()).dns.records.delete(record.id, { zone_id: record.zoneId }, req(opts)),
       );
     } catch (err) {
       throw this.fail(err, `deleting ${recordLabel(record)}`, {
@@ -496,8 +515,8 @@ class CloudflareDns implements DnsProvider {
 
   private async readBack(record: DnsRecordRef, opts?: CallOptions): Promise<DnsRecord> {
     try {
-      const read = await withRateLimit(this.limit, `reading back ${recordLabel(record)}`, opts, () =>
-        this.client.dns.records.get(record.id, { zone_id: record.zoneId }, req(opts)),
+      const read = await withRateLimit(this.limit, `reading back ${recordLabel(record)}`, opts, async () =>
+        (await this.client()).dns.records.get(record.id, { zone_id: record.zoneId }, req(opts)),
       );
       return toRecord(read, record);
     } catch (err) {
@@ -512,7 +531,7 @@ class CloudflareDns implements DnsProvider {
 
 class CloudflarePages implements PagesProvider {
   constructor(
-    private readonly client: Cloudflare,
+    private readonly client: () => Promise<Cloudflare>,
     private readonly fail: ErrorMapper,
     private readonly accountId: string | undefined,
     private readonly limit: RateLimitPolicy,
@@ -525,8 +544,8 @@ class CloudflarePages implements PagesProvider {
   async getProject(project: string, opts?: CallOptions): Promise<PagesProjectInfo> {
     const what = `reading Pages project ${project}`;
     try {
-      const p = await withRateLimit(this.limit, what, opts, () =>
-        this.client.pages.projects.get(project, { account_id: this.account() }, req(opts)),
+      const p = await withRateLimit(this.limit, what, opts, async () =>
+        (await this.client()).pages.projects.get(project, { account_id: this.account() }, req(opts)),
       );
       // The API's project has `source` only when Cloudflare builds it from a repository.
       const type = (p as { source?: { type?: string } | null }).source?.type;
@@ -543,8 +562,8 @@ class CloudflarePages implements PagesProvider {
   async checkEditAccess(project: string, opts?: CallOptions): Promise<void> {
     const what = `checking that the token may edit Pages project ${project} (an edit that changes nothing)`;
     try {
-      await withRateLimit(this.limit, what, opts, () =>
-        this.client.pages.projects.edit(project, { account_id: this.account() }, req(opts)),
+      await withRateLimit(this.limit, what, opts, async () =>
+        (await this.client()).pages.projects.edit(project, { account_id: this.account() }, req(opts)),
       );
     } catch (err) {
       throw this.fail(err, what, { project });
@@ -557,8 +576,8 @@ class CloudflarePages implements PagesProvider {
   ): Promise<Record<string, PagesEnvVar>> {
     const env = opts?.environment ?? "production";
     try {
-      const p = await withRateLimit(this.limit, `reading Pages project ${project}`, opts, () =>
-        this.client.pages.projects.get(project, { account_id: this.account() }, req(opts)),
+      const p = await withRateLimit(this.limit, `reading Pages project ${project}`, opts, async () =>
+        (await this.client()).pages.projects.get(project, { account_id: this.account() }, req(opts)),
       );
       return envVarsOf(p, env);
     } catch (err) {
@@ -584,8 +603,8 @@ class CloudflarePages implements PagesProvider {
     }
     let after: Record<string, PagesEnvVar>;
     try {
-      const p = await withRateLimit(this.limit, what, opts, () =>
-        this.client.pages.projects.edit(
+      const p = await withRateLimit(this.limit, what, opts, async () =>
+        (await this.client()).pages.projects.edit(
           project,
           {
             account_id: this.account(),
@@ -625,8 +644,8 @@ class CloudflarePages implements PagesProvider {
         this.limit,
         `starting a deployment of Pages project ${project}`,
         opts,
-        () =>
-          this.client.pages.projects.deployments.create(
+        async () =>
+          (await this.client()).pages.projects.deployments.create(
             project,
             { account_id: this.account(), ...(opts?.branch ? { branch: opts.branch } : {}) },
             req(opts),
@@ -644,8 +663,8 @@ class CloudflarePages implements PagesProvider {
         this.limit,
         `reading deployment ${id} of Pages project ${project}`,
         opts,
-        () =>
-          this.client.pages.projects.deployments.get(
+        async () =>
+          (await this.client()).pages.projects.deployments.get(
             id,
             { account_id: this.account(), project_name: project },
             req(opts),
@@ -720,14 +739,16 @@ class CloudflarePages implements PagesProvider {
 
 /** Cloudflare's "Verify Token" (`GET /user/tokens/verify`): needs no permission, says whether the token is active. */
 async function verifyToken(
-  client: Cloudflare,
+  client: () => Promise<Cloudflare>,
   fail: ErrorMapper,
   limit: RateLimitPolicy,
   opts?: CallOptions,
 ): Promise<TokenStatus> {
   const what = "verifying the API token";
   try {
-    const r = await withRateLimit(limit, what, opts, () => client.user.tokens.verify(req(opts)));
+    const r = await withRateLimit(limit, what, opts, async () =>
+      (await client()).user.tokens.verify(req(opts)),
+    );
     return { status: r.status };
   } catch (err) {
     throw fail(err, what, {});
@@ -821,15 +842,15 @@ function errorMapper(apiToken: string, timeoutMs: number): ErrorMapper {
   const scrub = (s: string) => (apiToken.length >= 4 ? s.split(apiToken).join("[secret]") : s);
   return (err, what, details) => {
     if (err instanceof CutoverError) return err;
-    if (err instanceof APIUserAbortError) return new CancelledError();
-    if (err instanceof APIConnectionTimeoutError) {
+    if (isSdkError(err, "APIUserAbortError")) return new CancelledError();
+    if (isSdkError(err, "APIConnectionTimeoutError")) {
       return new CutoverError(
         ErrorCode.TimedOut,
         `Cloudflare did not answer within ${Math.round(timeoutMs / 1000)} s while ${what}.`,
         { details, hint: "Try again; if it repeats, check https://www.cloudflarestatus.com." },
       );
     }
-    if (err instanceof APIConnectionError) {
+    if (isSdkError(err, "APIConnectionError")) {
       // undici says "fetch failed"; the useful part (ECONNREFUSED, ENOTFOUND, …) is one cause deeper
       const cause = err.cause as
         | { message?: string; cause?: { code?: string; message?: string } }
@@ -841,7 +862,7 @@ function errorMapper(apiToken: string, timeoutMs: number): ErrorMapper {
         { details, hint: "Check the network (and CLOUDFLARE_BASE_URL if set), then try again." },
       );
     }
-    if (err instanceof APIError) {
+    if (isSdkError(err, "APIError")) {
       const errors = (err.errors ?? []).map((e) => ({
         code: e.code,
         message: scrub(String(e.message)).replace(/\.$/, ""),

@@ -1,15 +1,10 @@
-import {
-  CostExplorerClient,
-  GetCostAndUsageCommand,
-  type GetCostAndUsageCommandOutput,
-  GetCostForecastCommand,
-  GetReservationPurchaseRecommendationCommand,
-} from "@aws-sdk/client-cost-explorer";
+import type { GetCostAndUsageCommandOutput } from "@aws-sdk/client-cost-explorer";
 import type { Logger } from "pino";
 import type { CostConfig, MigrationFile } from "../config/schema.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import type { Db } from "../store/client.js";
 import { type AwsClientOptions, awsErrorName, isAccessDenied } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /**
  * Cost from AWS Cost Explorer: month to date by service, the forecast to the month's end, last
@@ -82,12 +77,16 @@ const num = (v: string | undefined): number | undefined => {
 
 /** The adapter over `@aws-sdk/client-cost-explorer`; built by the deps factory or a step factory. */
 export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
-  const client = new CostExplorerClient({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-  });
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-cost-explorer"),
+    (sdk) =>
+      new sdk.CostExplorerClient({
+        region: opts.region,
+        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        ...(opts.credentials ? { credentials: opts.credentials } : {}),
+        ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+      }),
+  );
   return {
     endpoint: opts.endpoint,
     async costByServiceDaily(from, to) {
@@ -95,13 +94,14 @@ export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
       let token: string | undefined;
       for (let page = 0; page < 50; page++) {
         const out: GetCostAndUsageCommandOutput = await client.send(
-          new GetCostAndUsageCommand({
-            TimePeriod: { Start: from, End: to },
-            Granularity: "DAILY",
-            Metrics: [METRIC],
-            GroupBy: [{ Type: "DIMENSION", Key: "SERVICE" }],
-            ...(token ? { NextPageToken: token } : {}),
-          }),
+          (sdk) =>
+            new sdk.GetCostAndUsageCommand({
+              TimePeriod: { Start: from, End: to },
+              Granularity: "DAILY",
+              Metrics: [METRIC],
+              GroupBy: [{ Type: "DIMENSION", Key: "SERVICE" }],
+              ...(token ? { NextPageToken: token } : {}),
+            }),
         );
         for (const day of out.ResultsByTime ?? []) {
           const date = day.TimePeriod?.Start;
@@ -122,12 +122,13 @@ export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
     },
     async forecast(from, to) {
       const out = await client.send(
-        new GetCostForecastCommand({
-          TimePeriod: { Start: from, End: to },
-          Metric: "UNBLENDED_COST",
-          Granularity: "MONTHLY",
-          PredictionIntervalLevel: 80,
-        }),
+        (sdk) =>
+          new sdk.GetCostForecastCommand({
+            TimePeriod: { Start: from, End: to },
+            Metric: "UNBLENDED_COST",
+            Granularity: "MONTHLY",
+            PredictionIntervalLevel: 80,
+          }),
       );
       const amount = num(out.Total?.Amount);
       if (amount === undefined)
@@ -148,12 +149,13 @@ export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
     },
     async reservationRecommendation(service) {
       const out = await client.send(
-        new GetReservationPurchaseRecommendationCommand({
-          Service: service,
-          LookbackPeriodInDays: "THIRTY_DAYS",
-          TermInYears: "ONE_YEAR",
-          PaymentOption: "ALL_UPFRONT",
-        }),
+        (sdk) =>
+          new sdk.GetReservationPurchaseRecommendationCommand({
+            Service: service,
+            LookbackPeriodInDays: "THIRTY_DAYS",
+            TermInYears: "ONE_YEAR",
+            PaymentOption: "ALL_UPFRONT",
+          }),
       );
       const rec = out.Recommendations?.[0];
       const details = rec?.RecommendationDetails ?? [];

@@ -1,13 +1,5 @@
-import {
-  AuthorizeSecurityGroupIngressCommand,
-  CreateSecurityGroupCommand,
-  DeleteSecurityGroupCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeVpcsCommand,
-  EC2Client,
-  RevokeSecurityGroupIngressCommand,
-} from "@aws-sdk/client-ec2";
 import { type AwsClientOptions, awsCaller, sdkConfig } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /** One inbound TCP rule: a port range and the IPv4 blocks allowed on it. */
 export interface IngressRule {
@@ -41,24 +33,30 @@ export interface SecurityGroupApi {
 
 /** The adapter over `@aws-sdk/client-ec2`. */
 export function createSecurityGroups(opts: AwsClientOptions): SecurityGroupApi {
-  const client = new EC2Client(sdkConfig(opts));
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-ec2"),
+    (sdk) => new sdk.EC2Client(sdkConfig(opts)),
+  );
   const call = awsCaller("ec2");
   return {
     async defaultVpcId() {
       const out = await call("DescribeVpcs", "the default VPC", () =>
-        client.send(new DescribeVpcsCommand({ Filters: [{ Name: "is-default", Values: ["true"] }] })),
+        client.send(
+          (sdk) => new sdk.DescribeVpcsCommand({ Filters: [{ Name: "is-default", Values: ["true"] }] }),
+        ),
       );
       return out.Vpcs?.[0]?.VpcId;
     },
     async find(name, vpcId) {
       const out = await call("DescribeSecurityGroups", `security group ${name}`, () =>
         client.send(
-          new DescribeSecurityGroupsCommand({
-            Filters: [
-              { Name: "group-name", Values: [name] },
-              { Name: "vpc-id", Values: [vpcId] },
-            ],
-          }),
+          (sdk) =>
+            new sdk.DescribeSecurityGroupsCommand({
+              Filters: [
+                { Name: "group-name", Values: [name] },
+                { Name: "vpc-id", Values: [vpcId] },
+              ],
+            }),
         ),
       );
       const g = out.SecurityGroups?.[0];
@@ -78,17 +76,18 @@ export function createSecurityGroups(opts: AwsClientOptions): SecurityGroupApi {
     async create(name, description, vpcId, tags) {
       const out = await call("CreateSecurityGroup", `security group ${name}`, () =>
         client.send(
-          new CreateSecurityGroupCommand({
-            GroupName: name,
-            Description: description,
-            VpcId: vpcId,
-            TagSpecifications: [
-              {
-                ResourceType: "security-group",
-                Tags: Object.entries({ Name: name, ...tags }).map(([Key, Value]) => ({ Key, Value })),
-              },
-            ],
-          }),
+          (sdk) =>
+            new sdk.CreateSecurityGroupCommand({
+              GroupName: name,
+              Description: description,
+              VpcId: vpcId,
+              TagSpecifications: [
+                {
+                  ResourceType: "security-group",
+                  Tags: Object.entries({ Name: name, ...tags }).map(([Key, Value]) => ({ Key, Value })),
+                },
+              ],
+            }),
         ),
       );
       return out.GroupId ?? "";
@@ -97,17 +96,18 @@ export function createSecurityGroups(opts: AwsClientOptions): SecurityGroupApi {
       if (cidrs.length === 0) return;
       await call("AuthorizeSecurityGroupIngress", `security group ${groupId}`, () =>
         client.send(
-          new AuthorizeSecurityGroupIngressCommand({
-            GroupId: groupId,
-            IpPermissions: [
-              {
-                IpProtocol: "tcp",
-                FromPort: port,
-                ToPort: port,
-                IpRanges: cidrs.map((CidrIp) => ({ CidrIp, Description: description })),
-              },
-            ],
-          }),
+          (sdk) =>
+            new sdk.AuthorizeSecurityGroupIngressCommand({
+              GroupId: groupId,
+              IpPermissions: [
+                {
+                  IpProtocol: "tcp",
+                  FromPort: port,
+                  ToPort: port,
+                  IpRanges: cidrs.map((CidrIp) => ({ CidrIp, Description: description })),
+                },
+              ],
+            }),
         ),
       );
     },
@@ -115,23 +115,24 @@ export function createSecurityGroups(opts: AwsClientOptions): SecurityGroupApi {
       if (rule.cidrs.length === 0) return;
       await call("RevokeSecurityGroupIngress", `security group ${groupId}`, () =>
         client.send(
-          new RevokeSecurityGroupIngressCommand({
-            GroupId: groupId,
-            IpPermissions: [
-              {
-                IpProtocol: rule.protocol,
-                FromPort: rule.fromPort,
-                ToPort: rule.toPort,
-                IpRanges: rule.cidrs.map((CidrIp) => ({ CidrIp })),
-              },
-            ],
-          }),
+          (sdk) =>
+            new sdk.RevokeSecurityGroupIngressCommand({
+              GroupId: groupId,
+              IpPermissions: [
+                {
+                  IpProtocol: rule.protocol,
+                  FromPort: rule.fromPort,
+                  ToPort: rule.toPort,
+                  IpRanges: rule.cidrs.map((CidrIp) => ({ CidrIp })),
+                },
+              ],
+            }),
         ),
       );
     },
     async delete(groupId) {
       await call("DeleteSecurityGroup", `security group ${groupId}`, () =>
-        client.send(new DeleteSecurityGroupCommand({ GroupId: groupId })),
+        client.send((sdk) => new sdk.DeleteSecurityGroupCommand({ GroupId: groupId })),
       );
     },
   };

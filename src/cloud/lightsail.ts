@@ -1,24 +1,6 @@
-import {
-  AllocateStaticIpCommand,
-  AttachStaticIpCommand,
-  CreateInstancesCommand,
-  CreateKeyPairCommand,
-  DeleteInstanceCommand,
-  DetachStaticIpCommand,
-  GetBlueprintsCommand,
-  GetBundlesCommand,
-  GetInstanceCommand,
-  GetInstancePortStatesCommand,
-  GetKeyPairCommand,
-  GetOperationCommand,
-  GetStaticIpCommand,
-  ImportKeyPairCommand,
-  LightsailClient,
-  PutInstancePublicPortsCommand,
-  ReleaseStaticIpCommand,
-} from "@aws-sdk/client-lightsail";
 import { CutoverError, ErrorCode } from "../errors.js";
 import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /** An instance as Cutover needs to see it. */
 export interface LightsailInstance {
@@ -174,7 +156,10 @@ type LightsailOperation = {
 };
 
 export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}): LightsailApi {
-  const client = new LightsailClient(sdkConfig(opts));
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-lightsail"),
+    (sdk) => new sdk.LightsailClient(sdkConfig(opts)),
+  );
   const plainCall = awsCaller("lightsail");
   const call = <T>(action: string, resource: string, fn: () => Promise<T>): Promise<T> =>
     plainCall(action, resource, async () => {
@@ -227,7 +212,7 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
         const id = op.id;
         op = (
           await call("GetOperation", `operation ${id}`, () =>
-            client.send(new GetOperationCommand({ operationId: id })),
+            client.send((sdk) => new sdk.GetOperationCommand({ operationId: id })),
           )
         ).operation ?? { ...op, status: "Succeeded" };
       }
@@ -245,7 +230,7 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     region: opts.region,
     async getInstance(name) {
       const out = await orUndefined("GetInstance", `instance ${name}`, () =>
-        client.send(new GetInstanceCommand({ instanceName: name })),
+        client.send((sdk) => new sdk.GetInstanceCommand({ instanceName: name })),
       );
       const i = out?.instance;
       if (!i) return undefined;
@@ -266,20 +251,21 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     async createInstance(spec) {
       await call("CreateInstances", `instance ${spec.name}`, () =>
         client.send(
-          new CreateInstancesCommand({
-            instanceNames: [spec.name],
-            availabilityZone: spec.availabilityZone,
-            blueprintId: spec.blueprintId,
-            bundleId: spec.bundleId,
-            keyPairName: spec.keyPairName,
-            tags: Object.entries(spec.tags).map(([key, value]) => ({ key, value })),
-          }),
+          (sdk) =>
+            new sdk.CreateInstancesCommand({
+              instanceNames: [spec.name],
+              availabilityZone: spec.availabilityZone,
+              blueprintId: spec.blueprintId,
+              bundleId: spec.bundleId,
+              keyPairName: spec.keyPairName,
+              tags: Object.entries(spec.tags).map(([key, value]) => ({ key, value })),
+            }),
         ),
       );
     },
     async deleteInstance(name) {
       await call("DeleteInstance", `instance ${name}`, () =>
-        client.send(new DeleteInstanceCommand({ instanceName: name })),
+        client.send((sdk) => new sdk.DeleteInstanceCommand({ instanceName: name })),
       );
     },
     async listBundles() {
@@ -287,7 +273,10 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
       let pageToken: string | undefined;
       do {
         const out = await call("GetBundles", "bundles", () =>
-          client.send(new GetBundlesCommand({ includeInactive: false, ...(pageToken ? { pageToken } : {}) })),
+          client.send(
+            (sdk) =>
+              new sdk.GetBundlesCommand({ includeInactive: false, ...(pageToken ? { pageToken } : {}) }),
+          ),
         );
         for (const b of out.bundles ?? []) {
           if (!b.bundleId) continue;
@@ -313,7 +302,7 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
       let pageToken: string | undefined;
       do {
         const page = await call("GetBlueprints", "blueprints", () =>
-          client.send(new GetBlueprintsCommand({ ...(pageToken ? { pageToken } : {}) })),
+          client.send((sdk) => new sdk.GetBlueprintsCommand({ ...(pageToken ? { pageToken } : {}) })),
         );
         for (const b of page.blueprints ?? []) {
           if (b.blueprintId)
@@ -329,7 +318,7 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     },
     async getKeyPair(name) {
       const out = await orUndefined("GetKeyPair", `key pair ${name}`, () =>
-        client.send(new GetKeyPairCommand({ keyPairName: name })),
+        client.send((sdk) => new sdk.GetKeyPairCommand({ keyPairName: name })),
       );
       if (!out?.keyPair) return undefined;
       return {
@@ -339,18 +328,18 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     },
     async importKeyPair(name, publicKey) {
       await call("ImportKeyPair", `key pair ${name}`, () =>
-        client.send(new ImportKeyPairCommand({ keyPairName: name, publicKeyBase64: publicKey })),
+        client.send((sdk) => new sdk.ImportKeyPairCommand({ keyPairName: name, publicKeyBase64: publicKey })),
       );
     },
     async createKeyPair(name) {
       const out = await call("CreateKeyPair", `key pair ${name}`, () =>
-        client.send(new CreateKeyPairCommand({ keyPairName: name })),
+        client.send((sdk) => new sdk.CreateKeyPairCommand({ keyPairName: name })),
       );
       return { privateKey: out.privateKeyBase64 ?? "" };
     },
     async getStaticIp(name) {
       const out = await orUndefined("GetStaticIp", `static IP ${name}`, () =>
-        client.send(new GetStaticIpCommand({ staticIpName: name })),
+        client.send((sdk) => new sdk.GetStaticIpCommand({ staticIpName: name })),
       );
       const ip = out?.staticIp;
       if (!ip?.ipAddress) return undefined;
@@ -362,31 +351,31 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     },
     async allocateStaticIp(name) {
       const out = await call("AllocateStaticIp", `static IP ${name}`, () =>
-        client.send(new AllocateStaticIpCommand({ staticIpName: name })),
+        client.send((sdk) => new sdk.AllocateStaticIpCommand({ staticIpName: name })),
       );
       await settle("AllocateStaticIp", `static IP ${name}`, out.operations);
     },
     async attachStaticIp(staticIpName, instanceName) {
       const out = await call("AttachStaticIp", `static IP ${staticIpName}`, () =>
-        client.send(new AttachStaticIpCommand({ staticIpName, instanceName })),
+        client.send((sdk) => new sdk.AttachStaticIpCommand({ staticIpName, instanceName })),
       );
       await settle("AttachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async detachStaticIp(staticIpName) {
       const out = await call("DetachStaticIp", `static IP ${staticIpName}`, () =>
-        client.send(new DetachStaticIpCommand({ staticIpName })),
+        client.send((sdk) => new sdk.DetachStaticIpCommand({ staticIpName })),
       );
       await settle("DetachStaticIp", `static IP ${staticIpName}`, out.operations);
     },
     async releaseStaticIp(name) {
       const out = await call("ReleaseStaticIp", `static IP ${name}`, () =>
-        client.send(new ReleaseStaticIpCommand({ staticIpName: name })),
+        client.send((sdk) => new sdk.ReleaseStaticIpCommand({ staticIpName: name })),
       );
       await settle("ReleaseStaticIp", `static IP ${name}`, out.operations);
     },
     async getPortStates(instanceName) {
       const out = await call("GetInstancePortStates", `instance ${instanceName}`, () =>
-        client.send(new GetInstancePortStatesCommand({ instanceName })),
+        client.send((sdk) => new sdk.GetInstancePortStatesCommand({ instanceName })),
       );
       return (out.portStates ?? [])
         .filter((p) => p.state !== "closed")
@@ -401,16 +390,17 @@ export function createLightsail(opts: AwsClientOptions, wait: OperationWait = {}
     async putPublicPorts(instanceName, rules) {
       const out = await call("PutInstancePublicPorts", `instance ${instanceName}`, () =>
         client.send(
-          new PutInstancePublicPortsCommand({
-            instanceName,
-            portInfos: rules.map((r) => ({
-              fromPort: r.fromPort,
-              toPort: r.toPort,
-              protocol: r.protocol as "tcp",
-              cidrs: r.cidrs,
-              ipv6Cidrs: r.ipv6Cidrs,
-            })),
-          }),
+          (sdk) =>
+            new sdk.PutInstancePublicPortsCommand({
+              instanceName,
+              portInfos: rules.map((r) => ({
+                fromPort: r.fromPort,
+                toPort: r.toPort,
+                protocol: r.protocol as "tcp",
+                cidrs: r.cidrs,
+                ipv6Cidrs: r.ipv6Cidrs,
+              })),
+            }),
         ),
       );
       await settle(

@@ -1,20 +1,14 @@
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  type HeadObjectCommandOutput,
-  ListObjectsV2Command,
-  PutObjectCommand,
+import type {
+  GetObjectCommandOutput,
+  HeadObjectCommandOutput,
   S3Client,
-  type StorageClass,
+  StorageClass,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import { CutoverError, ErrorCode } from "../errors.js";
+import { type LazyAwsClient, lazyAwsClient, lazyModule } from "./lazy-sdk.js";
 
 /** Which end of the move a store is: the source is only ever read. */
 export type StoreSide = "source" | "target";
@@ -331,26 +325,36 @@ function metaParams(meta: ObjectMeta) {
 /** Quiet: the SDK warns on the console for every failed streamed PUT, which the caller retries and logs. */
 const QUIET = { debug() {}, info() {}, warn() {}, error() {} };
 
-function buildClient(opts: ObjectStoreOptions, maxAttempts: number): S3Client {
+const s3Sdk = lazyModule(() => import("@aws-sdk/client-s3"));
+const uploads = lazyModule(() => import("@aws-sdk/lib-storage"));
+
+function buildClient(
+  opts: ObjectStoreOptions,
+  maxAttempts: number,
+  setUp: (client: S3Client) => void,
+): LazyAwsClient<typeof import("@aws-sdk/client-s3"), S3Client> {
   const maxSockets = opts.maxSockets ?? 64;
-  const client = new S3Client({
-    ...(maxAttempts === 1 ? { logger: QUIET } : {}),
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
-    maxAttempts,
-    requestChecksumCalculation: opts.writeChecksums === false ? "WHEN_REQUIRED" : "WHEN_SUPPORTED",
-    // Checked by our own hashing where it matters (storage.verify); saves CPU on every read.
-    responseChecksumValidation: "WHEN_REQUIRED",
-    requestHandler: {
-      httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
-      connectionTimeout: 10_000,
-      requestTimeout: opts.requestTimeoutMs ?? 120_000,
-    },
+  return lazyAwsClient(s3Sdk, (sdk) => {
+    const client = new sdk.S3Client({
+      ...(maxAttempts === 1 ? { logger: QUIET } : {}),
+      region: opts.region,
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
+      maxAttempts,
+      requestChecksumCalculation: opts.writeChecksums === false ? "WHEN_REQUIRED" : "WHEN_SUPPORTED",
+      // Checked by our own hashing where it matters (storage.verify); saves CPU on every read.
+      responseChecksumValidation: "WHEN_REQUIRED",
+      requestHandler: {
+        httpAgent: new http.Agent({ keepAlive: true, maxSockets }),
+        httpsAgent: new https.Agent({ keepAlive: true, maxSockets }),
+        connectionTimeout: 10_000,
+        requestTimeout: opts.requestTimeoutMs ?? 120_000,
+      },
+    });
+    setUp(client);
+    return client;
   });
-  return client;
 }
 
 /**
@@ -372,10 +376,8 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
       { step: "deserialize", name: "cutoverRequestCounter" },
     );
   };
-  const client = buildClient(opts, opts.maxAttempts ?? 4);
-  const once = buildClient(opts, 1);
-  count(client);
-  count(once);
+  const client = buildClient(opts, opts.maxAttempts ?? 4, count);
+  const once = buildClient(opts, 1, count);
   const who = { label, side: opts.side, credentialSource: opts.credentialSource, provider: opts.provider };
   const fail = (err: unknown, op: string, key?: string) => explainStoreError(err, who, op, key);
   const Bucket = opts.bucket;
@@ -387,12 +389,13 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
     async listPage({ prefix, startAfter, token, maxKeys, signal }) {
       try {
         const out = await client.send(
-          new ListObjectsV2Command({
-            Bucket,
-            ...(prefix ? { Prefix: prefix } : {}),
-            ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
-            MaxKeys: maxKeys ?? 1000,
-          }),
+          (sdk) =>
+            new sdk.ListObjectsV2Command({
+              Bucket,
+              ...(prefix ? { Prefix: prefix } : {}),
+              ...(token ? { ContinuationToken: token } : startAfter ? { StartAfter: startAfter } : {}),
+              MaxKeys: maxKeys ?? 1000,
+            }),
           { abortSignal: signal },
         );
         const objects: ObjectSummary[] = (out.Contents ?? []).map((c) => ({
@@ -411,7 +414,12 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
     async head(key, o = {}) {
       try {
         const out = await client.send(
-          new HeadObjectCommand({ Bucket, Key: key, ...(o.checksums ? { ChecksumMode: "ENABLED" } : {}) }),
+          (sdk) =>
+            new sdk.HeadObjectCommand({
+              Bucket,
+              Key: key,
+              ...(o.checksums ? { ChecksumMode: "ENABLED" } : {}),
+            }),
           { abortSignal: o.signal },
         );
         return headOf(key, out);
@@ -423,7 +431,9 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
     },
     async get(key, o = {}) {
       try {
-        const out = await client.send(new GetObjectCommand({ Bucket, Key: key }), { abortSignal: o.signal });
+        const out = await client.send((sdk) => new sdk.GetObjectCommand({ Bucket, Key: key }), {
+          abortSignal: o.signal,
+        });
         const body = out.Body instanceof Readable ? out.Body : Readable.from([]);
         return { head: headOf(key, out), body };
       } catch (err) {
@@ -433,18 +443,19 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
     async put(key, body, size, meta, o = {}) {
       try {
         const out = await once.send(
-          new PutObjectCommand({
-            Bucket,
-            Key: key,
-            Body: body,
-            ContentLength: size,
-            // S3 checks the bytes it received against it (BadDigest otherwise)
-            ...(o.contentMd5 ? { ContentMD5: o.contentMd5 } : {}),
-            ...metaParams(meta),
-            ...(o.storageClass && o.storageClass !== "STANDARD"
-              ? { StorageClass: o.storageClass as StorageClass }
-              : {}),
-          }),
+          (sdk) =>
+            new sdk.PutObjectCommand({
+              Bucket,
+              Key: key,
+              Body: body,
+              ContentLength: size,
+              // S3 checks the bytes it received against it (BadDigest otherwise)
+              ...(o.contentMd5 ? { ContentMD5: o.contentMd5 } : {}),
+              ...metaParams(meta),
+              ...(o.storageClass && o.storageClass !== "STANDARD"
+                ? { StorageClass: o.storageClass as StorageClass }
+                : {}),
+            }),
           { abortSignal: o.signal },
         );
         return { etag: unquote(out.ETag) };
@@ -453,8 +464,9 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
       }
     },
     async upload(key, body, meta, o) {
+      const { Upload } = await uploads();
       const upload = new Upload({
-        client,
+        client: await client.client(),
         params: {
           Bucket,
           Key: key,
@@ -492,10 +504,11 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
       if (keys.length === 0) return { failed: [] };
       try {
         const out = await client.send(
-          new DeleteObjectsCommand({
-            Bucket,
-            Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
-          }),
+          (sdk) =>
+            new sdk.DeleteObjectsCommand({
+              Bucket,
+              Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+            }),
           { abortSignal: o.signal },
         );
         return { failed: (out.Errors ?? []).map((e) => e.Key ?? "") };
@@ -505,7 +518,9 @@ export function createObjectStore(opts: ObjectStoreOptions): ObjectStore {
     },
     async bucketRegion(o = {}) {
       try {
-        const out = await client.send(new HeadBucketCommand({ Bucket }), { abortSignal: o.signal });
+        const out = await client.send((sdk) => new sdk.HeadBucketCommand({ Bucket }), {
+          abortSignal: o.signal,
+        });
         return out.BucketRegion;
       } catch (err) {
         throw fail(err, "HeadBucket");

@@ -1,17 +1,6 @@
-import {
-  CreateDBInstanceCommand,
-  CreateDBParameterGroupCommand,
-  DeleteDBInstanceCommand,
-  DeleteDBParameterGroupCommand,
-  DescribeDBInstancesCommand,
-  type DescribeDBInstancesCommandOutput,
-  DescribeDBParameterGroupsCommand,
-  DescribeDBParametersCommand,
-  ModifyDBInstanceCommand,
-  ModifyDBParameterGroupCommand,
-  RDSClient,
-} from "@aws-sdk/client-rds";
+import type { DescribeDBInstancesCommandOutput } from "@aws-sdk/client-rds";
 import { type AwsClientOptions, awsCaller, awsErrorName, explainAwsError, sdkConfig } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /** An RDS instance as Cutover needs to see it. */
 export interface RdsInstanceInfo {
@@ -107,7 +96,10 @@ export interface RdsApi {
 
 /** The adapter over `@aws-sdk/client-rds`; built by the step factory, never a module singleton. */
 export function createRds(opts: AwsClientOptions): RdsApi {
-  const client = new RDSClient(sdkConfig(opts));
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-rds"),
+    (sdk) => new sdk.RDSClient(sdkConfig(opts)),
+  );
   const call = awsCaller("rds");
   const tagList = (tags: Record<string, string>) =>
     Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
@@ -116,7 +108,9 @@ export function createRds(opts: AwsClientOptions): RdsApi {
     async describeInstance(identifier) {
       let out: DescribeDBInstancesCommandOutput;
       try {
-        out = await client.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier }));
+        out = await client.send(
+          (sdk) => new sdk.DescribeDBInstancesCommand({ DBInstanceIdentifier: identifier }),
+        );
       } catch (err) {
         if (/DBInstanceNotFound/.test(awsErrorName(err))) return undefined;
         throw explainAwsError(err, "rds:DescribeDBInstances", `database ${identifier}`);
@@ -159,73 +153,80 @@ export function createRds(opts: AwsClientOptions): RdsApi {
     async createInstance(s) {
       await call("CreateDBInstance", `database ${s.identifier}`, () =>
         client.send(
-          new CreateDBInstanceCommand({
-            DBInstanceIdentifier: s.identifier,
-            Engine: s.engine,
-            EngineVersion: s.engineVersion,
-            DBInstanceClass: s.instanceClass,
-            StorageType: s.storageType,
-            AllocatedStorage: s.allocatedStorageGb,
-            ...(s.maxAllocatedStorageGb ? { MaxAllocatedStorage: s.maxAllocatedStorageGb } : {}),
-            MultiAZ: s.multiAz,
-            BackupRetentionPeriod: s.backupRetentionDays,
-            PubliclyAccessible: s.publiclyAccessible,
-            StorageEncrypted: s.storageEncrypted,
-            ...(s.kmsKeyId ? { KmsKeyId: s.kmsKeyId } : {}),
-            MasterUsername: s.masterUsername,
-            ...(s.manageMasterPassword
-              ? { ManageMasterUserPassword: true }
-              : { MasterUserPassword: s.masterPassword }),
-            DBName: s.dbName,
-            Port: s.port,
-            VpcSecurityGroupIds: s.securityGroupIds,
-            ...(s.parameterGroupName ? { DBParameterGroupName: s.parameterGroupName } : {}),
-            DeletionProtection: s.deletionProtection,
-            CopyTagsToSnapshot: true,
-            Tags: tagList(s.tags),
-          }),
+          (sdk) =>
+            new sdk.CreateDBInstanceCommand({
+              DBInstanceIdentifier: s.identifier,
+              Engine: s.engine,
+              EngineVersion: s.engineVersion,
+              DBInstanceClass: s.instanceClass,
+              StorageType: s.storageType,
+              AllocatedStorage: s.allocatedStorageGb,
+              ...(s.maxAllocatedStorageGb ? { MaxAllocatedStorage: s.maxAllocatedStorageGb } : {}),
+              MultiAZ: s.multiAz,
+              BackupRetentionPeriod: s.backupRetentionDays,
+              PubliclyAccessible: s.publiclyAccessible,
+              StorageEncrypted: s.storageEncrypted,
+              ...(s.kmsKeyId ? { KmsKeyId: s.kmsKeyId } : {}),
+              MasterUsername: s.masterUsername,
+              ...(s.manageMasterPassword
+                ? { ManageMasterUserPassword: true }
+                : { MasterUserPassword: s.masterPassword }),
+              DBName: s.dbName,
+              Port: s.port,
+              VpcSecurityGroupIds: s.securityGroupIds,
+              ...(s.parameterGroupName ? { DBParameterGroupName: s.parameterGroupName } : {}),
+              DeletionProtection: s.deletionProtection,
+              CopyTagsToSnapshot: true,
+              Tags: tagList(s.tags),
+            }),
         ),
       );
     },
     async modifyInstance(identifier, c) {
       await call("ModifyDBInstance", `database ${identifier}`, () =>
         client.send(
-          new ModifyDBInstanceCommand({
-            DBInstanceIdentifier: identifier,
-            ApplyImmediately: true,
-            ...(c.instanceClass !== undefined ? { DBInstanceClass: c.instanceClass } : {}),
-            ...(c.storageType !== undefined ? { StorageType: c.storageType } : {}),
-            ...(c.allocatedStorageGb !== undefined ? { AllocatedStorage: c.allocatedStorageGb } : {}),
-            ...(c.maxAllocatedStorageGb !== undefined
-              ? { MaxAllocatedStorage: c.maxAllocatedStorageGb }
-              : {}),
-            ...(c.multiAz !== undefined ? { MultiAZ: c.multiAz } : {}),
-            ...(c.backupRetentionDays !== undefined ? { BackupRetentionPeriod: c.backupRetentionDays } : {}),
-            ...(c.publiclyAccessible !== undefined ? { PubliclyAccessible: c.publiclyAccessible } : {}),
-            ...(c.deletionProtection !== undefined ? { DeletionProtection: c.deletionProtection } : {}),
-            ...(c.securityGroupIds !== undefined ? { VpcSecurityGroupIds: c.securityGroupIds } : {}),
-            ...(c.parameterGroupName !== undefined ? { DBParameterGroupName: c.parameterGroupName } : {}),
-            ...(c.masterPassword !== undefined ? { MasterUserPassword: c.masterPassword } : {}),
-          }),
+          (sdk) =>
+            new sdk.ModifyDBInstanceCommand({
+              DBInstanceIdentifier: identifier,
+              ApplyImmediately: true,
+              ...(c.instanceClass !== undefined ? { DBInstanceClass: c.instanceClass } : {}),
+              ...(c.storageType !== undefined ? { StorageType: c.storageType } : {}),
+              ...(c.allocatedStorageGb !== undefined ? { AllocatedStorage: c.allocatedStorageGb } : {}),
+              ...(c.maxAllocatedStorageGb !== undefined
+                ? { MaxAllocatedStorage: c.maxAllocatedStorageGb }
+                : {}),
+              ...(c.multiAz !== undefined ? { MultiAZ: c.multiAz } : {}),
+              ...(c.backupRetentionDays !== undefined
+                ? { BackupRetentionPeriod: c.backupRetentionDays }
+                : {}),
+              ...(c.publiclyAccessible !== undefined ? { PubliclyAccessible: c.publiclyAccessible } : {}),
+              ...(c.deletionProtection !== undefined ? { DeletionProtection: c.deletionProtection } : {}),
+              ...(c.securityGroupIds !== undefined ? { VpcSecurityGroupIds: c.securityGroupIds } : {}),
+              ...(c.parameterGroupName !== undefined ? { DBParameterGroupName: c.parameterGroupName } : {}),
+              ...(c.masterPassword !== undefined ? { MasterUserPassword: c.masterPassword } : {}),
+            }),
         ),
       );
     },
     async deleteInstance(identifier, o) {
       await call("DeleteDBInstance", `database ${identifier}`, () =>
         client.send(
-          new DeleteDBInstanceCommand({
-            DBInstanceIdentifier: identifier,
-            ...(o.finalSnapshotId
-              ? { SkipFinalSnapshot: false, FinalDBSnapshotIdentifier: o.finalSnapshotId }
-              : { SkipFinalSnapshot: true }),
-            DeleteAutomatedBackups: false,
-          }),
+          (sdk) =>
+            new sdk.DeleteDBInstanceCommand({
+              DBInstanceIdentifier: identifier,
+              ...(o.finalSnapshotId
+                ? { SkipFinalSnapshot: false, FinalDBSnapshotIdentifier: o.finalSnapshotId }
+                : { SkipFinalSnapshot: true }),
+              DeleteAutomatedBackups: false,
+            }),
         ),
       );
     },
     async getParameterGroup(name) {
       try {
-        const out = await client.send(new DescribeDBParameterGroupsCommand({ DBParameterGroupName: name }));
+        const out = await client.send(
+          (sdk) => new sdk.DescribeDBParameterGroupsCommand({ DBParameterGroupName: name }),
+        );
         const g = out.DBParameterGroups?.[0];
         return g
           ? { name: g.DBParameterGroupName ?? name, family: g.DBParameterGroupFamily ?? "" }
@@ -238,12 +239,13 @@ export function createRds(opts: AwsClientOptions): RdsApi {
     async createParameterGroup(name, family, description, tags) {
       await call("CreateDBParameterGroup", `parameter group ${name}`, () =>
         client.send(
-          new CreateDBParameterGroupCommand({
-            DBParameterGroupName: name,
-            DBParameterGroupFamily: family,
-            Description: description,
-            Tags: tagList(tags),
-          }),
+          (sdk) =>
+            new sdk.CreateDBParameterGroupCommand({
+              DBParameterGroupName: name,
+              DBParameterGroupFamily: family,
+              Description: description,
+              Tags: tagList(tags),
+            }),
         ),
       );
     },
@@ -252,10 +254,11 @@ export function createRds(opts: AwsClientOptions): RdsApi {
       do {
         const out = await call("DescribeDBParameters", `parameter group ${group}`, () =>
           client.send(
-            new DescribeDBParametersCommand({
-              DBParameterGroupName: group,
-              ...(marker ? { Marker: marker } : {}),
-            }),
+            (sdk) =>
+              new sdk.DescribeDBParametersCommand({
+                DBParameterGroupName: group,
+                ...(marker ? { Marker: marker } : {}),
+              }),
           ),
         );
         const p = out.Parameters?.find((x) => x.ParameterName === parameter);
@@ -267,20 +270,21 @@ export function createRds(opts: AwsClientOptions): RdsApi {
     async setParameters(group, values) {
       await call("ModifyDBParameterGroup", `parameter group ${group}`, () =>
         client.send(
-          new ModifyDBParameterGroupCommand({
-            DBParameterGroupName: group,
-            Parameters: Object.entries(values).map(([ParameterName, ParameterValue]) => ({
-              ParameterName,
-              ParameterValue,
-              ApplyMethod: "immediate",
-            })),
-          }),
+          (sdk) =>
+            new sdk.ModifyDBParameterGroupCommand({
+              DBParameterGroupName: group,
+              Parameters: Object.entries(values).map(([ParameterName, ParameterValue]) => ({
+                ParameterName,
+                ParameterValue,
+                ApplyMethod: "immediate",
+              })),
+            }),
         ),
       );
     },
     async deleteParameterGroup(name) {
       await call("DeleteDBParameterGroup", `parameter group ${name}`, () =>
-        client.send(new DeleteDBParameterGroupCommand({ DBParameterGroupName: name })),
+        client.send((sdk) => new sdk.DeleteDBParameterGroupCommand({ DBParameterGroupName: name })),
       );
     },
   };

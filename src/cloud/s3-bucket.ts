@@ -1,26 +1,6 @@
-import {
-  type BucketLocationConstraint,
-  CreateBucketCommand,
-  DeleteBucketCommand,
-  GetBucketEncryptionCommand,
-  GetBucketLifecycleConfigurationCommand,
-  GetBucketLocationCommand,
-  GetBucketPolicyCommand,
-  GetBucketTaggingCommand,
-  GetBucketVersioningCommand,
-  GetPublicAccessBlockCommand,
-  HeadBucketCommand,
-  type LifecycleRule,
-  ListObjectsV2Command,
-  PutBucketEncryptionCommand,
-  PutBucketLifecycleConfigurationCommand,
-  PutBucketPolicyCommand,
-  PutBucketTaggingCommand,
-  PutBucketVersioningCommand,
-  PutPublicAccessBlockCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import type { BucketLocationConstraint, LifecycleRule } from "@aws-sdk/client-s3";
 import { CutoverError, ErrorCode } from "../errors.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 import { explainStoreError } from "./object-store.js";
 
 /** What a bucket's settings are now; absent parts are unset. */
@@ -82,13 +62,17 @@ const ABSENT = new Set([
 
 /** Builds the port over @aws-sdk/client-s3. */
 export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
-  const client = new S3Client({
-    region: opts.region,
-    ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials ? { credentials: opts.credentials } : {}),
-    forcePathStyle: Boolean(opts.endpoint),
-    maxAttempts: opts.maxAttempts ?? 4,
-  });
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-s3"),
+    (sdk) =>
+      new sdk.S3Client({
+        region: opts.region,
+        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        ...(opts.credentials ? { credentials: opts.credentials } : {}),
+        forcePathStyle: Boolean(opts.endpoint),
+        maxAttempts: opts.maxAttempts ?? 4,
+      }),
+  );
   const where = opts.endpoint ? new URL(opts.endpoint).host : `S3 in ${opts.region}`;
   const label = `target S3 bucket \`${opts.bucket}\` at ${where}`;
   const who = { label, side: "target" as const, credentialSource: opts.credentialSource, provider: "S3" };
@@ -118,7 +102,7 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
       const o = { abortSignal: signal };
       let region: string | undefined;
       try {
-        const head = await client.send(new HeadBucketCommand({ Bucket }), o);
+        const head = await client.send((sdk) => new sdk.HeadBucketCommand({ Bucket }), o);
         region = head.BucketRegion;
       } catch (err) {
         const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
@@ -137,7 +121,7 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
       }
       if (!region) {
         const loc = await send("GetBucketLocation", () =>
-          client.send(new GetBucketLocationCommand({ Bucket }), o),
+          client.send((sdk) => new sdk.GetBucketLocationCommand({ Bucket }), o),
         );
         region = !loc.LocationConstraint
           ? "us-east-1"
@@ -146,14 +130,20 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
             : loc.LocationConstraint;
       }
       const [pab, enc, ver, life, tags, policy] = await Promise.all([
-        read("GetPublicAccessBlock", () => client.send(new GetPublicAccessBlockCommand({ Bucket }), o)),
-        read("GetBucketEncryption", () => client.send(new GetBucketEncryptionCommand({ Bucket }), o)),
-        read("GetBucketVersioning", () => client.send(new GetBucketVersioningCommand({ Bucket }), o)),
-        read("GetBucketLifecycleConfiguration", () =>
-          client.send(new GetBucketLifecycleConfigurationCommand({ Bucket }), o),
+        read("GetPublicAccessBlock", () =>
+          client.send((sdk) => new sdk.GetPublicAccessBlockCommand({ Bucket }), o),
         ),
-        read("GetBucketTagging", () => client.send(new GetBucketTaggingCommand({ Bucket }), o)),
-        read("GetBucketPolicy", () => client.send(new GetBucketPolicyCommand({ Bucket }), o)),
+        read("GetBucketEncryption", () =>
+          client.send((sdk) => new sdk.GetBucketEncryptionCommand({ Bucket }), o),
+        ),
+        read("GetBucketVersioning", () =>
+          client.send((sdk) => new sdk.GetBucketVersioningCommand({ Bucket }), o),
+        ),
+        read("GetBucketLifecycleConfiguration", () =>
+          client.send((sdk) => new sdk.GetBucketLifecycleConfigurationCommand({ Bucket }), o),
+        ),
+        read("GetBucketTagging", () => client.send((sdk) => new sdk.GetBucketTaggingCommand({ Bucket }), o)),
+        read("GetBucketPolicy", () => client.send((sdk) => new sdk.GetBucketPolicyCommand({ Bucket }), o)),
       ]);
       const state: BucketState = {
         exists: true,
@@ -186,12 +176,13 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async create(region, signal) {
       try {
         await client.send(
-          new CreateBucketCommand({
-            Bucket,
-            ...(region !== "us-east-1"
-              ? { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }
-              : {}),
-          }),
+          (sdk) =>
+            new sdk.CreateBucketCommand({
+              Bucket,
+              ...(region !== "us-east-1"
+                ? { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } }
+                : {}),
+            }),
           { abortSignal: signal },
         );
       } catch (err) {
@@ -210,15 +201,16 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async blockPublicAccess(signal) {
       await send("PutPublicAccessBlock", () =>
         client.send(
-          new PutPublicAccessBlockCommand({
-            Bucket,
-            PublicAccessBlockConfiguration: {
-              BlockPublicAcls: true,
-              IgnorePublicAcls: true,
-              BlockPublicPolicy: true,
-              RestrictPublicBuckets: true,
-            },
-          }),
+          (sdk) =>
+            new sdk.PutPublicAccessBlockCommand({
+              Bucket,
+              PublicAccessBlockConfiguration: {
+                BlockPublicAcls: true,
+                IgnorePublicAcls: true,
+                BlockPublicPolicy: true,
+                RestrictPublicBuckets: true,
+              },
+            }),
           { abortSignal: signal },
         ),
       );
@@ -226,14 +218,15 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async encryptByDefault(signal) {
       await send("PutBucketEncryption", () =>
         client.send(
-          new PutBucketEncryptionCommand({
-            Bucket,
-            ServerSideEncryptionConfiguration: {
-              Rules: [
-                { ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" }, BucketKeyEnabled: true },
-              ],
-            },
-          }),
+          (sdk) =>
+            new sdk.PutBucketEncryptionCommand({
+              Bucket,
+              ServerSideEncryptionConfiguration: {
+                Rules: [
+                  { ApplyServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" }, BucketKeyEnabled: true },
+                ],
+              },
+            }),
           { abortSignal: signal },
         ),
       );
@@ -241,10 +234,11 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async setVersioning(enabled, signal) {
       await send("PutBucketVersioning", () =>
         client.send(
-          new PutBucketVersioningCommand({
-            Bucket,
-            VersioningConfiguration: { Status: enabled ? "Enabled" : "Suspended" },
-          }),
+          (sdk) =>
+            new sdk.PutBucketVersioningCommand({
+              Bucket,
+              VersioningConfiguration: { Status: enabled ? "Enabled" : "Suspended" },
+            }),
           { abortSignal: signal },
         ),
       );
@@ -252,7 +246,11 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async setLifecycle(rules, signal) {
       await send("PutBucketLifecycleConfiguration", () =>
         client.send(
-          new PutBucketLifecycleConfigurationCommand({ Bucket, LifecycleConfiguration: { Rules: rules } }),
+          (sdk) =>
+            new sdk.PutBucketLifecycleConfigurationCommand({
+              Bucket,
+              LifecycleConfiguration: { Rules: rules },
+            }),
           {
             abortSignal: signal,
           },
@@ -262,30 +260,31 @@ export function createBucketAdmin(opts: BucketAdminOptions): BucketAdmin {
     async setTags(tags, signal) {
       await send("PutBucketTagging", () =>
         client.send(
-          new PutBucketTaggingCommand({
-            Bucket,
-            Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
-          }),
+          (sdk) =>
+            new sdk.PutBucketTaggingCommand({
+              Bucket,
+              Tagging: { TagSet: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) },
+            }),
           { abortSignal: signal },
         ),
       );
     },
     async setPolicy(policy, signal) {
       await send("PutBucketPolicy", () =>
-        client.send(new PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }), {
+        client.send((sdk) => new sdk.PutBucketPolicyCommand({ Bucket, Policy: JSON.stringify(policy) }), {
           abortSignal: signal,
         }),
       );
     },
     async isEmpty(signal) {
       const out = await send("ListObjectsV2", () =>
-        client.send(new ListObjectsV2Command({ Bucket, MaxKeys: 1 }), { abortSignal: signal }),
+        client.send((sdk) => new sdk.ListObjectsV2Command({ Bucket, MaxKeys: 1 }), { abortSignal: signal }),
       );
       return (out.KeyCount ?? out.Contents?.length ?? 0) === 0;
     },
     async deleteBucket(signal) {
       await send("DeleteBucket", () =>
-        client.send(new DeleteBucketCommand({ Bucket }), { abortSignal: signal }),
+        client.send((sdk) => new sdk.DeleteBucketCommand({ Bucket }), { abortSignal: signal }),
       );
     },
     destroy: () => client.destroy(),

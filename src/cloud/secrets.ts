@@ -1,10 +1,7 @@
-import {
-  GetSecretValueCommand,
-  type GetSecretValueCommandOutput,
-  SecretsManagerClient,
-} from "@aws-sdk/client-secrets-manager";
+import type { GetSecretValueCommandOutput } from "@aws-sdk/client-secrets-manager";
 import { CutoverError, ErrorCode } from "../errors.js";
 import { type AwsClientOptions, explainAwsError, sdkConfig } from "./aws-access.js";
+import { lazyAwsClient } from "./lazy-sdk.js";
 
 /**
  * The password RDS keeps for a database it manages the master password of
@@ -12,11 +9,14 @@ import { type AwsClientOptions, explainAwsError, sdkConfig } from "./aws-access.
  * database copy and the host's .env only; never for a message or a log.
  */
 export async function readRdsManagedPassword(opts: AwsClientOptions, secretArn: string): Promise<string> {
-  const client = new SecretsManagerClient(sdkConfig(opts));
+  const client = lazyAwsClient(
+    () => import("@aws-sdk/client-secrets-manager"),
+    (sdk) => new sdk.SecretsManagerClient(sdkConfig(opts)),
+  );
   try {
     let out: GetSecretValueCommandOutput;
     try {
-      out = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
+      out = await client.send((sdk) => new sdk.GetSecretValueCommand({ SecretId: secretArn }));
     } catch (err) {
       throw explainAwsError(err, "secretsmanager:GetSecretValue", `the secret ${secretArn}`);
     }

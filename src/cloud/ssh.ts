@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { NodeSSH } from "node-ssh";
+import type { NodeSSH as NodeSshClient } from "node-ssh";
 import type { ClientChannel } from "ssh2";
 import { CutoverError, ErrorCode } from "../errors.js";
 
@@ -109,7 +109,9 @@ export async function connectShell(opts: ConnectOptions): Promise<RemoteShell> {
   const recorded = await opts.knownHosts.get(hostPort);
   const expected = opts.pinnedFingerprint ?? recorded;
   let seen: string | undefined;
-  const ssh = new NodeSSH();
+  // node-ssh and ssh2 load at the first connection, not with the bot (about 16 MB)
+  const { NodeSSH } = await import("node-ssh");
+  const ssh: NodeSshClient = new NodeSSH();
   const onAbort = () => ssh.dispose();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {

