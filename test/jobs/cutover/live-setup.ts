@@ -1,11 +1,10 @@
 import { randomBytes } from "node:crypto";
-import pg from "pg";
 import type { LiveContext, LiveDeps } from "../../../src/jobs/cutover/live.js";
 import { createDbSteps } from "../../../src/jobs/steps/db.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
 import { LIVE_SHOP_SCHEMA } from "../../../src/sandbox/live-shop.js";
 import { createPrismaClient, type Db } from "../../../src/store/client.js";
-import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { createTestDatabase, queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { createLogicalPair, type LogicalPair } from "../../helpers/logical.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { dbConfig, makeDeps } from "../db/fixture.js";
@@ -36,15 +35,8 @@ export interface LiveSetup {
   drop(): Promise<void>;
 }
 
-export async function sql(url: string, text: string, params: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+/** One statement on a connection of its own (the suite's queryOnce). */
+export const sql = queryOnce;
 
 export async function createLiveSetup(label: string): Promise<LiveSetup> {
   const env = `${label}_${randomBytes(3).toString("hex")}`;

@@ -62,7 +62,7 @@ describe("live cutover", () => {
       sql(asRole(source.url), "INSERT INTO live_orders (ref, customer) VALUES (gen_random_uuid(), 'x')"),
     ).rejects.toThrow(/permission denied/);
     expect(
-      (await sql(asRole(source.url), "SELECT count(*)::int AS n FROM live_orders"))[0].n,
+      (await sql<{ n: number }>(asRole(source.url), "SELECT count(*)::int AS n FROM live_orders"))[0]!.n,
     ).toBeGreaterThan(0);
     await traffic.acknowledged(traffic.log.acked.length + 60);
 

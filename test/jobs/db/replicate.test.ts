@@ -13,7 +13,7 @@ import { createDbSteps } from "../../../src/jobs/steps/db.js";
 import { runPreflight } from "../../../src/jobs/steps/db-preflight.js";
 import { inventory } from "../../../src/jobs/steps/db-replicate.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
-import { createEmptyDatabase, type TestDatabase, withAdmin } from "../../helpers/db.js";
+import { createEmptyDatabase, queryOnce, type TestDatabase, withAdmin } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { waitForValue } from "../../helpers/wait.js";
 import { dbConfig, makeDeps } from "./fixture.js";
@@ -39,19 +39,7 @@ let steps: Map<string, StepDefinition<unknown>>;
 const env = `rt_${randomBytes(3).toString("hex")}`;
 const appRole = `${env}_app`;
 
-async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(
-  url: string,
-  text: string,
-  params: unknown[] = [],
-) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(text, params)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const sql = queryOnce;
 
 function withRole(url: string, role: string): string {
   const u = new URL(url);
