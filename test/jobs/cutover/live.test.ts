@@ -12,6 +12,7 @@ import { inventory } from "../../../src/jobs/steps/db-replicate.js";
 import { watchReplicationOnce } from "../../../src/kpi/replication-watch.js";
 import { checkLedger, type ShopApp, startShopApp, startTraffic } from "../../../src/sandbox/live-shop.js";
 import type { Db } from "../../../src/store/client.js";
+import { makeStepContext } from "../../helpers/step-context.js";
 import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
 
 /*
@@ -29,6 +30,7 @@ let env: string;
 const apps: ShopApp[] = [];
 const asRole = (url: string) => setup.asRole(url);
 const liveCtx = () => setup.ctx();
+const liveCtxStep = () => makeStepContext();
 
 beforeAll(async () => {
   setup = await createLiveSetup("lv");
@@ -195,4 +197,35 @@ describe("live cutover", () => {
     expect(posted.at(-1)).toContain("its replication slot is gone");
     expect(posted).toHaveLength(3);
   }, 90_000);
+
+  it("a rollback without reverse replication changes no data, and says what is not back and where", async () => {
+    // after the watch test forward replication is broken (its slot was dropped): start clean
+    await setup.steps
+      .get("db.replication-teardown")!
+      .run({ direction: "both", connectTimeoutSeconds: 10 }, liveCtxStep());
+    // both sides as after a switch whose reverse replication then broke: source frozen, target open
+    await setup.live.db.auditEvent.create({
+      data: {
+        actor: "test",
+        action: "cutover.switched",
+        target: env,
+        outcome: "ok",
+        details: { targetChangesAtSwitch: 0 },
+      },
+    });
+    const before = await sql<{ n: number }>(source.url, "SELECT count(*)::int AS n FROM live_orders");
+    const back = await rollbackDatabase(live, { actor: "U0OPERATOR", signal: AbortSignal.timeout(30_000) });
+    expect(back.lossless).toBe(false);
+    const line = back.items.find((i) => i.what === "database");
+    expect(line?.ok).toBe(false);
+    expect(line?.detail).toMatch(/reverse replication is not running, so nothing was carried back/);
+    expect(line?.detail).toMatch(
+      /row changes \(inserts, updates, deletes\) were made on the target since then/,
+    );
+    expect(line?.detail).toContain("storage.sync with source and target swapped");
+    // nothing was changed on the source
+    expect(await sql<{ n: number }>(source.url, "SELECT count(*)::int AS n FROM live_orders")).toEqual(
+      before,
+    );
+  }, 60_000);
 });
