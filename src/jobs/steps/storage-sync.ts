@@ -334,8 +334,6 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
-      // before anything is listed: what the source gets after this is for the next sync (see verify)
-      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
       return withStores(deps, input, async (source, target) => {
         await checkBucket(source, srcCfg.region, ctx.signal, { listingFollows: true });
         let targetExists = true;
@@ -401,6 +399,8 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
+      // before anything is listed: what the source gets after this is for the next sync (see verify)
+      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
       return withStores(deps, input, async (source, target) => {
         // The target's region is checked before anything is listed; an R2 source (no regions) is
         // checked by its listing's first page.
