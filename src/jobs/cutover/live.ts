@@ -43,7 +43,7 @@ import type { PreCheck } from "./types.js";
  * where it stopped or unwinds to a consistent state with the old side writable again:
  *
  *   cutover:  freeze the source's app role → drain forward replication to the source's WAL
- *             position → sequences → refresh materialized views → fast verify → end forward
+ *             position → sequences → refresh materialized views → verify while frozen (every table, db.verify) → end forward
  *             replication → start reverse replication (target → source) → open the target
  *   rollback: freeze the target's app role → drain reverse replication → sequences back →
  *             end reverse replication → start forward replication again (no copy: both sides are
@@ -318,7 +318,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
       for (const r of rows) await both.target.query(`REFRESH MATERIALIZED VIEW ${r.name}`);
       state.figures.materializedViews = rows.length;
     });
-    await stage(ctx, state, "fast verify", async () => {
+    await stage(ctx, state, "verify while frozen", async () => {
       const started = performance.now();
       const report = await runDatabaseVerify(deps.step, { jobs: 4, signal: ctx.signal });
       state.figures.verifyMs = Math.round(performance.now() - started);

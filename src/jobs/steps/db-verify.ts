@@ -497,12 +497,6 @@ export interface VerifyRunOptions {
   sliceMb?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
-  /**
-   * compare the rows of only these tables (quoted qualified names); every definition, sequence
-   * and large object is compared whatever this says. The live switch's fast verify: the tables
-   * replication changed since it started.
-   */
-  onlyTables?: ReadonlySet<string>;
 }
 
 /**
@@ -562,7 +556,6 @@ export async function runDatabaseVerify(
     for (const [name, st] of s.tables) {
       const tt = t.tables.get(name);
       if (!tt || st.kind === "p") continue;
-      if (opts.onlyTables && !opts.onlyTables.has(name)) continue;
       if (st.kind === "m" && (!st.populated || !tt.populated)) {
         if (!st.populated && !tt.populated)
           notes.push(

@@ -23,7 +23,7 @@ const SWITCH_STAGES = [
   "drain forward replication",
   "sequences",
   "materialized views",
-  "fast verify",
+  "verify while frozen",
   "end forward replication",
   "start reverse replication",
   "open the target",

@@ -116,7 +116,7 @@ describe("live cutover", () => {
     // state after the first test: live on the target, reverse replication running. Roll back first.
     const back = await rollbackDatabase(live, { actor: "U0OPERATOR", signal: AbortSignal.timeout(60_000) });
     expect(back.lossless).toBe(true);
-    // a schema change on the source that the target lacks: the fast verify (or the pre-check) refuses
+    // a schema change on the source that the target lacks: the verify while frozen (or the pre-check) refuses
     await sql(source.url, "ALTER TABLE live_orders ADD COLUMN gift boolean");
     const ctx = liveCtx();
     await expect(switchDatabase(live, ctx)).rejects.toThrow(/schemas match|differ/);
