@@ -264,8 +264,16 @@ describe.skipIf(why !== undefined)("the app host for real: a Debian 12 box in it
     const after = (await w.box.exec("supervisorctl pid gogojap")).stdout.trim();
     expect(after).toMatch(/^\d+$/);
     expect(after).not.toBe(before);
+    // every service back under Supervisor: celery and beat reach RUNNING after their startsecs,
+    // a moment after the app answers
     const deploy = createAppDeployStep(w.deps(r1));
-    expect((await deploy.verify(deploy.parse({ address: w.box.address }), stepContext())).ok).toBe(true);
+    const verified = await waitForValue(
+      "app.deploy's verify after the boot (every service RUNNING, /health 200)",
+      () => deploy.verify(deploy.parse({ address: w.box.address }), stepContext()),
+      (v) => v.ok,
+      { timeoutMs: 60_000, intervalMs: 1_000 },
+    );
+    expect(verified.summary).toMatch(/running; \/health 200$/);
   });
 
   it("app.deploy of a second release switches over, and its undo switches back", async () => {
