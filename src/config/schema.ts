@@ -1,7 +1,8 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../errors.js";
-import { editDistance } from "../text/suggest.js";
+import { didYouMean } from "../text/suggest.js";
+import { DURATION_UNIT_MS, parseDurationTerms } from "../text/units.js";
 
 /**
  * The migration file's schema. The loader (./load.ts) validates a YAML file against it and
@@ -66,47 +67,6 @@ export function show(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
   return "this value";
-}
-
-/**
- * Edit distance (optimal string alignment: insertions, deletions, substitutions and
- * transpositions of neighbours).
- */
-export { editDistance };
-
-/**
- * The candidates closest to `word` (ignoring case, `_` and `-`), best first, or [] when none
- * is close enough to be a plausible misspelling.
- */
-export function closest(word: string, candidates: Iterable<string>, max = 3): string[] {
-  return closestScored(word, candidates, max).map(([c]) => c);
-}
-
-function closestScored(word: string, candidates: Iterable<string>, max: number): Array<[string, number]> {
-  const norm = (s: string) => s.toLowerCase().replace(/[_\-\s]/g, "");
-  const w = norm(word);
-  const scored: Array<[string, number]> = [];
-  for (const c of new Set(candidates)) {
-    if (c === word) continue;
-    const n = norm(c);
-    let score = editDistance(w, n);
-    // "bucketName" for "bucket", "region" for "awsRegion": a containment is a near miss.
-    if (score > 0 && w.length >= 4 && n.length >= 4 && (n.includes(w) || w.includes(n)))
-      score = Math.min(score, 2);
-    const limit = Math.max(1, Math.min(3, Math.floor(Math.max(w.length, n.length) / 3)));
-    if (score <= limit) scored.push([c, score]);
-  }
-  scored.sort((x, y) => x[1] - y[1] || x[0].localeCompare(y[0]));
-  return scored.slice(0, max);
-}
-
-/** " (did you mean `x`?)" or "" when nothing is close. */
-export function didYouMean(word: string, candidates: Iterable<string>): string {
-  const scored = closestScored(word, candidates, 3);
-  if (scored.length === 0) return "";
-  // Equally close candidates are all offered: "gp4" could be gp2 or gp3.
-  const best = scored.filter(([, d]) => d === scored[0]![1]).map(([c]) => `\`${c}\``);
-  return ` (did you mean ${best.join(" or ")}?)`;
 }
 
 function isTimeZone(tz: string): boolean {
@@ -362,11 +322,11 @@ export const StepSchema = z.strictObject({
  */
 export function parseStepDuration(v: string | number): number | null | undefined {
   if (typeof v === "number") return Number.isInteger(v) && v >= 1 && v <= 604_800 ? v : undefined;
-  const text = v.trim().toLowerCase();
-  if (text === "none") return null;
-  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
-  if (!m || text === "") return undefined;
-  const seconds = Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+  if (v.trim().toLowerCase() === "none") return null;
+  const terms = parseDurationTerms(v);
+  // whole hours, minutes and seconds: "1.5h" or "500ms" is more likely a slip than a wish
+  if (!terms?.every((t) => Number.isInteger(t.value) && t.unit !== "ms")) return undefined;
+  const seconds = terms.reduce((sum, t) => sum + t.value * DURATION_UNIT_MS[t.unit], 0) / 1000;
   return seconds >= 1 && seconds <= 604_800 ? seconds : undefined;
 }
 

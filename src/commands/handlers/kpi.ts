@@ -1,12 +1,12 @@
 import { breachedAlerts } from "../../kpi/alerts.js";
 import { hasProbes, monitoringEnabled, monitoringState, runbookHasKpiMonitor } from "../../kpi/KpiMonitor.js";
 import { kpiSummary } from "../../kpi/summary.js";
+import { DURATION_UNIT_MS, parseDurationTerms } from "../../text/units.js";
 import type { Reply } from "../../views/blocks.js";
 import { invalidUsageView } from "../../views/help.js";
 import { kpiView, type MonitorInfo } from "../../views/kpi.js";
 import type { CommandDeps } from "../context.js";
 
-const UNIT_MS = { m: 60_000, h: 3600_000, d: 24 * 3600_000 } as const;
 const UNIT_WORD = { m: "min", h: "h", d: "days" } as const;
 
 /** "24h" → 24 hours; undefined with a message when it is not a window. */
@@ -14,17 +14,18 @@ export function parseKpiWindow(
   arg: string | undefined,
   retentionDays: number,
 ): { ms: number; label: string } | { error: string } {
-  if (arg === undefined) return { ms: UNIT_MS.h * 24, label: "the last 24 h" };
-  const m = /^(\d{1,4})\s*(m|min|h|d)$/i.exec(arg.trim());
-  if (!m)
+  if (arg === undefined) return { ms: DURATION_UNIT_MS.d, label: "the last 24 h" };
+  const terms = parseDurationTerms(arg);
+  const term = terms?.length === 1 ? terms[0]! : undefined;
+  if (!term || !Number.isInteger(term.value) || term.value > 9999 || term.unit === "ms" || term.unit === "s")
     return {
       error: `\`${arg}\` is not a window — write a number and m, h or d, e.g. \`24h\`, \`7d\` or \`30m\`.`,
     };
-  const unit = (m[2]!.toLowerCase() === "min" ? "m" : m[2]!.toLowerCase()) as keyof typeof UNIT_MS;
-  const n = Number(m[1]);
-  const ms = n * UNIT_MS[unit];
+  const unit = term.unit === "min" ? "m" : term.unit;
+  const n = term.value;
+  const ms = n * DURATION_UNIT_MS[unit];
   if (n < 1) return { error: "The window must be at least `1m`." };
-  if (ms > retentionDays * UNIT_MS.d)
+  if (ms > retentionDays * DURATION_UNIT_MS.d)
     return {
       error: `Samples are kept ${retentionDays} days (\`kpis.retentionDays\`), so \`${arg}\` is too long — ask for at most \`${retentionDays}d\`.`,
     };

@@ -324,14 +324,6 @@ export function holdsPartialRestore(marker: RestoreMarker | undefined, targetUrl
 
 // ───────────────────────────── small helpers ─────────────────────────────
 
-/** "1.2 GB", "340 MB", "12 kB" */
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
-  return `${n} B`;
-}
-
 /** Stops a process a crashed worker left behind, if it is still the program we started. */
 export async function stopStray(pid: number | undefined, program: string): Promise<boolean> {
   if (!pid || pid === process.pid) return false;

@@ -31,13 +31,13 @@ import {
 } from "../../cloud/replication.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { audit } from "../../store/audit.js";
+import { formatBytes } from "../../text/units.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
 import {
   CommonOptions,
   type DumpManifest,
   dumpRoot,
-  formatBytes,
   jobsFor,
   latestDump,
   type ManifestObject,

@@ -16,12 +16,12 @@ import {
   serverVersion,
 } from "../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { formatBytes } from "../../text/units.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition } from "../types.js";
 import {
   CommonOptions,
   dumpRoot,
-  formatBytes,
   holdsPartialRestore,
   parseWith,
   readMarker,

@@ -10,17 +10,11 @@ import {
   SYSTEM_SCHEMA_SQL,
   serverVersion,
 } from "../../cloud/postgres.js";
+import { formatBytes } from "../../text/units.js";
 import { dbVerifyView } from "../../views/db-verify.js";
 import type { StepDeps } from "../index.js";
 import type { Progress, StepDefinition, StepOutcome } from "../types.js";
-import {
-  CommonOptions,
-  formatBytes,
-  jobsFor,
-  parseWith,
-  sourceEndpoint,
-  targetEndpoint,
-} from "./db-common.js";
+import { CommonOptions, jobsFor, parseWith, sourceEndpoint, targetEndpoint } from "./db-common.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./db-verify-definitions.js";
 import { compareLargeObjects } from "./db-verify-large-objects.js";
 

@@ -241,19 +241,6 @@ export class EtagMemo {
   }
 }
 
-const UNITS = ["B", "KB", "MB", "GB", "TB"];
-
-/** 1536 → "1.5 KB" (powers of 1024, as S3 consoles show them). */
-export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? Math.round(v) : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
-}
-
 /** 1 → "1 object", 1500 → "1,500 objects". */
 export const objects = (n: number) => `${count(n)} object${n === 1 ? "" : "s"}`;
 
@@ -263,14 +250,5 @@ export const objects = (n: number) => `${count(n)} object${n === 1 ? "" : "s"}`;
  */
 export const TARGET_ONLY_RULE =
   "kept, and not a difference for storage.sync or storage.verify; only storage.sync with --delete removes them";
-
-/** 3725 → "1 h 2 min"; 42 → "42 s". */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60 ? `${s % 60} s` : ""}`.trim();
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
 
 export const count = (n: number) => n.toLocaleString("en-US");

@@ -59,28 +59,6 @@ export class BoundedQueue<T> {
   }
 }
 
-export class Semaphore {
-  private available: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(permits: number) {
-    this.available = permits;
-  }
-
-  async acquire(): Promise<() => void> {
-    if (this.available > 0) this.available--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.available++;
-    };
-  }
-}
-
 /** A token bucket shared by every copy: at most `bytesPerSecond` on average, one second of burst. */
 export class RateLimit {
   private tokens: number;

@@ -1,14 +1,13 @@
 import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { formatBytes, formatDuration } from "../../text/units.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
   checkBucket,
   count,
   EtagMemo,
-  formatBytes,
-  formatDuration,
   objects,
   openSource,
   openTarget,
@@ -266,7 +265,7 @@ function outcomeOf(r: SyncResult, deleteExtra: boolean) {
   const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
   const parts = [
     r.copied > 0
-      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds * 1000)} (${formatBytes(rate)}/s)`
       : "nothing to copy",
     `${count(r.identical)} already identical`,
   ];

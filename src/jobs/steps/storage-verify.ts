@@ -4,13 +4,13 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
 import type { ObjectHead, ObjectStore } from "../../cloud/object-store.js";
+import { formatBytes } from "../../text/units.js";
 import { storageVerifyView } from "../../views/storage-verify.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
 import {
   checkBucket,
   count,
-  formatBytes,
   objects,
   openSource,
   openTarget,
