@@ -91,7 +91,7 @@ export class CallRecord<C> {
 
   /** Copies of the calls, only the matching ones when given. */
   list(match?: (call: C) => boolean): C[] {
-    return (match ? this.all.filter(match) : this.all).map(this.copy);
+    return (match ? this.all.filter(match) : this.all).map((call) => this.copy(call));
   }
 
   /**
