@@ -32,16 +32,7 @@ import {
  * shape and headline are in ./verify-report.ts, which views/verification.ts renders.
  */
 
-export {
-  type CheckRow,
-  type CheckStatus,
-  type Figure,
-  headline,
-  reportFigures,
-  reportText,
-  type VerificationKind,
-  type VerificationReport,
-} from "./verify-report.js";
+export * from "./verify-report.js";
 
 /** Options every verification step accepts in its `with:` block. */
 export const VerifyWith = {
