@@ -36,6 +36,19 @@ function recorders(overrides: Partial<Pick<Recorded, "ack" | "respond">>): Recor
   };
 }
 
+/** The payload's fields with the recording functions every listener kind gets. */
+function withRecorders(rec: Recorded, fields: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...fields,
+    ack: rec.ack,
+    respond: rec.respond,
+    say: rec.say,
+    logger: rec.logger,
+    next: vi.fn(async () => undefined),
+    context: {},
+  };
+}
+
 /**
  * A slash command's arguments: `/migrate <text>` from `user` in `channel`.
  *
@@ -65,17 +78,7 @@ export function buildCommandArguments(
     api_app_id: "A0CUTOVER",
     token: "unused",
   };
-  const args = {
-    command,
-    body: command,
-    payload: command,
-    ack: rec.ack,
-    respond: rec.respond,
-    say: rec.say,
-    logger: rec.logger,
-    next: vi.fn(async () => undefined),
-    context: {},
-  };
+  const args = withRecorders(rec, { command, body: command, payload: command });
   return { ...rec, args: args as unknown as SlackCommandMiddlewareArgs & AllMiddlewareArgs };
 }
 
@@ -114,17 +117,7 @@ export function buildActionArguments(
     container: { type: "message", message_ts: "1700000000.000100", channel_id: opts.channel ?? "C0MIGRATE" },
     actions: [action],
   };
-  const args = {
-    action,
-    body,
-    payload: action,
-    ack: rec.ack,
-    respond: rec.respond,
-    say: rec.say,
-    logger: rec.logger,
-    next: vi.fn(async () => undefined),
-    context: {},
-  };
+  const args = withRecorders(rec, { action, body, payload: action });
   return {
     ...rec,
     args: args as unknown as SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareArgs,

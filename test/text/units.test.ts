@@ -14,13 +14,10 @@ describe("formatBytes", () => {
 });
 
 describe("formatDuration", () => {
-  it("writes the two largest units that matter", () => {
-    expect(formatDuration(450)).toBe("450 ms");
-    expect(formatDuration(42_000)).toBe("42 s");
-    expect(formatDuration(150_000)).toBe("2 min 30 s");
-    expect(formatDuration(3_600_000)).toBe("1 h");
-    expect(formatDuration(3_725_000)).toBe("1 h 2 min");
+  // the common cases are in views/blocks.test.ts, where the views take it from
+  it("says ? for a duration it cannot know, and drops a unit that is zero", () => {
     expect(formatDuration(Number.POSITIVE_INFINITY)).toBe("?");
+    expect(formatDuration(3_725_000)).toBe("1 h 2 min");
   });
 });
 
