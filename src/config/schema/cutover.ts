@@ -2,7 +2,9 @@
  * The switch itself: live replication, the cutover's windows, and the checks that prove the new stack
  * works.
  */
+
 import { z } from "zod";
+import { repeats } from "./helpers.js";
 import { COMMAND_PLACEHOLDERS, commandWith } from "./host.js";
 import { envVarName, hhmm, httpUrl, percent, seconds, stepId, timeZone, urlPath } from "./scalars.js";
 
@@ -195,16 +197,11 @@ export const VerificationSchema = z
       .prefault({}),
   })
   .superRefine((v, ctx) => {
-    const seen = new Map<string, number>();
-    v.functional.forEach((c, i) => {
-      const first = seen.get(c.id);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["functional", i, "id"],
-          message: `\`${c.id}\` is already used by functional[${first}] — give each check its own id`,
-        });
-      } else seen.set(c.id, i);
-    });
+    for (const { item: c, index: i, first } of repeats(v.functional, (c) => c.id))
+      ctx.addIssue({
+        code: "custom",
+        path: ["functional", i, "id"],
+        message: `\`${c.id}\` is already used by functional[${first}] — give each check its own id`,
+      });
   })
   .prefault({});

@@ -3,8 +3,8 @@
  */
 import { isIP } from "node:net";
 import { z } from "zod";
-import { isHostname, msg, show } from "./helpers.js";
-import { cloudflareId, ENV_NAME_RE, envVarName, hostname, PUBLIC_REFS, refOf, seconds } from "./scalars.js";
+import { isHostname, msg, repeats, show } from "./helpers.js";
+import { cloudflareId, envVarKey, envVarName, hostname, PUBLIC_REFS, refOf, seconds } from "./scalars.js";
 
 const article = (word: string) => (/^[AEIOU]/.test(word) ? "an" : "a");
 
@@ -74,7 +74,6 @@ export const DnsSchema = z
       .min(1, "is empty — list the records the cutover switches, e.g. the API's A record"),
   })
   .superRefine((d, ctx) => {
-    const seen = new Map<string, number>();
     d.records.forEach((r, i) => {
       if (r.name !== d.zone && !r.name.endsWith(`.${d.zone}`)) {
         ctx.addIssue({
@@ -83,16 +82,13 @@ export const DnsSchema = z
           message: `\`${r.name}\` is not in zone \`${d.zone}\` — use a name ending in .${d.zone}`,
         });
       }
-      const key = `${r.name}/${r.type}`;
-      const first = seen.get(key);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["records", i, "name"],
-          message: `${r.type} ${r.name} is listed twice (also records[${first}]) — keep one`,
-        });
-      } else seen.set(key, i);
     });
+    for (const { item: r, index: i, first } of repeats(d.records, (r) => `${r.name}/${r.type}`))
+      ctx.addIssue({
+        code: "custom",
+        path: ["records", i, "name"],
+        message: `${r.type} ${r.name} is listed twice (also records[${first}]) — keep one`,
+      });
   });
 
 export const PagesSchema = z.strictObject({
@@ -110,13 +106,7 @@ export const PagesSchema = z.strictObject({
   /** the front end's build variables that change: value today (from) and after the cutover (to) */
   env: z
     .record(
-      z.string().regex(
-        ENV_NAME_RE,
-        msg(
-          (v) => `${v} is not an environment variable name`,
-          "use capitals, digits and _, e.g. NEXT_PUBLIC_API_URL",
-        ),
-      ),
+      envVarKey("NEXT_PUBLIC_API_URL"),
       z.strictObject({
         from: z.string().min(1),
         to: z.union([z.string().min(1), refOf(PUBLIC_REFS)], {

@@ -86,3 +86,19 @@ export function isHostname(value: string): boolean {
 export const msg = (what: (shown: string) => string, fix: string) => ({
   error: (iss: { input?: unknown }) => `${what(show(iss.input))} — ${fix}`,
 });
+
+/** The items whose key an earlier item already has, each with its index and the earlier one's. */
+export function repeats<T>(
+  items: readonly T[],
+  key: (item: T) => string,
+): Array<{ item: T; index: number; first: number }> {
+  const seen = new Map<string, number>();
+  const out: Array<{ item: T; index: number; first: number }> = [];
+  items.forEach((item, index) => {
+    const k = key(item);
+    const first = seen.get(k);
+    if (first !== undefined) out.push({ item, index, first });
+    else seen.set(k, index);
+  });
+  return out;
+}

@@ -3,11 +3,11 @@
  */
 import { z } from "zod";
 import { didYouMean } from "../../text/suggest.js";
-import { msg } from "./helpers.js";
+import { msg, repeats } from "./helpers.js";
 import {
   ALL_REFS,
-  ENV_NAME_RE,
   EnvRefSchema,
+  envVarKey,
   envVarName,
   hostname,
   httpUrl,
@@ -251,13 +251,7 @@ export const HostSchema = z
         path: z.string().min(1).default(".env"),
         vars: z
           .record(
-            z.string().regex(
-              ENV_NAME_RE,
-              msg(
-                (v) => `${v} is not an environment variable name`,
-                "use capitals, digits and _, e.g. DATABASE_URL",
-              ),
-            ),
+            envVarKey("DATABASE_URL"),
             z.union([z.string(), z.number(), z.boolean(), EnvRefSchema, refOf(ALL_REFS)], {
               error:
                 "is not a value — write a plain value, { env: VAR_NAME } for a secret, or { ref: target.rds.url } for a value Cutover provisions",
@@ -269,15 +263,10 @@ export const HostSchema = z
     healthPath: urlPath.default("/health"),
   })
   .superRefine((h, ctx) => {
-    const seen = new Map<string, number>();
-    h.supervisor.services.forEach((s, i) => {
-      const first = seen.get(s.name);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["supervisor", "services", i, "name"],
-          message: `\`${s.name}\` is already used by supervisor.services[${first}] — give each service its own name`,
-        });
-      } else seen.set(s.name, i);
-    });
+    for (const { item: s, index: i, first } of repeats(h.supervisor.services, (s) => s.name))
+      ctx.addIssue({
+        code: "custom",
+        path: ["supervisor", "services", i, "name"],
+        message: `\`${s.name}\` is already used by supervisor.services[${first}] — give each service its own name`,
+      });
   });

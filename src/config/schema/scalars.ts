@@ -17,6 +17,13 @@ export const envVarName = z
       "(capital letters, digits and _, e.g. NEON_DATABASE_URL) and put the value itself in Cutover's environment",
   );
 
+/** A variable's name as the key of a mapping of variables (their values follow); `example` fits the section. */
+export const envVarKey = (example: string) =>
+  z.string().regex(
+    ENV_NAME_RE,
+    msg((v) => `${v} is not an environment variable name`, `use capitals, digits and _, e.g. ${example}`),
+  );
+
 export const awsRegion = z.string().regex(
   /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/,
   msg((v) => `${v} is not an AWS region`, "write the region code, e.g. ap-southeast-1 (Singapore)"),

@@ -3,7 +3,7 @@
  */
 import { z } from "zod";
 import { didYouMean } from "../../text/suggest.js";
-import { msg, show } from "./helpers.js";
+import { msg, repeats, show } from "./helpers.js";
 import { HostSchema } from "./host.js";
 import { awsRegion, cidr, envVarName, hostname, lightsailName, port, seconds, tags } from "./scalars.js";
 
@@ -79,17 +79,13 @@ export const LightsailSchema = z
         message: `\`${l.availabilityZone}\` is not in region \`${l.region}\` — use a zone of that region, e.g. ${l.region}a`,
       });
     }
-    const seen = new Map<string, number>();
+    for (const { item: rule, index: i, first } of repeats(l.firewall, (r) => `${r.protocol}/${r.port}`))
+      ctx.addIssue({
+        code: "custom",
+        path: ["firewall", i, "port"],
+        message: `port ${rule.port}/${rule.protocol} is listed twice (also firewall[${first}]) — merge the two rules`,
+      });
     l.firewall.forEach((rule, i) => {
-      const key = `${rule.protocol}/${rule.port}`;
-      const first = seen.get(key);
-      if (first !== undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["firewall", i, "port"],
-          message: `port ${rule.port}/${rule.protocol} is listed twice (also firewall[${first}]) — merge the two rules`,
-        });
-      } else seen.set(key, i);
       if (rule.toPort !== undefined && rule.toPort < rule.port) {
         ctx.addIssue({
           code: "custom",
