@@ -8,8 +8,14 @@ describe("Semaphore", () => {
     const order: string[] = [];
     const releaseA = await slots.acquire();
     const releaseB = await slots.acquire();
-    const c = slots.acquire().then((r) => (order.push("c"), r));
-    const d = slots.acquire().then((r) => (order.push("d"), r));
+    const c = slots.acquire().then((r) => {
+      order.push("c");
+      return r;
+    });
+    const d = slots.acquire().then((r) => {
+      order.push("d");
+      return r;
+    });
     expect(slots.queued).toBe(2);
     releaseA();
     releaseA(); // a second release is harmless: it must not hand out a third permit
