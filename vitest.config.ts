@@ -14,6 +14,7 @@ const FAST = [
   "test/commands/migrate.test.ts",
   "test/commands/confirm-run.test.ts",
   "test/commands/cancel-run.test.ts",
+  "test/commands/rollback-button.test.ts",
   "test/config/**/*.test.ts",
   "test/cloud/cloudflare.test.ts",
   "test/cloud/postgres.test.ts",

@@ -23,27 +23,45 @@ runbook:
 
 /**
  * A state database that cannot be reached: every query fails as the driver fails when the
- * server refuses the connection. `touched` lists what a handler tried, so a test can also show
+ * server refuses the connection, except audit rows when `keepAudit` asks to keep them in memory. `touched` lists what a handler tried, so a test can also show
  * that an answer needed no database at all.
  */
-export function unreachableDb(): { db: Db; touched: string[] } {
+export function unreachableDb(opts: { keepAudit?: boolean } = {}): {
+  db: Db;
+  touched: string[];
+  audited: unknown[];
+} {
   const touched: string[] = [];
-  const refuse = (what: string) => {
+  const audited: unknown[] = [];
+  const refuse = (what: string, args: unknown[]) => {
     touched.push(what);
+    // with `keepAudit`, the audit trail alone is written, in memory
+    if (what === "auditEvent.create" && opts.keepAudit) {
+      audited.push((args[0] as { data: unknown }).data);
+      return Promise.resolve({});
+    }
     return Promise.reject(
       Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" }),
     );
   };
   const model = (name: string) =>
-    new Proxy({}, { get: (_, method) => () => refuse(`${name}.${String(method)}`) });
+    new Proxy(
+      {},
+      {
+        get:
+          (_, method) =>
+          (...args: unknown[]) =>
+            refuse(`${name}.${String(method)}`, args),
+      },
+    );
   const db = new Proxy(
     {},
     {
       get: (_, prop) =>
-        typeof prop === "string" && prop.startsWith("$") ? () => refuse(prop) : model(String(prop)),
+        typeof prop === "string" && prop.startsWith("$") ? () => refuse(prop, []) : model(String(prop)),
     },
   );
-  return { db: db as Db, touched };
+  return { db: db as Db, touched, audited };
 }
 
 /** A logger whose calls are recorded (pino's shape, as far as handlers use it). */
@@ -63,8 +81,8 @@ export function recordingLog() {
  * everything a listener decides before it needs either (help, parsing, access, the answers to a
  * failure). A handler that goes further belongs in the world tier (test/helpers/bot.ts).
  */
-export function commandDeps(overrides: Partial<CommandDeps> = {}) {
-  const { db, touched } = unreachableDb();
+export function commandDeps(overrides: Partial<CommandDeps> = {}, opts: { keepAudit?: boolean } = {}) {
+  const { db, touched, audited } = unreachableDb(opts);
   const log = recordingLog();
   const file = parseMigrationFile(FILE, { checkEnv: false });
   const deps: CommandDeps = {
@@ -81,5 +99,5 @@ export function commandDeps(overrides: Partial<CommandDeps> = {}) {
     now: () => new Date("2026-03-02T09:00:00Z"),
     ...overrides,
   };
-  return { deps, touched, log };
+  return { deps, touched, audited, log };
 }
