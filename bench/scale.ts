@@ -190,7 +190,8 @@ async function replica(
   };
   const child = spawn(
     node,
-    ["--import", "tsx", path.join(root, "src", "sandbox", "shard-worker.ts"), JSON.stringify(job)],
+    // the compiled replica on plain node, as a deployed one runs (bench/run.ts builds dist/ first)
+    [path.join(root, "dist", "sandbox", "shard-worker.js"), JSON.stringify(job)],
     {
       stdio: ["ignore", "pipe", "inherit"],
     },
