@@ -24,6 +24,7 @@ import { cpuSeconds, measure } from "./storage.js";
  *     stand-in, against rclone 1.60 (Debian) on the same buckets: `sync` (copy), `sync --checksum`
  *     (no change), `check` (verify); on moto and on the light stand-in (bench/_s3-stand-in.mjs),
  *     which keeps connections open as S3 does (moto closes every one);
+ *     and the floor under them: the adapter's HEAD, GET and GET+PUT alone (bench/_sdk-floor.ts);
  *  4. 1, 2 and 4 workers over the same key ranges (on the light stand-in unless `--worker-server
  *     moto`), the cores each side kept busy, and the 10 M plan's arithmetic against rclone's;
  *  3. the engine (storage.sync's `syncBuckets`) over in-process buckets up to 10 million keys a
@@ -468,6 +469,14 @@ export async function main(args: string[]): Promise<void> {
     const baseline = (perObjectFigures.light ?? perObjectFigures.moto) as {
       processBaselineCpuSeconds: number;
     };
+    // the floor: the adapter's requests alone, with nothing of the engine around them
+    say("per object: the SDK requests alone on the light stand-in…");
+    const floor = await measure(
+      node,
+      ["--import", "tsx", path.join(here, "_sdk-floor.ts"), JSON.stringify({ objects: perObject })],
+      { ...process.env },
+    );
+    perObjectFigures.sdkFloor = JSON.parse(floor.stdout.trim().split("\n").at(-1) ?? "{}") as unknown;
 
     // 4. workers: the same key ranges taken by 1, 2 and 4 workers; 2 and 4 in two processes (the
     // CLI's own and a second replica), as separate replicas would be
