@@ -138,11 +138,16 @@ interface CliRun {
   output: string;
 }
 
-/** `node bin/cutover.js <args>` against one pair of buckets, with the heap probe loaded */
+/**
+ * `node bin/cutover.js <args>` against one pair of buckets, with the heap probe loaded where the
+ * memory is measured (`probe`): its full collection every 2 s costs CPU in proportion to the wall
+ * time, which a loaded machine stretches, so runs that measure CPU per object go without it
+ */
 async function cutoverCli(
   ctx: { work: string; databaseUrl: string; moto: { endpoint: string; pid: number } },
   pair: { source: string; target: string; with?: Record<string, unknown>; shardWorkers?: number },
   args: string[],
+  probe = true,
 ): Promise<CliRun> {
   const config = path.join(ctx.work, `migration-${pair.source}-${pair.target}.yml`);
   await writeFile(
@@ -155,21 +160,21 @@ async function cutoverCli(
   const m = await measure(
     node,
     [
-      "--expose-gc",
-      "--import",
-      path.join(here, "_heap-probe.mjs"),
+      ...(probe ? ["--expose-gc", "--import", path.join(here, "_heap-probe.mjs")] : []),
       path.join(root, "bin", "cutover.js"),
       ...args,
     ],
-    { ...env, CUTOVER_BENCH_HEAP_FILE: heapFile },
+    probe ? { ...env, CUTOVER_BENCH_HEAP_FILE: heapFile } : env,
   );
   const server = (await cpuSeconds(ctx.moto.pid)) - before;
-  const heap = JSON.parse(await readFile(heapFile, "utf8")) as { liveHeap: number; rss: number };
+  const heap = probe
+    ? (JSON.parse(await readFile(heapFile, "utf8")) as { liveHeap: number; rss: number })
+    : undefined;
   return {
     seconds: m.seconds,
     cpuSeconds: m.cpuSeconds,
     peakRssMB: m.peakRssMB,
-    liveHeapPeakMB: r1(heap.liveHeap / 1048576),
+    liveHeapPeakMB: heap ? r1(heap.liveHeap / 1048576) : Number.NaN,
     serverCpuSeconds: server,
     exitCode: 0,
     output: m.stdout,
@@ -377,25 +382,29 @@ export async function main(args: string[]): Promise<void> {
       );
       try {
         const ctx = { work, databaseUrl, moto: server };
-        const base = await cutoverCli(ctx, { source: "empty-src", target: "empty-dst" }, [
-          "run",
-          "storage-sync",
-        ]);
+        const base = await cutoverCli(
+          ctx,
+          { source: "empty-src", target: "empty-dst" },
+          ["run", "storage-sync"],
+          false,
+        );
         // `compare: full` (the default): the copy, then the step's check HEADs both sides per object
-        const copy = await cutoverCli(ctx, { source: "src", target: "dst" }, ["run", "storage-sync"]);
+        const copy = await cutoverCli(ctx, { source: "src", target: "dst" }, ["run", "storage-sync"], false);
         // `compare: listing`: the copy, then a check from the two listings
         const copyListing = await cutoverCli(
           ctx,
           { source: "src", target: "dst-listing", with: { compare: "listing" } },
           ["run", "storage-sync"],
+          false,
         );
         // a no-change pass from the listings (what a rerun over an unchanged bucket costs)
         const list = await cutoverCli(
           ctx,
           { source: "src", target: "dst-listing", with: { compare: "listing" } },
           ["run", "storage-sync"],
+          false,
         );
-        const verify = await cutoverCli(ctx, { source: "src", target: "dst" }, ["verify", "storage"]);
+        const verify = await cutoverCli(ctx, { source: "src", target: "dst" }, ["verify", "storage"], false);
         const rc = values["skip-rclone"]
           ? undefined
           : {
@@ -511,7 +520,7 @@ export async function main(args: string[]): Promise<void> {
         const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
         const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
         try {
-          const r = await cutoverCli(ctx, pair, ["run", "storage-sync"]);
+          const r = await cutoverCli(ctx, pair, ["run", "storage-sync"], false);
           const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
           const copied = Number(
             /copied ([\d,]+) object/.exec(r.output)?.[1]?.replace(/,/g, "") ?? Number.NaN,
