@@ -28,10 +28,10 @@ import type { Db } from "../../store/client.js";
 import type { StepDeps } from "../index.js";
 import {
   describeLag,
-  openBoth,
   sourceConnInfo,
   targetConnInfo,
   waitCaughtUp,
+  withBoth,
 } from "../steps/db-replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db-verify.js";
 import type { CheckpointStore, Progress } from "../types.js";
@@ -166,51 +166,51 @@ export async function livePreChecks(deps: LiveDeps): Promise<PreCheck[]> {
   const cfg = cfgOf(deps);
   const n = replicationNames(deps.step.file.environment, "fwd");
   const checks: PreCheck[] = [];
-  let both: Awaited<ReturnType<typeof openBoth>>;
+  // a database that cannot be reached is a failed check in words; a failure after both opened is not
+  let opened = false;
   try {
-    both = await openBoth(deps.step, timeout);
-  } catch (err) {
-    return [{ name: "replication running", ok: false, detail: describeError(err) }];
-  }
-  try {
-    const sub = await getSubscription(both.target, n.subscription);
-    const lag = await readLag(both.source, n.slot);
-    const running = Boolean(sub?.enabled && lag?.connected);
-    checks.push({
-      name: "replication running",
-      ok: running,
-      detail: !sub
-        ? "no forward replication: run db.replicate (after db.dump and db.restore) first"
-        : !lag
-          ? `the slot ${n.slot} is gone from the source (Neon drops slots unused for about 40 hours): copy again`
-          : !lag.connected
-            ? "the target's subscription is not connected: read the target's log for an apply error, fix it, then run db.replicate"
-            : `subscription ${n.subscription} streaming`,
-    });
-    if (lag)
+    await withBoth(deps.step, timeout, async (both) => {
+      opened = true;
+      const sub = await getSubscription(both.target, n.subscription);
+      const lag = await readLag(both.source, n.slot);
+      const running = Boolean(sub?.enabled && lag?.connected);
       checks.push({
-        name: `replication lag ≤ ${cfg.maxLagSeconds} s`,
-        ok: lag.seconds <= cfg.maxLagSeconds,
-        detail: describeLag(lag),
+        name: "replication running",
+        ok: running,
+        detail: !sub
+          ? "no forward replication: run db.replicate (after db.dump and db.restore) first"
+          : !lag
+            ? `the slot ${n.slot} is gone from the source (Neon drops slots unused for about 40 hours): copy again`
+            : !lag.connected
+              ? "the target's subscription is not connected: read the target's log for an apply error, fix it, then run db.replicate"
+              : `subscription ${n.subscription} streaming`,
       });
-    const diff = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
-    checks.push({
-      name: "schemas match (DDL is not replicated)",
-      ok: diff.length === 0,
-      detail: diff.length
-        ? `${diff.slice(0, 3).join("; ")}${diff.length > 3 ? `; and ${diff.length - 3} more` : ""}: make the same change on the other side`
-        : "every replicated table has the same columns on both sides",
+      if (lag)
+        checks.push({
+          name: `replication lag ≤ ${cfg.maxLagSeconds} s`,
+          ok: lag.seconds <= cfg.maxLagSeconds,
+          detail: describeLag(lag),
+        });
+      const diff = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
+      checks.push({
+        name: "schemas match (DDL is not replicated)",
+        ok: diff.length === 0,
+        detail: diff.length
+          ? `${diff.slice(0, 3).join("; ")}${diff.length > 3 ? `; and ${diff.length - 3} more` : ""}: make the same change on the other side`
+          : "every replicated table has the same columns on both sides",
+      });
+      const held = await activeFreeze(deps.db, deps.step.file.environment, "source");
+      checks.push({
+        name: "source writable now",
+        ok: held === null,
+        detail: held
+          ? `the source's app role ${held.role} is frozen since ${held.at}: a cutover or rollback stopped half-way; run it again to finish`
+          : `${cfg.appRoles.source} writes; the switch freezes it for the seconds the drain takes`,
+      });
     });
-    const held = await activeFreeze(deps.db, deps.step.file.environment, "source");
-    checks.push({
-      name: "source writable now",
-      ok: held === null,
-      detail: held
-        ? `the source's app role ${held.role} is frozen since ${held.at}: a cutover or rollback stopped half-way; run it again to finish`
-        : `${cfg.appRoles.source} writes; the switch freezes it for the seconds the drain takes`,
-    });
-  } finally {
-    await both.close();
+  } catch (err) {
+    if (opened) throw err;
+    return [{ name: "replication running", ok: false, detail: describeError(err) }];
   }
   return checks;
 }
@@ -264,8 +264,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
   const fwd = replicationNames(env, "fwd");
   const rev = replicationNames(env, "rev");
   const state: LiveState = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
-  const both = await openBoth(deps.step, timeout);
-  try {
+  await withBoth(deps.step, timeout, async (both) => {
     await stage(ctx, state, "pre-checks", async () => {
       // a subscription started moments ago (a rollback restarts forward replication) connects within seconds
       await waitCaughtUp(both.source, fwd.slot, {
@@ -364,9 +363,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
       await unfreezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
       state.figures.writeOutageMs = Date.now() - (state.frozenAt ?? Date.now());
     });
-  } finally {
-    await both.close();
-  }
+  });
   return state;
 }
 
@@ -378,8 +375,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
 export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<string[]> {
   const done: string[] = [];
   const state = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
-  const both = await openBoth(deps.step, timeout);
-  try {
+  await withBoth(deps.step, timeout, async (both) => {
     if (state.stages.includes("end forward replication")) {
       await endReplication(deps, both, "rev", ctx);
       await startReplicationFromFrozen(deps, both, "fwd", ctx);
@@ -390,9 +386,7 @@ export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<st
       await unfreezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
     if (await unfreezeSide(deps, both.source, "source", ctx.actor, ctx.runId))
       done.push("the source is writable again");
-  } finally {
-    await both.close();
-  }
+  });
   await ctx.checkpoint.set(KEY, { stages: [], figures: {} });
   return done;
 }
@@ -484,8 +478,7 @@ export async function rollbackDatabase(
   const rev = replicationNames(env, "rev");
   const fwd = replicationNames(env, "fwd");
   const items: LiveRollbackReport["items"] = [];
-  const both = await openBoth(deps.step, timeout);
-  try {
+  return withBoth(deps.step, timeout, async (both): Promise<LiveRollbackReport> => {
     const sub = await getSubscription(both.source, rev.subscription);
     const lag = sub ? await readLag(both.target, rev.slot) : null;
     const targetFrozen = await activeFreeze(deps.db, env, "target");
@@ -569,9 +562,7 @@ export async function rollbackDatabase(
       writeOutageMs,
       ...(drainMs !== undefined ? { drainMs: Math.round(drainMs) } : {}),
     };
-  } finally {
-    await both.close();
-  }
+  });
 }
 
 /** Row changes counted by the server's statistics, all user tables together. */
@@ -620,8 +611,7 @@ export interface ReplicationStatus {
 export async function replicationStatus(step: StepDeps): Promise<ReplicationStatus[]> {
   if (!step.file.replication) return [];
   const out: ReplicationStatus[] = [];
-  const both = await openBoth(step, { timeoutSeconds: 5, appName: "cutover-status" });
-  try {
+  await withBoth(step, { timeoutSeconds: 5, appName: "cutover-status" }, async (both) => {
     for (const d of ["fwd", "rev"] as const) {
       const n = replicationNames(step.file.environment, d);
       const publisher = d === "fwd" ? both.source : both.target;
@@ -636,9 +626,7 @@ export async function replicationStatus(step: StepDeps): Promise<ReplicationStat
         retainedBytes: slot.retainedBytes,
       });
     }
-  } finally {
-    await both.close();
-  }
+  });
   return out;
 }
 
