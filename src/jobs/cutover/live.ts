@@ -1,11 +1,14 @@
 import type pg from "pg";
 import {
   applySequences,
+  type ChangeCounters,
+  changedTables,
   createSlot,
   createSubscription,
   dropPublication,
   dropSlot,
   dropSubscription,
+  enableSubscription,
   ensurePublication,
   type FreezeRecord,
   freezeWrites,
@@ -13,11 +16,13 @@ import {
   type Lag,
   listSlots,
   publishableTables,
+  readChangeCounters,
   readLag,
   readSequences,
   replicationNames,
   schemaDifferences,
   schemaShape,
+  stopApplyWorker,
   unfreezeWrites,
   waitForSlot,
 } from "../../cloud/replication.js";
@@ -319,9 +324,15 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
     });
     await stage(ctx, state, "verify while frozen", async () => {
       const started = performance.now();
-      const report = await runDatabaseVerify(deps.step, { jobs: 4, signal: ctx.signal });
+      const scope = await verifyScope(deps, both.target);
+      const report = await runDatabaseVerify(deps.step, {
+        jobs: 4,
+        signal: ctx.signal,
+        ...(scope.tables ? { tables: scope.tables } : {}),
+      });
       state.figures.verifyMs = Math.round(performance.now() - started);
       state.figures.verifiedTables = report.tablesCompared;
+      state.figures.verifyScope = scope.why;
       if (!report.identical)
         throw new CutoverError(
           ErrorCode.VerificationDiffered,
@@ -381,6 +392,15 @@ export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<st
       await startReplicationFromFrozen(deps, both, "fwd", ctx);
       done.push("forward replication restarted from the frozen source (no copy)");
     }
+    // a switch stopped after its verify began has stopped the apply worker: start it again
+    const sub = await getSubscription(
+      both.target,
+      replicationNames(deps.step.file.environment, "fwd").subscription,
+    );
+    if (sub && !sub.enabled) {
+      await enableSubscription(both.target, sub.name);
+      done.push("forward replication enabled again");
+    }
     // the target goes back to how the switch found it
     if (state.figures.targetFrozenBefore === false)
       await unfreezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
@@ -424,6 +444,8 @@ async function startReplicationFromFrozen(
   await ensurePublication(publisher, n.publication, await publishableTables(publisher));
   if (!(await listSlots(publisher, n.slot)).some((s) => s.name === n.slot))
     await createSlot(publisher, n.slot);
+  // both sides equal now: the next switch's fast verify reads what changed on the target from here
+  const counters = d === "fwd" ? await readChangeCounters(both.target) : undefined;
   if (!(await getSubscription(subscriber, n.subscription))) {
     const conn = d === "fwd" ? sourceConnInfo(deps.step) : await targetConnInfo(deps.step);
     await createSubscription(subscriber, {
@@ -439,7 +461,13 @@ async function startReplicationFromFrozen(
     target: deps.step.file.environment,
     outcome: "ok",
     runId: ctx.runId,
-    details: { direction: d, subscription: n.subscription, slot: n.slot, copy: false },
+    details: {
+      direction: d,
+      subscription: n.subscription,
+      slot: n.slot,
+      copy: false,
+      ...(counters ? { counters: counters as unknown as Record<string, unknown> } : {}),
+    },
   });
 }
 
@@ -563,6 +591,47 @@ export async function rollbackDatabase(
       ...(drainMs !== undefined ? { drainMs: Math.round(drainMs) } : {}),
     };
   });
+}
+
+/**
+ * Which tables the verify while frozen compares row by row. By default the ones forward
+ * replication changed: the target's change counters now against those recorded when its
+ * subscription started (db.replicate, or a rollback restarting it from equal sides). The apply
+ * worker is stopped first (the drain is done, so it has nothing left to apply): a backend sends
+ * its counters at most once a second while it works and always as it exits, so after it has
+ * exited they hold every change it applied. Writes by anyone else, or counters sent late from
+ * before the start, only add tables. Materialized views, just refreshed, are always compared.
+ * Every table when the file says `switchVerify: all`, when no starting counters were recorded, or
+ * when the statistics were reset in between (a restart, pg_stat_reset()).
+ */
+async function verifyScope(
+  deps: LiveDeps,
+  target: pg.Client,
+): Promise<{ tables?: Set<string>; why: string }> {
+  const cfg = cfgOf(deps);
+  const env = deps.step.file.environment;
+  const fwd = replicationNames(env, "fwd");
+  await stopApplyWorker(target, fwd.subscription, 30_000);
+  if (cfg.switchVerify === "all") return { why: "every table (switchVerify: all)" };
+  const started = await deps.db.auditEvent.findFirst({
+    where: {
+      action: "replication.start",
+      target: env,
+      details: { path: ["direction"], equals: "fwd" },
+    },
+    orderBy: { id: "desc" },
+  });
+  const before = (started?.details as { counters?: ChangeCounters } | null)?.counters;
+  if (!before) return { why: "every table (no change counters were recorded when replication started)" };
+  const changed = changedTables(before, await readChangeCounters(target));
+  if (!changed) return { why: "every table (the target's statistics were reset since replication started)" };
+  const { rows } = await target.query<{ name: string }>(
+    "SELECT format('%I.%I', schemaname, matviewname) AS name FROM pg_matviews",
+  );
+  return {
+    tables: new Set([...changed, ...rows.map((r) => r.name)]),
+    why: `the ${changed.length} table${changed.length === 1 ? "" : "s"} replication changed`,
+  };
 }
 
 /** Row changes counted by the server's statistics, all user tables together. */

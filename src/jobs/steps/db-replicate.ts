@@ -11,6 +11,7 @@ import {
   getSubscription,
   type Lag,
   listSlots,
+  readChangeCounters,
   readLag,
   replicationNames,
   schemaDifferences,
@@ -269,6 +270,8 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
             );
           }
           const conn = sourceConnInfo(deps);
+          // before the first change arrives: the switch's fast verify reads what changed since
+          const counters = await readChangeCounters(both.target);
           try {
             await createSubscription(both.target, {
               name: n.subscription,
@@ -292,7 +295,13 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
               target: deps.file.environment,
               outcome: "ok",
               runId: ctx.run.id,
-              details: { direction: "fwd", subscription: n.subscription, slot: r.slot, dump: r.dump },
+              details: {
+                direction: "fwd",
+                subscription: n.subscription,
+                slot: r.slot,
+                dump: r.dump,
+                counters: counters as unknown as Record<string, unknown>,
+              },
             });
           sub = await getSubscription(both.target, n.subscription);
         }

@@ -497,6 +497,12 @@ export interface VerifyRunOptions {
   sliceMb?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /**
+   * compare the rows of only these tables (`schema.table` as format('%I.%I') spells them);
+   * definitions, sequences and large objects are compared whatever this says. The live switch's
+   * fast verify: the tables replication changed.
+   */
+  tables?: ReadonlySet<string>;
 }
 
 /**
@@ -556,6 +562,7 @@ export async function runDatabaseVerify(
     for (const [name, st] of s.tables) {
       const tt = t.tables.get(name);
       if (!tt || st.kind === "p") continue;
+      if (opts.tables && !opts.tables.has(name)) continue;
       if (st.kind === "m" && (!st.populated || !tt.populated)) {
         if (!st.populated && !tt.populated)
           notes.push(
