@@ -1,11 +1,12 @@
 """moto's server, with CloudFront's origin groups accepted as real CloudFront accepts them.
 
 moto 5 checks that a distribution's DefaultCacheBehavior.TargetOriginId names one of its
-Origins and answers NoSuchOrigin otherwise, but CloudFront also accepts the Id of one of the
-distribution's OriginGroups there: "TargetOriginId: The value of ID for the origin that you
-want CloudFront to route requests to ... or the origin group"
-(https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_DefaultCacheBehavior.html;
-origin failover: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/high_availability_origin_failover.html).
+Origins and answers NoSuchOrigin otherwise (moto/cloudfront/models.py, DistributionConfig),
+but CloudFront also accepts the Id of one of the distribution's OriginGroups there: "When you
+create or update a distribution, you can specify the origin group instead of a single origin"
+(https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_OriginGroup.html), and "you
+create or update a cache behavior to use the origin group"
+(https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/high_availability_origin_failover.html).
 This launcher widens that one check (a group whose members are all origins of the distribution
 counts as a target; anything else is still NoSuchOrigin) and then runs moto.server's own main
 with the same arguments. site-packages is not edited; every SDK call stays a real one.
