@@ -362,8 +362,7 @@ async function runMethod(
       closeState = () => db.$disconnect();
       live = { step: { ...stepDeps, db }, db, now: () => new Date() };
     }
-    // with the state database: db.replicate records the target's change counters in the audit trail
-    const steps = new Map(createDbSteps(live?.step ?? stepDeps).map((s) => [s.type, s]));
+    const steps = new Map(createDbSteps(stepDeps).map((s) => [s.type, s]));
     const hooks: LiveMethodHooks = {
       log: say,
       objects: opts.objects,

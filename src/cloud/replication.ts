@@ -712,6 +712,35 @@ export async function readChangeCounters(client: pg.Client): Promise<ChangeCount
   return { epoch: e[0]?.epoch ?? "", tables: Object.fromEntries(rows.map((r) => [r.name, r.sig])) };
 }
 
+/**
+ * Keeps the counters read just before a subscription was created with the subscription itself
+ * (its comment): they live exactly as long as it does, whoever started it.
+ */
+export async function recordStartCounters(
+  client: pg.Client,
+  subscription: string,
+  counters: ChangeCounters,
+): Promise<void> {
+  await client.query(
+    `COMMENT ON SUBSCRIPTION ${ident(subscription)} IS ${client.escapeLiteral(JSON.stringify({ cutoverCounters: counters }))}`,
+  );
+}
+
+/** The counters {@link recordStartCounters} kept, or null (none kept, or not ours). */
+export async function startCounters(client: pg.Client, subscription: string): Promise<ChangeCounters | null> {
+  const { rows } = await client.query<{ c: string | null }>(
+    `SELECT obj_description(s.oid, 'pg_subscription') AS c FROM pg_subscription s
+      WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [subscription],
+  );
+  try {
+    const parsed = JSON.parse(rows[0]?.c ?? "null") as { cutoverCounters?: ChangeCounters } | null;
+    return parsed?.cutoverCounters ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Tables whose counters moved between two readings, or null when the statistics were reset in between. */
 export function changedTables(before: ChangeCounters, after: ChangeCounters): string[] | null {
   if (before.epoch !== after.epoch) return null;

@@ -1,7 +1,6 @@
 import type pg from "pg";
 import {
   applySequences,
-  type ChangeCounters,
   changedTables,
   createSlot,
   createSubscription,
@@ -19,9 +18,11 @@ import {
   readChangeCounters,
   readLag,
   readSequences,
+  recordStartCounters,
   replicationNames,
   schemaDifferences,
   schemaShape,
+  startCounters,
   stopApplyWorker,
   unfreezeWrites,
   waitForSlot,
@@ -454,6 +455,7 @@ async function startReplicationFromFrozen(
       publication: n.publication,
       slot: n.slot,
     });
+    if (counters) await recordStartCounters(subscriber, n.subscription, counters);
   }
   await audit(deps.db, {
     actor: ctx.actor,
@@ -466,7 +468,6 @@ async function startReplicationFromFrozen(
       subscription: n.subscription,
       slot: n.slot,
       copy: false,
-      ...(counters ? { counters: counters as unknown as Record<string, unknown> } : {}),
     },
   });
 }
@@ -595,8 +596,9 @@ export async function rollbackDatabase(
 
 /**
  * Which tables the verify while frozen compares row by row. By default the ones forward
- * replication changed: the target's change counters now against those recorded when its
- * subscription started (db.replicate, or a rollback restarting it from equal sides). The apply
+ * replication changed: the target's change counters now against those read just before its
+ * subscription was created (db.replicate, or a rollback restarting it from equal sides) and kept
+ * as the subscription's comment. The apply
  * worker is stopped first (the drain is done, so it has nothing left to apply): a backend sends
  * its counters at most once a second while it works and always as it exits, so after it has
  * exited they hold every change it applied. Writes by anyone else, or counters sent late from
@@ -613,15 +615,7 @@ async function verifyScope(
   const fwd = replicationNames(env, "fwd");
   await stopApplyWorker(target, fwd.subscription, 30_000);
   if (cfg.switchVerify === "all") return { why: "every table (switchVerify: all)" };
-  const started = await deps.db.auditEvent.findFirst({
-    where: {
-      action: "replication.start",
-      target: env,
-      details: { path: ["direction"], equals: "fwd" },
-    },
-    orderBy: { id: "desc" },
-  });
-  const before = (started?.details as { counters?: ChangeCounters } | null)?.counters;
+  const before = await startCounters(target, fwd.subscription);
   if (!before) return { why: "every table (no change counters were recorded when replication started)" };
   const changed = changedTables(before, await readChangeCounters(target));
   if (!changed) return { why: "every table (the target's statistics were reset since replication started)" };

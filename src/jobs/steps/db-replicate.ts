@@ -13,6 +13,7 @@ import {
   listSlots,
   readChangeCounters,
   readLag,
+  recordStartCounters,
   replicationNames,
   schemaDifferences,
   schemaShape,
@@ -279,6 +280,7 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
               publication: r.publication,
               slot: r.slot,
             });
+            await recordStartCounters(both.target, n.subscription, counters);
           } catch (err) {
             throw new CutoverError(
               ErrorCode.StepFailed,
@@ -300,7 +302,6 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
                 subscription: n.subscription,
                 slot: r.slot,
                 dump: r.dump,
-                counters: counters as unknown as Record<string, unknown>,
               },
             });
           sub = await getSubscription(both.target, n.subscription);
