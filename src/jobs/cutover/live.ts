@@ -613,10 +613,10 @@ async function verifyScope(
   const cfg = cfgOf(deps);
   const env = deps.step.file.environment;
   const fwd = replicationNames(env, "fwd");
-  await stopApplyWorker(target, fwd.subscription, 30_000);
   if (cfg.switchVerify === "all") return { why: "every table (switchVerify: all)" };
   const before = await startCounters(target, fwd.subscription);
   if (!before) return { why: "every table (no change counters were recorded when replication started)" };
+  await stopApplyWorker(target, fwd.subscription, 30_000);
   const changed = changedTables(before, await readChangeCounters(target));
   if (!changed) return { why: "every table (the target's statistics were reset since replication started)" };
   const { rows } = await target.query<{ name: string }>(
