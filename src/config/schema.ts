@@ -738,6 +738,12 @@ export const CloudFrontSchema = z
       .default("CachingOptimized"),
     /** serve the private bucket through an origin access control (no public bucket) */
     originAccessControl: z.boolean().default(true),
+    /**
+     * an origin group: S3 primary, the old bucket's public URL (source.storage.publicUrl)
+     * secondary on 403/404, so an upload not yet copied is served from the old bucket until the
+     * post-switch sync and verify; s3.bucket with `originFailover: false` takes it off again
+     */
+    originFailover: z.boolean().default(false),
     viewerProtocolPolicy: z
       .enum(["redirect-to-https", "https-only", "allow-all"])
       .default("redirect-to-https"),
@@ -1225,6 +1231,12 @@ export const ReplicationSchema = z.strictObject({
   drainTimeoutSeconds: seconds(1, 3600).default(60),
   /** start reverse replication (target → source) at the switch, so a rollback brings every write home */
   reverse: z.boolean().default(true),
+  /**
+   * what the switch verifies while the source is frozen: the rows of the tables replication
+   * changed (`changed`, the default: the freeze does not grow with the database), or of every
+   * table (`all`). Definitions, sequences and large objects are compared either way.
+   */
+  switchVerify: z.enum(["changed", "all"]).default("changed"),
 });
 
 export const CutoverSchema = z

@@ -508,6 +508,12 @@ export interface VerifyRunOptions {
    * instead of on this process's connections; given the tables to compare with their sizes
    */
   inParts?: (tables: Array<{ name: string; bytes: number }>) => Promise<TableDataResult[]>;
+  /**
+   * compare the rows of only these tables (`schema.table` as format('%I.%I') spells them);
+   * definitions, sequences and large objects are compared whatever this says. The live switch's
+   * fast verify: the tables replication changed.
+   */
+  tables?: ReadonlySet<string>;
 }
 
 /** What comparing some tables' data found; row counts as text (a part's result travels as JSON). */
@@ -840,7 +846,7 @@ export async function runDatabaseVerify(
     differences.push(...lo.differences);
 
     // The data of the tables on both sides, here or in parts taken by any worker.
-    const both = tablePairs(s, t, notes);
+    const both = tablePairs(s, t, notes).filter((p) => !opts.tables || opts.tables.has(p.s.name));
     const parts =
       opts.inParts && both.length > 1
         ? await opts.inParts(both.map((p) => ({ name: p.s.name, bytes: p.s.bytes + p.t.bytes })))
