@@ -1,11 +1,13 @@
 import { createHash } from "node:crypto";
 import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import type { ObjectStore } from "../cloud/object-store.js";
 import type { MigrationFile } from "../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../errors.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import type { Db } from "../store/client.js";
 import { findStep } from "./runbook.js";
+import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage-listing.js";
 import type {
   CheckpointStore,
   Progress,
@@ -267,4 +269,33 @@ export function shardPool(
       }
     },
   };
+}
+
+/**
+ * A step's key ranges, split once per execution: the first call samples the source listing
+ * (reporting how far it got) and keeps the split in the checkpoint, so a retry, a resumed step and
+ * a second pass over the same ranges (storage.sync's check) reuse it and finished ranges stay
+ * finished.
+ */
+export async function splitOnce(
+  source: ObjectStore,
+  parts: number,
+  opts: Omit<ListingOptions, "signal" | "onPage">,
+  ctx: Pick<StepContext, "checkpoint" | "progress" | "signal">,
+): Promise<KeySplit> {
+  const kept = await ctx.checkpoint.get<KeySplit>("split");
+  if (kept) return kept;
+  const split = await splitKeySpace(source, parts, {
+    ...opts,
+    signal: ctx.signal,
+    onListed: (n) =>
+      ctx.progress({
+        done: 0,
+        activity: n,
+        unit: "objects",
+        message: `splitting the key space into ${parts} ranges: ${n.toLocaleString("en-US")} listed`,
+      }),
+  });
+  await ctx.checkpoint.set("split", split);
+  return split;
 }

@@ -42,6 +42,12 @@ export const ReplicationSchema = z.strictObject({
   drainTimeoutSeconds: seconds(1, 3600).default(60),
   /** start reverse replication (target → source) at the switch, so a rollback brings every write home */
   reverse: z.boolean().default(true),
+  /**
+   * what the switch verifies while the source is frozen: the rows of the tables replication
+   * changed (`changed`, the default: the freeze does not grow with the database), or of every
+   * table (`all`). Definitions, sequences and large objects are compared either way.
+   */
+  switchVerify: z.enum(["changed", "all"]).default("changed"),
 });
 
 export const CutoverSchema = z

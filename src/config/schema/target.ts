@@ -290,6 +290,12 @@ export const CloudFrontSchema = z
       .default("CachingOptimized"),
     /** serve the private bucket through an origin access control (no public bucket) */
     originAccessControl: z.boolean().default(true),
+    /**
+     * an origin group: S3 primary, the old bucket's public URL (source.storage.publicUrl)
+     * secondary on 403/404, so an upload not yet copied is served from the old bucket until the
+     * post-switch sync and verify; s3.bucket with `originFailover: false` takes it off again
+     */
+    originFailover: z.boolean().default(false),
     viewerProtocolPolicy: z
       .enum(["redirect-to-https", "https-only", "allow-all"])
       .default("redirect-to-https"),

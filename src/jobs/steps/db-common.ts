@@ -103,13 +103,7 @@ export async function refuseSourceAsTarget(
   opts: { timeoutSeconds?: number } = {},
 ): Promise<DbAddress> {
   const source = sourceEndpoint(deps);
-  const [from, to] = await Promise.all([resolveDbAddress(source.url), resolveDbAddress(target.url)]);
-  let same = sameDatabase(from, to);
-  if (!same) {
-    // Both reachable: compare from inside (a proxy or an alias this machine cannot resolve).
-    const [a, b] = await Promise.all([liveIdentityOf(source, opts), liveIdentityOf(target, opts)]);
-    same = a !== null && a === b;
-  }
+  const { same, first: from } = await compareDatabases(source, target, opts);
   if (same) {
     throw new CutoverError(
       ErrorCode.TargetIsSource,
@@ -118,6 +112,22 @@ export async function refuseSourceAsTarget(
     );
   }
   return from;
+}
+
+/**
+ * Whether two URLs reach one database under any spelling: by address first, then, when both
+ * answer, from inside (a proxy or an alias this machine cannot resolve). Also gives the first
+ * URL's address for the caller's other checks.
+ */
+export async function compareDatabases(
+  a: Endpoint,
+  b: Endpoint,
+  opts: { timeoutSeconds?: number } = {},
+): Promise<{ same: boolean; first: DbAddress }> {
+  const [first, second] = await Promise.all([resolveDbAddress(a.url), resolveDbAddress(b.url)]);
+  if (sameDatabase(first, second)) return { same: true, first };
+  const [x, y] = await Promise.all([liveIdentityOf(a, opts), liveIdentityOf(b, opts)]);
+  return { same: x !== null && x === y, first };
 }
 
 async function liveIdentityOf(ep: Endpoint, opts: { timeoutSeconds?: number }): Promise<string | null> {

@@ -29,7 +29,7 @@ import {
   sourceEndpoint,
   targetEndpoint,
 } from "./db-common.js";
-import { replicationChecks } from "./db-replication-checks.js";
+import { connectionChecks, replicationChecks } from "./db-replication-checks.js";
 
 const Input = CommonOptions.extend({
   /** pg_dump compression the dump will use, for the disk estimate (see db.dump); default db.dump's */
@@ -342,8 +342,14 @@ export async function runPreflight(
       });
     }
     // A live migration: what logical replication needs on both sides, and what it does not carry.
-    if (deps.file.replication && source.client && target.client)
+    if (deps.file.replication && source.client && target.client) {
       items.push(...(await replicationChecks(source.client, target.client, deps.file.replication)));
+      items.push(
+        ...(await connectionChecks(deps, source.ep!, target.ep!, deps.file.replication, {
+          timeoutSeconds: timeout,
+        })),
+      );
+    }
   } finally {
     await source.client?.end().catch(() => undefined);
     await target.client?.end().catch(() => undefined);

@@ -3,6 +3,7 @@ import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import { formatBytes, formatDuration } from "../../text/units.js";
 import type { StepDeps } from "../index.js";
+import { splitOnce } from "../shards.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
   checkBucket,
@@ -16,7 +17,6 @@ import {
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
-import { type KeySplit, splitKeySpace } from "./storage-listing.js";
 import {
   deleteExtras,
   estimateSync,
@@ -139,23 +139,12 @@ async function shardedSync(
   ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncResult> {
   const started = performance.now();
-  let split = await ctx.checkpoint.get<KeySplit>("split");
-  if (!split) {
-    split = await splitKeySpace(source, input.shards, {
-      prefix: settings.prefix,
-      window: settings.window,
-      pageSize: settings.pageSize,
-      signal: ctx.signal,
-      onListed: (n) =>
-        ctx.progress({
-          done: 0,
-          activity: n,
-          unit: "objects",
-          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
-        }),
-    });
-    await ctx.checkpoint.set("split", split);
-  }
+  const split = await splitOnce(
+    source,
+    input.shards,
+    { prefix: settings.prefix, window: settings.window, pageSize: settings.pageSize },
+    ctx,
+  );
   const ranges = split.ranges;
   ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
   const results = await ctx.shards.run<SyncResult>(
@@ -197,14 +186,12 @@ async function shardedCheck(
   input: StorageSyncInput,
   ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncEstimate> {
-  const split =
-    (await ctx.checkpoint.get<KeySplit>("split")) ??
-    (await splitKeySpace(source, input.shards, {
-      prefix: settings.prefix,
-      window: settings.window,
-      pageSize: settings.pageSize,
-      signal: ctx.signal,
-    }));
+  const split = await splitOnce(
+    source,
+    input.shards,
+    { prefix: settings.prefix, window: settings.window, pageSize: settings.pageSize },
+    ctx,
+  );
   const estimates = await ctx.shards.run<SyncEstimate>(
     split.ranges.map(({ after, until }) => ({
       after,
