@@ -6,6 +6,7 @@ import type { ProbeOptions, ProbeResult } from "../cloud/probe.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import { targetEndpoint } from "../jobs/steps/db-common.js";
+import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
 import type { Reply } from "../views/blocks.js";
 import { kpiAlertView } from "../views/kpi.js";
@@ -273,6 +274,8 @@ export function createKpiMonitor(opts: {
   env: NodeJS.ProcessEnv;
   /** CUTOVER_DATA_DIR: where the provisioned RDS endpoint is recorded */
   dataDir: string;
+  /** the RDS and Secrets Manager ports the target database's password may come from */
+  ports?: Ports | undefined;
   /** where the target database is; default as the database steps find it */
   targetDatabase?: () => Promise<Endpoint>;
   now?: () => number;
@@ -280,7 +283,7 @@ export function createKpiMonitor(opts: {
   const { file } = opts;
   const target =
     opts.targetDatabase ??
-    (() => targetEndpoint({ env: opts.env, file, dataDir: opts.dataDir, log: opts.log }));
+    (() => targetEndpoint({ env: opts.env, ports: opts.ports, file, dataDir: opts.dataDir, log: opts.log }));
   const database = probesDatabase(file)
     ? createDatabaseTimer(target, file.kpis.probes.database.query)
     : undefined;

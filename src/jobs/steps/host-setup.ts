@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { RemoteShell } from "../../cloud/ssh.js";
 import { type MigrationFile, requireSection, type ValueRefName } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../../errors.js";
+import { portsOf } from "../../ports.js";
 import {
   FILE_ONLY_SECTIONS,
   hostPaths,
@@ -98,6 +99,7 @@ export async function resolveAppEnv(deps: {
       dataDir: deps.dataDir,
       rds: deps.file.target.rds,
       region: deps.file.target.aws.region,
+      ports: portsOf(deps),
     }).catch(() => undefined);
     if (password) out.secrets.push(password, encodeURIComponent(password));
   }
