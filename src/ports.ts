@@ -155,6 +155,7 @@ export function createPorts(settings: PortSettings, file: MigrationFile): Ports 
   };
 
   const state = settings.state ? createStatePorts(settings.state.url, settings.state.log) : undefined;
+  let cloudflare: { clients: CloudflareClients | undefined } | undefined;
   return {
     lightsail,
     rds,
@@ -168,7 +169,11 @@ export function createPorts(settings: PortSettings, file: MigrationFile): Ports 
       target: (opts = {}) => openTargetStore(env, file, opts),
     },
     ssh: { connect: connectShell, publicKeyOf },
-    cloudflare: buildCloudflare(file, env),
+    // built at the first read, like the AWS ports: a process that never switches DNS never pays for it
+    get cloudflare() {
+      cloudflare ??= { clients: buildCloudflare(file, env) };
+      return cloudflare.clients;
+    },
     clock: settings.clock ?? systemClock,
     state,
     close() {
