@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { PgBoss } from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import { type Clock, systemClock } from "./clock.js";
 import type { CloudflareClients } from "./cloud/cloudflare.js";
@@ -74,11 +74,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     const stateDb = ports.state;
     if (!stateDb) throw new Error("createPorts built no state pool though it was given the state URL");
     cleanup.push(() => stateDb.close());
-    const { db, pool } = stateDb;
-    // the queue draws on the same pool: pg-boss runs its statements through `db` (it needs no
-    // LISTEN connection: polling is its default), and stopping it leaves the pool to its owner
-    const boss = new PgBoss({ db: { executeSql: (text, values) => pool.query(text, values) } });
-    boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
+    const { db, pool, boss } = stateDb;
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
     const cloudflare = ports.cloudflare;

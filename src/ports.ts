@@ -1,4 +1,5 @@
 import pg from "pg";
+import { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import { type Clock, systemClock } from "./clock.js";
 import { type AwsClientOptions, awsOptionsFromEnv } from "./cloud/aws-access.js";
@@ -54,7 +55,7 @@ export interface Ports {
   cloudflare: CloudflareClients | undefined;
   /** the calendar (see src/clock.ts) */
   clock: Clock;
-  /** the state database's one pool and the Prisma client over it; only where a state URL was given */
+  /** the state database's one pool, with the Prisma client and the job queue over it; only where a state URL was given */
   state: StatePorts | undefined;
   /** destroys every client built so far (the state pool is ended by its owner, see {@link StatePorts}) */
   close(): void;
@@ -74,6 +75,11 @@ export interface SshConnector {
 export interface StatePorts {
   pool: pg.Pool;
   db: Db;
+  /**
+   * The job queue on the same pool, not started: pg-boss runs its statements through `db` (it
+   * needs no LISTEN connection, polling being its default) and leaves the pool open when it stops.
+   */
+  boss: PgBoss;
   /** disconnects Prisma and ends the pool; call after the queue has stopped */
   close(): Promise<void>;
 }
@@ -208,14 +214,17 @@ export function portsOf(deps: {
   return ports;
 }
 
-/** The state database's one pool and Prisma over it. */
+/** The state database's one pool, and Prisma and the job queue over it. */
 function createStatePorts(url: string, log: Logger): StatePorts {
   const pool = new pg.Pool({ connectionString: url, max: STATE_POOL_MAX });
   pool.on("error", (err) => log.warn({ err: err.message }, "state database connection dropped"));
   const db = createPrismaClient(pool);
+  const boss = new PgBoss({ db: { executeSql: (text, values) => pool.query(text, values) } });
+  boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
   return {
     pool,
     db,
+    boss,
     async close() {
       await db.$disconnect().catch((err: Error) => log.warn({ err: err.message }, "error while closing"));
       if (!pool.ended) await pool.end();
