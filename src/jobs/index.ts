@@ -21,7 +21,10 @@ import type { StepDefinition, StepRegistry } from "./types.js";
 
 /** What step factories may use. Clients come from `ports`; none is built in a step. */
 export interface StepDeps {
-  /** the variables the migration file names (database URLs, the SSH key path, passwords); endpoints and AWS credentials are the ports' to read */
+  /**
+   * the variables the migration file names (database URLs, the SSH key path, passwords);
+   * endpoints and AWS credentials are read by the ports alone
+   */
   env: NodeJS.ProcessEnv;
   /**
    * Every outside client (src/ports.ts). The bot and the CLI pass theirs; deps without them
