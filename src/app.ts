@@ -160,6 +160,7 @@ export async function startCutover(
       requestDecommissionApproval(
         {
           env,
+          ports: deps.ports,
           file,
           dataDir: settings.dataDir,
           log,

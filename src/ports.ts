@@ -189,29 +189,16 @@ export function createPorts(settings: PortSettings, file: MigrationFile): Ports 
   };
 }
 
-const portsByEnv = new WeakMap<NodeJS.ProcessEnv, WeakMap<MigrationFile, Ports>>();
-
 /**
- * The ports a step's deps carry; for deps built without them (a test's `{ env, file, … }`), ports
- * over that environment, built once per environment and file.
+ * The ports `deps` carry, or, for a caller that has none (a one-off read of a recorded value in a
+ * test), ports over its environment built for this call.
  */
 export function portsOf(deps: {
   env: NodeJS.ProcessEnv;
   file: MigrationFile;
   ports?: Ports | undefined;
 }): Ports {
-  if (deps.ports) return deps.ports;
-  let byFile = portsByEnv.get(deps.env);
-  if (!byFile) {
-    byFile = new WeakMap();
-    portsByEnv.set(deps.env, byFile);
-  }
-  let ports = byFile.get(deps.file);
-  if (!ports) {
-    ports = createPorts({ env: deps.env }, deps.file);
-    byFile.set(deps.file, ports);
-  }
-  return ports;
+  return deps.ports ?? createPorts({ env: deps.env }, deps.file);
 }
 
 /** The state database's one pool, and Prisma and the job queue over it. */

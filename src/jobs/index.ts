@@ -26,11 +26,8 @@ export interface StepDeps {
    * endpoints and AWS credentials are read by the ports alone
    */
   env: NodeJS.ProcessEnv;
-  /**
-   * Every outside client (src/ports.ts). The bot and the CLI pass theirs; deps without them
-   * (a test's) get ports over `env`, once per environment and file (`portsOf`).
-   */
-  ports?: Ports | undefined;
+  /** every outside client (src/ports.ts); a test may hand in its own, in memory */
+  ports: Ports;
   file: MigrationFile;
   /** CUTOVER_DATA_DIR, absolute: dumps, reports and caches live under it */
   dataDir: string;

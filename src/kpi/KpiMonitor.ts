@@ -244,7 +244,7 @@ export function createKpiMonitor(opts: {
   /** CUTOVER_DATA_DIR: where the provisioned RDS endpoint is recorded */
   dataDir: string;
   /** the RDS and Secrets Manager ports the target database's password may come from */
-  ports?: Ports | undefined;
+  ports: Ports;
   /** where the target database is; default as the database steps find it */
   targetDatabase?: () => Promise<Endpoint>;
   now?: () => number;

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { type CostExplorerApi, costSummary } from "../../cloud/cost-explorer.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { Db } from "../../store/client.js";
 import { costUnavailableText, money } from "../../views/cost.js";
 import type { StepDeps } from "../index.js";
@@ -23,7 +22,7 @@ export function createCostReportStep(
   deps: StepDeps & { db: Db; now?: () => Date; costExplorer?: () => CostExplorerApi },
 ): StepDefinition<Input> {
   const now = deps.now ?? (() => new Date());
-  const ce = () => deps.costExplorer?.() ?? portsOf(deps).costExplorer();
+  const ce = () => deps.costExplorer?.() ?? deps.ports.costExplorer();
   const report = async (input: Input) => {
     const s = await costSummary({ db: deps.db, file: deps.file, costExplorer: ce(), log: deps.log }, now(), {
       refresh: input.refresh,

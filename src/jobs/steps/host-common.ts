@@ -6,7 +6,6 @@ import type { LightsailApi } from "../../cloud/lightsail.js";
 import { fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
 import { type HostConfig, type MigrationFile, requireSection } from "../../config/schema.js";
 import { CancelledError, CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 import { readProvisioned, recordProvisioned } from "../provisioned.js";
 import type { Progress, StepContext } from "../types.js";
@@ -64,7 +63,7 @@ export async function waitFor(opts: {
 
 /** The Lightsail port for `file`'s region (target.lightsail.region). */
 export function lightsailFor(deps: StepDeps, file: MigrationFile = deps.file): LightsailApi {
-  return portsOf(deps).lightsail(requireSection(file, "target.lightsail").region);
+  return deps.ports.lightsail(requireSection(file, "target.lightsail").region);
 }
 
 /**
@@ -127,7 +126,7 @@ export async function openHostShell(
   const host = requireSection(deps.file, "target.host");
   const address = await hostAddress(deps, w.address);
   const { key, label } = await readSshKey(deps, host);
-  return portsOf(deps).ssh.connect({
+  return deps.ports.ssh.connect({
     host: address,
     port: host.sshPort,
     username: host.sshUser,

@@ -9,7 +9,6 @@ import type {
 } from "../../cloud/lightsail.js";
 import { type LightsailConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 import { recordProvisioned } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
@@ -204,7 +203,7 @@ export function createLightsailInstanceStep(
     if (existing) {
       await ls.importKeyPair(
         cfg.keyPairName,
-        importableKeyOrFail(await portsOf(deps).ssh.publicKeyOf(existing, `at ${path}`), path),
+        importableKeyOrFail(await deps.ports.ssh.publicKeyOf(existing, `at ${path}`), path),
       );
       ctx.log.info({ keyPair: cfg.keyPairName }, "imported the key pair's public key");
       return "imported";
@@ -238,7 +237,7 @@ export function createLightsailInstanceStep(
       const { path } = keyPath();
       const existing = await keyFileExists(path);
       // refused in the plan already: a key Lightsail cannot import must not surface mid-run
-      if (existing) importableKeyOrFail(await portsOf(deps).ssh.publicKeyOf(existing, `at ${path}`), path);
+      if (existing) importableKeyOrFail(await deps.ports.ssh.publicKeyOf(existing, `at ${path}`), path);
       changes.push({
         action: "create",
         target: `key pair ${cfg.keyPairName}`,

@@ -5,7 +5,6 @@ import type { LightsailApi } from "../../cloud/lightsail.js";
 import type { RdsApi, RdsChanges, RdsInstanceInfo } from "../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 import {
   checkMasterPassword,
@@ -178,9 +177,8 @@ export function ingressDrift(actual: IngressRule[], port: number, cidrs: string[
 export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}): StepDefinition<Input> {
   const cfgOf = () => requireSection(deps.file, "target.rds");
   const region = () => deps.file.target?.aws.region ?? "us-east-1";
-  const rdsApi = () => (ports.rds ? ports.rds() : portsOf(deps).rds(region()));
-  const sgApi = () =>
-    ports.securityGroups ? ports.securityGroups() : portsOf(deps).securityGroups(region());
+  const rdsApi = () => (ports.rds ? ports.rds() : deps.ports.rds(region()));
+  const sgApi = () => (ports.securityGroups ? ports.securityGroups() : deps.ports.securityGroups(region()));
   const lsApi = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
 
   /** The CIDR blocks the database admits. */

@@ -10,7 +10,6 @@ import {
   type S3Config,
 } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 import { recordProvisioned } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../types.js";
@@ -213,7 +212,7 @@ interface Ports {
 
 /** The bucket and CloudFront ports; shared clients, closed with the process's ports. */
 async function withPorts<T>(deps: StepDeps, fn: (p: Ports) => Promise<T>): Promise<T> {
-  const ports = portsOf(deps);
+  const ports = deps.ports;
   return fn({ bucket: ports.bucketAdmin(), cdn: ports.cdn() });
 }
 

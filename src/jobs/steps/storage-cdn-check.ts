@@ -3,7 +3,6 @@ import { type CdnProbeResult, measureCdnHitRatio } from "../../cloud/cdn.js";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 import { readProvisioned } from "../provisioned.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
@@ -86,7 +85,7 @@ async function resolveBaseUrl(deps: StepDeps, input: CdnCheckInput, ctx: StepCon
   const recorded = (await readProvisioned(deps.dataDir, ctx.run.env))["target.cloudfront.domain"];
   if (recorded) return `https://${recorded}`;
   const s3 = requireSection(deps.file, "target.s3");
-  const found = await portsOf(deps)
+  const found = await deps.ports
     .cdn()
     .findDistributionByOrigin(s3OriginDomain(s3.bucket, s3.region), ctx.signal);
   if (found?.domain) return `https://${found.domain}`;

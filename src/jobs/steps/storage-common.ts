@@ -5,7 +5,6 @@ import type { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection, type S3Config, type SourceStorageSchema } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
-import { portsOf } from "../../ports.js";
 import type { StepDeps } from "../index.js";
 
 type SourceStorage = z.infer<typeof SourceStorageSchema>;
@@ -32,7 +31,7 @@ export function storageSections(deps: StepDeps): { source: SourceStorage; target
 
 /** The source bucket (R2), read-only use, from the ports; the caller destroys it. */
 export function openSource(deps: StepDeps, opts: { maxSockets?: number } = {}): ObjectStore {
-  return portsOf(deps).s3.source(opts);
+  return deps.ports.s3.source(opts);
 }
 
 /** The target bucket (S3), from the ports; the caller destroys it. */
@@ -40,7 +39,7 @@ export function openTarget(
   deps: StepDeps,
   opts: { maxSockets?: number; writeChecksums?: boolean } = {},
 ): ObjectStore {
-  return portsOf(deps).s3.target(opts);
+  return deps.ports.s3.target(opts);
 }
 
 /**
