@@ -161,6 +161,7 @@ export async function startCutover(
       requestDecommissionApproval(
         {
           env,
+          ports: deps.ports,
           file,
           dataDir: settings.dataDir,
           log,

@@ -87,7 +87,12 @@ export async function targetEndpoint(deps: StepDeps): Promise<Endpoint> {
     }
     return { side: "target", from: rds.urlEnv, url };
   }
-  const url = await rdsConnectionUrl({ env: deps.env, dataDir: deps.dataDir, file: deps.file });
+  const url = await rdsConnectionUrl({
+    env: deps.env,
+    dataDir: deps.dataDir,
+    file: deps.file,
+    ports: deps.ports,
+  });
   return { side: "target", from: `the RDS instance ${rds.identifier}`, url };
 }
 

@@ -1,9 +1,8 @@
 import type { DistributionConfig } from "@aws-sdk/client-cloudfront";
 import type { LifecycleRule } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { type CdnAdmin, createCdnAdmin, type DistributionInfo } from "../../cloud/cdn.js";
-import { type BucketAdmin, type BucketState, createBucketAdmin } from "../../cloud/s3-bucket.js";
+import type { CdnAdmin, DistributionInfo } from "../../cloud/cdn.js";
+import type { BucketAdmin, BucketState } from "../../cloud/s3-bucket.js";
 import {
   type CloudFrontConfig,
   MANAGED_CACHE_POLICIES,
@@ -304,37 +303,10 @@ interface Ports {
   cdn: CdnAdmin;
 }
 
-function openPorts(deps: StepDeps): Ports {
-  const s3 = requireSection(deps.file, "target.s3");
-  const aws = awsOptionsFromEnv(deps.env, "S3", s3.region);
-  const cf = awsOptionsFromEnv(deps.env, "CLOUDFRONT", "us-east-1");
-  return {
-    bucket: createBucketAdmin({
-      bucket: s3.bucket,
-      region: s3.region,
-      ...(aws.endpoint ? { endpoint: aws.endpoint } : {}),
-      ...(aws.credentials ? { credentials: aws.credentials } : {}),
-      ...(aws.maxAttempts ? { maxAttempts: aws.maxAttempts } : {}),
-      credentialSource: aws.credentials
-        ? "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-        : "the AWS credentials Cutover runs with (profile, role or environment)",
-    }),
-    cdn: createCdnAdmin({
-      ...(cf.endpoint ? { endpoint: cf.endpoint } : {}),
-      ...(cf.credentials ? { credentials: cf.credentials } : {}),
-      ...(cf.maxAttempts ? { maxAttempts: cf.maxAttempts } : {}),
-    }),
-  };
-}
-
+/** The bucket and CloudFront ports; shared clients, closed with the process's ports. */
 async function withPorts<T>(deps: StepDeps, fn: (p: Ports) => Promise<T>): Promise<T> {
-  const ports = openPorts(deps);
-  try {
-    return await fn(ports);
-  } finally {
-    ports.bucket.destroy();
-    ports.cdn.destroy();
-  }
+  const ports = deps.ports;
+  return fn({ bucket: ports.bucketAdmin(), cdn: ports.cdn() });
 }
 
 /**

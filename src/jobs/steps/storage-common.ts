@@ -2,8 +2,7 @@ import { createHash } from "node:crypto";
 import { appendFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { createObjectStore, type ObjectStore } from "../../cloud/object-store.js";
+import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection, type S3Config, type SourceStorageSchema } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { StepDeps } from "../index.js";
@@ -30,63 +29,17 @@ export function storageSections(deps: StepDeps): { source: SourceStorage; target
   };
 }
 
-/** The source bucket (R2), read-only use, with its keys from the variables the migration file names. */
+/** The source bucket (R2), read-only use, from the ports; the caller destroys it. */
 export function openSource(deps: StepDeps, opts: { maxSockets?: number } = {}): ObjectStore {
-  const src = requireSection(deps.file, "source.storage");
-  const missing = [src.accessKeyIdEnv, src.secretAccessKeyEnv].filter((name) => !deps.env[name]);
-  if (missing.length > 0) {
-    throw new CutoverError(
-      ErrorCode.SettingsMissing,
-      `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set: the source bucket's keys are read from ${src.accessKeyIdEnv} and ${src.secretAccessKeyEnv}.`,
-      {
-        hint: `Set ${missing.join(" and ")} in Cutover's environment (an R2 API token with Object Read), then run the step again.`,
-      },
-    );
-  }
-  return createObjectStore({
-    side: "source",
-    provider:
-      src.provider?.includes("R2") || /r2\.cloudflarestorage\.com/.test(src.endpoint)
-        ? "R2"
-        : "S3-compatible",
-    bucket: src.bucket,
-    region: src.region,
-    endpoint: src.endpoint,
-    credentials: {
-      accessKeyId: deps.env[src.accessKeyIdEnv]!,
-      secretAccessKey: deps.env[src.secretAccessKeyEnv]!,
-    },
-    credentialSource: `${src.accessKeyIdEnv} / ${src.secretAccessKeyEnv}`,
-    forcePathStyle: src.forcePathStyle,
-    writeChecksums: false,
-    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
-  });
+  return deps.ports.s3.source(opts);
 }
 
-/**
- * The target bucket (S3): the SDK's standard chain and endpoint variables, read from the step's
- * environment (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL point it at moto in tests).
- */
+/** The target bucket (S3), from the ports; the caller destroys it. */
 export function openTarget(
   deps: StepDeps,
   opts: { maxSockets?: number; writeChecksums?: boolean } = {},
 ): ObjectStore {
-  const s3 = requireSection(deps.file, "target.s3");
-  const aws = awsOptionsFromEnv(deps.env, "S3", s3.region);
-  return createObjectStore({
-    side: "target",
-    provider: "S3",
-    bucket: s3.bucket,
-    region: s3.region,
-    ...(aws.endpoint ? { endpoint: aws.endpoint } : {}),
-    ...(aws.credentials ? { credentials: aws.credentials } : {}),
-    credentialSource: aws.credentials
-      ? "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-      : "the AWS credentials Cutover runs with (profile, role or environment)",
-    ...(aws.maxAttempts ? { maxAttempts: aws.maxAttempts } : {}),
-    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
-    ...(opts.writeChecksums !== undefined ? { writeChecksums: opts.writeChecksums } : {}),
-  });
+  return deps.ports.s3.target(opts);
 }
 
 /**
