@@ -12,7 +12,7 @@ import { buildDeps } from "./deps.js";
 import { describeError } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
 import { createLogger } from "./log.js";
-import { isFinished, loadRun } from "./store/runs.js";
+import { findRunByPrefix, isFinished, loadRun } from "./store/runs.js";
 import { helpView, invalidUsageView, unknownCommandView } from "./views/help.js";
 import { runMessageView } from "./views/run.js";
 import { renderBlocksAsText } from "./views/text.js";
@@ -150,9 +150,7 @@ async function followRuns(
 ): Promise<number> {
   const ids: string[] = [];
   for (const short of shortIds) {
-    const [found] = await deps.db.$queryRaw<
-      Array<{ id: string }>
-    >`SELECT id::text AS id FROM runs WHERE id::text LIKE ${`${short}%`} ORDER BY created_at DESC LIMIT 1`;
+    const [found] = await findRunByPrefix(deps.db, short);
     if (!found) return 1;
     ids.push(found.id);
   }

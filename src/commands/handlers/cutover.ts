@@ -6,7 +6,12 @@ import {
   ttlCountdownMs,
   windowState,
 } from "../../jobs/cutover/service.js";
-import { createApproval, LiveRequestExists } from "../../store/approvals.js";
+import {
+  createApproval,
+  LiveRequestExists,
+  liveCutoverRequest,
+  setApprovalMessage,
+} from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import { formatDuration, type Reply, slackDate } from "../../views/blocks.js";
 import { cutoverRequestView } from "../../views/cutover.js";
@@ -64,14 +69,7 @@ export async function cutoverHandler(
       `⛔ Outside the maintenance window (${window.label}). To go on anyway, say why: \`/migrate cutover --reason "…"\`.`,
     );
   }
-  const pending = await deps.db.approval.findFirst({
-    where: {
-      action: "dns.cutover",
-      status: { in: ["pending", "approved"] },
-      expiresAt: { gt: now },
-      change: { path: ["environment"], equals: deps.file.environment },
-    },
-  });
+  const pending = await liveCutoverRequest(deps.db, deps.file.environment, now);
   if (pending)
     return noticeView(
       `A cutover request from <@${pending.requestedBy}> is already ${pending.status}; it expires ${slackDate(pending.expiresAt)}.`,
@@ -129,10 +127,7 @@ export async function cutoverHandler(
     outsideWindow,
   });
   const ts = await deps.slack.post(caller.channel, view);
-  await deps.db.approval.update({
-    where: { id: approval.id },
-    data: { messageTs: ts, note: outsideWindow ? `outside window: ${reason}` : null },
-  });
+  await setApprovalMessage(deps.db, approval.id, ts, outsideWindow ? `outside window: ${reason}` : null);
   await audit(deps.db, {
     actor: caller.user,
     action: "cutover.request",

@@ -1,4 +1,5 @@
 import { describeError } from "../../errors.js";
+import { setApprovalMessage } from "../../store/approvals.js";
 import type { Reply } from "../../views/blocks.js";
 import { decommissionRequestView } from "../../views/decommission.js";
 import { noticeView } from "../../views/help.js";
@@ -41,7 +42,7 @@ export async function decommissionHandler(caller: Caller, deps: CommandDeps): Pr
       status: approval.status,
     }),
   );
-  await deps.db.approval.update({ where: { id: approval.id }, data: { messageTs: ts } });
+  await setApprovalMessage(deps.db, approval.id, ts);
   return noticeView(
     `Decommission request posted: an approver other than you types \`${change.environment}\` to confirm. Then \`${step.id}\` runs.`,
   );
