@@ -12,7 +12,7 @@ import { buildDeps } from "./deps.js";
 import { describeError } from "./errors.js";
 import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
 import { createLogger } from "./log.js";
-import { findRunByPrefix, isFinished, loadRun } from "./store/runs.js";
+import { isFinished, loadRun } from "./store/runs.js";
 import { helpView, invalidUsageView, unknownCommandView } from "./views/help.js";
 import { runMessageView } from "./views/run.js";
 import { renderBlocksAsText } from "./views/text.js";
@@ -126,11 +126,12 @@ export async function cli(
     };
     const reply = await dispatchMigrate(cmd, caller, commandDeps);
     write(renderBlocksAsText(reply.blocks, reply.text));
+    if (reply.outcome !== "ok") return reply.outcome === "invalid" ? 2 : 1;
     const works = cmd.name === "run" || cmd.name === "plan" || cmd.name === "verify";
-    const queued = [...reply.text.matchAll(/queued as `([0-9a-f]{8})`/g)].map((m) => m[1]!);
-    if (!works) return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
-    if (queued.length === 0) return 1;
-    return await followRuns(deps, queued, file.access.localOperator, write);
+    if (!works) return 0;
+    // a run command that queued nothing (a confirmation asked instead) did not do what was asked
+    if (!reply.runs?.length) return 1;
+    return await followRuns(deps, reply.runs, file.access.localOperator, write);
   } finally {
     await deps.close();
   }
@@ -144,16 +145,10 @@ export async function cli(
  */
 async function followRuns(
   deps: Awaited<ReturnType<typeof buildDeps>>,
-  shortIds: string[],
+  ids: string[],
   operator: string,
   write: (s: string) => void,
 ): Promise<number> {
-  const ids: string[] = [];
-  for (const short of shortIds) {
-    const [found] = await findRunByPrefix(deps.db, short);
-    if (!found) return 1;
-    ids.push(found.id);
-  }
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;
