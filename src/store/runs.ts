@@ -225,3 +225,20 @@ export async function finishRun(
     });
   });
 }
+
+/** The channel a run was asked for in (its message goes there). */
+export async function runChannel(db: Db, runId: string): Promise<string | null> {
+  const row = await db.run.findUnique({ where: { id: runId }, select: { channel: true } });
+  return row?.channel ?? null;
+}
+
+/** Stores the run's Slack message once: true for the first process to claim it. */
+export async function claimRunMessage(db: Db, runId: string, ts: string): Promise<boolean> {
+  const claimed = await db.run.updateMany({ where: { id: runId, messageTs: null }, data: { messageTs: ts } });
+  return claimed.count === 1;
+}
+
+export async function runMessageTs(db: Db, runId: string): Promise<string | null> {
+  const row = await db.run.findUnique({ where: { id: runId }, select: { messageTs: true } });
+  return row?.messageTs ?? null;
+}
