@@ -156,3 +156,19 @@ export async function stepError(db: Db, executionId: string): Promise<string | n
   const row = await db.stepExecution.findUnique({ where: { id: executionId }, select: { error: true } });
   return row?.error ?? null;
 }
+
+/** The results of the latest real, successful executions of these steps in an environment, newest first. */
+export async function latestResults(
+  db: Db,
+  env: string,
+  stepIds: string[],
+  take: number,
+): Promise<unknown[]> {
+  const rows = await db.stepExecution.findMany({
+    where: { step: { in: stepIds }, status: "succeeded", run: { env, dryRun: false } },
+    orderBy: { finishedAt: "desc" },
+    take,
+    select: { result: true },
+  });
+  return rows.map((r) => r.result);
+}
