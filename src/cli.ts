@@ -25,7 +25,7 @@ The same commands as /migrate in Slack, run as the migration file's local operat
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
 For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
-or the run it started failed, 2 when the command line or the set-up is wrong.
+was refused or failed or the run it started failed, 2 when the command line or the set-up is wrong.
 Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABASE_URL.`;
 
 /**
