@@ -2,9 +2,9 @@ import { breachedAlerts } from "../../kpi/alerts.js";
 import { hasProbes, monitoringEnabled, monitoringState, runbookHasKpiMonitor } from "../../kpi/KpiMonitor.js";
 import { kpiSummary } from "../../kpi/summary.js";
 import { DURATION_UNIT_MS, parseDurationTerms } from "../../text/units.js";
-import type { Reply } from "../../views/blocks.js";
 import { invalidUsageView } from "../../views/help.js";
 import { kpiView, type MonitorInfo } from "../../views/kpi.js";
+import { type Answer, invalid, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
 
 const UNIT_WORD = { m: "min", h: "h", d: "days" } as const;
@@ -33,12 +33,12 @@ export function parseKpiWindow(
 }
 
 /** `/migrate kpi [window]`: availability, latency, error rate and database time against the targets. */
-export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Reply> {
+export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Answer> {
   const { db, file } = deps;
   if (args.length > 1)
-    return invalidUsageView("kpi", "`kpi` takes at most one window, e.g. `/migrate kpi 7d`.");
+    return invalid(invalidUsageView("kpi", "`kpi` takes at most one window, e.g. `/migrate kpi 7d`."));
   const window = parseKpiWindow(args[0], file.kpis.retentionDays);
-  if ("error" in window) return invalidUsageView("kpi", window.error);
+  if ("error" in window) return invalid(invalidUsageView("kpi", window.error));
   const now = deps.now();
   const [summary, breached, enabled, state] = await Promise.all([
     kpiSummary(db, { from: new Date(now.getTime() - window.ms), to: now }),
@@ -61,12 +61,14 @@ export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Rep
     endpoints: file.kpis.probes.endpoints.length,
     database: file.kpis.probes.database.enabled && file.target?.rds !== undefined,
   };
-  return kpiView({
-    summary,
-    windowLabel: window.label,
-    longTerm: file.kpis.longTerm,
-    breached: breached.map((b) => ({ key: b.key, since: b.since, message: b.message })),
-    monitor,
-    now,
-  });
+  return ok(
+    kpiView({
+      summary,
+      windowLabel: window.label,
+      longTerm: file.kpis.longTerm,
+      breached: breached.map((b) => ({ key: b.key, since: b.since, message: b.message })),
+      monitor,
+      now,
+    }),
+  );
 }

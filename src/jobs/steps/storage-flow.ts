@@ -111,10 +111,8 @@ export function meter(onBytes: (n: number) => void, limit?: RateLimit, signal?: 
   });
 }
 
-/** Full-jitter exponential back-off: a random wait up to base × 2^(attempt-1), capped. */
-export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
-  return Math.round(Math.random() * Math.min(capMs, baseMs * 2 ** (attempt - 1)));
-}
+// an object copy retries with the same back-off as a step (src/jobs/backoff.ts)
+export { backoffMs } from "../backoff.js";
 
 /** Throughput over the last `windowMs`, for ETAs that follow the current pace. */
 export class RateMeter {
