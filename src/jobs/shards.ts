@@ -10,7 +10,6 @@ import { loadExecution } from "../store/steps.js";
 import { findStep } from "./runbook.js";
 import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage-listing.js";
 import type {
-  CheckpointStore,
   Progress,
   ShardPool,
   StepContext,
