@@ -23,6 +23,7 @@ const FAST = [
   "test/cloud/slack-files.test.ts",
   "test/digest/compose.test.ts",
   "test/jobs/host/lightsail-instance.test.ts",
+  "test/jobs/host/lightsail-instance-memory.test.ts",
   "test/jobs/host/registry.test.ts",
   "test/jobs/storage/engine.test.ts",
   "test/jobs/storage/listing.test.ts",
