@@ -10,7 +10,7 @@ import { parseMigrate } from "./commands/parse.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import { buildDeps } from "./deps.js";
 import { describeError } from "./errors.js";
-import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "./jobs/catalogue.js";
 import { createLogger } from "./log.js";
 import { isFinished, loadRun } from "./store/runs.js";
 import { helpView, invalidUsageView, unknownCommandView } from "./views/help.js";
@@ -69,6 +69,7 @@ export async function cli(
       await loadMigrationFile(env.CUTOVER_CONFIG ?? "./migration.yml", {
         env,
         knownStepTypes: KNOWN_STEP_TYPES,
+        stepSections: STEP_SECTIONS,
       })
     ).file;
   } catch (err) {

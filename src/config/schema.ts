@@ -15,7 +15,7 @@ import { editDistance } from "../text/suggest.js";
  * - a message never quotes a value that could be a secret (see {@link show}).
  *
  * Sections a migration may not need (`source.*`, `target.*`, `dns`, `pages`, `cost`) are
- * optional; a step whose type needs one ({@link STEP_SECTIONS}) makes it required. Use
+ * optional; a step whose type needs one ({@link missingStepSections}) makes it required. Use
  * {@link requireSection} to read one with a useful error when it is absent.
  */
 
@@ -337,7 +337,7 @@ export const StepSchema = z.strictObject({
   with: z.record(z.string(), z.unknown()).default({}),
   /**
    * the longest the step may take, all attempts together, e.g. "90s", "20m", "1h30m"; "none"
-   * lifts the limit. Defaults from the catalogue (STEP_TIME_LIMITS); past it the step is stopped
+   * lifts the limit. Defaults from the step's declaration (its `timeLimit`); past it the step is stopped
    * and fails with what it was waiting on.
    */
   timeout: z
@@ -1551,35 +1551,6 @@ export type SectionPath =
   | "replication"
   | "cost";
 
-/**
- * Sections each built-in step type needs (src/jobs/catalogue.ts lists the types); a runbook
- * using the type must configure them. Types not listed here need no section.
- */
-export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = {
-  "lightsail.instance": ["target.lightsail"],
-  "rds.instance": ["target.rds"],
-  "s3.bucket": ["target.s3"],
-  "cdn.check": ["target.cloudfront", "target.s3"],
-  "db.preflight": ["source.database", "target.rds"],
-  "db.dump": ["source.database"],
-  "db.restore": ["target.rds"],
-  "db.verify": ["source.database", "target.rds"],
-  "db.replicate": ["source.database", "target.rds", "replication"],
-  "db.replication-teardown": ["source.database", "target.rds"],
-  "storage.sync": ["source.storage", "target.s3"],
-  "storage.verify": ["source.storage", "target.s3"],
-  "host.setup": ["target.host", "target.lightsail"],
-  "app.deploy": ["target.host", "target.lightsail"],
-  "verify.functional": [],
-  "verify.performance": [],
-  "verify.reliability": [],
-  "dns.lower-ttl": ["dns"],
-  "dns.cutover": ["dns"],
-  "kpi.monitor": [],
-  "cost.report": ["cost"],
-  decommission: ["source.database", "target.s3"],
-};
-
 const REF_SECTIONS: Record<ValueRefName, SectionPath> = {
   "target.lightsail.staticIp": "target.lightsail",
   "target.rds.endpoint": "target.rds",
@@ -1596,6 +1567,33 @@ const at = (v: unknown, ...keys: string[]): unknown =>
   keys.reduce<unknown>((o, k) => (isRec(o) ? o[k] : undefined), v);
 const hasSection = (file: unknown, path: SectionPath): boolean => isRec(at(file, ...path.split(".")));
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * Steps whose type needs a section the file lacks. Each step type declares its sections
+ * (`configSections` in its `defineStep`); src/jobs/catalogue.ts gathers them as STEP_SECTIONS,
+ * which `loadMigrationFile` passes here as `stepSections`.
+ */
+export function missingStepSections(
+  file: unknown,
+  stepSections: Readonly<Record<string, readonly SectionPath[]>>,
+): Array<{ path: Array<string | number>; message: string }> {
+  const out: Array<{ path: Array<string | number>; message: string }> = [];
+  arr(at(file, "runbook", "phases")).forEach((phase, p) => {
+    arr(at(phase, "steps")).forEach((step, s) => {
+      const uses = at(step, "uses");
+      if (typeof uses !== "string") return;
+      for (const section of stepSections[uses] ?? []) {
+        if (!hasSection(file, section)) {
+          out.push({
+            path: ["runbook", "phases", p, "steps", s, "uses"],
+            message: `step type \`${uses}\` needs the \`${section}\` section, which is missing — add it (migration.example.yml has one) or remove the step`,
+          });
+        }
+      }
+    });
+  });
+  return out;
+}
 
 /**
  * Checks across sections. Runs even when other parts of the file are invalid (so one report
@@ -1620,16 +1618,6 @@ function crossCheck(file: unknown, ctx: z.RefinementCtx): void {
     claim(at(phase, "id"), `runbook.phases[${p}]`, ["runbook", "phases", p, "id"]);
     arr(at(phase, "steps")).forEach((step, s) => {
       claim(at(step, "id"), `runbook.phases[${p}].steps[${s}]`, ["runbook", "phases", p, "steps", s, "id"]);
-      const uses = at(step, "uses");
-      if (typeof uses !== "string") return;
-      for (const section of STEP_SECTIONS[uses] ?? []) {
-        if (!hasSection(file, section)) {
-          issue(
-            ["runbook", "phases", p, "steps", s, "uses"],
-            `step type \`${uses}\` needs the \`${section}\` section, which is missing — add it (migration.example.yml has one) or remove the step`,
-          );
-        }
-      }
     });
   });
 

@@ -5,7 +5,7 @@ import { awsOptionsFromEnv } from "../cloud/aws-access.js";
 import { createRds } from "../cloud/rds.js";
 import { readRdsManagedPassword } from "../cloud/secrets.js";
 import type { MigrationFile, RdsConfig, ValueRefName } from "../config/schema.js";
-import { CutoverError, ErrorCode } from "../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../errors.js";
 
 /**
  * Values one step provisions and another needs (the static IP, the database endpoint), kept in
@@ -111,7 +111,7 @@ export async function readRdsMasterPassword(deps: {
   if (rds.masterPasswordEnv) {
     const value = deps.env[rds.masterPasswordEnv];
     if (!value) {
-      throw new CutoverError(ErrorCode.BadArgument, `${rds.masterPasswordEnv} is not set.`, {
+      throw notSet(rds.masterPasswordEnv, {
         hint: `Set ${rds.masterPasswordEnv} to the RDS master password (target.rds.masterPasswordEnv).`,
       });
     }

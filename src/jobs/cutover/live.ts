@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { z } from "zod";
 import {
   applySequences,
   createSlot,
@@ -25,6 +26,7 @@ import { type ReplicationConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
+import type { TypedCheckpoints } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import {
   describeLag,
@@ -34,7 +36,7 @@ import {
   waitCaughtUp,
 } from "../steps/db-replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db-verify.js";
-import type { CheckpointStore, Progress } from "../types.js";
+import type { Progress } from "../types.js";
 import type { PreCheck } from "./types.js";
 
 /*
@@ -228,7 +230,7 @@ export interface LiveState {
 }
 
 export interface LiveContext {
-  checkpoint: CheckpointStore;
+  checkpoint: TypedCheckpoints<typeof LIVE_CHECKPOINTS>;
   signal: AbortSignal;
   progress(p: Progress): void;
   actor: string;
@@ -236,6 +238,9 @@ export interface LiveContext {
 }
 
 const KEY = "live";
+
+/** What the switch keeps, for the step that runs it to declare: the stages done and their figures. */
+export const LIVE_CHECKPOINTS = { [KEY]: z.custom<LiveState>() };
 /** pre-checks, note, freeze, drain, sequences, views, verify, end forward, start reverse, open */
 const SWITCH_STAGES = 10;
 
@@ -263,7 +268,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
   const env = deps.step.file.environment;
   const fwd = replicationNames(env, "fwd");
   const rev = replicationNames(env, "rev");
-  const state: LiveState = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
+  const state: LiveState = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
   const both = await openBoth(deps.step, timeout);
   try {
     await stage(ctx, state, "pre-checks", async () => {
@@ -377,7 +382,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
  */
 export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<string[]> {
   const done: string[] = [];
-  const state = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
+  const state = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
   const both = await openBoth(deps.step, timeout);
   try {
     if (state.stages.includes("end forward replication")) {

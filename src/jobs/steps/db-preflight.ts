@@ -16,6 +16,7 @@ import {
   serverVersion,
 } from "../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition } from "../types.js";
 import {
@@ -23,7 +24,6 @@ import {
   dumpRoot,
   formatBytes,
   holdsPartialRestore,
-  parseWith,
   readMarker,
   refuseSourceAsTarget,
   sourceEndpoint,
@@ -36,6 +36,15 @@ const Input = CommonOptions.extend({
   compression: z.union([z.number().int().min(0).max(9), z.string()]).optional(),
 });
 export type PreflightInput = z.infer<typeof Input>;
+
+export const dbPreflight = defineStep({
+  type: "db.preflight",
+  description: "check both databases, client tools, extensions, sizes and disk before copying",
+  input: Input,
+  configSections: ["source.database", "target.rds"],
+  timeLimit: 900,
+  mutating: false,
+});
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
 
@@ -371,11 +380,7 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
           return { ...input, compression: step.with.compression as number | string };
     return input;
   };
-  return {
-    type: "db.preflight",
-    description: "check both databases, client tools, extensions, sizes and disk before copying",
-    mutating: false,
-    parse: (raw) => parseWith("db.preflight", Input, raw),
+  return dbPreflight.implement({
     async plan(input, ctx) {
       const report = await runPreflight(deps, withDumpCompression(input), ctx);
       return {
@@ -418,5 +423,5 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
         summary: problems.length === 0 ? "both databases still answer" : problems.join("; "),
       };
     },
-  };
+  });
 }

@@ -11,16 +11,10 @@ import {
   serverVersion,
 } from "../../cloud/postgres.js";
 import { dbVerifyView } from "../../views/db-verify.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { Progress, StepDefinition, StepOutcome } from "../types.js";
-import {
-  CommonOptions,
-  formatBytes,
-  jobsFor,
-  parseWith,
-  sourceEndpoint,
-  targetEndpoint,
-} from "./db-common.js";
+import { CommonOptions, formatBytes, jobsFor, sourceEndpoint, targetEndpoint } from "./db-common.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./db-verify-definitions.js";
 import { compareLargeObjects } from "./db-verify-large-objects.js";
 
@@ -50,6 +44,16 @@ const Input = CommonOptions.extend({
   sliceMb: z.number().int().min(1).max(65_536).default(256),
 });
 export type VerifyInput = z.infer<typeof Input>;
+
+export const dbVerify = defineStep({
+  type: "db.verify",
+  description:
+    "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
+  input: Input,
+  configSections: ["source.database", "target.rds"],
+  mutating: false,
+  checkpoints: { report: z.object({ identical: z.boolean(), summary: z.string() }) },
+});
 
 /** Counts of one side. */
 export interface ObjectTotals {
@@ -827,12 +831,7 @@ export async function readVerifyReport(
 }
 
 export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> {
-  return {
-    type: "db.verify",
-    description:
-      "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
-    mutating: false,
-    parse: (raw) => parseWith("db.verify", Input, raw),
+  return dbVerify.implement({
     async plan(input) {
       const source = sourceEndpoint(deps);
       const target = await targetEndpoint(deps);
@@ -875,7 +874,7 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
       };
     },
     async verify(_input, ctx) {
-      const saved = await ctx.checkpoint.get<{ identical: boolean; summary: string }>("report");
+      const saved = await ctx.checkpoint.get("report");
       if (!saved) return { ok: false, summary: "no comparison has run" };
       return {
         ok: saved.identical,
@@ -884,5 +883,5 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
         final: !saved.identical,
       };
     },
-  };
+  });
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { type ContextOf, defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
@@ -13,7 +14,6 @@ import {
   openSource,
   openTarget,
   pairId,
-  parseWith,
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
@@ -82,6 +82,21 @@ const Input = z.strictObject({
 });
 export type StorageSyncInput = z.infer<typeof Input>;
 
+export const storageSync = defineStep({
+  type: "storage.sync",
+  description: "copy objects from the source bucket to the target bucket",
+  input: Input,
+  configSections: ["source.storage", "target.s3"],
+  mutating: true,
+  stallWatch: true,
+  checkpoints: {
+    split: z.custom<KeySplit>(),
+    began: z.number(),
+    // the copy engine's own resume point (storage-sync-engine.ts), an object it alone reads
+    sync: z.record(z.string(), z.unknown()),
+  },
+});
+
 /** {GetObject: 3, ListObjectsV2: 1} → "GetObject 3, ListObjectsV2 1" */
 function byOperation(counts: Record<string, number>): string {
   return Object.entries(counts)
@@ -137,10 +152,10 @@ async function shardedSync(
   target: ObjectStore,
   settings: SyncSettings,
   input: StorageSyncInput,
-  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+  ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncResult> {
   const started = performance.now();
-  let split = await ctx.checkpoint.get<KeySplit>("split");
+  let split = await ctx.checkpoint.get("split");
   if (!split) {
     split = await splitKeySpace(source, input.shards, {
       prefix: settings.prefix,
@@ -196,10 +211,10 @@ async function shardedCheck(
   source: ObjectStore,
   settings: SyncSettings,
   input: StorageSyncInput,
-  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+  ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncEstimate> {
   const split =
-    (await ctx.checkpoint.get<KeySplit>("split")) ??
+    (await ctx.checkpoint.get("split")) ??
     (await splitKeySpace(source, input.shards, {
       prefix: settings.prefix,
       window: settings.window,
@@ -323,13 +338,7 @@ function examining(
  * with `--delete` (confirmed). Resumable after a kill, from a checkpointed point in key order.
  */
 export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyncInput> {
-  return {
-    type: "storage.sync",
-    description: "copy objects from the source bucket to the target bucket",
-    mutating: true,
-    stallWatch: true,
-    parse: (raw) => parseWith("storage.sync", Input, raw),
-
+  return storageSync.implement({
     async plan(input, ctx) {
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
@@ -458,7 +467,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
         // live (`replication`): customers keep uploading; what arrived after this sync began is
         // not missing but new, and the sync after the switch copies it
-        const began = deps.file.replication ? await ctx.checkpoint.get<number>("began") : undefined;
+        const began = deps.file.replication ? await ctx.checkpoint.get("began") : undefined;
         const e =
           input.shards > 1 && ctx.shards
             ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
@@ -501,5 +510,5 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         };
       });
     },
-  };
+  });
 }
