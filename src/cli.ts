@@ -21,6 +21,7 @@ const USAGE = `Usage: npx cutover <command> [arguments]
 
 The same commands as /migrate in Slack, run as the migration file's local operator:
   help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
+  undo <phase|step> [--dry-run] [--confirm]   tear down what Cutover created there, newest first
   verify [database|storage|cdn|functional|performance|reliability|all]   compares, here, now
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
@@ -30,7 +31,7 @@ Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABAS
 
 /**
  * The terminal front end: parses like `/migrate`, runs the same handlers as the local operator,
- * and for `run`/`plan`/`verify` works the runs it queued in this process and follows them to the end.
+ * and for `run`/`undo`/`plan`/`verify` works the runs it queued in this process and follows them to the end.
  */
 export async function cli(
   argv: string[],
@@ -127,7 +128,7 @@ export async function cli(
     };
     const reply = await dispatchMigrate(cmd, caller, commandDeps);
     write(renderBlocksAsText(reply.blocks, reply.text));
-    const works = cmd.name === "run" || cmd.name === "plan" || cmd.name === "verify";
+    const works = cmd.name === "run" || cmd.name === "undo" || cmd.name === "plan" || cmd.name === "verify";
     const queued = [...reply.text.matchAll(/queued as `([0-9a-f]{8})`/g)].map((m) => m[1]!);
     if (!works) return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
     if (queued.length === 0) return 1;

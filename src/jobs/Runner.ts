@@ -14,6 +14,7 @@ import { failedNote, retryNote, succeededNote } from "./notes.js";
 import { findStep, type ResolvedTarget, resolveTarget } from "./runbook.js";
 import { checkpointStore, prepareShardQueue, shardPool, workShards } from "./shards.js";
 import type { Progress, StepContext, StepDefinition, StepRegistry, StepReport } from "./types.js";
+import { borrowCheckpoints, isUndoRun, undoing, undoTarget } from "./undo.js";
 import { StepWatchdog } from "./watchdog.js";
 
 export const RUN_QUEUE = "cutover-run";
@@ -139,7 +140,10 @@ export class Runner {
    */
   async submit(req: RunRequest): Promise<CreateRunResult & { kind: ResolvedTarget["kind"]; name: string }> {
     const { db, file, registry } = this.deps;
-    const target = resolveTarget(file, req.target);
+    // an undo runs the steps' undos, newest first (src/jobs/undo.ts)
+    const target = isUndoRun(req.options)
+      ? undoTarget(file, registry, req.target)
+      : resolveTarget(file, req.target);
     const mutating =
       !req.dryRun && target.steps.some(({ step }) => registry.get(step.uses)?.mutating ?? true);
     const result = await createRun(
@@ -162,7 +166,11 @@ export class Runner {
         target: target.name,
         outcome: "started",
         runId,
-        details: { kind: target.kind, steps: target.steps.map((s) => s.step.id) },
+        details: {
+          kind: target.kind,
+          steps: target.steps.map((s) => s.step.id),
+          ...(isUndoRun(req.options) ? { undo: true } : {}),
+        },
       }),
     );
     if (result.created) {
@@ -430,10 +438,14 @@ export class Runner {
       return "failed" as const;
     };
     if (!found) return fail(`the step is no longer in the migration file`);
-    const definition = registry.get(found.step.uses) as StepDefinition<unknown> | undefined;
-    if (!definition) {
+    const declared = registry.get(found.step.uses) as StepDefinition<unknown> | undefined;
+    if (!declared) {
       return fail(`step type \`${found.step.uses}\` is not available in this build of Cutover`);
     }
+    const undo = isUndoRun(run.options);
+    const definition = undo
+      ? undoing(declared, await borrowCheckpoints(db, execution.id, execution.step, run.env))
+      : declared;
     let input: unknown;
     try {
       input = definition.parse(found.step.with);
@@ -441,7 +453,7 @@ export class Runner {
       return fail(describeError(err));
     }
 
-    await inheritCheckpoints(db, execution.id, execution.step, run.env);
+    if (!undo) await inheritCheckpoints(db, execution.id, execution.step, run.env);
     const maxAttempts = run.dryRun ? 1 : file.engine.attempts;
     const watchdog = new StepWatchdog({
       limitSeconds: found.step.timeout === undefined ? STEP_TIME_LIMITS[found.step.uses] : found.step.timeout,

@@ -13,10 +13,15 @@ export async function runHandler(
   caller: Caller,
   deps: CommandDeps,
 ): Promise<Reply> {
-  const destructive = ["replace", "delete"].filter((k) => req.options?.[k] === true);
+  const destructive = ["replace", "delete", "undo"].filter((k) => req.options?.[k] === true);
   if (destructive.length > 0 && !req.dryRun && !req.confirmed) {
     // Overwriting or deleting on the target needs an explicit confirmation: a button with
     // Slack's own confirm dialog, or --confirm in a terminal. The dry run shows what it would do.
+    if (caller.via === "terminal" && req.options?.undo === true) {
+      return noticeView(
+        `⚠️ \`undo ${req.target}\` tears down what Cutover created there. Preview with \`npx cutover undo ${req.target} --dry-run\`, then add \`--confirm\` to go ahead.`,
+      );
+    }
     if (caller.via === "terminal") {
       return noticeView(
         `⚠️ \`--${destructive.join("` and `--")}\` may overwrite or delete data on the target. Preview with \`npx cutover run ${req.target} --dry-run\`, then add \`--confirm\` to go ahead.`,
@@ -27,6 +32,7 @@ export async function runHandler(
     return confirmRunView(resolveTarget(deps.file, req.target).name, {
       replace: destructive.includes("replace"),
       delete: destructive.includes("delete"),
+      undo: destructive.includes("undo"),
     });
   }
   const result = await deps.runner.submit({
@@ -44,7 +50,10 @@ export async function runHandler(
       `⛔ Not started: ${deps.file.environment} is locked by ${who} since ${slackDate(result.lock.acquiredAt)} (${since} ago) for run \`${shortId(result.lock.runId)}\`. Wait for it to finish, or cancel it with \`/migrate cancel ${shortId(result.lock.runId)}\`. A dry run (\`--dry-run\`) needs no lock.`,
     );
   }
-  const what = req.dryRun ? `Dry run of \`${result.name}\`` : `Run of ${result.kind} \`${result.name}\``;
+  const undo = req.options?.undo === true ? "undo of " : "";
+  const what = req.dryRun
+    ? `Dry run of ${undo}\`${result.name}\``
+    : `Run of ${undo}${result.kind} \`${result.name}\``;
   const already = result.created ? "" : " (this request was already received; nothing new started)";
   return noticeView(
     `${what} queued as \`${shortId(result.runId)}\`${already}. ${caller.via === "slack" ? "Progress follows in the channel." : "Following it here."}`,

@@ -1,0 +1,137 @@
+import type { MigrationFile } from "../config/schema.js";
+import { CutoverError, ErrorCode } from "../errors.js";
+import type { Prisma } from "../generated/prisma/client.js";
+import type { Db } from "../store/client.js";
+import { type ResolvedTarget, resolveTarget } from "./runbook.js";
+import type { StepDefinition, StepRegistry } from "./types.js";
+
+/**
+ * `/migrate undo <phase>` (and `npx cutover undo <phase>`): tears down what Cutover created in a
+ * phase, e.g. after an aborted rehearsal on a real account, where a Lightsail instance, an RDS
+ * instance or a CloudFront distribution left behind costs money every hour. It is an ordinary
+ * run through the same submission path: previewed with `--dry-run`, confirmed like `--replace`,
+ * holding the environment lock, audited, with its own progress message. Each step's `undo`
+ * reads what that step recorded as it ran (its checkpoints: "created the instance", "the ports
+ * before"), so it removes only what Cutover created and puts back what it changed.
+ */
+export function isUndoRun(options: unknown): boolean {
+  return typeof options === "object" && options !== null && (options as { undo?: unknown }).undo === true;
+}
+
+/** The steps of a phase (or one step) that can be undone, newest first: the compensation stack. */
+export function undoTarget(file: MigrationFile, registry: StepRegistry, name: string): ResolvedTarget {
+  if (name === "all") {
+    throw new CutoverError(ErrorCode.BadArgument, "`undo` takes one phase or step, not the whole runbook.", {
+      hint: "Undo the phases one at a time, the last one first, e.g. `/migrate undo storage --dry-run`.",
+    });
+  }
+  const target = resolveTarget(file, name);
+  const steps = target.steps.filter(({ step }) => registry.get(step.uses)?.undo !== undefined).reverse();
+  if (steps.length === 0) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `Nothing in \`${target.name}\` can be undone: none of its steps creates or changes anything Cutover tears down.`,
+      {
+        hint: "Type `/migrate status` to see what ran; a step without an undo changed nothing outside Cutover.",
+      },
+    );
+  }
+  return { ...target, steps };
+}
+
+/** What an undo step knows of the run it undoes. */
+export interface UndoSource {
+  /** the run whose execution of the step is undone; absent when the step never ran here */
+  runId?: string;
+  /** true when the last thing done to the step was an undo that finished */
+  alreadyUndone: boolean;
+  /** what the step recorded as it ran, shown in the preview */
+  recorded: Record<string, unknown>;
+}
+
+/**
+ * Gives an undo execution the checkpoints of the step's last real execution (any outcome: an
+ * aborted run is the usual reason to undo), so the step's `undo` reads what that run created.
+ */
+export async function borrowCheckpoints(
+  db: Db,
+  executionId: string,
+  step: string,
+  env: string,
+): Promise<UndoSource> {
+  const earlier = await db.stepExecution.findMany({
+    where: {
+      step,
+      id: { not: executionId },
+      status: { in: ["failed", "cancelled", "succeeded"] },
+      run: { env, dryRun: false },
+    },
+    orderBy: { updatedAt: "desc" },
+    take: 1,
+    include: { checkpoints: true, run: { select: { id: true, options: true } } },
+  });
+  const last = earlier[0];
+  if (!last) return { alreadyUndone: false, recorded: {} };
+  if (isUndoRun(last.run.options)) {
+    if (last.status === "succeeded") return { runId: last.run.id, alreadyUndone: true, recorded: {} };
+    // an undo that failed part-way: its checkpoints are those it borrowed, carried on from there
+  }
+  const recorded = Object.fromEntries(last.checkpoints.map((c) => [c.key, c.value]));
+  if ((await db.checkpoint.count({ where: { executionId } })) === 0 && last.checkpoints.length > 0) {
+    await db.checkpoint.createMany({
+      data: last.checkpoints.map((c) => ({
+        executionId,
+        key: c.key,
+        value: c.value as Prisma.InputJsonValue,
+      })),
+      skipDuplicates: true,
+    });
+  }
+  return { runId: last.run.id, alreadyUndone: false, recorded };
+}
+
+const shortRun = (id: string) => id.slice(0, 8);
+
+/**
+ * The step as an undo run runs it: the preview lists what the step recorded, `run` is its
+ * `undo`, and there is nothing to verify beyond the undo finishing. A step that never ran, or
+ * was undone already, is left alone and says so.
+ */
+export function undoing(step: StepDefinition<unknown>, source: UndoSource): StepDefinition<unknown> {
+  const undo = step.undo;
+  const nothing = source.alreadyUndone
+    ? `already undone by run ${shortRun(source.runId ?? "")}: nothing to undo`
+    : source.runId === undefined
+      ? "never ran in this environment: nothing to undo"
+      : undefined;
+  const facts = Object.entries(source.recorded)
+    .map(([k, v]) => `${k}: ${JSON.stringify(v)?.slice(0, 80)}`)
+    .join(", ");
+  return {
+    type: step.type,
+    description: step.description,
+    mutating: true,
+    parse: (raw) => step.parse(raw),
+    async plan() {
+      if (nothing || !undo) return { summary: nothing ?? "nothing to undo", changes: [] };
+      return {
+        summary: `would undo what run ${shortRun(source.runId!)} did (${step.type}: ${step.description})`,
+        changes: [
+          {
+            action: "delete",
+            target: `what ${step.type} created or changed`,
+            ...(facts ? { detail: `as it recorded: ${facts}` } : {}),
+          },
+        ],
+      };
+    },
+    async run(input, ctx) {
+      if (nothing || !undo) return { summary: nothing ?? "nothing to undo" };
+      await undo(input, ctx);
+      return { summary: `undid what run ${shortRun(source.runId!)} did` };
+    },
+    async verify() {
+      return { ok: true, summary: nothing ?? "undone" };
+    },
+  };
+}
