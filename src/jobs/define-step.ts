@@ -220,7 +220,7 @@ function typedCheckpoints<C extends CheckpointSchemas>(
         ErrorCode.StepFailed,
         `${type}: the saved resume point "${key}" is not in the shape this version of Cutover writes (${parsed.error.issues.map((i) => `${i.path.join(".") || "value"}: ${i.message}`).join("; ")}).`,
         {
-          hint: "Start a new run of the step (a new run starts without resume points) rather than resuming this one.",
+          hint: "It was written by another version of Cutover: finish this step with the version that started it, then upgrade.",
         },
       );
     }
