@@ -117,7 +117,7 @@ describe("undo of a phase", () => {
     const again = await request("rows", { dryRun: true, options: { undo: true } });
     if (!again.created) throw new Error("the second preview was not created");
     const twice = await runFinished(db, again.runId);
-    expect((twice.steps[1]?.plan as { summary: string }).summary).toBe(
+    expect((twice.steps[1]!.plan as { summary: string }).summary).toBe(
       `already undone by run ${undo.runId.slice(0, 8)}: nothing to undo`,
     );
   });
