@@ -93,6 +93,16 @@ export async function borrowCheckpoints(
 const shortRun = (id: string) => id.slice(0, 8);
 
 /**
+ * Steps whose way back is another command: an undo leaves them alone and says which. The DNS
+ * switch goes back through `/rollback`, which in a live migration also turns the database
+ * around; going back on DNS alone would send the traffic to a source that no longer takes writes.
+ */
+const WAY_BACK_ELSEWHERE: Readonly<Record<string, string>> = {
+  "dns.cutover":
+    "left alone: the way back from the DNS switch is `/rollback`, which also brings the database back in a live migration",
+};
+
+/**
  * The step as an undo run runs it: the preview lists what the step recorded, `run` is its
  * `undo`, and there is nothing to verify beyond the undo finishing. A step that never ran, or
  * was undone already, is left alone and says so.
@@ -103,7 +113,7 @@ export function undoing(step: StepDefinition<unknown>, source: UndoSource): Step
     ? `already undone by run ${shortRun(source.runId ?? "")}: nothing to undo`
     : source.runId === undefined
       ? "never ran in this environment: nothing to undo"
-      : undefined;
+      : WAY_BACK_ELSEWHERE[step.type];
   const facts = Object.entries(source.recorded)
     .map(([k, v]) => `${k}: ${JSON.stringify(v)?.slice(0, 80)}`)
     .join(", ");

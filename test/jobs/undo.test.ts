@@ -7,7 +7,7 @@ import { createDbWriteProbeStep } from "../../src/jobs/steps/db-write-probe.js";
 import { createHttpCheckStep } from "../../src/jobs/steps/http-check.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { startTestRunner, type TestRunner } from "../helpers/runner.js";
+import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
 import { runFinished } from "../helpers/wait.js";
 
 /**
@@ -33,6 +33,10 @@ runbook:
       title: Checks
       steps:
         - { id: only-check, uses: http.check, with: { url: "http://127.0.0.1:9/" } }
+    - id: switch
+      title: Switch
+      steps:
+        - { id: dns-switch, uses: dns.cutover }
 `,
   { checkEnv: false },
 );
@@ -42,6 +46,7 @@ let probe: TestDatabase;
 let tr: TestRunner;
 let runner: Runner;
 let db: Db;
+let switchUndone = false;
 
 const request = (target: string, extra: Partial<Parameters<Runner["submit"]>[0]> = {}) =>
   runner.submit({
@@ -73,7 +78,16 @@ beforeAll(async () => {
   tr = await startTestRunner({
     url: state.url,
     file: FILE,
-    registry: stepRegistry([createDbWriteProbeStep({ env }), createHttpCheckStep()]),
+    registry: stepRegistry([
+      createDbWriteProbeStep({ env }),
+      createHttpCheckStep(),
+      // stands in for the DNS switch: what matters is that an undo never calls its undo
+      testStep("dns.cutover", {
+        undo: async () => {
+          switchUndone = true;
+        },
+      }),
+    ]),
   });
   ({ runner, db } = tr);
 });
@@ -129,5 +143,19 @@ describe("undo of a phase", () => {
     await expect(request("all", { options: { undo: true } })).rejects.toThrow(
       /`undo` takes one phase or step/,
     );
+  });
+
+  it("leaves the DNS switch to /rollback, and says so", async () => {
+    const ran = await request("switch");
+    if (!ran.created) throw new Error("the run was not created");
+    expect((await runFinished(db, ran.runId)).status).toBe("succeeded");
+    const undo = await request("switch", { options: { undo: true } });
+    if (!undo.created) throw new Error("the undo was not created");
+    const undone = await runFinished(db, undo.runId);
+    expect(undone.status).toBe("succeeded");
+    expect((undone.steps[0]!.result as { summary: string }).summary).toMatch(
+      /^left alone: the way back from the DNS switch is `\/rollback`/,
+    );
+    expect(switchUndone).toBe(false);
   });
 });
