@@ -3,6 +3,7 @@ import { parseMigrationFile } from "../src/config/load.js";
 import type { StepDeps } from "../src/jobs/index.js";
 import type { StepContext, StepDefinition } from "../src/jobs/types.js";
 import { createLogger } from "../src/log.js";
+import { createPorts } from "../src/ports.js";
 
 /**
  * The product's database steps outside the Runner, for the benchmarks (bench/db.ts,
@@ -59,6 +60,7 @@ ${opts.replication ? "        - { id: db-replicate, uses: db.replicate }\n" : ""
   );
   return {
     env,
+    ports: createPorts({ env }, file),
     file,
     dataDir: opts.dataDir,
     log: createLogger({ secrets: [], level: "warn", destination: process.stderr }),

@@ -34,6 +34,10 @@ import { TcpProxy } from "../src/sandbox/tcp-proxy.js";
  * - disk: the dump folder on a 1 MB tmpfs (needs root for `mount`)
  * - crash: the bot (`node dist/app.js`, what `npm start` runs) SIGKILLed at seeded moments during a probe write and a
  *   database copy, restarted each time
+ * - live: the live switch and the lossless rollback SIGKILLed at each of their sub-steps
+ *   (test/jobs/cutover/live-kill.test.ts on two real servers): each killed switch resumed, each
+ *   killed switch cancelled and unwound, each killed rollback run again, and the world checked
+ *   consistent every time (one side open, the other frozen, rows equal, one direction replicating)
  * - load: 500 signed `/migrate status` commands, 50 in flight, through the ack bench
  *   (bench/ack.ts: the bot and a bare Bolt anchor, each in its own process)
  * Everything listens on 127.0.0.1 and every wait has a deadline: a hang is reported, not waited out.
@@ -42,7 +46,7 @@ import { TcpProxy } from "../src/sandbox/tcp-proxy.js";
 
 const OPERATOR = "U0OPERATOR";
 const CHANNEL = "C0MIGRATE";
-const SECTIONS = ["security", "audit", "network", "restart", "disk", "crash", "load"] as const;
+const SECTIONS = ["security", "audit", "network", "restart", "disk", "crash", "live", "load"] as const;
 type Section = (typeof SECTIONS)[number];
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const execFileAsync = promisify(execFile);
@@ -2081,8 +2085,72 @@ interface ChaosResult {
   crashStorage?: StorageCrashReport;
   crashCutover?: CutoverCrashReport;
   crashDeploy?: DeployCrashReport;
+  live?: LiveKillReport;
   load?: LoadReport;
   errors: Record<string, string>;
+}
+
+/** One killed moment of the live sequences and what the next attempt made of it. */
+interface LiveKillMoment {
+  op: "switch" | "rollback";
+  moment: string;
+  /** resumed (the runner's next attempt), unwound (the operator cancelled), or rolled back again */
+  after: "resumed" | "unwound" | "rolled back again";
+  consistent: boolean;
+}
+
+interface LiveKillReport {
+  moments: LiveKillMoment[];
+  kills: number;
+  consistent: number;
+  passed: boolean;
+  seconds: number;
+  failures: string;
+}
+
+/**
+ * The live switch's and the rollback's moments: the kill campaign of test/jobs/cutover/live-kill.test.ts,
+ * which writes one line per killed moment to CUTOVER_LIVE_KILL_FIGURES.
+ */
+async function liveKills(): Promise<LiveKillReport> {
+  const file = path.join(await mkdtemp(path.join(tmpdir(), "cutover-chaos-live-")), "moments.jsonl");
+  const started = Date.now();
+  let passed = true;
+  let failures = "";
+  try {
+    await execFileAsync(
+      path.join(ROOT, "node_modules/.bin/vitest"),
+      ["run", "test/jobs/cutover/live-kill.test.ts"],
+      {
+        cwd: ROOT,
+        env: { ...process.env, CUTOVER_LIVE_KILL_FIGURES: file },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: 30 * 60_000,
+      },
+    );
+  } catch (err) {
+    passed = false;
+    const e = err as { stdout?: string; stderr?: string };
+    failures = `${e.stdout ?? ""}\n${e.stderr ?? ""}`
+      .split("\n")
+      .filter((l) => /FAIL|✗|×|Error/.test(l))
+      .slice(0, 20)
+      .join("\n");
+  }
+  const text = existsSync(file) ? await readFile(file, "utf8") : "";
+  await rm(path.dirname(file), { recursive: true, force: true });
+  const moments = text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LiveKillMoment);
+  return {
+    moments,
+    kills: moments.length,
+    consistent: moments.filter((m) => m.consistent).length,
+    passed,
+    seconds: Math.round((Date.now() - started) / 1000),
+    failures,
+  };
 }
 
 interface LoadReport {
@@ -2239,6 +2307,9 @@ function render(r: ChaosResult): string {
   );
   lines.push(
     `| SIGKILL crash campaign: the approved DNS cutover (switch and watch) | ${r.crashCutover ? `${r.crashCutover.survived} survived out of ${r.crashCutover.kills} kills in ${r.crashCutover.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 6 --rollback-crashes 0 --deploy-crashes 0 --seed ${r.seed}\` |`,
+    `| SIGKILL campaign: the live switch and the lossless rollback, at each sub-step (resume, unwind, roll back again) | ${r.live ? `${r.live.consistent} consistent out of ${r.live.kills} kills (${r.live.moments.filter((m) => m.after === "resumed").length} switches resumed, ${r.live.moments.filter((m) => m.after === "unwound").length} unwound to a writable source, ${r.live.moments.filter((m) => m.after === "rolled back again").length} rollbacks run again)${r.live.passed ? "" : "; FAILED"}` : na} | \`npm run bench -- chaos --only live\` |`,
+  );
+  lines.push(
     `| SIGKILL crash campaign: /rollback (kill, restart, roll back again) | ${r.crashCutover?.rollback ? `${r.crashCutover.rollback.survived} survived out of ${r.crashCutover.rollback.kills} kills (${r.crashCutover.rollback.rounds.filter((x) => x.interrupted).length} cut a rollback off)` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 0 --rollback-crashes 6 --deploy-crashes 0 --seed ${r.seed}\` |`,
     `| SIGKILL crash campaign: app.deploy over SSH | ${r.crashDeploy ? `${r.crashDeploy.survived} survived out of ${r.crashDeploy.kills} kills` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 0 --cutover-crashes 0 --rollback-crashes 0 --deploy-crashes 4 --seed ${r.seed}\` |`,
     `| SIGKILL crash campaign: storage sync (R2 → S3) | ${r.crashStorage ? `${r.crashStorage.survived} survived out of ${r.crashStorage.kills} kills in ${r.crashStorage.rounds} rounds` : na} | \`npm run bench -- chaos --only crash --crashes 0 --storage-crashes 6 --cutover-crashes 0 --rollback-crashes 0 --deploy-crashes 0 --seed ${r.seed}\` |`,
@@ -2423,6 +2494,8 @@ export async function main(args: string[]): Promise<void> {
       const cd = await guard("crash", () => crashDeploy(opts, opts.deployCrashes));
       if (cd) result.crashDeploy = cd;
     }
+    const lv = await guard("live", liveKills);
+    if (lv) result.live = lv;
     const ld = await guard("load", load);
     if (ld) result.load = ld;
   } finally {

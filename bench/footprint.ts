@@ -7,6 +7,10 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createObjectStore } from "../src/cloud/object-store.js";
+import { DEFAULT_SIZE_MB } from "../src/rehearsal/args.js";
+import { botEnv, PEOPLE, CHANNEL as REHEARSAL_CHANNEL, rehearsalConfig } from "../src/rehearsal/config.js";
+import { mediaSpecFor } from "../src/rehearsal/rehearse.js";
+import { startWorld } from "../src/rehearsal/world.js";
 import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { fillBucket } from "../src/sandbox/media.js";
@@ -17,11 +21,13 @@ import {
   startMoto,
   startS3rver,
 } from "../src/sandbox/s3-servers.js";
+import { generateShopDatabase } from "../src/sandbox/shop-data.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 import { CLUSTER_LOCATION_FILE } from "../src/store/database.js";
 
 /**
- * `npm run bench -- footprint [--idle-seconds 30] [--commands 200] [--objects 5000] [--skip-storage]`
+ * `npm run bench -- footprint [--idle-seconds 30] [--commands 200] [--objects 5000] [--data-mb 3]
+ *   [--skip-storage] [--skip-data]`
  *
  * The bot as a team deploys it: `node dist/app.js` (what `npm start`, the systemd unit and the
  * Supervisor program run) on the embedded default (no DATABASE_URL, a fresh data directory),
@@ -33,6 +39,9 @@ import { CLUSTER_LOCATION_FILE } from "../src/store/database.js";
  *   their buffers, so the RSS sum counts them several times);
  * - RSS after `--commands` signed `/migrate status` commands to each (the bot's replies awaited
  *   at the fake Slack's response_url);
+ * - the data phase at the rehearsal's size (`--data-mb`, default the rehearsal's): the bot as shipped
+ *   against the rehearsal's local world, `/migrate run prepare` then `/migrate run data` (pg_dump,
+ *   pg_restore, logical replication, storage sync and verify); its RSS after and its peak;
  * - `npx cutover verify storage` of `--objects` objects (s3rver as R2, moto as S3, filled and then
  *   copied by `npx cutover run storage-sync`): the peak RSS of the command's node process.
  * Targets (the issue's): idle RSS ≤ 1.5 × the bare Bolt app; healthy within 2 s with an existing
@@ -373,6 +382,124 @@ runbook:
   }
 }
 
+// ---- the data phase, as the rehearsal runs it ------------------------------------------------
+
+/** `cutover_runs{status=…}` and `cutover_env_locked` from the bot's /metrics. */
+async function runGauges(port: number): Promise<{ runs: Record<string, number>; locked: number }> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
+    (r) => r.text(),
+  );
+  const runs: Record<string, number> = {};
+  for (const m of text.matchAll(/^cutover_runs\{status="([^"]+)"\} (\d+)$/gm)) runs[m[1]!] = Number(m[2]);
+  const locked = Number(/^cutover_env_locked\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  return { runs, locked };
+}
+
+/**
+ * `/migrate run <phase>` from the operator, then waits (on /metrics) until the run has ended and
+ * says how: the bot answers the command at once and works in its own queue.
+ */
+async function runPhase(
+  port: number,
+  signingSecret: string,
+  phase: string,
+  timeoutMs: number,
+): Promise<string> {
+  const before = await runGauges(port);
+  const total = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+  const res = await sendSlashCommand({
+    url: `http://127.0.0.1:${port}/slack/events`,
+    signingSecret,
+    command: "/migrate",
+    text: `run ${phase}`,
+    userId: PEOPLE.operator.id,
+    channelId: REHEARSAL_CHANNEL,
+    timeoutMs: 10_000,
+  });
+  if (res.status !== 200) throw new Error(`/migrate run ${phase} answered ${res.status}`);
+  const deadline = Date.now() + timeoutMs;
+  let started = false;
+  for (;;) {
+    const now = await runGauges(port);
+    if (total(now.runs) > total(before.runs)) started = true;
+    if (started && now.locked === 0) {
+      const grew = Object.keys(now.runs).filter((k) => (now.runs[k] ?? 0) > (before.runs[k] ?? 0));
+      return grew.join(",") || "unknown";
+    }
+    if (Date.now() > deadline)
+      throw new Error(`/migrate run ${phase} had not ended after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * The bot as shipped (`node dist/app.js`, embedded state database) against the rehearsal's local
+ * world at the rehearsal's size: `run prepare` (the target's RDS, bucket and server), then
+ * `run data` (preflight, pg_dump, pg_restore, logical replication, storage sync and verify, the
+ * CDN check), its node process's RSS after the phase and its peak (VmHWM) over both.
+ */
+async function dataPhase(work: string, sizeMb: number) {
+  const dir = path.join(work, "rehearsal");
+  await mkdir(dir, { recursive: true });
+  const world = await startWorld({
+    dir,
+    say: (line) => say(`world: ${line}`),
+    oldIp: "203.0.113.10",
+    pagesVars: {
+      NEXT_PUBLIC_API_URL: "https://gogojap.zeabur.app",
+      NEXT_PUBLIC_CDN_URL: "https://pub-0123456789abcdef0123456789abcdef.r2.dev",
+    },
+  });
+  let bot: ChildProcess | undefined;
+  try {
+    const spec = mediaSpecFor(sizeMb);
+    say(`data phase: a ${sizeMb} MB shop database and ${spec.count} media objects…`);
+    await Promise.all([
+      generateShopDatabase(world.db.source, { sizeMb, seed: 7, parallel: 2 }),
+      fillBucket(world.sourceStore, spec, { concurrency: 8 }),
+    ]);
+    const config = await rehearsalConfig(world);
+    const configPath = path.join(dir, "migration.yml");
+    await writeFile(configPath, config.yaml);
+    const signingSecret = randomBytes(16).toString("hex");
+    const env = botEnv(world, {
+      configPath,
+      dataDir: path.join(dir, "bot"),
+      botToken: `xoxb-bench-${randomBytes(8).toString("hex")}`,
+      signingSecret,
+    });
+    delete env.DATABASE_URL; // the embedded default, as in the rest of this benchmark
+    const started = await startBot(env);
+    bot = started.child;
+    const before = await treeMemory(bot.pid!);
+    const phases: Record<string, { outcome: string; seconds: number }> = {};
+    for (const phase of ["prepare", "data"]) {
+      const t0 = performance.now();
+      say(`data phase: /migrate run ${phase}…`);
+      const outcome = await runPhase(started.port, signingSecret, phase, 15 * 60_000);
+      phases[phase] = { outcome, seconds: r1((performance.now() - t0) / 1000) };
+      say(`data phase: ${phase} ended ${outcome} in ${phases[phase].seconds} s`);
+    }
+    const after = await treeMemory(bot.pid!);
+    const peakMB = r1((await statusKb(bot.pid!, "VmHWM")) / 1024);
+    return {
+      sizeMb,
+      mediaObjects: spec.count,
+      runs: phases,
+      succeeded: Object.values(phases).every((p) => p.outcome === "succeeded"),
+      bot: {
+        beforeRssMB: before.nodeRssMB,
+        afterRssMB: after.nodeRssMB,
+        peakRssMB: peakMB,
+        postgres: after.postgres,
+      },
+    };
+  } finally {
+    await stop(bot);
+    await world.stop();
+  }
+}
+
 // ---- the run -----------------------------------------------------------------------------------
 
 export async function main(args: string[]): Promise<void> {
@@ -383,6 +510,8 @@ export async function main(args: string[]): Promise<void> {
       commands: { type: "string", default: "200" },
       objects: { type: "string", default: "5000" },
       "skip-storage": { type: "boolean", default: false },
+      "skip-data": { type: "boolean", default: false },
+      "data-mb": { type: "string", default: String(DEFAULT_SIZE_MB) },
     },
   });
   const idleSeconds = Number(values["idle-seconds"]);
@@ -470,7 +599,10 @@ export async function main(args: string[]): Promise<void> {
     await stop(bot);
     bot = undefined;
 
-    // 4. Storage verify through the command users run.
+    // 4. The data phase at the rehearsal's size, through the bot as shipped.
+    const data = values["skip-data"] ? undefined : await dataPhase(work, Number(values["data-mb"]));
+
+    // 5. Storage verify through the command users run.
     const storage = values["skip-storage"] ? undefined : await storageVerify(Number(values.objects), work);
 
     const idleRatio = r2(botIdle.nodeRssMB / anchorIdle.nodeRssMB);
@@ -495,7 +627,14 @@ export async function main(args: string[]): Promise<void> {
         idleRss: idleRatio,
         idleRssWithPostgresPss: r2((botIdle.nodeRssMB + botIdle.postgres.pssMB) / anchorIdle.nodeRssMB),
         afterCommandsRss: r2(botBusy.nodeRssMB / anchorBusy.nodeRssMB),
+        ...(data
+          ? {
+              afterDataPhaseRss: r2(data.bot.afterRssMB / anchorIdle.nodeRssMB),
+              dataPhasePeakRss: r2(data.bot.peakRssMB / anchorIdle.nodeRssMB),
+            }
+          : {}),
       },
+      ...(data ? { dataPhase: data } : {}),
       ...(storage ? { storage } : {}),
       targets: {
         idleRssAtMost1_5xBareBolt: idleRatio <= TARGETS.idleRssRatio,

@@ -4,9 +4,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
 import pg from "pg";
+import { CloudFrontSchema, S3Schema } from "../src/config/schema.js";
 import { type LiveDeps, rollbackDatabase, switchDatabase } from "../src/jobs/cutover/live.js";
 import { copyUploadsBack } from "../src/jobs/cutover/objects-back.js";
 import { createDbSteps } from "../src/jobs/steps/db.js";
+import { desiredDistribution } from "../src/jobs/steps/storage-bucket.js";
+import { followDistribution } from "../src/sandbox/fake-cdn.js";
 import { type LedgerReport, ledgerReport, SHOP_APP_ROLE, type Traffic } from "../src/sandbox/live-shop.js";
 import { type LiveWorld, startLiveWorld } from "../src/sandbox/live-world.js";
 import {
@@ -24,7 +27,8 @@ import { dbStepDeps, runDbStep } from "./_db-steps.js";
 
 /**
  * `npm run bench -- live [--writes 5000] [--rate 50] [--orders 20000] [--methods snapshot,live]
- * [--jobs 2] [--seed 1] [--concurrency 4]`: the same data (a shop database of `--orders` orders) and the same
+ * [--jobs 2] [--seed 1] [--concurrency 4] [--objects failover|sync] [--static-rows 0]
+ * [--switch-verify changed|all]`: the same data (a shop database of `--orders` orders) and the same
  * traffic (`--rate` writes/s at most, from `--concurrency` customers at once, until `--writes`
  * writes were acknowledged: orders, payments, cancellations, uploads, with reads after each) through
  *   (a) the snapshot method: the product's own db.dump + db.restore while the shop writes, one
@@ -60,6 +64,30 @@ export interface LiveMethodHooks {
   copyMissingObjects(): Promise<number>;
   /** the product's live sequences over this pair (the replication-enabled method only) */
   live(): LiveDeps | undefined;
+  /**
+   * how uploads not yet copied are served after a switch: `failover` (the distribution's origin
+   * group, S3 then the old bucket on 403/404, until the post-switch sync is done) or `sync` (only
+   * the incremental sync after the switch)
+   */
+  objects: "failover" | "sync";
+}
+
+/** The old bucket's public host, as the distribution's failover origin names it. */
+const OLD_BUCKET_HOST = "media.old-shop.example";
+
+/**
+ * Puts the new CDN in the state the product's s3.bucket step gives the distribution: with
+ * `target.cloudfront.originFailover` on (after the switch, until the post-switch sync is done)
+ * or off. The configuration is the product's own (desiredDistribution); the fake CDN follows it.
+ */
+function cdnFailover(world: LiveWorld, on: boolean): void {
+  const config = desiredDistribution(
+    CloudFrontSchema.parse({ originFailover: on }),
+    S3Schema.parse({ bucket: "bench-media", region: "ap-southeast-1" }),
+    undefined,
+    on ? { domain: OLD_BUCKET_HOST, path: "" } : undefined,
+  );
+  followDistribution(world.newCdn, config, { [OLD_BUCKET_HOST]: world.sourceStore });
 }
 
 /** What a method reports; the bench adds the ledger's verdict. */
@@ -147,10 +175,12 @@ export const productMethod: LiveMethod = async (world, traffic, hooks) => {
   await traffic.acknowledged(Math.round(hooks.writes * 0.35));
   const lagSamplesMs = await probe.stop();
 
+  const failover = hooks.objects === "failover";
   const first = await switchDatabase(live, ctx());
-  world.newCdn.setFailover(world.sourceStore);
+  cdnFailover(world, failover);
   const sw1 = world.switchTo("new");
   const copied1 = await hooks.copyMissingObjects();
+  cdnFailover(world, false); // the post-switch sync is done: s3.bucket with originFailover: false
   hooks.log(
     `product: switched, write outage ${first.figures.writeOutageMs} ms at the database; ${copied1} objects copied after`,
   );
@@ -175,8 +205,10 @@ export const productMethod: LiveMethod = async (world, traffic, hooks) => {
   await traffic.acknowledged(Math.round(hooks.writes * 0.8));
 
   const again = await switchDatabase(live, ctx());
+  cdnFailover(world, failover);
   const sw3 = world.switchTo("new");
   const copied3 = await hooks.copyMissingObjects();
+  cdnFailover(world, false);
   hooks.log(`product: switched again, write outage ${again.figures.writeOutageMs} ms`);
   return {
     method: "product",
@@ -230,10 +262,14 @@ function percentile(values: number[], p: number): number | null {
 }
 
 /** The shop's starting data: `orders` orders of two lines, the same for every method. */
-async function seedSource(url: string, orders: number): Promise<void> {
+async function seedSource(url: string, orders: number, staticRows: number): Promise<void> {
   await sql(
     url,
     `CREATE TABLE bench_heartbeat (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp());
+     -- a catalogue the traffic never writes: what the switch's verify of the changed tables skips
+     CREATE TABLE bench_catalogue (id bigserial PRIMARY KEY, sku text NOT NULL, description text NOT NULL, price numeric(10,2) NOT NULL);
+     INSERT INTO bench_catalogue (sku, description, price)
+       SELECT 'sku-' || g, repeat(md5(g::text), 4), (g % 10000) / 100.0 FROM generate_series(1, ${Math.floor(staticRows)}) g;
      INSERT INTO live_orders (ref, customer, status, created_at)
        SELECT md5('order' || g)::uuid, 'customer-' || (g % 500), CASE WHEN g % 3 = 0 THEN 'paid' ELSE 'placed' END,
               timestamptz '2026-01-01' + g * interval '1 minute'
@@ -284,6 +320,9 @@ async function runMethod(
     jobs: number;
     seed: number;
     concurrency: number;
+    objects: "failover" | "sync";
+    staticRows: number;
+    switchVerify: "changed" | "all";
   },
 ): Promise<MethodOutcome> {
   const tag = `${name}_${Date.now().toString(36)}`;
@@ -300,7 +339,7 @@ async function runMethod(
       target: { url: target.url, adminUrl: target.adminUrl },
       awsEndpoint: opts.moto.endpoint,
     });
-    await seedSource(sourceUrl, opts.orders);
+    await seedSource(sourceUrl, opts.orders, opts.staticRows);
     const w = world;
     // the product's live method runs with the file's replication section and a state database
     // (the freezes are recorded in its audit trail); Cutover's target role is the server's admin
@@ -313,7 +352,7 @@ async function runMethod(
       engineVersion: "17",
       ...(isLive ? { replication: { appRole: SHOP_APP_ROLE, environment: `bench_${tag}` } } : {}),
     });
-    const steps = new Map(createDbSteps(stepDeps).map((s) => [s.type, s]));
+    if (stepDeps.file.replication) stepDeps.file.replication.switchVerify = opts.switchVerify;
     let live: LiveDeps | undefined;
     if (isLive) {
       await sql(MACHINE_PG, `CREATE DATABASE ${stateName} TEMPLATE template0`);
@@ -323,8 +362,10 @@ async function runMethod(
       closeState = () => db.$disconnect();
       live = { step: { ...stepDeps, db }, db, now: () => new Date() };
     }
+    const steps = new Map(createDbSteps(stepDeps).map((s) => [s.type, s]));
     const hooks: LiveMethodHooks = {
       log: say,
+      objects: opts.objects,
       writes: opts.writes,
       jobs: opts.jobs,
       async runDbStep(type, input = {}) {
@@ -479,8 +520,20 @@ export async function main(args: string[]): Promise<void> {
       jobs: { type: "string", default: "2" },
       seed: { type: "string", default: "1" },
       concurrency: { type: "string", default: "4" },
+      objects: { type: "string", default: "failover" },
+      "static-rows": { type: "string", default: "0" },
+      "switch-verify": { type: "string", default: "changed" },
     },
   });
+  const staticRows = Number(values["static-rows"]);
+  if (!Number.isInteger(staticRows) || staticRows < 0)
+    throw new Error("--static-rows must be a whole number");
+  const switchVerify = values["switch-verify"];
+  if (switchVerify !== "changed" && switchVerify !== "all")
+    throw new Error(`--switch-verify must be changed or all, not ${switchVerify}`);
+  const objects = values.objects;
+  if (objects !== "failover" && objects !== "sync")
+    throw new Error(`--objects must be failover or sync, not ${objects}`);
   const writes = Number(values.writes);
   const rate = Number(values.rate);
   const orders = Number(values.orders);
@@ -516,6 +569,9 @@ export async function main(args: string[]): Promise<void> {
         jobs,
         seed,
         concurrency,
+        objects,
+        staticRows,
+        switchVerify,
       });
   } finally {
     await moto?.stop();
@@ -533,6 +589,9 @@ export async function main(args: string[]): Promise<void> {
   };
   const result = {
     benchmark: "live",
+    objects,
+    staticRows,
+    switchVerify,
     writes,
     rate,
     orders,

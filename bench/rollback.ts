@@ -1,10 +1,11 @@
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { type RunningCutover, startCutover } from "../src/app.js";
-import { createLogger } from "../src/log.js";
+import { createCloudflare } from "../src/cloud/cloudflare.js";
 import { type AppServer, startAppServer } from "../src/sandbox/app-servers.js";
+import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import {
@@ -13,6 +14,8 @@ import {
   sendSlashCommand,
   sendViewSubmission,
 } from "../src/sandbox/slack-sender.js";
+import { createPrismaClient, type Db } from "../src/store/client.js";
+import { type StateDatabase, startEmbedded } from "../src/store/database.js";
 import { ACTION, CALLBACK, INPUT } from "../src/views/ids.js";
 
 /**
@@ -25,6 +28,8 @@ import { ACTION, CALLBACK, INPUT } from "../src/views/ids.js";
  * channel is told the rollback is verified, and the Cloudflare fake is then checked to hold
  * the old record, TTL and Pages variables. Configured waits: none lie on this path (the Pages
  * redeploy is started, not awaited; the fake answers at once), so the figure is the bot's own.
+ * The bot is the one users run (`node dist/app.js`, in a process of its own); this process reads
+ * the state database it uses (DATABASE_URL, or an embedded PostgreSQL started here for both).
  * Anchor: issue 6's target, under 2 s (the plan's own is 5 minutes).
  * One JSON object on stdout; progress on stderr.
  */
@@ -116,7 +121,9 @@ export async function main(args: string[]): Promise<void> {
   seedExampleCutover(cf);
   let oldApp: AppServer | undefined;
   let newApp: AppServer | undefined;
-  let bot: RunningCutover | undefined;
+  let bot: ChildProcess | undefined;
+  let state: StateDatabase | undefined;
+  let stateDb: Db | undefined;
   const dir = await mkdtemp(path.join(tmpdir(), "cutover-bench-rollback-"));
   await chmod(dir, 0o755);
   const signingSecret = randomBytes(16).toString("hex");
@@ -126,28 +133,30 @@ export async function main(args: string[]): Promise<void> {
     newApp = await startAppServer({ name: "new" });
     const configPath = path.join(dir, "migration.yml");
     await writeFile(configPath, migrationFile(oldApp.url, newApp.url));
-    const databaseUrl = process.env.DATABASE_URL?.trim() || undefined;
-    bot = await startCutover({
-      env: {
-        PATH: process.env.PATH,
-        SLACK_BOT_TOKEN: botToken,
-        SLACK_SIGNING_SECRET: signingSecret,
-        SLACK_API_URL: fake.apiUrl,
-        PORT: "0",
-        CUTOVER_CONFIG: configPath,
-        CUTOVER_DATA_DIR: dir,
-        CLOUDFLARE_API_TOKEN: cfToken,
-        CLOUDFLARE_BASE_URL: cf.baseUrl,
-        ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
-      },
-      logger: createLogger({
-        secrets: [botToken, signingSecret, cfToken],
-        level: "warn",
-        destination: process.stderr,
-      }),
+    const quiet = { info() {}, warn() {} };
+    let databaseUrl = process.env.DATABASE_URL?.trim();
+    if (!databaseUrl) {
+      state = await startEmbedded(path.join(dir, "state"), quiet);
+      databaseUrl = state.url;
+    }
+    const db = createPrismaClient(databaseUrl);
+    stateDb = db;
+    const started = await spawnServer([SHIPPED_BOT], {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      SLACK_BOT_TOKEN: botToken,
+      SLACK_SIGNING_SECRET: signingSecret,
+      SLACK_API_URL: fake.apiUrl,
+      PORT: "0",
+      CUTOVER_CONFIG: configPath,
+      CUTOVER_DATA_DIR: dir,
+      CLOUDFLARE_API_TOKEN: cfToken,
+      CLOUDFLARE_BASE_URL: cf.baseUrl,
+      DATABASE_URL: databaseUrl,
     });
-    const url = `http://127.0.0.1:${bot.port}/slack/events`;
-    const db = bot.deps.db;
+    bot = started.child;
+    const cloudflare = createCloudflare({ apiToken: cfToken, baseURL: cf.baseUrl, accountId: ACCOUNT });
+    const url = `http://127.0.0.1:${started.port}/slack/events`;
     const command = (text: string, user = OPERATOR) =>
       sendSlashCommand({
         url,
@@ -228,11 +237,11 @@ export async function main(args: string[]): Promise<void> {
     for (let i = 0; i < opts.rounds; i++) {
       if (i > 0) {
         // back to the switched state, as after a cutover
-        const dns = bot.deps.cloudflare!.dns;
+        const dns = cloudflare.dns;
         const zone = await dns.findZone("example.com");
         const rec = await dns.getRecord(zone, RECORD, "A");
         await dns.updateRecord(rec!, { content: NEW_IP, ttl: 60 });
-        await bot.deps.cloudflare!.pages.setEnvVars("web", { NEXT_PUBLIC_API_URL: `https://${RECORD}` });
+        await cloudflare.pages.setEnvVars("web", { NEXT_PUBLIC_API_URL: `https://${RECORD}` });
       }
       const told = new Promise<RecordedCall>((resolve) => {
         const onCall = (call: RecordedCall) => {
@@ -315,7 +324,9 @@ export async function main(args: string[]): Promise<void> {
       )}\n`,
     );
   } finally {
-    await bot?.stop().catch(() => undefined);
+    await signalGroup(bot, "SIGTERM").catch(() => undefined);
+    await stateDb?.$disconnect().catch(() => undefined);
+    await state?.stop().catch(() => undefined);
     await oldApp?.stop().catch(() => undefined);
     await newApp?.stop().catch(() => undefined);
     await cf.stop().catch(() => undefined);

@@ -25,6 +25,7 @@ import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.j
 import { startReplicationWatch } from "./kpi/replication-watch.js";
 import { boltLogger, createLogger } from "./log.js";
 import { httpRoutes, serveRoutes } from "./routes.js";
+import { releaseStartupMemory } from "./runtime.js";
 import { noticeView } from "./views/help.js";
 
 export interface RunningCutover {
@@ -166,6 +167,7 @@ export async function startCutover(
       requestDecommissionApproval(
         {
           env,
+          ports: deps.ports,
           file,
           dataDir: settings.dataDir,
           log,
@@ -311,6 +313,8 @@ async function main(): Promise<void> {
     process.stderr.write(`${describeError(err)}\n`);
     process.exit(1);
   }
+  // once the tasks begun at start (the rollback notice, the digest's first look) have settled
+  setTimeout(releaseStartupMemory, 2_000).unref();
   // One stop at a time: a second SIGTERM (a process manager that signals the whole group, a
   // wrapper passing the signal on, an impatient `kill`) must not cut the graceful stop short. A
   // second Ctrl-C in a terminal does leave at once.

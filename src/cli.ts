@@ -26,7 +26,7 @@ The same commands as /migrate in Slack, run as the migration file's local operat
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
 For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
-or the run it started failed, 2 when the command line or the set-up is wrong.
+was refused or failed or the run it started failed, 2 when the command line or the set-up is wrong.
 Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABASE_URL.`;
 
 /**
@@ -128,11 +128,12 @@ export async function cli(
     };
     const reply = await dispatchMigrate(cmd, caller, commandDeps);
     write(renderBlocksAsText(reply.blocks, reply.text));
+    if (reply.outcome !== "ok") return reply.outcome === "invalid" ? 2 : 1;
     const works = cmd.name === "run" || cmd.name === "undo" || cmd.name === "plan" || cmd.name === "verify";
-    const queued = [...reply.text.matchAll(/queued as `([0-9a-f]{8})`/g)].map((m) => m[1]!);
-    if (!works) return reply.text.startsWith("⚠️") || reply.text.startsWith("⛔") ? 1 : 0;
-    if (queued.length === 0) return 1;
-    return await followRuns(deps, queued, file.access.localOperator, write);
+    if (!works) return 0;
+    // a run command that queued nothing (a confirmation asked instead) did not do what was asked
+    if (!reply.runs?.length) return 1;
+    return await followRuns(deps, reply.runs, file.access.localOperator, write);
   } finally {
     await deps.close();
   }
@@ -146,18 +147,10 @@ export async function cli(
  */
 async function followRuns(
   deps: Awaited<ReturnType<typeof buildDeps>>,
-  shortIds: string[],
+  ids: string[],
   operator: string,
   write: (s: string) => void,
 ): Promise<number> {
-  const ids: string[] = [];
-  for (const short of shortIds) {
-    const [found] = await deps.db.$queryRaw<
-      Array<{ id: string }>
-    >`SELECT id::text AS id FROM runs WHERE id::text LIKE ${`${short}%`} ORDER BY created_at DESC LIMIT 1`;
-    if (!found) return 1;
-    ids.push(found.id);
-  }
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;

@@ -1,10 +1,9 @@
-import pg from "pg";
-import { PgBoss } from "pg-boss";
+import type pg from "pg";
+import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
 import { type Clock, systemClock } from "./clock.js";
-import { awsOptionsFromEnv } from "./cloud/aws-access.js";
-import { type CloudflareClients, createCloudflare } from "./cloud/cloudflare.js";
-import { COST_EXPLORER_REGION, type CostExplorerApi, createCostExplorer } from "./cloud/cost-explorer.js";
+import type { CloudflareClients } from "./cloud/cloudflare.js";
+import type { CostExplorerApi } from "./cloud/cost-explorer.js";
 import type { MigrationFile } from "./config/schema.js";
 import type { LiveDeps } from "./jobs/cutover/live.js";
 import { RunEvents } from "./jobs/events.js";
@@ -12,16 +11,22 @@ import { createStepRegistry, liveDeps } from "./jobs/index.js";
 import { Runner } from "./jobs/Runner.js";
 import type { StepRegistry } from "./jobs/types.js";
 import { Metrics } from "./metrics.js";
-import { createPrismaClient, type Db } from "./store/client.js";
+import { createPorts, type Ports } from "./ports.js";
+import type { Db } from "./store/client.js";
 import { resolveStateDatabase, type StateDatabase } from "./store/database.js";
 import { applyMigrations } from "./store/migrate.js";
 
-/** Everything long-lived the app needs. The only place that builds clients and pools. */
+export { buildCloudflare } from "./ports.js";
+
+/** Everything long-lived the app needs. Its clients and its one pool come from `ports` (src/ports.ts). */
 export interface Deps {
   file: MigrationFile;
   log: Logger;
   state: StateDatabase;
+  /** every outside client, built once */
+  ports: Ports;
   db: Db;
+  /** the state database's one pool: Prisma, the job queue and the run locks share it */
   pool: pg.Pool;
   boss: PgBoss;
   registry: StepRegistry;
@@ -64,18 +69,18 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
   try {
     const { applied } = await applyMigrations(state.url, { log });
     if (applied.length) log.info({ applied }, "applied state database migrations");
-    const db = createPrismaClient(state.url);
-    cleanup.push(() => db.$disconnect());
-    const pool = new pg.Pool({ connectionString: state.url, max: 6 });
-    pool.on("error", (err) => log.warn({ err: err.message }, "state database connection dropped"));
-    cleanup.push(() => pool.end());
-    const boss = new PgBoss({ connectionString: state.url, max: 4 });
-    boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
+    const ports = createPorts({ env: opts.env, clock, state: { url: state.url, log } }, file);
+    cleanup.push(async () => ports.close());
+    const stateDb = ports.state;
+    if (!stateDb) throw new Error("createPorts built no state pool though it was given the state URL");
+    cleanup.push(() => stateDb.close());
+    const { db, pool, boss } = stateDb;
     await boss.start();
     cleanup.push(() => boss.stop({ graceful: true, timeout: 10_000 }));
-    const cloudflare = buildCloudflare(file, opts.env);
+    const cloudflare = ports.cloudflare;
     const stepDeps = {
       env: opts.env,
+      ports,
       file,
       dataDir: opts.dataDir,
       log,
@@ -92,6 +97,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       file,
       log,
       state,
+      ports,
       db,
       pool,
       boss,
@@ -99,7 +105,7 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
       events,
       runner,
       cloudflare,
-      costExplorer: createCostExplorer(awsOptionsFromEnv(opts.env, "COST_EXPLORER", COST_EXPLORER_REGION)),
+      costExplorer: ports.costExplorer(),
       metrics: new Metrics(),
       clock,
       live: liveDeps(stepDeps),
@@ -109,21 +115,4 @@ export async function buildDeps(opts: DepsOptions): Promise<Deps> {
     await close();
     throw err;
   }
-}
-
-/**
- * DNS and Pages over the official SDK, when the file switches DNS. Each uses the token of the
- * variable its own section names (`dns.apiTokenEnv`, `pages.apiTokenEnv`): one team keeps a
- * zone-scoped DNS token apart from the account's Pages token.
- */
-export function buildCloudflare(file: MigrationFile, env: NodeJS.ProcessEnv): CloudflareClients | undefined {
-  if (!file.dns) return undefined;
-  const common = env.CLOUDFLARE_BASE_URL ? { baseURL: env.CLOUDFLARE_BASE_URL } : {};
-  const dns = createCloudflare({ apiToken: env[file.dns.apiTokenEnv] ?? "", ...common }).dns;
-  const pages = createCloudflare({
-    apiToken: env[file.pages?.apiTokenEnv ?? file.dns.apiTokenEnv] ?? "",
-    ...common,
-    ...(file.pages ? { accountId: file.pages.accountId } : {}),
-  }).pages;
-  return { dns, pages };
 }

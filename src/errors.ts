@@ -1,3 +1,5 @@
+import { networkCode } from "./util/network.js";
+
 /**
  * Typed errors. Every error a person can meet carries a code; {@link describeError} is the
  * one place that turns a code into a sentence saying what to do.
@@ -157,20 +159,10 @@ export function describeError(err: unknown): string {
   return "Something went wrong inside Cutover; the details are in its log. Try again, and if it repeats, run `/migrate status`.";
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "ECONNABORTED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-]);
-
 /** The code or the driver's words when an error is a lost or refused connection (no other text is echoed). */
 function connectionLost(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && NETWORK_CODES.has(code)) return code;
+  const code = networkCode(err);
+  if (code) return code;
   const message = err instanceof Error ? err.message : "";
   if (/^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return message;
   return undefined;

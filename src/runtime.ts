@@ -15,6 +15,24 @@
  * The cost is more frequent, smaller collections; the ack and storage benchmarks run with them.
  */
 import v8 from "node:v8";
+import vm from "node:vm";
 
 v8.setFlagsFromString("--semi-space-growth-factor=1");
 v8.setFlagsFromString("--heap-growing-percent=50");
+
+/**
+ * Gives back what starting up used and no longer needs. Starting the bot (the embedded server,
+ * the migrations check, pg-boss, Bolt, the first Prisma query) fills the young generation and
+ * leaves old-generation garbage that V8 keeps, with its pages, until allocation resumes, and a
+ * bot mostly waits for Slack. One compacting collection of the kind V8 runs under memory
+ * pressure ("last resort": it also shrinks the young generation and releases free pages) takes
+ * the idle bot from about 123 MB RSS to about 109 MB (bench/footprint.ts); it pauses the process
+ * for some tens of milliseconds, once. V8 offers it to JavaScript only through `gc()`, exposed
+ * here for a new context alone and not to the bot's own global scope.
+ */
+export function releaseStartupMemory(): void {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as ((opts: object) => void) | undefined;
+  v8.setFlagsFromString("--no-expose-gc");
+  gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
+}

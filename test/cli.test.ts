@@ -89,6 +89,14 @@ describe("npx cutover", () => {
     expect(again.out).toMatch(/already undone by run [0-9a-f]{8}: nothing to undo/);
   }, 60_000);
 
+  it("exits by the command's outcome: 2 for a wrong argument, 1 for what it refuses", async () => {
+    const window = await cutover("kpi", "1d", "2d");
+    expect(window.out).toContain("at most one window");
+    expect(window.code).toBe(2);
+    const cutoverHere = await cutover("cutover");
+    expect(cutoverHere.code).toBe(1);
+  }, 30_000);
+
   it("says what is wrong when the migration file is missing", async () => {
     const saved = env.CUTOVER_CONFIG;
     env.CUTOVER_CONFIG = path.join(dir, "nope.yml");

@@ -1,8 +1,8 @@
 import type { GetCostAndUsageCommandOutput } from "@aws-sdk/client-cost-explorer";
 import type { Logger } from "pino";
 import type { CostConfig, MigrationFile } from "../config/schema.js";
-import type { Prisma } from "../generated/prisma/client.js";
 import type { Db } from "../store/client.js";
+import { cachedCost, storeCost } from "../store/cost-cache.js";
 import { type AwsClientOptions, awsErrorName, isAccessDenied } from "./aws-access.js";
 import { lazyAwsClient } from "./lazy-sdk.js";
 
@@ -75,7 +75,7 @@ const num = (v: string | undefined): number | undefined => {
   return Number.isFinite(n) ? n : undefined;
 };
 
-/** The adapter over `@aws-sdk/client-cost-explorer`; built by the deps factory or a step factory. */
+/** The adapter over `@aws-sdk/client-cost-explorer`; built by the ports (src/ports.ts) only. */
 export function createCostExplorer(opts: AwsClientOptions): CostExplorerApi {
   const client = lazyAwsClient(
     () => import("@aws-sdk/client-cost-explorer"),
@@ -306,18 +306,11 @@ async function cachedForDay<T>(
 ): Promise<Cached<T>> {
   const day = utcDay(now);
   if (!refresh) {
-    const row = await db.costCache.findUnique({ where: { key } });
-    if (row && row.day === day)
-      return { value: (row.value as { v: T }).v, fetchedAt: row.fetchedAt, fresh: false };
+    const hit = await cachedCost<T>(db, key, day);
+    if (hit) return { ...hit, fresh: false };
   }
   const value = await fetch();
-  // wrapped: a JSON column cannot hold a bare null
-  const json = { v: value ?? null } as unknown as Prisma.InputJsonValue;
-  await db.costCache.upsert({
-    where: { key },
-    create: { key, day, fetchedAt: now, value: json },
-    update: { day, fetchedAt: now, value: json },
-  });
+  await storeCost(db, key, day, now, value);
   return { value, fetchedAt: now, fresh: true };
 }
 

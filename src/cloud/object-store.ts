@@ -8,6 +8,7 @@ import type {
   StorageClass,
 } from "@aws-sdk/client-s3";
 import { CutoverError, ErrorCode } from "../errors.js";
+import { NETWORK_CODES } from "../util/network.js";
 import { type LazyAwsClient, lazyAwsClient, lazyModule } from "./lazy-sdk.js";
 
 /** Which end of the move a store is: the source is only ever read. */
@@ -138,17 +139,6 @@ const REFUSED_CREDENTIALS = new Set([
   "CredentialsProviderError",
 ]);
 const DENIED = new Set(["AccessDenied", "AllAccessDisabled", "Forbidden"]);
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ETIMEDOUT",
-  "ECONNRESET",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EPIPE",
-  "UND_ERR_SOCKET",
-]);
 
 interface SdkError {
   name?: string;

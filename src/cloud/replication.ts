@@ -682,3 +682,98 @@ export async function readReplicationSettings(client: pg.Client): Promise<Replic
     major: Number(r.major),
   };
 }
+
+// ───────────────────────────── which tables changed ─────────────────────────────
+
+/**
+ * The server's change counters for every user table, with what identifies the statistics they
+ * come from. Compared at two moments on a subscriber, they name the tables the apply worker (or
+ * anyone) changed in between: inserts, updates and deletes each count, and a TRUNCATE shows as
+ * a changed live-row count. Counters only grow while the statistics live; a restart (a crash
+ * discards them) or a pg_stat_reset() changes `epoch`, and then nothing may be concluded.
+ */
+export interface ChangeCounters {
+  epoch: string;
+  tables: Record<string, string>;
+}
+
+export async function readChangeCounters(client: pg.Client): Promise<ChangeCounters> {
+  const [{ rows: e }, { rows }] = await Promise.all([
+    client.query<{ epoch: string }>(
+      `SELECT pg_postmaster_start_time()::text || '|' || coalesce(stats_reset::text, '') AS epoch
+         FROM pg_stat_database WHERE datname = current_database()`,
+    ),
+    client.query<{ name: string; sig: string }>(
+      `SELECT format('%I.%I', schemaname, relname) AS name,
+              concat_ws('/', n_tup_ins, n_tup_upd, n_tup_del, n_live_tup) AS sig
+         FROM pg_stat_user_tables`,
+    ),
+  ]);
+  return { epoch: e[0]?.epoch ?? "", tables: Object.fromEntries(rows.map((r) => [r.name, r.sig])) };
+}
+
+/**
+ * Keeps the counters read just before a subscription was created with the subscription itself
+ * (its comment): they live exactly as long as it does, whoever started it.
+ */
+export async function recordStartCounters(
+  client: pg.Client,
+  subscription: string,
+  counters: ChangeCounters,
+): Promise<void> {
+  await client.query(
+    `COMMENT ON SUBSCRIPTION ${ident(subscription)} IS ${client.escapeLiteral(JSON.stringify({ cutoverCounters: counters }))}`,
+  );
+}
+
+/** The counters {@link recordStartCounters} kept, or null (none kept, or not ours). */
+export async function startCounters(client: pg.Client, subscription: string): Promise<ChangeCounters | null> {
+  const { rows } = await client.query<{ c: string | null }>(
+    `SELECT obj_description(s.oid, 'pg_subscription') AS c FROM pg_subscription s
+      WHERE s.subname = $1 AND s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [subscription],
+  );
+  try {
+    const parsed = JSON.parse(rows[0]?.c ?? "null") as { cutoverCounters?: ChangeCounters } | null;
+    return parsed?.cutoverCounters ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Tables whose counters moved between two readings, or null when the statistics were reset in between. */
+export function changedTables(before: ChangeCounters, after: ChangeCounters): string[] | null {
+  if (before.epoch !== after.epoch) return null;
+  return Object.keys(after.tables)
+    .filter((t) => before.tables[t] !== after.tables[t])
+    .sort();
+}
+
+/**
+ * Stops a subscription's apply worker (ALTER SUBSCRIPTION … DISABLE) and waits until it has
+ * exited. A backend sends its statistics at most once a second while it works, and always as it
+ * exits: after this, the subscriber's counters hold every change the worker applied.
+ */
+export async function stopApplyWorker(client: pg.Client, name: string, timeoutMs: number): Promise<void> {
+  await client.query(`ALTER SUBSCRIPTION ${ident(name)} DISABLE`);
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_subscription st JOIN pg_subscription s ON s.oid = st.subid
+         WHERE s.subname = $1 AND st.pid IS NOT NULL`,
+      [name],
+    );
+    if (rows[0]!.n === "0") return;
+    if (performance.now() > deadline)
+      throw new CutoverError(
+        ErrorCode.TimedOut,
+        `The apply worker of ${name} did not stop within ${Math.round(timeoutMs / 1000)} s after it was disabled.`,
+      );
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Starts a subscription's apply worker again (a switch unwound after its verify). */
+export async function enableSubscription(client: pg.Client, name: string): Promise<void> {
+  await client.query(`ALTER SUBSCRIPTION ${ident(name)} ENABLE`);
+}

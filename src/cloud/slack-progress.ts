@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import type { RunAlert, RunObserver } from "../jobs/Runner.js";
 import type { StepReport } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
-import { loadRun } from "../store/runs.js";
+import { claimRunMessage, loadRun, runChannel, runMessageTs } from "../store/runs.js";
 import { alertView } from "../views/cutover.js";
 import { runMessageView } from "../views/run.js";
 
@@ -81,8 +81,7 @@ export class SlackProgress implements RunObserver {
   /** A top-level message the whole channel sees at once, with a prominent rollback button. */
   runAlert(runId: string, alert: RunAlert): void {
     this.serial(runId, async () => {
-      const run = await this.db.run.findUnique({ where: { id: runId }, select: { channel: true } });
-      const channel = run?.channel ?? this.defaultChannel;
+      const channel = (await runChannel(this.db, runId)) ?? this.defaultChannel;
       const view = alertView(alert.text, alert.rollback);
       await this.client.chat.postMessage({ channel, text: view.text, blocks: view.blocks });
     });
@@ -222,14 +221,9 @@ export class SlackProgress implements RunObserver {
         throw err;
       }
     }
-    const claimed = await this.db.run.updateMany({
-      where: { id: runId, messageTs: null },
-      data: { messageTs: ts },
-    });
-    if (claimed.count === 1) return ts;
+    if (await claimRunMessage(this.db, runId, ts)) return ts;
     await this.client.chat.delete({ channel, ts }).catch(() => undefined);
-    const winner = await this.db.run.findUnique({ where: { id: runId }, select: { messageTs: true } });
-    return winner?.messageTs ?? undefined;
+    return (await runMessageTs(this.db, runId)) ?? undefined;
   }
 
   /** The run's message if it is in the channel already (posted since `since`), by its metadata. */

@@ -357,3 +357,19 @@ export function tailLines(text: string, n: number): string {
 function shortCommand(command: string): string {
   return command.length > 80 ? `${command.slice(0, 77)}…` : command;
 }
+
+/** The OpenSSH public key of a private key ("ssh-ed25519 AAAA… cutover"); `label` names the key in errors. */
+export async function publicKeyOf(privateKey: string, label: string): Promise<string> {
+  // ssh2 loads here, not with the bot: its native crypto holds some 16 MB an idle bot never uses.
+  // It is CommonJS: under Node's ESM loader only its default export is there.
+  const { default: ssh2 } = await import("ssh2");
+  const parsed = ssh2.utils.parseKey(privateKey);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error) {
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      `The SSH key ${label} could not be read${key instanceof Error ? `: ${key.message}` : ""}.`,
+    );
+  }
+  return `${key.type} ${key.getPublicSSH().toString("base64")} cutover`;
+}

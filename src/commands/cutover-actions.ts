@@ -10,7 +10,14 @@ import type { Approval } from "../generated/prisma/client.js";
 import type { CutoverChange } from "../jobs/cutover/types.js";
 import type { DecommissionChange } from "../jobs/steps/decommission.js";
 import type { Metrics } from "../metrics.js";
-import { decideApproval, isUuid, withdrawApproval } from "../store/approvals.js";
+import {
+  decideApproval,
+  findApproval,
+  getApproval,
+  isUuid,
+  setApprovalRun,
+  withdrawApproval,
+} from "../store/approvals.js";
 import { audit } from "../store/audit.js";
 import { claimView } from "../store/views.js";
 import type { Reply } from "../views/blocks.js";
@@ -24,7 +31,7 @@ type ButtonArgs = SlackActionMiddlewareArgs<BlockButtonAction> & AllMiddlewareAr
 
 /** The request a button names; null for an id that is not one (a forged or mangled value). */
 async function findRequest(deps: CommandDeps, id: string): Promise<Approval | null> {
-  return isUuid(id) ? deps.db.approval.findUnique({ where: { id } }) : null;
+  return findApproval(deps.db, id);
 }
 
 const MALFORMED =
@@ -295,8 +302,8 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
         problem = describeError(err);
       }
     }
-    if (runId) await deps.db.approval.update({ where: { id: approvalId }, data: { runId } });
-    const fresh = await deps.db.approval.findUniqueOrThrow({ where: { id: approvalId } });
+    if (runId) await setApprovalRun(deps.db, approvalId, runId);
+    const fresh = await getApproval(deps.db, approvalId);
     await refreshRequest(deps, fresh, { runId });
     if (problem && deps.slack && fresh.channel) {
       await deps.slack.post(fresh.channel, { text: `Approved, but not started: ${problem}.`, blocks: [] });
@@ -372,7 +379,7 @@ export function withdrawCutoverAction(deps: CommandDeps, metrics: Metrics) {
       outcome: "ok",
       details: { approvalId },
     });
-    const approval = await deps.db.approval.findUniqueOrThrow({ where: { id: approvalId } });
+    const approval = await getApproval(deps.db, approvalId);
     await refreshRequest(deps, approval);
   };
 }

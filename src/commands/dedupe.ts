@@ -1,6 +1,7 @@
 import type { AnyMiddlewareArgs, Middleware } from "@slack/bolt";
 import type { Metrics } from "../metrics.js";
 import type { Db } from "../store/client.js";
+import { recordDelivery } from "../store/deliveries.js";
 
 /** The key of an interaction (button, modal, event), the same on each of its retries. */
 export function interactionKey(body: Record<string, unknown>): string | undefined {
@@ -13,10 +14,9 @@ export function interactionKey(body: Record<string, unknown>): string | undefine
 
 /** True the first time a delivery key is seen (in any replica, across restarts); false for a retry. */
 export async function firstDelivery(db: Db, metrics: Metrics, key: string): Promise<boolean> {
-  const inserted =
-    await db.$executeRaw`INSERT INTO slack_deliveries (key) VALUES (${key}) ON CONFLICT DO NOTHING`;
-  if (inserted === 0) metrics.duplicates.inc();
-  return inserted === 1;
+  const first = await recordDelivery(db, key);
+  if (!first) metrics.duplicates.inc();
+  return first;
 }
 
 /**

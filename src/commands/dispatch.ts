@@ -1,7 +1,7 @@
 import { CutoverError, describeError, ErrorCode, isCutoverError } from "../errors.js";
 import { audit } from "../store/audit.js";
-import type { Reply } from "../views/blocks.js";
 import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../views/help.js";
+import { type Answer, failed, invalid, ok, refused } from "./answer.js";
 import type { Caller, CommandDeps } from "./context.js";
 import { auditHandler } from "./handlers/audit.js";
 import { cancelHandler } from "./handlers/cancel.js";
@@ -22,10 +22,10 @@ const READ_ONLY = new Set(["status", "audit", "plan", "kpi", "cost"]);
  * front end both come through here, so they behave the same. Never throws: every failure
  * becomes a reply that says what to do.
  */
-export async function dispatchMigrate(cmd: Command, caller: Caller, deps: CommandDeps): Promise<Reply> {
-  if (cmd.name === "help") return helpView(cmd.topic);
-  if (cmd.name === "unknown") return unknownCommandView(cmd.input, cmd.suggestion);
-  if (cmd.name === "invalid") return invalidUsageView(cmd.subcommand, cmd.message);
+export async function dispatchMigrate(cmd: Command, caller: Caller, deps: CommandDeps): Promise<Answer> {
+  if (cmd.name === "help") return ok(helpView(cmd.topic));
+  if (cmd.name === "unknown") return invalid(unknownCommandView(cmd.input, cmd.suggestion));
+  if (cmd.name === "invalid") return invalid(invalidUsageView(cmd.subcommand, cmd.message));
 
   const refusal = await authorise(cmd.name, caller, deps);
   if (refusal) {
@@ -35,7 +35,7 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
       outcome: "refused",
       details: { reason: refusal.code, channel: caller.channel, via: caller.via },
     }).catch((err) => deps.log.error({ err }, "could not audit a refusal"));
-    return noticeView(`⛔ ${describeError(refusal)}`);
+    return refused(noticeView(`⛔ ${describeError(refusal)}`));
   }
 
   try {
@@ -83,14 +83,16 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
       default: {
         // every command has a handler; a new one that forgets its case still gets an answer
         const name = (cmd as { name: string }).name;
-        return noticeView(
-          `\`${name}\` is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
+        return invalid(
+          noticeView(
+            `\`${name}\` is not available in this build of Cutover yet. Type \`/migrate help\` for what is.`,
+          ),
         );
       }
     }
   } catch (err) {
     if (!isCutoverError(err)) deps.log.error({ err, command: cmd.name, user: caller.user }, "command failed");
-    return noticeView(`⚠️ ${describeError(err)}`);
+    return failed(noticeView(`⚠️ ${describeError(err)}`));
   }
 }
 

@@ -1,9 +1,9 @@
 import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt";
 import { describeError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
-import type { Reply } from "../views/blocks.js";
 import { noticeView } from "../views/help.js";
 import { AfterAck } from "./after-ack.js";
+import { type Answer, failed } from "./answer.js";
 import type { CommandDeps } from "./context.js";
 import { firstDelivery } from "./dedupe.js";
 import { dispatchMigrate } from "./dispatch.js";
@@ -34,7 +34,7 @@ export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = n
     await ack();
     metrics.ackSeconds.observe((performance.now() - started) / 1000);
     await afterAck.run(async () => {
-      let reply: Reply;
+      let reply: Answer;
       try {
         // A retried delivery of a command already handled does nothing (help and unknown input above are safe to repeat).
         if (command.trigger_id && !(await firstDelivery(deps.db, metrics, `command:${command.trigger_id}`)))
@@ -43,11 +43,11 @@ export function migrateCommand(deps: CommandDeps, metrics: Metrics, afterAck = n
       } catch (err) {
         // the state database unreachable, say: the person still gets an answer that says so
         deps.log.error({ err, command: cmd.name }, "command failed before it could answer");
-        reply = noticeView(`⚠️ ${describeError(err)}`);
+        reply = failed(noticeView(`⚠️ ${describeError(err)}`));
       }
       metrics.commands.inc({
         command: cmd.name,
-        outcome: reply.text.startsWith("⛔") ? "refused" : "answered",
+        outcome: reply.outcome === "refused" ? "refused" : "answered",
       });
       await respond({ response_type: "ephemeral", text: reply.text, blocks: reply.blocks });
     });

@@ -5,9 +5,8 @@ import { fileURLToPath } from "node:url";
 import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument, stringify } from "yaml";
 import type { z } from "zod";
 import { CutoverError, ErrorCode } from "../errors.js";
+import { closeMatches, didYouMean } from "../text/suggest.js";
 import {
-  closest,
-  didYouMean,
   isSecretKeyName,
   type MigrationFile,
   MigrationFileSchema,
@@ -283,7 +282,7 @@ function secretKeyAdvice(key: string, parent: Seg[]): string {
     return `${what} — write \`${key}: { env: ${key} }\` and set ${key} in Cutover's environment`;
   }
   const envKeys = keysAt(parent).filter((k) => k.endsWith("Env"));
-  const best = closest(`${key}Env`, envKeys, 1)[0] ?? `${key}Env`;
+  const best = closeMatches(`${key}Env`, envKeys, 1)[0] ?? `${key}Env`;
   return `${what} — remove it, write \`${best}: SOME_VARIABLE\` (the NAME of an environment variable) and set that variable in Cutover's environment`;
 }
 
@@ -331,7 +330,7 @@ function issueProblems(issues: readonly Issue[], raw: Rec, secretPaths: Seg[][])
     for (const key of issue.keys) {
       const here = [...at, key];
       if (secretPaths.some((s) => startsWith(here, s))) continue;
-      const guess = closest(key, allowed, 1)[0];
+      const guess = closeMatches(key, allowed, 1)[0];
       if (guess !== undefined) {
         const missing = flat.some(
           (f) =>
@@ -604,7 +603,7 @@ function unknownStepTypes(raw: Rec, known: readonly string[]): Problem[] {
       const uses = get(step, ["uses"]);
       if (typeof uses !== "string" || known.includes(uses)) return;
       const here: Seg[] = ["runbook", "phases", p, "steps", s, "uses"];
-      const guess = closest(uses, known, 1)[0];
+      const guess = closeMatches(uses, known, 1)[0];
       out.push({
         path: here,
         kind: "file",

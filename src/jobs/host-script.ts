@@ -138,6 +138,21 @@ function gunicornConf(host: HostConfig): string {
     'errorlog = "-"',
     "capture_output = True",
     "",
+    "# A master killed outright (kill -9, the OOM killer) leaves its workers behind: uvicorn's worker,",
+    "# unlike gunicorn's own, never checks that its parent is alive, so they keep serving the old",
+    "# code and keep the port, and the master Supervisor restarts cannot bind it. The kernel tells",
+    "# each worker when its master dies (PR_SET_PDEATHSIG); SIGTERM closes its listener at once.",
+    "import ctypes",
+    "import os",
+    "import signal",
+    "",
+    "",
+    "def post_fork(server, worker):",
+    "    PR_SET_PDEATHSIG = 1",
+    "    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))",
+    "    if os.getppid() != worker.ppid:  # the master died before the line above",
+    "        os.kill(os.getpid(), signal.SIGTERM)",
+    "",
   ].join("\n");
 }
 

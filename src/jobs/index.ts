@@ -3,6 +3,7 @@ import { type Clock, systemClock } from "../clock.js";
 import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { MigrationFile } from "../config/schema.js";
 import { kpiWindowGreen } from "../digest/sources.js";
+import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
 import type { LiveDeps } from "./cutover/live.js";
 import { stepRegistry } from "./define-step.js";
@@ -19,9 +20,15 @@ import { createStorageSteps } from "./steps/storage.js";
 import { createVerificationSteps } from "./steps/verify.js";
 import type { StepRegistry } from "./types.js";
 
-/** What step factories may use. Adapters over outside services are built from these, here only. */
+/** What step factories may use. Clients come from `ports`; none is built in a step. */
 export interface StepDeps {
+  /**
+   * the variables the migration file names (database URLs, the SSH key path, passwords);
+   * endpoints and AWS credentials are read by the ports alone
+   */
   env: NodeJS.ProcessEnv;
+  /** every outside client (src/ports.ts); a test may hand in its own, in memory */
+  ports: Ports;
   file: MigrationFile;
   /** CUTOVER_DATA_DIR, absolute: dumps, reports and caches live under it */
   dataDir: string;

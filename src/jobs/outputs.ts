@@ -1,6 +1,7 @@
 import type { MigrationFile, ValueRefName } from "../config/schema.js";
 import { CutoverError, ErrorCode } from "../errors.js";
 import type { Db } from "../store/client.js";
+import { latestResults } from "../store/steps.js";
 
 /**
  * Values one step produces and another needs (the static IP the DNS record points to, the
@@ -25,13 +26,8 @@ export async function latestFigure(
 ): Promise<string | undefined> {
   const stepIds = file.runbook.phases.flatMap((p) => p.steps.filter((s) => s.uses === uses).map((s) => s.id));
   if (stepIds.length === 0) return undefined;
-  const rows = await db.stepExecution.findMany({
-    where: { step: { in: stepIds }, status: "succeeded", run: { env: file.environment, dryRun: false } },
-    orderBy: { finishedAt: "desc" },
-    take: 5,
-  });
-  for (const row of rows) {
-    const figures = (row.result as { figures?: Record<string, unknown> } | null)?.figures;
+  for (const result of await latestResults(db, file.environment, stepIds, 5)) {
+    const figures = (result as { figures?: Record<string, unknown> } | null)?.figures;
     const value = figures?.[figure];
     if (typeof value === "string" && value) return value;
   }

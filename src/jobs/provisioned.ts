@@ -1,11 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { awsOptionsFromEnv } from "../cloud/aws-access.js";
-import { createRds } from "../cloud/rds.js";
-import { readRdsManagedPassword } from "../cloud/secrets.js";
 import type { MigrationFile, RdsConfig, ValueRefName } from "../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../errors.js";
+import { type Ports, portsOf } from "../ports.js";
 
 /**
  * Values one step provisions and another needs (the static IP, the database endpoint), kept in
@@ -106,6 +104,8 @@ export async function readRdsMasterPassword(deps: {
   rds: RdsConfig;
   /** the AWS region of the instance (target.aws.region); needed for secrets-manager */
   region?: string;
+  /** where RDS and Secrets Manager are asked, for secrets-manager */
+  ports: Pick<Ports, "rds" | "secrets">;
 }): Promise<string> {
   const { rds } = deps;
   if (rds.masterPasswordEnv) {
@@ -133,9 +133,7 @@ export async function readRdsMasterPassword(deps: {
   }
   // secrets-manager: RDS generated the password and keeps it in the secret named on the instance
   const region = deps.region ?? "us-east-1";
-  const instance = await createRds(awsOptionsFromEnv(deps.env, "RDS", region)).describeInstance(
-    rds.identifier,
-  );
+  const instance = await deps.ports.rds(region).describeInstance(rds.identifier);
   if (!instance) {
     throw new CutoverError(
       ErrorCode.BadArgument,
@@ -151,10 +149,7 @@ export async function readRdsMasterPassword(deps: {
       },
     );
   }
-  return readRdsManagedPassword(
-    awsOptionsFromEnv(deps.env, "SECRETSMANAGER", region),
-    instance.masterUserSecretArn,
-  );
+  return deps.ports.secrets(region).rdsManagedPassword(instance.masterUserSecretArn);
 }
 
 /**
@@ -165,6 +160,7 @@ export async function rdsConnectionUrl(deps: {
   env: NodeJS.ProcessEnv;
   dataDir: string;
   file: MigrationFile;
+  ports?: Ports | undefined;
 }): Promise<string> {
   const rds = deps.file.target?.rds;
   if (!rds) throw new CutoverError(ErrorCode.ConfigInvalid, "target.rds: missing from the migration file");
@@ -182,6 +178,7 @@ export async function rdsConnectionUrl(deps: {
     dataDir: deps.dataDir,
     rds,
     ...(deps.file.target?.aws.region ? { region: deps.file.target.aws.region } : {}),
+    ports: portsOf(deps),
   });
   const u = encodeURIComponent;
   return `postgresql://${u(rds.masterUsername)}:${u(password)}@${endpoint}:${port}/${u(rds.dbName)}?sslmode=require`;
@@ -201,7 +198,7 @@ const PROVIDER: Record<string, string> = {
  * The value behind a `{ ref: … }`: recorded by the providing step, or (for plain facts) the file.
  */
 export async function resolveValueRef(
-  deps: { env: NodeJS.ProcessEnv; dataDir: string; file: MigrationFile },
+  deps: { env: NodeJS.ProcessEnv; dataDir: string; file: MigrationFile; ports?: Ports | undefined },
   ref: ValueRefName,
 ): Promise<string> {
   if (ref === "target.rds.url") return rdsConnectionUrl(deps);

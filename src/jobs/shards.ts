@@ -1,11 +1,14 @@
 import { createHash } from "node:crypto";
 import type { PgBoss } from "pg-boss";
 import type { Logger } from "pino";
+import type { ObjectStore } from "../cloud/object-store.js";
 import type { MigrationFile } from "../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../errors.js";
-import type { Prisma } from "../generated/prisma/client.js";
+import { checkpointStore, checkpointsUnder, deleteCheckpoint } from "../store/checkpoints.js";
 import type { Db } from "../store/client.js";
+import { loadExecution } from "../store/steps.js";
 import { findStep } from "./runbook.js";
+import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage-listing.js";
 import type {
   CheckpointStore,
   Progress,
@@ -53,26 +56,6 @@ export interface ShardDeps {
 
 const prefix = (index: number, name = "") => `shard/${name ? `${name}/` : ""}${index}/`;
 
-/** A checkpoint store on the state database: one row per (execution, key). */
-export function checkpointStore(db: Db, executionId: string, keyPrefix = ""): CheckpointStore {
-  return {
-    async get<T>(key: string) {
-      const row = await db.checkpoint.findUnique({
-        where: { executionId_key: { executionId, key: keyPrefix + key } },
-      });
-      return row ? (row.value as T) : undefined;
-    },
-    async set(key, value) {
-      const json = value as Prisma.InputJsonValue;
-      await db.checkpoint.upsert({
-        where: { executionId_key: { executionId, key: keyPrefix + key } },
-        create: { executionId, key: keyPrefix + key, value: json },
-        update: { value: json },
-      });
-    },
-  };
-}
-
 /** Creates the queue parts travel on. */
 export async function prepareShardQueue(boss: PgBoss): Promise<void> {
   // A worker that stops beating for 10 s (pg-boss beats every 5 s while the handler runs) is taken
@@ -113,10 +96,7 @@ async function runShard(deps: ShardDeps, job: ShardJob, signal: AbortSignal): Pr
   }
   const done = await own.get<{ result: unknown }>("result");
   if (done) return done.result; // finished before, its completion lost: nothing to do again
-  const execution = await db.stepExecution.findUnique({
-    where: { id: job.executionId },
-    include: { run: true },
-  });
+  const execution = await loadExecution(db, job.executionId);
   if (!execution) throw new Error(`no step execution ${job.executionId}`);
   const found = findStep(file, execution.step);
   const definition = found
@@ -201,7 +181,7 @@ export function shardPool(
           jobIds[index] = existing.id;
           continue;
         }
-        await db.checkpoint.deleteMany({ where: { executionId, key: `${prefix(index, name)}error` } });
+        await deleteCheckpoint(db, executionId, `${prefix(index, name)}error`);
         const id = await boss.send(SHARD_QUEUE, {
           executionId,
           name,
@@ -214,10 +194,7 @@ export function shardPool(
         jobIds[index] = id;
       }
       for (;;) {
-        const rows = await db.checkpoint.findMany({
-          where: { executionId, key: { startsWith: name ? `shard/${name}/` : "shard/" } },
-          select: { key: true, value: true },
-        });
+        const rows = await checkpointsUnder(db, executionId, name ? `shard/${name}/` : "shard/");
         const each: Array<Progress | undefined> = parts.map(() => undefined);
         const results = new Map<number, R>();
         const errors = new Map<number, string>();
@@ -267,4 +244,33 @@ export function shardPool(
       }
     },
   };
+}
+
+/**
+ * A step's key ranges, split once per execution: the first call samples the source listing
+ * (reporting how far it got) and keeps the split in the checkpoint, so a retry, a resumed step and
+ * a second pass over the same ranges (storage.sync's check) reuse it and finished ranges stay
+ * finished.
+ */
+export async function splitOnce(
+  source: ObjectStore,
+  parts: number,
+  opts: Omit<ListingOptions, "signal" | "onPage">,
+  ctx: Pick<StepContext, "checkpoint" | "progress" | "signal">,
+): Promise<KeySplit> {
+  const kept = await ctx.checkpoint.get<KeySplit>("split");
+  if (kept) return kept;
+  const split = await splitKeySpace(source, parts, {
+    ...opts,
+    signal: ctx.signal,
+    onListed: (n) =>
+      ctx.progress({
+        done: 0,
+        activity: n,
+        unit: "objects",
+        message: `splitting the key space into ${parts} ranges: ${n.toLocaleString("en-US")} listed`,
+      }),
+  });
+  await ctx.checkpoint.set("split", split);
+  return split;
 }

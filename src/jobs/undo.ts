@@ -1,7 +1,6 @@
 import type { MigrationFile } from "../config/schema.js";
 import { CutoverError, ErrorCode } from "../errors.js";
-import type { Prisma } from "../generated/prisma/client.js";
-import type { Db } from "../store/client.js";
+import { isUndoOptions, type UndoSource } from "../store/checkpoints.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type { StepDefinition, StepRegistry } from "./types.js";
 
@@ -15,7 +14,7 @@ import type { StepDefinition, StepRegistry } from "./types.js";
  * before"), so it removes only what Cutover created and puts back what it changed.
  */
 export function isUndoRun(options: unknown): boolean {
-  return typeof options === "object" && options !== null && (options as { undo?: unknown }).undo === true;
+  return isUndoOptions(options);
 }
 
 /** The steps of a phase (or one step) that can be undone, newest first: the compensation stack. */
@@ -37,57 +36,6 @@ export function undoTarget(file: MigrationFile, registry: StepRegistry, name: st
     );
   }
   return { ...target, steps };
-}
-
-/** What an undo step knows of the run it undoes. */
-export interface UndoSource {
-  /** the run whose execution of the step is undone; absent when the step never ran here */
-  runId?: string;
-  /** true when the last thing done to the step was an undo that finished */
-  alreadyUndone: boolean;
-  /** what the step recorded as it ran, shown in the preview */
-  recorded: Record<string, unknown>;
-}
-
-/**
- * Gives an undo execution the checkpoints of the step's last real execution (any outcome: an
- * aborted run is the usual reason to undo), so the step's `undo` reads what that run created.
- */
-export async function borrowCheckpoints(
-  db: Db,
-  executionId: string,
-  step: string,
-  env: string,
-): Promise<UndoSource> {
-  const earlier = await db.stepExecution.findMany({
-    where: {
-      step,
-      id: { not: executionId },
-      status: { in: ["failed", "cancelled", "succeeded"] },
-      run: { env, dryRun: false },
-    },
-    orderBy: { updatedAt: "desc" },
-    take: 1,
-    include: { checkpoints: true, run: { select: { id: true, options: true } } },
-  });
-  const last = earlier[0];
-  if (!last) return { alreadyUndone: false, recorded: {} };
-  if (isUndoRun(last.run.options)) {
-    if (last.status === "succeeded") return { runId: last.run.id, alreadyUndone: true, recorded: {} };
-    // an undo that failed part-way: its checkpoints are those it borrowed, carried on from there
-  }
-  const recorded = Object.fromEntries(last.checkpoints.map((c) => [c.key, c.value]));
-  if ((await db.checkpoint.count({ where: { executionId } })) === 0 && last.checkpoints.length > 0) {
-    await db.checkpoint.createMany({
-      data: last.checkpoints.map((c) => ({
-        executionId,
-        key: c.key,
-        value: c.value as Prisma.InputJsonValue,
-      })),
-      skipDuplicates: true,
-    });
-  }
-  return { runId: last.run.id, alreadyUndone: false, recorded };
 }
 
 const shortRun = (id: string) => id.slice(0, 8);

@@ -6,7 +6,9 @@ import type { ProbeOptions, ProbeResult } from "../cloud/probe.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import { targetEndpoint } from "../jobs/steps/db-common.js";
+import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
+import { claimPrune, monitoringState, recordRound } from "../store/kpi.js";
 import type { Reply } from "../views/blocks.js";
 import { kpiAlertView } from "../views/kpi.js";
 import {
@@ -47,28 +49,7 @@ export function runbookHasKpiMonitor(file: MigrationFile): boolean {
   return file.runbook.phases.some((p) => p.steps.some((s) => s.uses === "kpi.monitor"));
 }
 
-/** Switches sampling on or off for an environment (the kpi.monitor step's run and undo); a no-op when it already is. */
-export async function setMonitoring(
-  db: Db,
-  env: string,
-  enabled: boolean,
-  by: string,
-  now: Date,
-): Promise<void> {
-  const current = await db.kpiMonitorState.findUnique({ where: { env } });
-  // keeps when it was switched on, so "sampling since" survives a rerun of the step
-  if (current?.enabled === enabled && current.changedAt) return;
-  await db.kpiMonitorState.upsert({
-    where: { env },
-    create: { env, enabled, changedBy: by, changedAt: now },
-    update: { enabled, changedBy: by, changedAt: now },
-  });
-}
-
-/** The monitor's stored state for an environment, or null before anything was recorded. */
-export async function monitoringState(db: Db, env: string) {
-  return db.kpiMonitorState.findUnique({ where: { env } });
-}
+export { monitoringState, setMonitoring } from "../store/kpi.js";
 
 /**
  * Whether probe rounds run now. With a `kpi.monitor` step in the runbook, sampling starts when
@@ -194,11 +175,7 @@ export class KpiMonitor {
         ...(this.deps.probe ? { probe: this.deps.probe } : {}),
       });
       await storeSamples(db, samples);
-      await db.kpiMonitorState.upsert({
-        where: { env: file.environment },
-        create: { env: file.environment, lastRoundAt: at },
-        update: { lastRoundAt: at },
-      });
+      await recordRound(db, file.environment, at);
       const transitions = await this.checkThresholds(at);
       const pruned = await this.pruneIfDue(at);
       const failed = samples.filter((s) => !s.ok);
@@ -235,14 +212,7 @@ export class KpiMonitor {
   private async pruneIfDue(at: Date): Promise<number> {
     const { db, file } = this.deps;
     // one replica wins the hour: the update only matches while the last prune is old enough
-    const due = await db.kpiMonitorState.updateMany({
-      where: {
-        env: file.environment,
-        OR: [{ prunedAt: null }, { prunedAt: { lte: new Date(at.getTime() - PRUNE_EVERY_MS) } }],
-      },
-      data: { prunedAt: at },
-    });
-    if (due.count === 0) return 0;
+    if (!(await claimPrune(db, file.environment, at, PRUNE_EVERY_MS))) return 0;
     const pruned = await pruneSamples(db, at, file.kpis.retentionDays);
     if (pruned)
       this.deps.log.info({ pruned, retentionDays: file.kpis.retentionDays }, "pruned old KPI samples");
@@ -273,6 +243,8 @@ export function createKpiMonitor(opts: {
   env: NodeJS.ProcessEnv;
   /** CUTOVER_DATA_DIR: where the provisioned RDS endpoint is recorded */
   dataDir: string;
+  /** the RDS and Secrets Manager ports the target database's password may come from */
+  ports: Ports;
   /** where the target database is; default as the database steps find it */
   targetDatabase?: () => Promise<Endpoint>;
   now?: () => number;
@@ -280,7 +252,7 @@ export function createKpiMonitor(opts: {
   const { file } = opts;
   const target =
     opts.targetDatabase ??
-    (() => targetEndpoint({ env: opts.env, file, dataDir: opts.dataDir, log: opts.log }));
+    (() => targetEndpoint({ env: opts.env, ports: opts.ports, file, dataDir: opts.dataDir, log: opts.log }));
   const database = probesDatabase(file)
     ? createDatabaseTimer(target, file.kpis.probes.database.query)
     : undefined;

@@ -1,5 +1,6 @@
 import type { KpiConfig } from "../config/schema.js";
 import type { Db } from "../store/client.js";
+import { flipAlertState, latestProbes, unflipAlertState } from "../store/kpi.js";
 import { DB_TARGET, type KpiSummary } from "./summary.js";
 
 /** How long each threshold's `period` looks back. */
@@ -137,19 +138,7 @@ export function kpiChecks(
  * probe clears it. These answer "is it up now?", which a 24-hour availability figure cannot.
  */
 export async function downChecks(db: Db, now: Date, consecutive = 2): Promise<KpiCheck[]> {
-  const rows = await db.$queryRaw<
-    Array<{ target: string; failed: number; total: number; last_error: string | null }>
-  >`
-    SELECT target,
-           (count(*) FILTER (WHERE NOT ok))::int AS failed,
-           count(*)::int AS total,
-           (array_agg(error ORDER BY at DESC))[1] AS last_error
-      FROM (SELECT target, ok, error, at,
-                   row_number() OVER (PARTITION BY target ORDER BY at DESC, id DESC) AS rn
-              FROM kpi_samples
-             WHERE at > ${now}::timestamptz - interval '1 day' AND at <= ${now}::timestamptz) k
-     WHERE rn <= ${consecutive}
-     GROUP BY target`;
+  const rows = await latestProbes(db, now, consecutive);
   return rows.map((r) => ({
     key: `down:${r.target}`,
     title: r.target === DB_TARGET ? "Target database" : `Endpoint ${r.target}`,
@@ -182,36 +171,25 @@ export async function applyAlertStates(
 ): Promise<AlertTransition[]> {
   const transitions: AlertTransition[] = [];
   for (const check of checks) {
-    await db.kpiAlertState.createMany({
-      data: [{ key: check.key, breached: false, since: now }],
-      skipDuplicates: true,
-    });
-    const before = await db.kpiAlertState.findUnique({ where: { key: check.key } });
-    if (!before || before.breached === check.breached) continue;
-    const changed = await db.kpiAlertState.updateMany({
-      where: { key: check.key, breached: !check.breached },
-      data: {
+    const previousSince = await flipAlertState(
+      db,
+      {
+        key: check.key,
         breached: check.breached,
-        since: now,
         value: check.value ?? null,
         threshold: check.threshold,
         message: `${check.title} over ${check.window}: ${check.detail}`.slice(0, 500),
       },
-    });
-    if (changed.count === 1) transitions.push({ check, previousSince: before.since });
+      now,
+    );
+    if (previousSince) transitions.push({ check, previousSince });
   }
   return transitions;
 }
 
 /** Puts a transition back when its message could not be posted, so the next round posts it. */
 export async function revertAlertState(db: Db, t: AlertTransition): Promise<void> {
-  await db.kpiAlertState.updateMany({
-    where: { key: t.check.key, breached: t.check.breached },
-    data: { breached: !t.check.breached, since: t.previousSince },
-  });
+  await unflipAlertState(db, t.check.key, t.check.breached, t.previousSince);
 }
 
-/** The alerts breached now, oldest first. */
-export async function breachedAlerts(db: Db) {
-  return db.kpiAlertState.findMany({ where: { breached: true }, orderBy: { since: "asc" } });
-}
+export { breachedAlerts } from "../store/kpi.js";

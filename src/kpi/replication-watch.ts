@@ -3,6 +3,7 @@ import { describeError } from "../errors.js";
 import { describeReplication, type LiveDeps, replicationStatus } from "../jobs/cutover/live.js";
 import { describeLag } from "../jobs/steps/db-replicate.js";
 import type { Db } from "../store/client.js";
+import { replicationEvents } from "../store/kpi.js";
 import type { Reply } from "../views/blocks.js";
 import { esc } from "../views/blocks.js";
 import { type AlertTransition, applyAlertStates, type KpiCheck, revertAlertState } from "./alerts.js";
@@ -24,14 +25,7 @@ export async function replicationChecks(live: LiveDeps, db: Db): Promise<KpiChec
   const found = await replicationStatus(live.step);
   const checks: KpiCheck[] = [];
   // a direction whose replication was started (audited) must have its slot: one that vanished is a breach
-  const started = await db.auditEvent.findMany({
-    where: {
-      action: { in: ["replication.start", "replication.end", "replication.teardown"] },
-      target: live.step.file.environment,
-    },
-    orderBy: { id: "desc" },
-    take: 20,
-  });
+  const started = await replicationEvents(db, live.step.file.environment);
   for (const d of ["fwd", "rev"] as const) {
     const s = found.find((f) => f.direction === d);
     const last = started.find(

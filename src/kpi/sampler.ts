@@ -2,7 +2,6 @@ import pg from "pg";
 import { connectionProblem, type Endpoint, scrub } from "../cloud/postgres.js";
 import { type ProbeOptions, type ProbeResult, probeOnce } from "../cloud/probe.js";
 import type { KpiConfig } from "../config/schema.js";
-import type { Db } from "../store/client.js";
 import { DB_TARGET } from "./summary.js";
 
 /** One stored sample (a row of `kpi_samples`). */
@@ -146,14 +145,4 @@ export async function sampleRound(opts: RoundOptions): Promise<KpiSampleRow[]> {
   return Promise.all(database ? [...http, database] : http);
 }
 
-/** Writes a round's samples. */
-export async function storeSamples(db: Db, rows: readonly KpiSampleRow[]): Promise<void> {
-  if (rows.length) await db.kpiSample.createMany({ data: [...rows] });
-}
-
-/** Deletes samples older than `retentionDays` before `now`; returns how many went. */
-export async function pruneSamples(db: Db, now: Date, retentionDays: number): Promise<number> {
-  const before = new Date(now.getTime() - retentionDays * 24 * 3600_000);
-  const { count } = await db.kpiSample.deleteMany({ where: { at: { lt: before } } });
-  return count;
-}
+export { pruneSamples, storeSamples } from "../store/kpi.js";

@@ -1,5 +1,6 @@
 import { CutoverError, ErrorCode } from "../errors.js";
 import type { Db } from "../store/client.js";
+import { type KpiFigureRow, kpiDailyRows, kpiWindowRows } from "../store/kpi.js";
 
 /**
  * KPI figures derived from the probe samples in `kpi_samples` (written by the KPI monitor,
@@ -53,15 +54,7 @@ export interface KpiDay extends EndpointFigures {
   dbSamples: number;
 }
 
-interface Row {
-  target: string | null;
-  samples: number;
-  ok: number;
-  up: number;
-  avg_ms: number | null;
-  p95_ms: number | null;
-  last_error: string | null;
-}
+type Row = KpiFigureRow;
 
 const round1 = (n: number | null | undefined) =>
   n === null || n === undefined ? undefined : Math.round(n * 10) / 10;
@@ -98,17 +91,7 @@ export async function kpiSummary(db: Db, window: { from: Date; to: Date }): Prom
   if (from.getTime() > to.getTime())
     throw new CutoverError(ErrorCode.BadArgument, "kpiSummary: `from` is after `to` — swap the two.");
   // GROUPING SETS: one row per target, plus one row for all endpoints together (target NULL, is_db false).
-  const rows = await db.$queryRaw<Array<Row & { is_db: boolean }>>`
-    SELECT CASE WHEN GROUPING(target) = 0 THEN target END AS target,
-           is_db,
-           count(*)::int AS samples,
-           (count(*) FILTER (WHERE ok))::int AS ok,
-           (count(*) FILTER (WHERE status IS NOT NULL AND status < 500))::int AS up,
-           avg(latency_ms) FILTER (WHERE ok) AS avg_ms,
-           percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE ok) AS p95_ms,
-           (array_agg(error ORDER BY at DESC) FILTER (WHERE NOT ok))[1] AS last_error
-      FROM (SELECT *, target = ${DB_TARGET} AS is_db FROM kpi_samples WHERE at >= ${from} AND at < ${to}) k
-     GROUP BY GROUPING SETS ((target, is_db), (is_db))`;
+  const rows = await kpiWindowRows(db, { from, to }, DB_TARGET);
   const all = rows.find((r) => r.target === null && r.is_db === false);
   const dbRow = rows.find((r) => r.target === DB_TARGET);
   const dbFigures = figures(dbRow);
@@ -165,31 +148,7 @@ export async function kpiDaily(
     );
   const now = opts.now ?? new Date();
   const offset = opts.includeToday === false ? 1 : 0;
-  const rows = await db.$queryRaw<Array<Row & { day: string; db_samples: number; db_avg_ms: number | null }>>`
-    WITH span AS (
-      SELECT (${now}::timestamptz AT TIME ZONE ${tz})::date - ${offset}::int AS last_day
-    ), days AS (
-      SELECT (s.last_day - g)::date AS day
-        FROM span s, generate_series(0, ${days}::int - 1) AS g
-    ), samples AS (
-      SELECT (k.at AT TIME ZONE ${tz})::date AS day, k.*
-        FROM kpi_samples k, span s
-       WHERE k.at >= ((s.last_day - (${days}::int - 1))::timestamp AT TIME ZONE ${tz})
-         AND k.at < ((s.last_day + 1)::timestamp AT TIME ZONE ${tz})
-    )
-    SELECT d.day::text AS day,
-           NULL::text AS target,
-           (count(x.id) FILTER (WHERE x.target <> ${DB_TARGET}))::int AS samples,
-           (count(x.id) FILTER (WHERE x.target <> ${DB_TARGET} AND x.ok))::int AS ok,
-           (count(x.id) FILTER (WHERE x.target <> ${DB_TARGET} AND x.status IS NOT NULL AND x.status < 500))::int AS up,
-           avg(x.latency_ms) FILTER (WHERE x.target <> ${DB_TARGET} AND x.ok) AS avg_ms,
-           percentile_disc(0.95) WITHIN GROUP (ORDER BY x.latency_ms) FILTER (WHERE x.target <> ${DB_TARGET} AND x.ok) AS p95_ms,
-           NULL::text AS last_error,
-           (count(x.id) FILTER (WHERE x.target = ${DB_TARGET}))::int AS db_samples,
-           avg(x.latency_ms) FILTER (WHERE x.target = ${DB_TARGET} AND x.ok) AS db_avg_ms
-      FROM days d LEFT JOIN samples x ON x.day = d.day
-     GROUP BY d.day
-     ORDER BY d.day`;
+  const rows = await kpiDailyRows(db, { days, now, tz, offset, dbTarget: DB_TARGET });
   return rows.map((r) => ({
     day: r.day,
     ...figures(r),

@@ -5,6 +5,7 @@ import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
 import { parseMigrationFile } from "../config/load.js";
 import type { MigrationFile } from "../config/schema.js";
 import { createStepRegistry } from "../jobs/index.js";
+import { createPorts } from "../ports.js";
 import { SHOP_APP_ROLE } from "../sandbox/live-shop.js";
 import type { Db } from "../store/client.js";
 import type { World } from "./world.js";
@@ -50,6 +51,7 @@ export interface RehearsalConfig {
 export function availableStepTypes(file: MigrationFile): Set<string> {
   const registry = createStepRegistry({
     env: {},
+    ports: createPorts({ env: {} }, file),
     file,
     dataDir: "/nonexistent",
     log: pino({ level: "silent" }),

@@ -16,6 +16,7 @@ import type { RecordedCall } from "../sandbox/FakeSlack.js";
 import { grantShopApp, ledgerReport, type TrafficLog } from "../sandbox/live-shop.js";
 import { fillBucket, type MediaSpec } from "../sandbox/media.js";
 import { generateShopDatabase } from "../sandbox/shop-data.js";
+import { parseDuration } from "../text/units.js";
 import { ACTION, CALLBACK, INPUT } from "../views/ids.js";
 import { renderBlocksAsText } from "../views/text.js";
 import type { RehearsalArgs } from "./args.js";
@@ -76,14 +77,6 @@ export function mediaSpecFor(sizeMb: number): MediaSpec {
     seed: 20260210,
     prefix: "uploads/",
   };
-}
-
-/** Durations as the bot writes them ("850 ms", "1.2 s", "1 min 3 s") back to milliseconds. */
-export function parseDuration(text: string): number | null {
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)\s*(ms|s|min|h)\b/g)];
-  if (!parts.length) return null;
-  const unit = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 } as const;
-  return parts.reduce((sum, m) => sum + Number(m[1]) * unit[m[2] as keyof typeof unit], 0);
 }
 
 async function countRows(url: string): Promise<Record<string, number>> {
@@ -886,7 +879,7 @@ async function rollbackDrill(ctx: DriveContext): Promise<void> {
     { timeoutMs: 60_000 },
   );
   const text = String(done.args.text ?? "");
-  const ms = parseDuration(/From confirmation to verified: ([^.\n]+)/.exec(text)?.[1] ?? "");
+  const ms = parseDuration(/From confirmation to verified: ([^.\n]+)/.exec(text)?.[1] ?? "") ?? null;
   const ok = /done in/.test(text);
   report.rollback = {
     by: `${OPERATOR.name} <${OPERATOR.id}>`,

@@ -339,7 +339,7 @@ export function verdictLines(r: RehearsalReport, paths: { md: string; json: stri
   const g = r.live?.ledger;
   if (r.live && g)
     lines.push(
-      `   live shop: ${n(g.acknowledged.writes)} acknowledged writes at ${r.live.writesPerSecond}/s, ${g.lost} lost, ${g.duplicated} duplicated, ${g.misapplied} misapplied; uploads ${g.objects?.lost ?? "?"} lost of ${n(g.objects?.acknowledged ?? 0)}; ${n(g.failedWrites.count)} failed writes; reads ${pct(g.reads.availabilityPct)}`,
+      `   live shop: ${n(g.acknowledged.writes)} acknowledged writes at ${r.live.writesPerSecond}/s, ${g.lost} lost, ${g.duplicated} duplicated, ${g.misapplied} misapplied; uploads ${g.objects?.lost ?? "?"} lost of ${n(g.objects?.acknowledged ?? 0)}; ${n(g.failedWrites.count)} failed writes${g.unconfirmed ? ` (${g.unconfirmed} got no answer and took effect)` : ""}; reads ${pct(g.reads.availabilityPct)}`,
       `   write outage (traffic / Cutover): ${r.live.switches.map((s) => `${s.name} ${secs(s.traffic.writeOutageMs)} / ${secs(s.cutover.writeOutageMs)}`).join(" · ")}; lag p99 ${secs(r.live.lag.p99Ms)}; ${r.live.replicationLeft === null ? "replication left: not checked" : r.live.replicationLeft.length ? `left: ${r.live.replicationLeft.join(", ")}` : "no slot or publication left"}`,
     );
   if (r.fault)

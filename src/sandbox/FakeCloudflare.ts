@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type AddressInfo, isIP } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { isIP } from "node:net";
+import { CallRecord, FakeHttpServer, FaultPlan } from "./fake-harness.js";
 
 /**
  * One request the fake received. The token is never kept: `authorized` says whether it matched.
@@ -261,15 +262,6 @@ interface ProjectState {
   failNext: FakeStage["name"][];
 }
 
-interface FaultRule {
-  match: CallMatch | undefined;
-  fault: Required<CloudflareFault>;
-}
-
-interface FailAfterRule extends FaultRule {
-  remaining: number;
-}
-
 interface LatencyRule {
   match: CallMatch | undefined;
   ms: number;
@@ -304,13 +296,17 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   private readonly minTtl: number;
   private deploymentMs: number;
   private readonly initialDeploymentMs: number;
-  private server: Server | undefined;
-  private port = 0;
-  private recorded: CloudflareCall[] = [];
+  private readonly server = new FakeHttpServer("FakeCloudflare", (req, res) => this.handle(req, res));
+  private readonly record = new CallRecord<CloudflareCall>(
+    "FakeCloudflare",
+    structuredClone,
+    (calls) =>
+      `Calls so far: ${calls.map((c) => `${c.method} ${c.path} → ${c.status}`).join(", ") || "none"}`,
+  );
   private zoneMap = new Map<string, ZoneState>();
   private projectMap = new Map<string, ProjectState>();
-  private faults: FaultRule[] = [];
-  private failAfterRules: FailAfterRule[] = [];
+  private readonly faults = new FaultPlan<CallInfo, Required<CloudflareFault>>();
+  private readonly failAfterRules = new FaultPlan<CallInfo, Required<CloudflareFault>>();
   private latencies: LatencyRule[] = [];
   private tokens = new Map<string, { id: string; permissions: Set<CloudflarePermission>; status: string }>();
   private rateLimit: { requests: number; windowMs: number };
@@ -335,39 +331,17 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 
   /** Listen on 127.0.0.1 (the port given in the options, or a free one). */
   async start(): Promise<void> {
-    if (this.server) throw new Error("FakeCloudflare is already started");
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-        res.end(`fake cloudflare failed: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.portWanted, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
+    await this.server.start(this.portWanted);
   }
 
   /** Close the server and every connection still open. */
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    await new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    });
+    await this.server.stop();
   }
 
   /** `http://127.0.0.1:PORT/client/v4`: the SDK's `baseURL` (or `CLOUDFLARE_BASE_URL`). */
   get baseUrl(): string {
-    if (!this.server) throw new Error("FakeCloudflare is not started: call start() first");
-    return `http://127.0.0.1:${this.port}${API_ROOT}`;
+    return `${this.server.origin}${API_ROOT}`;
   }
 
   // ---- seeding ---------------------------------------------------------------------------
@@ -500,12 +474,15 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
    * @example fake.failNext("PATCH /zones/*\/dns_records/*", { status: 500 });
    */
   failNext(match?: CallMatch, fault: CloudflareFault = {}): void {
-    this.faults.push({ match, fault: fullFault(fault) });
+    this.faults.add((key) => match === undefined || matches(match, key), fullFault(fault));
   }
 
   /** Answer the next `n` matching calls normally, then fail every later one until {@link clearFaults}. */
   failAfter(n: number, fault: CloudflareFault = {}, match?: CallMatch): void {
-    this.failAfterRules.push({ match, fault: fullFault(fault), remaining: n });
+    this.failAfterRules.add((key) => match === undefined || matches(match, key), fullFault(fault), {
+      after: n,
+      times: Number.POSITIVE_INFINITY,
+    });
   }
 
   /** Delay the answers to matching calls (every call when `match` is omitted); 0 removes the delay. */
@@ -526,8 +503,8 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 
   /** Remove every pending fault, failAfter rule and latency. */
   clearFaults(): void {
-    this.faults = [];
-    this.failAfterRules = [];
+    this.faults.clear();
+    this.failAfterRules.clear();
     this.latencies = [];
   }
 
@@ -535,8 +512,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 
   /** Every call so far, oldest first; only the matching ones when given. */
   calls(match?: CallMatch): CloudflareCall[] {
-    const list = match === undefined ? this.recorded : this.recorded.filter((c) => matches(match, c));
-    return structuredClone(list);
+    return this.record.list(match === undefined ? undefined : (c) => matches(match, c));
   }
 
   /**
@@ -544,25 +520,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
    * the calls seen so far, so a failing test says what happened.
    */
   waitFor(match: CallMatch, options: { timeoutMs?: number } = {}): Promise<CloudflareCall> {
-    const timeoutMs = options.timeoutMs ?? 2000;
-    const past = this.recorded.find((c) => matches(match, c));
-    if (past) return Promise.resolve(structuredClone(past));
-    return new Promise((resolve, reject) => {
-      const onCall = (call: CloudflareCall) => {
-        if (!matches(match, call)) return;
-        clearTimeout(timer);
-        this.off("call", onCall);
-        resolve(structuredClone(call));
-      };
-      const timer = setTimeout(() => {
-        this.off("call", onCall);
-        const seen = this.recorded.map((c) => `${c.method} ${c.path} → ${c.status}`).join(", ") || "none";
-        reject(
-          new Error(`FakeCloudflare: waited ${timeoutMs} ms for ${String(match)}; calls so far: ${seen}`),
-        );
-      }, timeoutMs);
-      this.on("call", onCall);
-    });
+    return this.record.waitFor((c) => matches(match, c), String(match), options.timeoutMs ?? 2000);
   }
 
   /** The zones, as the API lists them. */
@@ -597,7 +555,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
 
   /** Forget every call, fault, zone, record and project; deployments take their first duration again. */
   reset(): void {
-    this.recorded = [];
+    this.record.clear();
     this.deploymentMs = this.initialDeploymentMs;
     this.zoneMap = new Map();
     this.projectMap = new Map();
@@ -665,7 +623,7 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
       status: reply.status,
       errorCodes: ((reply.body as { errors?: CfError[] }).errors ?? []).map((e) => e.code),
     };
-    this.recorded.push(call);
+    this.record.push(call);
     if (!res.destroyed) {
       res.writeHead(reply.status, {
         "content-type": "application/json; charset=utf-8",
@@ -703,16 +661,8 @@ export class FakeCloudflare extends EventEmitter<FakeCloudflareEvents> {
   }
 
   private injectFault(key: CallInfo): void {
-    const i = this.faults.findIndex((f) => f.match === undefined || matches(f.match, key));
-    if (i >= 0) {
-      const [rule] = this.faults.splice(i, 1);
-      throw fail(rule!.fault.status, rule!.fault.code, rule!.fault.message);
-    }
-    for (const rule of this.failAfterRules) {
-      if (rule.match !== undefined && !matches(rule.match, key)) continue;
-      if (rule.remaining > 0) rule.remaining--;
-      else throw fail(rule.fault.status, rule.fault.code, rule.fault.message);
-    }
+    const fault = this.faults.take(key) ?? this.failAfterRules.take(key);
+    if (fault) throw fail(fault.status, fault.code, fault.message);
   }
 
   private async route(method: string, path: string, query: Query, body: unknown): Promise<Reply> {

@@ -1,6 +1,6 @@
 import { createHash, generateKeyPairSync, randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { CallRecord, FakeHttpServer, FaultPlan } from "./fake-harness.js";
 
 /**
  * A stand-in for Amazon Lightsail speaking its real wire protocol (AWS JSON 1.1:
@@ -225,9 +225,9 @@ export class FakeLightsail {
     string,
     { name: string; fingerprint: string; publicKey: string; createdAt: number }
   >();
-  /** every request received, in order: the operation and its input */
-  readonly calls: Array<{ op: string; input: Record<string, unknown> }> = [];
-  private readonly denied = new Set<string>();
+  private readonly record = new CallRecord<{ op: string; input: Record<string, unknown> }>("FakeLightsail");
+  /** operations refused with AccessDeniedException, tagged by operation */
+  private readonly denied = new FaultPlan<string, "AccessDenied">();
   private readonly maxPlanPrice: number | undefined;
   operationMs: number;
   /** every operation handed out: GetOperation reads it */
@@ -238,7 +238,14 @@ export class FakeLightsail {
   private readonly publicPool: string[];
   private nextStatic = 0;
   private nextPublic = 0;
-  private server: Server | undefined;
+  private readonly server = new FakeHttpServer(
+    "FakeLightsail",
+    (req, res) => this.handle(req, res),
+    (res, err) => {
+      res.writeHead(500, { "content-type": "application/x-amz-json-1.1" });
+      res.end(JSON.stringify({ __type: "ServiceException", message: String(err) }));
+    },
+  );
   private readonly handlers: Record<string, Handler>;
 
   constructor(opts: FakeLightsailOptions = {}) {
@@ -302,35 +309,28 @@ export class FakeLightsail {
     };
   }
 
+  /** every request received, in order: the operation and its input */
+  get calls(): Array<{ op: string; input: Record<string, unknown> }> {
+    return this.record.all;
+  }
+
   /** The base URL to give the SDK as `endpoint`. */
   get url(): string {
-    const addr = this.server?.address() as AddressInfo | null | undefined;
-    if (!addr) throw new Error("FakeLightsail is not started");
-    return `http://127.0.0.1:${addr.port}`;
+    return this.server.origin;
   }
 
   async start(port = 0): Promise<string> {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err) => {
-        res.writeHead(500, { "content-type": "application/x-amz-json-1.1" });
-        res.end(JSON.stringify({ __type: "ServiceException", message: String(err) }));
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(port, "127.0.0.1", resolve));
+    await this.server.start(port);
     return this.url;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await this.server.stop();
   }
 
   /** From now on, `op` (e.g. "CreateInstances") answers AccessDeniedException. */
   deny(op: string): void {
-    this.denied.add(op);
+    if (!this.denied.has(op)) this.denied.add((o) => o === op, "AccessDenied", { times: Infinity, tag: op });
   }
 
   /**
@@ -347,8 +347,7 @@ export class FakeLightsail {
   }
 
   allow(op?: string): void {
-    if (op) this.denied.delete(op);
-    else this.denied.clear();
+    this.denied.clear(op);
   }
 
   /** Puts an instance in place as if someone had created it outside Cutover. */
@@ -411,7 +410,7 @@ export class FakeLightsail {
       );
       return;
     }
-    this.calls.push({ op, input });
+    this.record.push({ op, input });
     try {
       if (!req.headers.authorization?.startsWith("AWS4-HMAC-SHA256")) {
         throw new ApiError("UnauthenticatedException", "Request is missing Authentication Token", 403);
@@ -425,7 +424,7 @@ export class FakeLightsail {
           428,
         );
       }
-      if (this.denied.has(op)) {
+      if (this.denied.take(op)) {
         throw new ApiError(
           "AccessDeniedException",
           `User: arn:aws:iam::${this.accountId}:user/cutover is not authorized to perform: lightsail:${op} on resource: arn:aws:lightsail:${this.region}:${this.accountId}:*`,

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { CallRecord, FakeHttpServer, FaultPlan } from "./fake-harness.js";
 import { checkMessage, checkView, type SlackRefusal } from "./slack-limits.js";
 import { slashCommandBody } from "./slack-sender.js";
 
@@ -248,17 +248,18 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     expectedAppToken?: string;
     firstTs: number | undefined;
   };
-  private server: Server | undefined;
-  private port = 0;
+  private readonly server = new FakeHttpServer("FakeSlack", (req, res) => this.handle(req, res));
   private seq = 0;
   private lastMicros = 0;
   private idSeq = 0;
-  private recorded: RecordedCall[] = [];
+  private readonly callRecord = new CallRecord<RecordedCall>("FakeSlack", cloneCall, (calls) =>
+    describeCalls(calls),
+  );
   private stored: StoredMessage[] = [];
   private ephemeralList: FakeEphemeral[] = [];
   private fileMap = new Map<string, FakeFile>();
   private viewMap = new Map<string, FakeView>();
-  private faults = new Map<string, Fault[]>();
+  private readonly faults = new FaultPlan<string, Fault>();
   private readonly responseContexts = new Map<string, ResponseUrlContext>();
   private readonly usergroups = new Map<string, string[]>();
   private readonly users = new Map<string, Record<string, unknown>>();
@@ -288,32 +289,15 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
 
   /** Listen on 127.0.0.1 (the port given in the options, or a free one). */
   async start(): Promise<void> {
-    if (this.server) throw new Error("FakeSlack is already started");
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { "content-type": "text/plain" });
-        res.end(`fake slack failed: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.opts.port, "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
+    await this.server.start(this.opts.port);
     // Socket Mode shares the port: apps.connections.open hands out ws://127.0.0.1:PORT/socket?ticket=…
     this.wss = new WebSocketServer({ noServer: true });
-    server.on("upgrade", (req, socket, head) => this.upgrade(req, socket, head));
+    this.server.http?.on("upgrade", (req, socket, head) => this.upgrade(req, socket, head));
   }
 
   /** Close the server and every connection still open (clients keep them alive). */
   async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
+    if (!this.server.http) return;
     // Upgraded sockets are no longer the HTTP server's to close: end them here, or close() waits.
     const stopped = new Error("FakeSlack stopped before the app acked");
     for (const pending of this.pendingAcks.values()) pending.reject(stopped);
@@ -325,10 +309,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     this.socketWaiters = [];
     this.wss?.close();
     this.wss = undefined;
-    await new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeAllConnections();
-    });
+    await this.server.stop();
   }
 
   /** `http://127.0.0.1:PORT/api/`: what WebClient and Bolt take as `slackApiUrl`. */
@@ -337,8 +318,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   }
 
   private get baseUrl(): string {
-    if (!this.server) throw new Error("FakeSlack is not started: call start() first");
-    return `http://127.0.0.1:${this.port}`;
+    return this.server.origin;
   }
 
   // ---- set-up --------------------------------------------------------------------------
@@ -364,13 +344,11 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
    * Faults queue up: call it twice to fail the next two calls.
    */
   failNext(method: string, error = "internal_error", options: FailOptions = {}): void {
-    const queue = this.faults.get(method) ?? [];
-    queue.push({
+    this.faults.add((m) => m === method, {
       error,
       status: options.status ?? 200,
       retryAfterSeconds: options.retryAfterSeconds ?? 1,
     });
-    this.faults.set(method, queue);
   }
 
   /**
@@ -526,13 +504,12 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
    * nothing of these: a test or a rehearsal that ends with any has failed.
    */
   refusals(): RecordedCall[] {
-    return this.recorded.filter((c) => c.detail !== undefined || c.error === "no_text").map(cloneCall);
+    return this.callRecord.list((c) => c.detail !== undefined || c.error === "no_text");
   }
 
   /** Every call so far, oldest first; only those of one method when given. */
   calls(method?: string): RecordedCall[] {
-    const list = method === undefined ? this.recorded : this.recorded.filter((c) => c.method === method);
-    return list.map(cloneCall);
+    return this.callRecord.list(method === undefined ? undefined : (c) => c.method === method);
   }
 
   /**
@@ -544,25 +521,8 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     options: { timeoutMs?: number } = {},
   ): Promise<RecordedCall> {
     const predicate = typeof match === "string" ? (c: RecordedCall) => c.method === match : match;
-    const timeoutMs = options.timeoutMs ?? 2000;
-    const past = this.recorded.find(predicate);
-    if (past) return Promise.resolve(cloneCall(past));
-    return new Promise((resolve, reject) => {
-      const onCall = (call: RecordedCall) => {
-        if (!predicate(call)) return;
-        clearTimeout(timer);
-        this.off("call", onCall);
-        resolve(cloneCall(call));
-      };
-      const timer = setTimeout(() => {
-        this.off("call", onCall);
-        const what = typeof match === "string" ? `a ${match} call` : "a matching call";
-        reject(
-          new Error(`FakeSlack: waited ${timeoutMs} ms for ${what}, none came. ${this.describeCalls()}`),
-        );
-      }, timeoutMs);
-      this.on("call", onCall);
-    });
+    const what = typeof match === "string" ? `a ${match} call` : "a matching call";
+    return this.callRecord.waitFor(predicate, what, options.timeoutMs ?? 2000);
   }
 
   /** The channel as it now reads: top-level messages in order, edits applied, replies nested. */
@@ -625,12 +585,12 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
    * `ts` and ids keep counting up, so nothing handed out before a reset is handed out again.
    */
   reset(): void {
-    this.recorded = [];
+    this.callRecord.clear();
     this.stored = [];
     this.ephemeralList = [];
     this.fileMap = new Map();
     this.viewMap = new Map();
-    this.faults = new Map();
+    this.faults.clear();
   }
 
   // ---- HTTP ------------------------------------------------------------------------------
@@ -1125,7 +1085,10 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     this.tickets.add(ticket);
     return {
       status: 200,
-      body: { ok: true, url: `ws://127.0.0.1:${this.port}/socket?ticket=${ticket}&app_id=A0CUTOVER` },
+      body: {
+        ok: true,
+        url: `${this.baseUrl.replace(/^http/, "ws")}/socket?ticket=${ticket}&app_id=A0CUTOVER`,
+      },
     };
   }
 
@@ -1141,7 +1104,7 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   }
 
   private accept(ws: WebSocket): void {
-    if (!this.server) {
+    if (!this.server.http) {
       ws.terminate();
       return;
     }
@@ -1200,9 +1163,9 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
         return open[this.nextSocket]!;
       }
       const left = deadline - Date.now();
-      if (!this.server || left <= 0) {
+      if (!this.server.http || left <= 0) {
         throw new Error(
-          `FakeSlack: no Socket Mode connection is open${this.server ? ` after ${timeoutMs} ms` : " (stopped)"}: has the app called apps.connections.open and connected?`,
+          `FakeSlack: no Socket Mode connection is open${this.server.http ? ` after ${timeoutMs} ms` : " (stopped)"}: has the app called apps.connections.open and connected?`,
         );
       }
       await new Promise<void>((resolve) => {
@@ -1222,15 +1185,12 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
   // ---- helpers ---------------------------------------------------------------------------
 
   private record(call: RecordedCall): void {
-    this.recorded.push(call);
+    this.callRecord.push(call);
     this.emit("call", cloneCall(call));
   }
 
   private takeFault(method: string): Fault | undefined {
-    const queue = this.faults.get(method);
-    const fault = queue?.shift();
-    if (queue && queue.length === 0) this.faults.delete(method);
-    return fault;
+    return this.faults.take(method);
   }
 
   private nextTs(): string {
@@ -1250,16 +1210,6 @@ export class FakeSlack extends EventEmitter<FakeSlackEvents> {
     this.idSeq += 1;
     return String(this.idSeq).padStart(8, "0");
   }
-
-  private describeCalls(): string {
-    if (this.recorded.length === 0) return "No calls were made.";
-    const lines = this.recorded.map((c, i) => {
-      const args = JSON.stringify(c.args);
-      const short = args.length > 160 ? `${args.slice(0, 157)}...` : args;
-      return `  ${i + 1}. ${c.method}${c.error ? ` -> ${c.error}` : ""} ${short}`;
-    });
-    return `Calls seen (${this.recorded.length}):\n${lines.join("\n")}`;
-  }
 }
 
 /** What Slack would refuse in a Socket Mode ack's payload: a message reply, or a modal to show. */
@@ -1269,6 +1219,16 @@ function ackRefusal(payload: Record<string, unknown> | undefined): SlackRefusal 
   if (view) return checkView(view);
   if (payload.text !== undefined || payload.blocks !== undefined) return checkMessage(payload);
   return undefined;
+}
+
+function describeCalls(calls: readonly RecordedCall[]): string {
+  if (calls.length === 0) return "No calls were made.";
+  const lines = calls.map((c, i) => {
+    const args = JSON.stringify(c.args);
+    const short = args.length > 160 ? `${args.slice(0, 157)}...` : args;
+    return `  ${i + 1}. ${c.method}${c.error ? ` -> ${c.error}` : ""} ${short}`;
+  });
+  return `Calls seen (${calls.length}):\n${lines.join("\n")}`;
 }
 
 function cloneCall(call: RecordedCall): RecordedCall {

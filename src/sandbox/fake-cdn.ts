@@ -168,3 +168,45 @@ function failsOver(err: unknown): boolean {
   if (typeof status === "number") return FAILOVER_STATUS_CODES.includes(status);
   return details?.awsError === "NoSuchKey" || status === undefined;
 }
+
+/** The parts of a CloudFront distribution's configuration the fake CDN follows. */
+export interface FollowedDistribution {
+  Origins?: { Items?: Array<{ Id?: string; DomainName?: string }> };
+  OriginGroups?: {
+    Items?: Array<{
+      Id?: string;
+      FailoverCriteria?: { StatusCodes?: { Items?: number[] } };
+      Members?: { Items?: Array<{ OriginId?: string }> };
+    }>;
+  };
+  DefaultCacheBehavior?: { TargetOriginId?: string };
+}
+
+/**
+ * Makes the CDN fail over as a distribution's configuration says (read from the CloudFront API,
+ * e.g. moto's GetDistributionConfig): when the default behaviour targets an origin group, its
+ * second member, found by domain in `stores`, answers what the primary refuses; otherwise there
+ * is no failover. Returns the secondary origin's domain, or undefined. Refuses a group whose
+ * criteria are not 403 and 404, which is all this CDN implements.
+ */
+export function followDistribution(
+  cdn: FakeCdn,
+  config: FollowedDistribution,
+  stores: Record<string, ObjectStore>,
+): string | undefined {
+  const target = config.DefaultCacheBehavior?.TargetOriginId;
+  const group = config.OriginGroups?.Items?.find((g) => g.Id === target);
+  if (!group) {
+    cdn.setFailover(undefined);
+    return undefined;
+  }
+  const codes = [...(group.FailoverCriteria?.StatusCodes?.Items ?? [])].sort().join(",");
+  if (codes !== FAILOVER_STATUS_CODES.join(","))
+    throw new Error(`the fake CDN fails over on ${FAILOVER_STATUS_CODES.join("/")} only, not ${codes}`);
+  const secondaryId = group.Members?.Items?.[1]?.OriginId;
+  const domain = config.Origins?.Items?.find((o) => o.Id === secondaryId)?.DomainName;
+  const store = domain ? stores[domain] : undefined;
+  if (!domain || !store) throw new Error(`no bucket stands for the failover origin ${domain ?? secondaryId}`);
+  cdn.setFailover(store);
+  return domain;
+}

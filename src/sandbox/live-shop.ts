@@ -267,6 +267,13 @@ export interface FailedRequest {
   app: string;
   at: number;
   error: string;
+  /** the order the write was for (pay, delete, upload) */
+  ref?: string;
+  /**
+   * no answer came (a timeout or a cut connection): the write may still have taken effect, as on
+   * any real shop whose customer gives up waiting; only an answered error says it did not
+   */
+  unanswered?: boolean;
 }
 
 /** One read: an order through the app, or a media object through the CDN. */
@@ -362,7 +369,7 @@ export function startTraffic(opts: {
       signal: AbortSignal.timeout(2_000),
     });
     const json = (await res.json().catch(() => ({}))) as { id?: number; error?: string };
-    if (!res.ok) throw new Error(json.error ?? `HTTP ${res.status}`);
+    if (!res.ok) throw Object.assign(new Error(json.error ?? `HTTP ${res.status}`), { answered: true });
     return json;
   };
   const fetchMedia = async (cdn: string, key: string): Promise<Buffer> => {
@@ -442,7 +449,15 @@ export function startTraffic(opts: {
         if (kind === "delete" && live.includes(order)) live.splice(live.indexOf(order), 1);
       }
     } catch (err) {
-      log.failed.push({ kind, app: app.name, at, error: (err as Error).message });
+      const unanswered = (err as { answered?: boolean }).answered !== true;
+      log.failed.push({
+        kind,
+        app: app.name,
+        at,
+        error: (err as Error).message,
+        ...(kind !== "create" && target ? { ref: target.ref } : {}),
+        ...(unanswered ? { unanswered } : {}),
+      });
     }
     wake();
     await read();
@@ -532,6 +547,13 @@ export interface LedgerCheck {
   duplicated: Array<{ ref: string; rows: number }>;
   /** orders changed by a write meant for another (an id the two sides gave to different orders) */
   misapplied: Array<{ write: AckedWrite; why: string }>;
+  /**
+   * writes that got no answer (timed out) and took effect all the same: a payment or a cancellation
+   * the customer never saw confirmed. Not a loss (no acknowledged write is missing) and not a
+   * misapplied write (the change is the one that customer asked for); reported, never counted
+   * against the verdict
+   */
+  unconfirmed: Array<{ ref: string; why: string }>;
   failedWrites: number;
   /** failed writes by reason (digits masked, so one reason with many order ids counts once) */
   failedByReason: Record<string, number>;
@@ -582,6 +604,11 @@ export async function checkLedger(
     }
     const lost: LedgerCheck["lost"] = [];
     const misapplied: LedgerCheck["misapplied"] = [];
+    const unconfirmed: LedgerCheck["unconfirmed"] = [];
+    const unanswered = (kind: "pay" | "delete") =>
+      new Set(log.failed.filter((f) => f.kind === kind && f.unanswered && f.ref).map((f) => f.ref!));
+    const unansweredPay = unanswered("pay");
+    const unansweredDelete = unanswered("delete");
     for (const [ref, e] of expected) {
       const rows = byRef.get(ref) ?? [];
       const row = rows[0];
@@ -590,11 +617,15 @@ export async function checkLedger(
         if (row) lost.push({ write: e.deleted, why: `${what} was cancelled but is there` });
         continue;
       }
-      if (!row) lost.push({ write: e.create, why: `${what} is missing` });
+      if (!row && unansweredDelete.has(ref))
+        unconfirmed.push({ ref, why: `${what} is cancelled by a cancellation that timed out` });
+      else if (!row) lost.push({ write: e.create, why: `${what} is missing` });
       else if (row.lines !== e.create.lines)
         lost.push({ write: e.create, why: `${what} has ${row.lines} of its ${e.create.lines} lines` });
       else if (e.paid && row.status !== "paid")
         lost.push({ write: e.paid, why: `${what} was paid but is ${row.status}` });
+      else if (!e.paid && row.status === "paid" && unansweredPay.has(ref))
+        unconfirmed.push({ ref, why: `${what} is paid by a payment that timed out` });
       else if (!e.paid && row.status === "paid")
         misapplied.push({ write: e.create, why: `${what} is paid, but nobody paid it` });
     }
@@ -613,6 +644,7 @@ export async function checkLedger(
       lost,
       duplicated,
       misapplied,
+      unconfirmed,
       failedWrites: failedWrites.length,
       failedByReason,
       longestWriteOutageMs: longestOutage(log),
@@ -753,8 +785,10 @@ export interface LedgerReport {
   lost: number;
   duplicated: number;
   misapplied: number;
+  /** unanswered writes that took effect (LedgerCheck.unconfirmed): reported, not a failure */
+  unconfirmed: number;
   /** up to 10 sentences of each kind */
-  examples: { lost: string[]; duplicated: string[]; misapplied: string[] };
+  examples: { lost: string[]; duplicated: string[]; misapplied: string[]; unconfirmed: string[] };
   failedWrites: { count: number; byReason: Record<string, number> };
   longestWriteOutageMs: number;
   switches: SwitchOutage[];
@@ -797,10 +831,12 @@ export async function ledgerReport(
     lost: db.lost.length,
     duplicated: db.duplicated.length,
     misapplied: db.misapplied.length,
+    unconfirmed: db.unconfirmed.length,
     examples: {
       lost: db.lost.slice(0, 10).map((l) => l.why),
       duplicated: db.duplicated.slice(0, 10).map((d) => `order ${d.ref} is there ${d.rows} times`),
       misapplied: db.misapplied.slice(0, 10).map((m) => m.why),
+      unconfirmed: db.unconfirmed.slice(0, 10).map((m) => m.why),
     },
     failedWrites: { count: db.failedWrites, byReason: db.failedByReason },
     longestWriteOutageMs: db.longestWriteOutageMs,

@@ -10,6 +10,7 @@ import pino from "pino";
 import type { MigrationFile } from "../config/schema.js";
 import type { StepDeps } from "../jobs/index.js";
 import { recordProvisioned } from "../jobs/provisioned.js";
+import { createPorts } from "../ports.js";
 import { HostBox } from "./host-box.js";
 import { packSampleApp } from "./sample-app.js";
 import { generateEd25519 } from "./ssh-keys.js";
@@ -151,7 +152,13 @@ export async function startRealHostWorld(opts: RealHostWorldOptions): Promise<Re
       env,
       tls,
       fileFor,
-      deps: (file) => ({ file, dataDir, env, log: pino({ level: "silent" }) }),
+      deps: (file) => ({
+        file,
+        dataDir,
+        env,
+        ports: createPorts({ env }, file),
+        log: pino({ level: "silent" }),
+      }),
       async placeCertificate(project) {
         const dir = `/etc/ssl/cutover/${project}`;
         const b64 = (s: string) => Buffer.from(s).toString("base64");

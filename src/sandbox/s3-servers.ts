@@ -5,6 +5,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 
 /**
@@ -125,17 +126,12 @@ export async function startMoto(
   opts: { port?: number; env?: Record<string, string> } = {},
 ): Promise<S3Server> {
   const port = opts.port ?? (await freePort());
-  // moto.server's own main, plus a thread that ends the server when our end of stdin closes, so a
-  // test or benchmark that dies leaves no server behind.
-  const launcher = [
-    "import os, runpy, sys, threading",
-    "threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()",
-    `sys.argv = ["moto.server", "-H", "127.0.0.1", "-p", "${port}"]`,
-    'runpy.run_module("moto.server", run_name="__main__")',
-  ].join("\n");
-  const child = spawn("python3", ["-c", launcher], {
+  // moto.server through the repository's launcher (it accepts CloudFront origin groups as AWS
+  // does), ending when our end of stdin closes, so a test or benchmark that dies leaves no server
+  const launcher = fileURLToPath(new URL("../../scripts/moto-server.py", import.meta.url));
+  const child = spawn("python3", [launcher, "-H", "127.0.0.1", "-p", String(port)], {
     stdio: ["pipe", "ignore", "pipe"],
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...opts.env, CUTOVER_MOTO_STDIN_EXIT: "1" },
   });
   child.stderr?.resume();
   const endpoint = `http://127.0.0.1:${port}`;

@@ -202,3 +202,39 @@ export async function voidOtherApprovals(
   });
   return voided.count;
 }
+
+/** A request by its id; null for an id that is not one (a forged or mangled button value). */
+export async function findApproval(db: Db, id: string): Promise<Approval | null> {
+  return isUuid(id) ? db.approval.findUnique({ where: { id } }) : null;
+}
+
+export async function getApproval(db: Db, id: string): Promise<Approval> {
+  return db.approval.findUniqueOrThrow({ where: { id } });
+}
+
+/** The cutover request of an environment still pending or approved and not expired at `now`. */
+export async function liveCutoverRequest(db: Db, env: string, now: Date): Promise<Approval | null> {
+  return db.approval.findFirst({
+    where: {
+      action: "dns.cutover",
+      status: { in: ["pending", "approved"] },
+      expiresAt: { gt: now },
+      change: { path: ["environment"], equals: env },
+    },
+  });
+}
+
+/** Where a request was posted (its message, to edit later), and why it went ahead outside the window. */
+export async function setApprovalMessage(
+  db: Db,
+  id: string,
+  messageTs: string,
+  note?: string | null,
+): Promise<void> {
+  await db.approval.update({ where: { id }, data: { messageTs, ...(note === undefined ? {} : { note }) } });
+}
+
+/** The run carrying out an approved request. */
+export async function setApprovalRun(db: Db, id: string, runId: string): Promise<void> {
+  await db.approval.update({ where: { id }, data: { runId } });
+}

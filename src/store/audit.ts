@@ -32,3 +32,13 @@ export async function audit(db: AuditWriter, entry: AuditEntry): Promise<void> {
 export async function recentAudit(db: Db, take: number) {
   return db.auditEvent.findMany({ orderBy: { id: "desc" }, take });
 }
+
+/** The latest event of `action` about `target` (the last rollback started, the last switch). */
+export async function lastAuditEvent(db: Db, action: string, target: string) {
+  return db.auditEvent.findFirst({ where: { action, target }, orderBy: { id: "desc" } });
+}
+
+/** The first event of one of `actions` about `target` written after event `afterId`. */
+export async function auditEventAfter(db: Db, afterId: bigint | number, target: string, actions: string[]) {
+  return db.auditEvent.findFirst({ where: { id: { gt: afterId }, target, action: { in: actions } } });
+}

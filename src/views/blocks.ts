@@ -134,15 +134,7 @@ export function fixedWidthTable(rows: string[][], maxCell: number): string {
   );
 }
 
-/** "1 h 2 min", "3 min 4 s", "850 ms" */
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
-  return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
-}
+export { formatDuration } from "../text/units.js";
 
 /** A Slack date token that shows in each reader's own timezone, with a UTC fallback. */
 export function slackDate(date: Date): string {

@@ -1,6 +1,7 @@
 import type { KnownBlock } from "@slack/types";
 import { TARGET_ONLY_RULE } from "../jobs/steps/storage-common.js";
 import type { DifferenceKind, StorageVerifyReport } from "../jobs/steps/storage-verify.js";
+import { formatBytes } from "../text/units.js";
 import { context, divider, esc, formatDuration, header, type Reply, section } from "./blocks.js";
 
 const KIND_LABEL: Record<DifferenceKind, string> = {
@@ -13,17 +14,6 @@ const KIND_LABEL: Record<DifferenceKind, string> = {
 
 const n = (v: number) => v.toLocaleString("en-US");
 const objs = (v: number) => `${n(v)} object${v === 1 ? "" : "s"}`;
-
-function bytes(v: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let x = v;
-  let u = 0;
-  while (x >= 1024 && u < units.length - 1) {
-    x /= 1024;
-    u++;
-  }
-  return `${u === 0 ? Math.round(x) : x.toFixed(x >= 100 ? 0 : 1)} ${units[u]}`;
-}
 
 /**
  * The Slack report of `storage.verify` (posted in the run's thread, or as the reply to
@@ -47,9 +37,9 @@ export function storageVerifyView(r: StorageVerifyReport, opts: { maxListed?: nu
     header(title.replace(/^\S+ /, "")),
     section(
       [
-        `*Source* ${esc(r.source.label)}: ${objs(r.source.objects)}, ${bytes(r.source.bytes)}`,
-        `*Target* ${esc(r.target.label)}: ${objs(r.target.objects)}, ${bytes(r.target.bytes)}`,
-        `*Identical* ${objs(r.matched)}, ${bytes(r.matchedBytes)}${r.metadataChecked ? " (content, headers and metadata)" : " (content)"}`,
+        `*Source* ${esc(r.source.label)}: ${objs(r.source.objects)}, ${formatBytes(r.source.bytes)}`,
+        `*Target* ${esc(r.target.label)}: ${objs(r.target.objects)}, ${formatBytes(r.target.bytes)}`,
+        `*Identical* ${objs(r.matched)}, ${formatBytes(r.matchedBytes)}${r.metadataChecked ? " (content, headers and metadata)" : " (content)"}`,
         how.length ? `*Content proven* ${how.join(", ")}` : "",
       ]
         .filter(Boolean)
@@ -95,7 +85,7 @@ export function storageVerifyView(r: StorageVerifyReport, opts: { maxListed?: nu
   );
   return {
     text: r.ok
-      ? `${icon} Storage verified: ${n(r.matched)} of ${objs(r.source.objects)} identical (${bytes(r.matchedBytes)})`
+      ? `${icon} Storage verified: ${n(r.matched)} of ${objs(r.source.objects)} identical (${formatBytes(r.matchedBytes)})`
       : `${icon} Storage differs: ${n(total)} difference${total === 1 ? "" : "s"} between ${objs(r.source.objects)} on the source and ${objs(r.target.objects)} on the target`,
     blocks,
   };

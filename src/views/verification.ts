@@ -1,6 +1,5 @@
 import type { KnownBlock } from "@slack/types";
-import type { CheckStatus, VerificationReport } from "../jobs/steps/verify-common.js";
-import { headline } from "../jobs/steps/verify-common.js";
+import { type CheckStatus, headline, type VerificationReport } from "../jobs/steps/verify-report.js";
 import {
   clip,
   context,

@@ -13,6 +13,7 @@ import {
 } from "../../src/cloud/probe.js";
 import { isCutoverError } from "../../src/errors.js";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
+import { waitUntil } from "../helpers/wait.js";
 
 describe("probe statistics (pure)", () => {
   const p = (at: number, ok: boolean, ms = 10) => ({ at, ok, ms });
@@ -61,19 +62,23 @@ describe("probe statistics (pure)", () => {
   });
 });
 
-describe("watch with a fake clock", () => {
-  /** time moves only when someone sleeps or a probe takes time */
-  function fakeClock(): Clock & { t: number } {
-    const clock = {
-      t: 1_000_000,
-      now: () => clock.t,
-      sleep: async (ms: number) => {
-        clock.t += ms;
-      },
-    };
-    return clock;
-  }
+/**
+ * Time moves only when someone sleeps or a probe takes time. With real probes, a sleep moves the
+ * clock at once and a target whose next instant the clock has already reached does not sleep, so
+ * two targets on one grid probe at the same instants and nothing waits on the wall.
+ */
+function fakeClock(): Clock & { t: number } {
+  const clock = {
+    t: 1_000_000,
+    now: () => clock.t,
+    sleep: async (ms: number) => {
+      clock.t += ms;
+    },
+  };
+  return clock;
+}
 
+describe("watch with a fake clock", () => {
   it("probes on the interval for the window, and measures an outage of the new host", async () => {
     const clock = fakeClock();
     const start = clock.t;
@@ -190,70 +195,78 @@ describe("probes against local app servers", () => {
   it("a cancelled probe throws instead of counting as a failure", async () => {
     newApp.setHanging(true);
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
-    const outcome = await probeOnce(newApp.healthUrl, { timeoutMs: 5_000, signal: controller.signal }).catch(
+    const before = newApp.requests().length;
+    const pending = probeOnce(newApp.healthUrl, { timeoutMs: 5_000, signal: controller.signal }).catch(
       (e: unknown) => e,
     );
+    // cancelled while the server holds the request
+    await waitUntil("the hanging server to hold the probe", () => newApp.requests().length > before);
+    controller.abort();
+    const outcome = await pending;
     newApp.setHanging(false);
     expect(isCutoverError(outcome)).toBe(true);
   });
 
   it("watch: measures the new host's downtime while the old one stays up", async () => {
-    const windowMs = 1_600;
-    const intervalMs = 50;
-    // the new host fails from ~400 ms to ~900 ms into the window
-    const t1 = setTimeout(() => newApp.setFailing(true), 400);
-    const t2 = setTimeout(() => newApp.setFailing(false), 900);
+    const clock = fakeClock();
+    const start = clock.t;
+    // the new host fails from 400 ms to 900 ms into the window: decided as each probe leaves
+    const probe: typeof probeOnce = (url, opts) => {
+      if (url === newApp.healthUrl) {
+        const since = clock.t - start;
+        newApp.setFailing(since >= 400 && since < 900);
+      }
+      return probeOnce(url, opts);
+    };
     const samples: WatchSample<"old" | "new">[] = [];
     const report = await watch({
       targets: { old: oldApp.healthUrl, new: newApp.healthUrl },
-      windowMs,
-      intervalMs,
-      timeoutMs: 500,
+      windowMs: 1_600,
+      intervalMs: 50,
+      timeoutMs: 1_000,
+      clock,
+      probe,
       onSample: (s) => samples.push(s),
     });
-    clearTimeout(t1);
-    clearTimeout(t2);
     newApp.setFailing(false);
 
     const { old, new: fresh } = report.targets;
-    expect(old).toMatchObject({ failures: 0, errorRate: 0, downtimeMs: 0 });
-    expect(old.samples).toBeGreaterThan(15);
+    expect(old).toMatchObject({ samples: 32, failures: 0, errorRate: 0, downtimeMs: 0 });
     expect(old.avgMs).toBeDefined();
     expect(old.p95Ms!).toBeGreaterThanOrEqual(old.minMs!);
 
-    expect(fresh.failures).toBeGreaterThan(3);
-    expect(fresh.errorRate).toBeCloseTo(fresh.failures / fresh.samples, 10);
-    // 500 ms of failure, measured at a 50 ms resolution (plus timer slack on a busy machine)
-    expect(fresh.downtimeMs).toBeGreaterThanOrEqual(400);
-    expect(fresh.downtimeMs).toBeLessThanOrEqual(800);
+    expect(fresh).toMatchObject({ samples: 32, failures: 10, downtimeMs: 500 });
+    expect(fresh.errorRate).toBeCloseTo(10 / 32, 10);
     expect(fresh.outage?.open).toBe(false);
-    expect(samples.filter((s) => s.target === "new").length).toBe(fresh.samples);
-    expect(report.endedAt - report.startedAt).toBe(windowMs);
+    expect(samples.filter((s) => s.target === "new" && !s.ok).map((s) => s.at - start)).toEqual([
+      400, 450, 500, 550, 600, 650, 700, 750, 800, 850,
+    ]);
+    expect(report.endedAt - report.startedAt).toBe(1_600);
   });
 
   it("watch: an abort ends it early with what was measured so far", async () => {
+    const clock = fakeClock();
+    const start = clock.t;
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    const started = Date.now();
+    const before = oldApp.requests().length;
     const report = await watch({
       targets: { old: oldApp.healthUrl },
       windowMs: 10_000,
       intervalMs: 50,
+      clock,
       signal: controller.signal,
+      onSample: (s) => {
+        if (s.at - start >= 300) controller.abort();
+      },
     });
-    expect(Date.now() - started).toBeLessThan(1_500);
     expect(report.aborted).toBe(true);
-    expect(report.targets.old.samples).toBeGreaterThan(2);
-    expect(report.endedAt - report.startedAt).toBeLessThan(1_000);
+    expect(report.targets.old.samples).toBe(7);
+    expect(report.endedAt - report.startedAt).toBe(300);
+    // nothing was sent after the abort
+    expect(oldApp.requests().length - before).toBe(7);
   });
 
   it("baseline: n probes in a row with their latency", async () => {
-    // a probe the aborted watch above had sent may still be on its way to the server: let it land
-    for (let seen = -1; seen !== oldApp.requests().length; ) {
-      seen = oldApp.requests().length;
-      await new Promise((r) => setTimeout(r, 100));
-    }
     oldApp.setLatency(20);
     const before = oldApp.requests().length;
     const stats = await baseline(oldApp.healthUrl, 5, { timeoutMs: 1_000 });

@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../src/config/load.js";
 import {
-  closest,
-  didYouMean,
-  editDistance,
   isSecretKeyName,
   MigrationFileSchema,
   requireSection,
@@ -11,6 +8,7 @@ import {
   show,
 } from "../../src/config/schema.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
+import { closeMatches, didYouMean, editDistance } from "../../src/text/suggest.js";
 
 const core = {
   version: 1,
@@ -42,8 +40,8 @@ describe("helpers", () => {
   });
 
   it("suggests close names only", () => {
-    expect(closest("instance_class", ["instanceClass", "identifier"])).toEqual(["instanceClass"]);
-    expect(closest("flux", ["zone", "records", "cutoverTtl"])).toEqual([]);
+    expect(closeMatches("instance_class", ["instanceClass", "identifier"])).toEqual(["instanceClass"]);
+    expect(closeMatches("flux", ["zone", "records", "cutoverTtl"])).toEqual([]);
     expect(didYouMean("gp4", ["gp2", "gp3", "io1"])).toBe(" (did you mean `gp2` or `gp3`?)");
     expect(didYouMean("zzzz", ["gp2"])).toBe("");
   });

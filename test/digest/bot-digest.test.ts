@@ -122,8 +122,12 @@ describe("the daily digest, posted by the bot", () => {
         env: { ...t.env, PORT: "0" },
         logger: createLogger({ secrets: [], level: "silent" }),
       });
-      // its start-up check has run once it is up; give a stray post time to show
-      await new Promise((r) => setTimeout(r, 1_500));
+      // its start-up check is over once its schedule sleeps until the next digest time
+      const schedule = second.digest;
+      if (!schedule) throw new Error("the second replica has no digest schedule");
+      await expect.poll(() => schedule.nextRunAt, { timeout: 20_000 }).toBeDefined();
+      // and asked again, it finds the day taken rather than posting
+      expect((await schedule.tick()).kind).toBe("taken");
       const digests = t.fake
         .calls()
         .slice(before)

@@ -4,6 +4,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../src/config/schema.js";
+import { renderSetupScript, setupPackages } from "../../src/jobs/host-script.js";
 import { createAppDeployStep } from "../../src/jobs/steps/app-deploy.js";
 import { createHostSetupStep } from "../../src/jobs/steps/host-setup.js";
 import type { VerificationReport } from "../../src/jobs/steps/verify-common.js";
@@ -165,6 +166,89 @@ describe.skipIf(why !== undefined)("the app host for real: a Debian 12 box in it
     expect(remoteLines(ctx.logs).filter((l) => l.startsWith("::cutover:: updated"))).toEqual([]);
   });
 
+  it("the set-up chooses by /etc/os-release: given Ubuntu 22.04's, it takes the Ubuntu branch (a dry run: apt recorded, not run)", async () => {
+    // Ubuntu's mirror is out of reach here, so its branch cannot be executed for real: the
+    // rendered script's packages and python sections run in the box with Ubuntu 22.04's
+    // os-release mounted over Debian's (a private mount namespace) and apt-get, dpkg and
+    // add-apt-repository replaced by recorders. What it shows: the choice, and the commands each
+    // branch issues. What it cannot: that Ubuntu's packages install and work.
+    const pip = structuredClone(r1);
+    pip.target!.host!.pythonPackages = "pip"; // the plan's Ubuntu host: Python packages from pip
+    const script = Buffer.from(renderSetupScript(pip)).toString("base64");
+    const dry = async (osRelease: string, archiveHas311: boolean) => {
+      const d = "/tmp/cutover-os-dry";
+      const recorder = (name: string, body = "") =>
+        `printf '#!/bin/sh\necho "${name} $*" >>${d}/calls\n${body}exit 0\n' >${d}/bin/${name}; chmod +x ${d}/bin/${name}`;
+      const r = await w.box.exec(
+        [
+          `rm -rf ${d} && mkdir -p ${d}/bin && echo ${script} | base64 -d >${d}/setup.sh`,
+          `echo ${Buffer.from(osRelease).toString("base64")} | base64 -d >${d}/os-release`,
+          // apt-get: installing python3.11 fails while the archive lacks it (until the PPA is added)
+          recorder(
+            "apt-get",
+            `case "$*" in *" install "*python3.11-venv*) if [ ${archiveHas311 ? 1 : 0} = 0 ] && [ ! -f ${d}/ppa ]; then exit 100; fi; touch ${d}/python;; esac\n`,
+          ),
+          recorder("add-apt-repository", `touch ${d}/ppa\n`),
+          recorder("dpkg"),
+          // python3.11 as on a fresh Ubuntu 22.04: none until apt installs it
+          `printf '#!/bin/sh\n[ -f ${d}/python ] || exit 1\necho "Python 3.11.0"\n' >${d}/python3.11; chmod +x ${d}/python3.11`,
+          `unshare -m sh -c 'mount --bind ${d}/os-release /etc/os-release && mount --bind ${d}/python3.11 /usr/bin/python3.11 && PATH=${d}/bin:$PATH CUTOVER_SECTIONS="packages python" bash ${d}/setup.sh' >${d}/out 2>&1; echo "exit=$?" >>${d}/out`,
+          `cat ${d}/out; echo ---; cat ${d}/calls 2>/dev/null; rm -rf ${d}`,
+        ].join("\n"),
+      );
+      const [out = "", calls = ""] = r.stdout.split("\n---\n");
+      return { out, calls: calls.trim().split("\n").filter(Boolean) };
+    };
+    const ubuntu = [
+      'PRETTY_NAME="Ubuntu 22.04.4 LTS"',
+      'NAME="Ubuntu"',
+      'VERSION_ID="22.04"',
+      "ID=ubuntu",
+      "ID_LIKE=debian",
+      "",
+    ].join("\n");
+    const apt = (args: string) => `apt-get -o DPkg::Lock::Timeout=600 ${args}`;
+    const packages = `install -y -qq --no-install-recommends ${setupPackages(pip.target!.host!).join(" ")}`;
+    const py = "python3.11 python3.11-venv python3.11-dev";
+
+    const noPpa = await dry(ubuntu, true);
+    expect(noPpa.out).toContain("::cutover:: os ubuntu-22.04 (Ubuntu 22.04.4 LTS)");
+    expect(noPpa.out).toContain("Python 3.11.0");
+    expect(noPpa.out).toContain("exit=0");
+    expect(noPpa.calls).toEqual([
+      "dpkg --configure -a",
+      apt("update -qq"),
+      apt(packages),
+      apt(`install -y -qq ${py}`),
+    ]);
+
+    const ppa = await dry(ubuntu, false);
+    expect(ppa.out).toContain("exit=0");
+    expect(ppa.calls.slice(3)).toEqual([
+      apt(`install -y -qq ${py}`),
+      apt("install -y -qq software-properties-common"),
+      "add-apt-repository -y ppa:deadsnakes/ppa",
+      apt("update -qq"),
+      apt(`install -y -qq ${py}`),
+    ]);
+
+    // the same recorders on the box's own os-release: Debian's branch, no PPA ever
+    const debian = await dry((await w.box.exec("cat /etc/os-release")).stdout, true);
+    expect(debian.out).toContain("::cutover:: os debian-12 (Debian GNU/Linux 12 (bookworm))");
+    expect(debian.calls.slice(3)).toEqual([apt(`install -y -qq --no-install-recommends ${py}`)]);
+
+    // an OS it does not know stops before apt is touched, saying which it knows
+    const focal = await dry(ubuntu.replace("22.04.4", "20.04.6").replace('"22.04"', '"20.04"'), true);
+    expect(focal.out).toContain(
+      "this set-up knows Ubuntu 22.04 and Debian 12; the host runs Ubuntu 20.04.6 LTS",
+    );
+    expect(focal.out).toContain("exit=4");
+    expect(focal.calls).toEqual([]);
+    console.log(
+      `os-release dry run, Ubuntu 22.04 without python3.11 in its archive:\n  ${ppa.calls.join("\n  ")}`,
+    );
+  });
+
   it("app.deploy killed at a seeded moment, then run again, puts release r1 live behind nginx under Supervisor", async () => {
     const moment = {
       section: pick(["fetch", "install", "switch", "restart"]),
@@ -241,16 +325,25 @@ describe.skipIf(why !== undefined)("the app host for real: a Debian 12 box in it
     expect(row).toMatchObject({ status: "pass", figures: { restarted: true } });
     expect(row.figures.newPid).not.toBe(row.figures.oldPid);
     figures.autoRestartS = row.figures.seconds as number;
-    await waitForValue(
+    // nothing of the killed master is left (uvicorn's workers do not watch their parent; the
+    // rendered gunicorn.conf.py has the kernel end them with it), and the restarted master is
+    // the one serving: the worker that answers is its child
+    expect((await w.box.exec(`pgrep -g ${row.figures.oldPid} || true`)).stdout.trim()).toBe("");
+    const health = await waitForValue(
       "/health after the restart",
-      () => tlsGet(w, "/health").catch(() => ({ status: 0 })),
+      () => tlsGet(w, "/health").catch(() => ({ status: 0, body: "" })),
       (r) => r.status === 200,
       { timeoutMs: 30_000, intervalMs: 250 },
     );
+    const worker = (JSON.parse(health.body) as { pid: number }).pid;
+    expect(Number((await w.box.exec(`ps -o ppid= -p ${worker}`)).stdout.trim())).toBe(row.figures.newPid);
+    const log = (await w.box.exec("cat /var/log/supervisor/gogojap-stderr.log")).stdout;
+    expect(log).not.toContain("Connection in use");
   });
 
   it("after the box's power is cut and it boots, nginx and gunicorn are back by themselves", async () => {
     const before = (await w.box.exec("supervisorctl pid gogojap")).stdout.trim();
+    const logBefore = (await w.box.exec("cat /var/log/supervisor/supervisord.log")).stdout.length;
     const { downMs } = await w.box.reboot();
     const t0 = performance.now();
     const health = await waitForValue(
@@ -274,6 +367,13 @@ describe.skipIf(why !== undefined)("the app host for real: a Debian 12 box in it
       { timeoutMs: 60_000, intervalMs: 1_000 },
     );
     expect(verified.summary).toMatch(/running; \/health 200$/);
+    // each program started once and stayed up: it was STARTING for startsecs (5 s), not crashing
+    const boot = (await w.box.exec("cat /var/log/supervisor/supervisord.log")).stdout.slice(logBefore);
+    console.log(`supervisord after the boot:\n${boot}`);
+    expect(boot).not.toMatch(/exited: |gave up: /);
+    for (const name of ["gogojap", "gogojap-celery", "gogojap-celery-beat"]) {
+      expect(boot).toContain(`success: ${name} entered RUNNING state`);
+    }
   });
 
   it("app.deploy of a second release switches over, and its undo switches back", async () => {

@@ -9,6 +9,7 @@ import pino from "pino";
 import type { MigrationFile } from "../../src/config/schema.js";
 import { createAppDeployStep } from "../../src/jobs/steps/app-deploy.js";
 import { createHostSetupStep } from "../../src/jobs/steps/host-setup.js";
+import { createPorts } from "../../src/ports.js";
 import { makeStepContext } from "../helpers/step-context.js";
 
 export interface ChildJob {
@@ -35,7 +36,13 @@ ctx.checkpoint.set = async (key, value) => {
   writeFileSync(job.checkpointsPath, JSON.stringify(Object.fromEntries(saved)));
 };
 ctx.progress = (p) => process.stdout.write(`::progress:: ${p.message ?? ""}\n`);
-const deps = { file: job.file, dataDir: job.dataDir, env: job.env, log: pino({ level: "silent" }) };
+const deps = {
+  file: job.file,
+  dataDir: job.dataDir,
+  env: job.env,
+  ports: createPorts({ env: job.env }, job.file),
+  log: pino({ level: "silent" }),
+};
 const run = () => {
   if (job.step === "host.setup") {
     const step = createHostSetupStep(deps);

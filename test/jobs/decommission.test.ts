@@ -17,6 +17,7 @@ import {
   requestDecommissionApproval,
 } from "../../src/jobs/steps/decommission.js";
 import { createLogger } from "../../src/log.js";
+import { createPorts } from "../../src/ports.js";
 import { decideApproval } from "../../src/store/approvals.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createEmptyDatabase, createTestDatabase, databaseUrl, type TestDatabase } from "../helpers/db.js";
@@ -67,6 +68,7 @@ function target(): ObjectStore {
 function deps(over: Partial<DecommissionDeps> = {}): DecommissionDeps {
   return {
     env,
+    ports: createPorts({ env }, file),
     file,
     dataDir,
     log,

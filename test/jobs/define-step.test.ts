@@ -14,6 +14,7 @@ import {
 import { defineStep } from "../../src/jobs/define-step.js";
 import { createStepRegistry } from "../../src/jobs/index.js";
 import type { CheckpointStore, StepContext } from "../../src/jobs/types.js";
+import { createPorts } from "../../src/ports.js";
 
 /** A context whose checkpoints live in a Map the test can look into and tamper with. */
 function contextWith(saved: Map<string, unknown>): StepContext {
@@ -110,6 +111,7 @@ describe("the catalogue", () => {
     const file = parseMigrationFile(await readFile("migration.example.yml", "utf8"), { checkEnv: false });
     const registry = createStepRegistry({
       env: {},
+      ports: createPorts({ env: {} }, file),
       file,
       dataDir: "/tmp/cutover-define-step",
       log: pino({ level: "silent" }),

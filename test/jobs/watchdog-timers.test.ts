@@ -92,4 +92,20 @@ describe("StepWatchdog", () => {
     expect(w.describe("deaf", undefined)).toContain("it did not stop when asked, so it may still be working");
     w.stop();
   });
+  it("never stops a step without a limit (`timeout: none`), and says it has none", () => {
+    const said: string[] = [];
+    const w = new StepWatchdog({
+      limitSeconds: null,
+      quiet: { afterMs: 60_000, say: (t) => said.push(t), step: "db-restore", runId: "0123456789abcdef" },
+    });
+    const signal = w.beginAttempt(run);
+    w.progress({ done: 0, message: "building an index" });
+    vi.advanceTimersByTime(30 * 86_400_000);
+    expect(signal.aborted).toBe(false);
+    expect(w.expired).toBe(false);
+    expect(said).toEqual([
+      "⏳ `db-restore` has shown no progress for 1 min (last: 0, building an index). It has no time limit; `/migrate cancel 01234567` stops it sooner.",
+    ]);
+    w.stop();
+  });
 });

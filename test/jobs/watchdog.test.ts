@@ -7,7 +7,7 @@ import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
-import { runFinished } from "../helpers/wait.js";
+import { runFinished, waitUntil } from "../helpers/wait.js";
 
 const YAML = (steps: string) => `version: 1
 project: t
@@ -201,16 +201,17 @@ describe("the step watchdog", () => {
       idempotencyKey: null,
     });
     if (!submitted.created) throw new Error("not created");
-    await new Promise((r) => setTimeout(r, 2_600));
+    // the runner gave its watchdog no limit: the quiet note says so, where a limited step's names
+    // the moment it will be stopped (the fake-timer test shows a limitless watchdog never trips)
+    await waitUntil("the quiet note of the unlimited step", () =>
+      notes.some((n) => n.startsWith("⏳ `unlimited`") && n.includes("It has no time limit")),
+    );
     const running = await db.run.findUniqueOrThrow({ where: { id: submitted.runId } });
     expect(running.status).toBe("running");
     await runner.cancel(submitted.runId, "U0OP");
-    for (let i = 0; i < 100; i++) {
-      const r = await db.run.findUniqueOrThrow({ where: { id: submitted.runId } });
-      if (r.status === "cancelled") return;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    throw new Error("not cancelled");
+    expect((await runFinished(db, submitted.runId, { timeoutMs: 5_000, intervalMs: 50 })).status).toBe(
+      "cancelled",
+    );
   });
 
   it("reads durations people write, and refuses others with an example", () => {

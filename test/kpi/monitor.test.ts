@@ -3,7 +3,7 @@ import { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../src/config/load.js";
 import type { MigrationFile } from "../../src/config/schema.js";
-import { KpiMonitor, setMonitoring } from "../../src/kpi/KpiMonitor.js";
+import { KPI_QUEUE, KpiMonitor, setMonitoring } from "../../src/kpi/KpiMonitor.js";
 import { createDatabaseTimer, type DatabaseTimer } from "../../src/kpi/sampler.js";
 import { DB_TARGET } from "../../src/kpi/summary.js";
 import { createLogger } from "../../src/log.js";
@@ -298,7 +298,8 @@ describe("the probe job", () => {
       const next = [await b.tick(), await a.tick()];
       expect(next.filter(Boolean)).toHaveLength(1);
       await waitFor(async () => (await db.kpiSample.count()) === 2);
-      await new Promise((r) => setTimeout(r, 1_500)); // time for a duplicate to show, if there were one
+      // every job queued for a slot is worked by now, so the count is final: no duplicate came
+      await waitFor(async () => (await unfinishedKpiJobs()) === 0);
       expect(await db.kpiSample.count()).toBe(2);
       expect(api.requests().length - before).toBe(2);
 
@@ -323,6 +324,15 @@ describe("the probe job", () => {
     }
   });
 });
+
+/** KPI probe jobs pg-boss still holds as queued, retrying or active. */
+async function unfinishedKpiJobs(): Promise<number> {
+  const rows = await db.$queryRawUnsafe<Array<{ n: bigint }>>(
+    "SELECT count(*) AS n FROM pgboss.job WHERE name = $1 AND state NOT IN ('completed', 'failed', 'cancelled')",
+    KPI_QUEUE,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
 
 const waitFor = (cond: () => Promise<boolean>, timeoutMs = 10_000) =>
   waitUntil("the monitor", cond, { timeoutMs, intervalMs: 100 });

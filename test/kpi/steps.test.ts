@@ -6,6 +6,7 @@ import { createCostReportStep } from "../../src/jobs/steps/cost-report.js";
 import { createKpiMonitorStep } from "../../src/jobs/steps/kpi-monitor.js";
 import { monitoringState } from "../../src/kpi/KpiMonitor.js";
 import { createLogger } from "../../src/log.js";
+import { createPorts } from "../../src/ports.js";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -56,7 +57,14 @@ beforeEach(async () => {
 describe("kpi.monitor", () => {
   it("plans, switches sampling on with a first round, verifies, and undoes", async () => {
     const f = file(`[{ id: api, url: "${api.healthUrl}" }]`);
-    const step = createKpiMonitorStep({ env: {}, file: f, dataDir: "/tmp", log, db });
+    const step = createKpiMonitorStep({
+      env: {},
+      ports: createPorts({ env: {} }, f),
+      file: f,
+      dataDir: "/tmp",
+      log,
+      db,
+    });
     const input = step.parse(undefined);
     const ctx = makeStepContext({ run: { requestedBy: "U0OP" } });
     expect((await step.plan(input, ctx)).summary).toMatch(
@@ -77,7 +85,14 @@ describe("kpi.monitor", () => {
   });
 
   it("says what to add when there is nothing to probe, and rejects options it does not have", async () => {
-    const step = createKpiMonitorStep({ env: {}, file: file("[]"), dataDir: "/tmp", log, db });
+    const step = createKpiMonitorStep({
+      env: {},
+      ports: createPorts({ env: {} }, file("[]")),
+      file: file("[]"),
+      dataDir: "/tmp",
+      log,
+      db,
+    });
     const ctx = makeStepContext();
     await expect(step.run({}, ctx)).rejects.toMatchObject({
       code: ErrorCode.ConfigInvalid,
@@ -111,6 +126,7 @@ describe("cost.report", () => {
   it("reports the month and tells the channel when it heads over the budget alert", async () => {
     const step = createCostReportStep({
       env: {},
+      ports: createPorts({ env: {} }, file("[]")),
       file: file("[]"),
       dataDir: "/tmp",
       log,
@@ -135,6 +151,7 @@ describe("cost.report", () => {
   it("fails without retries when Cost Explorer refuses, naming the permission", async () => {
     const step = createCostReportStep({
       env: {},
+      ports: createPorts({ env: {} }, file("[]")),
       file: file("[]"),
       dataDir: "/tmp",
       log,

@@ -1,11 +1,12 @@
 import { CutoverError, ErrorCode } from "../../errors.js";
 import { findRunByPrefix } from "../../store/runs.js";
-import { type Reply, shortId } from "../../views/blocks.js";
+import { shortId } from "../../views/blocks.js";
 import { noticeView } from "../../views/help.js";
+import { type Answer, ok } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
 
 /** `/migrate cancel <run>` */
-export async function cancelHandler(runId: string, caller: Caller, deps: CommandDeps): Promise<Reply> {
+export async function cancelHandler(runId: string, caller: Caller, deps: CommandDeps): Promise<Answer> {
   const matches = await findRunByPrefix(deps.db, runId);
   if (matches.length === 0) throw new CutoverError(ErrorCode.RunNotFound, `There is no run \`${runId}\`.`);
   if (matches.length > 1) {
@@ -17,10 +18,12 @@ export async function cancelHandler(runId: string, caller: Caller, deps: Command
   const run = matches[0]!;
   const outcome = await deps.runner.cancel(run.id, caller.user);
   if (outcome === "finished")
-    return noticeView(`Run \`${shortId(run.id)}\` has already ${run.status}; nothing to cancel.`);
-  return noticeView(
-    outcome === "cancelled"
-      ? `Run \`${shortId(run.id)}\` (${run.target}) is cancelled.`
-      : `Cancelling run \`${shortId(run.id)}\` (${run.target}); the step in progress stops at its next safe point and keeps its checkpoint.`,
+    return ok(noticeView(`Run \`${shortId(run.id)}\` has already ${run.status}; nothing to cancel.`));
+  return ok(
+    noticeView(
+      outcome === "cancelled"
+        ? `Run \`${shortId(run.id)}\` (${run.target}) is cancelled.`
+        : `Cancelling run \`${shortId(run.id)}\` (${run.target}); the step in progress stops at its next safe point and keeps its checkpoint.`,
+    ),
   );
 }

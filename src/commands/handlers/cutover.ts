@@ -6,11 +6,17 @@ import {
   ttlCountdownMs,
   windowState,
 } from "../../jobs/cutover/service.js";
-import { createApproval, LiveRequestExists } from "../../store/approvals.js";
+import {
+  createApproval,
+  LiveRequestExists,
+  liveCutoverRequest,
+  setApprovalMessage,
+} from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
-import { formatDuration, type Reply, slackDate } from "../../views/blocks.js";
+import { formatDuration, slackDate } from "../../views/blocks.js";
 import { cutoverRequestView } from "../../views/cutover.js";
 import { noticeView } from "../../views/help.js";
+import { type Answer, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
 
 export function cutoverDeps(deps: CommandDeps): CutoverDeps {
@@ -33,12 +39,16 @@ export async function cutoverHandler(
   flags: Record<string, string | true>,
   caller: Caller,
   deps: CommandDeps,
-): Promise<Reply> {
+): Promise<Answer> {
   if (!deps.file.dns)
-    return noticeView("This migration switches no DNS: there is no `dns` section in the migration file.");
+    return refused(
+      noticeView("This migration switches no DNS: there is no `dns` section in the migration file."),
+    );
   if (caller.via !== "slack" || !deps.slack || !caller.channel) {
-    return noticeView(
-      "A cutover needs a second person's approval in Slack: request it with `/migrate cutover` in the migration channel.",
+    return refused(
+      noticeView(
+        "A cutover needs a second person's approval in Slack: request it with `/migrate cutover` in the migration channel.",
+      ),
     );
   }
   const now = deps.now();
@@ -46,35 +56,36 @@ export async function cutoverHandler(
   const snapshot = await latestSnapshot(deps.db, deps.file);
   const lowerStep = deps.file.runbook.phases.flatMap((p) => p.steps).find((s) => s.uses === "dns.lower-ttl");
   if (!snapshot?.loweredAt) {
-    return noticeView(
-      `⛔ Lower the TTL first: \`/migrate run ${lowerStep?.id ?? "<the dns.lower-ttl step>"}\`. It records today's values for the rollback.`,
+    return refused(
+      noticeView(
+        `⛔ Lower the TTL first: \`/migrate run ${lowerStep?.id ?? "<the dns.lower-ttl step>"}\`. It records today's values for the rollback.`,
+      ),
     );
   }
   const wait = ttlCountdownMs(snapshot, now);
   if (wait > 0) {
     const ready = new Date(now.getTime() + wait);
-    return noticeView(
-      `⏳ Not yet: the old TTL is still in resolvers' caches for ${formatDuration(wait)} (until ${slackDate(ready)}). \`/migrate status\` shows the countdown.`,
+    return refused(
+      noticeView(
+        `⏳ Not yet: the old TTL is still in resolvers' caches for ${formatDuration(wait)} (until ${slackDate(ready)}). \`/migrate status\` shows the countdown.`,
+      ),
     );
   }
   const window = windowState(deps.file, now);
   const reason = typeof flags.reason === "string" ? flags.reason.trim() : "";
   if (window && !window.inside && deps.file.cutover.enforceWindow && !reason) {
-    return noticeView(
-      `⛔ Outside the maintenance window (${window.label}). To go on anyway, say why: \`/migrate cutover --reason "…"\`.`,
+    return refused(
+      noticeView(
+        `⛔ Outside the maintenance window (${window.label}). To go on anyway, say why: \`/migrate cutover --reason "…"\`.`,
+      ),
     );
   }
-  const pending = await deps.db.approval.findFirst({
-    where: {
-      action: "dns.cutover",
-      status: { in: ["pending", "approved"] },
-      expiresAt: { gt: now },
-      change: { path: ["environment"], equals: deps.file.environment },
-    },
-  });
+  const pending = await liveCutoverRequest(deps.db, deps.file.environment, now);
   if (pending)
-    return noticeView(
-      `A cutover request from <@${pending.requestedBy}> is already ${pending.status}; it expires ${slackDate(pending.expiresAt)}.`,
+    return refused(
+      noticeView(
+        `A cutover request from <@${pending.requestedBy}> is already ${pending.status}; it expires ${slackDate(pending.expiresAt)}.`,
+      ),
     );
 
   const checks = await preChecks(cd, snapshot);
@@ -86,8 +97,10 @@ export async function cutoverHandler(
       outcome: "refused",
       details: { failed: failed.map((c) => c.name) },
     });
-    return noticeView(
-      `⛔ Not ready for the cutover:\n${failed.map((c) => `❌ ${c.name} — ${c.detail}`).join("\n")}`,
+    return refused(
+      noticeView(
+        `⛔ Not ready for the cutover:\n${failed.map((c) => `❌ ${c.name} — ${c.detail}`).join("\n")}`,
+      ),
     );
   }
   const change = await computeChange(cd, snapshot);
@@ -114,8 +127,10 @@ export async function cutoverHandler(
       outcome: "refused",
       details: { reason: "a request is already live", approvalId: err.holder.id },
     });
-    return noticeView(
-      `A cutover request from <@${err.holder.requestedBy}> is already ${err.holder.status}; it expires ${slackDate(err.holder.expiresAt)}.`,
+    return refused(
+      noticeView(
+        `A cutover request from <@${err.holder.requestedBy}> is already ${err.holder.status}; it expires ${slackDate(err.holder.expiresAt)}.`,
+      ),
     );
   }
   const outsideWindow = window && !window.inside ? { window: window.label, reason } : null;
@@ -129,10 +144,7 @@ export async function cutoverHandler(
     outsideWindow,
   });
   const ts = await deps.slack.post(caller.channel, view);
-  await deps.db.approval.update({
-    where: { id: approval.id },
-    data: { messageTs: ts, note: outsideWindow ? `outside window: ${reason}` : null },
-  });
+  await setApprovalMessage(deps.db, approval.id, ts, outsideWindow ? `outside window: ${reason}` : null);
   await audit(deps.db, {
     actor: caller.user,
     action: "cutover.request",
@@ -140,7 +152,9 @@ export async function cutoverHandler(
     outcome: "ok",
     details: { approvalId: approval.id, changeHash: approval.changeHash, outsideWindow },
   });
-  return noticeView(
-    `Cutover request posted; it needs one of the approvers (not you) within ${deps.file.cutover.approvalExpiryMinutes} min.`,
+  return ok(
+    noticeView(
+      `Cutover request posted; it needs one of the approvers (not you) within ${deps.file.cutover.approvalExpiryMinutes} min.`,
+    ),
   );
 }

@@ -1,7 +1,8 @@
 import { describeError } from "../../errors.js";
-import type { Reply } from "../../views/blocks.js";
+import { setApprovalMessage } from "../../store/approvals.js";
 import { decommissionRequestView } from "../../views/decommission.js";
 import { noticeView } from "../../views/help.js";
+import { type Answer, failed, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
 
 /**
@@ -10,25 +11,29 @@ import type { Caller, CommandDeps } from "../context.js";
  * `decommission` step archives the source database into the target bucket, proves the archive
  * restores, and lists what to shut down by hand.
  */
-export async function decommissionHandler(caller: Caller, deps: CommandDeps): Promise<Reply> {
+export async function decommissionHandler(caller: Caller, deps: CommandDeps): Promise<Answer> {
   const step = deps.file.runbook.phases.flatMap((p) => p.steps).find((s) => s.uses === "decommission");
   if (!step)
-    return noticeView("This runbook has no `decommission` step: there is nothing to ask approval for.");
+    return refused(
+      noticeView("This runbook has no `decommission` step: there is nothing to ask approval for."),
+    );
   if (caller.via !== "slack" || !deps.slack || !caller.channel) {
-    return noticeView(
-      "Retiring the old services needs a second person's approval in Slack: ask with `/migrate decommission` in the migration channel.",
+    return refused(
+      noticeView(
+        "Retiring the old services needs a second person's approval in Slack: ask with `/migrate decommission` in the migration channel.",
+      ),
     );
   }
   if (!deps.requestDecommission) {
-    return noticeView(
-      "This process cannot ask for a decommission (no state for it): ask from the bot in Slack.",
+    return refused(
+      noticeView("This process cannot ask for a decommission (no state for it): ask from the bot in Slack."),
     );
   }
   let requested: Awaited<ReturnType<NonNullable<CommandDeps["requestDecommission"]>>>;
   try {
     requested = await deps.requestDecommission(step.with ?? {}, caller.user, caller.channel);
   } catch (err) {
-    return noticeView(`⚠️ ${describeError(err)}`);
+    return failed(noticeView(`⚠️ ${describeError(err)}`));
   }
   const { approval, change } = requested;
   const ts = await deps.slack.post(
@@ -41,8 +46,10 @@ export async function decommissionHandler(caller: Caller, deps: CommandDeps): Pr
       status: approval.status,
     }),
   );
-  await deps.db.approval.update({ where: { id: approval.id }, data: { messageTs: ts } });
-  return noticeView(
-    `Decommission request posted: an approver other than you types \`${change.environment}\` to confirm. Then \`${step.id}\` runs.`,
+  await setApprovalMessage(deps.db, approval.id, ts);
+  return ok(
+    noticeView(
+      `Decommission request posted: an approver other than you types \`${change.environment}\` to confirm. Then \`${step.id}\` runs.`,
+    ),
   );
 }

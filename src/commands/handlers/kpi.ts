@@ -1,12 +1,12 @@
 import { breachedAlerts } from "../../kpi/alerts.js";
 import { hasProbes, monitoringEnabled, monitoringState, runbookHasKpiMonitor } from "../../kpi/KpiMonitor.js";
 import { kpiSummary } from "../../kpi/summary.js";
-import type { Reply } from "../../views/blocks.js";
+import { DURATION_UNIT_MS, parseDurationTerms } from "../../text/units.js";
 import { invalidUsageView } from "../../views/help.js";
 import { kpiView, type MonitorInfo } from "../../views/kpi.js";
+import { type Answer, invalid, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
 
-const UNIT_MS = { m: 60_000, h: 3600_000, d: 24 * 3600_000 } as const;
 const UNIT_WORD = { m: "min", h: "h", d: "days" } as const;
 
 /** "24h" → 24 hours; undefined with a message when it is not a window. */
@@ -14,17 +14,18 @@ export function parseKpiWindow(
   arg: string | undefined,
   retentionDays: number,
 ): { ms: number; label: string } | { error: string } {
-  if (arg === undefined) return { ms: UNIT_MS.h * 24, label: "the last 24 h" };
-  const m = /^(\d{1,4})\s*(m|min|h|d)$/i.exec(arg.trim());
-  if (!m)
+  if (arg === undefined) return { ms: DURATION_UNIT_MS.d, label: "the last 24 h" };
+  const terms = parseDurationTerms(arg);
+  const term = terms?.length === 1 ? terms[0]! : undefined;
+  if (!term || !Number.isInteger(term.value) || term.value > 9999 || term.unit === "ms" || term.unit === "s")
     return {
       error: `\`${arg}\` is not a window — write a number and m, h or d, e.g. \`24h\`, \`7d\` or \`30m\`.`,
     };
-  const unit = (m[2]!.toLowerCase() === "min" ? "m" : m[2]!.toLowerCase()) as keyof typeof UNIT_MS;
-  const n = Number(m[1]);
-  const ms = n * UNIT_MS[unit];
+  const unit = term.unit === "min" ? "m" : term.unit;
+  const n = term.value;
+  const ms = n * DURATION_UNIT_MS[unit];
   if (n < 1) return { error: "The window must be at least `1m`." };
-  if (ms > retentionDays * UNIT_MS.d)
+  if (ms > retentionDays * DURATION_UNIT_MS.d)
     return {
       error: `Samples are kept ${retentionDays} days (\`kpis.retentionDays\`), so \`${arg}\` is too long — ask for at most \`${retentionDays}d\`.`,
     };
@@ -32,12 +33,12 @@ export function parseKpiWindow(
 }
 
 /** `/migrate kpi [window]`: availability, latency, error rate and database time against the targets. */
-export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Reply> {
+export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Answer> {
   const { db, file } = deps;
   if (args.length > 1)
-    return invalidUsageView("kpi", "`kpi` takes at most one window, e.g. `/migrate kpi 7d`.");
+    return invalid(invalidUsageView("kpi", "`kpi` takes at most one window, e.g. `/migrate kpi 7d`."));
   const window = parseKpiWindow(args[0], file.kpis.retentionDays);
-  if ("error" in window) return invalidUsageView("kpi", window.error);
+  if ("error" in window) return invalid(invalidUsageView("kpi", window.error));
   const now = deps.now();
   const [summary, breached, enabled, state] = await Promise.all([
     kpiSummary(db, { from: new Date(now.getTime() - window.ms), to: now }),
@@ -60,12 +61,14 @@ export async function kpiHandler(args: string[], deps: CommandDeps): Promise<Rep
     endpoints: file.kpis.probes.endpoints.length,
     database: file.kpis.probes.database.enabled && file.target?.rds !== undefined,
   };
-  return kpiView({
-    summary,
-    windowLabel: window.label,
-    longTerm: file.kpis.longTerm,
-    breached: breached.map((b) => ({ key: b.key, since: b.since, message: b.message })),
-    monitor,
-    now,
-  });
+  return ok(
+    kpiView({
+      summary,
+      windowLabel: window.label,
+      longTerm: file.kpis.longTerm,
+      breached: breached.map((b) => ({ key: b.key, since: b.since, message: b.message })),
+      monitor,
+      now,
+    }),
+  );
 }

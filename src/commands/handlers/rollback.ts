@@ -8,8 +8,10 @@ import {
 } from "../../jobs/cutover/apply.js";
 import { type LiveRollbackReport, rollbackDatabase } from "../../jobs/cutover/live.js";
 import { copyUploadsBack } from "../../jobs/cutover/objects-back.js";
+import { rollbackLockKey } from "../../jobs/locks.js";
 import { hashChange, voidOtherApprovals } from "../../store/approvals.js";
-import { audit } from "../../store/audit.js";
+import { audit, auditEventAfter, lastAuditEvent } from "../../store/audit.js";
+import { unfinishedRunsOf } from "../../store/runs.js";
 import { formatDuration } from "../../views/blocks.js";
 import type { CommandDeps } from "../context.js";
 import { cutoverDeps } from "./cutover.js";
@@ -71,7 +73,7 @@ export async function performRollback(
   let result: { report: RollbackReport; targets: RollbackTargets; text: string } | undefined;
   // One rollback at a time across replicas: a second press while one is under way would race it
   // (two redeploys, interleaved writes); the lock dies with its session, so a crash frees it.
-  const ran = await deps.runner.exclusive(rollbackLockKey(deps.file.environment), async () => {
+  const ran = await deps.runner.locks.rollback(deps.file.environment, async () => {
     // read again under the lock: a rollback that finished meanwhile may have changed the record
     const now = (await findRollbackTargets(cd)) ?? targets;
     if (opts.expectHash !== undefined && targetsHash(now) !== opts.expectHash) {
@@ -85,10 +87,7 @@ export async function performRollback(
     result = await rollbackLocked(deps, cd, by, opts, now, cutoverSteps);
   });
   if (!ran || !result) {
-    const last = await deps.db.auditEvent.findFirst({
-      where: { action: "rollback.start", target: deps.file.environment },
-      orderBy: { id: "desc" },
-    });
+    const last = await lastAuditEvent(deps.db, "rollback.start", deps.file.environment);
     const who = last ? (opts.viaSlack ? `<@${last.actor}>` : last.actor) : "someone";
     throw new CutoverError(
       ErrorCode.BadArgument,
@@ -101,10 +100,8 @@ export async function performRollback(
   return result;
 }
 
-/** The advisory lock a rollback holds while it works. */
-export function rollbackLockKey(env: string): string {
-  return `cutover-rollback:${env}`;
-}
+/** The advisory lock a rollback holds while it works (see src/jobs/locks.ts). */
+export { rollbackLockKey };
 
 async function rollbackLocked(
   deps: CommandDeps,
@@ -114,9 +111,7 @@ async function rollbackLocked(
   targets: RollbackTargets,
   cutoverSteps: string[],
 ): Promise<{ report: RollbackReport; targets: RollbackTargets; text: string }> {
-  const running = await deps.db.run.findMany({
-    where: { status: { in: ["queued", "running"] }, target: { in: cutoverSteps } },
-  });
+  const running = await unfinishedRunsOf(deps.db, cutoverSteps);
   for (const r of running) await deps.runner.cancel(r.id, by).catch(() => undefined);
   await audit(deps.db, {
     actor: by,
@@ -162,10 +157,7 @@ async function rollbackLocked(
   // The uploads customers made on AWS since the switch go back to the old bucket (after DNS: the
   // old stack is serving again; the listing of the new bucket is not part of the write outage).
   if (deps.live && deps.file.source?.storage && deps.file.target?.s3) {
-    const switched = await deps.db.auditEvent.findFirst({
-      where: { action: "cutover.switched", target: deps.file.environment },
-      orderBy: { id: "desc" },
-    });
+    const switched = await lastAuditEvent(deps.db, "cutover.switched", deps.file.environment);
     if (switched) {
       const item = { what: "objects uploaded since the switch", ok: false, detail: "" };
       try {
@@ -235,19 +227,10 @@ export async function announceInterruptedRollback(
 ): Promise<boolean> {
   const env = deps.file.environment;
   let announced = false;
-  await deps.runner.exclusive(rollbackLockKey(env), async () => {
-    const start = await deps.db.auditEvent.findFirst({
-      where: { action: "rollback.start", target: env },
-      orderBy: { id: "desc" },
-    });
+  await deps.runner.locks.rollback(env, async () => {
+    const start = await lastAuditEvent(deps.db, "rollback.start", env);
     if (!start) return;
-    const after = await deps.db.auditEvent.findFirst({
-      where: {
-        id: { gt: start.id },
-        target: env,
-        action: { in: ["rollback.finish", "rollback.interrupted"] },
-      },
-    });
+    const after = await auditEventAfter(deps.db, start.id, env, ["rollback.finish", "rollback.interrupted"]);
     if (after) return;
     await audit(deps.db, {
       actor: "cutover",

@@ -2,13 +2,13 @@ import { describeError } from "../../errors.js";
 import { describeReplication, replicationStatus } from "../../jobs/cutover/live.js";
 import { latestSnapshot, ttlCountdownMs } from "../../jobs/cutover/service.js";
 import { findLock, latestStepExecutions, recentRuns } from "../../store/runs.js";
-import type { Reply } from "../../views/blocks.js";
 import { formatDuration, slackDate } from "../../views/blocks.js";
 import { statusView } from "../../views/status.js";
+import { type Answer, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
 
 /** `/migrate status` */
-export async function statusHandler(deps: CommandDeps): Promise<Reply> {
+export async function statusHandler(deps: CommandDeps): Promise<Answer> {
   const { db, file } = deps;
   const [latest, lock, recent] = await Promise.all([
     latestStepExecutions(db, file.environment),
@@ -52,14 +52,16 @@ export async function statusHandler(deps: CommandDeps): Promise<Reply> {
       replication = [`could not be read: ${describeError(err)}`];
     }
   }
-  return statusView({
-    cutover,
-    replication,
-    file,
-    latest: states,
-    lock,
-    recent,
-    available: new Set(deps.registry.keys()),
-    now: deps.now(),
-  });
+  return ok(
+    statusView({
+      cutover,
+      replication,
+      file,
+      latest: states,
+      lock,
+      recent,
+      available: new Set(deps.registry.keys()),
+      now: deps.now(),
+    }),
+  );
 }

@@ -1,5 +1,5 @@
-import type { Reply } from "../../views/blocks.js";
 import { noticeView } from "../../views/help.js";
+import { type Answer, failed, invalid, type Outcome } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
 import { runHandler } from "./run.js";
 
@@ -19,23 +19,29 @@ KINDS.all = Object.values(KINDS).flat();
  * runbook's verify steps of that kind on their own (also after the cutover, to compare again).
  * They only read, so they need no lock; each one's report follows in its run's message.
  */
-export async function verifyHandler(args: string[], caller: Caller, deps: CommandDeps): Promise<Reply> {
+export async function verifyHandler(args: string[], caller: Caller, deps: CommandDeps): Promise<Answer> {
   const what = (args[0] ?? "all").toLowerCase();
   const uses = KINDS[what];
   if (!uses || !Object.hasOwn(KINDS, what)) {
-    return noticeView(
-      `\`verify ${what}\` is not something Cutover verifies. Choose one of: ${Object.keys(KINDS).join(", ")}.`,
+    return invalid(
+      noticeView(
+        `\`verify ${what}\` is not something Cutover verifies. Choose one of: ${Object.keys(KINDS).join(", ")}.`,
+      ),
     );
   }
   const steps = deps.file.runbook.phases
     .flatMap((p) => p.steps)
     .filter((s) => uses.includes(s.uses) && deps.registry.has(s.uses));
   if (steps.length === 0) {
-    return noticeView(
-      `This runbook has no ${what} verification step this build can run (step types: ${uses.join(", ")}).`,
+    return failed(
+      noticeView(
+        `This runbook has no ${what} verification step this build can run (step types: ${uses.join(", ")}).`,
+      ),
     );
   }
   const replies: string[] = [];
+  const runs: string[] = [];
+  let outcome: Outcome = "ok";
   for (const step of steps) {
     const reply = await runHandler(
       { target: step.id, dryRun: false },
@@ -43,6 +49,8 @@ export async function verifyHandler(args: string[], caller: Caller, deps: Comman
       deps,
     );
     replies.push(reply.text);
+    runs.push(...(reply.runs ?? []));
+    if (outcome === "ok") outcome = reply.outcome;
   }
-  return noticeView(replies.join("\n"));
+  return { ...noticeView(replies.join("\n")), outcome, runs };
 }

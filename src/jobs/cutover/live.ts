@@ -2,11 +2,13 @@ import type pg from "pg";
 import { z } from "zod";
 import {
   applySequences,
+  changedTables,
   createSlot,
   createSubscription,
   dropPublication,
   dropSlot,
   dropSubscription,
+  enableSubscription,
   ensurePublication,
   type FreezeRecord,
   freezeWrites,
@@ -14,11 +16,15 @@ import {
   type Lag,
   listSlots,
   publishableTables,
+  readChangeCounters,
   readLag,
   readSequences,
+  recordStartCounters,
   replicationNames,
   schemaDifferences,
   schemaShape,
+  startCounters,
+  stopApplyWorker,
   unfreezeWrites,
   waitForSlot,
 } from "../../cloud/replication.js";
@@ -30,10 +36,10 @@ import type { TypedCheckpoints } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import {
   describeLag,
-  openBoth,
   sourceConnInfo,
   targetConnInfo,
   waitCaughtUp,
+  withBoth,
 } from "../steps/db-replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db-verify.js";
 import type { Progress } from "../types.js";
@@ -168,51 +174,51 @@ export async function livePreChecks(deps: LiveDeps): Promise<PreCheck[]> {
   const cfg = cfgOf(deps);
   const n = replicationNames(deps.step.file.environment, "fwd");
   const checks: PreCheck[] = [];
-  let both: Awaited<ReturnType<typeof openBoth>>;
+  // a database that cannot be reached is a failed check in words; a failure after both opened is not
+  let opened = false;
   try {
-    both = await openBoth(deps.step, timeout);
-  } catch (err) {
-    return [{ name: "replication running", ok: false, detail: describeError(err) }];
-  }
-  try {
-    const sub = await getSubscription(both.target, n.subscription);
-    const lag = await readLag(both.source, n.slot);
-    const running = Boolean(sub?.enabled && lag?.connected);
-    checks.push({
-      name: "replication running",
-      ok: running,
-      detail: !sub
-        ? "no forward replication: run db.replicate (after db.dump and db.restore) first"
-        : !lag
-          ? `the slot ${n.slot} is gone from the source (Neon drops slots unused for about 40 hours): copy again`
-          : !lag.connected
-            ? "the target's subscription is not connected: read the target's log for an apply error, fix it, then run db.replicate"
-            : `subscription ${n.subscription} streaming`,
-    });
-    if (lag)
+    await withBoth(deps.step, timeout, async (both) => {
+      opened = true;
+      const sub = await getSubscription(both.target, n.subscription);
+      const lag = await readLag(both.source, n.slot);
+      const running = Boolean(sub?.enabled && lag?.connected);
       checks.push({
-        name: `replication lag ≤ ${cfg.maxLagSeconds} s`,
-        ok: lag.seconds <= cfg.maxLagSeconds,
-        detail: describeLag(lag),
+        name: "replication running",
+        ok: running,
+        detail: !sub
+          ? "no forward replication: run db.replicate (after db.dump and db.restore) first"
+          : !lag
+            ? `the slot ${n.slot} is gone from the source (Neon drops slots unused for about 40 hours): copy again`
+            : !lag.connected
+              ? "the target's subscription is not connected: read the target's log for an apply error, fix it, then run db.replicate"
+              : `subscription ${n.subscription} streaming`,
       });
-    const diff = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
-    checks.push({
-      name: "schemas match (DDL is not replicated)",
-      ok: diff.length === 0,
-      detail: diff.length
-        ? `${diff.slice(0, 3).join("; ")}${diff.length > 3 ? `; and ${diff.length - 3} more` : ""}: make the same change on the other side`
-        : "every replicated table has the same columns on both sides",
+      if (lag)
+        checks.push({
+          name: `replication lag ≤ ${cfg.maxLagSeconds} s`,
+          ok: lag.seconds <= cfg.maxLagSeconds,
+          detail: describeLag(lag),
+        });
+      const diff = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
+      checks.push({
+        name: "schemas match (DDL is not replicated)",
+        ok: diff.length === 0,
+        detail: diff.length
+          ? `${diff.slice(0, 3).join("; ")}${diff.length > 3 ? `; and ${diff.length - 3} more` : ""}: make the same change on the other side`
+          : "every replicated table has the same columns on both sides",
+      });
+      const held = await activeFreeze(deps.db, deps.step.file.environment, "source");
+      checks.push({
+        name: "source writable now",
+        ok: held === null,
+        detail: held
+          ? `the source's app role ${held.role} is frozen since ${held.at}: a cutover or rollback stopped half-way; run it again to finish`
+          : `${cfg.appRoles.source} writes; the switch freezes it for the seconds the drain takes`,
+      });
     });
-    const held = await activeFreeze(deps.db, deps.step.file.environment, "source");
-    checks.push({
-      name: "source writable now",
-      ok: held === null,
-      detail: held
-        ? `the source's app role ${held.role} is frozen since ${held.at}: a cutover or rollback stopped half-way; run it again to finish`
-        : `${cfg.appRoles.source} writes; the switch freezes it for the seconds the drain takes`,
-    });
-  } finally {
-    await both.close();
+  } catch (err) {
+    if (opened) throw err;
+    return [{ name: "replication running", ok: false, detail: describeError(err) }];
   }
   return checks;
 }
@@ -269,8 +275,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
   const fwd = replicationNames(env, "fwd");
   const rev = replicationNames(env, "rev");
   const state: LiveState = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
-  const both = await openBoth(deps.step, timeout);
-  try {
+  await withBoth(deps.step, timeout, async (both) => {
     await stage(ctx, state, "pre-checks", async () => {
       // a subscription started moments ago (a rollback restarts forward replication) connects within seconds
       await waitCaughtUp(both.source, fwd.slot, {
@@ -325,9 +330,15 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
     });
     await stage(ctx, state, "verify while frozen", async () => {
       const started = performance.now();
-      const report = await runDatabaseVerify(deps.step, { jobs: 4, signal: ctx.signal });
+      const scope = await verifyScope(deps, both.target);
+      const report = await runDatabaseVerify(deps.step, {
+        jobs: 4,
+        signal: ctx.signal,
+        ...(scope.tables ? { tables: scope.tables } : {}),
+      });
       state.figures.verifyMs = Math.round(performance.now() - started);
       state.figures.verifiedTables = report.tablesCompared;
+      state.figures.verifyScope = scope.why;
       if (!report.identical)
         throw new CutoverError(
           ErrorCode.VerificationDiffered,
@@ -369,9 +380,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
       await unfreezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
       state.figures.writeOutageMs = Date.now() - (state.frozenAt ?? Date.now());
     });
-  } finally {
-    await both.close();
-  }
+  });
   return state;
 }
 
@@ -383,21 +392,27 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
 export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<string[]> {
   const done: string[] = [];
   const state = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
-  const both = await openBoth(deps.step, timeout);
-  try {
+  await withBoth(deps.step, timeout, async (both) => {
     if (state.stages.includes("end forward replication")) {
       await endReplication(deps, both, "rev", ctx);
       await startReplicationFromFrozen(deps, both, "fwd", ctx);
       done.push("forward replication restarted from the frozen source (no copy)");
+    }
+    // a switch stopped after its verify began has stopped the apply worker: start it again
+    const sub = await getSubscription(
+      both.target,
+      replicationNames(deps.step.file.environment, "fwd").subscription,
+    );
+    if (sub && !sub.enabled) {
+      await enableSubscription(both.target, sub.name);
+      done.push("forward replication enabled again");
     }
     // the target goes back to how the switch found it
     if (state.figures.targetFrozenBefore === false)
       await unfreezeSide(deps, both.target, "target", ctx.actor, ctx.runId);
     if (await unfreezeSide(deps, both.source, "source", ctx.actor, ctx.runId))
       done.push("the source is writable again");
-  } finally {
-    await both.close();
-  }
+  });
   await ctx.checkpoint.set(KEY, { stages: [], figures: {} });
   return done;
 }
@@ -435,6 +450,8 @@ async function startReplicationFromFrozen(
   await ensurePublication(publisher, n.publication, await publishableTables(publisher));
   if (!(await listSlots(publisher, n.slot)).some((s) => s.name === n.slot))
     await createSlot(publisher, n.slot);
+  // both sides equal now: the next switch's fast verify reads what changed on the target from here
+  const counters = d === "fwd" ? await readChangeCounters(both.target) : undefined;
   if (!(await getSubscription(subscriber, n.subscription))) {
     const conn = d === "fwd" ? sourceConnInfo(deps.step) : await targetConnInfo(deps.step);
     await createSubscription(subscriber, {
@@ -443,6 +460,7 @@ async function startReplicationFromFrozen(
       publication: n.publication,
       slot: n.slot,
     });
+    if (counters) await recordStartCounters(subscriber, n.subscription, counters);
   }
   await audit(deps.db, {
     actor: ctx.actor,
@@ -450,7 +468,12 @@ async function startReplicationFromFrozen(
     target: deps.step.file.environment,
     outcome: "ok",
     runId: ctx.runId,
-    details: { direction: d, subscription: n.subscription, slot: n.slot, copy: false },
+    details: {
+      direction: d,
+      subscription: n.subscription,
+      slot: n.slot,
+      copy: false,
+    },
   });
 }
 
@@ -489,8 +512,7 @@ export async function rollbackDatabase(
   const rev = replicationNames(env, "rev");
   const fwd = replicationNames(env, "fwd");
   const items: LiveRollbackReport["items"] = [];
-  const both = await openBoth(deps.step, timeout);
-  try {
+  return withBoth(deps.step, timeout, async (both): Promise<LiveRollbackReport> => {
     const sub = await getSubscription(both.source, rev.subscription);
     const lag = sub ? await readLag(both.target, rev.slot) : null;
     const targetFrozen = await activeFreeze(deps.db, env, "target");
@@ -574,9 +596,41 @@ export async function rollbackDatabase(
       writeOutageMs,
       ...(drainMs !== undefined ? { drainMs: Math.round(drainMs) } : {}),
     };
-  } finally {
-    await both.close();
-  }
+  });
+}
+
+/**
+ * Which tables the verify while frozen compares row by row. By default the ones forward
+ * replication changed: the target's change counters now against those read just before its
+ * subscription was created (db.replicate, or a rollback restarting it from equal sides) and kept
+ * as the subscription's comment. The apply
+ * worker is stopped first (the drain is done, so it has nothing left to apply): a backend sends
+ * its counters at most once a second while it works and always as it exits, so after it has
+ * exited they hold every change it applied. Writes by anyone else, or counters sent late from
+ * before the start, only add tables. Materialized views, just refreshed, are always compared.
+ * Every table when the file says `switchVerify: all`, when no starting counters were recorded, or
+ * when the statistics were reset in between (a restart, pg_stat_reset()).
+ */
+async function verifyScope(
+  deps: LiveDeps,
+  target: pg.Client,
+): Promise<{ tables?: Set<string>; why: string }> {
+  const cfg = cfgOf(deps);
+  const env = deps.step.file.environment;
+  const fwd = replicationNames(env, "fwd");
+  if (cfg.switchVerify === "all") return { why: "every table (switchVerify: all)" };
+  const before = await startCounters(target, fwd.subscription);
+  if (!before) return { why: "every table (no change counters were recorded when replication started)" };
+  await stopApplyWorker(target, fwd.subscription, 30_000);
+  const changed = changedTables(before, await readChangeCounters(target));
+  if (!changed) return { why: "every table (the target's statistics were reset since replication started)" };
+  const { rows } = await target.query<{ name: string }>(
+    "SELECT format('%I.%I', schemaname, matviewname) AS name FROM pg_matviews",
+  );
+  return {
+    tables: new Set([...changed, ...rows.map((r) => r.name)]),
+    why: `the ${changed.length} table${changed.length === 1 ? "" : "s"} replication changed`,
+  };
 }
 
 /** Row changes counted by the server's statistics, all user tables together. */
@@ -625,8 +679,7 @@ export interface ReplicationStatus {
 export async function replicationStatus(step: StepDeps): Promise<ReplicationStatus[]> {
   if (!step.file.replication) return [];
   const out: ReplicationStatus[] = [];
-  const both = await openBoth(step, { timeoutSeconds: 5, appName: "cutover-status" });
-  try {
+  await withBoth(step, { timeoutSeconds: 5, appName: "cutover-status" }, async (both) => {
     for (const d of ["fwd", "rev"] as const) {
       const n = replicationNames(step.file.environment, d);
       const publisher = d === "fwd" ? both.source : both.target;
@@ -641,9 +694,7 @@ export async function replicationStatus(step: StepDeps): Promise<ReplicationStat
         retainedBytes: slot.retainedBytes,
       });
     }
-  } finally {
-    await both.close();
-  }
+  });
   return out;
 }
 

@@ -1,11 +1,5 @@
 import { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import {
-  COST_EXPLORER_REGION,
-  type CostExplorerApi,
-  costSummary,
-  createCostExplorer,
-} from "../../cloud/cost-explorer.js";
+import { type CostExplorerApi, costSummary } from "../../cloud/cost-explorer.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { Db } from "../../store/client.js";
 import { costUnavailableText, money } from "../../views/cost.js";
@@ -37,9 +31,7 @@ export function createCostReportStep(
   deps: StepDeps & { db: Db; now?: () => Date; costExplorer?: () => CostExplorerApi },
 ): StepDefinition<Input> {
   const now = deps.now ?? (() => new Date());
-  const ce = () =>
-    deps.costExplorer?.() ??
-    createCostExplorer(awsOptionsFromEnv(deps.env, "COST_EXPLORER", COST_EXPLORER_REGION));
+  const ce = () => deps.costExplorer?.() ?? deps.ports.costExplorer();
   const report = async (input: Input) => {
     const s = await costSummary({ db: deps.db, file: deps.file, costExplorer: ce(), log: deps.log }, now(), {
       refresh: input.refresh,

@@ -75,7 +75,12 @@ export async function targetEndpoint(deps: StepDeps): Promise<Endpoint> {
     }
     return { side: "target", from: rds.urlEnv, url };
   }
-  const url = await rdsConnectionUrl({ env: deps.env, dataDir: deps.dataDir, file: deps.file });
+  const url = await rdsConnectionUrl({
+    env: deps.env,
+    dataDir: deps.dataDir,
+    file: deps.file,
+    ports: deps.ports,
+  });
   return { side: "target", from: `the RDS instance ${rds.identifier}`, url };
 }
 
@@ -91,13 +96,7 @@ export async function refuseSourceAsTarget(
   opts: { timeoutSeconds?: number } = {},
 ): Promise<DbAddress> {
   const source = sourceEndpoint(deps);
-  const [from, to] = await Promise.all([resolveDbAddress(source.url), resolveDbAddress(target.url)]);
-  let same = sameDatabase(from, to);
-  if (!same) {
-    // Both reachable: compare from inside (a proxy or an alias this machine cannot resolve).
-    const [a, b] = await Promise.all([liveIdentityOf(source, opts), liveIdentityOf(target, opts)]);
-    same = a !== null && a === b;
-  }
+  const { same, first: from } = await compareDatabases(source, target, opts);
   if (same) {
     throw new CutoverError(
       ErrorCode.TargetIsSource,
@@ -106,6 +105,22 @@ export async function refuseSourceAsTarget(
     );
   }
   return from;
+}
+
+/**
+ * Whether two URLs reach one database under any spelling: by address first, then, when both
+ * answer, from inside (a proxy or an alias this machine cannot resolve). Also gives the first
+ * URL's address for the caller's other checks.
+ */
+export async function compareDatabases(
+  a: Endpoint,
+  b: Endpoint,
+  opts: { timeoutSeconds?: number } = {},
+): Promise<{ same: boolean; first: DbAddress }> {
+  const [first, second] = await Promise.all([resolveDbAddress(a.url), resolveDbAddress(b.url)]);
+  if (sameDatabase(first, second)) return { same: true, first };
+  const [x, y] = await Promise.all([liveIdentityOf(a, opts), liveIdentityOf(b, opts)]);
+  return { same: x !== null && x === y, first };
 }
 
 async function liveIdentityOf(ep: Endpoint, opts: { timeoutSeconds?: number }): Promise<string | null> {
@@ -311,14 +326,6 @@ export function holdsPartialRestore(marker: RestoreMarker | undefined, targetUrl
 }
 
 // ───────────────────────────── small helpers ─────────────────────────────
-
-/** "1.2 GB", "340 MB", "12 kB" */
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(0)} MB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(0)} kB`;
-  return `${n} B`;
-}
 
 /** Stops a process a crashed worker left behind, if it is still the program we started. */
 export async function stopStray(pid: number | undefined, program: string): Promise<boolean> {

@@ -31,6 +31,7 @@ import {
 } from "../../cloud/replication.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { audit } from "../../store/audit.js";
+import { formatBytes } from "../../text/units.js";
 import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
@@ -38,7 +39,6 @@ import {
   CommonOptions,
   type DumpManifest,
   dumpRoot,
-  formatBytes,
   jobsFor,
   latestDump,
   type ManifestObject,

@@ -16,20 +16,20 @@ import {
   serverVersion,
 } from "../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { formatBytes } from "../../text/units.js";
 import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition } from "../types.js";
 import {
   CommonOptions,
   dumpRoot,
-  formatBytes,
   holdsPartialRestore,
   readMarker,
   refuseSourceAsTarget,
   sourceEndpoint,
   targetEndpoint,
 } from "./db-common.js";
-import { replicationChecks } from "./db-replication-checks.js";
+import { connectionChecks, replicationChecks } from "./db-replication-checks.js";
 
 const Input = CommonOptions.extend({
   /** pg_dump compression the dump will use, for the disk estimate (see db.dump); default db.dump's */
@@ -351,8 +351,14 @@ export async function runPreflight(
       });
     }
     // A live migration: what logical replication needs on both sides, and what it does not carry.
-    if (deps.file.replication && source.client && target.client)
+    if (deps.file.replication && source.client && target.client) {
       items.push(...(await replicationChecks(source.client, target.client, deps.file.replication)));
+      items.push(
+        ...(await connectionChecks(deps, source.ep!, target.ep!, deps.file.replication, {
+          timeoutSeconds: timeout,
+        })),
+      );
+    }
   } finally {
     await source.client?.end().catch(() => undefined);
     await target.client?.end().catch(() => undefined);

@@ -11,7 +11,9 @@ import {
   getSubscription,
   type Lag,
   listSlots,
+  readChangeCounters,
   readLag,
+  recordStartCounters,
   replicationNames,
   schemaDifferences,
   schemaShape,
@@ -103,6 +105,14 @@ export async function openBoth(
       await Promise.all([source.end().catch(() => undefined), target.end().catch(() => undefined)]);
     },
   };
+}
+
+/** How a step connects to both sides: its own timeout, and a name that shows in pg_stat_activity. */
+export function connectOptions(
+  input: { connectTimeoutSeconds: number },
+  appName: string,
+): { timeoutSeconds: number; appName: string } {
+  return { timeoutSeconds: input.connectTimeoutSeconds, appName };
 }
 
 /** Runs `fn` with both sides open, and always closes both. */
@@ -222,143 +232,130 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
   return dbReplicate.implement({
     async plan(input) {
       const n = names();
-      return withBoth(
-        deps,
-        {
-          timeoutSeconds: input.connectTimeoutSeconds,
-          appName: "cutover-replicate",
-        },
-        async (both) => {
-          const sub = await getSubscription(both.target, n.subscription);
-          if (sub) {
-            const lag = await readLag(both.source, n.slot);
-            return {
-              summary: `replication already runs (${sub.enabled ? "enabled" : "DISABLED"}${lag ? `, lag ${describeLag(lag)}` : ", its slot is missing"})`,
-              changes: [{ action: "none", target: `subscription ${n.subscription}` }],
-            };
-          }
-          const r = await restoredSlot(input).catch((err: Error) => ({ error: err.message }));
+      return withBoth(deps, connectOptions(input, "cutover-replicate"), async (both) => {
+        const sub = await getSubscription(both.target, n.subscription);
+        if (sub) {
+          const lag = await readLag(both.source, n.slot);
           return {
-            summary:
-              "error" in r
-                ? `cannot start yet: ${r.error}`
-                : `would subscribe the target (${describeUrl(both.targetEp.url)}) to the source's publication ${r.publication} on slot ${r.slot} (the snapshot of dump ${r.dump}), without copying data again`,
-            changes: [
-              {
-                action: "create",
-                target: `subscription ${n.subscription} on the target`,
-                detail: `connects to the source as ${sourceConnInfo(deps).from} names it; copy_data = false`,
-              },
-            ],
+            summary: `replication already runs (${sub.enabled ? "enabled" : "DISABLED"}${lag ? `, lag ${describeLag(lag)}` : ", its slot is missing"})`,
+            changes: [{ action: "none", target: `subscription ${n.subscription}` }],
           };
-        },
-      );
+        }
+        const r = await restoredSlot(input).catch((err: Error) => ({ error: err.message }));
+        return {
+          summary:
+            "error" in r
+              ? `cannot start yet: ${r.error}`
+              : `would subscribe the target (${describeUrl(both.targetEp.url)}) to the source's publication ${r.publication} on slot ${r.slot} (the snapshot of dump ${r.dump}), without copying data again`,
+          changes: [
+            {
+              action: "create",
+              target: `subscription ${n.subscription} on the target`,
+              detail: `connects to the source as ${sourceConnInfo(deps).from} names it; copy_data = false`,
+            },
+          ],
+        };
+      });
     },
 
     async run(input, ctx) {
       const n = names();
       const replication = cfg();
-      return withBoth(
-        deps,
-        {
-          timeoutSeconds: input.connectTimeoutSeconds,
-          appName: "cutover-replicate",
-        },
-        async (both) => {
-          let sub = await getSubscription(both.target, n.subscription);
-          if (!sub) {
-            const r = await restoredSlot(input);
-            const slots = await listSlots(both.source);
-            if (!slots.some((s) => s.name === r.slot)) {
-              throw new CutoverError(
-                ErrorCode.BadArgument,
-                `The slot ${r.slot} that dump ${r.dump} was taken with is gone from the source: the changes since that dump cannot be streamed.`,
-                { hint: "Run db.dump and db.restore again (they make a new slot), then this step." },
-              );
-            }
-            const conn = sourceConnInfo(deps);
-            try {
-              await createSubscription(both.target, {
-                name: n.subscription,
-                conninfo: conn.url,
-                publication: r.publication,
-                slot: r.slot,
-              });
-            } catch (err) {
-              throw new CutoverError(
-                ErrorCode.StepFailed,
-                `The target could not subscribe to the source: ${(err as Error).message.replace(conn.url, conn.from)}`,
-                {
-                  hint: `The target server itself connects to the source with ${conn.from}: it must reach that host and port (on RDS, from the VPC: the source must accept connections from the internet or a peered network) and the role must be allowed to replicate. Set replication.sourceConnectionEnv to another URL if the target reaches the source differently.`,
-                },
-              );
-            }
-            if (deps.db)
-              await audit(deps.db, {
-                actor: ctx.run.requestedBy,
-                action: "replication.start",
-                target: deps.file.environment,
-                outcome: "ok",
-                runId: ctx.run.id,
-                details: { direction: "fwd", subscription: n.subscription, slot: r.slot, dump: r.dump },
-              });
-            sub = await getSubscription(both.target, n.subscription);
+      return withBoth(deps, connectOptions(input, "cutover-replicate"), async (both) => {
+        let sub = await getSubscription(both.target, n.subscription);
+        if (!sub) {
+          const r = await restoredSlot(input);
+          const slots = await listSlots(both.source);
+          if (!slots.some((s) => s.name === r.slot)) {
+            throw new CutoverError(
+              ErrorCode.BadArgument,
+              `The slot ${r.slot} that dump ${r.dump} was taken with is gone from the source: the changes since that dump cannot be streamed.`,
+              { hint: "Run db.dump and db.restore again (they make a new slot), then this step." },
+            );
           }
-          const started = performance.now();
-          const lag = await waitCaughtUp(both.source, n.slot, {
-            maxSeconds: replication.maxLagSeconds,
-            timeoutMs: input.catchUpSeconds * 1000,
-            signal: ctx.signal,
-            subscriberSide: "target",
-            onLag: (l) =>
-              ctx.progress({
-                done: Math.round((performance.now() - started) / 1000),
-                unit: "s",
-                message: `replicating: ${describeLag(l)} behind`,
-                activity: Number.MAX_SAFE_INTEGER - l.bytes,
-              }),
-          });
-          return {
-            summary: `replicating source → target on slot ${n.slot}: ${describeLag(lag)} behind${sub?.enabled === false ? " (the subscription was disabled: enable it)" : ""}`,
-            figures: { lagSeconds: Number(lag.seconds.toFixed(3)), lagBytes: lag.bytes },
-          };
-        },
-      );
+          const conn = sourceConnInfo(deps);
+          // before the first change arrives: the switch's fast verify reads what changed since
+          const counters = await readChangeCounters(both.target);
+          try {
+            await createSubscription(both.target, {
+              name: n.subscription,
+              conninfo: conn.url,
+              publication: r.publication,
+              slot: r.slot,
+            });
+            await recordStartCounters(both.target, n.subscription, counters);
+          } catch (err) {
+            throw new CutoverError(
+              ErrorCode.StepFailed,
+              `The target could not subscribe to the source: ${(err as Error).message.replace(conn.url, conn.from)}`,
+              {
+                hint: `The target server itself connects to the source with ${conn.from}: it must reach that host and port (on RDS, from the VPC: the source must accept connections from the internet or a peered network) and the role must be allowed to replicate. Set replication.sourceConnectionEnv to another URL if the target reaches the source differently.`,
+              },
+            );
+          }
+          if (deps.db)
+            await audit(deps.db, {
+              actor: ctx.run.requestedBy,
+              action: "replication.start",
+              target: deps.file.environment,
+              outcome: "ok",
+              runId: ctx.run.id,
+              details: {
+                direction: "fwd",
+                subscription: n.subscription,
+                slot: r.slot,
+                dump: r.dump,
+              },
+            });
+          sub = await getSubscription(both.target, n.subscription);
+        }
+        const started = performance.now();
+        const lag = await waitCaughtUp(both.source, n.slot, {
+          maxSeconds: replication.maxLagSeconds,
+          timeoutMs: input.catchUpSeconds * 1000,
+          signal: ctx.signal,
+          subscriberSide: "target",
+          onLag: (l) =>
+            ctx.progress({
+              done: Math.round((performance.now() - started) / 1000),
+              unit: "s",
+              message: `replicating: ${describeLag(l)} behind`,
+              activity: Number.MAX_SAFE_INTEGER - l.bytes,
+            }),
+        });
+        return {
+          summary: `replicating source → target on slot ${n.slot}: ${describeLag(lag)} behind${sub?.enabled === false ? " (the subscription was disabled: enable it)" : ""}`,
+          figures: { lagSeconds: Number(lag.seconds.toFixed(3)), lagBytes: lag.bytes },
+        };
+      });
     },
 
     async verify(input) {
       const n = names();
-      return withBoth(
-        deps,
-        {
-          timeoutSeconds: input.connectTimeoutSeconds,
-          appName: "cutover-replicate",
-        },
-        async (both) => {
-          const sub = await getSubscription(both.target, n.subscription);
-          const lag = await readLag(both.source, n.slot);
-          const shapes = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
-          const problems = [
-            !sub ? `no subscription ${n.subscription} on the target` : "",
-            sub && !sub.enabled ? "the subscription is disabled" : "",
-            !lag ? `the slot ${n.slot} is missing on the source` : "",
-            lag && !lag.connected
-              ? "the subscriber is not connected to its slot (an apply error? see the target's log)"
-              : "",
-            lag && lag.seconds > cfg().maxLagSeconds
-              ? `lag ${describeLag(lag)} over ${cfg().maxLagSeconds} s`
-              : "",
-            shapes.length ? `schemas differ (DDL is not replicated): ${shapes.slice(0, 3).join("; ")}` : "",
-          ].filter(Boolean);
-          return {
-            ok: problems.length === 0,
-            summary: problems.length
-              ? problems.join("; ")
-              : `streaming, ${describeLag(lag!)} behind; schemas match`,
-            ...(lag ? { figures: { lagSeconds: Number(lag.seconds.toFixed(3)), lagBytes: lag.bytes } } : {}),
-          };
-        },
-      );
+      return withBoth(deps, connectOptions(input, "cutover-replicate"), async (both) => {
+        const sub = await getSubscription(both.target, n.subscription);
+        const lag = await readLag(both.source, n.slot);
+        const shapes = schemaDifferences(await schemaShape(both.source), await schemaShape(both.target));
+        const problems = [
+          !sub ? `no subscription ${n.subscription} on the target` : "",
+          sub && !sub.enabled ? "the subscription is disabled" : "",
+          !lag ? `the slot ${n.slot} is missing on the source` : "",
+          lag && !lag.connected
+            ? "the subscriber is not connected to its slot (an apply error? see the target's log)"
+            : "",
+          lag && lag.seconds > cfg().maxLagSeconds
+            ? `lag ${describeLag(lag)} over ${cfg().maxLagSeconds} s`
+            : "",
+          shapes.length ? `schemas differ (DDL is not replicated): ${shapes.slice(0, 3).join("; ")}` : "",
+        ].filter(Boolean);
+        return {
+          ok: problems.length === 0,
+          summary: problems.length
+            ? problems.join("; ")
+            : `streaming, ${describeLag(lag!)} behind; schemas match`,
+          ...(lag ? { figures: { lagSeconds: Number(lag.seconds.toFixed(3)), lagBytes: lag.bytes } } : {}),
+        };
+      });
     },
 
     async undo(input, ctx) {
@@ -385,37 +382,30 @@ export async function teardown(
   directions: Direction[],
 ): Promise<TeardownReport> {
   const report: TeardownReport = { dropped: [], problems: [] };
-  await withBoth(
-    deps,
-    {
-      timeoutSeconds: input.connectTimeoutSeconds,
-      appName: "cutover-teardown",
-    },
-    async (both) => {
-      for (const d of directions) {
-        const n = replicationNames(deps.file.environment, d);
-        // forward: publisher = source, subscriber = target; reverse: the other way round
-        const [publisher, subscriber, pubSide, subSide] =
-          d === "fwd"
-            ? [both.source, both.target, "source", "target"]
-            : [both.target, both.source, "target", "source"];
-        const attempt = async (what: string, fn: () => Promise<boolean>) => {
-          try {
-            if (await fn()) report.dropped.push(what);
-          } catch (err) {
-            report.problems.push(`${what}: ${(err as Error).message}`);
-          }
-        };
-        await attempt(`subscription ${n.subscription} on the ${subSide}`, () =>
-          dropSubscription(subscriber, n.subscription),
-        );
-        await attempt(`slot ${n.slot} on the ${pubSide}`, () => dropSlot(publisher, n.slot));
-        await attempt(`publication ${n.publication} on the ${pubSide}`, () =>
-          dropPublication(publisher, n.publication),
-        );
-      }
-    },
-  );
+  await withBoth(deps, connectOptions(input, "cutover-teardown"), async (both) => {
+    for (const d of directions) {
+      const n = replicationNames(deps.file.environment, d);
+      // forward: publisher = source, subscriber = target; reverse: the other way round
+      const [publisher, subscriber, pubSide, subSide] =
+        d === "fwd"
+          ? [both.source, both.target, "source", "target"]
+          : [both.target, both.source, "target", "source"];
+      const attempt = async (what: string, fn: () => Promise<boolean>) => {
+        try {
+          if (await fn()) report.dropped.push(what);
+        } catch (err) {
+          report.problems.push(`${what}: ${(err as Error).message}`);
+        }
+      };
+      await attempt(`subscription ${n.subscription} on the ${subSide}`, () =>
+        dropSubscription(subscriber, n.subscription),
+      );
+      await attempt(`slot ${n.slot} on the ${pubSide}`, () => dropSlot(publisher, n.slot));
+      await attempt(`publication ${n.publication} on the ${pubSide}`, () =>
+        dropPublication(publisher, n.publication),
+      );
+    }
+  });
   if (deps.db)
     await audit(deps.db, {
       actor: ctx.run.requestedBy,
@@ -502,28 +492,21 @@ export async function inventory(
     name: string;
     side: "source" | "target";
   }> = [];
-  await withBoth(
-    deps,
-    {
-      timeoutSeconds: input.connectTimeoutSeconds,
-      appName: "cutover-teardown",
-    },
-    async (both) => {
-      for (const d of ["fwd", "rev"] as const) {
-        const n = replicationNames(deps.file.environment, d);
-        for (const [side, client] of [
-          ["source", both.source],
-          ["target", both.target],
-        ] as const) {
-          if (await getSubscription(client, n.subscription))
-            out.push({ kind: "subscription", name: n.subscription, side });
-          if ((await listSlots(client, n.slot)).some((s) => s.name === n.slot))
-            out.push({ kind: "slot", name: n.slot, side });
-          const pub = await client.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [n.publication]);
-          if (pub.rowCount) out.push({ kind: "publication", name: n.publication, side });
-        }
+  await withBoth(deps, connectOptions(input, "cutover-teardown"), async (both) => {
+    for (const d of ["fwd", "rev"] as const) {
+      const n = replicationNames(deps.file.environment, d);
+      for (const [side, client] of [
+        ["source", both.source],
+        ["target", both.target],
+      ] as const) {
+        if (await getSubscription(client, n.subscription))
+          out.push({ kind: "subscription", name: n.subscription, side });
+        if ((await listSlots(client, n.slot)).some((s) => s.name === n.slot))
+          out.push({ kind: "slot", name: n.slot, side });
+        const pub = await client.query("SELECT 1 FROM pg_publication WHERE pubname = $1", [n.publication]);
+        if (pub.rowCount) out.push({ kind: "publication", name: n.publication, side });
       }
-    },
-  );
+    }
+  });
   return out;
 }

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { Endpoint } from "../../cloud/postgres.js";
 import {
   checkFreezableRole,
   listSlots,
@@ -7,7 +8,11 @@ import {
   readReplicationSettings,
 } from "../../cloud/replication.js";
 import type { ReplicationConfig } from "../../config/schema.js";
+import { describeError } from "../../errors.js";
+import type { StepDeps } from "../index.js";
+import { compareDatabases } from "./db-common.js";
 import type { CheckItem } from "./db-preflight.js";
+import { sourceConnInfo, targetConnInfo } from "./db-replicate.js";
 
 /**
  * The preflight lines of a live migration (the file's `replication` section): what logical
@@ -125,6 +130,72 @@ export async function replicationChecks(
       detail: problem
         ? `${problem} — replication.appRoles.${side} must name the role the ${side === "source" ? "old" : "new"} app connects as${side === "target" ? " (it may be created after the restore; it must exist before the switch)" : ""}`
         : `${role}: its writes can be refused and given back in an instant, reads go on`,
+    });
+  }
+  return items;
+}
+
+/**
+ * The URLs each server's subscription connects with (`replication.sourceConnectionEnv`, and
+ * `targetConnectionEnv` for the way back) must reach the other side. One that reaches the
+ * subscriber's own database, under any spelling, would subscribe a database to itself: its
+ * changes would loop back, and the switch's drain would wait on the wrong slot. The same identity
+ * test as db.restore's "target is the source" refusal: addresses first, then from inside when the
+ * URL answers from here.
+ */
+export async function connectionChecks(
+  deps: StepDeps,
+  source: Endpoint,
+  target: Endpoint,
+  cfg: ReplicationConfig,
+  opts: { timeoutSeconds?: number } = {},
+): Promise<CheckItem[]> {
+  const lines: Array<{
+    name: string;
+    field: string;
+    conn: () => Promise<{ url: string; from: string }>;
+    other: Endpoint;
+    otherName: string;
+    wanted: string;
+  }> = [
+    {
+      name: "Source URL for the target's subscription",
+      field: "replication.sourceConnectionEnv",
+      conn: async () => sourceConnInfo(deps),
+      other: target,
+      otherName: "target",
+      wanted: "the source database as the target server reaches it",
+    },
+  ];
+  if (cfg.reverse)
+    lines.push({
+      name: "Target URL for the source's subscription (the way back)",
+      field: "replication.targetConnectionEnv",
+      conn: () => targetConnInfo(deps),
+      other: source,
+      otherName: "source",
+      wanted: "the target database as the source server reaches it",
+    });
+  const items: CheckItem[] = [];
+  for (const line of lines) {
+    let conn: { url: string; from: string };
+    try {
+      conn = await line.conn();
+    } catch (err) {
+      items.push({ name: line.name, status: "fail", detail: describeError(err) });
+      continue;
+    }
+    const { same } = await compareDatabases(
+      { side: line.otherName === "target" ? "source" : "target", from: conn.from, url: conn.url },
+      line.other,
+      opts,
+    );
+    items.push({
+      name: line.name,
+      status: same ? "fail" : "ok",
+      detail: same
+        ? `${conn.from} reaches the ${line.otherName} database itself (${line.other.from}), so the ${line.otherName} would subscribe to its own changes: point ${conn.from} (${line.field}) at ${line.wanted}`
+        : `${conn.from}: not the ${line.otherName} database`,
     });
   }
   return items;

@@ -10,13 +10,21 @@ import {
   SYSTEM_SCHEMA_SQL,
   serverVersion,
 } from "../../cloud/postgres.js";
+import { formatBytes } from "../../text/units.js";
 import { dbVerifyView } from "../../views/db-verify.js";
 import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { Progress, StepDefinition, StepOutcome } from "../types.js";
-import { CommonOptions, formatBytes, jobsFor, sourceEndpoint, targetEndpoint } from "./db-common.js";
+import { CommonOptions, jobsFor, sourceEndpoint, targetEndpoint } from "./db-common.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./db-verify-definitions.js";
 import { compareLargeObjects } from "./db-verify-large-objects.js";
+import {
+  type DatabaseVerifyReport,
+  type Difference,
+  lookups,
+  type ObjectTotals,
+} from "./db-verify-report.js";
+import { tablesInJobs, verifyTablePart } from "./db-verify-tables.js";
 
 /**
  * `db.verify`: proves the target holds what the source holds, beyond row counts.
@@ -42,8 +50,20 @@ const Input = CommonOptions.extend({
   bucketRows: z.number().int().min(100).max(10_000_000).default(10_000),
   /** size of the block-range slices tables are read in, in parallel */
   sliceMb: z.number().int().min(1).max(65_536).default(256),
+  /**
+   * the tables' data compared in this many pg-boss jobs (groups of tables of about equal size),
+   * taken by any worker on any replica; 1: all in the step's own process
+   */
+  tableJobs: z.number().int().min(1).max(256).default(1),
 });
 export type VerifyInput = z.infer<typeof Input>;
+
+export {
+  type DatabaseVerifyReport,
+  type Difference,
+  lookups,
+  type ObjectTotals,
+} from "./db-verify-report.js";
 
 export const dbVerify = defineStep({
   type: "db.verify",
@@ -54,54 +74,6 @@ export const dbVerify = defineStep({
   mutating: false,
   checkpoints: { report: z.object({ identical: z.boolean(), summary: z.string() }) },
 });
-
-/** Counts of one side. */
-export interface ObjectTotals {
-  schemas: number;
-  tables: number;
-  rows: number;
-  indexes: number;
-  constraints: number;
-  views: number;
-  materializedViews: number;
-  functions: number;
-  triggers: number;
-  enums: number;
-  extensions: number;
-  sequences: number;
-  largeObjects: number;
-}
-
-/** One line of the differences table. */
-export interface Difference {
-  /** the kind of object: "rows", "content", "table", "column", "view", "policy", "large object", … */
-  what: string;
-  object: string;
-  /** the source's side of it, in words ("not null: NOT NULL", "present", "3 rows") */
-  source: string;
-  target: string;
-  /** for a content difference: a query that shows the differing rows on either side */
-  query?: string;
-  /** for a table without a primary key: the rows that differ, in their text form */
-  rows?: string[];
-}
-
-/** What db.verify found; the Block Kit view (src/views/db-verify.ts) renders it. */
-export interface DatabaseVerifyReport {
-  identical: boolean;
-  checkedAt: string;
-  ms: number;
-  source: { where: string; version: string };
-  target: { where: string; version: string };
-  totals: { source: ObjectTotals; target: ObjectTotals };
-  /** bytes of table data read on both sides */
-  bytesRead: number;
-  /** tables whose content was compared bucket by bucket */
-  tablesCompared: number;
-  differences: Difference[];
-  /** remarks that do not make the sides differ (e.g. an extension's version) */
-  notes: string[];
-}
 
 // ───────────────────────────── the catalog ─────────────────────────────
 
@@ -501,6 +473,303 @@ export interface VerifyRunOptions {
   sliceMb?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /**
+   * compares the tables' data elsewhere (as pg-boss jobs, src/jobs/steps/db-verify-tables.ts)
+   * instead of on this process's connections; given the tables to compare with their sizes
+   */
+  inParts?: (tables: Array<{ name: string; bytes: number }>) => Promise<TableDataResult[]>;
+  /**
+   * compare the rows of only these tables (`schema.table` as format('%I.%I') spells them);
+   * definitions, sequences and large objects are compared whatever this says. The live switch's
+   * fast verify: the tables replication changed.
+   */
+  tables?: ReadonlySet<string>;
+}
+
+/** What comparing some tables' data found; row counts as text (a part's result travels as JSON). */
+export interface TableDataResult {
+  tables: number;
+  sourceRows: string;
+  targetRows: string;
+  bytesRead: number;
+  differences: Difference[];
+}
+
+/** Both databases open, their catalogs read, and the connections each side's readers use. */
+interface Sides {
+  source: Endpoint;
+  target: Endpoint;
+  sc: pg.Client;
+  tc: pg.Client;
+  s: Catalog;
+  t: Catalog;
+  pools: Record<"source" | "target", pg.Client[]>;
+  open: (ep: Endpoint) => Promise<pg.Client>;
+  jobs: number;
+}
+
+type TablePair = { s: TableInfo; t: TableInfo };
+
+async function openSides(deps: StepDeps, opts: VerifyRunOptions): Promise<Sides> {
+  const source = sourceEndpoint(deps);
+  const target = await targetEndpoint(deps);
+  const timeoutSeconds = opts.connectTimeoutSeconds ?? 10;
+  const open = (ep: Endpoint) =>
+    connect(ep, { timeoutSeconds, readOnly: true, canonical: true, appName: "cutover-verify" });
+  const [sc, tc] = await Promise.all([open(source), open(target)]);
+  const pools: Sides["pools"] = { source: [sc], target: [tc] };
+  try {
+    const [s, t] = await Promise.all([readCatalog(sc), readCatalog(tc)]);
+    return {
+      source,
+      target,
+      sc,
+      tc,
+      s,
+      t,
+      pools,
+      open,
+      jobs: Math.max(1, opts.jobs ?? availableParallelism()),
+    };
+  } catch (err) {
+    await Promise.all([sc.end(), tc.end()].map((p) => p.catch(() => undefined)));
+    throw err;
+  }
+}
+
+async function closeSides(sides: Sides): Promise<void> {
+  for (const client of [...sides.pools.source, ...sides.pools.target])
+    await client.end().catch(() => undefined);
+}
+
+/**
+ * The tables (and materialized views) whose data both sides hold (presence and columns are
+ * definitions). An unpopulated materialized view has no rows to read: its state is a definition
+ * attribute.
+ */
+function tablePairs(s: Catalog, t: Catalog, notes: string[]): TablePair[] {
+  const both: TablePair[] = [];
+  for (const [name, st] of s.tables) {
+    const tt = t.tables.get(name);
+    if (!tt || st.kind === "p") continue;
+    if (st.kind === "m" && (!st.populated || !tt.populated)) {
+      if (!st.populated && !tt.populated)
+        notes.push(
+          `materialized view ${name} is not populated on either side, so it holds no rows to compare`,
+        );
+      continue;
+    }
+    both.push({ s: st, t: tt });
+  }
+  return both;
+}
+
+/**
+ * Compares the data of the tables given, on connections of `sides`: a count and hash sum per
+ * table, then, for a table that differs, per primary-key bucket and down to the rows.
+ */
+async function compareTableData(
+  sides: Sides,
+  both: TablePair[],
+  opts: VerifyRunOptions,
+): Promise<TableDataResult> {
+  const { source, target, sc, tc, s, t, pools, open, jobs } = sides;
+  const differences: Difference[] = [];
+  interface Task {
+    table: string;
+    where: string;
+    bytes: number;
+  }
+  type Side = "source" | "target";
+  type Results = Record<Side, Map<string, Map<number, Bucket>>>;
+  const sliceBlocks = Math.max(1, Math.floor(((opts.sliceMb ?? 256) * 1024 * 1024) / 8192));
+  const tasksFor = (pairs: typeof both) => {
+    const tasks: Record<Side, Task[]> = { source: [], target: [] };
+    for (const pair of pairs) {
+      for (const [side, info, cat] of [
+        ["source", pair.s, s],
+        ["target", pair.t, t],
+      ] as const) {
+        const parts = slices(info.pages, cat.major, sliceBlocks);
+        for (const where of parts)
+          tasks[side].push({ table: info.name, where, bytes: info.bytes / parts.length });
+      }
+    }
+    for (const side of ["source", "target"] as const) tasks[side].sort((a, b) => b.bytes - a.bytes);
+    return tasks;
+  };
+  let totalBytes = 0;
+  let bytesDone = 0;
+  let lastReport = 0;
+  let phase = "checksumming rows on both sides";
+  const report = (force = false) => {
+    if (!opts.onProgress || (!force && Date.now() - lastReport < 500)) return;
+    lastReport = Date.now();
+    opts.onProgress({
+      done: Math.round(bytesDone),
+      total: Math.round(totalBytes),
+      unit: "bytes",
+      message: `${phase} (${formatBytes(bytesDone)} of ${formatBytes(totalBytes)})`,
+    });
+  };
+
+  /**
+   * Reads every task's rows, `jobs` connections per side, both sides at once. Without `plans`
+   * a slice gives one count and hash sum; with them, one per primary-key bucket.
+   */
+  const runTasks = async (tasks: Record<Side, Task[]>, plans?: Map<string, BucketPlan>): Promise<Results> => {
+    const results: Results = { source: new Map(), target: new Map() };
+    const worker = async (side: Side, client: pg.Client) => {
+      for (;;) {
+        opts.signal?.throwIfAborted();
+        const task = tasks[side].shift();
+        if (!task) return;
+        const plan = plans?.get(task.table);
+        const hash = rowHash.get(task.table)!;
+        const res = await client.query<{ b: number; n: string; h: string | null }>(
+          plan
+            ? `SELECT ${plan.expr} AS b, count(*) AS n, sum(${hash}) AS h FROM ONLY ${task.table} AS _cv ${task.where} GROUP BY 1`
+            : `SELECT 0 AS b, count(*) AS n, sum(${hash}) AS h FROM ONLY ${task.table} AS _cv ${task.where}`,
+        );
+        const buckets = results[side].get(task.table) ?? new Map<number, Bucket>();
+        results[side].set(task.table, buckets);
+        for (const row of res.rows) {
+          const cur = buckets.get(row.b) ?? { n: 0n, h: 0n };
+          buckets.set(row.b, { n: cur.n + BigInt(row.n), h: cur.h + BigInt(row.h ?? "0") });
+        }
+        bytesDone += task.bytes;
+        report();
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (const [side, ep] of [
+      ["source", source],
+      ["target", target],
+    ] as const) {
+      const n = Math.min(jobs, Math.max(1, tasks[side].length));
+      while (pools[side].length < n) pools[side].push(await open(ep));
+      for (let i = 0; i < n; i++) workers.push(worker(side, pools[side][i]!));
+    }
+    const settled = await Promise.allSettled(workers);
+    const failure = settled.find((r) => r.status === "rejected");
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    return results;
+  };
+  const rowHash = new Map(both.map((p) => [p.s.name, rowHashExpr(p.s, p.t, Math.min(s.major, t.major))]));
+  const rowsOf = (m: Map<number, Bucket> | undefined) =>
+    [...(m?.values() ?? [])].reduce((x, y) => x + y.n, 0n);
+  const hashOf = (m: Map<number, Bucket> | undefined) =>
+    [...(m?.values() ?? [])].reduce((x, y) => x + y.h, 0n);
+
+  // Pass 1: one count and one hash sum per table, read in block-range slices (sequential I/O,
+  // parallel, constant memory). Identical tables are done after this pass.
+  totalBytes = both.reduce((sum, p) => sum + p.s.bytes + p.t.bytes, 0);
+  report(true);
+  const whole = await runTasks(tasksFor(both));
+  let sourceRows = 0n;
+  let targetRows = 0n;
+  const differ: typeof both = [];
+  for (const pair of both) {
+    const a = whole.source.get(pair.s.name);
+    const b = whole.target.get(pair.s.name);
+    const rowsA = rowsOf(a);
+    const rowsB = rowsOf(b);
+    sourceRows += rowsA;
+    targetRows += rowsB;
+    if (rowsA !== rowsB)
+      differences.push({ what: "rows", object: pair.s.name, source: String(rowsA), target: String(rowsB) });
+    if (rowsA !== rowsB || hashOf(a) !== hashOf(b)) differ.push(pair);
+  }
+
+  // Pass 2, only for tables that differ: the same sums per primary-key bucket, to say where.
+  if (differ.length) {
+    const bucketRows = opts.bucketRows ?? 10_000;
+    const plans = new Map<string, BucketPlan>();
+    for (const pair of differ)
+      plans.set(pair.s.name, await bucketPlan(sc, pair.s, bucketRows, rowHash.get(pair.s.name)!));
+    phase = "locating the differences by primary key";
+    totalBytes += differ.reduce((sum, p) => sum + p.s.bytes + p.t.bytes, 0);
+    const located = await runTasks(tasksFor(differ), plans);
+    for (const pair of differ) {
+      const plan = plans.get(pair.s.name)!;
+      const a = located.source.get(pair.s.name) ?? new Map<number, Bucket>();
+      const b = located.target.get(pair.s.name) ?? new Map<number, Bucket>();
+      const differing: number[] = [];
+      for (const i of new Set([...a.keys(), ...b.keys()])) {
+        const x = a.get(i) ?? { n: 0n, h: 0n };
+        const y = b.get(i) ?? { n: 0n, h: 0n };
+        if (x.n !== y.n || x.h !== y.h) differing.push(i);
+      }
+      differing.sort((p, q) => p - q);
+      if (differing.length === 0) {
+        differences.push({
+          what: "content",
+          object: pair.s.name,
+          source: "differed in the first pass",
+          target: "equal in the second: the data changed while being compared; run verify again",
+        });
+        continue;
+      }
+      // narrow the first few differing buckets down to the rows themselves
+      phase = `finding the rows that differ in ${pair.s.name}`;
+      report(true);
+      const found = await locateRows(
+        sc,
+        tc,
+        pair.s,
+        rowHash.get(pair.s.name)!,
+        differing.slice(0, 3).map((i) => plan.region(i)),
+        opts.signal,
+      );
+      const unit = pair.s.pk?.length ? "key range" : "row-hash bucket";
+      const ranges = `${pair.s.pk?.length ? "" : "no primary key: "}${differing.length} of ${plan.count} ${unit}${plan.count === 1 ? "" : "s"} ${differing.length === 1 ? "differs" : "differ"}`;
+      const more = found.truncated || differing.length > 3 ? " …" : "";
+      differences.push({
+        what: "content",
+        object: pair.s.name,
+        source: found.items.length ? `${ranges}; rows that differ:` : ranges,
+        target: found.items.length
+          ? `${found.items.join("; ")}${more}`
+          : `${differing
+              .slice(0, 3)
+              .map((i) => plan.describe(i))
+              .join("; ")}${more}`,
+        ...(found.conditions.length
+          ? {
+              query: `SELECT * FROM ONLY ${pair.s.name} WHERE ${found.conditions.map((c) => `(${c})`).join(" OR ")}`,
+            }
+          : {}),
+        ...(found.rows.length ? { rows: found.rows } : {}),
+      });
+    }
+  }
+  report(true);
+  return {
+    tables: both.length,
+    sourceRows: String(sourceRows),
+    targetRows: String(targetRows),
+    bytesRead: Math.round(totalBytes),
+    differences,
+  };
+}
+
+/**
+ * Compares the data of the named tables only, with connections of its own: one part of a
+ * comparison split across workers (src/jobs/steps/db-verify-tables.ts).
+ */
+export async function verifyTableData(
+  deps: StepDeps,
+  tables: string[],
+  opts: VerifyRunOptions = {},
+): Promise<TableDataResult> {
+  const sides = await openSides(deps, opts);
+  try {
+    const wanted = new Set(tables);
+    const both = tablePairs(sides.s, sides.t, []).filter((p) => wanted.has(p.s.name));
+    return await compareTableData(sides, both, opts);
+  } finally {
+    await closeSides(sides);
+  }
 }
 
 /**
@@ -513,17 +782,9 @@ export async function runDatabaseVerify(
   opts: VerifyRunOptions = {},
 ): Promise<DatabaseVerifyReport> {
   const started = Date.now();
-  const source = sourceEndpoint(deps);
-  const target = await targetEndpoint(deps);
-  const timeoutSeconds = opts.connectTimeoutSeconds ?? 10;
-  const jobs = Math.max(1, opts.jobs ?? availableParallelism());
-  const open = (ep: Endpoint) =>
-    connect(ep, { timeoutSeconds, readOnly: true, canonical: true, appName: "cutover-verify" });
-
-  const [sc, tc] = await Promise.all([open(source), open(target)]);
-  const pools: Record<"source" | "target", pg.Client[]> = { source: [sc], target: [tc] };
+  const sides = await openSides(deps, opts);
+  const { source, target, sc, tc, s, t } = sides;
   try {
-    const [s, t] = await Promise.all([readCatalog(sc), readCatalog(tc)]);
     const differences: Difference[] = [];
     const notes: string[] = [];
 
@@ -554,194 +815,21 @@ export async function runDatabaseVerify(
     const lo = await compareLargeObjects(sc, tc);
     differences.push(...lo.differences);
 
-    // The data of the tables on both sides (presence and columns are definitions, above). An
-    // unpopulated materialized view has no rows to read: its state is a definition attribute.
-    const both: Array<{ s: TableInfo; t: TableInfo }> = [];
-    for (const [name, st] of s.tables) {
-      const tt = t.tables.get(name);
-      if (!tt || st.kind === "p") continue;
-      if (st.kind === "m" && (!st.populated || !tt.populated)) {
-        if (!st.populated && !tt.populated)
-          notes.push(
-            `materialized view ${name} is not populated on either side, so it holds no rows to compare`,
-          );
-        continue;
-      }
-      both.push({ s: st, t: tt });
-    }
-
-    interface Task {
-      table: string;
-      where: string;
-      bytes: number;
-    }
-    type Side = "source" | "target";
-    type Results = Record<Side, Map<string, Map<number, Bucket>>>;
-    const sliceBlocks = Math.max(1, Math.floor(((opts.sliceMb ?? 256) * 1024 * 1024) / 8192));
-    const tasksFor = (pairs: typeof both) => {
-      const tasks: Record<Side, Task[]> = { source: [], target: [] };
-      for (const pair of pairs) {
-        for (const [side, info, cat] of [
-          ["source", pair.s, s],
-          ["target", pair.t, t],
-        ] as const) {
-          const parts = slices(info.pages, cat.major, sliceBlocks);
-          for (const where of parts)
-            tasks[side].push({ table: info.name, where, bytes: info.bytes / parts.length });
-        }
-      }
-      for (const side of ["source", "target"] as const) tasks[side].sort((a, b) => b.bytes - a.bytes);
-      return tasks;
-    };
-    let totalBytes = 0;
-    let bytesDone = 0;
-    let lastReport = 0;
-    let phase = "checksumming rows on both sides";
-    const report = (force = false) => {
-      if (!opts.onProgress || (!force && Date.now() - lastReport < 500)) return;
-      lastReport = Date.now();
-      opts.onProgress({
-        done: Math.round(bytesDone),
-        total: Math.round(totalBytes),
-        unit: "bytes",
-        message: `${phase} (${formatBytes(bytesDone)} of ${formatBytes(totalBytes)})`,
-      });
-    };
-
-    /**
-     * Reads every task's rows, `jobs` connections per side, both sides at once. Without `plans`
-     * a slice gives one count and hash sum; with them, one per primary-key bucket.
-     */
-    const runTasks = async (
-      tasks: Record<Side, Task[]>,
-      plans?: Map<string, BucketPlan>,
-    ): Promise<Results> => {
-      const results: Results = { source: new Map(), target: new Map() };
-      const worker = async (side: Side, client: pg.Client) => {
-        for (;;) {
-          opts.signal?.throwIfAborted();
-          const task = tasks[side].shift();
-          if (!task) return;
-          const plan = plans?.get(task.table);
-          const hash = rowHash.get(task.table)!;
-          const res = await client.query<{ b: number; n: string; h: string | null }>(
-            plan
-              ? `SELECT ${plan.expr} AS b, count(*) AS n, sum(${hash}) AS h FROM ONLY ${task.table} AS _cv ${task.where} GROUP BY 1`
-              : `SELECT 0 AS b, count(*) AS n, sum(${hash}) AS h FROM ONLY ${task.table} AS _cv ${task.where}`,
-          );
-          const buckets = results[side].get(task.table) ?? new Map<number, Bucket>();
-          results[side].set(task.table, buckets);
-          for (const row of res.rows) {
-            const cur = buckets.get(row.b) ?? { n: 0n, h: 0n };
-            buckets.set(row.b, { n: cur.n + BigInt(row.n), h: cur.h + BigInt(row.h ?? "0") });
-          }
-          bytesDone += task.bytes;
-          report();
-        }
-      };
-      const workers: Promise<void>[] = [];
-      for (const [side, ep] of [
-        ["source", source],
-        ["target", target],
-      ] as const) {
-        const n = Math.min(jobs, Math.max(1, tasks[side].length));
-        while (pools[side].length < n) pools[side].push(await open(ep));
-        for (let i = 0; i < n; i++) workers.push(worker(side, pools[side][i]!));
-      }
-      const settled = await Promise.allSettled(workers);
-      const failure = settled.find((r) => r.status === "rejected");
-      if (failure) throw (failure as PromiseRejectedResult).reason;
-      return results;
-    };
-    const rowHash = new Map(both.map((p) => [p.s.name, rowHashExpr(p.s, p.t, Math.min(s.major, t.major))]));
-    const rowsOf = (m: Map<number, Bucket> | undefined) =>
-      [...(m?.values() ?? [])].reduce((x, y) => x + y.n, 0n);
-    const hashOf = (m: Map<number, Bucket> | undefined) =>
-      [...(m?.values() ?? [])].reduce((x, y) => x + y.h, 0n);
-
-    // Pass 1: one count and one hash sum per table, read in block-range slices (sequential I/O,
-    // parallel, constant memory). Identical tables are done after this pass.
-    totalBytes = both.reduce((sum, p) => sum + p.s.bytes + p.t.bytes, 0);
-    report(true);
-    const whole = await runTasks(tasksFor(both));
+    // The data of the tables on both sides, here or in parts taken by any worker.
+    const both = tablePairs(s, t, notes).filter((p) => !opts.tables || opts.tables.has(p.s.name));
+    const parts =
+      opts.inParts && both.length > 1
+        ? await opts.inParts(both.map((p) => ({ name: p.s.name, bytes: p.s.bytes + p.t.bytes })))
+        : [await compareTableData(sides, both, opts)];
     let sourceRows = 0n;
     let targetRows = 0n;
-    const differ: typeof both = [];
-    for (const pair of both) {
-      const a = whole.source.get(pair.s.name);
-      const b = whole.target.get(pair.s.name);
-      const rowsA = rowsOf(a);
-      const rowsB = rowsOf(b);
-      sourceRows += rowsA;
-      targetRows += rowsB;
-      if (rowsA !== rowsB)
-        differences.push({ what: "rows", object: pair.s.name, source: String(rowsA), target: String(rowsB) });
-      if (rowsA !== rowsB || hashOf(a) !== hashOf(b)) differ.push(pair);
+    let totalBytes = 0;
+    for (const part of parts) {
+      sourceRows += BigInt(part.sourceRows);
+      targetRows += BigInt(part.targetRows);
+      totalBytes += part.bytesRead;
+      differences.push(...part.differences);
     }
-
-    // Pass 2, only for tables that differ: the same sums per primary-key bucket, to say where.
-    if (differ.length) {
-      const bucketRows = opts.bucketRows ?? 10_000;
-      const plans = new Map<string, BucketPlan>();
-      for (const pair of differ)
-        plans.set(pair.s.name, await bucketPlan(sc, pair.s, bucketRows, rowHash.get(pair.s.name)!));
-      phase = "locating the differences by primary key";
-      totalBytes += differ.reduce((sum, p) => sum + p.s.bytes + p.t.bytes, 0);
-      const located = await runTasks(tasksFor(differ), plans);
-      for (const pair of differ) {
-        const plan = plans.get(pair.s.name)!;
-        const a = located.source.get(pair.s.name) ?? new Map<number, Bucket>();
-        const b = located.target.get(pair.s.name) ?? new Map<number, Bucket>();
-        const differing: number[] = [];
-        for (const i of new Set([...a.keys(), ...b.keys()])) {
-          const x = a.get(i) ?? { n: 0n, h: 0n };
-          const y = b.get(i) ?? { n: 0n, h: 0n };
-          if (x.n !== y.n || x.h !== y.h) differing.push(i);
-        }
-        differing.sort((p, q) => p - q);
-        if (differing.length === 0) {
-          differences.push({
-            what: "content",
-            object: pair.s.name,
-            source: "differed in the first pass",
-            target: "equal in the second: the data changed while being compared; run verify again",
-          });
-          continue;
-        }
-        // narrow the first few differing buckets down to the rows themselves
-        phase = `finding the rows that differ in ${pair.s.name}`;
-        report(true);
-        const found = await locateRows(
-          sc,
-          tc,
-          pair.s,
-          rowHash.get(pair.s.name)!,
-          differing.slice(0, 3).map((i) => plan.region(i)),
-          opts.signal,
-        );
-        const unit = pair.s.pk?.length ? "key range" : "row-hash bucket";
-        const ranges = `${pair.s.pk?.length ? "" : "no primary key: "}${differing.length} of ${plan.count} ${unit}${plan.count === 1 ? "" : "s"} ${differing.length === 1 ? "differs" : "differ"}`;
-        const more = found.truncated || differing.length > 3 ? " …" : "";
-        differences.push({
-          what: "content",
-          object: pair.s.name,
-          source: found.items.length ? `${ranges}; rows that differ:` : ranges,
-          target: found.items.length
-            ? `${found.items.join("; ")}${more}`
-            : `${differing
-                .slice(0, 3)
-                .map((i) => plan.describe(i))
-                .join("; ")}${more}`,
-          ...(found.conditions.length
-            ? {
-                query: `SELECT * FROM ONLY ${pair.s.name} WHERE ${found.conditions.map((c) => `(${c})`).join(" OR ")}`,
-              }
-            : {}),
-          ...(found.rows.length ? { rows: found.rows } : {}),
-        });
-      }
-    }
-    report(true);
     const byKind = (d: Difference) => ["table", "rows", "content", "column"].indexOf(d.what);
     differences.sort((x, y) => (byKind(x) === -1 ? 99 : byKind(x)) - (byKind(y) === -1 ? 99 : byKind(y)));
     return {
@@ -760,7 +848,7 @@ export async function runDatabaseVerify(
       notes,
     };
   } finally {
-    for (const client of [...pools.source, ...pools.target]) await client.end().catch(() => undefined);
+    await closeSides(sides);
   }
 }
 
@@ -783,16 +871,6 @@ export function formatDifferences(report: DatabaseVerifyReport, max = 15): strin
   if (look.length)
     lines.push("", "To see the rows that differ, on either side:", ...look.map((l) => `  ${l}`));
   return lines.join("\n");
-}
-
-/** The queries (and, without a primary key, the rows) that show where content differs. */
-export function lookups(report: DatabaseVerifyReport, max = 15): string[] {
-  const out: string[] = [];
-  for (const d of report.differences.slice(0, max)) {
-    if (d.query) out.push(`${d.query};`);
-    for (const row of d.rows ?? []) out.push(`${d.object}: ${row}`);
-  }
-  return out;
 }
 
 export function summarise(report: DatabaseVerifyReport): string {
@@ -831,6 +909,12 @@ export async function readVerifyReport(
 }
 
 export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> {
+  const readOptions = (input: VerifyInput) => ({
+    jobs: jobsFor(deps, input),
+    connectTimeoutSeconds: input.connectTimeoutSeconds,
+    bucketRows: input.bucketRows,
+    sliceMb: input.sliceMb,
+  });
   return dbVerify.implement({
     async plan(input) {
       const source = sourceEndpoint(deps);
@@ -848,12 +932,10 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
     },
     async run(input, ctx): Promise<StepOutcome> {
       const report = await runDatabaseVerify(deps, {
-        jobs: jobsFor(deps, input),
-        connectTimeoutSeconds: input.connectTimeoutSeconds,
-        bucketRows: input.bucketRows,
-        sliceMb: input.sliceMb,
+        ...readOptions(input),
         signal: ctx.signal,
         onProgress: (p) => ctx.progress(p),
+        ...(input.tableJobs > 1 && ctx.shards ? { inParts: tablesInJobs(ctx.shards, input.tableJobs) } : {}),
       });
       await saveVerifyReport(deps.dataDir, deps.file.environment, report);
       await ctx.checkpoint.set("report", { identical: report.identical, summary: summarise(report) });
@@ -873,6 +955,7 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
         },
       };
     },
+    shard: (input, part, ctx) => verifyTablePart(deps, part, readOptions(input), ctx),
     async verify(_input, ctx) {
       const saved = await ctx.checkpoint.get("report");
       if (!saved) return { ok: false, summary: "no comparison has run" };

@@ -26,11 +26,12 @@ import type { Approval } from "../../generated/prisma/client.js";
 import { createApproval, LiveRequestExists } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
+import { formatBytes } from "../../text/units.js";
 import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
-import { formatBytes, sourceEndpoint } from "./db-common.js";
+import { sourceEndpoint } from "./db-common.js";
 import { openTarget } from "./storage-common.js";
 
 /**

@@ -1,9 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { createLightsail, type LightsailApi } from "../../cloud/lightsail.js";
-import { connectShell, fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
+import type { LightsailApi } from "../../cloud/lightsail.js";
+import { fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
 import { type HostConfig, type MigrationFile, requireSection } from "../../config/schema.js";
 import { CancelledError, CutoverError, ErrorCode, isCutoverError, notSet } from "../../errors.js";
 import type { StepDeps } from "../index.js";
@@ -49,10 +48,9 @@ export async function waitFor(opts: {
   }
 }
 
-/** The Lightsail adapter for the configured region, endpoint from deps.env. */
+/** The Lightsail port for `file`'s region (target.lightsail.region). */
 export function lightsailFor(deps: StepDeps, file: MigrationFile = deps.file): LightsailApi {
-  const cfg = requireSection(file, "target.lightsail");
-  return createLightsail(awsOptionsFromEnv(deps.env, "LIGHTSAIL", cfg.region));
+  return deps.ports.lightsail(requireSection(file, "target.lightsail").region);
 }
 
 /**
@@ -115,7 +113,7 @@ export async function openHostShell(
   const host = requireSection(deps.file, "target.host");
   const address = await hostAddress(deps, w.address);
   const { key, label } = await readSshKey(deps, host);
-  return connectShell({
+  return deps.ports.ssh.connect({
     host: address,
     port: host.sshPort,
     username: host.sshUser,

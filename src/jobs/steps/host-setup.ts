@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { RemoteShell } from "../../cloud/ssh.js";
 import { type MigrationFile, requireSection, type ValueRefName } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode, notSet } from "../../errors.js";
+import type { Ports } from "../../ports.js";
 import { defineStep } from "../define-step.js";
 import {
   FILE_ONLY_SECTIONS,
@@ -71,6 +72,7 @@ export async function resolveAppEnv(deps: {
   env: NodeJS.ProcessEnv;
   dataDir: string;
   file: MigrationFile;
+  ports: Ports;
 }): Promise<ResolvedAppEnv> {
   const host = requireSection(deps.file, "target.host");
   const out: ResolvedAppEnv = { values: {}, sources: {}, secrets: [] };
@@ -108,6 +110,7 @@ export async function resolveAppEnv(deps: {
       dataDir: deps.dataDir,
       rds: deps.file.target.rds,
       region: deps.file.target.aws.region,
+      ports: deps.ports,
     }).catch(() => undefined);
     if (password) out.secrets.push(password, encodeURIComponent(password));
   }

@@ -151,22 +151,6 @@ function conflictError(message: string): CutoverError {
   });
 }
 
-/** The OpenSSH public key of a private key file ("ssh-ed25519 AAAA… cutover"). */
-export async function publicKeyOf(privateKey: string, label: string): Promise<string> {
-  // ssh2 loads here, not with the bot: its native crypto holds some 16 MB an idle bot never uses.
-  // It is CommonJS: under Node's ESM loader only its default export is there.
-  const { default: ssh2 } = await import("ssh2");
-  const parsed = ssh2.utils.parseKey(privateKey);
-  const key = Array.isArray(parsed) ? parsed[0] : parsed;
-  if (!key || key instanceof Error) {
-    throw new CutoverError(
-      ErrorCode.BadArgument,
-      `The SSH key ${label} could not be read${key instanceof Error ? `: ${key.message}` : ""}.`,
-    );
-  }
-  return `${key.type} ${key.getPublicSSH().toString("base64")} cutover`;
-}
-
 /**
  * Lightsail's ImportKeyPair takes "a base64-encoded public key of the ssh-rsa type" (the API
  * reference and @aws-sdk/client-lightsail's model): an ed25519 or ECDSA key is refused, so it is
@@ -236,7 +220,7 @@ export function createLightsailInstanceStep(
     if (existing) {
       await ls.importKeyPair(
         cfg.keyPairName,
-        importableKeyOrFail(await publicKeyOf(existing, `at ${path}`), path),
+        importableKeyOrFail(await deps.ports.ssh.publicKeyOf(existing, `at ${path}`), path),
       );
       ctx.log.info({ keyPair: cfg.keyPairName }, "imported the key pair's public key");
       return "imported";
@@ -270,7 +254,7 @@ export function createLightsailInstanceStep(
       const { path } = keyPath();
       const existing = await keyFileExists(path);
       // refused in the plan already: a key Lightsail cannot import must not surface mid-run
-      if (existing) importableKeyOrFail(await publicKeyOf(existing, `at ${path}`), path);
+      if (existing) importableKeyOrFail(await deps.ports.ssh.publicKeyOf(existing, `at ${path}`), path);
       changes.push({
         action: "create",
         target: `key pair ${cfg.keyPairName}`,

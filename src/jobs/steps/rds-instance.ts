@@ -1,9 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { createSecurityGroups, type IngressRule, type SecurityGroupApi } from "../../cloud/ec2.js";
+import type { IngressRule, SecurityGroupApi } from "../../cloud/ec2.js";
 import type { LightsailApi } from "../../cloud/lightsail.js";
-import { createRds, type RdsApi, type RdsChanges, type RdsInstanceInfo } from "../../cloud/rds.js";
+import type { RdsApi, RdsChanges, RdsInstanceInfo } from "../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../errors.js";
 import { defineStep } from "../define-step.js";
@@ -196,11 +195,8 @@ export function ingressDrift(actual: IngressRule[], port: number, cidrs: string[
 export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}): StepDefinition<Input> {
   const cfgOf = () => requireSection(deps.file, "target.rds");
   const region = () => deps.file.target?.aws.region ?? "us-east-1";
-  const rdsApi = () => (ports.rds ? ports.rds() : createRds(awsOptionsFromEnv(deps.env, "RDS", region())));
-  const sgApi = () =>
-    ports.securityGroups
-      ? ports.securityGroups()
-      : createSecurityGroups(awsOptionsFromEnv(deps.env, "EC2", region()));
+  const rdsApi = () => (ports.rds ? ports.rds() : deps.ports.rds(region()));
+  const sgApi = () => (ports.securityGroups ? ports.securityGroups() : deps.ports.securityGroups(region()));
   const lsApi = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
 
   /** The CIDR blocks the database admits. */

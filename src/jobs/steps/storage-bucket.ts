@@ -1,9 +1,8 @@
 import type { DistributionConfig } from "@aws-sdk/client-cloudfront";
 import type { LifecycleRule } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { type CdnAdmin, createCdnAdmin, type DistributionInfo } from "../../cloud/cdn.js";
-import { type BucketAdmin, type BucketState, createBucketAdmin } from "../../cloud/s3-bucket.js";
+import type { CdnAdmin, DistributionInfo } from "../../cloud/cdn.js";
+import type { BucketAdmin, BucketState } from "../../cloud/s3-bucket.js";
 import {
   type CloudFrontConfig,
   MANAGED_CACHE_POLICIES,
@@ -16,7 +15,10 @@ import type { StepDeps } from "../index.js";
 import { recordProvisioned } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../types.js";
 
-const Input = z.strictObject({});
+const Input = z.strictObject({
+  /** overrides target.cloudfront.originFailover: false takes the old bucket out once the post-switch sync and verify are done */
+  originFailover: z.boolean().optional(),
+});
 type Input = z.infer<typeof Input>;
 
 export const s3Bucket = defineStep({
@@ -95,13 +97,50 @@ function cachePolicyId(cf: CloudFrontConfig): string {
   return (MANAGED_CACHE_POLICIES as Record<string, string>)[cf.cachePolicy] ?? cf.cachePolicy;
 }
 
+/** The old bucket as CloudFront reaches it: the host and path of its public URL. */
+export interface FailoverOrigin {
+  domain: string;
+  path: string;
+}
+
+/** Ids of what origin failover adds to a distribution: the old bucket's origin and the group. */
+export function failoverIds(bucket: string): { origin: string; group: string } {
+  return { origin: `old-${bucket}`, group: `failover-${bucket}` };
+}
+
+/**
+ * The old bucket's origin when the distribution should fail over to it (the step's input wins over
+ * target.cloudfront.originFailover), or undefined. R2's S3 API needs signed requests CloudFront
+ * cannot make, so the old bucket is reached at its public URL.
+ */
+export function failoverOrigin(
+  deps: StepDeps,
+  cf: CloudFrontConfig,
+  input: { originFailover?: boolean | undefined },
+): FailoverOrigin | undefined {
+  if (!(input.originFailover ?? cf.originFailover)) return undefined;
+  const publicUrl = deps.file.source?.storage?.publicUrl;
+  if (!publicUrl)
+    throw new CutoverError(
+      ErrorCode.BadArgument,
+      "Origin failover needs the old bucket's public URL, and source.storage.publicUrl is not set.",
+      {
+        hint: "Set source.storage.publicUrl to the URL objects are served from today (R2's public bucket URL or its custom domain), or set target.cloudfront.originFailover: false.",
+      },
+    );
+  const u = new URL(publicUrl);
+  return { domain: u.host, path: u.pathname.replace(/\/$/, "") };
+}
+
 /** The parts of a distribution's configuration Cutover manages, as the migration file says. */
 export function desiredDistribution(
   cf: CloudFrontConfig,
   s3: S3Config,
   oacId: string | undefined,
+  failover?: FailoverOrigin,
 ): DistributionConfig {
   const originId = `s3-${s3.bucket}`;
+  const ids = failoverIds(s3.bucket);
   const withCert = Boolean(cf.certificate?.arn) && cf.aliases.length > 0;
   return {
     CallerReference: `cutover-${s3.bucket}`,
@@ -110,7 +149,7 @@ export function desiredDistribution(
     PriceClass: cf.priceClass,
     IsIPV6Enabled: true,
     Origins: {
-      Quantity: 1,
+      Quantity: failover ? 2 : 1,
       Items: [
         {
           Id: originId,
@@ -120,10 +159,40 @@ export function desiredDistribution(
           S3OriginConfig: { OriginAccessIdentity: "" },
           CustomHeaders: { Quantity: 0 },
         },
+        ...(failover
+          ? [
+              {
+                Id: ids.origin,
+                DomainName: failover.domain,
+                OriginPath: failover.path,
+                CustomHeaders: { Quantity: 0 },
+                CustomOriginConfig: {
+                  HTTPPort: 80,
+                  HTTPSPort: 443,
+                  OriginProtocolPolicy: "https-only" as const,
+                  OriginSslProtocols: { Quantity: 1, Items: ["TLSv1.2" as const] },
+                },
+              },
+            ]
+          : []),
       ],
     },
+    // CloudFront fails over to the second member for GET and HEAD when the first answers one of
+    // these: S3 behind an origin access control answers 403 for a key it lacks, 404 with ListBucket
+    OriginGroups: failover
+      ? {
+          Quantity: 1,
+          Items: [
+            {
+              Id: ids.group,
+              FailoverCriteria: { StatusCodes: { Quantity: 2, Items: [403, 404] } },
+              Members: { Quantity: 2, Items: [{ OriginId: originId }, { OriginId: ids.origin }] },
+            },
+          ],
+        }
+      : { Quantity: 0 },
     DefaultCacheBehavior: {
-      TargetOriginId: originId,
+      TargetOriginId: failover ? ids.group : originId,
       ViewerProtocolPolicy: cf.viewerProtocolPolicy,
       CachePolicyId: cachePolicyId(cf),
       Compress: cf.compress,
@@ -161,8 +230,24 @@ export function distributionDrift(
     out.push(`price class ${current.PriceClass} → ${desired.PriceClass}`);
   if ((current.Comment ?? "") !== desired.Comment) out.push("comment");
   const want = desired.Origins!.Items![0]!;
-  const origin =
-    current.Origins?.Items?.find((o) => o.Id === c?.TargetOriginId) ?? current.Origins?.Items?.[0];
+  // a behaviour may target an origin group: its first member is the primary origin
+  const group = current.OriginGroups?.Items?.find((g) => g.Id === c?.TargetOriginId);
+  const primaryId = group?.Members?.Items?.[0]?.OriginId ?? c?.TargetOriginId;
+  const origin = current.Origins?.Items?.find((o) => o.Id === primaryId) ?? current.Origins?.Items?.[0];
+  const wantGroup = desired.OriginGroups?.Items?.[0];
+  const haveFailover = group
+    ? current.Origins?.Items?.find((o) => o.Id === group.Members?.Items?.[1]?.OriginId)
+    : undefined;
+  const wantFailover = desired.Origins!.Items![1];
+  if (!wantGroup && group) out.push("origin failover off");
+  if (
+    wantGroup &&
+    (group?.Id !== wantGroup.Id ||
+      haveFailover?.DomainName !== wantFailover?.DomainName ||
+      (haveFailover?.OriginPath ?? "") !== (wantFailover?.OriginPath ?? "") ||
+      [...(group?.FailoverCriteria?.StatusCodes?.Items ?? [])].sort().join(",") !== "403,404")
+  )
+    out.push(`origin failover to ${wantFailover?.DomainName} on 403/404`);
   if (origin?.DomainName !== want.DomainName)
     out.push(`origin ${origin?.DomainName ?? "(none)"} → ${want.DomainName}`);
   if (
@@ -194,15 +279,22 @@ function mergeDistribution(
   desired: DistributionConfig,
   manageAliases: boolean,
 ): DistributionConfig {
-  const want = desired.Origins!.Items![0]!;
-  const others = (current.Origins?.Items ?? []).filter((o) => o.Id !== want.Id);
-  const items = [...others, want];
+  const want = desired.Origins!.Items!;
+  const ours = new Set([...want.map((o) => o.Id), failoverIds(want[0]!.Id!.replace(/^s3-/, "")).origin]);
+  const others = (current.Origins?.Items ?? []).filter((o) => !ours.has(o.Id));
+  const items = [...others, ...want];
+  const groupId = failoverIds(want[0]!.Id!.replace(/^s3-/, "")).group;
+  const groups = [
+    ...(current.OriginGroups?.Items ?? []).filter((g) => g.Id !== groupId),
+    ...(desired.OriginGroups?.Items ?? []),
+  ];
   return {
     ...current,
     Enabled: true,
     PriceClass: desired.PriceClass,
     Comment: desired.Comment ?? "",
     Origins: { Quantity: items.length, Items: items },
+    OriginGroups: groups.length ? { Quantity: groups.length, Items: groups } : { Quantity: 0 },
     DefaultCacheBehavior: {
       ...current.DefaultCacheBehavior,
       ...desired.DefaultCacheBehavior!,
@@ -222,37 +314,10 @@ interface Ports {
   cdn: CdnAdmin;
 }
 
-function openPorts(deps: StepDeps): Ports {
-  const s3 = requireSection(deps.file, "target.s3");
-  const aws = awsOptionsFromEnv(deps.env, "S3", s3.region);
-  const cf = awsOptionsFromEnv(deps.env, "CLOUDFRONT", "us-east-1");
-  return {
-    bucket: createBucketAdmin({
-      bucket: s3.bucket,
-      region: s3.region,
-      ...(aws.endpoint ? { endpoint: aws.endpoint } : {}),
-      ...(aws.credentials ? { credentials: aws.credentials } : {}),
-      ...(aws.maxAttempts ? { maxAttempts: aws.maxAttempts } : {}),
-      credentialSource: aws.credentials
-        ? "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-        : "the AWS credentials Cutover runs with (profile, role or environment)",
-    }),
-    cdn: createCdnAdmin({
-      ...(cf.endpoint ? { endpoint: cf.endpoint } : {}),
-      ...(cf.credentials ? { credentials: cf.credentials } : {}),
-      ...(cf.maxAttempts ? { maxAttempts: cf.maxAttempts } : {}),
-    }),
-  };
-}
-
+/** The bucket and CloudFront ports; shared clients, closed with the process's ports. */
 async function withPorts<T>(deps: StepDeps, fn: (p: Ports) => Promise<T>): Promise<T> {
-  const ports = openPorts(deps);
-  try {
-    return await fn(ports);
-  } finally {
-    ports.bucket.destroy();
-    ports.cdn.destroy();
-  }
+  const ports = deps.ports;
+  return fn({ bucket: ports.bucketAdmin(), cdn: ports.cdn() });
 }
 
 /**
@@ -265,6 +330,7 @@ async function reconcile(
   ports: Ports,
   ctx: StepContext,
   apply: boolean,
+  input: Input = {},
 ): Promise<Reconciled> {
   const s3 = requireSection(deps.file, "target.s3");
   const cf = deps.file.target?.cloudfront;
@@ -401,7 +467,8 @@ async function reconcile(
 
   const manageAliases = Boolean(cf.certificate?.arn);
   const origin = s3OriginDomain(s3.bucket, s3.region);
-  const desired = desiredDistribution(cf, s3, oacId);
+  const failover = failoverOrigin(deps, cf, input);
+  const desired = desiredDistribution(cf, s3, oacId, failover);
   const what = `${cf.priceClass}, cache policy ${cf.cachePolicy} (default TTL ${cf.defaultTtlSeconds} s), compression ${cf.compress ? "on" : "off"}, ${cf.viewerProtocolPolicy}`;
   let distribution = await cdn.findDistributionByOrigin(origin, signal);
   if (!distribution) {
@@ -409,10 +476,10 @@ async function reconcile(
       {
         action: "create",
         target: "CloudFront distribution",
-        detail: `origin ${origin}${cf.originAccessControl ? " through the origin access control" : ""}; ${what}`,
+        detail: `origin ${origin}${cf.originAccessControl ? " through the origin access control" : ""}${failover ? `, failing over to ${failover.domain} on 403/404` : ""}; ${what}`,
       },
       async () => {
-        distribution = await cdn.createDistribution(desiredDistribution(cf, s3, oacId), signal);
+        distribution = await cdn.createDistribution(desired, signal);
         await ctx.checkpoint.set("distribution", { id: distribution.id, domain: distribution.domain });
       },
     );
@@ -502,16 +569,16 @@ export function distributionDomainOf(result: unknown): string | undefined {
  */
 export function createS3BucketStep(deps: StepDeps): StepDefinition<Input> {
   return s3Bucket.implement({
-    async plan(_input, ctx) {
+    async plan(input, ctx) {
       return withPorts(deps, async (ports) => {
-        const { changes } = await reconcile(deps, ports, ctx, false);
+        const { changes } = await reconcile(deps, ports, ctx, false, input);
         return { summary: summarise(changes, false), changes };
       });
     },
 
-    async run(_input, ctx): Promise<StepOutcome> {
+    async run(input, ctx): Promise<StepOutcome> {
       return withPorts(deps, async (ports) => {
-        const { changes, distribution, region } = await reconcile(deps, ports, ctx, true);
+        const { changes, distribution, region } = await reconcile(deps, ports, ctx, true, input);
         const s3 = requireSection(deps.file, "target.s3");
         const cf = deps.file.target?.cloudfront;
         const figures: Record<string, string | number | boolean> = {
@@ -541,9 +608,9 @@ export function createS3BucketStep(deps: StepDeps): StepDefinition<Input> {
       });
     },
 
-    async verify(_input, ctx) {
+    async verify(input, ctx) {
       return withPorts(deps, async (ports) => {
-        const { changes, distribution } = await reconcile(deps, ports, ctx, false);
+        const { changes, distribution } = await reconcile(deps, ports, ctx, false, input);
         const pending = changes.filter((c) => c.action !== "none" && c.action !== "check");
         return {
           ok: pending.length === 0,

@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { type CdnProbeResult, createCdnAdmin, measureCdnHitRatio } from "../../cloud/cdn.js";
+import { type CdnProbeResult, measureCdnHitRatio } from "../../cloud/cdn.js";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
@@ -97,13 +96,10 @@ async function resolveBaseUrl(deps: StepDeps, input: CdnCheckInput, ctx: StepCon
   const recorded = (await readProvisioned(deps.dataDir, ctx.run.env))["target.cloudfront.domain"];
   if (recorded) return `https://${recorded}`;
   const s3 = requireSection(deps.file, "target.s3");
-  const cdn = createCdnAdmin(awsOptionsFromEnv(deps.env, "CLOUDFRONT", "us-east-1"));
-  try {
-    const found = await cdn.findDistributionByOrigin(s3OriginDomain(s3.bucket, s3.region), ctx.signal);
-    if (found?.domain) return `https://${found.domain}`;
-  } finally {
-    cdn.destroy();
-  }
+  const found = await deps.ports
+    .cdn()
+    .findDistributionByOrigin(s3OriginDomain(s3.bucket, s3.region), ctx.signal);
+  if (found?.domain) return `https://${found.domain}`;
   throw new CutoverError(
     ErrorCode.StepFailed,
     `There is no CloudFront distribution in front of bucket ${s3.bucket} yet.`,

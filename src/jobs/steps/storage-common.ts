@@ -2,8 +2,7 @@ import { createHash } from "node:crypto";
 import { appendFile, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { z } from "zod";
-import { awsOptionsFromEnv } from "../../cloud/aws-access.js";
-import { createObjectStore, type ObjectStore } from "../../cloud/object-store.js";
+import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection, type S3Config, type SourceStorageSchema } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { StepDeps } from "../index.js";
@@ -18,63 +17,17 @@ export function storageSections(deps: StepDeps): { source: SourceStorage; target
   };
 }
 
-/** The source bucket (R2), read-only use, with its keys from the variables the migration file names. */
+/** The source bucket (R2), read-only use, from the ports; the caller destroys it. */
 export function openSource(deps: StepDeps, opts: { maxSockets?: number } = {}): ObjectStore {
-  const src = requireSection(deps.file, "source.storage");
-  const missing = [src.accessKeyIdEnv, src.secretAccessKeyEnv].filter((name) => !deps.env[name]);
-  if (missing.length > 0) {
-    throw new CutoverError(
-      ErrorCode.SettingsMissing,
-      `${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set: the source bucket's keys are read from ${src.accessKeyIdEnv} and ${src.secretAccessKeyEnv}.`,
-      {
-        hint: `Set ${missing.join(" and ")} in Cutover's environment (an R2 API token with Object Read), then run the step again.`,
-      },
-    );
-  }
-  return createObjectStore({
-    side: "source",
-    provider:
-      src.provider?.includes("R2") || /r2\.cloudflarestorage\.com/.test(src.endpoint)
-        ? "R2"
-        : "S3-compatible",
-    bucket: src.bucket,
-    region: src.region,
-    endpoint: src.endpoint,
-    credentials: {
-      accessKeyId: deps.env[src.accessKeyIdEnv]!,
-      secretAccessKey: deps.env[src.secretAccessKeyEnv]!,
-    },
-    credentialSource: `${src.accessKeyIdEnv} / ${src.secretAccessKeyEnv}`,
-    forcePathStyle: src.forcePathStyle,
-    writeChecksums: false,
-    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
-  });
+  return deps.ports.s3.source(opts);
 }
 
-/**
- * The target bucket (S3): the SDK's standard chain and endpoint variables, read from the step's
- * environment (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL point it at moto in tests).
- */
+/** The target bucket (S3), from the ports; the caller destroys it. */
 export function openTarget(
   deps: StepDeps,
   opts: { maxSockets?: number; writeChecksums?: boolean } = {},
 ): ObjectStore {
-  const s3 = requireSection(deps.file, "target.s3");
-  const aws = awsOptionsFromEnv(deps.env, "S3", s3.region);
-  return createObjectStore({
-    side: "target",
-    provider: "S3",
-    bucket: s3.bucket,
-    region: s3.region,
-    ...(aws.endpoint ? { endpoint: aws.endpoint } : {}),
-    ...(aws.credentials ? { credentials: aws.credentials } : {}),
-    credentialSource: aws.credentials
-      ? "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-      : "the AWS credentials Cutover runs with (profile, role or environment)",
-    ...(aws.maxAttempts ? { maxAttempts: aws.maxAttempts } : {}),
-    ...(opts.maxSockets ? { maxSockets: opts.maxSockets } : {}),
-    ...(opts.writeChecksums !== undefined ? { writeChecksums: opts.writeChecksums } : {}),
-  });
+  return deps.ports.s3.target(opts);
 }
 
 /**
@@ -229,19 +182,6 @@ export class EtagMemo {
   }
 }
 
-const UNITS = ["B", "KB", "MB", "GB", "TB"];
-
-/** 1536 → "1.5 KB" (powers of 1024, as S3 consoles show them). */
-export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${u === 0 ? Math.round(v) : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[u]}`;
-}
-
 /** 1 → "1 object", 1500 → "1,500 objects". */
 export const objects = (n: number) => `${count(n)} object${n === 1 ? "" : "s"}`;
 
@@ -251,14 +191,5 @@ export const objects = (n: number) => `${count(n)} object${n === 1 ? "" : "s"}`;
  */
 export const TARGET_ONLY_RULE =
   "kept, and not a difference for storage.sync or storage.verify; only storage.sync with --delete removes them";
-
-/** 3725 → "1 h 2 min"; 42 → "42 s". */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60 ? `${s % 60} s` : ""}`.trim();
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
 
 export const count = (n: number) => n.toLocaleString("en-US");

@@ -59,28 +59,6 @@ export class BoundedQueue<T> {
   }
 }
 
-export class Semaphore {
-  private available: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(permits: number) {
-    this.available = permits;
-  }
-
-  async acquire(): Promise<() => void> {
-    if (this.available > 0) this.available--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.available++;
-    };
-  }
-}
-
 /** A token bucket shared by every copy: at most `bytesPerSecond` on average, one second of burst. */
 export class RateLimit {
   private tokens: number;
@@ -133,10 +111,8 @@ export function meter(onBytes: (n: number) => void, limit?: RateLimit, signal?: 
   });
 }
 
-/** Full-jitter exponential back-off: a random wait up to base × 2^(attempt-1), capped. */
-export function backoffMs(attempt: number, baseMs: number, capMs = 20_000): number {
-  return Math.round(Math.random() * Math.min(capMs, baseMs * 2 ** (attempt - 1)));
-}
+// an object copy retries with the same back-off as a step (src/jobs/backoff.ts)
+export { backoffMs } from "../backoff.js";
 
 /** Throughput over the last `windowMs`, for ETAs that follow the current pace. */
 export class RateMeter {

@@ -3,10 +3,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { isRetryableStoreError, type ObjectStore, type ObjectSummary } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { formatBytes, formatDuration } from "../../text/units.js";
+import { Semaphore } from "../../util/semaphore.js";
 import type { CheckpointStore, Progress } from "../types.js";
 import type { EtagMemo } from "./storage-common.js";
-import { count, formatBytes, formatDuration, objects } from "./storage-common.js";
-import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter, Semaphore } from "./storage-flow.js";
+import { count, objects } from "./storage-common.js";
+import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter } from "./storage-flow.js";
 import {
   compareKeyStrings,
   isPlainMd5,
@@ -792,7 +794,7 @@ export async function syncBuckets(
           ];
     const rate = pace.rate();
     if (total !== undefined && total > settled && rate > 0)
-      parts.push(`ETA ${formatDuration((total - settled) / rate)}`);
+      parts.push(`ETA ${formatDuration(((total - settled) / rate) * 1000)}`);
     parts.push(
       total !== undefined
         ? `${count(settled)} of ${objects(total)} checked`

@@ -1,15 +1,15 @@
 import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { formatBytes, formatDuration } from "../../text/units.js";
 import { type ContextOf, defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
+import { splitOnce } from "../shards.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import {
   checkBucket,
   count,
   EtagMemo,
-  formatBytes,
-  formatDuration,
   objects,
   openSource,
   openTarget,
@@ -17,7 +17,7 @@ import {
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
-import { type KeySplit, splitKeySpace } from "./storage-listing.js";
+import type { KeySplit } from "./storage-listing.js";
 import {
   deleteExtras,
   estimateSync,
@@ -155,23 +155,12 @@ async function shardedSync(
   ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncResult> {
   const started = performance.now();
-  let split = await ctx.checkpoint.get("split");
-  if (!split) {
-    split = await splitKeySpace(source, input.shards, {
-      prefix: settings.prefix,
-      window: settings.window,
-      pageSize: settings.pageSize,
-      signal: ctx.signal,
-      onListed: (n) =>
-        ctx.progress({
-          done: 0,
-          activity: n,
-          unit: "objects",
-          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
-        }),
-    });
-    await ctx.checkpoint.set("split", split);
-  }
+  const split = await splitOnce(
+    source,
+    input.shards,
+    { prefix: settings.prefix, window: settings.window, pageSize: settings.pageSize },
+    ctx,
+  );
   const ranges = split.ranges;
   ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
   const results = await ctx.shards.run<SyncResult>(
@@ -213,14 +202,12 @@ async function shardedCheck(
   input: StorageSyncInput,
   ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncEstimate> {
-  const split =
-    (await ctx.checkpoint.get("split")) ??
-    (await splitKeySpace(source, input.shards, {
-      prefix: settings.prefix,
-      window: settings.window,
-      pageSize: settings.pageSize,
-      signal: ctx.signal,
-    }));
+  const split = await splitOnce(
+    source,
+    input.shards,
+    { prefix: settings.prefix, window: settings.window, pageSize: settings.pageSize },
+    ctx,
+  );
   const estimates = await ctx.shards.run<SyncEstimate>(
     split.ranges.map(({ after, until }) => ({
       after,
@@ -281,7 +268,7 @@ function outcomeOf(r: SyncResult, deleteExtra: boolean) {
   const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
   const parts = [
     r.copied > 0
-      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds)} (${formatBytes(rate)}/s)`
+      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds * 1000)} (${formatBytes(rate)}/s)`
       : "nothing to copy",
     `${count(r.identical)} already identical`,
   ];

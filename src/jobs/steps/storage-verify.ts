@@ -4,14 +4,15 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
 import type { ObjectHead, ObjectStore } from "../../cloud/object-store.js";
+import { formatBytes } from "../../text/units.js";
 import { storageVerifyView } from "../../views/storage-verify.js";
 import { type ContextOf, defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
+import { splitOnce } from "../shards.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
 import {
   checkBucket,
   count,
-  formatBytes,
   objects,
   openSource,
   openTarget,
@@ -25,7 +26,6 @@ import {
   type KeySplit,
   type ListedObject,
   mergeListings,
-  splitKeySpace,
 } from "./storage-listing.js";
 import type { KeyRange } from "./storage-sync-engine.js";
 
@@ -400,22 +400,7 @@ async function shardedCheck(
   shards: NonNullable<StepContext["shards"]>,
 ): Promise<StorageVerifyReport> {
   const started = performance.now();
-  let split = await ctx.checkpoint.get("split");
-  if (!split) {
-    split = await splitKeySpace(source, input.shards, {
-      prefix,
-      window: input.listWindow,
-      signal: ctx.signal,
-      onListed: (n) =>
-        ctx.progress({
-          done: 0,
-          activity: n,
-          unit: "objects",
-          message: `splitting the key space into ${input.shards} ranges: ${count(n)} listed`,
-        }),
-    });
-    await ctx.checkpoint.set("split", split);
-  }
+  const split = await splitOnce(source, input.shards, { prefix, window: input.listWindow }, ctx);
   const ranges = split.ranges;
   const reports = await shards.run<StorageVerifyReport>(
     ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),

@@ -129,12 +129,22 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
     }
     const t0 = performance.now();
     const deadline = t0 + withinSeconds * 1000;
+    // Supervisor starts each program as its own process group: what is left of the killed one's
+    // group (a master's workers) still holds its port, and a "restarted" program that cannot bind
+    // it goes RUNNING after startsecs, exits, and loops while the leftovers serve the old code.
+    const leftovers = async () => {
+      const r = await sh.exec(`pgrep -g ${before.pid} || true`, { signal: ctx.signal, timeoutMs: 15_000 });
+      return r.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p)).length;
+    };
     let last = before;
+    let left = 0;
     let row: Row | undefined;
     while (performance.now() < deadline) {
       await sleep(input.restartPollMs, undefined, { signal: ctx.signal });
       last = await status();
       if (last.state === "RUNNING" && last.pid && last.pid !== before.pid) {
+        left = await leftovers();
+        if (left > 0) continue;
         const seconds = round((performance.now() - t0) / 1000, 1);
         row = {
           measured: `back in ${seconds} s (pid ${before.pid} → ${last.pid})`,
@@ -144,12 +154,20 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
         break;
       }
     }
-    row ??= {
-      measured: `not back after ${withinSeconds} s (now ${last.state}${last.pid ? ` pid ${last.pid}` : ""})`,
-      status: "fail",
-      hint: `Supervisor did not restart ${program}: check \`autorestart=true\` in /etc/supervisor/conf.d/${program}.conf, then \`sudo supervisorctl tail ${program} stderr\` for why it does not start`,
-      figures: { seconds: withinSeconds, restarted: false, oldPid: before.pid },
-    };
+    row ??=
+      left > 0
+        ? {
+            measured: `RUNNING again as pid ${last.pid}, but ${left} processes of the killed pid ${before.pid}'s group still run after ${withinSeconds} s`,
+            status: "fail",
+            hint: `the killed process's children outlived it and keep its port, so the restarted ${program} cannot bind it: make them end with their parent (Cutover's gunicorn.conf.py sets PR_SET_PDEATHSIG for its workers; run host.setup again), and see \`pgrep -a -g ${before.pid}\``,
+            figures: { seconds: withinSeconds, restarted: false, oldPid: before.pid, leftovers: left },
+          }
+        : {
+            measured: `not back after ${withinSeconds} s (now ${last.state}${last.pid ? ` pid ${last.pid}` : ""})`,
+            status: "fail",
+            hint: `Supervisor did not restart ${program}: check \`autorestart=true\` in /etc/supervisor/conf.d/${program}.conf, then \`sudo supervisorctl tail ${program} stderr\` for why it does not start`,
+            figures: { seconds: withinSeconds, restarted: false, oldPid: before.pid },
+          };
     await ctx.checkpoint.set("autoRestart", { runId: ctx.run.id, row } satisfies RestartKept);
     return row;
   }

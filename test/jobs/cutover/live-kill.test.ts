@@ -1,10 +1,15 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getSubscription, replicationNames } from "../../../src/cloud/replication.js";
-import { activeFreeze, rollbackDatabase, switchDatabase } from "../../../src/jobs/cutover/live.js";
+import {
+  activeFreeze,
+  rollbackDatabase,
+  switchDatabase,
+  unwindSwitch,
+} from "../../../src/jobs/cutover/live.js";
 import { openBoth } from "../../../src/jobs/steps/db-replicate.js";
 import type { CheckpointStore } from "../../../src/jobs/types.js";
 import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
@@ -14,8 +19,16 @@ import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
  * rollback, is SIGKILLed at each of its sub-steps; the next attempt (the runner's resume, or the
  * operator's second /rollback) must end consistent every time: the side that should be open is
  * open and the other frozen, the two databases hold the same rows, exactly one direction
- * replicates, and a write on the open side reaches the other.
+ * replicates, and a write on the open side reaches the other. A switch killed and then cancelled
+ * unwinds to the source writable. `npm run bench -- chaos --only live` runs this file and reads one
+ * line per killed moment from CUTOVER_LIVE_KILL_FIGURES.
  */
+
+/** Records a killed moment for the chaos campaign, after the world was found consistent. */
+async function record(op: "switch" | "rollback", moment: string, after: string) {
+  const file = process.env.CUTOVER_LIVE_KILL_FIGURES;
+  if (file) await appendFile(file, `${JSON.stringify({ op, moment, after, consistent: true })}\n`);
+}
 
 const SWITCH_STAGES = [
   "note how the target is",
@@ -147,6 +160,7 @@ describe("the live sequences under SIGKILL", () => {
       });
       expect(state.stages).toContain("open the target");
       await expectConsistent("target", `switch killed at "${stage}"`);
+      await record("switch", stage, "resumed");
       // back to the start for the next round
       const back = await rollbackDatabase(setup.live, {
         actor: "U0OPERATOR",
@@ -168,6 +182,19 @@ describe("the live sequences under SIGKILL", () => {
       });
       expect(again.lossless, `${step}: ${JSON.stringify(again.items)}`).toBe(true);
       await expectConsistent("source", `rollback killed at "${step}"`);
+      await record("rollback", step, "rolled back again");
+    }
+  }, 600_000);
+
+  it("a switch killed at any sub-step and then cancelled unwinds to a writable source", async () => {
+    for (const stage of SWITCH_STAGES) {
+      const file = path.join(dir, `unwind-${SWITCH_STAGES.indexOf(stage)}.json`);
+      const killed = await killedAt("switch", stage, file);
+      expect(killed.signal, `${stage}: ${killed.out}`).toBe("SIGKILL");
+      // the operator cancels instead of resuming: the cancelled run's undo, from the killed one's checkpoints
+      await unwindSwitch(setup.live, { ...setup.ctx(), checkpoint: await fileCheckpoints(file) });
+      await expectConsistent("source", `switch killed at "${stage}", then unwound`);
+      await record("switch", stage, "unwound");
     }
   }, 600_000);
 });

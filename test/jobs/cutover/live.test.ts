@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { replicationNames } from "../../../src/cloud/replication.js";
+import { changedTables, replicationNames } from "../../../src/cloud/replication.js";
 import {
   activeFreeze,
   type LiveDeps,
@@ -57,6 +57,9 @@ describe("live cutover", () => {
     dns = newApp;
     expect(first.stages).toContain("open the target");
     expect(first.figures.writeOutageMs).toBeGreaterThan(0);
+    // db.replicate kept the target's counters with the subscription: the verify while frozen
+    // read the tables the shop wrote since, not every table
+    expect(first.figures.verifyScope).toMatch(/^the \d+ tables? replication changed$/);
     expect(await activeFreeze(db, env, "source")).not.toBeNull();
     expect(await activeFreeze(db, env, "target")).toBeNull();
     // the old app is frozen for writes but still reads
@@ -85,6 +88,9 @@ describe("live cutover", () => {
     const again = await switchDatabase(live, liveCtx());
     dns = newApp;
     expect(again.stages).toContain("open the target");
+    // forward replication restarted by the rollback kept its own starting counters
+    expect(again.figures.verifyScope).toMatch(/^the \d+ tables? replication changed$/);
+    expect(again.figures.verifiedTables).toBeGreaterThan(0);
     await traffic.acknowledged(traffic.log.acked.length + 60);
     const log = await traffic.stop();
 
@@ -228,4 +234,19 @@ describe("live cutover", () => {
       before,
     );
   }, 60_000);
+
+  it("the changed tables are those whose counters moved; reset statistics tell nothing", () => {
+    const before = { epoch: "start|", tables: { "public.a": "1/0/0/1", "public.b": "5/1/0/5" } };
+    const after = {
+      epoch: "start|",
+      tables: { "public.a": "1/0/0/1", "public.b": "5/1/1/4", "public.c": "0/0/0/0" },
+    };
+    // b changed; c is new since the start (its rows are compared too); a did not move
+    expect(changedTables(before, after)).toEqual(["public.b", "public.c"]);
+    // a truncate changes only the live-row count
+    expect(changedTables(before, { ...before, tables: { ...before.tables, "public.a": "1/0/0/0" } })).toEqual(
+      ["public.a"],
+    );
+    expect(changedTables(before, { ...after, epoch: "restarted|" })).toBeNull();
+  });
 });

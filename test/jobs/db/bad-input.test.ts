@@ -244,7 +244,9 @@ describe("preflight and the steps say what is wrong, and which side", () => {
           makeStepContext(),
         ),
       );
-      expect(err.message).toMatch(/❌ \*Dump folder\*: .* has \d+ kB free, the dump needs about \d+ MB/);
+      expect(err.message).toMatch(
+        /❌ \*Dump folder\*: .* has [\d.]+ KB free, the dump needs about [\d.]+ MB/,
+      );
       const dump = await failure(
         step("db.dump").run(input("db.dump", { dumpDir: path.join(mnt, "dumps") }), makeStepContext()),
       );

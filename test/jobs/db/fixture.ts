@@ -8,6 +8,7 @@ import { runTool } from "../../../src/cloud/postgres.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { createLogger } from "../../../src/log.js";
+import { createPorts } from "../../../src/ports.js";
 import { createEmptyDatabase, databaseUrl, type TestDatabase, withAdmin } from "../../helpers/db.js";
 
 /**
@@ -322,5 +323,5 @@ export async function makeDeps(
     }),
   });
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(tmpdir(), "cutover-db-")));
-  return { env, file, dataDir, log, logs };
+  return { env, ports: createPorts({ env }, file), file, dataDir, log, logs };
 }

@@ -36,6 +36,7 @@ let source: TestDatabase;
 let target: TestDatabase;
 let deps: StepDeps;
 let steps: Map<string, StepDefinition<unknown>>;
+let config: string;
 const env = `rt_${randomBytes(3).toString("hex")}`;
 const appRole = `${env}_app`;
 
@@ -59,7 +60,7 @@ beforeAll(async () => {
     source.url,
     `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${appRole}; GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${appRole}`,
   );
-  const config = dbConfig()
+  config = dbConfig()
     .replace("environment: test", `environment: ${env}`)
     .replace(
       "runbook:",
@@ -103,6 +104,43 @@ describe("db.replicate", () => {
     await sql(source.url, "ALTER TABLE no_key REPLICA IDENTITY FULL");
     const again = await runPreflight(deps, { connectTimeoutSeconds: 10 }, makeStepContext());
     expect(again.items.find((i) => i.name === "Every table has a replica identity")?.status).toBe("ok");
+  }, 60_000);
+
+  it("preflight refuses a subscription URL that reaches the subscriber's own database, under any spelling", async () => {
+    const respell = (url: string) => {
+      const u = new URL(url);
+      u.hostname = "localhost";
+      u.searchParams.set("application_name", "respelled");
+      return u.toString();
+    };
+    const withUrls = config.replace(
+      "maxLagSeconds: 5",
+      "maxLagSeconds: 5\n  sourceConnectionEnv: REPL_SOURCE_URL\n  targetConnectionEnv: REPL_TARGET_URL",
+    );
+    const checkWith = async (env: Record<string, string>) => {
+      const d = await makeDeps(source.url, target.url, { config: withUrls, env });
+      const report = await runPreflight(d, { connectTimeoutSeconds: 10 }, makeStepContext());
+      return new Map(report.items.map((i) => [i.name, i]));
+    };
+    // crossed over: the target would subscribe to itself, the source too
+    const crossed = await checkWith({
+      REPL_SOURCE_URL: respell(target.url),
+      REPL_TARGET_URL: respell(source.url),
+    });
+    const fwd = crossed.get("Source URL for the target's subscription");
+    expect(fwd?.status).toBe("fail");
+    expect(fwd?.detail).toContain("REPL_SOURCE_URL reaches the target database itself");
+    expect(fwd?.detail).toContain("replication.sourceConnectionEnv");
+    const rev = crossed.get("Target URL for the source's subscription (the way back)");
+    expect(rev?.status).toBe("fail");
+    expect(rev?.detail).toContain("REPL_TARGET_URL reaches the source database itself");
+    // each pointing at its own side, spelled differently: both pass
+    const right = await checkWith({
+      REPL_SOURCE_URL: respell(source.url),
+      REPL_TARGET_URL: respell(target.url),
+    });
+    expect(right.get("Source URL for the target's subscription")?.status).toBe("ok");
+    expect(right.get("Target URL for the source's subscription (the way back)")?.status).toBe("ok");
   }, 60_000);
 
   it("streams every write made after the dump's snapshot, and refuses a second copy under it", async () => {

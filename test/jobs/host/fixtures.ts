@@ -6,6 +6,7 @@ import { parseMigrationFile } from "../../../src/config/load.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import type { RunInfo } from "../../../src/jobs/types.js";
+import { createPorts } from "../../../src/ports.js";
 import { generateEd25519, generateRsa } from "../../../src/sandbox/ssh-keys.js";
 import { makeStepContext, type TestStepContext } from "../../helpers/step-context.js";
 
@@ -45,7 +46,7 @@ export async function clientKey(
 }
 
 export function depsFor(file: MigrationFile, dataDir: string, env: NodeJS.ProcessEnv): StepDeps {
-  return { file, dataDir, env, log: pino({ level: "silent" }) };
+  return { file, dataDir, env, ports: createPorts({ env }, file), log: pino({ level: "silent" }) };
 }
 
 /** Secret values the tests put in the environment, to prove none of them leaks. */

@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { formatBytes } from "../../../src/jobs/steps/storage-common.js";
 import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
 import { createStorageVerifyStep } from "../../../src/jobs/steps/storage-verify.js";
+import { formatBytes } from "../../../src/text/units.js";
 import { makeStepContext as stepContext } from "../../helpers/step-context.js";
 import {
   bucketName,
@@ -137,7 +137,7 @@ describe("storage.sync repairs what storage.verify would flag", () => {
     const first = await sync.run(input, stepContext());
     // one object: said in the singular, and a rate rounded to whole bytes
     await target.put("stray.txt", Buffer.from("x"), 1, { metadata: {} });
-    expect(first.summary).toMatch(/^copied 2 objects \(12 B\) in \d+ s \((\d+ B|[\d.]+ KB)\/s\)/);
+    expect(first.summary).toMatch(/^copied 2 objects \(12 B\) in \d+ m?s \((\d+ B|[\d.]+ KB)\/s\)/);
     const r = await sync.run(input, stepContext());
     const rule =
       "1 object only on the target: kept, and not a difference for storage.sync or storage.verify; only storage.sync with --delete removes them";

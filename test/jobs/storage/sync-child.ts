@@ -7,6 +7,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import pino from "pino";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
+import { createPorts } from "../../../src/ports.js";
 
 interface Job {
   yaml: string;
@@ -24,9 +25,11 @@ const read = (): Record<string, unknown> => {
     return {};
   }
 };
+const file = parseMigrationFile(job.yaml, { checkEnv: false });
 const step = createStorageSyncStep({
   env: job.env,
-  file: parseMigrationFile(job.yaml, { checkEnv: false }),
+  ports: createPorts({ env: job.env }, file),
+  file,
   dataDir: job.dataDir,
   log: pino({ level: "silent" }),
 });

@@ -6,6 +6,7 @@ import pino from "pino";
 import { createObjectStore, type ObjectMeta, type ObjectStore } from "../../../src/cloud/object-store.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
+import { createPorts } from "../../../src/ports.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3rver } from "../../../src/sandbox/s3-servers.js";
 import { type MotoHandle, useMoto } from "../../helpers/moto.js";
 
@@ -131,12 +132,8 @@ export async function startStorageWorld(): Promise<StorageWorld> {
     },
     deps(opts = {}) {
       const { yaml, env } = world.config(opts);
-      return {
-        env,
-        file: parseMigrationFile(yaml, { checkEnv: false }),
-        dataDir: opts.dataDir ?? dataDir,
-        log,
-      };
+      const file = parseMigrationFile(yaml, { checkEnv: false });
+      return { env, ports: createPorts({ env }, file), file, dataDir: opts.dataDir ?? dataDir, log };
     },
     sourceStore(bucket) {
       const s = createObjectStore({

@@ -150,6 +150,25 @@ describe("verify.reliability: app auto-restart over SSH (opt-in)", () => {
     });
   });
 
+  it("fails when the killed program's children outlive it (they keep its port), naming them", async () => {
+    emulateSupervisor({ comesBack: true, afterMs: 0 });
+    // the killed master's workers, still in its process group (uvicorn's do not watch their parent)
+    w.host.on(/^pgrep -g 100 /, { stdout: "104\n105\n" });
+    const { report } = await run(
+      (v) => {
+        v.reliability.autoRestart = { enabled: true, withinSeconds: 1 };
+      },
+      { raw: { only: ["autoRestart"] } },
+    );
+    expect(row(report, "autoRestart")).toMatchObject({
+      status: "fail",
+      measured: "RUNNING again as pid 101, but 2 processes of the killed pid 100's group still run after 1 s",
+      hint: expect.stringContaining("PR_SET_PDEATHSIG"),
+      figures: { restarted: false, leftovers: 2 },
+    });
+    w.host.on(/^pgrep -g 100 /, { stdout: "" });
+  });
+
   it("reads supervisorctl's status lines", () => {
     expect(parseSupervisorStatus("gogojap RUNNING pid 12, uptime 0:00:09\n", "gogojap")).toEqual({
       state: "RUNNING",

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import { createStepRegistry } from "../../../src/jobs/index.js";
 import type { Runner } from "../../../src/jobs/Runner.js";
+import { createPorts } from "../../../src/ports.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
 import type { Db } from "../../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
@@ -49,7 +50,14 @@ runbook:
     url: state.url,
     file,
     registry: (stateDb) =>
-      createStepRegistry({ env: {}, file, dataDir: data.dir, log: pino({ level: "silent" }), db: stateDb }),
+      createStepRegistry({
+        env: {},
+        ports: createPorts({ env: {} }, file),
+        file,
+        dataDir: data.dir,
+        log: pino({ level: "silent" }),
+        db: stateDb,
+      }),
   });
   ({ runner, db, notes } = tr);
 });

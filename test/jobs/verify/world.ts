@@ -7,6 +7,7 @@ import type { MigrationFile, VerificationConfig } from "../../../src/config/sche
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
 import type { VerificationReport } from "../../../src/jobs/steps/verify-common.js";
+import { createPorts } from "../../../src/ports.js";
 import { FakeHost } from "../../../src/sandbox/FakeHost.js";
 import { type FakeCdn, startFakeCdn } from "../../../src/sandbox/fake-cdn.js";
 import { createEmptyDatabase, type TestDatabase } from "../../helpers/db.js";
@@ -30,7 +31,14 @@ export function depsFor(
   env: NodeJS.ProcessEnv,
   db?: StepDeps["db"],
 ): StepDeps {
-  return { file, dataDir, env, log: pino({ level: "silent" }), ...(db ? { db } : {}) };
+  return {
+    file,
+    dataDir,
+    env,
+    ports: createPorts({ env }, file),
+    log: pino({ level: "silent" }),
+    ...(db ? { db } : {}),
+  };
 }
 
 /** A data folder, and an SSH host (in-process ssh2 server) the static IP record points at. */
