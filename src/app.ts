@@ -19,7 +19,7 @@ import { buildDeps, type Deps } from "./deps.js";
 import { type DigestScheduler, startDailyDigest } from "./digest/index.js";
 import { digestSources, kpiWindowGreen } from "./digest/sources.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
-import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "./jobs/catalogue.js";
 import { requestDecommissionApproval } from "./jobs/steps/decommission.js";
 import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.js";
 import { startReplicationWatch } from "./kpi/replication-watch.js";
@@ -55,7 +55,13 @@ export async function loadEverything(
   }
   try {
     const configPath = settings?.configPath ?? env.CUTOVER_CONFIG ?? "./migration.yml";
-    file = (await loadMigrationFile(configPath, { env, knownStepTypes: KNOWN_STEP_TYPES })).file;
+    file = (
+      await loadMigrationFile(configPath, {
+        env,
+        knownStepTypes: KNOWN_STEP_TYPES,
+        stepSections: STEP_SECTIONS,
+      })
+    ).file;
   } catch (err) {
     problems.push(describeError(err));
   }

@@ -10,7 +10,7 @@ import { parseMigrate } from "./commands/parse.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import { buildDeps } from "./deps.js";
 import { describeError } from "./errors.js";
-import { KNOWN_STEP_TYPES } from "./jobs/catalogue.js";
+import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "./jobs/catalogue.js";
 import { createLogger } from "./log.js";
 import { isFinished, loadRun } from "./store/runs.js";
 import { helpView, invalidUsageView, unknownCommandView } from "./views/help.js";
@@ -21,6 +21,7 @@ const USAGE = `Usage: npx cutover <command> [arguments]
 
 The same commands as /migrate in Slack, run as the migration file's local operator:
   help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
+  undo <phase|step> [--dry-run] [--confirm]   tear down what Cutover created there, newest first
   verify [database|storage|cdn|functional|performance|reliability|all]   compares, here, now
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
@@ -30,7 +31,7 @@ Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABAS
 
 /**
  * The terminal front end: parses like `/migrate`, runs the same handlers as the local operator,
- * and for `run`/`plan`/`verify` works the runs it queued in this process and follows them to the end.
+ * and for `run`/`undo`/`plan`/`verify` works the runs it queued in this process and follows them to the end.
  */
 export async function cli(
   argv: string[],
@@ -69,6 +70,7 @@ export async function cli(
       await loadMigrationFile(env.CUTOVER_CONFIG ?? "./migration.yml", {
         env,
         knownStepTypes: KNOWN_STEP_TYPES,
+        stepSections: STEP_SECTIONS,
       })
     ).file;
   } catch (err) {
@@ -127,7 +129,7 @@ export async function cli(
     const reply = await dispatchMigrate(cmd, caller, commandDeps);
     write(renderBlocksAsText(reply.blocks, reply.text));
     if (reply.outcome !== "ok") return reply.outcome === "invalid" ? 2 : 1;
-    const works = cmd.name === "run" || cmd.name === "plan" || cmd.name === "verify";
+    const works = cmd.name === "run" || cmd.name === "undo" || cmd.name === "plan" || cmd.name === "verify";
     if (!works) return 0;
     // a run command that queued nothing (a confirmation asked instead) did not do what was asked
     if (!reply.runs?.length) return 1;

@@ -76,6 +76,9 @@ export enum ErrorCode {
 /** Codes a retry cannot fix: the runner fails the step at once instead of backing off. */
 export const NOT_RETRYABLE: ReadonlySet<ErrorCode> = new Set([
   ErrorCode.ConfigInvalid,
+  // a variable the file names but the environment lacks: the running process's environment
+  // does not change between attempts
+  ErrorCode.SettingsMissing,
   ErrorCode.NotAuthorised,
   ErrorCode.BadArgument,
   ErrorCode.StepNotAvailable,
@@ -109,6 +112,20 @@ export class CutoverError extends Error {
     this.details = opts.details ?? {};
     this.hint = opts.hint;
   }
+}
+
+/**
+ * The one error for a variable the migration file names that is not set in Cutover's environment
+ * (code SettingsMissing, never retried). `where` names the file's field that names it.
+ *
+ * @example throw notSet(db.urlEnv, { hint: `Set ${db.urlEnv} to the source database's URL.` });
+ */
+export function notSet(variable: string, opts: { where?: string; hint?: string } = {}): CutoverError {
+  return new CutoverError(
+    ErrorCode.SettingsMissing,
+    `${variable} is not set${opts.where ? ` (${opts.where})` : ""}.`,
+    opts.hint === undefined ? {} : { hint: opts.hint },
+  );
 }
 
 /** Thrown when a run is cancelled through its AbortSignal. */

@@ -72,6 +72,23 @@ describe("npx cutover", () => {
     expect(audit.out).toContain("run.finish");
   }, 60_000);
 
+  it("undoes a phase: asks for --confirm, previews with --dry-run, then undoes it and a second preview says so", async () => {
+    const asked = await cutover("undo", "probe");
+    expect(asked.code).toBe(1);
+    expect(asked.out).toContain("add `--confirm` to go ahead");
+    const preview = await cutover("undo", "probe", "--dry-run");
+    expect(preview.err).toBe("");
+    expect(preview.code).toBe(0);
+    expect(preview.out).toMatch(/Dry run of undo of `probe` queued as `[0-9a-f]{8}`/);
+    expect(preview.out).toMatch(/would undo what run [0-9a-f]{8} did \(db\.write-probe/);
+    const undo = await cutover("undo", "probe", "--confirm");
+    expect(undo.err).toBe("");
+    expect(undo.code).toBe(0);
+    expect(undo.out).toMatch(/Run of undo of phase `probe` queued as `[0-9a-f]{8}`/);
+    const again = await cutover("undo", "probe", "--dry-run");
+    expect(again.out).toMatch(/already undone by run [0-9a-f]{8}: nothing to undo/);
+  }, 60_000);
+
   it("exits by the command's outcome: 2 for a wrong argument, 1 for what it refuses", async () => {
     const window = await cutover("kpi", "1d", "2d");
     expect(window.out).toContain("at most one window");

@@ -7,7 +7,12 @@ import type { CommandDeps } from "./context.js";
 import { authorise } from "./dispatch.js";
 import { runHandler } from "./handlers/run.js";
 
-const Value = z.object({ target: z.string().min(1).max(100), replace: z.boolean(), delete: z.boolean() });
+const Value = z.object({
+  target: z.string().min(1).max(100),
+  replace: z.boolean(),
+  delete: z.boolean(),
+  undo: z.boolean().default(false),
+});
 
 /**
  * "Replace and run" / "Delete and run": the confirmation of a destructive run. The same
@@ -60,13 +65,15 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
       action: "run.confirm",
       target,
       outcome: "ok",
-      details: { replace: parsed.data.replace, delete: parsed.data.delete },
+      details: { replace: parsed.data.replace, delete: parsed.data.delete, undo: parsed.data.undo },
     });
     const reply = await runHandler(
       {
         target,
         dryRun: false,
-        options: { replace: parsed.data.replace, delete: parsed.data.delete },
+        options: parsed.data.undo
+          ? { undo: true }
+          : { replace: parsed.data.replace, delete: parsed.data.delete },
         confirmed: true,
       },
       caller,

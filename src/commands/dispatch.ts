@@ -57,6 +57,17 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
           caller,
           deps,
         );
+      case "undo":
+        return await runHandler(
+          {
+            target: cmd.target,
+            dryRun: cmd.dryRun,
+            options: { undo: true },
+            confirmed: caller.via === "terminal" && cmd.flags.confirm === true,
+          },
+          caller,
+          deps,
+        );
       case "cancel":
         return await cancelHandler(cmd.runId, caller, deps);
       case "cutover":

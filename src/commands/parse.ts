@@ -7,6 +7,7 @@ export const SUBCOMMANDS = {
   plan: "plan [phase|step] — the dry run: what would change, read from live state",
   status: "status — phases and steps: state, who, when, how long",
   run: "run <step|phase> [--dry-run] [--replace] [--delete] — run a step or a whole phase",
+  undo: "undo <phase|step> [--dry-run] — tear down what Cutover created there, newest step first",
   cancel: "cancel <run> — stop a run (its steps resume from their checkpoints if run again)",
   audit: "audit [n] — the last n audit events (default 20)",
   cutover: "cutover — ask a second person to approve the DNS switch",
@@ -24,6 +25,7 @@ export type Command =
   | { name: "plan"; target?: string }
   | { name: "status" }
   | { name: "run"; target: string; dryRun: boolean; flags: Record<string, string | true> }
+  | { name: "undo"; target: string; dryRun: boolean; flags: Record<string, string | true> }
   | { name: "cancel"; runId: string }
   | { name: "audit"; limit: number }
   | {
@@ -37,6 +39,7 @@ export type Command =
 const FLAGS_WITH_VALUES = new Set(["reason"]);
 const KNOWN_FLAGS: Record<string, readonly string[]> = {
   run: ["dry-run", "replace", "delete", "confirm"],
+  undo: ["dry-run", "confirm"],
   cutover: ["reason"],
   decommission: [],
   verify: [],
@@ -123,6 +126,10 @@ export function parseMigrate(text: string): Command {
       if (args.length !== 1)
         return invalid("`run` needs exactly one step or phase, e.g. `/migrate run data --dry-run`.");
       return { name: "run", target: args[0]!, dryRun: flags["dry-run"] === true, flags };
+    case "undo":
+      if (args.length !== 1)
+        return invalid("`undo` needs exactly one phase or step, e.g. `/migrate undo infra --dry-run`.");
+      return { name: "undo", target: args[0]!, dryRun: flags["dry-run"] === true, flags };
     case "cancel":
       if (args.length !== 1)
         return invalid(

@@ -6,7 +6,15 @@ import { type Document, isMap, isScalar, isSeq, LineCounter, parseDocument, stri
 import type { z } from "zod";
 import { CutoverError, ErrorCode } from "../errors.js";
 import { closeMatches, didYouMean } from "../text/suggest.js";
-import { isSecretKeyName, type MigrationFile, MigrationFileSchema, secretValueKind, show } from "./schema.js";
+import {
+  isSecretKeyName,
+  type MigrationFile,
+  MigrationFileSchema,
+  missingStepSections,
+  type SectionPath,
+  secretValueKind,
+  show,
+} from "./schema.js";
 
 /**
  * Loads the migration file and reports everything wrong with it in one CutoverError
@@ -20,6 +28,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** the step catalogue's type names; when given, every `uses` must be one of them */
   knownStepTypes?: readonly string[];
+  /** the sections each step type needs (the catalogue's STEP_SECTIONS); when given, a step's type makes its sections required */
+  stepSections?: Readonly<Record<string, readonly SectionPath[]>>;
   /** check that every variable named by the file is set (default true) */
   checkEnv?: boolean;
 }
@@ -116,6 +126,9 @@ export function parseMigrationFile(text: string, opts: LoadOptions & { name?: st
   if (!parsed.success) problems.push(...issueProblems(parsed.error.issues, raw, secretPaths));
 
   if (opts.knownStepTypes) problems.push(...unknownStepTypes(raw, opts.knownStepTypes));
+  if (opts.stepSections)
+    for (const { path: here, message } of missingStepSections(raw, opts.stepSections))
+      problems.push({ path: here, kind: "file", text: `${formatPath(here)}: ${message}` });
 
   if (opts.checkEnv !== false)
     problems.push(...missingEnv(parsed.success ? parsed.data : raw, opts.env ?? process.env));

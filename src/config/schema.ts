@@ -38,7 +38,7 @@ import {
  * - a message never quotes a value that could be a secret (see {@link show}).
  *
  * Sections a migration may not need (`source.*`, `target.*`, `dns`, `pages`, `cost`) are
- * optional; a step whose type needs one ({@link STEP_SECTIONS}) makes it required. Use
+ * optional; a step whose type needs one (its `configSections`, checked by the loader) makes it required. Use
  * {@link requireSection} to read one with a useful error when it is absent.
  *
  * This file assembles the whole file's schema and re-exports what the rest of Cutover imports;
@@ -48,7 +48,7 @@ import {
  */
 
 export { AccessSchema, EngineSchema, PhaseSchema, parseStepDuration, StepSchema } from "./schema/core.js";
-export type { SectionPath } from "./schema/cross-checks.js";
+export { missingStepSections, type SectionPath } from "./schema/cross-checks.js";
 export {
   CutoverSchema,
   FunctionalCheckSchema,
@@ -80,35 +80,6 @@ export {
 
 // ───────────────────────────── sections and the file ─────────────────────────────
 
-/**
- * Sections each built-in step type needs (src/jobs/catalogue.ts lists the types); a runbook
- * using the type must configure them. Types not listed here need no section.
- */
-export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = {
-  "lightsail.instance": ["target.lightsail"],
-  "rds.instance": ["target.rds"],
-  "s3.bucket": ["target.s3"],
-  "cdn.check": ["target.cloudfront", "target.s3"],
-  "db.preflight": ["source.database", "target.rds"],
-  "db.dump": ["source.database"],
-  "db.restore": ["target.rds"],
-  "db.verify": ["source.database", "target.rds"],
-  "db.replicate": ["source.database", "target.rds", "replication"],
-  "db.replication-teardown": ["source.database", "target.rds"],
-  "storage.sync": ["source.storage", "target.s3"],
-  "storage.verify": ["source.storage", "target.s3"],
-  "host.setup": ["target.host", "target.lightsail"],
-  "app.deploy": ["target.host", "target.lightsail"],
-  "verify.functional": [],
-  "verify.performance": [],
-  "verify.reliability": [],
-  "dns.lower-ttl": ["dns"],
-  "dns.cutover": ["dns"],
-  "kpi.monitor": [],
-  "cost.report": ["cost"],
-  decommission: ["source.database", "target.s3"],
-};
-
 export const MigrationFileSchema = z
   .strictObject({
     version: z.literal(1),
@@ -134,7 +105,7 @@ export const MigrationFileSchema = z
       phases: z.array(PhaseSchema).min(1, "is empty — list at least one phase with its steps"),
     }),
   })
-  .superRefine((file, ctx) => crossCheck(file, ctx, STEP_SECTIONS), { when: () => true });
+  .superRefine((file, ctx) => crossCheck(file, ctx), { when: () => true });
 
 export type MigrationFile = z.infer<typeof MigrationFileSchema>;
 export type PhaseConfig = z.infer<typeof PhaseSchema>;

@@ -1,63 +1,82 @@
-/**
- * Every step type a migration file may name, with what it does. A type in this list but not in
- * the registry of this build is reported as "not available in this build" when planned or run,
- * so a file written for a newer Cutover still loads and says plainly what it cannot do yet.
- */
-export const STEP_CATALOGUE: Readonly<Record<string, string>> = {
-  "db.write-probe":
-    "write numbered rows into a table in batches, checkpointing, to prove a database takes writes",
-  "http.check": "request a URL and check its status and latency",
-  "lightsail.instance": "create or check the Lightsail instance, key pair, static IP and firewall",
-  "rds.instance": "create or check the RDS PostgreSQL instance and its security group",
-  "s3.bucket": "create or check the S3 bucket, its lifecycle rule and the CloudFront distribution",
-  "db.preflight": "check both databases, client tools, extensions, sizes and disk before copying",
-  "db.dump": "dump the source database with pg_dump -Fd -j N in a read-only snapshot",
-  "db.restore": "restore the dump into the target with pg_restore -j N",
-  "db.verify": "compare row counts, content checksums, sequences and object counts on both sides",
-  "db.replicate":
-    "start logical replication from the source to the target on the slot of the dump's snapshot, and wait until it has caught up",
-  "db.replication-teardown":
-    "drop every subscription, publication and replication slot Cutover created on either database",
-  "storage.sync": "copy objects from the source bucket to the target bucket",
-  "storage.verify": "prove every object is on both sides with equal size, content and metadata",
-  "cdn.check": "fetch sample objects through the CDN and report the cache hit ratio",
-  "host.setup": "set the app host up over SSH with a rendered, idempotent script",
-  "app.deploy": "deploy a release to the app host and wait for its health endpoint",
-  "verify.functional": "run the functional verification checks",
-  "verify.performance": "run the performance verification checks",
-  "verify.reliability": "run the reliability verification checks",
-  "dns.lower-ttl": "lower the TTL of the records to switch and remember the old values",
-  "dns.cutover": "switch DNS and the front end's settings after a second person's approval",
-  "kpi.monitor": "sample the configured endpoints and track the KPIs",
-  "cost.report": "report cost to date, the forecast and the savings available",
-  decommission: "archive the source and list what to shut down, after approval",
-};
+import type { SectionPath } from "../config/schema.js";
+import type { StepInfo } from "./define-step.js";
+import { appDeploy } from "./steps/app-deploy.js";
+import { costReport } from "./steps/cost-report.js";
+import { dbDump } from "./steps/db-dump.js";
+import { dbPreflight } from "./steps/db-preflight.js";
+import { dbReplicate, dbReplicationTeardown } from "./steps/db-replicate.js";
+import { dbRestore } from "./steps/db-restore.js";
+import { dbVerify } from "./steps/db-verify.js";
+import { dbWriteProbe } from "./steps/db-write-probe.js";
+import { decommission } from "./steps/decommission.js";
+import { dnsCutover } from "./steps/dns-cutover.js";
+import { dnsLowerTtl } from "./steps/dns-lower-ttl.js";
+import { hostSetup } from "./steps/host-setup.js";
+import { httpCheck } from "./steps/http-check.js";
+import { kpiMonitor } from "./steps/kpi-monitor.js";
+import { lightsailInstance } from "./steps/lightsail-instance.js";
+import { rdsInstance } from "./steps/rds-instance.js";
+import { s3Bucket } from "./steps/storage-bucket.js";
+import { cdnCheck } from "./steps/storage-cdn-check.js";
+import { storageSync } from "./steps/storage-sync.js";
+import { storageVerify } from "./steps/storage-verify.js";
+import { verifyFunctional } from "./steps/verify-functional.js";
+import { verifyPerformance } from "./steps/verify-performance.js";
+import { verifyReliability } from "./steps/verify-reliability.js";
 
-export const KNOWN_STEP_TYPES: readonly string[] = Object.keys(STEP_CATALOGUE);
+/**
+ * Every step type a migration file may name, as each declares itself with `defineStep` in its
+ * own file. Everything below is read from these declarations; none is written twice.
+ */
+export const STEP_TYPES: readonly StepInfo[] = [
+  dbWriteProbe,
+  httpCheck,
+  lightsailInstance,
+  rdsInstance,
+  s3Bucket,
+  dbPreflight,
+  dbDump,
+  dbRestore,
+  dbVerify,
+  dbReplicate,
+  dbReplicationTeardown,
+  storageSync,
+  storageVerify,
+  cdnCheck,
+  hostSetup,
+  appDeploy,
+  verifyFunctional,
+  verifyPerformance,
+  verifyReliability,
+  dnsLowerTtl,
+  dnsCutover,
+  kpiMonitor,
+  costReport,
+  decommission,
+];
+
+/**
+ * What each step type does, by `uses:` name. A type here but not in the registry of a running
+ * Cutover (one built without the state store, say) is reported as "not available in this build"
+ * when planned or run.
+ */
+export const STEP_CATALOGUE: Readonly<Record<string, string>> = Object.fromEntries(
+  STEP_TYPES.map((s) => [s.type, s.description]),
+);
+
+export const KNOWN_STEP_TYPES: readonly string[] = STEP_TYPES.map((s) => s.type);
 
 /**
  * How long a step of each type may take by default, all attempts together, in seconds; a step's
- * `timeout:` in the migration file overrides it. Types whose time grows with the data (dump,
- * restore, sync, verify of a copy), that wait by design (the cutover's watch window, the KPI
- * monitor) or only prove a database takes writes have none: the stall watchdog
+ * `timeout:` in the migration file overrides it. Types whose time grows with the data, that wait
+ * by design or only prove a database takes writes have none: the stall watchdog
  * (`engine.stallSeconds`) stops them when their progress stops instead.
  */
-export const STEP_TIME_LIMITS: Readonly<Record<string, number>> = {
-  "http.check": 300,
-  "lightsail.instance": 1_800,
-  // an RDS instance takes 10–40 minutes to become available, Multi-AZ longer
-  "rds.instance": 5_400,
-  // a new CloudFront distribution takes up to ~15 minutes to deploy
-  "s3.bucket": 2_700,
-  "db.preflight": 900,
-  "db.replication-teardown": 300,
-  "cdn.check": 600,
-  "host.setup": 3_600,
-  "app.deploy": 1_800,
-  "verify.functional": 900,
-  "verify.performance": 3_600,
-  "verify.reliability": 3_600,
-  // a handful of Cloudflare calls; more than a few minutes means Cloudflare is not answering
-  "dns.lower-ttl": 120,
-  "cost.report": 600,
-};
+export const STEP_TIME_LIMITS: Readonly<Record<string, number>> = Object.fromEntries(
+  STEP_TYPES.flatMap((s) => (s.timeLimit === undefined ? [] : [[s.type, s.timeLimit]])),
+);
+
+/** The migration file sections each step type needs; `loadMigrationFile` checks them (`stepSections`). */
+export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = Object.fromEntries(
+  STEP_TYPES.map((s) => [s.type, s.configSections]),
+);

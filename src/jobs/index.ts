@@ -6,6 +6,7 @@ import { kpiWindowGreen } from "../digest/sources.js";
 import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
 import type { LiveDeps } from "./cutover/live.js";
+import { stepRegistry } from "./define-step.js";
 import { createCostReportStep } from "./steps/cost-report.js";
 import { createDbSteps } from "./steps/db.js";
 import { createDbWriteProbeStep } from "./steps/db-write-probe.js";
@@ -17,7 +18,7 @@ import { createHttpCheckStep } from "./steps/http-check.js";
 import { createKpiMonitorStep } from "./steps/kpi-monitor.js";
 import { createStorageSteps } from "./steps/storage.js";
 import { createVerificationSteps } from "./steps/verify.js";
-import type { StepDefinition, StepRegistry } from "./types.js";
+import type { StepRegistry } from "./types.js";
 
 /** What step factories may use. Clients come from `ports`; none is built in a step. */
 export interface StepDeps {
@@ -43,8 +44,8 @@ export interface StepDeps {
 /** The step types this build can run. Later capabilities add their factories here. */
 export function createStepRegistry(deps: StepDeps): StepRegistry {
   // Each step's input type is its own; the runner only passes back what the step's parse returned.
-  const steps = [
-    createDbWriteProbeStep(deps.env),
+  return stepRegistry([
+    createDbWriteProbeStep(deps),
     createHttpCheckStep(),
     ...createDbSteps(deps),
     ...createStorageSteps(deps),
@@ -58,8 +59,7 @@ export function createStepRegistry(deps: StepDeps): StepRegistry {
           createCostReportStep({ ...deps, db: deps.db, now: calendar(deps) }),
         ]
       : []),
-  ] as unknown as StepDefinition<unknown>[];
-  return new Map(steps.map((s) => [s.type, s]));
+  ]);
 }
 
 const calendar = (deps: StepDeps) => (): Date => (deps.clock ?? systemClock).now();

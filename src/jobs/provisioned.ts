@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { MigrationFile, RdsConfig, ValueRefName } from "../config/schema.js";
-import { CutoverError, ErrorCode } from "../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../errors.js";
 import { type Ports, portsOf } from "../ports.js";
 
 /**
@@ -111,7 +111,7 @@ export async function readRdsMasterPassword(deps: {
   if (rds.masterPasswordEnv) {
     const value = deps.env[rds.masterPasswordEnv];
     if (!value) {
-      throw new CutoverError(ErrorCode.BadArgument, `${rds.masterPasswordEnv} is not set.`, {
+      throw notSet(rds.masterPasswordEnv, {
         hint: `Set ${rds.masterPasswordEnv} to the RDS master password (target.rds.masterPasswordEnv).`,
       });
     }

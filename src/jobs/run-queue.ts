@@ -24,6 +24,7 @@ import { type AbortReason, cancelledBy, type RunObserver } from "./observer.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type { StepExecutor } from "./step-executor.js";
 import type { StepRegistry } from "./types.js";
+import { isUndoRun, undoTarget } from "./undo.js";
 
 export const RUN_QUEUE = "cutover-run";
 
@@ -94,7 +95,10 @@ export class RunQueue {
    */
   async submit(req: RunRequest): Promise<CreateRunResult & { kind: ResolvedTarget["kind"]; name: string }> {
     const { db, boss, file, registry } = this.deps;
-    const target = resolveTarget(file, req.target);
+    // an undo runs the steps' undos, newest first (src/jobs/undo.ts)
+    const target = isUndoRun(req.options)
+      ? undoTarget(file, registry, req.target)
+      : resolveTarget(file, req.target);
     const mutating =
       !req.dryRun && target.steps.some(({ step }) => registry.get(step.uses)?.mutating ?? true);
     const result = await createRun(
@@ -117,7 +121,11 @@ export class RunQueue {
         target: target.name,
         outcome: "started",
         runId,
-        details: { kind: target.kind, steps: target.steps.map((s) => s.step.id) },
+        details: {
+          kind: target.kind,
+          steps: target.steps.map((s) => s.step.id),
+          ...(isUndoRun(req.options) ? { undo: true } : {}),
+        },
       }),
       // Not queued means not created: a failed send rolls the run, its lock and its audit back.
       (tx, runId) => boss.send(RUN_QUEUE, { runId }, { db: fromPrisma(tx), retryLimit: 0 }),

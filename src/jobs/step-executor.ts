@@ -10,6 +10,7 @@ import type { AbortReason, RunObserver } from "./observer.js";
 import { progressThrottle } from "./progress-throttle.js";
 import { findStep } from "./runbook.js";
 import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./types.js";
+import { isUndoRun, undoing } from "./undo.js";
 import { StepWatchdog } from "./watchdog.js";
 
 /** The longest wait between two attempts of a step, unless the file's first wait is longer. */
@@ -88,14 +89,19 @@ export class StepExecutor {
     const found = findStep(file, execution.step);
     if (!found)
       return this.fail(ref(execution.attempts), "the step is no longer in the migration file", false);
-    const definition = registry.get(found.step.uses) as StepDefinition<unknown> | undefined;
-    if (!definition) {
+    const declared = registry.get(found.step.uses) as StepDefinition<unknown> | undefined;
+    if (!declared) {
       return this.fail(
         ref(execution.attempts),
         `step type \`${found.step.uses}\` is not available in this build of Cutover`,
         false,
       );
     }
+    // an undo run runs the step's undo on what its last real execution recorded (src/jobs/undo.ts)
+    const undo = isUndoRun(run.options);
+    const definition = undo
+      ? undoing(declared, await records.borrowCheckpoints(execution.id, execution.step, run.env))
+      : declared;
     let input: unknown;
     try {
       input = definition.parse(found.step.with);
@@ -103,7 +109,7 @@ export class StepExecutor {
       return this.fail(ref(execution.attempts), describeError(err), false);
     }
 
-    await records.inheritCheckpoints(execution.id, execution.step, run.env);
+    if (!undo) await records.inheritCheckpoints(execution.id, execution.step, run.env);
     const watchdog = new StepWatchdog({
       limitSeconds: found.step.timeout === undefined ? STEP_TIME_LIMITS[found.step.uses] : found.step.timeout,
       stallSeconds: definition.stallWatch ? file.engine.stallSeconds : undefined,

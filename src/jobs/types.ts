@@ -140,7 +140,11 @@ export interface StepDefinition<I = unknown> {
    * the part's own (checkpoint, progress, signal); returns what the step sums up
    */
   shard?(input: I, part: unknown, ctx: StepContext): Promise<unknown>;
-  /** undoes what `run` changed; absent where nothing changed the world */
+  /**
+   * tears down what `run` created and puts back what it changed, reading what `run` recorded in
+   * its checkpoints; `/migrate undo <phase>` calls it, newest step first (src/jobs/undo.ts).
+   * Absent where nothing changed the world.
+   */
   undo?(input: I, ctx: StepContext): Promise<void>;
 }
 

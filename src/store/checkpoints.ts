@@ -79,3 +79,59 @@ export async function inheritCheckpoints(
     skipDuplicates: true,
   });
 }
+
+/** What an undo step knows of the run it undoes. */
+export interface UndoSource {
+  /** the run whose execution of the step is undone; absent when the step never ran here */
+  runId?: string;
+  /** true when the last thing done to the step was an undo that finished */
+  alreadyUndone: boolean;
+  /** what the step recorded as it ran, shown in the preview */
+  recorded: Record<string, unknown>;
+}
+
+/** Whether a run's options make it an undo (`/migrate undo`, src/jobs/undo.ts). */
+export function isUndoOptions(options: unknown): boolean {
+  return typeof options === "object" && options !== null && (options as { undo?: unknown }).undo === true;
+}
+
+/**
+ * Gives an undo execution the checkpoints of the step's last real execution (any outcome: an
+ * aborted run is the usual reason to undo), so the step's `undo` reads what that run created.
+ */
+export async function borrowCheckpoints(
+  db: Db,
+  executionId: string,
+  step: string,
+  env: string,
+): Promise<UndoSource> {
+  const earlier = await db.stepExecution.findMany({
+    where: {
+      step,
+      id: { not: executionId },
+      status: { in: ["failed", "cancelled", "succeeded"] },
+      run: { env, dryRun: false },
+    },
+    orderBy: { updatedAt: "desc" },
+    take: 1,
+    include: { checkpoints: true, run: { select: { id: true, options: true } } },
+  });
+  const last = earlier[0];
+  if (!last) return { alreadyUndone: false, recorded: {} };
+  if (isUndoOptions(last.run.options)) {
+    if (last.status === "succeeded") return { runId: last.run.id, alreadyUndone: true, recorded: {} };
+    // an undo that failed part-way: its checkpoints are those it borrowed, carried on from there
+  }
+  const recorded = Object.fromEntries(last.checkpoints.map((c) => [c.key, c.value]));
+  if ((await db.checkpoint.count({ where: { executionId } })) === 0 && last.checkpoints.length > 0) {
+    await db.checkpoint.createMany({
+      data: last.checkpoints.map((c) => ({
+        executionId,
+        key: c.key,
+        value: c.value as Prisma.InputJsonValue,
+      })),
+      skipDuplicates: true,
+    });
+  }
+  return { runId: last.run.id, alreadyUndone: false, recorded };
+}

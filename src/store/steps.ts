@@ -1,7 +1,13 @@
 import type { Clock } from "../clock.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { audit } from "./audit.js";
-import { type CheckpointRecords, checkpointStore, inheritCheckpoints } from "./checkpoints.js";
+import {
+  borrowCheckpoints,
+  type CheckpointRecords,
+  checkpointStore,
+  inheritCheckpoints,
+  type UndoSource,
+} from "./checkpoints.js";
 import type { Db } from "./client.js";
 
 /** One attempt of one step execution, as the records name it. */
@@ -21,6 +27,8 @@ export interface AttemptRef {
 export interface StepRecords {
   /** copies the checkpoints of the step's last unfinished execution, once (a rerun resumes) */
   inheritCheckpoints(executionId: string, step: string, env: string): Promise<void>;
+  /** for an undo run: copies the checkpoints of the step's last real execution, and says whose */
+  borrowCheckpoints(executionId: string, step: string, env: string): Promise<UndoSource>;
   checkpoints(executionId: string): CheckpointRecords;
   attemptStarted(a: AttemptRef, dryRun: boolean, firstStartedAt: Date | null): Promise<void>;
   planned(a: AttemptRef, plan: unknown): Promise<void>;
@@ -59,6 +67,7 @@ export function stepRecords(db: Db, clock: Clock): StepRecords {
     }) as const;
   return {
     inheritCheckpoints: (executionId, step, env) => inheritCheckpoints(db, executionId, step, env),
+    borrowCheckpoints: (executionId, step, env) => borrowCheckpoints(db, executionId, step, env),
     checkpoints: (executionId) => checkpointStore(db, executionId),
     async attemptStarted(a, dryRun, firstStartedAt) {
       await db.$transaction(async (tx) => {

@@ -7,6 +7,7 @@ const EXAMPLES: Record<SubcommandName, string> = {
   plan: "/migrate plan data",
   status: "/migrate status",
   run: "/migrate run db-preflight --dry-run",
+  undo: "/migrate undo infra --dry-run",
   cancel: "/migrate cancel 3f2a9c1e",
   audit: "/migrate audit 50",
   cutover: "/migrate cutover",

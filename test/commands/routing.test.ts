@@ -218,6 +218,26 @@ describe("/migrate through the real receiver", () => {
     ]);
   });
 
+  it("asks for the same confirmation before an undo, then runs the undo of the phase, audited", async () => {
+    const text = await replyText(t, await t.command("undo probe"));
+    expect(text).toContain("tears down what Cutover created there");
+    const blocks = JSON.stringify(t.fake.calls("response_url").at(-1)!.args);
+    expect(blocks).toContain(ACTION.confirmRun);
+    expect(blocks).toContain('"confirm":{');
+
+    const value = JSON.stringify({ target: "probe", replace: false, delete: false, undo: true });
+    const click = await t.click(ACTION.confirmRun, value);
+    expect(await replyText(t, click)).toMatch(/Run of undo of phase `probe` queued as/);
+    const run = await waitForRun(["succeeded", "failed"]);
+    expect(run.options).toEqual({ undo: true });
+    expect(run.status).toBe("succeeded");
+    const confirmed = await t.bot.deps.db.auditEvent.findFirst({
+      where: { action: "run.confirm", actor: OPERATOR },
+      orderBy: { id: "desc" },
+    });
+    expect(confirmed?.details).toMatchObject({ undo: true });
+  });
+
   it("answers /rollback when the migration switches no DNS, and refuses a non-operator", async () => {
     expect(await replyText(t, await t.command("", { command: "/rollback" }))).toContain(
       "nothing to roll back",

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { collectEnvRefs, loadMigrationFile, parseMigrationFile } from "../../src/config/load.js";
 import type { MigrationFile } from "../../src/config/schema.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
-import { KNOWN_STEP_TYPES } from "../../src/jobs/catalogue.js";
+import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "../../src/jobs/catalogue.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const fixture = (name: string) => path.join(root, "test/fixtures/config", name);
@@ -415,7 +415,9 @@ describe("parseMigrationFile", () => {
       "uses: verify.functional",
       "uses: db.dump",
     );
-    const { problems } = configError(() => parseMigrationFile(text, { env: {} })).details;
+    const { problems } = configError(() =>
+      parseMigrationFile(text, { env: {}, stepSections: STEP_SECTIONS }),
+    ).details;
     expect(problems).toEqual([
       expect.stringMatching(
         /^runbook\.phases\[0\]\.steps\[0\]\.uses: step type `db\.dump` needs the `source\.database` section/,

@@ -43,6 +43,7 @@ function memoryRecords() {
   const tag = (a: AttemptRef) => `${a.step}#${a.attempt}`;
   const records: StepRecords = {
     inheritCheckpoints: async () => undefined,
+    borrowCheckpoints: async () => ({ alreadyUndone: false, recorded: {} }),
     checkpoints: (executionId) => ({
       get: async <T>(key: string) => checkpoints.get(`${executionId}/${key}`) as T | undefined,
       set: async (key, value) => void checkpoints.set(`${executionId}/${key}`, value),

@@ -130,6 +130,7 @@ const TEXT: Record<keyof typeof SUBCOMMANDS, string> = {
   plan: "plan",
   status: "status",
   run: "run probe --dry-run",
+  undo: "undo probe --dry-run",
   cancel: "cancel 0000ffff",
   audit: "audit 5",
   cutover: "cutover",

@@ -14,10 +14,17 @@ export async function runHandler(
   caller: Caller,
   deps: CommandDeps,
 ): Promise<Answer> {
-  const destructive = ["replace", "delete"].filter((k) => req.options?.[k] === true);
+  const destructive = ["replace", "delete", "undo"].filter((k) => req.options?.[k] === true);
   if (destructive.length > 0 && !req.dryRun && !req.confirmed) {
     // Overwriting or deleting on the target needs an explicit confirmation: a button with
     // Slack's own confirm dialog, or --confirm in a terminal. The dry run shows what it would do.
+    if (caller.via === "terminal" && req.options?.undo === true) {
+      return refused(
+        noticeView(
+          `⚠️ \`undo ${req.target}\` tears down what Cutover created there. Preview with \`npx cutover undo ${req.target} --dry-run\`, then add \`--confirm\` to go ahead.`,
+        ),
+      );
+    }
     if (caller.via === "terminal") {
       return refused(
         noticeView(
@@ -31,6 +38,7 @@ export async function runHandler(
       confirmRunView(resolveTarget(deps.file, req.target).name, {
         replace: destructive.includes("replace"),
         delete: destructive.includes("delete"),
+        undo: destructive.includes("undo"),
       }),
     );
   }
@@ -51,7 +59,10 @@ export async function runHandler(
       ),
     );
   }
-  const what = req.dryRun ? `Dry run of \`${result.name}\`` : `Run of ${result.kind} \`${result.name}\``;
+  const undo = req.options?.undo === true ? "undo of " : "";
+  const what = req.dryRun
+    ? `Dry run of ${undo}\`${result.name}\``
+    : `Run of ${undo}${result.kind} \`${result.name}\``;
   const already = result.created ? "" : " (this request was already received; nothing new started)";
   return ok(
     noticeView(

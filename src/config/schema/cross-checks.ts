@@ -38,15 +38,38 @@ const hasSection = (file: unknown, path: SectionPath): boolean => isRec(at(file,
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /**
- * Checks across sections. Runs even when other parts of the file are invalid (so one report
- * holds everything), hence it reads the value defensively. `stepSections` is what each step type
- * needs (STEP_SECTIONS in ../schema.ts).
+ * Steps whose type needs a section the file lacks. Each step type declares its sections
+ * (`configSections` in its `defineStep`); src/jobs/catalogue.ts gathers them as STEP_SECTIONS,
+ * which `loadMigrationFile` passes here as `stepSections`.
  */
-export function crossCheck(
+export function missingStepSections(
   file: unknown,
-  ctx: z.RefinementCtx,
   stepSections: Readonly<Record<string, readonly SectionPath[]>>,
-): void {
+): Array<{ path: Array<string | number>; message: string }> {
+  const out: Array<{ path: Array<string | number>; message: string }> = [];
+  arr(at(file, "runbook", "phases")).forEach((phase, p) => {
+    arr(at(phase, "steps")).forEach((step, s) => {
+      const uses = at(step, "uses");
+      if (typeof uses !== "string") return;
+      for (const section of stepSections[uses] ?? []) {
+        if (!hasSection(file, section)) {
+          out.push({
+            path: ["runbook", "phases", p, "steps", s, "uses"],
+            message: `step type \`${uses}\` needs the \`${section}\` section, which is missing — add it (migration.example.yml has one) or remove the step`,
+          });
+        }
+      }
+    });
+  });
+  return out;
+}
+
+/**
+ * Checks across sections. Runs even when other parts of the file are invalid (so one report
+ * holds everything), hence it reads the value defensively. The sections each step type needs are
+ * checked by the loader ({@link missingStepSections}), from the step declarations.
+ */
+export function crossCheck(file: unknown, ctx: z.RefinementCtx): void {
   const issue = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
 
   // Ids: unique across phases and steps, because commands name either.
@@ -65,16 +88,6 @@ export function crossCheck(
     claim(at(phase, "id"), `runbook.phases[${p}]`, ["runbook", "phases", p, "id"]);
     arr(at(phase, "steps")).forEach((step, s) => {
       claim(at(step, "id"), `runbook.phases[${p}].steps[${s}]`, ["runbook", "phases", p, "steps", s, "id"]);
-      const uses = at(step, "uses");
-      if (typeof uses !== "string") return;
-      for (const section of stepSections[uses] ?? []) {
-        if (!hasSection(file, section)) {
-          issue(
-            ["runbook", "phases", p, "steps", s, "uses"],
-            `step type \`${uses}\` needs the \`${section}\` section, which is missing — add it (migration.example.yml has one) or remove the step`,
-          );
-        }
-      }
     });
   });
 

@@ -1,7 +1,9 @@
+import { z } from "zod";
 import { type RateLimitWait, sameRecordContent } from "../../cloud/cloudflare.js";
 import { probeOnce } from "../../cloud/probe.js";
 import { describeError, ErrorCode, isCutoverError } from "../../errors.js";
-import type { CheckpointStore, Progress } from "../types.js";
+import type { TypedCheckpoints } from "../define-step.js";
+import type { Progress } from "../types.js";
 import {
   type CutoverDeps,
   cloudflareOf,
@@ -14,13 +16,20 @@ import type { CutoverChange } from "./types.js";
 
 export interface ApplyContext {
   signal: AbortSignal;
-  checkpoint: CheckpointStore;
+  checkpoint: TypedCheckpoints<typeof APPLY_CHECKPOINTS>;
   progress(p: Progress): void;
   /** bound on waiting for the Pages build */
   deploymentTimeoutMs?: number;
 }
 
-const recordKey = (r: { name: string; type: string }) => `record:${r.type}:${r.name}`;
+const recordKey = (r: { name: string; type: string }) => `record:${r.type}:${r.name}` as const;
+
+/** What `applyChange` keeps, for the step that calls it to declare: each record switched, the Pages variables set, the deployment started. */
+export const APPLY_CHECKPOINTS = {
+  "record:*": z.object({ at: z.string(), from: z.string().nullable() }),
+  "pages:vars": z.literal(true),
+  "pages:deployment": z.string(),
+};
 
 /**
  * Carries out an approved change: the DNS records first, then the Pages variables and a new
@@ -86,7 +95,7 @@ export async function applyChange(
       message: `Pages ${p.project}: ${p.vars.map((v) => v.name).join(", ")}`,
     });
     if (p.redeploy) {
-      deploymentId = (await ctx.checkpoint.get<string>("pages:deployment")) ?? null;
+      deploymentId = (await ctx.checkpoint.get("pages:deployment")) ?? null;
       if (deploymentId) {
         // A rerun: the build the last attempt started may have died meanwhile (failed, or
         // skipped because a newer queued build superseded it). Waiting on it again would fail

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { z } from "zod";
 import {
   applySequences,
   changedTables,
@@ -31,6 +32,7 @@ import { type ReplicationConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
+import type { TypedCheckpoints } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import {
   describeLag,
@@ -40,7 +42,7 @@ import {
   withBoth,
 } from "../steps/db-replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db-verify.js";
-import type { CheckpointStore, Progress } from "../types.js";
+import type { Progress } from "../types.js";
 import type { PreCheck } from "./types.js";
 
 /*
@@ -234,7 +236,7 @@ export interface LiveState {
 }
 
 export interface LiveContext {
-  checkpoint: CheckpointStore;
+  checkpoint: TypedCheckpoints<typeof LIVE_CHECKPOINTS>;
   signal: AbortSignal;
   progress(p: Progress): void;
   actor: string;
@@ -242,6 +244,9 @@ export interface LiveContext {
 }
 
 const KEY = "live";
+
+/** What the switch keeps, for the step that runs it to declare: the stages done and their figures. */
+export const LIVE_CHECKPOINTS = { [KEY]: z.custom<LiveState>() };
 /** pre-checks, note, freeze, drain, sequences, views, verify, end forward, start reverse, open */
 const SWITCH_STAGES = 10;
 
@@ -269,7 +274,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
   const env = deps.step.file.environment;
   const fwd = replicationNames(env, "fwd");
   const rev = replicationNames(env, "rev");
-  const state: LiveState = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
+  const state: LiveState = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
   await withBoth(deps.step, timeout, async (both) => {
     await stage(ctx, state, "pre-checks", async () => {
       // a subscription started moments ago (a rollback restarts forward replication) connects within seconds
@@ -386,7 +391,7 @@ export async function switchDatabase(deps: LiveDeps, ctx: LiveContext): Promise<
  */
 export async function unwindSwitch(deps: LiveDeps, ctx: LiveContext): Promise<string[]> {
   const done: string[] = [];
-  const state = (await ctx.checkpoint.get<LiveState>(KEY)) ?? { stages: [], figures: {} };
+  const state = (await ctx.checkpoint.get(KEY)) ?? { stages: [], figures: {} };
   await withBoth(deps.step, timeout, async (both) => {
     if (state.stages.includes("end forward replication")) {
       await endReplication(deps, both, "rev", ctx);

@@ -2,11 +2,12 @@ import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import type { RemoteShell } from "../../cloud/ssh.js";
 import { requireSection } from "../../config/schema.js";
-import { CutoverError, describeError, ErrorCode } from "../../errors.js";
+import { CutoverError, describeError, ErrorCode, notSet } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import { hostPaths, renderDeployScript, renderSwitchScript, shq, upstreamOf } from "../host-script.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
-import { openHostShell, parseWith, sudoFor, waitFor } from "./host-common.js";
+import { openHostShell, sudoFor, waitFor } from "./host-common.js";
 import { installSecretFile, runScript, SshInput, withStaging } from "./host-setup.js";
 
 const TYPE = "app.deploy";
@@ -19,6 +20,16 @@ const Input = z.strictObject({
   healthIntervalMs: z.number().int().min(10).max(60_000).default(3_000),
 });
 type Input = z.infer<typeof Input>;
+
+export const appDeploy = defineStep({
+  type: TYPE,
+  description: "deploy a release to the app host and wait for its health endpoint",
+  input: Input,
+  configSections: ["target.host", "target.lightsail"],
+  timeLimit: 1_800,
+  mutating: true,
+  checkpoints: { release: z.string(), previous: z.string() },
+});
 
 export const DEPLOY_SECTIONS = ["fetch", "env", "install", "migrate", "switch", "restart", "prune"] as const;
 
@@ -97,12 +108,7 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
     });
   }
 
-  return {
-    type: TYPE,
-    description: "deploy a release to the app host and wait for its health endpoint",
-    mutating: true,
-    parse: (raw) => parseWith(Input, TYPE, raw),
-
+  return appDeploy.implement({
     async plan(input, ctx) {
       const file = fileFor(input);
       const host = requireSection(file, "target.host");
@@ -150,17 +156,14 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
       const host = requireSection(file, "target.host");
       const paths = hostPaths(file, host);
       const sudo = sudoFor(host);
-      let id = await ctx.checkpoint.get<string>("release");
+      let id = await ctx.checkpoint.get("release");
       if (!id) {
         id = releaseId(host.release.ref);
         await ctx.checkpoint.set("release", id);
       }
       const deployKey = host.release.deployKeyPathEnv ? deps.env[host.release.deployKeyPathEnv] : undefined;
       if (host.release.deployKeyPathEnv && !deployKey)
-        throw new CutoverError(
-          ErrorCode.BadArgument,
-          `${host.release.deployKeyPathEnv} is not set (target.host.release.deployKeyPathEnv).`,
-        );
+        throw notSet(host.release.deployKeyPathEnv, { where: "target.host.release.deployKeyPathEnv" });
       const deployKeyText = deployKey ? await readFile(deployKey, "utf8") : undefined;
       const shell = await openHostShell(deps, input, ctx);
       try {
@@ -193,7 +196,7 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
             timeoutMs: input.scriptTimeoutSeconds * 1000,
           });
         });
-        const before = (await ctx.checkpoint.get<string>("previous")) || undefined;
+        const before = (await ctx.checkpoint.get("previous")) || undefined;
         let healthMs: number;
         try {
           healthMs = await waitHealthy(shell, input, ctx);
@@ -222,7 +225,7 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
 
     async verify(input, ctx) {
       const host = hostOf();
-      const want = await ctx.checkpoint.get<string>("release");
+      const want = await ctx.checkpoint.get("release");
       const shell = await openHostShell(deps, input, ctx);
       try {
         const problems: string[] = [];
@@ -254,7 +257,7 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
 
     async undo(input, ctx) {
       const host = hostOf();
-      const previous = await ctx.checkpoint.get<string>("previous");
+      const previous = await ctx.checkpoint.get("previous");
       const shell = await openHostShell(deps, input, ctx);
       try {
         if (previous) {
@@ -278,5 +281,5 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
         await shell.close();
       }
     },
-  };
+  });
 }

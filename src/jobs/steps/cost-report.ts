@@ -3,15 +3,24 @@ import { type CostExplorerApi, costSummary } from "../../cloud/cost-explorer.js"
 import { CutoverError, ErrorCode } from "../../errors.js";
 import type { Db } from "../../store/client.js";
 import { costUnavailableText, money } from "../../views/cost.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepDefinition } from "../types.js";
-import { parseWith } from "./db-common.js";
 
 const Input = z.strictObject({
   /** ask Cost Explorer again even when today's figures are cached */
   refresh: z.boolean().default(false),
 });
 type Input = z.infer<typeof Input>;
+
+export const costReport = defineStep({
+  type: "cost.report",
+  description: "report cost to date, the forecast and the savings available",
+  input: Input,
+  configSections: ["cost"],
+  timeLimit: 600,
+  mutating: false,
+});
 
 /**
  * `cost.report`: cost to date, the forecast and the savings available, as the step's figures.
@@ -38,11 +47,7 @@ export function createCostReportStep(
       );
     return s;
   };
-  return {
-    type: "cost.report",
-    description: "report cost to date, the forecast and the savings available",
-    mutating: false,
-    parse: (raw) => parseWith("cost.report", Input, raw),
+  return costReport.implement({
     async plan() {
       return {
         summary:
@@ -91,5 +96,5 @@ export function createCostReportStep(
         summary: `cost read ${s.freshness}; projected ${money(s.projected.amount, s.currency)} is ${s.status === "over-budget" ? "above" : "within"} the budget alert of ${money(s.budgetAlert, s.currency)}`,
       };
     },
-  };
+  });
 }

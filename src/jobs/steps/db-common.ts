@@ -6,7 +6,7 @@ import { z } from "zod";
 import { type DbAddress, liveIdentity, resolveDbAddress, sameDatabase } from "../../cloud/db-identity.js";
 import { connect, describeUrl, type Endpoint, fingerprintUrl } from "../../cloud/postgres.js";
 import { requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../../errors.js";
 import type { StepDeps } from "../index.js";
 import { rdsConnectionUrl } from "../provisioned.js";
 
@@ -28,18 +28,6 @@ export const CommonOptions = z.object({
   connectTimeoutSeconds: z.number().int().min(1).max(120).default(10),
 });
 export type CommonOptions = z.infer<typeof CommonOptions>;
-
-/** Validates a step's `with:` block, throwing a BadArgument that names every problem. */
-export function parseWith<S extends z.ZodType>(type: string, schema: S, raw: unknown): z.infer<S> {
-  const parsed = schema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    throw new CutoverError(
-      ErrorCode.BadArgument,
-      `${type}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
-    );
-  }
-  return parsed.data;
-}
 
 /** The `with:` block of the runbook's db.dump step, so the other steps find its folder and jobs. */
 function dumpStepWith(deps: StepDeps): Record<string, unknown> {
@@ -68,7 +56,7 @@ export function sourceEndpoint(deps: StepDeps): Endpoint {
   const db = requireSection(deps.file, "source.database");
   const url = deps.env[db.urlEnv];
   if (!url) {
-    throw new CutoverError(ErrorCode.BadArgument, `${db.urlEnv} is not set.`, {
+    throw notSet(db.urlEnv, {
       hint: `Set ${db.urlEnv} to the source database's URL (postgres://user:password@host/db?sslmode=require), then run it again.`,
     });
   }
@@ -81,7 +69,7 @@ export async function targetEndpoint(deps: StepDeps): Promise<Endpoint> {
   if (rds.urlEnv) {
     const url = deps.env[rds.urlEnv];
     if (!url) {
-      throw new CutoverError(ErrorCode.BadArgument, `${rds.urlEnv} is not set.`, {
+      throw notSet(rds.urlEnv, {
         hint: `Set ${rds.urlEnv} to the target database's URL (target.rds.urlEnv), then run it again.`,
       });
     }

@@ -32,6 +32,7 @@ import {
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { audit } from "../../store/audit.js";
 import { formatBytes } from "../../text/units.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
 import {
@@ -41,7 +42,6 @@ import {
   jobsFor,
   latestDump,
   type ManifestObject,
-  parseWith,
   pruneDumps,
   readManifest,
   readMarker,
@@ -66,6 +66,16 @@ const Input = CommonOptions.extend({
   keep: z.number().int().min(1).max(100).default(2),
 });
 export type DumpInput = z.infer<typeof Input>;
+
+export const dbDump = defineStep({
+  type: "db.dump",
+  description: "dump the source database with pg_dump -Fd -j N in a read-only snapshot",
+  input: Input,
+  configSections: ["source.database"],
+  mutating: true,
+  stallWatch: true,
+  checkpoints: { dump: z.string() },
+});
 
 /** What pg_dump is told, besides where and how many jobs: a dump that restores cleanly on RDS. */
 export const DUMP_OPTIONS = [
@@ -258,13 +268,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
       ...(sourceMajor ? { atLeastMajor: sourceMajor } : {}),
     });
 
-  return {
-    type: "db.dump",
-    description: "dump the source database with pg_dump -Fd -j N in a read-only snapshot",
-    mutating: true,
-    stallWatch: true,
-    parse: (raw) => parseWith("db.dump", Input, raw),
-
+  return dbDump.implement({
     async plan(input) {
       const source = sourceEndpoint(deps);
       const client = await connect(source, { timeoutSeconds: input.connectTimeoutSeconds, readOnly: true });
@@ -299,7 +303,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
 
     async run(input, ctx): Promise<StepOutcome> {
       const root = dumpRoot(deps, input);
-      const done = await ctx.checkpoint.get<string>("dump");
+      const done = await ctx.checkpoint.get("dump");
       if (done && (await readManifest(path.join(root, done)))) {
         ctx.log.info({ dump: done }, "the dump finished in an earlier attempt");
         return { summary: `dump ${done} was already taken`, figures: { reused: true } };
@@ -472,7 +476,7 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
 
     async verify(input, ctx) {
       const root = dumpRoot(deps, input);
-      const name = await ctx.checkpoint.get<string>("dump");
+      const name = await ctx.checkpoint.get("dump");
       const found = name ? { dir: path.join(root, name) } : await latestDump(root);
       if (!found) return { ok: false, summary: `no finished dump in ${root}` };
       const t = await tools(input);
@@ -485,5 +489,5 @@ export function createDbDumpStep(deps: StepDeps): StepDefinition<DumpInput> {
         figures: { entries: check.items, tables: check.dataItems },
       };
     },
-  };
+  });
 }

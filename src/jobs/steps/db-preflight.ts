@@ -17,13 +17,13 @@ import {
 } from "../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { formatBytes } from "../../text/units.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition } from "../types.js";
 import {
   CommonOptions,
   dumpRoot,
   holdsPartialRestore,
-  parseWith,
   readMarker,
   refuseSourceAsTarget,
   sourceEndpoint,
@@ -36,6 +36,15 @@ const Input = CommonOptions.extend({
   compression: z.union([z.number().int().min(0).max(9), z.string()]).optional(),
 });
 export type PreflightInput = z.infer<typeof Input>;
+
+export const dbPreflight = defineStep({
+  type: "db.preflight",
+  description: "check both databases, client tools, extensions, sizes and disk before copying",
+  input: Input,
+  configSections: ["source.database", "target.rds"],
+  timeLimit: 900,
+  mutating: false,
+});
 
 export type CheckStatus = "ok" | "warn" | "fail" | "skip";
 
@@ -377,11 +386,7 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
           return { ...input, compression: step.with.compression as number | string };
     return input;
   };
-  return {
-    type: "db.preflight",
-    description: "check both databases, client tools, extensions, sizes and disk before copying",
-    mutating: false,
-    parse: (raw) => parseWith("db.preflight", Input, raw),
+  return dbPreflight.implement({
     async plan(input, ctx) {
       const report = await runPreflight(deps, withDumpCompression(input), ctx);
       return {
@@ -424,5 +429,5 @@ export function createDbPreflightStep(deps: StepDeps): StepDefinition<PreflightI
         summary: problems.length === 0 ? "both databases still answer" : problems.join("; "),
       };
     },
-  };
+  });
 }

@@ -19,14 +19,14 @@ import {
   schemaShape,
 } from "../../cloud/replication.js";
 import { requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../../errors.js";
 import { audit } from "../../store/audit.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition } from "../types.js";
 import {
   CommonOptions,
   dumpRoot,
-  parseWith,
   readManifest,
   readMarker,
   sourceEndpoint,
@@ -39,13 +39,22 @@ const Input = CommonOptions.extend({
 });
 export type ReplicateInput = z.infer<typeof Input>;
 
+export const dbReplicate = defineStep({
+  type: "db.replicate",
+  description:
+    "start logical replication from the source to the target on the slot of the dump's snapshot, and wait until it has caught up",
+  input: Input,
+  configSections: ["source.database", "target.rds", "replication"],
+  mutating: true,
+});
+
 /** The source's URL as the target server reaches it (its subscription connects there). */
 export function sourceConnInfo(deps: StepDeps): { url: string; from: string } {
   const cfg = requireSection(deps.file, "replication");
   const name = cfg.sourceConnectionEnv ?? requireSection(deps.file, "source.database").urlEnv;
   const url = deps.env[name];
   if (!url)
-    throw new CutoverError(ErrorCode.BadArgument, `${name} is not set.`, {
+    throw notSet(name, {
       hint: `Set ${name} to the source database's URL as the target server reaches it, then run it again.`,
     });
   return { url, from: name };
@@ -57,7 +66,7 @@ export async function targetConnInfo(deps: StepDeps): Promise<{ url: string; fro
   if (cfg.targetConnectionEnv) {
     const url = deps.env[cfg.targetConnectionEnv];
     if (!url)
-      throw new CutoverError(ErrorCode.BadArgument, `${cfg.targetConnectionEnv} is not set.`, {
+      throw notSet(cfg.targetConnectionEnv, {
         hint: `Set ${cfg.targetConnectionEnv} to the target database's URL as the source server reaches it.`,
       });
     return { url, from: cfg.targetConnectionEnv };
@@ -220,13 +229,7 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
     return { ...manifest.replication, dump: dumpName };
   }
 
-  return {
-    type: "db.replicate",
-    description:
-      "start logical replication from the source to the target on the slot of the dump's snapshot, and wait until it has caught up",
-    mutating: true,
-    parse: (raw) => parseWith("db.replicate", Input, raw),
-
+  return dbReplicate.implement({
     async plan(input) {
       const n = names();
       return withBoth(deps, connectOptions(input, "cutover-replicate"), async (both) => {
@@ -358,7 +361,7 @@ export function createDbReplicateStep(deps: StepDeps): StepDefinition<ReplicateI
     async undo(input, ctx) {
       await teardown(deps, input, ctx, ["fwd"]);
     },
-  };
+  });
 }
 
 /** What a teardown dropped, by side. */
@@ -421,6 +424,15 @@ const TeardownInput = CommonOptions.extend({
 });
 export type TeardownInput = z.infer<typeof TeardownInput>;
 
+export const dbReplicationTeardown = defineStep({
+  type: "db.replication-teardown",
+  description: "drop every subscription, publication and replication slot Cutover created on either database",
+  input: TeardownInput,
+  configSections: ["source.database", "target.rds"],
+  timeLimit: 300,
+  mutating: true,
+});
+
 /**
  * `db.replication-teardown`: drops every subscription, replication slot and publication Cutover
  * created for this environment, on both databases. Ending reverse replication gives up the
@@ -429,12 +441,7 @@ export type TeardownInput = z.infer<typeof TeardownInput>;
 export function createDbReplicationTeardownStep(deps: StepDeps): StepDefinition<TeardownInput> {
   const directions = (input: TeardownInput): Direction[] =>
     input.direction === "both" ? ["fwd", "rev"] : [input.direction];
-  return {
-    type: "db.replication-teardown",
-    description:
-      "drop every subscription, publication and replication slot Cutover created on either database",
-    mutating: true,
-    parse: (raw) => parseWith("db.replication-teardown", TeardownInput, raw),
+  return dbReplicationTeardown.implement({
     async plan(input) {
       const found = await inventory(deps, input);
       const mine = found.filter((f) => directions(input).some((d) => f.name.endsWith(`_${d}`)));
@@ -470,7 +477,7 @@ export function createDbReplicationTeardownStep(deps: StepDeps): StepDefinition<
           : "no subscription, slot or publication of this environment is left on either side",
       };
     },
-  };
+  });
 }
 
 /** Every replication object of this environment on both sides. */

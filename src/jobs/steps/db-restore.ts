@@ -24,6 +24,7 @@ import {
   toolErrorText,
 } from "../../cloud/postgres.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../types.js";
 import {
@@ -34,7 +35,6 @@ import {
   jobsFor,
   latestDump,
   type ManifestObject,
-  parseWith,
   type RestoreMarker,
   readMarker,
   refuseForeignDump,
@@ -50,6 +50,15 @@ const Input = CommonOptions.extend({
   analyze: z.boolean().default(true),
 });
 export type RestoreInput = z.infer<typeof Input>;
+
+export const dbRestore = defineStep({
+  type: "db.restore",
+  description: "restore the dump into the target with pg_restore -j N",
+  input: Input,
+  configSections: ["target.rds"],
+  mutating: true,
+  checkpoints: { restore: z.custom<RestoreState>() },
+});
 
 type Phase = RestoreMarker["phase"];
 
@@ -139,12 +148,7 @@ async function toolsFor(input: RestoreInput, manifest?: DumpManifest): Promise<C
  * one partly restored is restored from scratch.
  */
 export function createDbRestoreStep(deps: StepDeps): StepDefinition<RestoreInput> {
-  return {
-    type: "db.restore",
-    description: "restore the dump into the target with pg_restore -j N",
-    mutating: true,
-    parse: (raw) => parseWith("db.restore", Input, raw),
-
+  return dbRestore.implement({
     async plan(input, ctx) {
       const root = dumpRoot(deps, input);
       const latest = await latestDump(root);
@@ -229,7 +233,7 @@ export function createDbRestoreStep(deps: StepDeps): StepDefinition<RestoreInput
         if (ended) ctx.log.warn({ ended }, "ended restore sessions left by an earlier attempt");
 
         const fingerprint = fingerprintUrl(target.url);
-        let state = await ctx.checkpoint.get<RestoreState>("restore");
+        let state = await ctx.checkpoint.get("restore");
         // what an earlier attempt of this step left in this target is Cutover's own to clear
         const ownedByUs = state !== undefined && (state.target ?? fingerprint) === fingerprint;
         if (state && (state.dump !== manifest.name || (state.target ?? fingerprint) !== fingerprint)) {
@@ -494,7 +498,7 @@ export function createDbRestoreStep(deps: StepDeps): StepDefinition<RestoreInput
         },
       );
     },
-  };
+  });
 }
 
 type StepPlanChange = Awaited<ReturnType<StepDefinition["plan"]>>["changes"][number];

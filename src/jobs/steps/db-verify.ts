@@ -12,9 +12,10 @@ import {
 } from "../../cloud/postgres.js";
 import { formatBytes } from "../../text/units.js";
 import { dbVerifyView } from "../../views/db-verify.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { Progress, StepDefinition, StepOutcome } from "../types.js";
-import { CommonOptions, jobsFor, parseWith, sourceEndpoint, targetEndpoint } from "./db-common.js";
+import { CommonOptions, jobsFor, sourceEndpoint, targetEndpoint } from "./db-common.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./db-verify-definitions.js";
 import { compareLargeObjects } from "./db-verify-large-objects.js";
 import {
@@ -63,6 +64,16 @@ export {
   lookups,
   type ObjectTotals,
 } from "./db-verify-report.js";
+
+export const dbVerify = defineStep({
+  type: "db.verify",
+  description:
+    "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
+  input: Input,
+  configSections: ["source.database", "target.rds"],
+  mutating: false,
+  checkpoints: { report: z.object({ identical: z.boolean(), summary: z.string() }) },
+});
 
 // ───────────────────────────── the catalog ─────────────────────────────
 
@@ -904,12 +915,7 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
     bucketRows: input.bucketRows,
     sliceMb: input.sliceMb,
   });
-  return {
-    type: "db.verify",
-    description:
-      "compare every table's rows by content, every object's full definition, sequences and large objects on both sides",
-    mutating: false,
-    parse: (raw) => parseWith("db.verify", Input, raw),
+  return dbVerify.implement({
     async plan(input) {
       const source = sourceEndpoint(deps);
       const target = await targetEndpoint(deps);
@@ -951,7 +957,7 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
     },
     shard: (input, part, ctx) => verifyTablePart(deps, part, readOptions(input), ctx),
     async verify(_input, ctx) {
-      const saved = await ctx.checkpoint.get<{ identical: boolean; summary: string }>("report");
+      const saved = await ctx.checkpoint.get("report");
       if (!saved) return { ok: false, summary: "no comparison has run" };
       return {
         ok: saved.identical,
@@ -960,5 +966,5 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
         final: !saved.identical,
       };
     },
-  };
+  });
 }

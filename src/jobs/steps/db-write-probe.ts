@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { z } from "zod";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../../errors.js";
+import { defineStep } from "../define-step.js";
+import type { StepDeps } from "../index.js";
 import type { StepDefinition } from "../types.js";
 
 const Input = z.object({
@@ -15,13 +17,23 @@ const Input = z.object({
 });
 type Input = z.infer<typeof Input>;
 
+export const dbWriteProbe = defineStep({
+  type: "db.write-probe",
+  description: "write numbered rows into a table in batches, checkpointing, to prove a database takes writes",
+  input: Input,
+  configSections: [],
+  mutating: true,
+  stallWatch: true,
+  checkpoints: { done: z.number() },
+});
+
 const PROGRESS_TABLE = "_cutover_progress";
 
 /** Connects to the database named by `urlEnv`, saying what to set when it is missing. */
 async function connect(input: Input, env: NodeJS.ProcessEnv): Promise<pg.Client> {
   const url = env[input.urlEnv];
   if (!url) {
-    throw new CutoverError(ErrorCode.BadArgument, `${input.urlEnv} is not set.`, {
+    throw notSet(input.urlEnv, {
       hint: `Set ${input.urlEnv} to the database URL this step writes to, then run it again.`,
     });
   }
@@ -59,22 +71,8 @@ async function tableExists(client: pg.Client, name: string): Promise<boolean> {
  * attempt continues from the last committed batch: every row is written exactly once. It proves
  * a database takes writes, and it is the engine's own crash-and-resume witness.
  */
-export function createDbWriteProbeStep(env: NodeJS.ProcessEnv = process.env): StepDefinition<Input> {
-  return {
-    type: "db.write-probe",
-    description: "write numbered rows in batches, checkpointing, to prove a database takes writes",
-    mutating: true,
-    stallWatch: true,
-    parse(raw) {
-      const parsed = Input.safeParse(raw);
-      if (!parsed.success) {
-        throw new CutoverError(
-          ErrorCode.BadArgument,
-          `db.write-probe: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-        );
-      }
-      return parsed.data;
-    },
+export function createDbWriteProbeStep({ env }: Pick<StepDeps, "env">): StepDefinition<Input> {
+  return dbWriteProbe.implement({
     async plan(input) {
       const client = await connect(input, env);
       try {
@@ -182,5 +180,5 @@ export function createDbWriteProbeStep(env: NodeJS.ProcessEnv = process.env): St
         await client.end();
       }
     },
-  };
+  });
 }

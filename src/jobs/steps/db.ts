@@ -23,5 +23,5 @@ export function createDbSteps(deps: StepDeps): StepDefinition<unknown>[] {
     createDbVerifyStep(deps),
     createDbReplicateStep(deps),
     createDbReplicationTeardownStep(deps),
-  ] as unknown as StepDefinition<unknown>[];
+  ];
 }

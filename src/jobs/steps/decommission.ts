@@ -21,16 +21,17 @@ import {
 import { envVarName, type MigrationFile, requireSection } from "../../config/schema.js";
 import { readStabilisation } from "../../digest/stabilisation.js";
 import type { Stabilisation } from "../../digest/types.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../../errors.js";
 import type { Approval } from "../../generated/prisma/client.js";
 import { createApproval, LiveRequestExists } from "../../store/approvals.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import { formatBytes } from "../../text/units.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
-import { parseWith, sourceEndpoint } from "./db-common.js";
+import { sourceEndpoint } from "./db-common.js";
 import { openTarget } from "./storage-common.js";
 
 /**
@@ -66,6 +67,19 @@ const Input = z.object({
   connectTimeoutSeconds: z.number().int().min(1).max(120).default(10),
 });
 export type DecommissionInput = z.infer<typeof Input>;
+
+export const decommission = defineStep({
+  type: "decommission",
+  description: "archive the source and list what to shut down, after approval",
+  input: Input,
+  configSections: ["source.database", "target.s3"],
+  mutating: true,
+  checkpoints: {
+    approvalId: z.string(),
+    archive: z.custom<ArchiveRecord>(),
+    restoreCheck: z.custom<RestoreCheck>(),
+  },
+});
 
 /** What the KPI check answers: whether the window was green, and in words what was measured. */
 export interface KpiVerdict {
@@ -189,7 +203,7 @@ export async function requestDecommissionApproval(
   channel: string | null,
   signal: AbortSignal = new AbortController().signal,
 ): Promise<{ approval: Approval; change: DecommissionChange }> {
-  const input = parseWith("decommission", Input, rawInput);
+  const input = decommission.parse(rawInput);
   const gate = await decommissionGate(deps, input, signal);
   if (gate.problems.length || !gate.stabilisation) {
     await audit(deps.db, {
@@ -365,12 +379,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
   const store = () => (deps.openStore ? deps.openStore() : openTarget(deps));
   const workDir = path.join(deps.dataDir, "archives", deps.file.environment.replace(/[^A-Za-z0-9_.-]/g, "_"));
 
-  return {
-    type: "decommission",
-    description: "archive the source and list what to shut down, after approval",
-    mutating: true,
-    parse: (raw) => parseWith("decommission", Input, raw),
-
+  return decommission.implement({
     async plan(input, ctx) {
       const gate = await decommissionGate(deps, input, ctx.signal);
       const s3 = requireSection(deps.file, "target.s3");
@@ -438,7 +447,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
       }
       // 2. the second person's approval, used once (a retry after a crash goes on from the checkpoint)
       const change = decommissionChange(deps, input, gate.stabilisation);
-      if (!(await ctx.checkpoint.get<string>("approvalId"))) {
+      if (!(await ctx.checkpoint.get("approvalId"))) {
         let approvalId = ctx.run.options.approvalId;
         if (typeof approvalId !== "string") {
           const ready = await deps.db.approval.findFirst({
@@ -478,7 +487,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
       const bucket = store();
       const source = sourceEndpoint(deps);
       try {
-        let archive = await ctx.checkpoint.get<ArchiveRecord>("archive");
+        let archive = await ctx.checkpoint.get("archive");
         if (!archive) {
           await mkdir(workDir, { recursive: true, mode: 0o700 });
           const stamp = deps
@@ -527,7 +536,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
         }
 
         // 4. prove the copy in the bucket restores: read it back, check its hash, list it, restore it
-        let check = await ctx.checkpoint.get<RestoreCheck>("restoreCheck");
+        let check = await ctx.checkpoint.get("restoreCheck");
         if (!check) {
           await mkdir(workDir, { recursive: true, mode: 0o700 });
           const back = path.join(workDir, `check-${randomBytes(4).toString("hex")}.dump`);
@@ -555,7 +564,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
             if (input.scratchUrlEnv) {
               const scratchUrl = deps.env[input.scratchUrlEnv];
               if (!scratchUrl) {
-                throw new CutoverError(ErrorCode.SettingsMissing, `${input.scratchUrlEnv} is not set.`, {
+                throw notSet(input.scratchUrlEnv, {
                   hint: `Set ${input.scratchUrlEnv} to a PostgreSQL URL where Cutover may create (and drop) a scratch database, or remove scratchUrlEnv.`,
                 });
               }
@@ -612,7 +621,7 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
     },
 
     async verify(_input, ctx) {
-      const archive = await ctx.checkpoint.get<ArchiveRecord>("archive");
+      const archive = await ctx.checkpoint.get("archive");
       if (!archive) return { ok: false, summary: "no archive was taken" };
       const bucket = store();
       try {
@@ -630,5 +639,5 @@ export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<D
         bucket.destroy();
       }
     },
-  };
+  });
 }

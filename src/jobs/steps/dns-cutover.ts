@@ -1,10 +1,11 @@
+import { z } from "zod";
 import { sameRecordContent } from "../../cloud/cloudflare.js";
 import { baseline, watch } from "../../cloud/probe.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
 import { audit } from "../../store/audit.js";
-import { applyChange, findRollbackTargets, rollback } from "../cutover/apply.js";
-import { type LiveState, switchDatabase, unwindSwitch } from "../cutover/live.js";
+import { APPLY_CHECKPOINTS, applyChange, findRollbackTargets, rollback } from "../cutover/apply.js";
+import { LIVE_CHECKPOINTS, type LiveState, switchDatabase, unwindSwitch } from "../cutover/live.js";
 import {
   type CutoverDeps,
   computeChange,
@@ -13,6 +14,7 @@ import {
   readLive,
 } from "../cutover/service.js";
 import type { CutoverChange } from "../cutover/types.js";
+import { defineStep } from "../define-step.js";
 import type { StepDefinition } from "../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
 
@@ -38,17 +40,30 @@ export function propagationNote(change: CutoverChange): string {
 /** the smallest slowdown (ms) that counts against the plan's "no more than 10 % slower" */
 const MIN_SLOWDOWN_MS = 20;
 
+/** Takes no options: what it switches comes from the file's \`dns\` and \`pages\` sections. */
+const NoInput = z.any().transform((): Record<string, never> => ({}));
+
+export const dnsCutover = defineStep({
+  type: "dns.cutover",
+  description: "switch DNS and the front end's settings after a second person's approval",
+  input: NoInput,
+  configSections: ["dns"],
+  mutating: true,
+  checkpoints: {
+    change: z.custom<CutoverChange>(),
+    baselineAvgMs: z.number().nullable(),
+    ...APPLY_CHECKPOINTS,
+    ...LIVE_CHECKPOINTS,
+  },
+});
+
 /**
  * `dns.cutover`: carries out an approved cutover (it refuses without one): the DNS records,
  * the Pages variables and a new deployment, then watches the new and the old endpoint for
  * the configured window, measuring downtime and error rate against the plan's thresholds.
  */
 export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<string, never>> {
-  return {
-    type: "dns.cutover",
-    description: "switch DNS and the front end's settings after a second person's approval",
-    mutating: true,
-    parse: () => ({}),
+  return dnsCutover.implement({
     async plan(_input, ctx) {
       const snapshot = await latestSnapshot(deps.db, deps.file);
       if (!snapshot)
@@ -100,7 +115,7 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
       const cutover = deps.file.cutover;
       const kpis = deps.file.kpis.migration;
       const urls = await healthTargets(deps);
-      let change = (await ctx.checkpoint.get<CutoverChange>("change")) ?? null;
+      let change = (await ctx.checkpoint.get("change")) ?? null;
       if (!change) {
         const snapshot = await latestSnapshot(deps.db, deps.file);
         if (!snapshot)
@@ -200,7 +215,7 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
           })
         : undefined;
       const fresh = report?.targets.new;
-      const baselineAvg = (await ctx.checkpoint.get<number | null>("baselineAvgMs")) ?? undefined;
+      const baselineAvg = (await ctx.checkpoint.get("baselineAvgMs")) ?? undefined;
       const errorRatePercent = fresh ? fresh.errorRate * 100 : 0;
       const degradation =
         fresh?.avgMs !== undefined && baselineAvg
@@ -252,7 +267,7 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
       };
     },
     async verify(_input, ctx) {
-      const change = await ctx.checkpoint.get<CutoverChange>("change");
+      const change = await ctx.checkpoint.get("change");
       if (!change) return { ok: false, summary: "no change was carried out" };
       const live = await readLive(deps, ctx.signal);
       const wrong = change.records.filter(
@@ -286,5 +301,5 @@ export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<s
             .join("; "),
         );
     },
-  };
+  });
 }

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { type DnsConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import {
@@ -9,7 +10,22 @@ import {
   readLive,
   recordSnapshot,
 } from "../cutover/service.js";
+import { defineStep } from "../define-step.js";
 import type { StepDefinition } from "../types.js";
+
+/** Takes no options: what it switches comes from the file's \`dns\` and \`pages\` sections. */
+const NoInput = z.any().transform((): Record<string, never> => ({}));
+
+export const dnsLowerTtl = defineStep({
+  type: "dns.lower-ttl",
+  description: "lower the TTL of the records to switch and remember the old values",
+  input: NoInput,
+  configSections: ["dns"],
+  // a handful of Cloudflare calls; more than a few minutes means Cloudflare is not answering
+  timeLimit: 120,
+  mutating: true,
+  checkpoints: { snapshot: z.custom<DnsSnapshot>() },
+});
 
 /**
  * `dns.lower-ttl`: days or hours ahead of the cutover, lowers the TTL of the records to switch
@@ -18,11 +34,7 @@ import type { StepDefinition } from "../types.js";
  * /rollback puts back. The cutover may start once the old TTL has elapsed.
  */
 export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<string, never>> {
-  return {
-    type: "dns.lower-ttl",
-    description: "lower the TTL of the records to switch and remember the old values",
-    mutating: true,
-    parse: () => ({}),
+  return dnsLowerTtl.implement({
     async plan(_input, ctx) {
       const dns = requireSection(deps.file, "dns");
       const live = await readLive(deps, ctx.signal);
@@ -47,7 +59,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       const dnsConfig = requireSection(deps.file, "dns");
       const { dns } = cloudflareOf(deps);
       // The snapshot is taken once, before anything changes; a rerun keeps the first one.
-      let snapshot = await ctx.checkpoint.get<DnsSnapshot>("snapshot");
+      let snapshot = await ctx.checkpoint.get("snapshot");
       if (!snapshot) {
         const live = await readLive(deps, ctx.signal);
         // A record without `from` in the file is new: created by the cutover, nothing to lower now.
@@ -110,7 +122,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
       };
     },
     async undo(_input, ctx) {
-      const snapshot = await ctx.checkpoint.get<DnsSnapshot>("snapshot");
+      const snapshot = await ctx.checkpoint.get("snapshot");
       if (!snapshot) return;
       const dnsConfig = requireSection(deps.file, "dns");
       const { dns } = cloudflareOf(deps);
@@ -122,7 +134,7 @@ export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<
           await dns.updateRecord(rec, { ttl: r.ttl }, { signal: ctx.signal });
       }
     },
-  };
+  });
 }
 
 /** Whether the file names `rec` as a new record (no `from`): it does not exist before the cutover. */

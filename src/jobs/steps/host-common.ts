@@ -1,26 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { z } from "zod";
 import type { LightsailApi } from "../../cloud/lightsail.js";
 import { fileHostKeyStore, type RemoteShell, tailLines } from "../../cloud/ssh.js";
 import { type HostConfig, type MigrationFile, requireSection } from "../../config/schema.js";
-import { CancelledError, CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { CancelledError, CutoverError, ErrorCode, isCutoverError, notSet } from "../../errors.js";
 import type { StepDeps } from "../index.js";
 import { readProvisioned, recordProvisioned } from "../provisioned.js";
 import type { Progress, StepContext } from "../types.js";
-
-/** Validates a step's `with:` block, naming the step type in the message. */
-export function parseWith<S extends z.ZodType>(schema: S, type: string, raw: unknown): z.infer<S> {
-  const parsed = schema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    throw new CutoverError(
-      ErrorCode.BadArgument,
-      `${type}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
-    );
-  }
-  return parsed.data;
-}
 
 /**
  * Polls until `check` says done, reporting what it waits for; bounded by `timeoutMs`.
@@ -95,7 +82,7 @@ export async function lightsailStaticIp(deps: StepDeps, lightsail?: LightsailApi
 export async function readSshKey(deps: StepDeps, host: HostConfig): Promise<{ key: string; label: string }> {
   const path = deps.env[host.sshKeyPathEnv];
   if (!path) {
-    throw new CutoverError(ErrorCode.BadArgument, `${host.sshKeyPathEnv} is not set.`, {
+    throw notSet(host.sshKeyPathEnv, {
       hint: `Set ${host.sshKeyPathEnv} to the path of the private key of the instance's key pair.`,
     });
   }

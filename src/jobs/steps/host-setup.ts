@@ -1,8 +1,9 @@
 import { z } from "zod";
 import type { RemoteShell } from "../../cloud/ssh.js";
 import { type MigrationFile, requireSection, type ValueRefName } from "../../config/schema.js";
-import { CutoverError, describeError, ErrorCode } from "../../errors.js";
+import { CutoverError, describeError, ErrorCode, notSet } from "../../errors.js";
 import type { Ports } from "../../ports.js";
+import { defineStep } from "../define-step.js";
 import {
   FILE_ONLY_SECTIONS,
   hostPaths,
@@ -21,7 +22,6 @@ import {
   OutputRelay,
   openHostShell,
   openHostShellWhenReady,
-  parseWith,
   scriptFailure,
   sudoFor,
 } from "./host-common.js";
@@ -46,6 +46,16 @@ const Input = z.strictObject({
   sshReadySeconds: z.number().min(0).max(1800).default(300),
 });
 type Input = z.infer<typeof Input>;
+
+export const hostSetup = defineStep({
+  type: TYPE,
+  description: "set the app host up over SSH with a rendered, idempotent script",
+  input: Input,
+  configSections: ["target.host", "target.lightsail"],
+  timeLimit: 3_600,
+  mutating: true,
+  checkpoints: { scriptHash: z.string() },
+});
 
 /** The app's environment, resolved: values (secret), where each came from (safe), secrets to redact. */
 export interface ResolvedAppEnv {
@@ -192,20 +202,11 @@ export function createHostSetupStep(deps: StepDeps): StepDefinition<Input> {
     const tls = hostOf().nginx.tls;
     if (tls.mode !== "letsencrypt-dns" || !tls.dnsApiTokenEnv) return undefined;
     const token = deps.env[tls.dnsApiTokenEnv];
-    if (!token)
-      throw new CutoverError(
-        ErrorCode.BadArgument,
-        `${tls.dnsApiTokenEnv} is not set (target.host.nginx.tls.dnsApiTokenEnv).`,
-      );
+    if (!token) throw notSet(tls.dnsApiTokenEnv, { where: "target.host.nginx.tls.dnsApiTokenEnv" });
     return token;
   }
 
-  return {
-    type: TYPE,
-    description: "set the app host up over SSH with a rendered, idempotent script",
-    mutating: true,
-    parse: (raw) => parseWith(Input, TYPE, raw),
-
+  return hostSetup.implement({
     async plan(input, ctx) {
       const host = hostOf();
       const script = renderSetupScript(deps.file);
@@ -387,7 +388,7 @@ export function createHostSetupStep(deps: StepDeps): StepDefinition<Input> {
         await shell.close();
       }
     },
-  };
+  });
 }
 
 /** The sections a scratch-root run may execute (they only write files). */

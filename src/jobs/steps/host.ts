@@ -16,7 +16,7 @@ export function createHostSteps(deps: StepDeps): StepDefinition<unknown>[] {
     createRdsInstanceStep(deps),
     createHostSetupStep(deps),
     createAppDeployStep(deps),
-  ] as unknown as StepDefinition<unknown>[];
+  ];
 }
 
 export {

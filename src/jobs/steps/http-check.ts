@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDefinition } from "../types.js";
 
 const Input = z.object({
@@ -9,6 +10,15 @@ const Input = z.object({
   timeoutMs: z.number().int().positive().max(120_000).default(10_000),
 });
 type Input = z.infer<typeof Input>;
+
+export const httpCheck = defineStep({
+  type: "http.check",
+  description: "request a URL and check its status and latency",
+  input: Input,
+  configSections: [],
+  timeLimit: 300,
+  mutating: false,
+});
 
 async function probe(input: Input, signal: AbortSignal): Promise<{ status: number; ms: number }> {
   const started = performance.now();
@@ -28,20 +38,7 @@ async function probe(input: Input, signal: AbortSignal): Promise<{ status: numbe
 
 /** `http.check`: requests a URL and checks its status and latency. Reads only. */
 export function createHttpCheckStep(): StepDefinition<Input> {
-  return {
-    type: "http.check",
-    description: "request a URL and check its status and latency",
-    mutating: false,
-    parse(raw) {
-      const parsed = Input.safeParse(raw);
-      if (!parsed.success) {
-        throw new CutoverError(
-          ErrorCode.BadArgument,
-          `http.check: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
-        );
-      }
-      return parsed.data;
-    },
+  return httpCheck.implement({
     async plan(input) {
       return { summary: `would request ${input.url}`, changes: [{ action: "check", target: input.url }] };
     },
@@ -61,5 +58,5 @@ export function createHttpCheckStep(): StepDefinition<Input> {
         figures: { status, ms: Math.round(ms) },
       };
     },
-  };
+  });
 }

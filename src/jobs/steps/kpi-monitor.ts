@@ -5,15 +5,24 @@ import { createDatabaseTimer, sampleRound, storeSamples } from "../../kpi/sample
 import { DB_TARGET, kpiSummary } from "../../kpi/summary.js";
 import type { Db } from "../../store/client.js";
 import { figure } from "../../views/kpi.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { StepDefinition } from "../types.js";
-import { parseWith, targetEndpoint } from "./db-common.js";
+import { targetEndpoint } from "./db-common.js";
 
 const Input = z.strictObject({
   /** the watch this step stands for (e.g. the stabilisation window): its summary reports the KPIs since sampling began, up to this many days */
   days: z.number().int().min(1).max(365).optional(),
 });
 type Input = z.infer<typeof Input>;
+
+export const kpiMonitor = defineStep({
+  type: "kpi.monitor",
+  description: "sample the configured endpoints and track the KPIs",
+  input: Input,
+  configSections: [],
+  mutating: false,
+});
 
 /**
  * `kpi.monitor`: switches the KPI probe job on for this environment (every replica's monitor
@@ -46,11 +55,7 @@ export function createKpiMonitorStep(deps: StepDeps & { db: Db; now?: () => Date
     return `; day ${day} of ${days}: availability ${figure(s.endpoints.availabilityPercent, "%")}, avg ${figure(s.endpoints.avgMs, "ms")}, error rate ${figure(s.endpoints.errorRatePercent, "%")}, DB ${figure(s.database.avgMs, "ms")}`;
   };
 
-  return {
-    type: "kpi.monitor",
-    description: "sample the configured endpoints and track the KPIs",
-    mutating: false,
-    parse: (raw) => parseWith("kpi.monitor", Input, raw),
+  return kpiMonitor.implement({
     async plan() {
       if (!hasProbes(file)) throw nothing();
       const state = await monitoringState(db, file.environment);
@@ -113,5 +118,5 @@ export function createKpiMonitorStep(deps: StepDeps & { db: Db; now?: () => Date
     async undo(_input, ctx) {
       await setMonitoring(db, file.environment, false, ctx.run.requestedBy, now());
     },
-  };
+  });
 }

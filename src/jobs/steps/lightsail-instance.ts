@@ -9,10 +9,11 @@ import type {
 } from "../../cloud/lightsail.js";
 import { type LightsailConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { recordProvisioned } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
-import { lightsailFor, parseWith, waitFor } from "./host-common.js";
+import { lightsailFor, waitFor } from "./host-common.js";
 
 const TYPE = "lightsail.instance";
 
@@ -22,6 +23,22 @@ const Input = z.strictObject({
   pollMs: z.number().int().min(10).max(60_000).default(5_000),
 });
 type Input = z.infer<typeof Input>;
+
+export const lightsailInstance = defineStep({
+  type: TYPE,
+  description: "create or check the Lightsail instance, key pair, static IP and firewall",
+  input: Input,
+  configSections: ["target.lightsail"],
+  timeLimit: 1_800,
+  mutating: true,
+  checkpoints: {
+    creatingInstance: z.boolean(),
+    createdInstance: z.boolean(),
+    createdStaticIp: z.boolean(),
+    previousPorts: z.custom<LightsailPortRule[]>(),
+    staticIp: z.string(),
+  },
+});
 
 /** Tags Cutover puts on what it creates; undo only deletes what carries them. */
 export const MANAGED_TAG = "cutover:managed";
@@ -313,12 +330,7 @@ export function createLightsailInstanceStep(
     return { changes };
   }
 
-  return {
-    type: TYPE,
-    description: "create or check the Lightsail instance, key pair, static IP and firewall",
-    mutating: true,
-    parse: (raw) => parseWith(Input, TYPE, raw),
-
+  return lightsailInstance.implement({
     async plan() {
       const { changes, conflict } = await planChanges(api());
       const work = changes.filter((c) => c.action !== "none");
@@ -458,9 +470,9 @@ export function createLightsailInstanceStep(
     async undo(_input, ctx) {
       const ls = api();
       const cfg = cfgOf();
-      const createdInstance = await ctx.checkpoint.get<boolean>("createdInstance");
-      const createdIp = await ctx.checkpoint.get<boolean>("createdStaticIp");
-      const previousPorts = await ctx.checkpoint.get<LightsailPortRule[]>("previousPorts");
+      const createdInstance = await ctx.checkpoint.get("createdInstance");
+      const createdIp = await ctx.checkpoint.get("createdStaticIp");
+      const previousPorts = await ctx.checkpoint.get("previousPorts");
       const inst = await ls.getInstance(cfg.instanceName);
       if (createdInstance && inst) {
         if (inst.tags[MANAGED_TAG] !== "true") {
@@ -480,5 +492,5 @@ export function createLightsailInstanceStep(
         ctx.log.info({ staticIp: cfg.staticIpName }, "released the static IP this step allocated");
       }
     },
-  };
+  });
 }

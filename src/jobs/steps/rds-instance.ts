@@ -4,7 +4,8 @@ import type { IngressRule, SecurityGroupApi } from "../../cloud/ec2.js";
 import type { LightsailApi } from "../../cloud/lightsail.js";
 import type { RdsApi, RdsChanges, RdsInstanceInfo } from "../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode } from "../../errors.js";
+import { CutoverError, ErrorCode, notSet } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import {
   checkMasterPassword,
@@ -16,7 +17,7 @@ import {
   storeGeneratedPassword,
 } from "../provisioned.js";
 import type { PlannedChange, StepDefinition } from "../types.js";
-import { lightsailFor, parseWith, waitFor } from "./host-common.js";
+import { lightsailFor, waitFor } from "./host-common.js";
 import { MANAGED_TAG } from "./lightsail-instance.js";
 
 const TYPE = "rds.instance";
@@ -29,6 +30,23 @@ const Input = z.strictObject({
   resetMasterPassword: z.boolean().default(false),
 });
 type Input = z.infer<typeof Input>;
+
+export const rdsInstance = defineStep({
+  type: TYPE,
+  description: "create or check the RDS PostgreSQL instance and its security group",
+  input: Input,
+  configSections: ["target.rds"],
+  // an RDS instance takes 10–40 minutes to become available, Multi-AZ longer
+  timeLimit: 5_400,
+  mutating: true,
+  checkpoints: {
+    createdSecurityGroup: z.string(),
+    createdParameterGroup: z.string(),
+    creatingInstance: z.boolean(),
+    createdInstance: z.boolean(),
+    endpoint: z.string(),
+  },
+});
 
 /** The AWS ports this step uses; tests may hand in their own. */
 export interface RdsStepPorts {
@@ -229,12 +247,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     "cutover:project": deps.file.project,
   });
 
-  return {
-    type: TYPE,
-    description: "create or check the RDS PostgreSQL instance and its security group",
-    mutating: true,
-    parse: (raw) => parseWith(Input, TYPE, raw),
-
+  return rdsInstance.implement({
     async plan() {
       const cfg = cfgOf();
       const names = rdsNames(cfg);
@@ -399,8 +412,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
         let password: string | undefined;
         if (cfg.masterPasswordEnv) {
           password = deps.env[cfg.masterPasswordEnv];
-          if (!password)
-            throw new CutoverError(ErrorCode.BadArgument, `${cfg.masterPasswordEnv} is not set.`);
+          if (!password) throw notSet(cfg.masterPasswordEnv);
           checkMasterPassword(password, cfg.masterPasswordEnv);
         } else if (cfg.masterPasswordStore === "data-dir") {
           password = await storedPassword(cfg);
@@ -569,9 +581,9 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
       const cfg = cfgOf();
       const rds = rdsApi();
       const groups = sgApi();
-      const createdInstance = await ctx.checkpoint.get<boolean>("createdInstance");
-      const createdSg = await ctx.checkpoint.get<string>("createdSecurityGroup");
-      const createdPg = await ctx.checkpoint.get<string>("createdParameterGroup");
+      const createdInstance = await ctx.checkpoint.get("createdInstance");
+      const createdSg = await ctx.checkpoint.get("createdSecurityGroup");
+      const createdPg = await ctx.checkpoint.get("createdParameterGroup");
       const db = await rds.describeInstance(cfg.identifier);
       if (createdInstance && db) {
         if (db.tags[MANAGED_TAG] !== "true") {
@@ -601,5 +613,5 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
       if (createdPg) await rds.deleteParameterGroup(createdPg);
       if (createdSg) await groups.delete(createdSg);
     },
-  };
+  });
 }

@@ -10,16 +10,27 @@ import {
   type S3Config,
 } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { recordProvisioned } from "../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../types.js";
-import { parseWith } from "./storage-common.js";
 
 const Input = z.strictObject({
   /** overrides target.cloudfront.originFailover: false takes the old bucket out once the post-switch sync and verify are done */
   originFailover: z.boolean().optional(),
 });
 type Input = z.infer<typeof Input>;
+
+export const s3Bucket = defineStep({
+  type: "s3.bucket",
+  description: "create or check the S3 bucket, its lifecycle rule and the CloudFront distribution",
+  input: Input,
+  configSections: ["target.s3"],
+  // a new CloudFront distribution takes up to ~15 minutes to deploy
+  timeLimit: 2_700,
+  mutating: true,
+  checkpoints: { distribution: z.object({ id: z.string(), domain: z.string() }) },
+});
 
 /** The bucket's REST endpoint CloudFront fetches from. */
 export function s3OriginDomain(bucket: string, region: string): string {
@@ -557,12 +568,7 @@ export function distributionDomainOf(result: unknown): string | undefined {
  * the cutover and the front end (`figures.distributionDomain`, `{ ref: target.cloudfront.domain }`).
  */
 export function createS3BucketStep(deps: StepDeps): StepDefinition<Input> {
-  return {
-    type: "s3.bucket",
-    description: "create or check the S3 bucket, its lifecycle rule and the CloudFront distribution",
-    mutating: true,
-    parse: (raw) => parseWith("s3.bucket", Input, raw),
-
+  return s3Bucket.implement({
     async plan(input, ctx) {
       return withPorts(deps, async (ports) => {
         const { changes } = await reconcile(deps, ports, ctx, false, input);
@@ -647,5 +653,5 @@ export function createS3BucketStep(deps: StepDeps): StepDefinition<Input> {
           );
       });
     },
-  };
+  });
 }

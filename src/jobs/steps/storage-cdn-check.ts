@@ -3,11 +3,12 @@ import { type CdnProbeResult, measureCdnHitRatio } from "../../cloud/cdn.js";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { readProvisioned } from "../provisioned.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
 import { s3OriginDomain } from "./storage-bucket.js";
-import { count, openTarget, parseWith } from "./storage-common.js";
+import { count, openTarget } from "./storage-common.js";
 
 const Input = z.strictObject({
   /** fetch through this base URL instead of the distribution's domain (a rehearsal's stand-in) */
@@ -25,6 +26,16 @@ const Input = z.strictObject({
   seed: z.number().int().default(1),
 });
 export type CdnCheckInput = z.infer<typeof Input>;
+
+export const cdnCheck = defineStep({
+  type: "cdn.check",
+  description: "fetch sample objects through the CDN and report the cache hit ratio",
+  input: Input,
+  configSections: ["target.cloudfront", "target.s3"],
+  timeLimit: 600,
+  mutating: false,
+  checkpoints: { result: z.custom<CdnCheckResult>() },
+});
 
 /** The CDN check's stored result (without the per-fetch list). */
 export interface CdnCheckResult extends Omit<CdnProbeResult, "fetches"> {
@@ -180,11 +191,7 @@ export function createCdnCheckStep(deps: StepDeps): StepDefinition<CdnCheckInput
       baseUrl: r.baseUrl,
     },
   });
-  return {
-    type: "cdn.check",
-    description: "fetch sample objects through the CDN and report the cache hit ratio",
-    mutating: false,
-    parse: (raw) => parseWith("cdn.check", Input, raw),
+  return cdnCheck.implement({
     async plan(input, ctx) {
       const { n, min } = limits(input);
       const baseUrl = await resolveBaseUrl(deps, input, ctx).catch(
@@ -202,8 +209,8 @@ export function createCdnCheckStep(deps: StepDeps): StepDefinition<CdnCheckInput
       return { summary: o.summary, ...(o.figures ? { figures: o.figures } : {}) };
     },
     async verify(input, ctx) {
-      const kept = await ctx.checkpoint.get<CdnCheckResult>("result");
+      const kept = await ctx.checkpoint.get("result");
       return outcome(kept ?? (await measure(input, ctx)));
     },
-  };
+  });
 }

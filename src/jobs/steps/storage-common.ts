@@ -9,18 +9,6 @@ import type { StepDeps } from "../index.js";
 
 type SourceStorage = z.infer<typeof SourceStorageSchema>;
 
-/** Parses a step's `with:` block, turning zod's issues into one BadArgument sentence. */
-export function parseWith<T>(type: string, schema: z.ZodType<T>, raw: unknown): T {
-  const parsed = schema.safeParse(raw ?? {});
-  if (!parsed.success) {
-    throw new CutoverError(
-      ErrorCode.BadArgument,
-      `${type}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "with"}: ${i.message}`).join("; ")}`,
-    );
-  }
-  return parsed.data;
-}
-
 /** The source and target sections a storage step reads, with a clear error when one is missing. */
 export function storageSections(deps: StepDeps): { source: SourceStorage; target: S3Config } {
   return {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
 import { formatBytes, formatDuration } from "../../text/units.js";
+import { type ContextOf, defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { splitOnce } from "../shards.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
@@ -13,10 +14,10 @@ import {
   openSource,
   openTarget,
   pairId,
-  parseWith,
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
+import type { KeySplit } from "./storage-listing.js";
 import {
   deleteExtras,
   estimateSync,
@@ -81,6 +82,21 @@ const Input = z.strictObject({
 });
 export type StorageSyncInput = z.infer<typeof Input>;
 
+export const storageSync = defineStep({
+  type: "storage.sync",
+  description: "copy objects from the source bucket to the target bucket",
+  input: Input,
+  configSections: ["source.storage", "target.s3"],
+  mutating: true,
+  stallWatch: true,
+  checkpoints: {
+    split: z.custom<KeySplit>(),
+    began: z.number(),
+    // the copy engine's own resume point (storage-sync-engine.ts), an object it alone reads
+    sync: z.record(z.string(), z.unknown()),
+  },
+});
+
 /** {GetObject: 3, ListObjectsV2: 1} → "GetObject 3, ListObjectsV2 1" */
 function byOperation(counts: Record<string, number>): string {
   return Object.entries(counts)
@@ -136,7 +152,7 @@ async function shardedSync(
   target: ObjectStore,
   settings: SyncSettings,
   input: StorageSyncInput,
-  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+  ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncResult> {
   const started = performance.now();
   const split = await splitOnce(
@@ -184,7 +200,7 @@ async function shardedCheck(
   source: ObjectStore,
   settings: SyncSettings,
   input: StorageSyncInput,
-  ctx: StepContext & { shards: NonNullable<StepContext["shards"]> },
+  ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
 ): Promise<SyncEstimate> {
   const split = await splitOnce(
     source,
@@ -309,13 +325,7 @@ function examining(
  * with `--delete` (confirmed). Resumable after a kill, from a checkpointed point in key order.
  */
 export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyncInput> {
-  return {
-    type: "storage.sync",
-    description: "copy objects from the source bucket to the target bucket",
-    mutating: true,
-    stallWatch: true,
-    parse: (raw) => parseWith("storage.sync", Input, raw),
-
+  return storageSync.implement({
     async plan(input, ctx) {
       const deleteExtra = ctx.run.options.delete === true;
       const settings = settingsOf(input, deps, deleteExtra);
@@ -444,7 +454,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
         // live (`replication`): customers keep uploading; what arrived after this sync began is
         // not missing but new, and the sync after the switch copies it
-        const began = deps.file.replication ? await ctx.checkpoint.get<number>("began") : undefined;
+        const began = deps.file.replication ? await ctx.checkpoint.get("began") : undefined;
         const e =
           input.shards > 1 && ctx.shards
             ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
@@ -487,5 +497,5 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         };
       });
     },
-  };
+  });
 }

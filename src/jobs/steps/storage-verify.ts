@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { ObjectHead, ObjectStore } from "../../cloud/object-store.js";
 import { formatBytes } from "../../text/units.js";
 import { storageVerifyView } from "../../views/storage-verify.js";
+import { type ContextOf, defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { splitOnce } from "../shards.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../types.js";
@@ -15,12 +16,17 @@ import {
   objects,
   openSource,
   openTarget,
-  parseWith,
   storageSections,
   TARGET_ONLY_RULE,
 } from "./storage-common.js";
 import { BoundedQueue } from "./storage-flow.js";
-import { compareKeyStrings, isPlainMd5, type ListedObject, mergeListings } from "./storage-listing.js";
+import {
+  compareKeyStrings,
+  isPlainMd5,
+  type KeySplit,
+  type ListedObject,
+  mergeListings,
+} from "./storage-listing.js";
 import type { KeyRange } from "./storage-sync-engine.js";
 
 const Input = z.strictObject({
@@ -38,6 +44,16 @@ const Input = z.strictObject({
   shards: z.number().int().min(1).max(1_000).default(1),
 });
 export type StorageVerifyInput = z.infer<typeof Input>;
+
+export const storageVerify = defineStep({
+  type: "storage.verify",
+  description: "prove every object is on both sides with equal size, content and metadata",
+  input: Input,
+  configSections: ["source.storage", "target.s3"],
+  mutating: false,
+  stallWatch: true,
+  checkpoints: { split: z.custom<KeySplit>(), report: z.custom<StorageVerifyReport>() },
+});
 
 export type DifferenceKind = "missing" | "extra" | "size" | "content" | "metadata";
 const DIFFERENCE_KINDS: DifferenceKind[] = ["missing", "extra", "size", "content", "metadata"];
@@ -380,7 +396,7 @@ async function shardedCheck(
   source: ObjectStore,
   prefix: string,
   input: StorageVerifyInput,
-  ctx: StepContext,
+  ctx: ContextOf<typeof storageVerify>,
   shards: NonNullable<StepContext["shards"]>,
 ): Promise<StorageVerifyReport> {
   const started = performance.now();
@@ -536,12 +552,7 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
       ...(file ? { reportFile: file } : {}),
     },
   });
-  return {
-    type: "storage.verify",
-    description: "prove every object is on both sides with equal size, content and metadata",
-    mutating: false,
-    stallWatch: true,
-    parse: (raw) => parseWith("storage.verify", Input, raw),
+  return storageVerify.implement({
     async plan(input, ctx) {
       const { source: srcCfg, target: s3 } = storageSections(deps);
       const source = openSource(deps);
@@ -578,8 +589,8 @@ export function createStorageVerifyStep(deps: StepDeps): StepDefinition<StorageV
     },
     async verify(input, ctx) {
       // The report `run` just made is the verification; a standalone call compares afresh.
-      const kept = await ctx.checkpoint.get<StorageVerifyReport>("report");
+      const kept = await ctx.checkpoint.get("report");
       return outcome(kept ?? (await check(input, ctx)));
     },
-  };
+  });
 }

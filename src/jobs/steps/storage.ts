@@ -18,5 +18,5 @@ export function createStorageSteps(deps: StepDeps): StepDefinition<unknown>[] {
     createStorageSyncStep(deps),
     createStorageVerifyStep(deps),
     createCdnCheckStep(deps),
-  ] as unknown as StepDefinition<unknown>[];
+  ];
 }

@@ -9,11 +9,12 @@ import { objectUrl } from "../../cloud/cdn.js";
 import type { RemoteShell } from "../../cloud/ssh.js";
 import { CancelledError, CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { verificationView } from "../../views/verification.js";
+import type { ContextOf, StepBehaviour, StepContextOf, StepKind } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import { latestFigure } from "../outputs.js";
 import { readProvisioned } from "../provisioned.js";
 import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../types.js";
-import { lightsailStaticIp, openHostShell, parseWith } from "./host-common.js";
+import { lightsailStaticIp, openHostShell } from "./host-common.js";
 import { openTarget } from "./storage-common.js";
 import {
   type CheckRow,
@@ -44,11 +45,6 @@ export const VerifyWith = {
   /** run only the checks with these ids */
   only: z.array(z.string().min(1)).min(1).optional(),
 };
-
-/** Validates a verification step's `with:` block; the message names the step type and the field. */
-export function parseVerifyWith<S extends z.ZodType>(schema: S, type: string, raw: unknown): z.infer<S> {
-  return parseWith(schema, type, raw);
-}
 
 export function runOutcome(report: VerificationReport): StepOutcome {
   return { summary: headline(report), figures: reportFigures(report) };
@@ -162,7 +158,11 @@ export async function runChecks(
  * The end of a verify step's `run`: the report kept for `verify` (checkpoint) and for later
  * (JSON under the data directory), posted into the run's thread as a table, and the outcome.
  */
-async function finishRun(deps: StepDeps, ctx: StepContext, report: VerificationReport): Promise<StepOutcome> {
+async function finishRun(
+  deps: StepDeps,
+  ctx: ContextOf<{ checkpoints: typeof VERIFY_CHECKPOINTS }>,
+  report: VerificationReport,
+): Promise<StepOutcome> {
   await ctx.checkpoint.set("report", report);
   await saveReport(deps.dataDir, deps.file.environment, report).catch(() => undefined);
   ctx.report?.(verificationView(report));
@@ -170,33 +170,38 @@ async function finishRun(deps: StepDeps, ctx: StepContext, report: VerificationR
 }
 
 /** The report measured by `run` in this run, or undefined (then `verify` measures again). */
-async function keptReport(ctx: StepContext): Promise<VerificationReport | undefined> {
-  const kept = await ctx.checkpoint.get<VerificationReport>("report");
+async function keptReport(
+  ctx: ContextOf<{ checkpoints: typeof VERIFY_CHECKPOINTS }>,
+): Promise<VerificationReport | undefined> {
+  const kept = await ctx.checkpoint.get("report");
   return kept?.runId === ctx.run.id ? kept : undefined;
 }
 
+/** The checkpoint every verification step keeps: the report `run` measured, for `verify`. */
+export const VERIFY_CHECKPOINTS = { report: z.custom<VerificationReport>() };
+
 /**
- * A verification step from what sets it apart (its type, input, plan and how it measures): it
+ * A verification step from what sets it apart (its declaration, plan and how it measures): it
  * changes nothing; `run` measures and keeps the report (see finishRun), `verify` reads that
  * report back in the same run and measures again only without one.
  */
-export function verificationStep<I>(
+export function verificationStep<S extends z.ZodType, C extends typeof VERIFY_CHECKPOINTS>(
   deps: StepDeps,
-  spec: Pick<StepDefinition<I>, "type" | "description" | "parse" | "plan"> & {
-    measure(input: I, ctx: StepContext): Promise<VerificationReport>;
+  kind: StepKind<S, C>,
+  spec: Pick<StepBehaviour<z.infer<S>, C>, "plan" | "check"> & {
+    measure(input: z.infer<S>, ctx: StepContextOf<C>): Promise<VerificationReport>;
   },
-): StepDefinition<I> {
+): StepDefinition<z.infer<S>> {
   const { measure, ...rest } = spec;
-  return {
+  return kind.implement({
     ...rest,
-    mutating: false,
     async run(input, ctx) {
       return finishRun(deps, ctx, await measure(input, ctx));
     },
     async verify(input, ctx) {
       return verifyOutcome((await keptReport(ctx)) ?? (await measure(input, ctx)));
     },
-  };
+  });
 }
 
 // ───────────────────────────── where the new API and the CDN are ─────────────────────────────

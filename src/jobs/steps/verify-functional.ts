@@ -2,7 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connect, type Endpoint } from "../../cloud/postgres.js";
 import { type FunctionalCheck, requireSection } from "../../config/schema.js";
-import { CutoverError, ErrorCode, isCutoverError } from "../../errors.js";
+import { CutoverError, ErrorCode, isCutoverError, notSet } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import { fillCommand, hostPaths } from "../host-script.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
@@ -18,11 +19,11 @@ import {
   LazyShell,
   ms,
   objectRoundTrip,
-  parseVerifyWith,
   resolveApp,
   resolveCdnBase,
   round,
   runChecks,
+  VERIFY_CHECKPOINTS,
   type VerificationReport,
   VerifyWith,
   verificationStep,
@@ -38,6 +39,16 @@ const Input = z.strictObject({
   transferTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
 });
 type Input = z.infer<typeof Input>;
+
+export const verifyFunctional = defineStep({
+  type: TYPE,
+  description: "run the functional verification checks",
+  input: Input,
+  configSections: [],
+  timeLimit: 900,
+  mutating: false,
+  checkpoints: VERIFY_CHECKPOINTS,
+});
 
 type Kind<K extends FunctionalCheck["kind"]> = Extract<FunctionalCheck, { kind: K }>;
 type Row = Awaited<ReturnType<Check["measure"]>>;
@@ -56,7 +67,7 @@ function bearer(deps: StepDeps, name: string | undefined): Record<string, string
   if (!name) return {};
   const token = deps.env[name];
   if (!token) {
-    throw new CutoverError(ErrorCode.BadArgument, `${name} is not set.`, {
+    throw notSet(name, {
       hint: `Set ${name} to a token of a test user the API accepts (the check's bearerTokenEnv), then verify again.`,
     });
   }
@@ -457,18 +468,14 @@ export function createVerifyFunctionalStep(deps: StepDeps): StepDefinition<Input
     }
   }
 
-  return verificationStep(deps, {
-    type: TYPE,
-    description: "run the functional verification checks",
+  return verificationStep(deps, verifyFunctional, {
     measure,
-    parse(raw) {
-      const input = parseVerifyWith(Input, TYPE, raw);
+    check() {
       if (deps.file.verification.functional.length === 0) {
         throw new CutoverError(ErrorCode.BadArgument, `${TYPE}: there are no functional checks to run.`, {
           hint: "List them under `verification.functional` in the migration file (migration.example.yml has the plan's: health, products, user data, upload, AI, Celery).",
         });
       }
-      return input;
     },
     async plan(input) {
       const app = needsApp() ? await resolveApp(deps).catch(() => undefined) : undefined;

@@ -3,6 +3,7 @@ import { measureCdnHitRatio } from "../../cloud/cdn.js";
 import { connect } from "../../cloud/postgres.js";
 import { latencyStats, type TimedProbe } from "../../cloud/probe.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { defineStep } from "../define-step.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
 import { targetEndpoint } from "./db-common.js";
@@ -19,7 +20,6 @@ import {
   keepAliveAgents,
   ms,
   objectRoundTrip,
-  parseVerifyWith,
   resolveApp,
   resolveCdnBase,
   round,
@@ -27,6 +27,7 @@ import {
   skipped,
   slug,
   TEST_OBJECT_PREFIX,
+  VERIFY_CHECKPOINTS,
   type VerificationReport,
   VerifyWith,
   verificationStep,
@@ -48,6 +49,16 @@ const Input = z.strictObject({
   cdnConcurrency: z.number().int().min(1).max(64).default(8),
 });
 type Input = z.infer<typeof Input>;
+
+export const verifyPerformance = defineStep({
+  type: TYPE,
+  description: "run the performance verification checks",
+  input: Input,
+  configSections: [],
+  timeLimit: 3600,
+  mutating: false,
+  checkpoints: VERIFY_CHECKPOINTS,
+});
 type Row = Awaited<ReturnType<Check["measure"]>>;
 
 const MB = 1024 * 1024;
@@ -326,11 +337,8 @@ export function createVerifyPerformanceStep(deps: StepDeps): StepDefinition<Inpu
     });
   }
 
-  return verificationStep(deps, {
-    type: TYPE,
-    description: "run the performance verification checks",
+  return verificationStep(deps, verifyPerformance, {
     measure,
-    parse: (raw) => parseVerifyWith(Input, TYPE, raw),
     async plan() {
       const c = cfg();
       const app = await resolveApp(deps).catch(() => undefined);

@@ -5,6 +5,7 @@ import { systemClock } from "../../clock.js";
 import { connect } from "../../cloud/postgres.js";
 import { requireSection } from "../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../errors.js";
+import { type ContextOf, defineStep } from "../define-step.js";
 import { shq } from "../host-script.js";
 import type { StepDeps } from "../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../types.js";
@@ -16,11 +17,11 @@ import {
   httpRequest,
   LazyShell,
   ms,
-  parseVerifyWith,
   round,
   runChecks,
   skipped,
   slug,
+  VERIFY_CHECKPOINTS,
   type VerificationReport,
   VerifyWith,
   verificationStep,
@@ -36,6 +37,16 @@ const Input = z.strictObject({
   logTailLines: z.number().int().min(1).max(100_000).default(200),
 });
 type Input = z.infer<typeof Input>;
+
+export const verifyReliability = defineStep({
+  type: TYPE,
+  description: "run the reliability verification checks",
+  input: Input,
+  configSections: [],
+  timeLimit: 3600,
+  mutating: false,
+  checkpoints: { ...VERIFY_CHECKPOINTS, autoRestart: z.custom<RestartKept>() },
+});
 type Row = Awaited<ReturnType<Check["measure"]>>;
 
 /** `supervisorctl status` for one program: its state and pid (when running). */
@@ -67,8 +78,12 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
   const cfg = () => deps.file.verification.reliability;
   const serviceName = () => cfg().autoRestart.service ?? deps.file.target?.host?.supervisor.services[0]?.name;
 
-  async function autoRestart(shell: LazyShell, input: Input, ctx: StepContext): Promise<Row> {
-    const kept = await ctx.checkpoint.get<RestartKept>("autoRestart");
+  async function autoRestart(
+    shell: LazyShell,
+    input: Input,
+    ctx: ContextOf<typeof verifyReliability>,
+  ): Promise<Row> {
+    const kept = await ctx.checkpoint.get("autoRestart");
     if (kept?.runId === ctx.run.id) return kept.row;
     const host = requireSection(deps.file, "target.host");
     const program = serviceName();
@@ -423,11 +438,8 @@ export function createVerifyReliabilityStep(deps: StepDeps): StepDefinition<Inpu
     }
   }
 
-  return verificationStep(deps, {
-    type: TYPE,
-    description: "run the reliability verification checks",
+  return verificationStep(deps, verifyReliability, {
     measure,
-    parse: (raw) => parseVerifyWith(Input, TYPE, raw),
     async plan() {
       const c = cfg();
       const changes: PlannedChange[] = [];
