@@ -9,7 +9,7 @@
 import "../dist/runtime.js";
 import pino from "pino";
 import { parseMigrationFile } from "../dist/config/load.js";
-import { createStorageSyncStep } from "../dist/jobs/steps/storage-sync.js";
+import { createStorageSyncStep } from "../dist/jobs/steps/storage/sync.js";
 
 const job = JSON.parse(process.argv[2] ?? "{}");
 const log = pino({ level: "warn" }, pino.destination(2));

@@ -5,7 +5,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { runTool, type ToolResult, toolErrorText } from "../src/cloud/postgres.js";
-import { createDbSteps } from "../src/jobs/steps/db.js";
+import { createDbSteps } from "../src/jobs/steps/db/index.js";
 import {
   checkWalLevel,
   createOwnedDatabase,

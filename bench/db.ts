@@ -4,7 +4,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { libpqEnvironment, runTool, toolErrorText } from "../src/cloud/postgres.js";
-import { createDbSteps } from "../src/jobs/steps/db.js";
+import { createDbSteps } from "../src/jobs/steps/db/index.js";
 import { generateShopDatabase } from "../src/sandbox/shop-data.js";
 import { dbStepDeps, runDbStep } from "./_db-steps.js";
 

@@ -20,7 +20,7 @@ import { type DigestScheduler, startDailyDigest } from "./digest/index.js";
 import { digestSources, kpiWindowGreen } from "./digest/sources.js";
 import { CutoverError, describeError, ErrorCode } from "./errors.js";
 import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "./jobs/catalogue.js";
-import { requestDecommissionApproval } from "./jobs/steps/decommission.js";
+import { requestDecommissionApproval } from "./jobs/steps/ops/decommission.js";
 import { createKpiMonitor, hasProbes, type KpiMonitor } from "./kpi/KpiMonitor.js";
 import { startReplicationWatch } from "./kpi/replication-watch.js";
 import { boltLogger, createLogger } from "./log.js";

@@ -6,7 +6,7 @@ import type { MigrationFile } from "../config/schema.js";
 import type { Approval } from "../generated/prisma/client.js";
 import type { LiveDeps } from "../jobs/cutover/live.js";
 import type { Runner } from "../jobs/Runner.js";
-import type { DecommissionChange } from "../jobs/steps/decommission.js";
+import type { DecommissionChange } from "../jobs/steps/ops/decommission.js";
 import type { StepRegistry } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
 import type { Reply } from "../views/blocks.js";
@@ -34,7 +34,7 @@ export interface CommandDeps {
   /** AWS Cost Explorer, for `/migrate cost` */
   costExplorer?: CostExplorerApi | undefined;
   /**
-   * asks for the decommission's approval (src/jobs/steps/decommission.ts): checks the window and
+   * asks for the decommission's approval (src/jobs/steps/ops/decommission.ts): checks the window and
    * the KPIs, stores the pending request; absent where the process has no step dependencies
    */
   requestDecommission?: (

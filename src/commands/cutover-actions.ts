@@ -8,7 +8,7 @@ import type {
 import { describeError } from "../errors.js";
 import type { Approval } from "../generated/prisma/client.js";
 import type { CutoverChange } from "../jobs/cutover/types.js";
-import type { DecommissionChange } from "../jobs/steps/decommission.js";
+import type { DecommissionChange } from "../jobs/steps/ops/decommission.js";
 import type { Metrics } from "../metrics.js";
 import {
   decideApproval,

@@ -7,17 +7,17 @@ import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
 import type { LiveDeps } from "./cutover/live.js";
 import { stepRegistry } from "./define-step.js";
-import { createCostReportStep } from "./steps/cost-report.js";
-import { createDbSteps } from "./steps/db.js";
-import { createDbWriteProbeStep } from "./steps/db-write-probe.js";
-import { createDecommissionStep } from "./steps/decommission.js";
-import { createDnsCutoverStep } from "./steps/dns-cutover.js";
-import { createDnsLowerTtlStep } from "./steps/dns-lower-ttl.js";
-import { createHostSteps } from "./steps/host.js";
-import { createHttpCheckStep } from "./steps/http-check.js";
-import { createKpiMonitorStep } from "./steps/kpi-monitor.js";
-import { createStorageSteps } from "./steps/storage.js";
-import { createVerificationSteps } from "./steps/verify.js";
+import { createDbSteps } from "./steps/db/index.js";
+import { createDbWriteProbeStep } from "./steps/db/write-probe.js";
+import { createDnsCutoverStep } from "./steps/dns/cutover.js";
+import { createDnsLowerTtlStep } from "./steps/dns/lower-ttl.js";
+import { createHostSteps } from "./steps/host/index.js";
+import { createCostReportStep } from "./steps/ops/cost-report.js";
+import { createDecommissionStep } from "./steps/ops/decommission.js";
+import { createKpiMonitorStep } from "./steps/ops/kpi-monitor.js";
+import { createStorageSteps } from "./steps/storage/index.js";
+import { createHttpCheckStep } from "./steps/verify/http-check.js";
+import { createVerificationSteps } from "./steps/verify/index.js";
 import type { StepRegistry } from "./types.js";
 
 /** What step factories may use. Clients come from `ports`; none is built in a step. */

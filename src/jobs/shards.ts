@@ -8,7 +8,7 @@ import { checkpointStore, checkpointsUnder, deleteCheckpoint } from "../store/ch
 import type { Db } from "../store/client.js";
 import { loadExecution } from "../store/steps.js";
 import { findStep } from "./runbook.js";
-import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage-listing.js";
+import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage/listing.js";
 import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./types.js";
 import { StepWatchdog } from "./watchdog.js";
 

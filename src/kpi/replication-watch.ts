@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { describeError } from "../errors.js";
 import { describeReplication, type LiveDeps, replicationStatus } from "../jobs/cutover/live.js";
-import { describeLag } from "../jobs/steps/db-replicate.js";
+import { describeLag } from "../jobs/steps/db/replicate.js";
 import type { Db } from "../store/client.js";
 import { replicationEvents } from "../store/kpi.js";
 import type { Reply } from "../views/blocks.js";

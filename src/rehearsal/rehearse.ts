@@ -10,7 +10,7 @@ import { type Clock, clockFrom, ManualClock, systemClock } from "../clock.js";
 import type { ObjectStore } from "../cloud/object-store.js";
 import { localDay } from "../digest/index.js";
 import { zonedMidnight } from "../digest/sources.js";
-import { inventory } from "../jobs/steps/db-replicate.js";
+import { inventory } from "../jobs/steps/db/replicate.js";
 import { createLogger } from "../log.js";
 import type { RecordedCall } from "../sandbox/FakeSlack.js";
 import { grantShopApp, ledgerReport, type TrafficLog } from "../sandbox/live-shop.js";

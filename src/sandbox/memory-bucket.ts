@@ -8,7 +8,7 @@ import { CutoverError, ErrorCode } from "../errors.js";
  * stand-in reaches on one machine (10 million keys per side) and for tests that need to hold a
  * listing or fail a write at an exact point. Keys list in S3's order (UTF-8 bytes), pages and
  * `startAfter` behave as ListObjectsV2's. Not a protocol stand-in: the steps' own tests and
- * benchmarks go through moto and s3rver; this drives the engine (src/jobs/steps/storage-sync-engine.ts).
+ * benchmarks go through moto and s3rver; this drives the engine (src/jobs/steps/storage/sync-engine.ts).
  */
 
 /** Hooks a test or benchmark uses to steer a bucket. */

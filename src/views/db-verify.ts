@@ -1,5 +1,5 @@
 import type { KnownBlock } from "@slack/types";
-import { type DatabaseVerifyReport, lookups, type ObjectTotals } from "../jobs/steps/db-verify-report.js";
+import { type DatabaseVerifyReport, lookups, type ObjectTotals } from "../jobs/steps/db/verify-report.js";
 import {
   clip,
   context,

@@ -1,5 +1,5 @@
 import type { View } from "@slack/types";
-import type { DecommissionChange } from "../jobs/steps/decommission.js";
+import type { DecommissionChange } from "../jobs/steps/ops/decommission.js";
 import { esc, person, type Reply, section } from "./blocks.js";
 import { confirmModal, decisionBlocks } from "./cutover.js";
 

@@ -1,5 +1,5 @@
 import type { KnownBlock } from "@slack/types";
-import { type CheckStatus, headline, type VerificationReport } from "../jobs/steps/verify-report.js";
+import { type CheckStatus, headline, type VerificationReport } from "../jobs/steps/verify/report.js";
 import {
   clip,
   context,

@@ -7,8 +7,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import pino from "pino";
 import type { MigrationFile } from "../../src/config/schema.js";
-import { createAppDeployStep } from "../../src/jobs/steps/app-deploy.js";
-import { createHostSetupStep } from "../../src/jobs/steps/host-setup.js";
+import { createAppDeployStep } from "../../src/jobs/steps/host/app-deploy.js";
+import { createHostSetupStep } from "../../src/jobs/steps/host/setup.js";
 import { createPorts } from "../../src/ports.js";
 import { makeStepContext } from "../helpers/step-context.js";
 

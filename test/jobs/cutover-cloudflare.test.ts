@@ -13,7 +13,7 @@ import {
   ttlCountdownMs,
 } from "../../src/jobs/cutover/service.js";
 import type { CutoverChange } from "../../src/jobs/cutover/types.js";
-import { createDnsLowerTtlStep } from "../../src/jobs/steps/dns-lower-ttl.js";
+import { createDnsLowerTtlStep } from "../../src/jobs/steps/dns/lower-ttl.js";
 import { createLogger } from "../../src/log.js";
 import { type CloudflarePermission, FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";

@@ -15,7 +15,7 @@ import {
   type DecommissionDeps,
   type KpiVerdict,
   requestDecommissionApproval,
-} from "../../src/jobs/steps/decommission.js";
+} from "../../src/jobs/steps/ops/decommission.js";
 import { createLogger } from "../../src/log.js";
 import { createPorts } from "../../src/ports.js";
 import { decideApproval } from "../../src/store/approvals.js";

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StepDeps } from "../../src/jobs/index.js";
-import { createDbSteps } from "../../src/jobs/steps/db.js";
+import { createDbSteps } from "../../src/jobs/steps/db/index.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import {
   checkLedger,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db-verify.js";
-import { formatDifferences } from "../../src/jobs/steps/db-verify.js";
+import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db/verify.js";
+import { formatDifferences } from "../../src/jobs/steps/db/verify.js";
 import { dbVerifyView } from "../../src/views/db-verify.js";
 
 const totals: ObjectTotals = {

@@ -40,8 +40,8 @@ import {
   targetConnInfo,
   waitCaughtUp,
   withBoth,
-} from "../steps/db-replicate.js";
-import { runDatabaseVerify, summarise } from "../steps/db-verify.js";
+} from "../steps/db/replicate.js";
+import { runDatabaseVerify, summarise } from "../steps/db/verify.js";
 import type { Progress } from "../types.js";
 import type { PreCheck } from "./types.js";
 

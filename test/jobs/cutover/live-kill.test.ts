@@ -10,7 +10,7 @@ import {
   switchDatabase,
   unwindSwitch,
 } from "../../../src/jobs/cutover/live.js";
-import { openBoth } from "../../../src/jobs/steps/db-replicate.js";
+import { openBoth } from "../../../src/jobs/steps/db/replicate.js";
 import type { CheckpointStore } from "../../../src/jobs/types.js";
 import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { LiveContext, LiveDeps } from "../../../src/jobs/cutover/live.js";
-import { createDbSteps } from "../../../src/jobs/steps/db.js";
+import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
 import { LIVE_SHOP_SCHEMA } from "../../../src/sandbox/live-shop.js";
 import { createPrismaClient, type Db } from "../../../src/store/client.js";

@@ -8,7 +8,7 @@ import {
   switchDatabase,
   unwindSwitch,
 } from "../../../src/jobs/cutover/live.js";
-import { inventory } from "../../../src/jobs/steps/db-replicate.js";
+import { inventory } from "../../../src/jobs/steps/db/replicate.js";
 import { watchReplicationOnce } from "../../../src/kpi/replication-watch.js";
 import { checkLedger, type ShopApp, startShopApp, startTraffic } from "../../../src/sandbox/live-shop.js";
 import type { Db } from "../../../src/store/client.js";

@@ -5,7 +5,7 @@ import {
 } from "@aws-sdk/client-cloudfront";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createObjectStore, type ObjectStore } from "../../../src/cloud/object-store.js";
-import { createS3BucketStep, s3OriginDomain } from "../../../src/jobs/steps/storage-bucket.js";
+import { createS3BucketStep, s3OriginDomain } from "../../../src/jobs/steps/storage/bucket.js";
 import { type FakeCdn, followDistribution, startFakeCdn } from "../../../src/sandbox/fake-cdn.js";
 import { type S3Server, startMoto } from "../../../src/sandbox/s3-servers.js";
 import { makeStepContext } from "../../helpers/step-context.js";

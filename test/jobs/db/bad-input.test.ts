@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findClientTools } from "../../../src/cloud/postgres.js";
 import { CutoverError, describeError, ErrorCode } from "../../../src/errors.js";
-import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db.js";
+import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { databaseUrl, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { createFixtureSource, createRdsLikeTarget, dbConfig, makeDeps } from "./fixture.js";

@@ -1,12 +1,12 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDbSteps } from "../../../src/jobs/steps/db.js";
+import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import {
   type DatabaseVerifyReport,
   rowHashExpr,
   runDatabaseVerify,
   type TableInfo,
-} from "../../../src/jobs/steps/db-verify.js";
+} from "../../../src/jobs/steps/db/verify.js";
 import { createDatabaseFrom, createEmptyDatabase, queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { createRdsLikeTarget, makeDeps } from "./fixture.js";

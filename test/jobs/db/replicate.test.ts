@@ -9,9 +9,9 @@ import {
   writableTables,
 } from "../../../src/cloud/replication.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
-import { createDbSteps } from "../../../src/jobs/steps/db.js";
-import { runPreflight } from "../../../src/jobs/steps/db-preflight.js";
-import { inventory } from "../../../src/jobs/steps/db-replicate.js";
+import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
+import { runPreflight } from "../../../src/jobs/steps/db/preflight.js";
+import { inventory } from "../../../src/jobs/steps/db/replicate.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
 import { createEmptyDatabase, queryOnce, type TestDatabase, withAdmin } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readVerifyReport, runDatabaseVerify } from "../../../src/jobs/steps/db-verify.js";
+import { readVerifyReport, runDatabaseVerify } from "../../../src/jobs/steps/db/verify.js";
 import { CHANNEL, OPERATOR, startTestBot, type TestBot } from "../../helpers/bot.js";
 import { queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { runFinished } from "../../helpers/wait.js";

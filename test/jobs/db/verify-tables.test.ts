@@ -3,8 +3,8 @@ import {
   createDbVerifyStep,
   readVerifyReport,
   runDatabaseVerify,
-} from "../../../src/jobs/steps/db-verify.js";
-import { groupTables } from "../../../src/jobs/steps/db-verify-tables.js";
+} from "../../../src/jobs/steps/db/verify.js";
+import { groupTables } from "../../../src/jobs/steps/db/verify-tables.js";
 import type { Progress, ShardPool } from "../../../src/jobs/types.js";
 import { createDatabaseFrom, queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";

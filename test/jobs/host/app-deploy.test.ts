@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
-import { createAppDeployStep, releaseId } from "../../../src/jobs/steps/app-deploy.js";
+import { createAppDeployStep, releaseId } from "../../../src/jobs/steps/host/app-deploy.js";
 import { FakeHost } from "../../../src/sandbox/FakeHost.js";
 import { clientKey, depsFor, fileWith, stepContext, tempDir } from "./fixtures.js";
 

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
-import { createLightsailInstanceStep } from "../../../src/jobs/steps/lightsail-instance.js";
+import { createLightsailInstanceStep } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { lightsailRegion, MemoryLightsail, memoryPorts } from "../../helpers/memory-ports.js";
 import { exampleFile, stepContext, tempDir } from "./fixtures.js";
 

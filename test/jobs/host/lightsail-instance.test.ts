@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError, NOT_RETRYABLE } from "../../../src/errors.js";
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
-import { createLightsailInstanceStep } from "../../../src/jobs/steps/lightsail-instance.js";
+import { createLightsailInstanceStep } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { FakeLightsail } from "../../../src/sandbox/FakeLightsail.js";
 import { clientKey, depsFor, fileWith, stepContext, tempDir } from "./fixtures.js";
 

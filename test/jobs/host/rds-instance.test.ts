@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { masterPasswordPath, rdsConnectionUrl, readProvisioned } from "../../../src/jobs/provisioned.js";
-import { createRdsInstanceStep } from "../../../src/jobs/steps/rds-instance.js";
+import { createRdsInstanceStep } from "../../../src/jobs/steps/db/rds-instance.js";
 import { FakeLightsail } from "../../../src/sandbox/FakeLightsail.js";
 import { type MotoHandle, useMoto } from "../../helpers/moto.js";
 import { depsFor, fileWith, SECRETS, stepContext, tempDir } from "./fixtures.js";

@@ -10,7 +10,7 @@ import { connectShell, fileHostKeyStore, type RemoteShell } from "../../../src/c
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { FILE_ONLY_SECTIONS, renderSetupScript, shq } from "../../../src/jobs/host-script.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
-import { createHostSetupStep } from "../../../src/jobs/steps/host-setup.js";
+import { createHostSetupStep } from "../../../src/jobs/steps/host/setup.js";
 import { clientKey, depsFor, exampleFile, fileWith, stepContext, tempDir } from "./fixtures.js";
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { STEP_CATALOGUE } from "../../../src/jobs/catalogue.js";
 import { createStepRegistry } from "../../../src/jobs/index.js";
-import { createHostSteps } from "../../../src/jobs/steps/host.js";
+import { createHostSteps } from "../../../src/jobs/steps/host/index.js";
 import { depsFor, exampleFile } from "./fixtures.js";
 
 describe("the host steps in the registry", () => {

@@ -17,7 +17,7 @@ import {
   createS3BucketStep,
   distributionDomainOf,
   s3OriginDomain,
-} from "../../../src/jobs/steps/storage-bucket.js";
+} from "../../../src/jobs/steps/storage/bucket.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { bucketName, createBucket, type StorageWorld, startStorageWorld } from "./world.js";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isCacheHit, measureCdnHitRatio, objectUrl } from "../../../src/cloud/cdn.js";
-import { createS3BucketStep } from "../../../src/jobs/steps/storage-bucket.js";
-import { createCdnCheckStep } from "../../../src/jobs/steps/storage-cdn-check.js";
+import { createS3BucketStep } from "../../../src/jobs/steps/storage/bucket.js";
+import { createCdnCheckStep } from "../../../src/jobs/steps/storage/cdn-check.js";
 import { type FakeCdn, startFakeCdn } from "../../../src/sandbox/fake-cdn.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { bucketName, type StorageWorld, seed, startStorageWorld } from "./world.js";

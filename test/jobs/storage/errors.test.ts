@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError } from "../../../src/errors.js";
-import { createS3BucketStep } from "../../../src/jobs/steps/storage-bucket.js";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
-import { createStorageVerifyStep } from "../../../src/jobs/steps/storage-verify.js";
+import { createS3BucketStep } from "../../../src/jobs/steps/storage/bucket.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
+import { createStorageVerifyStep } from "../../../src/jobs/steps/storage/verify.js";
 import { createMotoUser, freePort, type S3Server, startMoto } from "../../../src/sandbox/s3-servers.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { bucketName, createBucket, type StorageWorld, startStorageWorld } from "./world.js";

@@ -6,7 +6,7 @@ import {
   looksIdentical,
   mergeListings,
   sortedListing,
-} from "../../../src/jobs/steps/storage-listing.js";
+} from "../../../src/jobs/steps/storage/listing.js";
 
 /** A store that lists the given keys in the given order, `pageSize` per page. */
 function fakeStore(

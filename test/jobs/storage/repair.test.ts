@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
-import { createStorageVerifyStep } from "../../../src/jobs/steps/storage-verify.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
+import { createStorageVerifyStep } from "../../../src/jobs/steps/storage/verify.js";
 import { formatBytes } from "../../../src/text/units.js";
 import { makeStepContext as stepContext } from "../../helpers/step-context.js";
 import {

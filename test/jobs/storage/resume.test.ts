@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { waitUntil } from "../../helpers/wait.js";
 import {

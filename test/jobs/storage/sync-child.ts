@@ -6,7 +6,7 @@
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import pino from "pino";
 import { parseMigrationFile } from "../../../src/config/load.js";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
 import { createPorts } from "../../../src/ports.js";
 
 interface Job {

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ObjectStore } from "../../../src/cloud/object-store.js";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
 import { makeStepContext as stepContext } from "../../helpers/step-context.js";
 import {
   awkwardKeys,

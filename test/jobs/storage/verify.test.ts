@@ -1,13 +1,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStorageSyncStep } from "../../../src/jobs/steps/storage-sync.js";
-import { estimateSync } from "../../../src/jobs/steps/storage-sync-engine.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
+import { estimateSync } from "../../../src/jobs/steps/storage/sync-engine.js";
 import {
   createStorageVerifyStep,
   type StorageVerifyReport,
   verifyBuckets,
   verifySummary,
-} from "../../../src/jobs/steps/storage-verify.js";
+} from "../../../src/jobs/steps/storage/verify.js";
 import { storageVerifyView } from "../../../src/views/storage-verify.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import {

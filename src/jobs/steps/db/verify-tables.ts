@@ -1,0 +1,75 @@
+import { formatBytes } from "../../../text/units.js";
+import type { StepDeps } from "../../index.js";
+import type { ShardPool, StepContext } from "../../types.js";
+import { type TableDataResult, type VerifyRunOptions, verifyTableData } from "./verify.js";
+
+/**
+ * db.verify's table data compared in parts: the tables are dealt into groups of about equal size
+ * (largest first, each to the lightest group), each group is a pg-boss job on the shard queue
+ * (src/jobs/shards.ts) that any worker on any replica takes, and the step sums the groups'
+ * progress into its one message and their results into its one report. A worker killed mid-group
+ * fails its job's heartbeat; pg-boss hands the group to another worker, which compares it again
+ * (a group's comparison is read-only and keeps nothing half-done). Definitions, sequences and
+ * large objects stay in the step itself: they are one catalog read, not work that grows with rows.
+ */
+
+/** One part: the tables it compares. */
+export interface TablePart {
+  tables: string[];
+}
+
+/** Deals tables into at most `groups` groups of about equal bytes, each in the catalog's order. */
+export function groupTables(tables: Array<{ name: string; bytes: number }>, groups: number): string[][] {
+  const n = Math.max(1, Math.min(groups, tables.length));
+  const bins = Array.from({ length: n }, () => ({ bytes: 0, names: [] as string[] }));
+  for (const t of [...tables].sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name))) {
+    const lightest = bins.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+    lightest.bytes += t.bytes;
+    lightest.names.push(t.name);
+  }
+  const order = new Map(tables.map((t, i) => [t.name, i]));
+  return bins
+    .filter((b) => b.names.length > 0)
+    .map((b) => b.names.sort((x, y) => (order.get(x) ?? 0) - (order.get(y) ?? 0)));
+}
+
+/** `VerifyRunOptions.inParts` over the step's shard pool: `groups` jobs at most. */
+export function tablesInJobs(shards: ShardPool, groups: number): NonNullable<VerifyRunOptions["inParts"]> {
+  return (tables) => {
+    const parts: TablePart[] = groupTables(tables, groups).map((names) => ({ tables: names }));
+    return shards.run<TableDataResult>(
+      parts,
+      (each, finished) => {
+        let done = 0;
+        let total = 0;
+        each.forEach((p, i) => {
+          done += p?.done ?? 0;
+          total += p?.total ?? 0;
+          // a part not started yet counts with its tables' size from the catalog
+          if (!p)
+            for (const name of parts[i]!.tables) total += tables.find((t) => t.name === name)?.bytes ?? 0;
+        });
+        return {
+          done,
+          total: Math.max(total, done),
+          unit: "bytes",
+          message: `comparing ${tables.length} tables in ${parts.length} jobs, ${finished} done (${formatBytes(done)} of ${formatBytes(Math.max(total, done))})`,
+        };
+      },
+      "tables",
+    );
+  };
+}
+
+/** One part, in whichever worker took it: the named tables' data, with connections of its own. */
+export async function verifyTablePart(
+  deps: StepDeps,
+  part: unknown,
+  opts: Omit<VerifyRunOptions, "signal" | "onProgress" | "inParts">,
+  ctx: Pick<StepContext, "signal" | "progress">,
+): Promise<TableDataResult> {
+  const tables = (part as Partial<TablePart> | undefined)?.tables;
+  if (!Array.isArray(tables) || !tables.every((t) => typeof t === "string"))
+    throw new Error("a db.verify part names no tables: run the step again to send its parts anew");
+  return verifyTableData(deps, tables, { ...opts, signal: ctx.signal, onProgress: (p) => ctx.progress(p) });
+}
