@@ -76,7 +76,13 @@ describe("storage.sync after an interruption", () => {
     expect(second.logs.some((l) => l.includes("resuming the sync after the last checkpointed key"))).toBe(
       true,
     );
-    expect(r.figures?.copied).toBe(objects.length - copiedBefore);
+    // Nothing that was on the target when the attempt stopped is copied again. A PUT cancelled
+    // after its last byte went out may land on the server after that listing (seen in CI under
+    // load: 25 copied where 26 were missing); the rerun finds those identical, so at most the
+    // attempt's in-flight copies (concurrency 4) are missing from the rerun's count.
+    const rest = objects.length - copiedBefore;
+    expect(r.figures?.copied).toBeLessThanOrEqual(rest);
+    expect(r.figures?.copied).toBeGreaterThanOrEqual(rest - 4);
     expect(r.summary).toContain(`${saved.copied} copied by the interrupted attempt before`);
     await expectIdentical(source, target);
   });
@@ -131,8 +137,11 @@ describe("storage.sync after an interruption", () => {
     const ctx = makeStepContext({ checkpoints, attempt: 2 });
     const r = await step.run(step.parse({ concurrency: 8 }), ctx);
     expect(ctx.logs.some((l) => l.includes("resuming the sync after the last checkpointed key"))).toBe(true);
-    // every object already on the target is left alone: only the rest is copied
-    expect(r.figures?.copied).toBe(objects.length - copiedBefore);
+    // every object already on the target is left alone: only the rest is copied (less at most the
+    // killed process's 4 in-flight PUTs, which may land after the listing above)
+    const rest = objects.length - copiedBefore;
+    expect(r.figures?.copied).toBeLessThanOrEqual(rest);
+    expect(r.figures?.copied).toBeGreaterThanOrEqual(rest - 4);
     await expectIdentical(source, target);
     // and a third run finds nothing to do
     const again = await step.run(step.parse({}), makeStepContext());
