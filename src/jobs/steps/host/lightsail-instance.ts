@@ -174,11 +174,8 @@ export function importableKeyOrFail(publicKey: string, path: string): string {
  * firewall, from target.lightsail. Found by name; never created twice; an instance of another
  * size under the same name stops the step. Records the static IP for the steps after it.
  */
-export function createLightsailInstanceStep(
-  deps: StepDeps,
-  ports: { lightsail?: () => LightsailApi } = {},
-): StepDefinition<Input> {
-  const api = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
+export function createLightsailInstanceStep(deps: StepDeps): StepDefinition<Input> {
+  const api = () => lightsailFor(deps);
   const cfgOf = () => requireSection(deps.file, "target.lightsail");
 
   async function desired(ls: LightsailApi): Promise<Desired & { bundles: LightsailBundle[] }> {
