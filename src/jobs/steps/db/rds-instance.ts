@@ -16,8 +16,9 @@ import {
   storeGeneratedPassword,
 } from "../../provisioned.js";
 import type { PlannedChange, StepDefinition } from "../../types.js";
-import { lightsailFor, waitFor } from "../host/common.js";
+import { lightsailFor } from "../host/address.js";
 import { MANAGED_TAG } from "../host/lightsail-instance.js";
+import { waitFor } from "../host/wait.js";
 
 const TYPE = "rds.instance";
 

@@ -13,7 +13,8 @@ import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import { recordProvisioned } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { lightsailFor, waitFor } from "./common.js";
+import { lightsailFor } from "./address.js";
+import { waitFor } from "./wait.js";
 
 const TYPE = "lightsail.instance";
 

@@ -30,7 +30,7 @@ import { formatBytes } from "../../../text/units.js";
 import { defineStep } from "../../define-step.js";
 import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
-import { sourceEndpoint } from "../db/common.js";
+import { sourceEndpoint } from "../db/endpoints.js";
 import { useApprovalOrFail } from "../dns/approval-use.js";
 import { openTarget } from "../storage/common.js";
 

@@ -7,7 +7,7 @@ import { figure } from "../../../views/kpi.js";
 import { defineStep } from "../../define-step.js";
 import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
-import { targetEndpoint } from "../db/common.js";
+import { targetEndpoint } from "../db/endpoints.js";
 
 const Input = z.strictObject({
   /** the watch this step stands for (e.g. the stabilisation window): its summary reports the KPIs since sampling began, up to this many days */
