@@ -43,48 +43,59 @@ export function confirmRunAction(deps: CommandDeps, metrics: Metrics) {
       return;
     }
     const { target } = parsed.data;
-    // Authorise exactly as the typed command would be: a button can be forwarded.
-    const refusal = await authorise("run", caller, deps);
-    if (refusal) {
+    try {
+      // Authorise exactly as the typed command would be: a button can be forwarded.
+      const refusal = await authorise("run", caller, deps);
+      if (refusal) {
+        // the refusal is answered even when the audit trail cannot take it (as dispatch does)
+        await audit(deps.db, {
+          actor: caller.user,
+          action: "run.confirm",
+          target,
+          outcome: "refused",
+          details: { reason: refusal.code },
+        }).catch((err) => deps.log.error({ err, user: caller.user, target }, "could not audit a refusal"));
+        await respond({
+          response_type: "ephemeral",
+          replace_original: false,
+          text: `⛔ ${describeError(refusal)}`,
+        });
+        return;
+      }
       await audit(deps.db, {
         actor: caller.user,
         action: "run.confirm",
         target,
-        outcome: "refused",
-        details: { reason: refusal.code },
+        outcome: "ok",
+        details: { replace: parsed.data.replace, delete: parsed.data.delete, undo: parsed.data.undo },
       });
+      const reply = await runHandler(
+        {
+          target,
+          dryRun: false,
+          options: parsed.data.undo
+            ? { undo: true }
+            : { replace: parsed.data.replace, delete: parsed.data.delete },
+          confirmed: true,
+        },
+        caller,
+        deps,
+      );
+      await respond({
+        response_type: "ephemeral",
+        replace_original: true,
+        text: reply.text,
+        blocks: reply.blocks,
+      });
+    } catch (err) {
+      // nothing was run (the confirmation is audited before the run is asked for); say so
+      deps.log.error({ err, user: caller.user, target }, "confirming a run failed");
       await respond({
         response_type: "ephemeral",
         replace_original: false,
-        text: `⛔ ${describeError(refusal)}`,
+        text: `⚠️ ${describeError(err)}`,
       });
-      return;
     }
-    await audit(deps.db, {
-      actor: caller.user,
-      action: "run.confirm",
-      target,
-      outcome: "ok",
-      details: { replace: parsed.data.replace, delete: parsed.data.delete, undo: parsed.data.undo },
-    });
-    const reply = await runHandler(
-      {
-        target,
-        dryRun: false,
-        options: parsed.data.undo
-          ? { undo: true }
-          : { replace: parsed.data.replace, delete: parsed.data.delete },
-        confirmed: true,
-      },
-      caller,
-      deps,
-    );
-    await respond({
-      response_type: "ephemeral",
-      replace_original: true,
-      text: reply.text,
-      blocks: reply.blocks,
-    });
   };
 }
 

@@ -5,7 +5,7 @@ import type { Endpoint } from "../cloud/postgres.js";
 import type { ProbeOptions, ProbeResult } from "../cloud/probe.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
-import { targetEndpoint } from "../jobs/steps/db/common.js";
+import { targetEndpoint } from "../jobs/steps/db/endpoints.js";
 import type { Ports } from "../ports.js";
 import type { Db } from "../store/client.js";
 import { claimPrune, monitoringState, recordRound } from "../store/kpi.js";

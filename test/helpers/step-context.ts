@@ -1,7 +1,9 @@
 import { Writable } from "node:stream";
 import type { Logger } from "pino";
+import type { StepDeps } from "../../src/jobs/index.js";
 import type { CheckpointStore, Progress, RunInfo, StepContext, StepReport } from "../../src/jobs/types.js";
 import { createLogger } from "../../src/log.js";
+import { memoryPorts } from "./memory-ports.js";
 
 /** A StepContext for calling a step directly, with what it reported kept for assertions. */
 export interface TestStepContext extends StepContext {
@@ -75,5 +77,27 @@ export function makeStepContext(
     checkpoints,
     logs,
     posted,
+  };
+}
+
+/**
+ * The deps a step factory takes, for calling a step directly: `file` and whatever the test hands
+ * in; the rest is an empty environment, in-memory ports that fail loudly when a step reaches for
+ * one the test did not give (test/helpers/memory-ports.ts), a data directory nothing may write to
+ * and a silent log.
+ *
+ * @example const step = createCostReportStep(makeStepDeps({ file, db, ports: memoryPorts({ costExplorer }) }));
+ */
+export function makeStepDeps(deps: Partial<StepDeps> & Pick<StepDeps, "file">): StepDeps {
+  return {
+    env: {},
+    ports: memoryPorts(),
+    dataDir: "/nonexistent/cutover-test",
+    log: createLogger({
+      secrets: [],
+      level: "silent",
+      destination: new Writable({ write: (_c, _e, cb) => cb() }),
+    }),
+    ...deps,
   };
 }

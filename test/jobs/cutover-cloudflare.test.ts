@@ -18,7 +18,7 @@ import { createLogger } from "../../src/log.js";
 import { type CloudflarePermission, FakeCloudflare } from "../../src/sandbox/FakeCloudflare.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { makeStepContext } from "../helpers/step-context.js";
+import { makeStepContext, makeStepDeps } from "../helpers/step-context.js";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 const DNS_TOKEN = "cf-dns-token-5f1c0a77";
@@ -257,7 +257,10 @@ describe("token scopes: the pre-checks prove what the switch and the rollback wi
       pages: null,
     };
     lower.checkpoints.set("snapshot", snapshot);
-    await createDnsLowerTtlStep(deps).undo!({}, lower);
+    await createDnsLowerTtlStep(makeStepDeps({ file: deps.file, db, cloudflare: deps.cloudflare })).undo!(
+      {},
+      lower,
+    );
     expect(fake.records("example.com").find((r) => r.type === "A")?.ttl).toBe(7200);
     expect(fake.calls("GET /zones")).toEqual([]);
   });

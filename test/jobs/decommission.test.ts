@@ -7,19 +7,21 @@ import { Writable } from "node:stream";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { systemClock } from "../../src/clock.js";
 import { createObjectStore, type ObjectStore } from "../../src/cloud/object-store.js";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
+import type { StepDeps } from "../../src/jobs/index.js";
 import {
   createDecommissionStep,
-  type DecommissionDeps,
-  type KpiVerdict,
+  decommissionDeps,
   requestDecommissionApproval,
 } from "../../src/jobs/steps/ops/decommission.js";
 import { createLogger } from "../../src/log.js";
 import { createPorts } from "../../src/ports.js";
 import { decideApproval } from "../../src/store/approvals.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
+import { storeSamples } from "../../src/store/kpi.js";
 import { createEmptyDatabase, createTestDatabase, databaseUrl, type TestDatabase } from "../helpers/db.js";
 import { type MotoHandle, useMoto } from "../helpers/moto.js";
 import { makeStepContext } from "../helpers/step-context.js";
@@ -50,7 +52,6 @@ let moto: MotoHandle;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 let now: Date;
-let kpi: KpiVerdict;
 
 function target(): ObjectStore {
   return createObjectStore({
@@ -65,24 +66,50 @@ function target(): ObjectStore {
   });
 }
 
-function deps(over: Partial<DecommissionDeps> = {}): DecommissionDeps {
+/** The step deps the bot builds: the target bucket is this test's own on moto; the calendar reads `now`. */
+function deps(): StepDeps {
+  const ports = createPorts({ env }, file);
   return {
     env,
-    ports: createPorts({ env }, file),
+    ports: { ...ports, s3: { ...ports.s3, target } },
     file,
     dataDir,
     log,
     db,
-    now: () => now,
-    kpiGreen: async () => kpi,
-    openStore: target,
-    ...over,
+    clock: { now: () => now, sleep: systemClock.sleep },
   };
 }
 
+/** What /migrate decommission hands the approval request: the deps the step derives. */
+const requestDeps = () => decommissionDeps(deps());
+
 const WITH = { notBeforeDays: 14, scratchUrlEnv: "SCRATCH_PG_URL" };
 
-async function cutoverAt(at: Date): Promise<void> {
+/**
+ * A successful DNS cutover at `at`, and the KPI probe's samples since: an hourly round, every one
+ * answered in 140 ms (`green`), or 8 of every 1,000 failed, 99.2 % available (`red`), or none.
+ */
+async function cutoverAt(at: Date, kpis: "green" | "red" | "none" = "green"): Promise<void> {
+  // within the window the step reads: from the cutover, 14 days at most
+  const span = Math.min(now.getTime() - at.getTime(), 14 * 86_400_000);
+  const hours = Math.floor(span / 3_600_000);
+  if (kpis !== "none") {
+    const n = kpis === "green" ? hours : 1000;
+    await storeSamples(
+      db,
+      Array.from({ length: n }, (_, i) => {
+        const ok = kpis === "green" || i % 125 !== 0;
+        return {
+          at: new Date(at.getTime() + ((i + 0.5) * span) / n),
+          target: "api-health",
+          ok,
+          status: ok ? 200 : 503,
+          latencyMs: 140,
+          error: ok ? null : "HTTP 503",
+        };
+      }),
+    );
+  }
   await db.run.create({
     data: {
       env: file.environment,
@@ -106,8 +133,8 @@ async function archives(): Promise<string[]> {
   }
 }
 
-async function runStep(over: Partial<DecommissionDeps> = {}, withBlock: unknown = WITH) {
-  const step = createDecommissionStep(deps(over));
+async function runStep(withBlock: unknown = WITH) {
+  const step = createDecommissionStep(deps());
   // a real run row: the audit trail refers to it
   const run = await db.run.create({
     data: { env: file.environment, kind: "step", target: "decommission", requestedBy: OPERATOR },
@@ -164,8 +191,8 @@ beforeEach(async () => {
   const keys = await archives();
   if (keys.length) await store.deleteMany(keys);
   store.destroy();
+  await db.kpiSample.deleteMany({});
   now = new Date("2026-12-10T02:00:00Z");
-  kpi = { green: true, detail: "availability 99.97 %, avg 140 ms over 14 days" };
 });
 
 describe("decommission", () => {
@@ -188,31 +215,32 @@ describe("decommission", () => {
   });
 
   it("refuses when the KPIs were not green over the window", async () => {
-    await cutoverAt(new Date(now.getTime() - 15 * 86_400_000));
-    kpi = { green: false, detail: "availability 99.2 % on 2026-12-01 (target > 99.9 %)" };
+    await cutoverAt(new Date(now.getTime() - 15 * 86_400_000), "red");
     await expect((await runStep()).result).rejects.toThrow(
-      /KPIs were not green over the window: availability 99.2 %/,
+      /KPIs were not green over the window: availability 99.2 % \(target ≥ 99.9 %\)/,
     );
-    await expect(requestDecommissionApproval(deps(), WITH, OPERATOR, "C0123456789")).rejects.toMatchObject({
+    await expect(
+      requestDecommissionApproval(requestDeps(), WITH, OPERATOR, "C0123456789"),
+    ).rejects.toMatchObject({
       code: ErrorCode.CutoverNotReady,
     });
   });
 
-  it("refuses without a KPI check unless told to go on without one", async () => {
-    await cutoverAt(new Date(now.getTime() - 15 * 86_400_000));
-    await expect((await runStep({ kpiGreen: undefined })).result).rejects.toThrow(
-      /no KPI check is available/,
+  it("refuses without KPI samples over the window unless told to go on without them", async () => {
+    await cutoverAt(new Date(now.getTime() - 15 * 86_400_000), "none");
+    await expect((await runStep()).result).rejects.toThrow(
+      /no KPI samples over the window: is the kpi.monitor step running\?/,
     );
-    // told to go on without it, it gets as far as asking for the approval
-    await expect(
-      (await runStep({ kpiGreen: undefined }, { ...WITH, requireKpiGreen: false })).result,
-    ).rejects.toMatchObject({ code: ErrorCode.ApprovalInvalid });
+    // told to go on without them, it gets as far as asking for the approval
+    await expect((await runStep({ ...WITH, requireKpiGreen: false })).result).rejects.toMatchObject({
+      code: ErrorCode.ApprovalInvalid,
+    });
   });
 
   it("needs a second person's approval, even after the window", async () => {
     await cutoverAt(new Date(now.getTime() - 15 * 86_400_000));
     await expect((await runStep()).result).rejects.toThrow(/needs a second person's approval/);
-    const { approval } = await requestDecommissionApproval(deps(), WITH, OPERATOR, "C0123456789");
+    const { approval } = await requestDecommissionApproval(requestDeps(), WITH, OPERATOR, "C0123456789");
     // the requester cannot approve their own request
     expect(await decideApproval(db, approval.id, { by: OPERATOR, approve: true, now })).toMatchObject({
       ok: false,
@@ -224,7 +252,12 @@ describe("decommission", () => {
 
   it("after approval: archives the source into the bucket, restores it into a scratch database, lists what to shut down", async () => {
     await cutoverAt(new Date(now.getTime() - 15 * 86_400_000));
-    const { approval, change } = await requestDecommissionApproval(deps(), WITH, OPERATOR, "C0123456789");
+    const { approval, change } = await requestDecommissionApproval(
+      requestDeps(),
+      WITH,
+      OPERATOR,
+      "C0123456789",
+    );
     expect(change.checklist.join("\n")).toContain("Zeabur");
     expect(await decideApproval(db, approval.id, { by: APPROVER, approve: true, now })).toMatchObject({
       ok: true,
@@ -288,9 +321,14 @@ describe("decommission", () => {
   it("without a scratch server, proves the archive with pg_restore --list on the copy read back", async () => {
     await cutoverAt(new Date(now.getTime() - 20 * 86_400_000));
     now = new Date(now.getTime() + 60_000);
-    const { approval } = await requestDecommissionApproval(deps(), { notBeforeDays: 14 }, OPERATOR, null);
+    const { approval } = await requestDecommissionApproval(
+      requestDeps(),
+      { notBeforeDays: 14 },
+      OPERATOR,
+      null,
+    );
     await decideApproval(db, approval.id, { by: APPROVER, approve: true, now });
-    const outcome = await (await runStep({}, { notBeforeDays: 14 })).result;
+    const outcome = await (await runStep({ notBeforeDays: 14 })).result;
     expect(outcome.figures).toMatchObject({ restoreCheck: "list", tables: 2 });
     expect(Number(outcome.figures?.tocEntries)).toBeGreaterThan(4);
     expect(outcome.summary).toContain("pg_restore --list reads");
@@ -298,9 +336,9 @@ describe("decommission", () => {
 
   it("voids an approval when what it would do changed (another bucket prefix)", async () => {
     await cutoverAt(new Date(now.getTime() - 15 * 86_400_000));
-    const { approval } = await requestDecommissionApproval(deps(), WITH, OPERATOR, null);
+    const { approval } = await requestDecommissionApproval(requestDeps(), WITH, OPERATOR, null);
     await decideApproval(db, approval.id, { by: APPROVER, approve: true, now });
-    const run = await runStep({}, { ...WITH, prefix: "elsewhere/" });
+    const run = await runStep({ ...WITH, prefix: "elsewhere/" });
     await expect(run.result).rejects.toThrow(/no longer what was approved/);
     expect((await db.approval.findUniqueOrThrow({ where: { id: approval.id } })).status).toBe("void");
   });

@@ -8,6 +8,7 @@ import { createHttpCheckStep } from "../../src/jobs/steps/verify/http-check.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { makeStepDeps } from "../helpers/step-context.js";
 import { runFinished } from "../helpers/wait.js";
 
 /**
@@ -79,8 +80,8 @@ beforeAll(async () => {
     url: state.url,
     file: FILE,
     registry: stepRegistry([
-      createDbWriteProbeStep({ env }),
-      createHttpCheckStep(),
+      createDbWriteProbeStep(makeStepDeps({ file: FILE, env })),
+      createHttpCheckStep(makeStepDeps({ file: FILE })),
       // stands in for the DNS switch: what matters is that an undo never calls its undo
       testStep("dns.cutover", {
         undo: async () => {

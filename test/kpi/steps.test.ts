@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { ManualClock } from "../../src/clock.js";
 import type { CostExplorerApi } from "../../src/cloud/cost-explorer.js";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { ErrorCode } from "../../src/errors.js";
@@ -10,6 +11,7 @@ import { createPorts } from "../../src/ports.js";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { memoryPorts } from "../helpers/memory-ports.js";
 import { makeStepContext } from "../helpers/step-context.js";
 
 let state: TestDatabase;
@@ -121,18 +123,17 @@ describe("cost.report", () => {
       return undefined;
     },
   });
-  const now = () => new Date("2026-11-03T06:00:00Z");
+  const clock = new ManualClock(new Date("2026-11-03T06:00:00Z"));
 
   it("reports the month and tells the channel when it heads over the budget alert", async () => {
     const step = createCostReportStep({
       env: {},
-      ports: createPorts({ env: {} }, file("[]")),
+      ports: memoryPorts({ costExplorer: () => fake(false) }),
       file: file("[]"),
       dataDir: "/tmp",
       log,
       db,
-      now,
-      costExplorer: () => fake(false),
+      clock,
     });
     const alerts: string[] = [];
     const ctx = { ...makeStepContext(), alert: (a: { text: string }) => void alerts.push(a.text) };
@@ -151,13 +152,12 @@ describe("cost.report", () => {
   it("fails without retries when Cost Explorer refuses, naming the permission", async () => {
     const step = createCostReportStep({
       env: {},
-      ports: createPorts({ env: {} }, file("[]")),
+      ports: memoryPorts({ costExplorer: () => fake(true) }),
       file: file("[]"),
       dataDir: "/tmp",
       log,
       db,
-      now,
-      costExplorer: () => fake(true),
+      clock,
     });
     await expect(step.run(step.parse({}), makeStepContext())).rejects.toMatchObject({
       code: ErrorCode.AwsPermissionDenied,

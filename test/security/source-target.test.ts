@@ -4,7 +4,7 @@ import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
-import { readManifest, writeManifest } from "../../src/jobs/steps/db/common.js";
+import { readManifest, writeManifest } from "../../src/jobs/steps/db/dump-files.js";
 import { createDbSteps } from "../../src/jobs/steps/db/index.js";
 import { createTestDatabase, queryOnce, type TestDatabase, withAdmin } from "../helpers/db.js";
 import { makeStepContext } from "../helpers/step-context.js";

@@ -6,7 +6,7 @@ import type { CutoverChange } from "../../src/jobs/cutover/types.js";
 import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db/verify.js";
 import type { DecommissionChange } from "../../src/jobs/steps/ops/decommission.js";
 import type { StorageVerifyReport } from "../../src/jobs/steps/storage/verify.js";
-import type { VerificationReport } from "../../src/jobs/steps/verify/common.js";
+import type { VerificationReport } from "../../src/jobs/steps/verify/report.js";
 import type { KpiCheck } from "../../src/kpi/alerts.js";
 import { checkMessage, checkView } from "../../src/sandbox/slack-limits.js";
 import { auditView } from "../../src/views/audit.js";

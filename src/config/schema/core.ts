@@ -76,7 +76,10 @@ export const EngineSchema = z
   .strictObject({
     /** attempts per step before the run fails */
     attempts: z.number().int().min(1).max(20).default(3),
-    /** first retry delay; doubles each attempt */
+    /**
+     * the back-off's base (src/jobs/backoff.ts, full jitter): the wait before retry n is a random
+     * time up to backoffMs × 2^(n-1), at most 5 minutes (or backoffMs, if that is longer)
+     */
     backoffMs: z.number().int().min(0).max(600_000).default(2_000),
     /** most progress-message edits per second per channel */
     progressEditsPerSecond: z.number().min(0.1).max(5).default(1),

@@ -33,7 +33,7 @@ import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import type { TypedCheckpoints } from "../define-step.js";
-import type { StepDeps } from "../index.js";
+import { type StepDeps, stepNow } from "../step-deps.js";
 import {
   describeLag,
   sourceConnInfo,
@@ -68,6 +68,12 @@ export interface LiveDeps {
   step: StepDeps;
   db: Db;
   now: () => Date;
+}
+
+/** The database half of a live cutover and rollback, when the file has a `replication` section and there is a state store. */
+export function liveDeps(deps: StepDeps): LiveDeps | undefined {
+  if (!deps.file.replication || !deps.db) return undefined;
+  return { step: deps, db: deps.db, now: stepNow(deps) };
 }
 
 /** The part of a cutover the approval binds besides DNS and Pages: which roles freeze, which way data flows. */

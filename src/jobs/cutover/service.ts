@@ -13,7 +13,8 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { audit } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import { resolveValue } from "../outputs.js";
-import { type LiveDeps, livePlan, livePreChecks } from "./live.js";
+import { type StepDeps, stateStore, stepNow } from "../step-deps.js";
+import { type LiveDeps, liveDeps, livePlan, livePreChecks } from "./live.js";
 import type { CutoverChange, PreCheck, RecordChange } from "./types.js";
 
 /** What the cutover needs: the state store, the file, and Cloudflare. */
@@ -34,6 +35,18 @@ export interface DnsSnapshot {
   loweredAt: string | null;
   records: Array<{ name: string; type: string; content: string | null; ttl: number; proxied: boolean }>;
   pages: { project: string; environment: string; vars: Record<string, string | null> } | null;
+}
+
+/** What the DNS steps (`type`) derive from the step deps: the state store, the calendar, the live database half. */
+export function cutoverDepsOf(deps: StepDeps, type: string): CutoverDeps {
+  return {
+    db: stateStore(deps, type),
+    file: deps.file,
+    cloudflare: deps.cloudflare,
+    log: deps.log,
+    now: stepNow(deps),
+    live: liveDeps(deps),
+  };
 }
 
 export function cloudflareOf(deps: Pick<CutoverDeps, "cloudflare">): CloudflareClients {

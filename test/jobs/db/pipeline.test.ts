@@ -1,8 +1,8 @@
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StepDeps } from "../../../src/jobs/index.js";
-import { dumpRoot } from "../../../src/jobs/steps/db/common.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
+import { dumpRoot } from "../../../src/jobs/steps/db/options.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";
 import { dbVerifyView } from "../../../src/views/db-verify.js";
 import { queryOnce, type TestDatabase } from "../../helpers/db.js";

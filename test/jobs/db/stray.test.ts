@@ -3,7 +3,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { stopStray } from "../../../src/jobs/steps/db/common.js";
+import { stopStray } from "../../../src/jobs/steps/db/stray-process.js";
 import { waitUntil } from "../../helpers/wait.js";
 
 const dirs: string[] = [];

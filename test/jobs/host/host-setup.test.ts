@@ -6,7 +6,7 @@ import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { renderSetupScript } from "../../../src/jobs/host-script.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
-import { OutputRelay } from "../../../src/jobs/steps/host/common.js";
+import { OutputRelay } from "../../../src/jobs/steps/host/script-output.js";
 import { createHostSetupStep } from "../../../src/jobs/steps/host/setup.js";
 import { FakeHost } from "../../../src/sandbox/FakeHost.js";
 import { clientKey, depsFor, fileWith, SECRETS, stepContext, tempDir } from "./fixtures.js";

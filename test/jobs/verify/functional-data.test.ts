@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FunctionalCheckSchema, type MigrationFile } from "../../../src/config/schema.js";
-import { TEST_OBJECT_PREFIX, type VerificationReport } from "../../../src/jobs/steps/verify/common.js";
 import { createVerifyFunctionalStep } from "../../../src/jobs/steps/verify/functional.js";
+import { TEST_OBJECT_PREFIX } from "../../../src/jobs/steps/verify/object-round-trip.js";
+import type { VerificationReport } from "../../../src/jobs/steps/verify/report.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { tempDir } from "../host/fixtures.js";
 import { type DataWorld, depsFor, fileWith, keysUnder, row, sql, startDataWorld } from "./world.js";

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile, VerificationConfig } from "../../../src/config/schema.js";
-import { TEST_OBJECT_PREFIX, type VerificationReport } from "../../../src/jobs/steps/verify/common.js";
+import { TEST_OBJECT_PREFIX } from "../../../src/jobs/steps/verify/object-round-trip.js";
 import { createVerifyPerformanceStep } from "../../../src/jobs/steps/verify/performance.js";
+import type { VerificationReport } from "../../../src/jobs/steps/verify/report.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
 import { type FakeCdn, startFakeCdn } from "../../../src/sandbox/fake-cdn.js";
 import { verificationView } from "../../../src/views/verification.js";

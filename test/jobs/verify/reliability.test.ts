@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile, VerificationConfig } from "../../../src/config/schema.js";
-import type { VerificationReport } from "../../../src/jobs/steps/verify/common.js";
 import {
   createVerifyReliabilityStep,
   parseSupervisorStatus,
 } from "../../../src/jobs/steps/verify/reliability.js";
+import type { VerificationReport } from "../../../src/jobs/steps/verify/report.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
 import { createPrismaClient, type Db } from "../../../src/store/client.js";
 import { verificationView } from "../../../src/views/verification.js";

@@ -6,7 +6,7 @@ import { createObjectStore, type ObjectStore } from "../../../src/cloud/object-s
 import type { MigrationFile, VerificationConfig } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
-import type { VerificationReport } from "../../../src/jobs/steps/verify/common.js";
+import type { VerificationReport } from "../../../src/jobs/steps/verify/report.js";
 import { createPorts } from "../../../src/ports.js";
 import { FakeHost } from "../../../src/sandbox/FakeHost.js";
 import { type FakeCdn, startFakeCdn } from "../../../src/sandbox/fake-cdn.js";

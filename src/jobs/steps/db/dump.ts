@@ -36,22 +36,19 @@ import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
 import {
-  CommonOptions,
   type DumpManifest,
-  dumpRoot,
-  jobsFor,
   latestDump,
   type ManifestObject,
   pruneDumps,
   readManifest,
   readMarker,
   setLatestDump,
-  sourceEndpoint,
-  stopStray,
-  targetEndpoint,
-  throttle,
   writeManifest,
-} from "./common.js";
+} from "./dump-files.js";
+import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
+import { CommonOptions, dumpRoot, jobsFor } from "./options.js";
+import { stopStray } from "./stray-process.js";
+import { throttle } from "./throttle.js";
 
 const Input = CommonOptions.extend({
   /**

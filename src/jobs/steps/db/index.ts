@@ -13,7 +13,7 @@ export { runDatabaseVerify } from "./verify.js";
  * (pg_dump -Fd -j N in one snapshot), `db.restore` (pg_restore -j N, crash-safe resume) and
  * `db.verify` (row counts, content checksums by primary key, sequences, schema objects).
  *
- * @example const steps = createDbSteps({ env, file, dataDir, log });
+ * @example const steps = createDbSteps({ env, ports, file, dataDir, log });
  */
 export function createDbSteps(deps: StepDeps): StepDefinition<unknown>[] {
   return [

@@ -20,15 +20,10 @@ import { formatBytes } from "../../../text/units.js";
 import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition } from "../../types.js";
-import {
-  CommonOptions,
-  dumpRoot,
-  holdsPartialRestore,
-  readMarker,
-  refuseSourceAsTarget,
-  sourceEndpoint,
-  targetEndpoint,
-} from "./common.js";
+import { holdsPartialRestore, readMarker } from "./dump-files.js";
+import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
+import { refuseSourceAsTarget } from "./identity.js";
+import { CommonOptions, dumpRoot } from "./options.js";
 import { connectionChecks, replicationChecks } from "./replication-checks.js";
 
 const Input = CommonOptions.extend({

@@ -1,8 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import type { IngressRule, SecurityGroupApi } from "../../../cloud/ec2.js";
-import type { LightsailApi } from "../../../cloud/lightsail.js";
-import type { RdsApi, RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
+import type { RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import { defineStep } from "../../define-step.js";
@@ -17,8 +16,9 @@ import {
   storeGeneratedPassword,
 } from "../../provisioned.js";
 import type { PlannedChange, StepDefinition } from "../../types.js";
-import { lightsailFor, waitFor } from "../host/common.js";
+import { lightsailFor } from "../host/address.js";
 import { MANAGED_TAG } from "../host/lightsail-instance.js";
+import { waitFor } from "../host/wait.js";
 
 const TYPE = "rds.instance";
 
@@ -47,13 +47,6 @@ export const rdsInstance = defineStep({
     endpoint: z.string(),
   },
 });
-
-/** The AWS ports this step uses; tests may hand in their own. */
-export interface RdsStepPorts {
-  rds?: () => RdsApi;
-  securityGroups?: () => SecurityGroupApi;
-  lightsail?: () => LightsailApi;
-}
 
 const major = (v: string) => v.split(".")[0]!;
 
@@ -192,12 +185,26 @@ export function ingressDrift(actual: IngressRule[], port: number, cidrs: string[
  * (plus extraCidrs). The master password comes from, or is generated into, the place the file
  * names and is never shown. Records the endpoint for the database copy.
  */
-export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}): StepDefinition<Input> {
+export function createRdsInstanceStep(deps: StepDeps): StepDefinition<Input> {
   const cfgOf = () => requireSection(deps.file, "target.rds");
   const region = () => deps.file.target?.aws.region ?? "us-east-1";
-  const rdsApi = () => (ports.rds ? ports.rds() : deps.ports.rds(region()));
-  const sgApi = () => (ports.securityGroups ? ports.securityGroups() : deps.ports.securityGroups(region()));
-  const lsApi = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
+  const rdsApi = () => deps.ports.rds(region());
+  const sgApi = () => deps.ports.securityGroups(region());
+  const lsApi = () => lightsailFor(deps);
+
+  /** What plan, run and verify each start from: target.rds, the names, the parameters the file wants and the two APIs. */
+  function context() {
+    const cfg = cfgOf();
+    const wanted = wantedParameters(cfg, deps);
+    return {
+      cfg,
+      names: rdsNames(cfg),
+      wanted,
+      usesParameterGroup: Object.keys(wanted).length > 0,
+      rds: rdsApi(),
+      groups: sgApi(),
+    };
+  }
 
   /** The CIDR blocks the database admits. */
   async function wantedCidrs(cfg: RdsConfig, planning = false): Promise<string[]> {
@@ -249,12 +256,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
 
   return rdsInstance.implement({
     async plan() {
-      const cfg = cfgOf();
-      const names = rdsNames(cfg);
-      const wanted = wantedParameters(cfg, deps);
-      const usesParameterGroup = Object.keys(wanted).length > 0;
-      const rds = rdsApi();
-      const groups = sgApi();
+      const { cfg, names, wanted, usesParameterGroup, rds, groups } = context();
       const changes: PlannedChange[] = [];
       const cidrs = await wantedCidrs(cfg, true);
       const vpc = await vpcId(groups);
@@ -347,12 +349,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     },
 
     async run(input, ctx) {
-      const cfg = cfgOf();
-      const names = rdsNames(cfg);
-      const wanted = wantedParameters(cfg, deps);
-      const usesParameterGroup = Object.keys(wanted).length > 0;
-      const rds = rdsApi();
-      const groups = sgApi();
+      const { cfg, names, wanted, usesParameterGroup, rds, groups } = context();
       const did: string[] = [];
 
       // 1. The firewall: a security group admitting only the wanted addresses.
@@ -524,12 +521,7 @@ export function createRdsInstanceStep(deps: StepDeps, ports: RdsStepPorts = {}):
     },
 
     async verify() {
-      const cfg = cfgOf();
-      const names = rdsNames(cfg);
-      const wanted = wantedParameters(cfg, deps);
-      const usesParameterGroup = Object.keys(wanted).length > 0;
-      const rds = rdsApi();
-      const groups = sgApi();
+      const { cfg, names, usesParameterGroup, rds, groups } = context();
       const problems: string[] = [];
       const db = await rds.describeInstance(cfg.identifier);
       const vpc = await vpcId(groups);

@@ -24,14 +24,9 @@ import { audit } from "../../../store/audit.js";
 import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition } from "../../types.js";
-import {
-  CommonOptions,
-  dumpRoot,
-  readManifest,
-  readMarker,
-  sourceEndpoint,
-  targetEndpoint,
-} from "./common.js";
+import { readManifest, readMarker } from "./dump-files.js";
+import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
+import { CommonOptions, dumpRoot } from "./options.js";
 
 const Input = CommonOptions.extend({
   /** how long to wait for the subscription to catch up with the source after it starts */

@@ -10,7 +10,7 @@ import {
 import type { ReplicationConfig } from "../../../config/schema.js";
 import { describeError } from "../../../errors.js";
 import type { StepDeps } from "../../index.js";
-import { compareDatabases } from "./common.js";
+import { compareDatabases } from "./identity.js";
 import type { CheckItem } from "./preflight.js";
 import { sourceConnInfo, targetConnInfo } from "./replicate.js";
 

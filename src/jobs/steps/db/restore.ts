@@ -28,22 +28,19 @@ import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../types.js";
 import {
-  CommonOptions,
   type DumpManifest,
-  dumpRoot,
   holdsPartialRestore,
-  jobsFor,
   latestDump,
   type ManifestObject,
   type RestoreMarker,
   readMarker,
-  refuseForeignDump,
-  refuseSourceAsTarget,
-  stopStray,
-  targetEndpoint,
-  throttle,
   writeMarker,
-} from "./common.js";
+} from "./dump-files.js";
+import { targetEndpoint } from "./endpoints.js";
+import { refuseForeignDump, refuseSourceAsTarget } from "./identity.js";
+import { CommonOptions, dumpRoot, jobsFor } from "./options.js";
+import { stopStray } from "./stray-process.js";
+import { throttle } from "./throttle.js";
 
 const Input = CommonOptions.extend({
   /** ANALYZE the restored tables so the target's planner has statistics from the first query */

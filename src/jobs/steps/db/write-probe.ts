@@ -71,7 +71,7 @@ async function tableExists(client: pg.Client, name: string): Promise<boolean> {
  * attempt continues from the last committed batch: every row is written exactly once. It proves
  * a database takes writes, and it is the engine's own crash-and-resume witness.
  */
-export function createDbWriteProbeStep({ env }: Pick<StepDeps, "env">): StepDefinition<Input> {
+export function createDbWriteProbeStep({ env }: StepDeps): StepDefinition<Input> {
   return dbWriteProbe.implement({
     async plan(input) {
       const client = await connect(input, env);

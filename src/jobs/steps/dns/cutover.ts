@@ -7,14 +7,15 @@ import { audit } from "../../../store/audit.js";
 import { APPLY_CHECKPOINTS, applyChange, findRollbackTargets, rollback } from "../../cutover/apply.js";
 import { LIVE_CHECKPOINTS, type LiveState, switchDatabase, unwindSwitch } from "../../cutover/live.js";
 import {
-  type CutoverDeps,
   computeChange,
+  cutoverDepsOf,
   healthTargets,
   latestSnapshot,
   readLive,
 } from "../../cutover/service.js";
 import type { CutoverChange } from "../../cutover/types.js";
 import { defineStep } from "../../define-step.js";
+import type { StepDeps } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
 
@@ -62,7 +63,8 @@ export const dnsCutover = defineStep({
  * the Pages variables and a new deployment, then watches the new and the old endpoint for
  * the configured window, measuring downtime and error rate against the plan's thresholds.
  */
-export function createDnsCutoverStep(deps: CutoverDeps): StepDefinition<Record<string, never>> {
+export function createDnsCutoverStep(stepDeps: StepDeps): StepDefinition<Record<string, never>> {
+  const deps = cutoverDepsOf(stepDeps, dnsCutover.type);
   return dnsCutover.implement({
     async plan(_input, ctx) {
       const snapshot = await latestSnapshot(deps.db, deps.file);

@@ -2,15 +2,16 @@ import { z } from "zod";
 import { type DnsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import {
-  type CutoverDeps,
   cloudflareOf,
   configuredZone,
+  cutoverDepsOf,
   type DnsSnapshot,
   effectiveTtlSeconds,
   readLive,
   recordSnapshot,
 } from "../../cutover/service.js";
 import { defineStep } from "../../define-step.js";
+import type { StepDeps } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
 
 /** Takes no options: what it switches comes from the file's \`dns\` and \`pages\` sections. */
@@ -33,7 +34,8 @@ export const dnsLowerTtl = defineStep({
  * Cloudflare, and the Pages variables, in the run and in the audit trail: those are what
  * /rollback puts back. The cutover may start once the old TTL has elapsed.
  */
-export function createDnsLowerTtlStep(deps: CutoverDeps): StepDefinition<Record<string, never>> {
+export function createDnsLowerTtlStep(stepDeps: StepDeps): StepDefinition<Record<string, never>> {
+  const deps = cutoverDepsOf(stepDeps, dnsLowerTtl.type);
   return dnsLowerTtl.implement({
     async plan(_input, ctx) {
       const dns = requireSection(deps.file, "dns");

@@ -7,8 +7,9 @@ import { defineStep } from "../../define-step.js";
 import { hostPaths, renderDeployScript, renderSwitchScript, shq, upstreamOf } from "../../host-script.js";
 import type { StepDeps } from "../../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { openHostShell, sudoFor, waitFor } from "./common.js";
 import { installSecretFile, runScript, SshInput, withStaging } from "./setup.js";
+import { openHostShell, sudoFor } from "./shell.js";
+import { waitFor } from "./wait.js";
 
 const TYPE = "app.deploy";
 

@@ -13,7 +13,8 @@ import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import { recordProvisioned } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { lightsailFor, waitFor } from "./common.js";
+import { lightsailFor } from "./address.js";
+import { waitFor } from "./wait.js";
 
 const TYPE = "lightsail.instance";
 
@@ -174,11 +175,8 @@ export function importableKeyOrFail(publicKey: string, path: string): string {
  * firewall, from target.lightsail. Found by name; never created twice; an instance of another
  * size under the same name stops the step. Records the static IP for the steps after it.
  */
-export function createLightsailInstanceStep(
-  deps: StepDeps,
-  ports: { lightsail?: () => LightsailApi } = {},
-): StepDefinition<Input> {
-  const api = () => (ports.lightsail ? ports.lightsail() : lightsailFor(deps));
+export function createLightsailInstanceStep(deps: StepDeps): StepDefinition<Input> {
+  const api = () => lightsailFor(deps);
   const cfgOf = () => requireSection(deps.file, "target.lightsail");
 
   async function desired(ls: LightsailApi): Promise<Desired & { bundles: LightsailBundle[] }> {

@@ -17,14 +17,9 @@ import {
 import type { StepDeps } from "../../index.js";
 import { readRdsMasterPassword, resolveValueRef } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import {
-  hostAddress,
-  OutputRelay,
-  openHostShell,
-  openHostShellWhenReady,
-  scriptFailure,
-  sudoFor,
-} from "./common.js";
+import { hostAddress } from "./address.js";
+import { OutputRelay, scriptFailure } from "./script-output.js";
+import { openHostShell, openHostShellWhenReady, sudoFor } from "./shell.js";
 
 const TYPE = "host.setup";
 

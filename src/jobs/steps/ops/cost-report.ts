@@ -1,10 +1,9 @@
 import { z } from "zod";
-import { type CostExplorerApi, costSummary } from "../../../cloud/cost-explorer.js";
+import { costSummary } from "../../../cloud/cost-explorer.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { Db } from "../../../store/client.js";
 import { costUnavailableText, money } from "../../../views/cost.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
+import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
 
 const Input = z.strictObject({
@@ -27,15 +26,17 @@ export const costReport = defineStep({
  * Reads only. Cost unavailable (no permission, no data yet) fails the step with the reason and
  * the IAM permission to add.
  */
-export function createCostReportStep(
-  deps: StepDeps & { db: Db; now?: () => Date; costExplorer?: () => CostExplorerApi },
-): StepDefinition<Input> {
-  const now = deps.now ?? (() => new Date());
-  const ce = () => deps.costExplorer?.() ?? deps.ports.costExplorer();
+export function createCostReportStep(deps: StepDeps): StepDefinition<Input> {
+  const db = stateStore(deps, costReport.type);
+  const now = stepNow(deps);
   const report = async (input: Input) => {
-    const s = await costSummary({ db: deps.db, file: deps.file, costExplorer: ce(), log: deps.log }, now(), {
-      refresh: input.refresh,
-    });
+    const s = await costSummary(
+      { db, file: deps.file, costExplorer: deps.ports.costExplorer(), log: deps.log },
+      now(),
+      {
+        refresh: input.refresh,
+      },
+    );
     if (!s.available)
       // a missing permission is not fixed by retrying
       throw new CutoverError(

@@ -5,7 +5,6 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import type { ObjectStore } from "../../../cloud/object-store.js";
 import {
   describeUrl,
   type Endpoint,
@@ -19,6 +18,7 @@ import {
   withClient,
 } from "../../../cloud/postgres.js";
 import { envVarName, type MigrationFile, requireSection } from "../../../config/schema.js";
+import { kpiWindowGreen } from "../../../digest/sources.js";
 import { readStabilisation } from "../../../digest/stabilisation.js";
 import type { Stabilisation } from "../../../digest/types.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
@@ -28,9 +28,9 @@ import { audit } from "../../../store/audit.js";
 import type { Db } from "../../../store/client.js";
 import { formatBytes } from "../../../text/units.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
+import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
-import { sourceEndpoint } from "../db/common.js";
+import { sourceEndpoint } from "../db/endpoints.js";
 import { useApprovalOrFail } from "../dns/approval-use.js";
 import { openTarget } from "../storage/common.js";
 
@@ -90,10 +90,19 @@ export interface KpiVerdict {
 export interface DecommissionDeps extends StepDeps {
   db: Db;
   now: () => Date;
-  /** whether the KPIs were within target from `since` to `until` (the KPI store; wired by the deps factory) */
+  /** whether the KPIs were within target from `since` to `until` (the KPI samples: {@link decommissionDeps}) */
   kpiGreen?: (args: { since: Date; until: Date; signal: AbortSignal }) => Promise<KpiVerdict>;
-  /** the target bucket; default the file's target.s3 through the SDK's standard chain */
-  openStore?: () => ObjectStore;
+}
+
+/** What decommission derives from the step deps: the state store, the calendar, and the KPI verdict from the samples. */
+export function decommissionDeps(deps: StepDeps): DecommissionDeps {
+  const db = stateStore(deps, decommission.type);
+  return {
+    ...deps,
+    db,
+    now: stepNow(deps),
+    kpiGreen: ({ since, until }) => kpiWindowGreen(db, deps.file, { since, until }),
+  };
 }
 
 /** What a second person approves; the approval is bound to its hash. */
@@ -375,8 +384,9 @@ async function restoreIntoScratch(
   }
 }
 
-export function createDecommissionStep(deps: DecommissionDeps): StepDefinition<DecommissionInput> {
-  const store = () => (deps.openStore ? deps.openStore() : openTarget(deps));
+export function createDecommissionStep(stepDeps: StepDeps): StepDefinition<DecommissionInput> {
+  const deps = decommissionDeps(stepDeps);
+  const store = () => openTarget(deps);
   const workDir = path.join(deps.dataDir, "archives", deps.file.environment.replace(/[^A-Za-z0-9_.-]/g, "_"));
 
   return decommission.implement({

@@ -3,12 +3,11 @@ import { CutoverError, ErrorCode } from "../../../errors.js";
 import { hasProbes, monitoringState, setMonitoring } from "../../../kpi/KpiMonitor.js";
 import { createDatabaseTimer, sampleRound, storeSamples } from "../../../kpi/sampler.js";
 import { DB_TARGET, kpiSummary } from "../../../kpi/summary.js";
-import type { Db } from "../../../store/client.js";
 import { figure } from "../../../views/kpi.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
+import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
-import { targetEndpoint } from "../db/common.js";
+import { targetEndpoint } from "../db/endpoints.js";
 
 const Input = z.strictObject({
   /** the watch this step stands for (e.g. the stabilisation window): its summary reports the KPIs since sampling began, up to this many days */
@@ -29,9 +28,10 @@ export const kpiMonitor = defineStep({
  * starts sampling at its next tick, and again after a restart) and takes a first round at once,
  * so the figures start now. Undo switches it off. It changes only Cutover's own state.
  */
-export function createKpiMonitorStep(deps: StepDeps & { db: Db; now?: () => Date }): StepDefinition<Input> {
-  const { db, file } = deps;
-  const now = deps.now ?? (() => new Date());
+export function createKpiMonitorStep(deps: StepDeps): StepDefinition<Input> {
+  const { file } = deps;
+  const db = stateStore(deps, kpiMonitor.type);
+  const now = stepNow(deps);
   const probes = file.kpis.probes;
   const timesDatabase = probes.database.enabled && file.target?.rds !== undefined;
   const what = () =>

@@ -7,27 +7,14 @@ import { defineStep } from "../../define-step.js";
 import { fillCommand, hostPaths } from "../../host-script.js";
 import type { StepDeps } from "../../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { sourceEndpoint, targetEndpoint } from "../db/common.js";
-import {
-  type AppTarget,
-  appHint,
-  appRequest,
-  type Check,
-  type CheckRow,
-  httpRequest,
-  judged,
-  LazyShell,
-  ms,
-  objectRoundTrip,
-  resolveApp,
-  resolveCdnBase,
-  round,
-  runChecks,
-  VERIFY_CHECKPOINTS,
-  type VerificationReport,
-  VerifyWith,
-  verificationStep,
-} from "./common.js";
+import { sourceEndpoint, targetEndpoint } from "../db/endpoints.js";
+import { type AppTarget, resolveApp, resolveCdnBase } from "./app-target.js";
+import { type Check, judged, runChecks, VERIFY_CHECKPOINTS, VerifyWith, verificationStep } from "./checks.js";
+import { ms, round } from "./format.js";
+import { appHint, appRequest, httpRequest } from "./http.js";
+import { LazyShell } from "./lazy-shell.js";
+import { objectRoundTrip } from "./object-round-trip.js";
+import type { CheckRow, VerificationReport } from "./report.js";
 
 const TYPE = "verify.functional";
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { defineStep } from "../../define-step.js";
+import type { StepDeps } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
 
 const Input = z.object({
@@ -36,8 +37,8 @@ async function probe(input: Input, signal: AbortSignal): Promise<{ status: numbe
   }
 }
 
-/** `http.check`: requests a URL and checks its status and latency. Reads only. */
-export function createHttpCheckStep(): StepDefinition<Input> {
+/** `http.check`: requests a URL and checks its status and latency. Reads only; it needs nothing from the deps. */
+export function createHttpCheckStep(_deps: StepDeps): StepDefinition<Input> {
   return httpCheck.implement({
     async plan(input) {
       return { summary: `would request ${input.url}`, changes: [{ action: "check", target: input.url }] };

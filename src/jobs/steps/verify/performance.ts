@@ -6,32 +6,23 @@ import { CutoverError, ErrorCode } from "../../../errors.js";
 import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { targetEndpoint } from "../db/common.js";
+import { targetEndpoint } from "../db/endpoints.js";
 import { sampleObjects } from "../storage/cdn-check.js";
 import { openTarget } from "../storage/common.js";
+import { type AppTarget, resolveApp, resolveCdnBase } from "./app-target.js";
 import {
-  type AppTarget,
-  appHint,
-  appRequest,
   type Check,
-  type CheckRow,
-  type HttpAnswer,
   judged,
-  keepAliveAgents,
-  ms,
-  objectRoundTrip,
-  resolveApp,
-  resolveCdnBase,
-  round,
   runChecks,
   skipped,
-  slug,
-  TEST_OBJECT_PREFIX,
   VERIFY_CHECKPOINTS,
-  type VerificationReport,
   VerifyWith,
   verificationStep,
-} from "./common.js";
+} from "./checks.js";
+import { ms, round, slug } from "./format.js";
+import { appHint, appRequest, type HttpAnswer, keepAliveAgents } from "./http.js";
+import { objectRoundTrip, TEST_OBJECT_PREFIX } from "./object-round-trip.js";
+import type { CheckRow, VerificationReport } from "./report.js";
 
 const TYPE = "verify.performance";
 

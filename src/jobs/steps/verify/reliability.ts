@@ -9,23 +9,20 @@ import { type ContextOf, defineStep } from "../../define-step.js";
 import { shq } from "../../host-script.js";
 import type { StepDeps } from "../../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import { targetEndpoint } from "../db/common.js";
-import { sudoFor } from "../host/common.js";
+import { targetEndpoint } from "../db/endpoints.js";
+import { sudoFor } from "../host/shell.js";
 import {
   type Check,
-  type CheckRow,
-  httpRequest,
-  LazyShell,
-  ms,
-  round,
   runChecks,
   skipped,
-  slug,
   VERIFY_CHECKPOINTS,
-  type VerificationReport,
   VerifyWith,
   verificationStep,
-} from "./common.js";
+} from "./checks.js";
+import { ms, round, slug } from "./format.js";
+import { httpRequest } from "./http.js";
+import { LazyShell } from "./lazy-shell.js";
+import type { CheckRow, VerificationReport } from "./report.js";
 
 const TYPE = "verify.reliability";
 
