@@ -151,7 +151,9 @@ describe("/migrate digest, called directly", () => {
     const d = deps();
     delete d.digest;
     const text = await send(d);
-    expect(text).toMatch(/^⛔ This front end of Cutover has no Slack connection/);
+    expect(text).toMatch(
+      /^⛔ This front end of Cutover has no Slack token to post with: set SLACK_BOT_TOKEN/,
+    );
   });
 });
 

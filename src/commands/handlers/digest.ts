@@ -56,7 +56,7 @@ export async function digestHandler(caller: Caller, deps: CommandDeps): Promise<
   if (!digest)
     return refuse(
       "no-slack",
-      "⛔ This front end of Cutover has no Slack connection to post with. Use `/migrate digest` in Slack.",
+      "⛔ This front end of Cutover has no Slack token to post with: set SLACK_BOT_TOKEN (the bot's, and SLACK_API_URL if it is not Slack's) to post from here, or use `/migrate digest` in Slack.",
     );
 
   let answer: Answer | undefined;
