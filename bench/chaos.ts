@@ -2326,7 +2326,9 @@ function render(r: ChaosResult): string {
   if (all.length) {
     lines.push("## Faults");
     lines.push("");
-    lines.push("Each fault has a deadline; `hang` means the run had not ended when it passed.");
+    lines.push(
+      "Each fault is done to the bot as shipped (`node dist/app.js`, in a process of its own) and has a deadline; `hang` means the run had not ended when it passed.",
+    );
     lines.push("");
     lines.push("| scenario | service | fault | required | verdict | time | detail |");
     lines.push("|---|---|---|---|---|---|---|");
