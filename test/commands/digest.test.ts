@@ -53,9 +53,13 @@ describe("/migrate digest, called directly", () => {
   });
 
   /** the command deps over the real state database, the lock service and a digest posting to the fake */
-  function deps(opts: { at?: Date; digestEnabled?: boolean } = {}): CommandDeps {
+  function deps(opts: { at?: Date; digestEnabled?: boolean; channel?: string } = {}): CommandDeps {
     const base = commandDeps().deps;
-    const file = { ...base.file, digest: { ...base.file.digest, enabled: opts.digestEnabled ?? true } };
+    const file = {
+      ...base.file,
+      slack: { channel: opts.channel ?? base.file.slack.channel },
+      digest: { ...base.file.digest, enabled: opts.digestEnabled ?? true },
+    };
     const client = new webApi.WebClient("xoxb-test", {
       slackApiUrl: fake.apiUrl,
       retryConfig: { retries: 0 },
@@ -145,6 +149,14 @@ describe("/migrate digest, called directly", () => {
     expect(digests(fake)).toHaveLength(0);
     const events = await db.auditEvent.findMany({ where: { action: "command.digest" } });
     expect(events).toMatchObject([{ outcome: "info", details: { reason: "digest-disabled" } }]);
+  });
+
+  it("says what to set when the file names no channel, and posts nothing", async () => {
+    const text = await send(deps({ channel: "" }));
+    expect(text).toMatch(/^⛔ The migration file names no channel for the digest\. Set `digest\.channel`/);
+    expect(fake.calls("files.getUploadURLExternal")).toHaveLength(0);
+    const events = await db.auditEvent.findMany({ where: { action: "command.digest" } });
+    expect(events).toMatchObject([{ outcome: "info", details: { reason: "no-channel" } }]);
   });
 
   it("says the terminal has no Slack to post with when there is no digest client", async () => {

@@ -18,6 +18,8 @@ export function digestLockKey(env: string): string {
 }
 
 const seconds = (ms: number) => Math.max(1, Math.round(ms / 1000));
+/** A Slack user as a mention; the terminal's local operator by name. */
+const who = (actor: string) => (/^[UW][A-Z0-9]+$/.test(actor) ? `<@${actor}>` : actor);
 
 /**
  * `/migrate digest`: posts today's daily digest (progress, KPIs, cost and the two charts) to the
@@ -70,7 +72,7 @@ export async function digestHandler(caller: Caller, deps: CommandDeps): Promise<
     if (last && Number.isFinite(lastAt) && now.getTime() - lastAt < DIGEST_COOLDOWN_MS) {
       answer = await refuse(
         "cooldown",
-        `⏳ <@${last.actor}> had the digest posted to <#${channel}> ${seconds(now.getTime() - lastAt)} s ago; it is there to read. Ask again in ${seconds(lastAt + DIGEST_COOLDOWN_MS - now.getTime())} s for a fresh one.`,
+        `⏳ ${who(last.actor)} had the digest posted to <#${channel}> ${seconds(now.getTime() - lastAt)} s ago; it is there to read. Ask again in ${seconds(lastAt + DIGEST_COOLDOWN_MS - now.getTime())} s for a fresh one.`,
       );
       return;
     }
