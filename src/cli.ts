@@ -9,6 +9,8 @@ import { performRollback } from "./commands/handlers/rollback.js";
 import { parseMigrate } from "./commands/parse.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import { buildDeps } from "./deps.js";
+import { digestDeps } from "./digest/index.js";
+import { digestSources } from "./digest/sources.js";
 import { describeError } from "./errors.js";
 import { KNOWN_STEP_TYPES, STEP_SECTIONS } from "./jobs/catalogue.js";
 import { createLogger } from "./log.js";
@@ -23,11 +25,13 @@ The same commands as /migrate in Slack, run as the migration file's local operat
   help | plan [phase|step] | status | run <step|phase> [--dry-run] | cancel <run> | audit [n]
   undo <phase|step> [--dry-run] [--confirm]   tear down what Cutover created there, newest first
   verify [database|storage|cdn|functional|performance|reliability|all]   compares, here, now
+  digest    posts today's daily digest to its channel now (needs SLACK_BOT_TOKEN)
   rollback --confirm    the emergency way back, for when Slack is unreachable
 
 For the night Slack is down, and for scripts. Exit status: 0 on success, 1 when the command
 was refused or failed or the run it started failed, 2 when the command line or the set-up is wrong.
-Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABASE_URL.`;
+Environment: CUTOVER_CONFIG (default ./migration.yml), CUTOVER_DATA_DIR, DATABASE_URL;
+SLACK_BOT_TOKEN and SLACK_API_URL for digest.`;
 
 /**
  * The terminal front end: parses like `/migrate`, runs the same handlers as the local operator,
@@ -78,6 +82,7 @@ export async function cli(
     return 2;
   }
   const secrets = collectEnvRefs(file).flatMap((r) => (env[r.variable] ? [env[r.variable]!] : []));
+  if (env.SLACK_BOT_TOKEN) secrets.push(env.SLACK_BOT_TOKEN);
   const log = createLogger({ secrets, level: env.LOG_LEVEL ?? "warn", destination: process.stderr });
   let deps: Awaited<ReturnType<typeof buildDeps>>;
   try {
@@ -106,6 +111,18 @@ export async function cli(
       costExplorer: deps.costExplorer,
       live: deps.live,
     };
+    // `digest` posts to Slack as the bot does, with the bot's token; the Slack client loads only for it
+    const token = env.SLACK_BOT_TOKEN?.trim();
+    if (cmd.name === "digest" && token) {
+      const { webApi } = await import("@slack/bolt");
+      commandDeps.digest = digestDeps({
+        db: deps.db,
+        file,
+        log,
+        client: new webApi.WebClient(token, env.SLACK_API_URL ? { slackApiUrl: env.SLACK_API_URL } : {}),
+        sources: digestSources({ db: deps.db, file, costExplorer: deps.costExplorer, log, live: deps.live }),
+      });
+    }
     if (rollbackNow) {
       const started = performance.now();
       try {

@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { testConfig } from "./helpers/bot.js";
+import { FakeSlack } from "../src/sandbox/FakeSlack.js";
+import { CHANNEL, testConfig } from "./helpers/bot.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.js";
 
 let state: TestDatabase;
@@ -96,6 +97,35 @@ describe("npx cutover", () => {
     const cutoverHere = await cutover("cutover");
     expect(cutoverHere.code).toBe(1);
   }, 30_000);
+
+  it("posts today's digest with the bot's token, and says to set SLACK_BOT_TOKEN without one", async () => {
+    const fake = new FakeSlack();
+    await fake.start();
+    const before = env;
+    const digestFile = path.join(dir, "digest.yml");
+    await writeFile(
+      digestFile,
+      testConfig().replace("digest: { enabled: false }", "digest: { enabled: true }"),
+    );
+    try {
+      env = { ...before, CUTOVER_CONFIG: digestFile };
+      const without = await cutover("digest");
+      expect(without.out).toContain("no Slack token to post with: set SLACK_BOT_TOKEN");
+      expect(without.code).toBe(1);
+      expect(fake.messages(CHANNEL)).toHaveLength(0);
+
+      const token = "xoxb-cli-digest-0123456789";
+      env = { ...env, SLACK_BOT_TOKEN: token, SLACK_API_URL: fake.apiUrl };
+      const posted = await cutover("digest");
+      expect(posted.out).toMatch(/✅ The digest of \d{4}-\d{2}-\d{2} is posted to/);
+      expect(`${posted.out}${posted.err}`).not.toContain(token);
+      expect(posted.code).toBe(0);
+      expect(fake.messages(CHANNEL).filter((m) => m.files?.length === 2)).toHaveLength(1);
+    } finally {
+      env = before;
+      await fake.stop();
+    }
+  }, 60_000);
 
   it("says what is wrong when the migration file is missing", async () => {
     const saved = env.CUTOVER_CONFIG;

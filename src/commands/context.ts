@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { CloudflareClients } from "../cloud/cloudflare.js";
 import type { CostExplorerApi } from "../cloud/cost-explorer.js";
 import type { MigrationFile } from "../config/schema.js";
+import type { DigestDeps } from "../digest/publish.js";
 import type { Approval } from "../generated/prisma/client.js";
 import type { LiveDeps } from "../jobs/cutover/live.js";
 import type { Runner } from "../jobs/Runner.js";
@@ -46,6 +47,8 @@ export interface CommandDeps {
   slack?: SlackSurface;
   /** the database half of a live cutover and rollback (the file's `replication` section) */
   live?: LiveDeps | undefined;
+  /** what the daily digest is posted with, for `/migrate digest`; absent where there is no Slack client */
+  digest?: DigestDeps | undefined;
 }
 
 /** The few Slack calls listeners make besides replying. */

@@ -8,6 +8,7 @@ import { cancelHandler } from "./handlers/cancel.js";
 import { costHandler } from "./handlers/cost.js";
 import { cutoverHandler } from "./handlers/cutover.js";
 import { decommissionHandler } from "./handlers/decommission.js";
+import { digestHandler } from "./handlers/digest.js";
 import { kpiHandler } from "./handlers/kpi.js";
 import { runHandler } from "./handlers/run.js";
 import { statusHandler } from "./handlers/status.js";
@@ -80,6 +81,8 @@ export async function dispatchMigrate(cmd: Command, caller: Caller, deps: Comman
         return await costHandler(cmd.args, deps);
       case "kpi":
         return await kpiHandler(cmd.args, deps);
+      case "digest":
+        return await digestHandler(caller, deps);
       default: {
         // every command has a handler; a new one that forgets its case still gets an answer
         const name = (cmd as { name: string }).name;

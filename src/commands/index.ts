@@ -1,4 +1,6 @@
 import type { App, BlockButtonAction } from "@slack/bolt";
+import { digestDeps } from "../digest/index.js";
+import { digestSources } from "../digest/sources.js";
 import type { Metrics } from "../metrics.js";
 import { ACTION, CALLBACK } from "../views/ids.js";
 import { cancelRunAction } from "./cancel-run.js";
@@ -19,7 +21,26 @@ import { withSteadyRespond as steady } from "./steady-respond.js";
  * Registers every slash command and interactive listener. Those that answer through the
  * response_url get a respond that retries and gives up in time (steady-respond.ts).
  */
-export function register(app: App, deps: CommandDeps, metrics: Metrics): void {
+export function register(app: App, given: CommandDeps, metrics: Metrics): void {
+  // `/migrate digest` posts as the schedule does, through this app's client
+  const deps: CommandDeps = given.digest
+    ? given
+    : {
+        ...given,
+        digest: digestDeps({
+          db: given.db,
+          file: given.file,
+          log: given.log,
+          client: app.client,
+          sources: digestSources({
+            db: given.db,
+            file: given.file,
+            costExplorer: given.costExplorer,
+            log: given.log,
+            live: given.live,
+          }),
+        }),
+      };
   app.use(dedupeMiddleware(deps.db, metrics));
   app.command("/migrate", steady(migrateCommand(deps, metrics)));
   app.command("/rollback", steady(rollbackCommand(deps, metrics)));

@@ -16,6 +16,7 @@ export const SUBCOMMANDS = {
   verify: "verify [database|storage|cdn|functional|performance|reliability|all] — prove the target matches",
   cost: "cost — cost to date, the forecast and the budget",
   kpi: "kpi — availability, latency and error rate against the targets",
+  digest: "digest — post the daily digest (progress, KPIs, cost, charts) to its channel now",
 } as const;
 
 export type SubcommandName = keyof typeof SUBCOMMANDS;
@@ -28,6 +29,7 @@ export type Command =
   | { name: "undo"; target: string; dryRun: boolean; flags: Record<string, string | true> }
   | { name: "cancel"; runId: string }
   | { name: "audit"; limit: number }
+  | { name: "digest" }
   | {
       name: "cutover" | "verify" | "cost" | "kpi" | "decommission";
       args: string[];
@@ -45,6 +47,7 @@ const KNOWN_FLAGS: Record<string, readonly string[]> = {
   verify: [],
   cost: [],
   kpi: [],
+  digest: [],
 };
 
 /** Undoes Slack's escaping of &, < and > in command text. */
@@ -144,6 +147,10 @@ export function parseMigrate(text: string): Command {
         return invalid("`audit` takes a whole number from 1 to 200.");
       return { name: "audit", limit: n };
     }
+    case "digest":
+      return args.length
+        ? invalid("`digest` takes nothing after it: it posts today's digest to the file's digest channel.")
+        : { name: "digest" };
     case "decommission":
       return args.length
         ? invalid(

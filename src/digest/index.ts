@@ -31,6 +31,32 @@ export type * from "./types.js";
 export { isUnavailable } from "./types.js";
 
 /**
+ * What a digest is posted with, through Bolt's WebClient (`app.client`): the schedule and
+ * `/migrate digest` post through the same calls.
+ */
+export function digestDeps(opts: {
+  db: Db;
+  file: MigrationFile;
+  log: Logger;
+  client: WebClient;
+  sources: DigestSources;
+}): DigestDeps {
+  return {
+    db: opts.db,
+    file: opts.file,
+    log: opts.log,
+    sources: opts.sources,
+    slack: {
+      uploader: slackImageUploader(opts.client),
+      async post(channel, reply) {
+        const res = await opts.client.chat.postMessage({ channel, text: reply.text, blocks: reply.blocks });
+        return res.ts as string;
+      },
+    },
+  };
+}
+
+/**
  * The daily digest wired for the bot: posts through Bolt's WebClient (`app.client`) and runs
  * the schedule. For app.ts: `const digest = startDailyDigest({ db, file, log, client: app.client, sources });`
  * then `await digest.stop()` on shutdown. Returns undefined when digest.enabled is false.
@@ -45,19 +71,7 @@ export function startDailyDigest(opts: {
   instanceId?: string;
 }): DigestScheduler | undefined {
   if (!opts.file.digest.enabled) return undefined;
-  const deps: DigestDeps = {
-    db: opts.db,
-    file: opts.file,
-    log: opts.log,
-    sources: opts.sources,
-    slack: {
-      uploader: slackImageUploader(opts.client),
-      async post(channel, reply) {
-        const res = await opts.client.chat.postMessage({ channel, text: reply.text, blocks: reply.blocks });
-        return res.ts as string;
-      },
-    },
-  };
+  const deps = digestDeps(opts);
   return startDigestScheduler({
     db: opts.db,
     file: opts.file,

@@ -15,6 +15,7 @@ const EXAMPLES: Record<SubcommandName, string> = {
   cost: "/migrate cost",
   kpi: "/migrate kpi",
   decommission: "/migrate decommission",
+  digest: "/migrate digest",
 };
 
 /** The help reply. It reveals nothing about the migration, so anyone may see it anywhere. */
