@@ -107,7 +107,7 @@ export async function startTestRunner(opts: {
 }
 
 /** A {@link startTestRunner} over a fresh test database of its own, which `stop` drops as well. */
-export async function startRunnerOnTestDatabase(
+export async function startRunnerOnNewDb(
   label: string,
   opts: Omit<Parameters<typeof startTestRunner>[0], "url">,
 ): Promise<TestRunner & { state: TestDatabase }> {

@@ -2,13 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import { failedNote, firstLine, retryNote, succeededNote } from "../../src/jobs/notes.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
-import {
-  runnerFile,
-  runRequest,
-  startRunnerOnTestDatabase,
-  type TestRunner,
-  testStep,
-} from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 
 // a pg_restore-like error: a first line that says what, then thousands of characters of detail
 const LONG_ERROR = `pg_restore: error: could not execute query: ERROR: relation "orders" already exists\n${"pg_restore: detail: Command was: CREATE TABLE public.orders (id bigint NOT NULL, …);\n".repeat(70)}`;
@@ -74,7 +68,7 @@ describe("a step that fails three times with a 6,000-character error, through th
   ]);
   let tr: TestRunner;
   beforeAll(async () => {
-    tr = await startRunnerOnTestDatabase("notes", { file: FILE, registry });
+    tr = await startRunnerOnNewDb("notes", { file: FILE, registry });
   });
   afterAll(async () => {
     await tr?.stop();

@@ -3,13 +3,7 @@ import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
-import {
-  runnerFile,
-  runRequest,
-  startRunnerOnTestDatabase,
-  type TestRunner,
-  testStep,
-} from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { waitForValue } from "../helpers/wait.js";
 
 const FILE = runnerFile({
@@ -82,7 +76,7 @@ const waitFor = (runId: string, statuses: string[], timeoutMs = 15_000) =>
   );
 
 beforeAll(async () => {
-  tr = await startRunnerOnTestDatabase("runner", { file: FILE, registry });
+  tr = await startRunnerOnNewDb("runner", { file: FILE, registry });
   ({ runner, db, notes } = tr);
 });
 

@@ -6,13 +6,7 @@ import { createDbWriteProbeStep } from "../../src/jobs/steps/db/write-probe.js";
 import { createHttpCheckStep } from "../../src/jobs/steps/verify/http-check.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import {
-  runnerFile,
-  runRequest,
-  startRunnerOnTestDatabase,
-  type TestRunner,
-  testStep,
-} from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { runFinished } from "../helpers/wait.js";
 
 /**
@@ -63,7 +57,7 @@ async function tables(): Promise<string[]> {
 beforeAll(async () => {
   probe = await createTestDatabase("undo_probe");
   const env = { PROBE_URL: probe.url };
-  tr = await startRunnerOnTestDatabase("undo", {
+  tr = await startRunnerOnNewDb("undo", {
     file: FILE,
     registry: stepRegistry([
       createDbWriteProbeStep({ env }),

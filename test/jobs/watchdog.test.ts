@@ -5,13 +5,7 @@ import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
-import {
-  runnerYaml,
-  runRequest,
-  startRunnerOnTestDatabase,
-  type TestRunner,
-  testStep,
-} from "../helpers/runner.js";
+import { runnerYaml, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { runFinished, waitUntil } from "../helpers/wait.js";
 
 const YAML = (steps: string) =>
@@ -116,7 +110,7 @@ async function runToEnd(target: string, timeoutMs = 20_000) {
 }
 
 beforeAll(async () => {
-  tr = await startRunnerOnTestDatabase("watchdog", {
+  tr = await startRunnerOnNewDb("watchdog", {
     file: FILE,
     registry,
     extra: { watchdogGraceMs: 300, quietNoteMs: 500 },
