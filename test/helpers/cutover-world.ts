@@ -104,6 +104,16 @@ export interface CutoverWorld {
   stop(): Promise<void>;
 }
 
+/** What an approver types in the approval modal: the record's name (to confirm) and a note, if any. */
+export function approvalValues(typed: string, note?: string) {
+  return {
+    [INPUT.confirmName.block]: { [INPUT.confirmName.action]: { type: "plain_text_input", value: typed } },
+    ...(note !== undefined
+      ? { [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: note } } }
+      : {}),
+  };
+}
+
 /**
  * A pending request, made straight in the state database as `/migrate cutover` would make it,
  * to switch {@link RECORD} from {@link OLD_IP} to {@link NEW_IP}, asked by `requestedBy` in
@@ -244,12 +254,7 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
         callbackId: CALLBACK.approveCutover,
         privateMetadata: approvalId,
         userId: user,
-        values: {
-          [INPUT.confirmName.block]: {
-            [INPUT.confirmName.action]: { type: "plain_text_input", value: typed },
-          },
-          [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: `ok from ${user}` } },
-        },
+        values: approvalValues(typed, `ok from ${user}`),
       });
     },
     async submitRollback(user, word, extra = {}) {

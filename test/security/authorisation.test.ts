@@ -13,7 +13,7 @@ import {
   STRANGER,
   type TestBot,
 } from "../helpers/bot.js";
-import { pendingDnsCutover, RECORD, startDnsTestBot } from "../helpers/cutover-world.js";
+import { approvalValues, pendingDnsCutover, RECORD, startDnsTestBot } from "../helpers/cutover-world.js";
 import { waitForValue } from "../helpers/wait.js";
 import { reportFigure } from "./figures.js";
 
@@ -250,11 +250,7 @@ function approvalButtonCells(): Cell[] {
           callbackId: CALLBACK.approveCutover,
           privateMetadata: id,
           userId: user,
-          values: {
-            [INPUT.confirmName.block]: {
-              [INPUT.confirmName.action]: { type: "plain_text_input", value: RECORD },
-            },
-          },
+          values: approvalValues(RECORD),
         });
         const out = await outcomeOf(res);
         if (!out.refused)
