@@ -5,15 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { readManifest, writeManifest } from "../../src/jobs/steps/db/common.js";
 import { createTestDatabase, queryOnce, type TestDatabase, withAdmin } from "../helpers/db.js";
+import { cutoverErrorOf } from "../helpers/errors.js";
 import { runCutoverCli } from "../helpers/process.js";
 import { makeStepContext } from "../helpers/step-context.js";
-import {
-  createFixtureSource,
-  createRdsLikeTarget,
-  dbConfig,
-  dbStepsFor,
-  stepFailure,
-} from "../jobs/db/fixture.js";
+import { createFixtureSource, createRdsLikeTarget, dbConfig, dbStepsFor } from "../jobs/db/fixture.js";
 
 /**
  * Issue 15, item 5: a restore must never write to the source. The target's URL naming the
@@ -29,7 +24,7 @@ let target: TestDatabase & { role: string };
 const ROLE = "cutover_sec_other_user";
 const SOURCE_ONLY = "source_only_orders";
 
-const failure = stepFailure;
+const failure = cutoverErrorOf;
 const stepsFor = (sourceUrl: string, targetUrl: string, dataDir?: string) =>
   dbStepsFor(sourceUrl, targetUrl, dataDir ? { dataDir } : {});
 

@@ -9,8 +9,9 @@ import { findClientTools } from "../../../src/cloud/postgres.js";
 import { describeError, ErrorCode } from "../../../src/errors.js";
 import { runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { databaseUrl, type TestDatabase } from "../../helpers/db.js";
+import { cutoverErrorOf } from "../../helpers/errors.js";
 import { makeStepContext } from "../../helpers/step-context.js";
-import { createFixtureSource, createRdsLikeTarget, dbConfig, dbStepsFor, stepFailure } from "./fixture.js";
+import { createFixtureSource, createRdsLikeTarget, dbConfig, dbStepsFor } from "./fixture.js";
 
 const PASSWORD = "S3cret-Pa55word-never-shown";
 let source: TestDatabase;
@@ -78,7 +79,7 @@ async function silentServer(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-const failure = stepFailure;
+const failure = cutoverErrorOf;
 const stepsFor = (sourceUrl: string, targetUrl: string, withBlock?: string) =>
   dbStepsFor(sourceUrl, targetUrl, withBlock ? { config: dbConfig({ withBlock }) } : {});
 

@@ -6,7 +6,6 @@ import { Writable } from "node:stream";
 import pg from "pg";
 import { runTool } from "../../../src/cloud/postgres.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
-import { CutoverError } from "../../../src/errors.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
 import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import { createLogger } from "../../../src/log.js";
@@ -337,15 +336,4 @@ export async function dbStepsFor(source: string, target: string, opts: Parameter
     step: (type: string) => steps.get(type)!,
     input: (type: string, raw: unknown = {}) => steps.get(type)!.parse(raw),
   };
-}
-
-/** The CutoverError `p` fails with; any other outcome fails the test. */
-export async function stepFailure(p: Promise<unknown>): Promise<CutoverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CutoverError) return err;
-    throw err;
-  }
-  throw new Error("expected the step to fail");
 }
