@@ -39,16 +39,6 @@ runbook:
     { checkEnv: false },
   );
 
-/** What the KPI steps are built from, over the migration file `f`. */
-const deps = (f: ReturnType<typeof file>) => ({
-  env: {},
-  ports: createPorts({ env: {} }, f),
-  file: f,
-  dataDir: "/tmp",
-  log,
-  db,
-});
-
 beforeAll(async () => {
   state = await createTestDatabase("kpi_steps");
   db = createPrismaClient(state.url);
@@ -67,7 +57,14 @@ beforeEach(async () => {
 describe("kpi.monitor", () => {
   it("plans, switches sampling on with a first round, verifies, and undoes", async () => {
     const f = file(`[{ id: api, url: "${api.healthUrl}" }]`);
-    const step = createKpiMonitorStep(deps(f));
+    const step = createKpiMonitorStep({
+      env: {},
+      ports: createPorts({ env: {} }, f),
+      file: f,
+      dataDir: "/tmp",
+      log,
+      db,
+    });
     const input = step.parse(undefined);
     const ctx = makeStepContext({ run: { requestedBy: "U0OP" } });
     expect((await step.plan(input, ctx)).summary).toMatch(
@@ -88,7 +85,14 @@ describe("kpi.monitor", () => {
   });
 
   it("says what to add when there is nothing to probe, and rejects options it does not have", async () => {
-    const step = createKpiMonitorStep(deps(file("[]")));
+    const step = createKpiMonitorStep({
+      env: {},
+      ports: createPorts({ env: {} }, file("[]")),
+      file: file("[]"),
+      dataDir: "/tmp",
+      log,
+      db,
+    });
     const ctx = makeStepContext();
     await expect(step.run({}, ctx)).rejects.toMatchObject({
       code: ErrorCode.ConfigInvalid,
@@ -120,7 +124,16 @@ describe("cost.report", () => {
   const now = () => new Date("2026-11-03T06:00:00Z");
 
   it("reports the month and tells the channel when it heads over the budget alert", async () => {
-    const step = createCostReportStep({ ...deps(file("[]")), now, costExplorer: () => fake(false) });
+    const step = createCostReportStep({
+      env: {},
+      ports: createPorts({ env: {} }, file("[]")),
+      file: file("[]"),
+      dataDir: "/tmp",
+      log,
+      db,
+      now,
+      costExplorer: () => fake(false),
+    });
     const alerts: string[] = [];
     const ctx = { ...makeStepContext(), alert: (a: { text: string }) => void alerts.push(a.text) };
     const out = await step.run(step.parse({}), ctx);
@@ -136,7 +149,16 @@ describe("cost.report", () => {
   });
 
   it("fails without retries when Cost Explorer refuses, naming the permission", async () => {
-    const step = createCostReportStep({ ...deps(file("[]")), now, costExplorer: () => fake(true) });
+    const step = createCostReportStep({
+      env: {},
+      ports: createPorts({ env: {} }, file("[]")),
+      file: file("[]"),
+      dataDir: "/tmp",
+      log,
+      db,
+      now,
+      costExplorer: () => fake(true),
+    });
     await expect(step.run(step.parse({}), makeStepContext())).rejects.toMatchObject({
       code: ErrorCode.AwsPermissionDenied,
       message: expect.stringContaining("Missing IAM permission: `ce:GetCostAndUsage`"),
