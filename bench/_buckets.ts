@@ -11,6 +11,40 @@ export const MOTO_CREDENTIALS = {
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 };
 
+/**
+ * A migration file's `source` (the `media` bucket on s3rver as R2) and `target` (`bucket` on
+ * S3 in `region`) sections, and a runbook of one phase running `steps` (storage.sync, …).
+ */
+export function storageMigration(o: {
+  r2: S3Server;
+  bucket: string;
+  region: string;
+  steps: Array<{ id: string; uses: string }>;
+}): string {
+  return `source:
+  storage: { endpoint: "${o.r2.endpoint}", bucket: media, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
+target:
+  aws: { region: ${o.region} }
+  s3: { bucket: ${o.bucket}, region: ${o.region} }
+runbook:
+  phases:
+    - id: storage
+      title: Storage
+      steps:
+${o.steps.map((s) => `        - { id: ${s.id}, uses: ${s.uses} }\n`).join("")}`;
+}
+
+/** The environment {@link storageMigration} names: the keys of both sides and moto's endpoint. */
+export function storageEnv(moto: S3Server): Record<string, string> {
+  return {
+    R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: MOTO_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: MOTO_CREDENTIALS.secretAccessKey,
+  };
+}
+
 /** The source bucket `media` on s3rver, and each of `targets` on moto in `region`. */
 export async function createBenchBuckets(
   r2: S3Server,

@@ -23,7 +23,7 @@ import {
 import { generateShopDatabase } from "../src/sandbox/shop-data.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 import { CLUSTER_LOCATION_FILE } from "../src/store/database.js";
-import { createBenchBuckets, MOTO_CREDENTIALS } from "./_buckets.js";
+import { createBenchBuckets, storageEnv, storageMigration } from "./_buckets.js";
 import { benchMigrationFile } from "./_runbooks.js";
 
 /**
@@ -264,7 +264,6 @@ async function cutoverCli(args: string[], env: NodeJS.ProcessEnv): Promise<Measu
 
 async function storageVerify(objects: number, work: string) {
   const region = "ap-southeast-1";
-  const awsCreds = MOTO_CREDENTIALS;
   const servers: S3Server[] = [];
   try {
     say("storage: starting s3rver (as R2) and moto (as S3)…");
@@ -302,28 +301,20 @@ project: footprint
 slack: { channel: ${CHANNEL} }
 access: { operators: [${OPERATOR}], approvers: [U0APPROVER], channels: [${CHANNEL}], localOperator: bench-terminal }
 digest: { enabled: false }
-source:
-  storage: { endpoint: "${r2srv.endpoint}", bucket: media, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
-target:
-  aws: { region: ${region} }
-  s3: { bucket: ${bucket}, region: ${region} }
-runbook:
-  phases:
-    - id: storage
-      title: Storage
-      steps:
-        - { id: storage-sync, uses: storage.sync }
-        - { id: storage-verify, uses: storage.verify }
-`,
+${storageMigration({
+  r2: r2srv,
+  bucket,
+  region,
+  steps: [
+    { id: "storage-sync", uses: "storage.sync" },
+    { id: "storage-verify", uses: "storage.verify" },
+  ],
+})}`,
     );
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? dir,
-      R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ACCESS_KEY_ID: awsCreds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: awsCreds.secretAccessKey,
+      ...storageEnv(moto),
       CUTOVER_CONFIG: path.join(dir, "migration.yml"),
       CUTOVER_DATA_DIR: dir, // the embedded default here too
     };
