@@ -7,6 +7,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { SHIPPED_BOT, signalGroup, spawnServer } from "../src/sandbox/child-bot.js";
 import { FakeSlack, type RecordedCall } from "../src/sandbox/FakeSlack.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
+import { benchMigrationFile, BENCH_CHANNEL as CHANNEL, BENCH_OPERATOR as OPERATOR } from "./_runbooks.js";
 
 /**
  * `npm run bench -- ack [--requests 200] [--concurrency 20] [--warmup 200] [--reply-timeout-ms 30000]`
@@ -24,8 +25,6 @@ import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
  * One JSON object on stdout; progress on stderr.
  */
 
-const OPERATOR = "U0OPERATOR";
-const CHANNEL = "C0MIGRATE";
 const TARGET_P99_MS = 100;
 
 interface Options {
@@ -127,35 +126,18 @@ function summary(samples: readonly Sample[]) {
 
 /** The tests' access rules and a two-phase runbook (the status reply lists its steps). */
 function migrationFile(): string {
-  return `version: 1
-project: benchco
-environment: bench
-slack:
-  channel: ${CHANNEL}
-access:
-  operators: [${OPERATOR}, U0OPERATOR2, S0OPS]
-  approvers: [U0APPROVER]
-  channels: [${CHANNEL}]
-  localOperator: bench-terminal
-engine:
-  attempts: 2
-  backoffMs: 50
-digest: { enabled: false }
-runbook:
-  phases:
-    - id: probe
-      title: Probe the target
-      steps:
-        - id: write-rows
-          title: Write numbered rows
-          uses: db.write-probe
-          with: { urlEnv: PROBE_DATABASE_URL, table: probe_rows, rows: 500, batch: 100, pauseMs: 0 }
-    - id: later
+  return benchMigrationFile({
+    project: "benchco",
+    environment: "bench",
+    operators: ["U0OPERATOR2", "S0OPS"],
+    engine: "engine:\n  attempts: 2\n  backoffMs: 50\n",
+    phases: `    - id: later
       title: Not yet built
       steps:
         - id: monitor
           uses: kpi.monitor
-`;
+`,
+  });
 }
 
 /** SIGTERM to the server's process group, SIGKILL if it has not ended within 10 s. */

@@ -5,7 +5,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createObjectStore } from "../src/cloud/object-store.js";
 import { DEFAULT_SIZE_MB } from "../src/rehearsal/args.js";
 import { botEnv, PEOPLE, CHANNEL as REHEARSAL_CHANNEL, rehearsalConfig } from "../src/rehearsal/config.js";
@@ -18,6 +17,8 @@ import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../sr
 import { generateShopDatabase } from "../src/sandbox/shop-data.js";
 import { sendSlashCommand } from "../src/sandbox/slack-sender.js";
 import { CLUSTER_LOCATION_FILE } from "../src/store/database.js";
+import { createBenchBuckets, storageEnv, storageMigration } from "./_buckets.js";
+import { benchMigrationFile } from "./_runbooks.js";
 import { SHIPPED_BOT, startShippedBot as startBot, stopShippedBot as stop } from "./_shipped-bot.js";
 
 /**
@@ -131,27 +132,7 @@ async function treeMemory(root: number): Promise<TreeMemory> {
 // ---- the bot and the anchor --------------------------------------------------------------------
 
 function migrationFile(): string {
-  return `version: 1
-project: footprint
-environment: footprint
-slack:
-  channel: ${CHANNEL}
-access:
-  operators: [${OPERATOR}]
-  approvers: [U0APPROVER]
-  channels: [${CHANNEL}]
-  localOperator: bench-terminal
-digest: { enabled: false }
-runbook:
-  phases:
-    - id: probe
-      title: Probe the target
-      steps:
-        - id: write-rows
-          title: Write numbered rows
-          uses: db.write-probe
-          with: { urlEnv: PROBE_DATABASE_URL, table: probe_rows, rows: 500, batch: 100, pauseMs: 0 }
-`;
+  return benchMigrationFile({ project: "footprint", environment: "footprint" });
 }
 
 async function sendCommands(
@@ -237,10 +218,6 @@ async function cutoverCli(args: string[], env: NodeJS.ProcessEnv): Promise<Measu
 
 async function storageVerify(objects: number, work: string) {
   const region = "ap-southeast-1";
-  const awsCreds = {
-    accessKeyId: "AKIAIOSFODNN7EXAMPLE",
-    secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-  };
   const servers: S3Server[] = [];
   try {
     say("storage: starting s3rver (as R2) and moto (as S3)…");
@@ -249,21 +226,8 @@ async function storageVerify(objects: number, work: string) {
       startMoto(),
     ]);
     servers.push(r2srv, moto);
-    const create = async (endpoint: string, bucket: string, reg: string, creds: typeof awsCreds) => {
-      const c = new S3Client({ endpoint, region: reg, forcePathStyle: true, credentials: creds });
-      await c.send(
-        new CreateBucketCommand({
-          Bucket: bucket,
-          ...(reg !== "us-east-1"
-            ? { CreateBucketConfiguration: { LocationConstraint: reg as "ap-southeast-1" } }
-            : {}),
-        }),
-      );
-      c.destroy();
-    };
     const bucket = `footprint-${randomBytes(4).toString("hex")}`;
-    await create(r2srv.endpoint, "media", "us-east-1", { ...S3RVER_CREDENTIALS });
-    await create(moto.endpoint, bucket, region, awsCreds);
+    await createBenchBuckets(r2srv, moto, region, [bucket]);
     const source = createObjectStore({
       side: "source",
       provider: "R2",
@@ -291,28 +255,20 @@ project: footprint
 slack: { channel: ${CHANNEL} }
 access: { operators: [${OPERATOR}], approvers: [U0APPROVER], channels: [${CHANNEL}], localOperator: bench-terminal }
 digest: { enabled: false }
-source:
-  storage: { endpoint: "${r2srv.endpoint}", bucket: media, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
-target:
-  aws: { region: ${region} }
-  s3: { bucket: ${bucket}, region: ${region} }
-runbook:
-  phases:
-    - id: storage
-      title: Storage
-      steps:
-        - { id: storage-sync, uses: storage.sync }
-        - { id: storage-verify, uses: storage.verify }
-`,
+${storageMigration({
+  r2: r2srv,
+  bucket,
+  region,
+  steps: [
+    { id: "storage-sync", uses: "storage.sync" },
+    { id: "storage-verify", uses: "storage.verify" },
+  ],
+})}`,
     );
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH ?? "",
       HOME: process.env.HOME ?? dir,
-      R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ACCESS_KEY_ID: awsCreds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: awsCreds.secretAccessKey,
+      ...storageEnv(moto),
       CUTOVER_CONFIG: path.join(dir, "migration.yml"),
       CUTOVER_DATA_DIR: dir, // the embedded default here too
     };

@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { createObjectStore, type ObjectStore, type ObjectSummary } from "../src/cloud/object-store.js";
 import { fillBucket, type MediaSpec } from "../src/sandbox/media.js";
 import { S3RVER_CREDENTIALS, type S3Server, startMoto, startS3rver } from "../src/sandbox/s3-servers.js";
+import { createBenchBuckets, MOTO_CREDENTIALS, storageEnv, storageMigration } from "./_buckets.js";
 
 /**
  * `npm run bench -- storage [--objects 5000] [--min-kb 2] [--max-kb 200] [--large 20] [--large-mb 20]
@@ -164,25 +164,8 @@ export async function main(args: string[]): Promise<void> {
       stores.push(s);
       return s;
     };
-    const awsCreds = {
-      accessKeyId: "AKIAIOSFODNN7EXAMPLE",
-      secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-    };
-    const create = async (endpoint: string, bucket: string, reg: string, creds: typeof awsCreds) => {
-      const c = new S3Client({ endpoint, region: reg, forcePathStyle: true, credentials: creds });
-      await c.send(
-        new CreateBucketCommand({
-          Bucket: bucket,
-          ...(reg !== "us-east-1"
-            ? { CreateBucketConfiguration: { LocationConstraint: reg as "ap-southeast-1" } }
-            : {}),
-        }),
-      );
-      c.destroy();
-    };
-    await create(r2srv.endpoint, "media", "us-east-1", { ...S3RVER_CREDENTIALS });
-    await create(moto.endpoint, "media-cutover", region, awsCreds);
-    await create(moto.endpoint, "media-rclone", region, awsCreds);
+    const awsCreds = MOTO_CREDENTIALS;
+    await createBenchBuckets(r2srv, moto, region, ["media-cutover", "media-rclone"]);
     const source = mk(r2srv.endpoint, "media", "source", "us-east-1", { ...S3RVER_CREDENTIALS });
 
     say(
@@ -202,25 +185,8 @@ version: 1
 project: bench
 slack: { channel: C0123456789 }
 access: { operators: [U0123456789], approvers: [U0987654321], channels: [C0123456789] }
-source:
-  storage: { endpoint: "${r2srv.endpoint}", bucket: media, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
-target:
-  aws: { region: ${region} }
-  s3: { bucket: ${bucket}, region: ${region} }
-runbook:
-  phases:
-    - id: storage
-      title: Storage
-      steps: [{ id: storage-sync, uses: storage.sync }]
-`;
-    const env = {
-      PATH: process.env.PATH ?? "",
-      R2_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      R2_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-      AWS_ENDPOINT_URL: moto.endpoint,
-      AWS_ACCESS_KEY_ID: awsCreds.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: awsCreds.secretAccessKey,
-    };
+${storageMigration({ r2: r2srv, bucket, region, steps: [{ id: "storage-sync", uses: "storage.sync" }] })}`;
+    const env = { PATH: process.env.PATH ?? "", ...storageEnv(moto) };
     const serverCpu = async () => ({ s3rver: await cpuSeconds(r2srv.pid), moto: await cpuSeconds(moto.pid) });
 
     const runOurs = async (label: string) => {

@@ -1,23 +1,10 @@
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { runToEnd } from "./helpers/process.js";
 
-function runApp(env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve) => {
-    // what the README says to run: `npm start` (its script, not a copy of it)
-    const child = spawn("npm", ["--silent", "start"], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+/** What the README says to run: `npm start` (its script, not a copy of it). */
+async function runApp(env: NodeJS.ProcessEnv) {
+  const { code, out, err } = await runToEnd("npm", ["--silent", "start"], env);
+  return { code, stdout: out, stderr: err };
 }
 
 describe("npm start", () => {

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -10,6 +9,7 @@ import {
   queryOnce,
   type TestDatabase,
 } from "./helpers/db.js";
+import { runCutoverCli } from "./helpers/process.js";
 import { createFixtureSource, dbConfig } from "./jobs/db/fixture.js";
 
 /**
@@ -24,32 +24,15 @@ let copy: TestDatabase;
 let empty: TestDatabase;
 let dir: string;
 
-function cutover(
-  target: TestDatabase,
-  ...args: string[]
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.resolve("node_modules/.bin/node"), ["bin/cutover.js", ...args], {
-      env: {
-        PATH: process.env.PATH,
-        DATABASE_URL: state.url,
-        SOURCE_DATABASE_URL: source.url,
-        TARGET_DATABASE_URL: target.url,
-        RDS_MASTER_PASSWORD: "unused",
-        CUTOVER_CONFIG: path.join(dir, "migration.yml"),
-        CUTOVER_DATA_DIR: dir,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("exit", (code) => resolve({ code, out, err }));
+function cutover(target: TestDatabase, ...args: string[]) {
+  return runCutoverCli(args, {
+    PATH: process.env.PATH,
+    DATABASE_URL: state.url,
+    SOURCE_DATABASE_URL: source.url,
+    TARGET_DATABASE_URL: target.url,
+    RDS_MASTER_PASSWORD: "unused",
+    CUTOVER_CONFIG: path.join(dir, "migration.yml"),
+    CUTOVER_DATA_DIR: dir,
   });
 }
 

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -6,29 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeSlack } from "../src/sandbox/FakeSlack.js";
 import { CHANNEL, testConfig } from "./helpers/bot.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.js";
+import { runCutoverCli } from "./helpers/process.js";
 
 let state: TestDatabase;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 
-/** `npx cutover …` as a person would type it: the package's bin, on the Node 24 that npm installed. */
-function cutover(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(path.resolve("node_modules/.bin/node"), ["bin/cutover.js", ...args], {
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    child.on("exit", (code) => resolve({ code, out, err }));
-  });
-}
+const cutover = (...args: string[]) => runCutoverCli(args, env);
 
 beforeAll(async () => {
   state = await createTestDatabase("cli");

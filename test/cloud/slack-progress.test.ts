@@ -24,24 +24,30 @@ afterAll(async () => {
   await state?.drop();
 });
 
+/** A new run of the step `probe`, asked by U0OP in CHANNEL. */
+async function probeRun() {
+  const created = await createRun(
+    db,
+    {
+      env: "test",
+      kind: "step",
+      target: "probe",
+      dryRun: false,
+      options: {},
+      requestedBy: "U0OP",
+      channel: CHANNEL,
+      idempotencyKey: null,
+      steps: [{ step: "probe" }],
+    },
+    false,
+  );
+  if (!created.created) throw new Error("no run");
+  return created;
+}
+
 describe("SlackProgress in a process that resumes a run", () => {
   it("puts its first thread note under the message the earlier process posted", async () => {
-    const created = await createRun(
-      db,
-      {
-        env: "test",
-        kind: "step",
-        target: "probe",
-        dryRun: false,
-        options: {},
-        requestedBy: "U0OP",
-        channel: CHANNEL,
-        idempotencyKey: null,
-        steps: [{ step: "probe" }],
-      },
-      false,
-    );
-    if (!created.created) throw new Error("no run");
+    const created = await probeRun();
     // the earlier process posted the progress message and recorded it, then died
     const client = new WebClient("xoxb-test", { slackApiUrl: fake.apiUrl });
     const posted = await client.chat.postMessage({ channel: CHANNEL, text: "🔄 Run probe: running" });
@@ -62,22 +68,7 @@ describe("SlackProgress in a process that resumes a run", () => {
 
 describe("SlackProgress edits", () => {
   it("sends no edit that changes nothing, and every edit that does", async () => {
-    const created = await createRun(
-      db,
-      {
-        env: "test",
-        kind: "step",
-        target: "probe",
-        dryRun: false,
-        options: {},
-        requestedBy: "U0OP",
-        channel: CHANNEL,
-        idempotencyKey: null,
-        steps: [{ step: "probe" }],
-      },
-      false,
-    );
-    if (!created.created) throw new Error("no run");
+    const created = await probeRun();
     const client = new WebClient("xoxb-test", { slackApiUrl: fake.apiUrl });
     const progress = new SlackProgress(client, db, pino({ level: "silent" }), CHANNEL, 1000);
     const before = fake.calls("chat.update").length;

@@ -1,13 +1,11 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { signalGroup } from "../../src/sandbox/child-bot.js";
-import { freePort } from "../../src/sandbox/s3-servers.js";
 import { CLUSTER_LOCATION_FILE, ROOT_CLUSTER_BASE } from "../../src/store/database.js";
 import { testConfig } from "../helpers/bot.js";
-import { waitForValue } from "../helpers/wait.js";
+import { type HealthyBot, startBotUntilHealthy } from "../helpers/healthy-bot.js";
 
 /**
  * A checkout under a folder closed to others (`/root`, mode 0700), started as root on the
@@ -25,11 +23,11 @@ const why = isRoot ? "" : ` (skipped: this process runs as uid ${process.getuid?
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
 describe(`a checkout in a folder closed to others, started as root on the embedded default${why}`, () => {
-  let child: ChildProcess | undefined;
+  let bot: HealthyBot | undefined;
   let closed: string | undefined;
   let cluster: string | undefined;
   afterAll(async () => {
-    await signalGroup(child, "SIGTERM");
+    await bot?.stop();
     if (closed) await rm(closed, { recursive: true, force: true });
     if (cluster) await rm(path.dirname(cluster), { recursive: true, force: true });
   });
@@ -46,45 +44,18 @@ describe(`a checkout in a folder closed to others, started as root on the embedd
         await symlink(path.join(ROOT, entry), path.join(checkout, entry));
       const config = path.join(closed, "migration.yml");
       await writeFile(config, testConfig());
-      const port = await freePort();
-      let out = "";
-      child = spawn(process.execPath, ["--preserve-symlinks", "--preserve-symlinks-main", "dist/app.js"], {
+      bot = await startBotUntilHealthy({
+        command: process.execPath,
+        args: ["--preserve-symlinks", "--preserve-symlinks-main", "dist/app.js"],
         cwd: checkout,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          SLACK_BOT_TOKEN: "xoxb-root-checkout",
-          SLACK_SIGNING_SECRET: "root-checkout-secret",
-          SLACK_API_URL: "http://127.0.0.1:9/api/", // nothing there: /healthz does not need Slack
-          PORT: String(port),
-          CUTOVER_CONFIG: config,
-          CUTOVER_DATA_DIR: dataDir,
-          PROBE_DATABASE_URL: "postgres://unused@127.0.0.1:5432/unused",
-        },
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
+        env: { CUTOVER_CONFIG: config, CUTOVER_DATA_DIR: dataDir },
+        timeoutMs: 120_000,
       });
-      child.stdout?.on("data", (d) => {
-        out += d;
-      });
-      child.stderr?.on("data", (d) => {
-        out += d;
-      });
-      const health = await waitForValue(
-        "GET /healthz to answer 200",
-        async () => {
-          if (child?.exitCode !== null) throw new Error(`the bot exited ${child?.exitCode}:\n${out}`);
-          const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-          return res ? { status: res.status, body: await res.text() } : undefined;
-        },
-        (r) => r?.status === 200,
-        { timeoutMs: 120_000, intervalMs: 100 },
-      );
-      expect(health?.body).toContain('"ok":true');
+      expect(bot.health.body).toContain('"ok":true');
 
       // The server runs from a copy of the binaries under ROOT_CLUSTER_BASE (made by this start or
       // an earlier one), never from the closed checkout.
-      const postmaster = execFileSync("ps", ["-o", "args=", "--ppid", String(child.pid)], {
+      const postmaster = execFileSync("ps", ["-o", "args=", "--ppid", String(bot.child.pid)], {
         encoding: "utf8",
       });
       const binary = postmaster.split("\n").find((l) => l.includes("/bin/postgres "));
@@ -94,9 +65,7 @@ describe(`a checkout in a folder closed to others, started as root on the embedd
       cluster = (await readFile(path.join(dataDir, CLUSTER_LOCATION_FILE), "utf8")).split("\n")[0]!;
       expect(cluster.startsWith(`${ROOT_CLUSTER_BASE}/`)).toBe(true);
 
-      const exited = new Promise((resolve) => child?.once("exit", resolve));
-      await signalGroup(child, "SIGTERM");
-      await exited;
+      await bot.stop();
     },
     180_000,
   );

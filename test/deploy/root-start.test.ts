@@ -1,11 +1,10 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { signalGroup } from "../../src/sandbox/child-bot.js";
-import { freePort } from "../../src/sandbox/s3-servers.js";
 import { CLUSTER_LOCATION_FILE, ROOT_CLUSTER_BASE } from "../../src/store/database.js";
 import { testConfig } from "../helpers/bot.js";
+import { type HealthyBot, startBotUntilHealthy } from "../helpers/healthy-bot.js";
 import { waitForValue } from "../helpers/wait.js";
 
 /**
@@ -18,11 +17,11 @@ const isRoot = process.getuid?.() === 0;
 const why = isRoot ? "" : ` (skipped: this process runs as uid ${process.getuid?.()}, not root)`;
 
 describe(`npm start as root on the embedded default${why}`, () => {
-  let child: ChildProcess | undefined;
+  let bot: HealthyBot | undefined;
   let dataDir: string | undefined;
   let cluster: string | undefined;
   afterAll(async () => {
-    await signalGroup(child, "SIGTERM");
+    await bot?.stop();
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
     if (cluster) await rm(path.dirname(cluster), { recursive: true, force: true });
   });
@@ -34,42 +33,15 @@ describe(`npm start as root on the embedded default${why}`, () => {
       expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
       const config = path.join(dataDir, "migration.yml");
       await writeFile(config, testConfig());
-      const port = await freePort();
-      let out = "";
-      child = spawn("npm", ["start"], {
+      bot = await startBotUntilHealthy({
+        command: "npm",
+        args: ["start"],
         cwd: path.resolve(import.meta.dirname, "../.."),
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          SLACK_BOT_TOKEN: "xoxb-root-start",
-          SLACK_SIGNING_SECRET: "root-start-secret",
-          SLACK_API_URL: "http://127.0.0.1:9/api/", // nothing there: /healthz does not need Slack
-          PORT: String(port),
-          CUTOVER_CONFIG: config,
-          CUTOVER_DATA_DIR: dataDir,
-          PROBE_DATABASE_URL: "postgres://unused@127.0.0.1:5432/unused",
-        },
-        detached: true, // npm does not pass SIGTERM on: the group gets it
-        stdio: ["ignore", "pipe", "pipe"],
+        env: { CUTOVER_CONFIG: config, CUTOVER_DATA_DIR: dataDir },
+        timeoutMs: 90_000,
       });
-      child.stdout?.on("data", (d) => {
-        out += d;
-      });
-      child.stderr?.on("data", (d) => {
-        out += d;
-      });
-      const health = await waitForValue(
-        "GET /healthz to answer 200",
-        async () => {
-          if (child?.exitCode !== null) throw new Error(`npm start exited ${child?.exitCode}:\n${out}`);
-          const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-          return res ? { status: res.status, body: await res.text() } : undefined;
-        },
-        (r) => r?.status === 200,
-        { timeoutMs: 90_000, intervalMs: 100 },
-      );
-      expect(health?.body).toContain('"ok":true');
-      expect(out).toContain("node dist/app.js"); // npm ran the compiled bot, not tsx
+      expect(bot.health.body).toContain('"ok":true');
+      expect(bot.output()).toContain("node dist/app.js"); // npm ran the compiled bot, not tsx
 
       // The cluster lives under ROOT_CLUSTER_BASE, owned by postgres, and both the data directory
       // and the log say where.
@@ -77,12 +49,10 @@ describe(`npm start as root on the embedded default${why}`, () => {
       expect(cluster.startsWith(`${ROOT_CLUSTER_BASE}/`)).toBe(true);
       const owner = execFileSync("stat", ["-c", "%U", cluster], { encoding: "utf8" }).trim();
       expect(owner).toBe("postgres");
-      expect(out).toContain(`the embedded PostgreSQL lives in ${cluster}`);
+      expect(bot.output()).toContain(`the embedded PostgreSQL lives in ${cluster}`);
 
       // A SIGTERM stops it cleanly (the bot stops its own PostgreSQL).
-      const exited = new Promise((resolve) => child?.once("exit", resolve));
-      await signalGroup(child, "SIGTERM");
-      await exited;
+      await bot.stop();
       await waitForValue(
         "the embedded PostgreSQL to stop",
         () =>

@@ -1,11 +1,10 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningCutover, startCutover } from "../../src/app.js";
 import { pngSize } from "../../src/charts/png.js";
 import { createLogger } from "../../src/log.js";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { CHANNEL, OPERATOR, startTestBot, type TestBot } from "../helpers/bot.js";
+import { type DenyingCostExplorer, startDenyingCostExplorer } from "../helpers/denying-cost-explorer.js";
 
 /**
  * The daily digest as the bot posts it: due at start-up (the file says 00:00 UTC), one message
@@ -15,8 +14,7 @@ import { CHANNEL, OPERATOR, startTestBot, type TestBot } from "../helpers/bot.js
  */
 let t: TestBot;
 let api: AppServer;
-let deny: Server;
-let denied = 0;
+let ce: DenyingCostExplorer;
 
 function config(apiUrl: string): string {
   return `version: 1
@@ -50,37 +48,17 @@ runbook:
 beforeAll(async () => {
   api = await startAppServer({ name: "new" });
   // Cost Explorer that refuses every request, as with a role lacking ce:GetCostAndUsage
-  deny = createServer((req, res) => {
-    req.resume();
-    denied++;
-    res.writeHead(400, {
-      "content-type": "application/x-amz-json-1.1",
-      "x-amzn-errortype": "AccessDeniedException",
-    });
-    res.end(
-      JSON.stringify({
-        __type: "AccessDeniedException",
-        message: "User is not authorized to perform: ce:GetCostAndUsage",
-      }),
-    );
-  });
-  await new Promise<void>((r) => deny.listen(0, "127.0.0.1", r));
-  const ceUrl = `http://127.0.0.1:${(deny.address() as AddressInfo).port}`;
+  ce = await startDenyingCostExplorer("User is not authorized to perform: ce:GetCostAndUsage");
   t = await startTestBot("digest-bot", {
     config: config(api.url),
-    env: {
-      AWS_ENDPOINT_URL_COST_EXPLORER: ceUrl,
-      AWS_ACCESS_KEY_ID: "testing",
-      AWS_SECRET_ACCESS_KEY: "testing",
-      AWS_MAX_ATTEMPTS: "1",
-    },
+    env: ce.env,
   });
 });
 
 afterAll(async () => {
   await t?.stop();
   await api?.stop();
-  await new Promise((r) => deny?.close(r));
+  await ce?.stop();
 });
 
 describe("the daily digest, posted by the bot", () => {
@@ -94,7 +72,7 @@ describe("the daily digest, posted by the bot", () => {
     expect(body).toContain("Cost");
     expect(body).toMatch(/unavailable/i);
     expect(body).toMatch(/ce:GetCostAndUsage|AccessDenied/);
-    expect(denied).toBeGreaterThan(0);
+    expect(ce.calls()).toBeGreaterThan(0);
 
     await expect
       .poll(async () => (await t.bot.deps.db.digest.findFirstOrThrow({ where: { env: "test" } })).status)

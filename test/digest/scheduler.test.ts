@@ -19,6 +19,7 @@ import { createLogger } from "../../src/log.js";
 import { FakeSlack } from "../../src/sandbox/FakeSlack.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { runToEnd } from "../helpers/process.js";
 import { waitUntil } from "../helpers/wait.js";
 
 const CHANNEL = "C0DIGEST";
@@ -367,38 +368,28 @@ describe("digest settings in the migration file", () => {
 
 describe("two bot processes", () => {
   it("post one digest between them when both check at 09:00", async () => {
-    const { spawn } = await import("node:child_process");
     const { fileURLToPath } = await import("node:url");
     const child = fileURLToPath(new URL("./replica-child.ts", import.meta.url));
     const day = "2026-11-30";
     const before = fake.messages(CHANNEL).length;
-    const run = (id: string) =>
-      new Promise<{ id: string; outcome: string }>((resolve, reject) => {
-        const job = {
-          dbUrl: state.url,
-          slackApiUrl: fake.apiUrl,
-          token: TOKEN,
-          config: digestConfig(),
-          now: sgt(day, "09:00").toISOString(),
-          id,
-        };
-        const p = spawn(process.execPath, ["--import", "tsx", child, JSON.stringify(job)], {
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        let err = "";
-        p.stdout.on("data", (d) => {
-          out += d;
-        });
-        p.stderr.on("data", (d) => {
-          err += d;
-        });
-        p.on("close", (code) =>
-          code === 0
-            ? resolve(JSON.parse(out.trim().split("\n").at(-1)!))
-            : reject(new Error(`${id}: ${err}`)),
-        );
-      });
+    const run = async (id: string): Promise<{ id: string; outcome: string }> => {
+      const job = {
+        dbUrl: state.url,
+        slackApiUrl: fake.apiUrl,
+        token: TOKEN,
+        config: digestConfig(),
+        now: sgt(day, "09:00").toISOString(),
+        id,
+      };
+      const { code, out, err } = await runToEnd(process.execPath, [
+        "--import",
+        "tsx",
+        child,
+        JSON.stringify(job),
+      ]);
+      if (code !== 0) throw new Error(`${id}: ${err}`);
+      return JSON.parse(out.trim().split("\n").at(-1)!);
+    };
     const results = await Promise.all([run("process-1"), run("process-2")]);
     expect(results.map((r) => r.outcome).sort()).toEqual(["posted", "taken"]);
     expect(fake.messages(CHANNEL).length - before).toBe(1);

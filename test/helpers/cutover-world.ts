@@ -2,6 +2,8 @@ import { expect } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { sendRollbackSubmission, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
+import { createApproval } from "../../src/store/approvals.js";
+import type { Db } from "../../src/store/client.js";
 import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
@@ -12,6 +14,7 @@ import {
   SECOND_OPERATOR,
   startTestBot,
   type TestBot,
+  testConfig,
 } from "./bot.js";
 import { SteerableClock } from "./clock.js";
 import { waitForValue } from "./wait.js";
@@ -101,6 +104,87 @@ export interface CutoverWorld {
   stop(): Promise<void>;
 }
 
+/** What an approver types in the approval modal: the record's name (to confirm) and a note, if any. */
+export function approvalValues(typed: string, note?: string) {
+  return {
+    [INPUT.confirmName.block]: { [INPUT.confirmName.action]: { type: "plain_text_input", value: typed } },
+    ...(note !== undefined
+      ? { [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: note } } }
+      : {}),
+  };
+}
+
+/**
+ * A pending request, made straight in the state database as `/migrate cutover` would make it,
+ * to switch {@link RECORD} from {@link OLD_IP} to {@link NEW_IP}, asked by `requestedBy` in
+ * `channel`, for an hour.
+ */
+export function pendingDnsCutover(db: Db, requestedBy: string, channel: string = CHANNEL) {
+  return createApproval(db, {
+    action: "dns.cutover",
+    change: {
+      environment: "test",
+      zone: "example.com",
+      records: [
+        {
+          name: RECORD,
+          type: "A",
+          from: OLD_IP,
+          to: NEW_IP,
+          fromTtl: 60,
+          originalTtl: 3600,
+          ttl: 3600,
+          proxied: false,
+        },
+      ],
+      pages: null,
+    },
+    requestedBy,
+    channel,
+    expiresAt: new Date(Date.now() + 3600_000),
+  });
+}
+
+/**
+ * The test bot (the tests' access rules, `approvers` added to its approvers) with a `dns`
+ * section switching {@link RECORD}, over a FakeCloudflare seeded with the example cutover, so that
+ * an approval and `/rollback` have their modals. `stop` stops both.
+ */
+export async function startDnsTestBot(
+  label: string,
+  approvers: string[],
+): Promise<{ t: TestBot; cf: FakeCloudflare; stop(): Promise<void> }> {
+  const cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
+  await cf.start();
+  seedExampleCutover(cf);
+  const config = `${testConfig({ probeRows: 10 }).replace(
+    `approvers: [${APPROVER}]`,
+    `approvers: [${[APPROVER, ...approvers].join(", ")}]`,
+  )}
+dns:
+  zone: example.com
+  apiTokenEnv: CLOUDFLARE_API_TOKEN
+  records:
+    - { name: ${RECORD}, type: A, from: ${OLD_IP}, to: ${NEW_IP} }
+`;
+  expect(config).toContain(`approvers: [${[APPROVER, ...approvers].join(", ")}]`);
+  const t = await startTestBot(label, {
+    config,
+    env: { CLOUDFLARE_API_TOKEN: CF_TOKEN, CLOUDFLARE_BASE_URL: cf.baseUrl },
+  }).catch(async (err) => {
+    await cf.stop();
+    throw err;
+  });
+  return {
+    t,
+    cf,
+    async stop() {
+      await t.stop();
+      await cf.stop();
+    },
+  };
+}
+
 /** `extraSteps`: YAML lines appended to the phase's steps (8 spaces in), e.g. a long-running step. */
 export async function startCutoverWorld(label: string, extraSteps = ""): Promise<CutoverWorld> {
   const cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
@@ -170,12 +254,7 @@ export async function startCutoverWorld(label: string, extraSteps = ""): Promise
         callbackId: CALLBACK.approveCutover,
         privateMetadata: approvalId,
         userId: user,
-        values: {
-          [INPUT.confirmName.block]: {
-            [INPUT.confirmName.action]: { type: "plain_text_input", value: typed },
-          },
-          [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: `ok from ${user}` } },
-        },
+        values: approvalValues(typed, `ok from ${user}`),
       });
     },
     async submitRollback(user, word, extra = {}) {

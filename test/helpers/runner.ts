@@ -1,10 +1,62 @@
 import pg from "pg";
 import { PgBoss } from "pg-boss";
 import pino from "pino";
+import { parseMigrationFile } from "../../src/config/load.js";
 import type { MigrationFile } from "../../src/config/schema.js";
 import { Runner, type RunnerDeps } from "../../src/jobs/Runner.js";
+import type { RunRequest } from "../../src/jobs/run-queue.js";
 import type { StepDefinition, StepRegistry } from "../../src/jobs/types.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
+import { createTestDatabase, type TestDatabase } from "./db.js";
+
+/** What a runner test's migration file says beyond the head every one of them shares. */
+export interface RunnerFileOptions {
+  /** the phases: YAML list items, each `    - id: …` (four spaces in, under `runbook.phases`) */
+  phases: string;
+  /** `unit` unless said */
+  environment?: string;
+  /** the `engine` section, left out (the defaults) unless given */
+  engine?: { attempts: number; backoffMs: number; stallSeconds?: number };
+  /** further top-level sections (e.g. `verification:`), as YAML */
+  sections?: string;
+}
+
+/**
+ * The YAML of a runner test's migration file: project `t`, channel C0MIGRATE, operator U0OP and
+ * approver U0AP, with the test's own engine, sections and phases.
+ */
+export function runnerYaml(o: RunnerFileOptions): string {
+  const engine = o.engine
+    ? `engine: { ${Object.entries(o.engine)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(", ")} }\n`
+    : "";
+  return `version: 1
+project: t
+environment: ${o.environment ?? "unit"}
+slack: { channel: C0MIGRATE }
+access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
+${engine}${o.sections ?? ""}runbook:
+  phases:
+${o.phases}`;
+}
+
+/** {@link runnerYaml} parsed (without checking the environment variables it names). */
+export function runnerFile(o: RunnerFileOptions): MigrationFile {
+  return parseMigrationFile(runnerYaml(o), { checkEnv: false });
+}
+
+/** A request to run `target` as U0OP would send it from C0MIGRATE: not a dry run, no idempotency key. */
+export function runRequest(target: string, extra: Partial<RunRequest> = {}): RunRequest {
+  return {
+    target,
+    dryRun: false,
+    requestedBy: "U0OP",
+    channel: "C0MIGRATE",
+    idempotencyKey: null,
+    ...extra,
+  };
+}
 
 export interface TestRunner {
   runner: Runner;
@@ -50,6 +102,26 @@ export async function startTestRunner(opts: {
       await boss.stop({ graceful: false });
       await pool.end();
       await db.$disconnect();
+    },
+  };
+}
+
+/** A {@link startTestRunner} over a fresh test database of its own, which `stop` drops as well. */
+export async function startRunnerOnNewDb(
+  label: string,
+  opts: Omit<Parameters<typeof startTestRunner>[0], "url">,
+): Promise<TestRunner & { state: TestDatabase }> {
+  const state = await createTestDatabase(label);
+  const tr = await startTestRunner({ url: state.url, ...opts }).catch(async (err) => {
+    await state.drop();
+    throw err;
+  });
+  return {
+    ...tr,
+    state,
+    async stop() {
+      await tr.stop();
+      await state.drop();
     },
   };
 }

@@ -3,10 +3,18 @@ import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js
 import { signalGroup } from "../../src/sandbox/child-bot.js";
 import { FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { sendBlockAction, sendSlashCommand, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
-import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
+import { ACTION, CALLBACK } from "../../src/views/ids.js";
 import { APPROVER, CHANNEL, OPERATOR } from "../helpers/bot.js";
 import { type ChildBotWorld, startChildBotWorld } from "../helpers/child-bot-world.js";
-import { CF_ACCOUNT, CF_TOKEN, cutoverConfig, NEW_IP, NEW_RECORD, RECORD } from "../helpers/cutover-world.js";
+import {
+  approvalValues,
+  CF_ACCOUNT,
+  CF_TOKEN,
+  cutoverConfig,
+  NEW_IP,
+  NEW_RECORD,
+  RECORD,
+} from "../helpers/cutover-world.js";
 
 /**
  * The DNS cutover with the bot SIGKILLed in the middle of it (after the switch, while it watches
@@ -103,12 +111,7 @@ describe("a DNS cutover killed mid-way", () => {
       callbackId: CALLBACK.approveCutover,
       privateMetadata: approval,
       userId: APPROVER,
-      values: {
-        [INPUT.confirmName.block]: {
-          [INPUT.confirmName.action]: { type: "plain_text_input", value: RECORD },
-        },
-        [INPUT.note.block]: { [INPUT.note.action]: { type: "plain_text_input", value: "go" } },
-      },
+      values: approvalValues(RECORD, "go"),
     });
     expect(submitted.body).toBe("");
 

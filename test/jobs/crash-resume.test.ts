@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { signalGroup } from "../../src/sandbox/child-bot.js";
-import { sendSlashCommand } from "../../src/sandbox/slack-sender.js";
-import { CHANNEL, OPERATOR, testConfig } from "../helpers/bot.js";
-import { type ChildBotWorld, startChildBotWorld } from "../helpers/child-bot-world.js";
+import type { ChildBotWorld } from "../helpers/child-bot-world.js";
+import { expectMidway, expectResumed, runToAQuarter, startProbeWorld } from "../helpers/probe-resume.js";
 
-const ROWS = 20_000;
 let w: ChildBotWorld;
 
 beforeAll(async () => {
-  w = await startChildBotWorld("crash", {
-    config: testConfig({ probeRows: ROWS, pauseMs: 15 }),
-    spawnTimeoutMs: 30_000,
-  });
-  w.env.PROBE_DATABASE_URL = w.state.url;
+  w = await startProbeWorld("crash");
 });
 
 afterAll(async () => {
@@ -22,56 +16,16 @@ afterAll(async () => {
 describe("a step killed mid-way", () => {
   it("resumes after SIGKILL and a restart, writing every row exactly once, in one progress message", async () => {
     const first = await w.startBot();
-    const res = await sendSlashCommand({
-      url: `http://127.0.0.1:${first.port}/slack/events`,
-      signingSecret: w.env.SLACK_SIGNING_SECRET!,
-      command: "/migrate",
-      text: "run probe",
-      userId: OPERATOR,
-      channelId: CHANNEL,
-      responseUrl: w.fake.responseUrl("crash-run", { channel: CHANNEL, user: OPERATOR }),
-    });
-    expect(res.status).toBe(200);
-
     // Kill it somewhere in the middle of the step.
-    const atKill = await w.until("a quarter of the rows", async () => {
-      const [row] = await w
-        .query<{ done: string }>("SELECT done FROM _cutover_progress WHERE key = 'probe_rows'")
-        .catch(() => []);
-      return row && Number(row.done) >= ROWS / 4 ? Number(row.done) : undefined;
-    });
+    const atKill = await runToAQuarter(w, first.port, "crash-run");
     await w.kill9(first.child);
-    const [partial] = await w.query<{ n: number; status: string }>(
-      "SELECT (SELECT count(*)::int FROM probe_rows) AS n, (SELECT status FROM runs LIMIT 1) AS status",
-    );
-    expect(partial!.status).toBe("running");
-    expect(partial!.n).toBeGreaterThanOrEqual(atKill);
-    expect(partial!.n).toBeLessThan(ROWS);
+    await expectMidway(w, atKill);
 
-    // Restart: the recovery sweep picks the run up and the step continues from its checkpoint.
+    // Restart: the recovery sweep picks the run up and the step continues from its checkpoint;
+    // the second process continues the same run (it does not start a new one), in the same
+    // progress message, with the resume noted in its thread.
     const second = await w.startBot();
-    const final = await w.until("the run to finish", async () => {
-      const [run] = await w.query<{ status: string }>("SELECT status FROM runs LIMIT 1");
-      return run && ["succeeded", "failed", "cancelled"].includes(run.status) ? run.status : undefined;
-    });
-    expect(final).toBe("succeeded");
-    const [rows] = await w.query<{ n: number; d: number; lo: number; hi: number }>(
-      "SELECT count(*)::int AS n, count(DISTINCT n)::int AS d, min(n)::int AS lo, max(n)::int AS hi FROM probe_rows",
-    );
-    expect(rows).toEqual({ n: ROWS, d: ROWS, lo: 1, hi: ROWS });
-    // the second process continued the same run (it did not start a new one)
-    const resumed = await w.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM audit_events WHERE action = 'run.resume'",
-    );
-    expect(resumed[0]!.n).toBe(1);
-
-    // Still one progress message for the run, edited to its final state, with the resume noted in its thread.
-    await w.until("the final edit", async () =>
-      w.fake.messages(CHANNEL).some((m) => m.text.includes("Run probe: succeeded")) ? true : undefined,
-    );
-    const messages = w.fake.messages(CHANNEL).filter((m) => m.text.includes("Run probe"));
-    expect(messages).toHaveLength(1);
-    expect(messages[0]!.replies.some((r) => r.text.includes("Resumed after an interruption"))).toBe(true);
+    await expectResumed(w);
 
     await signalGroup(second.child, "SIGTERM");
   }, 120_000);

@@ -305,31 +305,24 @@ describe("AAAA records in canonical form", () => {
     await applyChange(deps, changeOf([aaaa], false), makeStepContext());
     expect(fake.records("example.com").find((r) => r.type === "AAAA")?.content).toBe("2001:db8::20");
 
-    const report = await rollback(
-      deps,
-      {
-        source: "cutover record",
-        records: [
-          { name: "api.example.com", type: "AAAA", content: "2001:0DB8::0010", ttl: 3600, proxied: false },
-        ],
-        pages: null,
-      },
-      new AbortController().signal,
-    );
+    // the recorded value, written as a person might (upper case, zeros in full)
+    const restore = () =>
+      rollback(
+        deps,
+        {
+          source: "cutover record",
+          records: [
+            { name: "api.example.com", type: "AAAA", content: "2001:0DB8::0010", ttl: 3600, proxied: false },
+          ],
+          pages: null,
+        },
+        new AbortController().signal,
+      );
+    const report = await restore();
     expect(report.items).toEqual([expect.objectContaining({ ok: true })]);
     expect(report.complete).toBe(true);
     // a second rollback sees it already restored
-    const again = await rollback(
-      deps,
-      {
-        source: "cutover record",
-        records: [
-          { name: "api.example.com", type: "AAAA", content: "2001:0DB8::0010", ttl: 3600, proxied: false },
-        ],
-        pages: null,
-      },
-      new AbortController().signal,
-    );
+    const again = await restore();
     expect(again.items[0]?.detail).toMatch(/^already /);
   });
 });

@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import { failedNote, firstLine, retryNote, succeededNote } from "../../src/jobs/notes.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 
 // a pg_restore-like error: a first line that says what, then thousands of characters of detail
 const LONG_ERROR = `pg_restore: error: could not execute query: ERROR: relation "orders" already exists\n${"pg_restore: detail: Command was: CREATE TABLE public.orders (id bigint NOT NULL, …);\n".repeat(70)}`;
@@ -49,22 +47,15 @@ describe("the runner's notes", () => {
 });
 
 describe("a step that fails three times with a 6,000-character error, through the real Runner", () => {
-  const FILE = parseMigrationFile(
-    `version: 1
-project: t
-environment: notes
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 3, backoffMs: 10 }
-runbook:
-  phases:
-    - id: one
+  const FILE = runnerFile({
+    environment: "notes",
+    engine: { attempts: 3, backoffMs: 10 },
+    phases: `    - id: one
       title: One
       steps:
         - { id: restore, uses: test.failing }
 `,
-    { checkEnv: false },
-  );
+  });
   const registry = new Map<string, StepDefinition<unknown>>([
     [
       "test.failing",
@@ -75,25 +66,16 @@ runbook:
       }),
     ],
   ]);
-  let state: TestDatabase;
   let tr: TestRunner;
   beforeAll(async () => {
-    state = await createTestDatabase("notes");
-    tr = await startTestRunner({ url: state.url, file: FILE, registry });
+    tr = await startRunnerOnNewDb("notes", { file: FILE, registry });
   });
   afterAll(async () => {
     await tr?.stop();
-    await state?.drop();
   });
 
   it("says the error once, in a line, and keeps the whole of it in the step's record", async () => {
-    const submitted = await tr.runner.submit({
-      target: "one",
-      dryRun: false,
-      requestedBy: "U0OP",
-      channel: "C0MIGRATE",
-      idempotencyKey: null,
-    });
+    const submitted = await tr.runner.submit(runRequest("one"));
     if (!submitted.created) throw new Error("not created");
     await expect
       .poll(async () => (await tr.db.run.findUniqueOrThrow({ where: { id: submitted.runId } })).status, {

@@ -3,35 +3,26 @@ import { PgBoss } from "pg-boss";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import { parseMigrationFile } from "../../src/config/load.js";
 import { LockService } from "../../src/jobs/locks.js";
 import { RUN_QUEUE, RunQueue } from "../../src/jobs/run-queue.js";
 import type { StepExecutor } from "../../src/jobs/step-executor.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createRun } from "../../src/store/runs.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { testStep } from "../helpers/runner.js";
+import { runnerFile, runRequest, testStep } from "../helpers/runner.js";
 
 /**
  * The run queue without a worker: a run and its job are created together or not at all, and the
  * recovery sweep queues again only what a dead worker left (not a run whose job still waits).
  */
 
-const FILE = parseMigrationFile(
-  `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-runbook:
-  phases:
-    - id: one
+const FILE = runnerFile({
+  phases: `    - id: one
       title: One
       steps:
         - { id: first, uses: test.step }
 `,
-  { checkEnv: false },
-);
+});
 
 let state: TestDatabase;
 let db: Db;
@@ -53,13 +44,7 @@ function queue(overrides: { boss?: PgBoss } = {}): RunQueue {
   });
 }
 
-const request = {
-  target: "one",
-  dryRun: false,
-  requestedBy: "U0OP",
-  channel: "C0MIGRATE",
-  idempotencyKey: null,
-};
+const request = runRequest("one");
 
 const jobsOf = (runId: string) => boss.findJobs(RUN_QUEUE, { data: { runId } });
 

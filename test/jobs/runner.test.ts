@@ -1,23 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { waitForValue } from "../helpers/wait.js";
 
-const FILE = parseMigrationFile(
-  `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 3, backoffMs: 20 }
-runbook:
-  phases:
-    - id: one
+const FILE = runnerFile({
+  engine: { attempts: 3, backoffMs: 20 },
+  phases: `    - id: one
       title: One
       steps:
         - { id: flaky, uses: test.flaky }
@@ -28,10 +19,8 @@ runbook:
         - { id: slow, uses: test.slow }
         - { id: absent, uses: kpi.monitor }
 `,
-  { checkEnv: false },
-);
+});
 
-let state: TestDatabase;
 let db: Db;
 let tr: TestRunner;
 let runner: Runner;
@@ -87,25 +76,16 @@ const waitFor = (runId: string, statuses: string[], timeoutMs = 15_000) =>
   );
 
 beforeAll(async () => {
-  state = await createTestDatabase("runner");
-  tr = await startTestRunner({ url: state.url, file: FILE, registry });
+  tr = await startRunnerOnNewDb("runner", { file: FILE, registry });
   ({ runner, db, notes } = tr);
 });
 
 afterAll(async () => {
   await tr?.stop();
-  await state?.drop();
 });
 
-const request = (target: string, extra: Partial<Parameters<Runner["submit"]>[0]> = {}) =>
-  runner.submit({
-    target,
-    dryRun: false,
-    requestedBy: "U0OP",
-    channel: "C0MIGRATE",
-    idempotencyKey: null,
-    ...extra,
-  });
+const request = (target: string, extra: Parameters<typeof runRequest>[1] = {}) =>
+  runner.submit(runRequest(target, extra));
 
 describe("Runner", () => {
   it("retries a throwing step with back-off and keeps its checkpoint between attempts", async () => {

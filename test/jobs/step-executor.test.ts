@@ -1,7 +1,6 @@
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/clock.js";
-import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import { backoffMs } from "../../src/jobs/backoff.js";
 import type { AbortReason } from "../../src/jobs/observer.js";
@@ -9,7 +8,7 @@ import { progressThrottle } from "../../src/jobs/progress-throttle.js";
 import { type ExecutionToRun, type RunToExecute, StepExecutor } from "../../src/jobs/step-executor.js";
 import type { Progress, StepDefinition } from "../../src/jobs/types.js";
 import type { AttemptRef, StepRecords } from "../../src/store/steps.js";
-import { testStep } from "../helpers/runner.js";
+import { runnerFile, testStep } from "../helpers/runner.js";
 
 /**
  * The step executor against an in-memory record of executions and a clock the test moves: the
@@ -17,23 +16,15 @@ import { testStep } from "../helpers/runner.js";
  * No database, no queue, no sleeping.
  */
 
-const FILE = parseMigrationFile(
-  `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 3, backoffMs: 1000 }
-runbook:
-  phases:
-    - id: one
+const FILE = runnerFile({
+  engine: { attempts: 3, backoffMs: 1000 },
+  phases: `    - id: one
       title: One
       steps:
         - { id: flaky, uses: test.flaky }
         - { id: gone, uses: test.not-in-this-build }
 `,
-  { checkEnv: false },
-);
+});
 
 /** StepRecords in memory: what the executor wrote, in order, and the checkpoints. */
 function memoryRecords() {

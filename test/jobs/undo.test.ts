@@ -1,13 +1,12 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseMigrationFile } from "../../src/config/load.js";
 import { stepRegistry } from "../../src/jobs/define-step.js";
 import type { Runner } from "../../src/jobs/Runner.js";
 import { createDbWriteProbeStep } from "../../src/jobs/steps/db/write-probe.js";
 import { createHttpCheckStep } from "../../src/jobs/steps/verify/http-check.js";
 import type { Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { makeStepDeps } from "../helpers/step-context.js";
 import { runFinished } from "../helpers/wait.js";
 
@@ -15,16 +14,9 @@ import { runFinished } from "../helpers/wait.js";
  * `/migrate undo <phase>` as the runner carries it out: the phase's undos, newest step first,
  * reading what the undone run recorded, previewed by a dry run, and audited.
  */
-const FILE = parseMigrationFile(
-  `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 1, backoffMs: 20 }
-runbook:
-  phases:
-    - id: rows
+const FILE = runnerFile({
+  engine: { attempts: 1, backoffMs: 20 },
+  phases: `    - id: rows
       title: Rows
       steps:
         - { id: first-rows, uses: db.write-probe, with: { urlEnv: PROBE_URL, table: undo_first, rows: 30, batch: 10 } }
@@ -39,25 +31,16 @@ runbook:
       steps:
         - { id: dns-switch, uses: dns.cutover }
 `,
-  { checkEnv: false },
-);
+});
 
-let state: TestDatabase;
 let probe: TestDatabase;
 let tr: TestRunner;
 let runner: Runner;
 let db: Db;
 let switchUndone = false;
 
-const request = (target: string, extra: Partial<Parameters<Runner["submit"]>[0]> = {}) =>
-  runner.submit({
-    target,
-    dryRun: false,
-    requestedBy: "U0OP",
-    channel: "C0MIGRATE",
-    idempotencyKey: null,
-    ...extra,
-  });
+const request = (target: string, extra: Parameters<typeof runRequest>[1] = {}) =>
+  runner.submit(runRequest(target, extra));
 
 async function tables(): Promise<string[]> {
   const client = new pg.Client({ connectionString: probe.url });
@@ -73,11 +56,9 @@ async function tables(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  state = await createTestDatabase("undo");
   probe = await createTestDatabase("undo_probe");
   const env = { PROBE_URL: probe.url };
-  tr = await startTestRunner({
-    url: state.url,
+  tr = await startRunnerOnNewDb("undo", {
     file: FILE,
     registry: stepRegistry([
       createDbWriteProbeStep(makeStepDeps({ file: FILE, env })),
@@ -96,7 +77,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await tr?.stop();
   await probe?.drop();
-  await state?.drop();
 });
 
 describe("undo of a phase", () => {

@@ -5,22 +5,17 @@ import { CutoverError, ErrorCode } from "../../src/errors.js";
 import type { Runner } from "../../src/jobs/Runner.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { startTestRunner, type TestRunner, testStep } from "../helpers/runner.js";
+import { runnerYaml, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { runFinished, waitUntil } from "../helpers/wait.js";
 
-const YAML = (steps: string) => `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 3, backoffMs: 20, stallSeconds: 1 }
-runbook:
-  phases:
-    - id: one
+const YAML = (steps: string) =>
+  runnerYaml({
+    engine: { attempts: 3, backoffMs: 20, stallSeconds: 1 },
+    phases: `    - id: one
       title: One
       steps:
-${steps}`;
+${steps}`,
+  });
 
 const FILE = parseMigrationFile(
   YAML(`        - { id: blackhole, uses: test.blackhole, timeout: 2s }
@@ -32,7 +27,6 @@ const FILE = parseMigrationFile(
   { checkEnv: false },
 );
 
-let state: TestDatabase;
 let db: Db;
 let tr: TestRunner;
 let runner: Runner;
@@ -108,13 +102,7 @@ const registry = new Map<string, StepDefinition<unknown>>([
 ]);
 
 async function runToEnd(target: string, timeoutMs = 20_000) {
-  const submitted = await runner.submit({
-    target,
-    dryRun: false,
-    requestedBy: "U0OP",
-    channel: "C0MIGRATE",
-    idempotencyKey: null,
-  });
+  const submitted = await runner.submit(runRequest(target));
   if (!submitted.created) throw new Error(`not created: ${submitted.reason}`);
   const started = Date.now();
   const run = await runFinished(db, submitted.runId, { timeoutMs, intervalMs: 50 });
@@ -122,9 +110,7 @@ async function runToEnd(target: string, timeoutMs = 20_000) {
 }
 
 beforeAll(async () => {
-  state = await createTestDatabase("watchdog");
-  tr = await startTestRunner({
-    url: state.url,
+  tr = await startRunnerOnNewDb("watchdog", {
     file: FILE,
     registry,
     extra: { watchdogGraceMs: 300, quietNoteMs: 500 },
@@ -134,7 +120,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tr?.stop();
-  await state?.drop();
 });
 
 describe("the step watchdog", () => {
@@ -193,13 +178,7 @@ describe("the step watchdog", () => {
   });
 
   it("lets `timeout: none` lift the limit (cancel still stops it)", async () => {
-    const submitted = await runner.submit({
-      target: "unlimited",
-      dryRun: false,
-      requestedBy: "U0OP",
-      channel: "C0MIGRATE",
-      idempotencyKey: null,
-    });
+    const submitted = await runner.submit(runRequest("unlimited"));
     if (!submitted.created) throw new Error("not created");
     // the runner gave its watchdog no limit: the quiet note says so, where a limited step's names
     // the moment it will be stopped (the fake-timer test shows a limitless watchdog never trips)

@@ -1,5 +1,3 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AppServer, startAppServer } from "../../src/sandbox/app-servers.js";
 import { renderBlocksAsText } from "../../src/views/text.js";
@@ -12,6 +10,7 @@ import {
   startTestBot,
   type TestBot,
 } from "../helpers/bot.js";
+import { type DenyingCostExplorer, startDenyingCostExplorer } from "../helpers/denying-cost-explorer.js";
 import { waitForValue, waitUntil } from "../helpers/wait.js";
 
 /*
@@ -52,41 +51,23 @@ runbook:
 
 let t: TestBot;
 let api: AppServer;
-let denied: Server;
-let deniedCalls = 0;
+let ce: DenyingCostExplorer;
 
 beforeAll(async () => {
   api = await startAppServer({ name: "api" });
   // Cost Explorer that refuses everything, as AWS does for a policy without ce:*
-  denied = createServer((req, res) => {
-    deniedCalls++;
-    req.resume();
-    res.writeHead(400, {
-      "content-type": "application/x-amz-json-1.1",
-      "x-amzn-errortype": "AccessDeniedException",
-    });
-    res.end(
-      JSON.stringify({
-        __type: "AccessDeniedException",
-        message: "User: arn:aws:iam::123456789012:user/bot is not authorized to perform: ce:GetCostAndUsage",
-      }),
-    );
-  });
-  await new Promise<void>((r) => denied.listen(0, "127.0.0.1", r));
+  ce = await startDenyingCostExplorer(
+    "User: arn:aws:iam::123456789012:user/bot is not authorized to perform: ce:GetCostAndUsage",
+  );
   t = await startTestBot("kpi_cmd", {
     config: config(api.healthUrl),
-    env: {
-      AWS_ENDPOINT_URL_COST_EXPLORER: `http://127.0.0.1:${(denied.address() as AddressInfo).port}`,
-      AWS_ACCESS_KEY_ID: "testing",
-      AWS_SECRET_ACCESS_KEY: "testing",
-      AWS_MAX_ATTEMPTS: "1",
-    },
+    env: ce.env,
   });
 });
 afterAll(async () => {
   await t?.stop();
   await api?.stop();
-  await new Promise((r) => denied?.close(r));
+  await ce?.stop();
 });
 
 async function blocksOf(res: Awaited<ReturnType<TestBot["command"]>>): Promise<string> {
@@ -170,7 +151,7 @@ describe("/migrate cost", () => {
     expect(text).toContain(
       "ce:GetCostAndUsage, ce:GetCostForecast and ce:GetReservationPurchaseRecommendation",
     );
-    expect(deniedCalls).toBe(1);
+    expect(ce.calls()).toBe(1);
   });
 
   it("answers an argument it does not know with the usage", async () => {

@@ -9,7 +9,6 @@ import {
   sendSlashCommand,
   sendViewSubmission,
 } from "../../src/sandbox/slack-sender.js";
-import { createApproval } from "../../src/store/approvals.js";
 import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
@@ -25,6 +24,7 @@ import {
   type CutoverWorld,
   NEW_IP,
   OLD_IP,
+  pendingDnsCutover,
   RECORD,
   startCutoverWorld,
 } from "../helpers/cutover-world.js";
@@ -43,6 +43,24 @@ const EVIL_URL = "https://evil.example.net";
 const text = (c: RecordedCall) => String((c.args as { text?: string }).text ?? "");
 const callCount = () => w.t.fake.calls().length;
 const db = () => w.t.bot.deps.db;
+/** What the bot posted to the channel since call `since` whose text includes `needle`. */
+const postsSince = (since: number, needle: string) =>
+  w.t.fake
+    .calls()
+    .slice(since)
+    .filter((c) => c.method === "chat.postMessage" && text(c).includes(needle));
+/** The operator's ROLLBACK submitted as from `modal`, with `extra` fields added to what it offered. */
+const rollbackFrom = (modal: { viewId?: string; viewHash?: string }, extra: Record<string, string> = {}) =>
+  sendRollbackSubmission({
+    url: w.t.eventsUrl,
+    signingSecret: w.t.signingSecret,
+    userId: OPERATOR,
+    ...modal,
+    word: "ROLLBACK",
+    extra,
+  });
+/** Record and variable values the rollback modal never offers. */
+const EVIL_VALUES = { rb_record_0: EVIL_IP, rb_var_NEXT_PUBLIC_API_URL: EVIL_URL };
 
 /** The first call after `since` that matches, waiting up to `timeoutMs`. */
 async function nextCall(since: number, match: (c: RecordedCall) => boolean, timeoutMs = 15_000) {
@@ -167,24 +185,12 @@ describe("attacks from outside (issue 15)", { timeout: 120_000 }, () => {
     const before = await refusals("rollback.confirm", OPERATOR);
     const since = callCount();
     // the bot's own modal, with fields it never offered added to the submission
-    const forged = await sendRollbackSubmission({
-      url: w.t.eventsUrl,
-      signingSecret: w.t.signingSecret,
-      userId: OPERATOR,
-      ...modal,
-      word: "ROLLBACK",
-      extra: { rb_record_0: EVIL_IP, rb_var_NEXT_PUBLIC_API_URL: EVIL_URL },
-    });
+    const forged = await rollbackFrom(modal, EVIL_VALUES);
     expect(JSON.parse(forged.body || "{}").response_action).toBe("errors");
     expect(await refusals("rollback.confirm", OPERATOR)).toBe(before + 1);
     expect(w.record().content).toBe(NEW_IP);
     expect(w.cf.envVars("web").NEXT_PUBLIC_API_URL).toBe(`https://${RECORD}`);
-    expect(
-      w.t.fake
-        .calls()
-        .slice(since)
-        .filter((c) => c.method === "chat.postMessage" && text(c).includes("Rollback")),
-    ).toEqual([]);
+    expect(postsSince(since, "Rollback")).toEqual([]);
 
     // the honest submission restores the recorded values and names their source, line by line
     const honest = callCount();
@@ -202,29 +208,7 @@ describe("attacks from outside (issue 15)", { timeout: 120_000 }, () => {
   });
 
   it("3. a view_submission without a modal the bot opened for that person and request is refused and audited", async () => {
-    const approval = await createApproval(db(), {
-      action: "dns.cutover",
-      change: {
-        environment: "test",
-        zone: "example.com",
-        records: [
-          {
-            name: RECORD,
-            type: "A",
-            from: OLD_IP,
-            to: NEW_IP,
-            fromTtl: 60,
-            originalTtl: 3600,
-            ttl: 3600,
-            proxied: false,
-          },
-        ],
-        pages: null,
-      },
-      requestedBy: SECOND_OPERATOR,
-      channel: CHANNEL,
-      expiresAt: new Date(Date.now() + 3600_000),
-    });
+    const approval = await pendingDnsCutover(db(), SECOND_OPERATOR);
     const approveWith = (
       user: string,
       view: { viewId?: string; viewHash?: string },
@@ -272,33 +256,15 @@ describe("attacks from outside (issue 15)", { timeout: 120_000 }, () => {
     await switchedState();
     const rollbackRefused = await refusals("rollback.confirm", OPERATOR);
     const since = callCount();
-    const forged = await sendRollbackSubmission({
-      url: w.t.eventsUrl,
-      signingSecret: w.t.signingSecret,
-      userId: OPERATOR,
-      viewId: "V0FORGED02",
-      word: "ROLLBACK",
-    });
+    const forged = await rollbackFrom({ viewId: "V0FORGED02" });
     expect(refusedBody(forged.body)).toBe(true);
     expect(await refusals("rollback.confirm", OPERATOR)).toBe(rollbackRefused + 1);
     expect(w.record().content).toBe(NEW_IP);
-    expect(
-      w.t.fake
-        .calls()
-        .slice(since)
-        .filter((c) => c.method === "chat.postMessage" && text(c).includes("Rollback")),
-    ).toEqual([]);
+    expect(postsSince(since, "Rollback")).toEqual([]);
 
     // (f) the bot's own modal submitted twice: the replay is refused, and one rollback ran
     const modal = await rollbackModalFor(OPERATOR);
-    const submit = () =>
-      sendRollbackSubmission({
-        url: w.t.eventsUrl,
-        signingSecret: w.t.signingSecret,
-        userId: OPERATOR,
-        ...modal,
-        word: "ROLLBACK",
-      });
+    const submit = () => rollbackFrom(modal);
     const first = callCount();
     expect((await submit()).body).toBe("");
     expect(await rollbackReport(first)).toContain("✅ Rollback by");
@@ -394,12 +360,7 @@ describe("attacks from outside (issue 15)", { timeout: 120_000 }, () => {
       const since = callCount();
       await w.submitRollback(OPERATOR, "ROLLBACK");
       expect(await rollbackReport(since)).toContain("is already under way");
-      expect(
-        w.t.fake
-          .calls()
-          .slice(since)
-          .filter((c) => c.method === "chat.postMessage" && text(c).includes("Rollback started")),
-      ).toEqual([]);
+      expect(postsSince(since, "Rollback started")).toEqual([]);
       expect(w.record().content).toBe(NEW_IP);
     } finally {
       await other.end();
@@ -415,14 +376,7 @@ describe("attacks from outside (issue 15)", { timeout: 120_000 }, () => {
 
     // a stranger's and an operator's forged values: refused, nothing changes
     const modal = await rollbackModalFor(OPERATOR);
-    const typed = await sendRollbackSubmission({
-      url: w.t.eventsUrl,
-      signingSecret: w.t.signingSecret,
-      userId: OPERATOR,
-      ...modal,
-      word: "ROLLBACK",
-      extra: { rb_record_0: EVIL_IP, rb_var_NEXT_PUBLIC_API_URL: EVIL_URL },
-    });
+    const typed = await rollbackFrom(modal, EVIL_VALUES);
     expect(JSON.parse(typed.body || "{}").response_action).toBe("errors");
     expect(w.record().content).toBe(NEW_IP);
     const stranger = await w.t.command("", { command: "/rollback", user: STRANGER });

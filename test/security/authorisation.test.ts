@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SUBCOMMANDS } from "../../src/commands/parse.js";
-import { EXAMPLE_OLD_IP, FakeCloudflare, seedExampleCutover } from "../../src/sandbox/FakeCloudflare.js";
 import { type SendResult, sendViewSubmission } from "../../src/sandbox/slack-sender.js";
-import { createApproval } from "../../src/store/approvals.js";
 import { ACTION, CALLBACK, INPUT } from "../../src/views/ids.js";
 import {
   APPROVER,
@@ -13,10 +11,9 @@ import {
   openModal,
   SECOND_OPERATOR,
   STRANGER,
-  startTestBot,
   type TestBot,
-  testConfig,
 } from "../helpers/bot.js";
+import { approvalValues, pendingDnsCutover, RECORD, startDnsTestBot } from "../helpers/cutover-world.js";
 import { waitForValue } from "../helpers/wait.js";
 import { reportFigure } from "./figures.js";
 
@@ -33,38 +30,16 @@ import { reportFigure } from "./figures.js";
 // SECOND_OPERATOR is an operator and an approver: when they ask for a cutover, only the
 // "not your own request" rule stands between them and approving it.
 const REQUESTER = SECOND_OPERATOR;
-const RECORD = "api.example.com";
-const CF_TOKEN = "cf-authz-token-0123456789";
-const CF_ACCOUNT = "0123456789abcdef0123456789abcdef";
-
 let t: TestBot;
-
-let cf: FakeCloudflare;
+let world: Awaited<ReturnType<typeof startDnsTestBot>>;
 
 beforeAll(async () => {
   // a DNS section, so /rollback has a modal to open (its submission is read only from that modal)
-  cf = new FakeCloudflare({ apiToken: CF_TOKEN, accountId: CF_ACCOUNT });
-  await cf.start();
-  seedExampleCutover(cf);
-  const config = `${testConfig({ probeRows: 10 }).replace(
-    `approvers: [${APPROVER}]`,
-    `approvers: [${APPROVER}, ${SECOND_OPERATOR}]`,
-  )}
-dns:
-  zone: example.com
-  apiTokenEnv: CLOUDFLARE_API_TOKEN
-  records:
-    - { name: ${RECORD}, type: A, from: ${EXAMPLE_OLD_IP}, to: 198.51.100.7 }
-`;
-  expect(config).toContain(SECOND_OPERATOR);
-  t = await startTestBot("sec_authz", {
-    config,
-    env: { CLOUDFLARE_API_TOKEN: CF_TOKEN, CLOUDFLARE_BASE_URL: cf.baseUrl },
-  });
+  world = await startDnsTestBot("sec_authz", [SECOND_OPERATOR]);
+  t = world.t;
 });
 afterAll(async () => {
-  await t?.stop();
-  await cf?.stop();
+  await world?.stop();
 });
 
 type Role = "operator" | "group operator" | "approver" | "neither" | "requester (self)" | "wrong channel";
@@ -207,29 +182,7 @@ async function pendingApproval(channel = CHANNEL): Promise<string> {
     where: { liveKey: { not: null } },
     data: { status: "void", liveKey: null },
   });
-  const approval = await createApproval(t.bot.deps.db, {
-    action: "dns.cutover",
-    change: {
-      environment: "test",
-      zone: "example.com",
-      records: [
-        {
-          name: RECORD,
-          type: "A",
-          from: "203.0.113.10",
-          to: "198.51.100.7",
-          fromTtl: 60,
-          originalTtl: 3600,
-          ttl: 3600,
-          proxied: false,
-        },
-      ],
-      pages: null,
-    },
-    requestedBy: REQUESTER,
-    channel,
-    expiresAt: new Date(Date.now() + 3600_000),
-  });
+  const approval = await pendingDnsCutover(t.bot.deps.db, REQUESTER, channel);
   return approval.id;
 }
 
@@ -301,11 +254,7 @@ function approvalButtonCells(): Cell[] {
           callbackId: CALLBACK.approveCutover,
           privateMetadata: id,
           userId: user,
-          values: {
-            [INPUT.confirmName.block]: {
-              [INPUT.confirmName.action]: { type: "plain_text_input", value: RECORD },
-            },
-          },
+          values: approvalValues(RECORD),
         });
         const out = await outcomeOf(res);
         if (!out.refused)

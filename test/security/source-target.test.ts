@@ -1,14 +1,14 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { networkInterfaces, tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { readManifest, writeManifest } from "../../src/jobs/steps/db/dump-files.js";
-import { createDbSteps } from "../../src/jobs/steps/db/index.js";
 import { createTestDatabase, queryOnce, type TestDatabase, withAdmin } from "../helpers/db.js";
+import { cutoverErrorOf } from "../helpers/errors.js";
+import { runCutoverCli } from "../helpers/process.js";
 import { makeStepContext } from "../helpers/step-context.js";
-import { createFixtureSource, createRdsLikeTarget, dbConfig, makeDeps } from "../jobs/db/fixture.js";
+import { createFixtureSource, createRdsLikeTarget, dbConfig, dbStepsFor } from "../jobs/db/fixture.js";
 
 /**
  * Issue 15, item 5: a restore must never write to the source. The target's URL naming the
@@ -24,25 +24,9 @@ let target: TestDatabase & { role: string };
 const ROLE = "cutover_sec_other_user";
 const SOURCE_ONLY = "source_only_orders";
 
-async function failure(p: Promise<unknown>): Promise<CutoverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CutoverError) return err;
-    throw err;
-  }
-  throw new Error("expected the step to fail");
-}
-
-async function stepsFor(sourceUrl: string, targetUrl: string, dataDir?: string) {
-  const deps = await makeDeps(sourceUrl, targetUrl, dataDir ? { dataDir } : {});
-  const steps = new Map(createDbSteps(deps).map((s) => [s.type, s]));
-  return {
-    deps,
-    step: (type: string) => steps.get(type)!,
-    input: (type: string, raw: unknown = {}) => steps.get(type)!.parse(raw),
-  };
-}
+const failure = cutoverErrorOf;
+const stepsFor = (sourceUrl: string, targetUrl: string, dataDir?: string) =>
+  dbStepsFor(sourceUrl, targetUrl, dataDir ? { dataDir } : {});
 
 const sourceTables = async () =>
   (
@@ -184,21 +168,11 @@ describe("the same attack from a terminal (issue 15, item 5)", { timeout: 240_00
         TARGET_DATABASE_URL: `postgresql://${ROLE}@localhost:5432/${new URL(source.url).pathname.slice(1)}`,
         RDS_MASTER_PASSWORD: "not-used-in-tests",
       };
-      const cutover = (...args: string[]) =>
-        new Promise<{ code: number | null; out: string }>((resolve) => {
-          const child = spawn(path.resolve("node_modules/.bin/node"), ["bin/cutover.js", ...args], {
-            env,
-            stdio: ["ignore", "pipe", "pipe"],
-          });
-          let out = "";
-          child.stdout.on("data", (d) => {
-            out += d;
-          });
-          child.stderr.on("data", (d) => {
-            out += d;
-          });
-          child.on("exit", (code) => resolve({ code, out }));
-        });
+      // what it printed, on either stream
+      const cutover = async (...args: string[]) => {
+        const { code, out, err } = await runCutoverCli(args, env);
+        return { code, out: out + err };
+      };
       const tablesBefore = await sourceTables();
       const dumped = await cutover("run", "db-dump");
       expect(dumped.code, dumped.out).toBe(0);

@@ -5,10 +5,11 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
+import { type CutoverError, describeError, ErrorCode } from "../../src/errors.js";
 import { checkConnection, resolveStateDatabase, type StateDatabase } from "../../src/store/database.js";
 import type { StoreLog } from "../../src/store/migrate.js";
 import { databaseUrl, queryOnce } from "../helpers/db.js";
+import { cutoverErrorOf } from "../helpers/errors.js";
 import { waitUntil } from "../helpers/wait.js";
 
 interface Line {
@@ -27,15 +28,7 @@ function recordingLog(lines: Line[]): StoreLog {
 
 const query = queryOnce;
 
-/** The rejection of `promise`, which must reject with a CutoverError. */
-async function refusal(promise: Promise<unknown>): Promise<CutoverError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CutoverError);
-  return err as CutoverError;
-}
+const refusal = cutoverErrorOf;
 
 /** Everything a person or a log could see of an error. */
 function visible(err: CutoverError): string {

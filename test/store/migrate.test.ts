@@ -4,10 +4,11 @@ import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CutoverError, describeError, ErrorCode } from "../../src/errors.js";
+import { describeError, ErrorCode } from "../../src/errors.js";
 import { createPrismaClient } from "../../src/store/client.js";
 import { applyMigrations, DEFAULT_MIGRATIONS_DIR } from "../../src/store/migrate.js";
 import { createEmptyDatabase, createTestDatabase, queryOnce, type TestDatabase } from "../helpers/db.js";
+import { cutoverErrorOf } from "../helpers/errors.js";
 
 const INIT = "20261125000000_init";
 /** Every migration shipped in prisma/migrations, in the order they apply. */
@@ -25,15 +26,7 @@ async function copyOfMigrations(): Promise<string> {
   return dir;
 }
 
-/** The rejection of `promise`, which must reject with a CutoverError. */
-async function refusal(promise: Promise<unknown>): Promise<CutoverError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CutoverError);
-  return err as CutoverError;
-}
+const refusal = cutoverErrorOf;
 
 describe("applyMigrations", () => {
   const dbs: TestDatabase[] = [];

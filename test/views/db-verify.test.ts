@@ -1,39 +1,10 @@
 import { describe, expect, it } from "vitest";
-import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db/verify.js";
 import { formatDifferences } from "../../src/jobs/steps/db/verify.js";
 import { dbVerifyView } from "../../src/views/db-verify.js";
+import { EXAMPLE_TOTALS, verifyReport } from "../helpers/db-verify-report.js";
 
-const totals: ObjectTotals = {
-  schemas: 3,
-  tables: 12,
-  rows: 1_234_567,
-  indexes: 20,
-  constraints: 18,
-  views: 1,
-  materializedViews: 1,
-  functions: 3,
-  triggers: 2,
-  enums: 1,
-  extensions: 3,
-  sequences: 4,
-  largeObjects: 2,
-};
-
-function report(over: Partial<DatabaseVerifyReport> = {}): DatabaseVerifyReport {
-  return {
-    identical: true,
-    checkedAt: "2026-01-01T00:00:00Z",
-    ms: 4_200,
-    source: { where: "app@ep.neon.tech:5432/shop", version: "16.4" },
-    target: { where: "admin@db.rds.amazonaws.com:5432/shop", version: "16.4" },
-    totals: { source: totals, target: totals },
-    bytesRead: 2_000_000_000,
-    tablesCompared: 12,
-    differences: [],
-    notes: [],
-    ...over,
-  };
-}
+const totals = EXAMPLE_TOTALS;
+const report = verifyReport;
 
 describe("the database verify report", () => {
   it("says identical, with the totals", () => {

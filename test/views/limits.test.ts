@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseMigrate } from "../../src/commands/parse.js";
 import { parseMigrationFile } from "../../src/config/load.js";
 import type { CutoverChange } from "../../src/jobs/cutover/types.js";
-import type { DatabaseVerifyReport, ObjectTotals } from "../../src/jobs/steps/db/verify.js";
+import type { DatabaseVerifyReport } from "../../src/jobs/steps/db/verify.js";
 import type { DecommissionChange } from "../../src/jobs/steps/ops/decommission.js";
 import type { StorageVerifyReport } from "../../src/jobs/steps/storage/verify.js";
 import type { VerificationReport } from "../../src/jobs/steps/verify/report.js";
@@ -27,6 +27,7 @@ import { runMessageView } from "../../src/views/run.js";
 import { statusView } from "../../src/views/status.js";
 import { storageVerifyView } from "../../src/views/storage-verify.js";
 import { verificationView } from "../../src/views/verification.js";
+import { verifyReport } from "../helpers/db-verify-report.js";
 
 /*
  * Every view builder, fed long names, long errors and hostile text, must build what Slack takes
@@ -73,22 +74,6 @@ function expectNoInjection(payload: unknown): void {
   for (const text of parsed)
     for (const token of ["<!channel>", "<@U0EVIL>", "<https://evil"]) expect(text).not.toContain(token);
 }
-
-const totals: ObjectTotals = {
-  schemas: 3,
-  tables: 12,
-  rows: 1_234_567,
-  indexes: 20,
-  constraints: 18,
-  views: 1,
-  materializedViews: 1,
-  functions: 3,
-  triggers: 2,
-  enums: 1,
-  extensions: 3,
-  sequences: 4,
-  largeObjects: 2,
-};
 
 const change = (records = 3): CutoverChange => ({
   environment: long(300),
@@ -383,15 +368,11 @@ ${phases
       finishedAt: now.toISOString(),
     };
     expectSlackTakes(storageVerifyView(storage, { maxListed: 200 }));
-    const db: DatabaseVerifyReport = {
+    const db = verifyReport({
       identical: false,
       checkedAt: now.toISOString(),
-      ms: 4_200,
       source: { where: long(300), version: "16.4" },
       target: { where: long(300), version: "16.4" },
-      totals: { source: totals, target: totals },
-      bytesRead: 2_000_000_000,
-      tablesCompared: 12,
       differences: Array.from({ length: 300 }, () => ({
         what: "table",
         object: long(300),
@@ -399,7 +380,7 @@ ${phases
         target: long(200),
       })) as DatabaseVerifyReport["differences"],
       notes: Array.from({ length: 50 }, () => long(300)),
-    };
+    });
     expectSlackTakes(dbVerifyView(db, { maxRows: 300 }));
   });
 });

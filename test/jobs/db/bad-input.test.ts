@@ -6,11 +6,12 @@ import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findClientTools } from "../../../src/cloud/postgres.js";
-import { CutoverError, describeError, ErrorCode } from "../../../src/errors.js";
-import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
+import { describeError, ErrorCode } from "../../../src/errors.js";
+import { runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { databaseUrl, type TestDatabase } from "../../helpers/db.js";
+import { cutoverErrorOf } from "../../helpers/errors.js";
 import { makeStepContext } from "../../helpers/step-context.js";
-import { createFixtureSource, createRdsLikeTarget, dbConfig, makeDeps } from "./fixture.js";
+import { createFixtureSource, createRdsLikeTarget, dbConfig, dbStepsFor } from "./fixture.js";
 
 const PASSWORD = "S3cret-Pa55word-never-shown";
 let source: TestDatabase;
@@ -78,25 +79,9 @@ async function silentServer(): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function failure(p: Promise<unknown>): Promise<CutoverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof CutoverError) return err;
-    throw err;
-  }
-  throw new Error("expected the step to fail");
-}
-
-async function stepsFor(sourceUrl: string, targetUrl: string, withBlock?: string) {
-  const deps = await makeDeps(sourceUrl, targetUrl, withBlock ? { config: dbConfig({ withBlock }) } : {});
-  const steps = new Map(createDbSteps(deps).map((s) => [s.type, s]));
-  return {
-    deps,
-    step: (type: string) => steps.get(type)!,
-    input: (type: string, raw: unknown = {}) => steps.get(type)!.parse(raw),
-  };
-}
+const failure = cutoverErrorOf;
+const stepsFor = (sourceUrl: string, targetUrl: string, withBlock?: string) =>
+  dbStepsFor(sourceUrl, targetUrl, withBlock ? { config: dbConfig({ withBlock }) } : {});
 
 beforeAll(async () => {
   source = await createFixtureSource("bad_src");

@@ -7,6 +7,7 @@ import pg from "pg";
 import { runTool } from "../../../src/cloud/postgres.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { StepDeps } from "../../../src/jobs/index.js";
+import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import { createLogger } from "../../../src/log.js";
 import { createPorts } from "../../../src/ports.js";
 import { createEmptyDatabase, databaseUrl, type TestDatabase, withAdmin } from "../../helpers/db.js";
@@ -324,4 +325,15 @@ export async function makeDeps(
   });
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(tmpdir(), "cutover-db-")));
   return { env, ports: createPorts({ env }, file), file, dataDir, log, logs };
+}
+
+/** The database steps over `source` and `target` ({@link makeDeps}), by type, with their deps. */
+export async function dbStepsFor(source: string, target: string, opts: Parameters<typeof makeDeps>[2] = {}) {
+  const deps = await makeDeps(source, target, opts);
+  const steps = new Map(createDbSteps(deps).map((s) => [s.type, s]));
+  return {
+    deps,
+    step: (type: string) => steps.get(type)!,
+    input: (type: string, raw: unknown = {}) => steps.get(type)!.parse(raw),
+  };
 }

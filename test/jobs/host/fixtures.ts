@@ -50,6 +50,14 @@ export function depsFor(file: MigrationFile, dataDir: string, env: NodeJS.Proces
 }
 
 /** Secret values the tests put in the environment, to prove none of them leaks. */
+/** What lightsail.instance plans on an account holding none of the example file's resources, in order. */
+export const LIGHTSAIL_EMPTY_ACCOUNT_PLAN = [
+  "create key pair gogojap-key",
+  "create instance gogojap-api",
+  "create static IP gogojap-ip",
+  "update firewall of gogojap-api",
+];
+
 export const SECRETS = {
   APP_SECRET_KEY: "s3cr3t-app-key-do-not-leak",
   ANTHROPIC_API_KEY: "sk-ant-test-do-not-leak-0001",

@@ -7,7 +7,7 @@ import type { StepDeps } from "../../../src/jobs/index.js";
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
 import { createLightsailInstanceStep } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { lightsailRegion, MemoryLightsail, memoryPorts } from "../../helpers/memory-ports.js";
-import { exampleFile, stepContext, tempDir } from "./fixtures.js";
+import { exampleFile, LIGHTSAIL_EMPTY_ACCOUNT_PLAN, stepContext, tempDir } from "./fixtures.js";
 
 /*
  * The fast tier: lightsail.instance against in-memory ports, no server and no SDK. The
@@ -39,12 +39,7 @@ describe("lightsail.instance against in-memory ports", () => {
 
   it("plans, creates what is missing, verifies, and a rerun changes nothing", async () => {
     const plan = await step().plan(input(), stepContext({ run: { dryRun: true } }));
-    expect(plan.changes.map((c) => `${c.action} ${c.target}`)).toEqual([
-      "create key pair gogojap-key",
-      "create instance gogojap-api",
-      "create static IP gogojap-ip",
-      "update firewall of gogojap-api",
-    ]);
+    expect(plan.changes.map((c) => `${c.action} ${c.target}`)).toEqual(LIGHTSAIL_EMPTY_ACCOUNT_PLAN);
     expect(lightsail.instances.size).toBe(0);
 
     const out = await step().run(input(), stepContext());

@@ -6,7 +6,14 @@ import { ErrorCode, isCutoverError, NOT_RETRYABLE } from "../../../src/errors.js
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
 import { createLightsailInstanceStep } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { FakeLightsail } from "../../../src/sandbox/FakeLightsail.js";
-import { clientKey, depsFor, fileWith, stepContext, tempDir } from "./fixtures.js";
+import {
+  clientKey,
+  depsFor,
+  fileWith,
+  LIGHTSAIL_EMPTY_ACCOUNT_PLAN,
+  stepContext,
+  tempDir,
+} from "./fixtures.js";
 
 describe("lightsail.instance against the Lightsail fake", () => {
   let fake: FakeLightsail;
@@ -41,12 +48,7 @@ describe("lightsail.instance against the Lightsail fake", () => {
 
   it("plans the whole set on an empty account, from the file's values", async () => {
     const plan = await step().plan(input(), stepContext({ run: { dryRun: true } }));
-    expect(plan.changes.map((c) => `${c.action} ${c.target}`)).toEqual([
-      "create key pair gogojap-key",
-      "create instance gogojap-api",
-      "create static IP gogojap-ip",
-      "update firewall of gogojap-api",
-    ]);
+    expect(plan.changes.map((c) => `${c.action} ${c.target}`)).toEqual(LIGHTSAIL_EMPTY_ACCOUNT_PLAN);
     expect(plan.changes[1]!.detail).toMatch(
       /ubuntu_22_04, medium_3_0 \(2 vCPU, 4 GB RAM, 80 GB disk, 4 TB transfer/,
     );

@@ -1,13 +1,12 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseMigrationFile } from "../../../src/config/load.js";
 import { createStepRegistry } from "../../../src/jobs/index.js";
 import type { Runner } from "../../../src/jobs/Runner.js";
 import { createPorts } from "../../../src/ports.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";
 import type { Db } from "../../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
-import { startTestRunner, type TestRunner } from "../../helpers/runner.js";
+import { runnerFile, runRequest, startTestRunner, type TestRunner } from "../../helpers/runner.js";
 import { runFinished } from "../../helpers/wait.js";
 import { tempDir } from "../host/fixtures.js";
 
@@ -25,27 +24,20 @@ beforeAll(async () => {
     startAppServer({ name: "new" }),
     tempDir("cutover-verify-runner-"),
   ]);
-  const file = parseMigrationFile(
-    `version: 1
-project: t
-environment: unit
-slack: { channel: C0MIGRATE }
-access: { operators: [U0OP], approvers: [U0AP], channels: [C0MIGRATE] }
-engine: { attempts: 1, backoffMs: 20 }
-verification:
+  const file = runnerFile({
+    engine: { attempts: 1, backoffMs: 20 },
+    sections: `verification:
   baseUrl: ${app.url}
   functional:
     - { id: health, title: API health, kind: http, path: /health }
     - { id: products, title: Product list, kind: http, path: /api/v1/products, minItems: 1 }
-runbook:
-  phases:
-    - id: verify
+`,
+    phases: `    - id: verify
       title: Verify
       steps:
         - { id: verify-functional, uses: verify.functional }
 `,
-    { checkEnv: false },
-  );
+  });
   tr = await startTestRunner({
     url: state.url,
     file,
@@ -69,14 +61,7 @@ afterAll(async () => {
 
 const finished = (runId: string) => runFinished(db, runId, { timeoutMs: 20_000, intervalMs: 50 });
 
-const submit = () =>
-  runner.submit({
-    target: "verify-functional",
-    dryRun: false,
-    requestedBy: "U0OP",
-    channel: "C0MIGRATE",
-    idempotencyKey: null,
-  });
+const submit = () => runner.submit(runRequest("verify-functional"));
 
 describe("verify.functional through the runner", () => {
   it("records the rows as the step's figures and posts them in the run's thread; a failing row fails the step", async () => {
