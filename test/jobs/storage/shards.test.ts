@@ -1,14 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { PgBoss } from "pg-boss";
+import type { ChildProcess } from "node:child_process";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import { buildDeps } from "../../../src/deps.js";
-import { SHARD_QUEUE } from "../../../src/jobs/shards.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 import { runFinished, waitForValue, waitUntil } from "../../helpers/wait.js";
+import { type ShardWorkerJob, shardSupervisor, startShardWorker } from "../shard-workers.js";
 import {
   bucketName,
   createBucket,
@@ -25,7 +22,6 @@ import {
  * middle of a range, and pg-boss hands that range to the other, which resumes from its checkpoint.
  */
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 let w: StorageWorld;
 let state: TestDatabase;
 const children: ChildProcess[] = [];
@@ -38,26 +34,7 @@ afterAll(async () => {
   await Promise.allSettled([w?.stop(), state?.drop()]);
 });
 
-function startWorker(job: Record<string, unknown>): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", path.join(here, "../../../src/sandbox/shard-worker.ts"), JSON.stringify(job)],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  children.push(child);
-  let err = "";
-  child.stderr?.on("data", (d) => {
-    err += d;
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout?.on("data", (d: Buffer) => {
-      if (d.toString().includes("ready")) resolve(child);
-    });
-    child.on("exit", (code) => reject(new Error(`worker exited with ${code}: ${err}`)));
-  });
-}
+const startWorker = (job: ShardWorkerJob) => startShardWorker(job, children);
 
 describe("storage.sync in key ranges across processes", () => {
   it("splits the key space, two processes take the ranges, and a killed worker's range resumes on the other", async () => {
@@ -130,27 +107,21 @@ describe("storage.sync in key ranges across processes", () => {
       );
       const index = busy!.key.split("/")[1];
       a.kill("SIGKILL");
-      const supervisor = new PgBoss({
-        connectionString: state.url,
-        max: 2,
-        supervise: false,
-        schedule: false,
-      });
-      await supervisor.start();
+      const supervisor = await shardSupervisor(state.url);
       try {
         // pg-boss fails the dead worker's job once its heartbeat is 10 s old (its supervisor's pass,
         // nudged here) and retries it: process B takes the range and finishes it
         await waitUntil(
           `range ${index} to be finished by process B`,
           async () => {
-            await supervisor.supervise(SHARD_QUEUE);
+            await supervisor.nudge();
             const result = await deps.db.checkpoint.findFirst({ where: { key: `shard/${index}/result` } });
             return (result?.value as { worker?: number } | undefined)?.worker === b.pid;
           },
           { timeoutMs: 90_000, intervalMs: 1_000 },
         );
       } finally {
-        await supervisor.stop({ graceful: false });
+        await supervisor.stop();
       }
       const run = await runFinished(deps.db, runId, { timeoutMs: 90_000 });
       await execution;
