@@ -2,8 +2,12 @@ import type { ChildProcess } from "node:child_process";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseMigrationFile } from "../../../src/config/load.js";
+import { ReplicationSchema } from "../../../src/config/schema.js";
 import { buildDeps } from "../../../src/deps.js";
+import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
+import type { ShardPool } from "../../../src/jobs/types.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
+import { makeStepContext } from "../../helpers/step-context.js";
 import { runFinished, waitForValue, waitUntil } from "../../helpers/wait.js";
 import { type ShardWorkerJob, shardSupervisor, startShardWorker } from "../shard-workers.js";
 import {
@@ -340,4 +344,52 @@ describe("storage.sync in key ranges: nothing lost", () => {
       await deps.close();
     }
   }, 180_000);
+
+  it("a live migration's check in key ranges counts what was uploaded since the sync began as new, not missing", async () => {
+    const sourceBucket = bucketName("src");
+    const targetBucket = bucketName("dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const objects = Array.from({ length: 30 }, (_, i) => ({
+      key: `l/${String(i).padStart(2, "0")}.txt`,
+      body: Buffer.from(`object ${i} `.repeat(20)),
+    }));
+    // the sync copied all but one, which a customer uploaded after it began
+    const late = objects[17]!;
+    const early = objects.filter((o) => o !== late);
+    await seed(w.sourceStore(sourceBucket), early);
+    await seed(w.targetStore(targetBucket), early);
+    const began = Date.now();
+    await seed(w.sourceStore(sourceBucket), [late]);
+
+    const plain = w.deps({ sourceBucket, targetBucket });
+    // a live migration: its file has a replication section
+    const deps = {
+      ...plain,
+      file: {
+        ...plain.file,
+        replication: ReplicationSchema.parse({ appRoles: { source: "app", target: "app" } }),
+      },
+    };
+    const step = createStorageSyncStep(deps);
+    const input = step.parse({ shards: 3 });
+    const ctx = makeStepContext();
+    await ctx.checkpoint.set("began", began);
+    // the parts run here, one after another, each with checkpoints of its own, passed through JSON
+    const shards: ShardPool = {
+      async run<R>(parts: unknown[]) {
+        const results: R[] = [];
+        for (const part of parts) {
+          const own = makeStepContext();
+          results.push((await step.shard!(input, JSON.parse(JSON.stringify(part)), own)) as R);
+        }
+        return results;
+      },
+    };
+    const verified = await step.verify(input, { ...ctx, shards });
+    expect(verified.summary).toMatch(/1 object uploaded to the source since this sync began/);
+    expect(verified.ok).toBe(true);
+    expect(verified.figures).toMatchObject({ sourceObjects: 30, pending: 0, uploadedSinceTheSyncBegan: 1 });
+    expect((ctx.checkpoints.get("split") as { ranges: unknown[] }).ranges).toHaveLength(3);
+  }, 60_000);
 });

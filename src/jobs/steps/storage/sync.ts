@@ -146,8 +146,11 @@ function withStores<T>(
   });
 }
 
-/** A key range as a part of the sync (or, with `check`, of the check after it). */
-type RangePart = KeyRange & { check?: boolean; round?: number };
+/**
+ * A key range as a part of the sync (or, with `check`, of the check after it; with `newSince`, a
+ * live migration's check, where what was uploaded since the sync began is new, not missing).
+ */
+type RangePart = KeyRange & { check?: boolean; round?: number; newSince?: number };
 
 /**
  * The parts over a split: a range sent again after its check found it short carries its round
@@ -227,6 +230,8 @@ async function shardedCheck(
   settings: SyncSettings,
   input: StorageSyncInput,
   ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
+  /** live (`replication`): when this sync began; what was uploaded since is for the sync after the switch */
+  began: number | undefined,
 ): Promise<SyncEstimate> {
   const split = await splitOnce(
     source,
@@ -235,7 +240,7 @@ async function shardedCheck(
     ctx,
   );
   const estimates = await ctx.shards.run<SyncEstimate>(
-    await rangeParts(split, ctx, true),
+    (await rangeParts(split, ctx, true)).map((p) => (began === undefined ? p : { ...p, newSince: began })),
     (each, finished) => {
       const done = each.reduce((n, p) => n + (p?.done ?? 0), 0);
       return {
@@ -269,6 +274,9 @@ async function shardedCheck(
     sourceBytes: a.sourceBytes + b.sourceBytes,
     sampleCopies: [...a.sampleCopies, ...b.sampleCopies].slice(0, 10),
     sampleExtras: [...a.sampleExtras, ...b.sampleExtras].slice(0, 10),
+    ...(a.newSince !== undefined || b.newSince !== undefined
+      ? { newSince: (a.newSince ?? 0) + (b.newSince ?? 0) }
+      : {}),
   }));
 }
 
@@ -450,7 +458,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
     },
 
     async shard(input, part, ctx) {
-      const { check, round = 0, ...range } = part as RangePart;
+      const { check, round = 0, newSince, ...range } = part as RangePart;
       const settings = { ...settingsOf(input, deps, false), range };
       // a range sent again after its check found it short: its resume point vouched for what is
       // not there, so it is listed from its start
@@ -465,6 +473,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
             memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
             concurrency: input.concurrency,
             onExamined: examining(ctx, "checking the copy"),
+            ...(newSince !== undefined ? { newSince } : {}),
           }),
         );
       return withStores(deps, input, async (source, target) => {
@@ -493,7 +502,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const began = deps.file.replication ? await ctx.checkpoint.get("began") : undefined;
         const e =
           input.shards > 1 && ctx.shards
-            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
+            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards }, began)
             : await estimateSync(source, target, settings, {
                 signal: ctx.signal,
                 memo,
