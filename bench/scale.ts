@@ -703,15 +703,21 @@ export async function main(args: string[]): Promise<void> {
           ),
         },
       },
+      // null where `--sections` left the measurement out
       targets: {
-        cliLiveHeapFlatWithin10Percent: flatness(cliHeaps).within10Percent,
-        engineLiveHeapFlatWithin10Percent: flatness(engineHeaps).within10Percent,
-        noChangePassesNotStoppedByWatchdog: engineRuns.every((r) => r.stoppedByWatchdog === false),
-        failureMemoryFlat:
-          (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number),
+        cliLiveHeapFlatWithin10Percent: memory.length ? flatness(cliHeaps).within10Percent : null,
+        engineLiveHeapFlatWithin10Percent: engineRuns.length ? flatness(engineHeaps).within10Percent : null,
+        noChangePassesNotStoppedByWatchdog: engineRuns.length
+          ? engineRuns.every((r) => r.stoppedByWatchdog === false)
+          : null,
+        failureMemoryFlat: sections.has("engine")
+          ? (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number)
+          : null,
         twoWorkersSpeedUp: (workerRuns.find((r) => r.workers === 2)?.speedUp as number | undefined) ?? null,
         plan10MUnder1hWith4Workers: plan10M ? plan10M.hours < 1 : null,
-        rerunCopiesOnlyTheFailedObject: (failing.rerun as { copied?: number } | undefined)?.copied === 1,
+        rerunCopiesOnlyTheFailedObject: sections.has("engine")
+          ? (failing.rerun as { copied?: number } | undefined)?.copied === 1
+          : null,
       },
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
