@@ -111,13 +111,20 @@ function migrationYaml(
   target: string,
   withSync: Record<string, unknown>,
   shardWorkers = 2,
+  /**
+   * 20 s: a no-change pass must show progress (the watchdog's test); the worker runs take the
+   * default, 600 s, as users run it: a range whose worker stops is handed over by pg-boss only after
+   * its heartbeat (10 s) and its supervisor's next pass (every 60 s), and a shorter limit stops the
+   * whole step meanwhile and resumes every range in a second attempt
+   */
+  stallSeconds = 20,
 ): string {
   return `
 version: 1
 project: bench
 slack: { channel: C0123456789 }
 access: { operators: [U0123456789], approvers: [U0987654321], channels: [C0123456789] }
-engine: { stallSeconds: 20, shardWorkers: ${shardWorkers} }
+engine: { stallSeconds: ${stallSeconds}, shardWorkers: ${shardWorkers} }
 source:
   storage: { endpoint: "${endpoint}", bucket: ${source}, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
 target:
@@ -150,14 +157,27 @@ interface CliRun {
  */
 async function cutoverCli(
   ctx: { work: string; databaseUrl: string; moto: { endpoint: string; pid: number } },
-  pair: { source: string; target: string; with?: Record<string, unknown>; shardWorkers?: number },
+  pair: {
+    source: string;
+    target: string;
+    with?: Record<string, unknown>;
+    shardWorkers?: number;
+    stallSeconds?: number;
+  },
   args: string[],
   probe = true,
 ): Promise<CliRun> {
   const config = path.join(ctx.work, `migration-${pair.source}-${pair.target}.yml`);
   await writeFile(
     config,
-    migrationYaml(ctx.moto.endpoint, pair.source, pair.target, pair.with ?? {}, pair.shardWorkers),
+    migrationYaml(
+      ctx.moto.endpoint,
+      pair.source,
+      pair.target,
+      pair.with ?? {},
+      pair.shardWorkers,
+      pair.stallSeconds,
+    ),
   );
   const heapFile = path.join(ctx.work, `heap-${Date.now()}.json`);
   const env = cliEnv(ctx, config);
@@ -580,9 +600,13 @@ export async function main(args: string[]): Promise<void> {
           target: `wdst-${k}`,
           with: { shards: shardCount, compare: "listing" },
           shardWorkers: inCli,
+          stallSeconds: 600,
         };
         const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
-        await writeFile(config, migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli));
+        await writeFile(
+          config,
+          migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli, pair.stallSeconds),
+        );
         const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
         const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
         try {
