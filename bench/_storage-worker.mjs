@@ -10,12 +10,16 @@ import "../dist/runtime.js";
 import pino from "pino";
 import { parseMigrationFile } from "../dist/config/load.js";
 import { createStorageSyncStep } from "../dist/jobs/steps/storage/sync.js";
+import { createPorts } from "../dist/ports.js";
 
 const job = JSON.parse(process.argv[2] ?? "{}");
 const log = pino({ level: "warn" }, pino.destination(2));
+const file = parseMigrationFile(job.yaml, { checkEnv: false });
+// the clients as the product builds them (src/ports.ts): the step opens its buckets through them
 const step = createStorageSyncStep({
   env: job.env,
-  file: parseMigrationFile(job.yaml, { checkEnv: false }),
+  ports: createPorts({ env: job.env }, file),
+  file,
   dataDir: job.dataDir,
   log,
 });

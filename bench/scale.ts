@@ -11,7 +11,8 @@ import { cpuSeconds, measure } from "./storage.js";
 /**
  * `npm run bench -- scale [--cli-sizes 5000,50000] [--engine-sizes 100000,1000000]
  * [--per-object-servers light,moto] [--worker-server light|moto]
- * [--fail-objects 500000] [--per-object 5000] [--skip-rclone] [--big]`
+ * [--fail-objects 500000] [--per-object 5000] [--skip-rclone] [--big]
+ * [--workers 1,2,4] [--worker-objects 4000] [--shards 8] [--sections memory,per-object,workers,engine]`
  *
  * Storage at scale, measured from outside, as users run the product:
  *  1. memory against object count through the CLI (`node bin/cutover.js run storage-sync`, its own
@@ -26,7 +27,11 @@ import { cpuSeconds, measure } from "./storage.js";
  *     which keeps connections open as S3 does (moto closes every one);
  *     and the floor under them: the adapter's HEAD, GET and GET+PUT alone (bench/_sdk-floor.ts);
  *  4. 1, 2 and 4 workers over the same key ranges (on the light stand-in unless `--worker-server
- *     moto`), the cores each side kept busy, and the 10 M plan's arithmetic against rclone's;
+ *     moto`), the cores each side kept busy, and the 10 M plan's arithmetic against rclone's; each
+ *     run's copy counted on the target bucket itself (its listing after the run), beside what the
+ *     step reported: copied by its last attempts, by attempts before (a range retried after a
+ *     stall or a lost worker resumes from its checkpoint and counts only what it copied itself),
+ *     and found already there;
  *  3. the engine (storage.sync's `syncBuckets`) over in-process buckets up to 10 million keys a
  *     side (bench/_scale-engine.ts): the live heap per size of a no-change pass under a stall
  *     watchdog of 5 s, and a copy of `--fail-objects` objects with one failing for good, then the
@@ -106,13 +111,20 @@ function migrationYaml(
   target: string,
   withSync: Record<string, unknown>,
   shardWorkers = 2,
+  /**
+   * 20 s: a no-change pass must show progress (the watchdog's test); the worker runs take the
+   * default, 600 s, as users run it: a range whose worker stops is handed over by pg-boss only after
+   * its heartbeat (10 s) and its supervisor's next pass (every 60 s), and a shorter limit stops the
+   * whole step meanwhile and resumes every range in a second attempt
+   */
+  stallSeconds = 20,
 ): string {
   return `
 version: 1
 project: bench
 slack: { channel: C0123456789 }
 access: { operators: [U0123456789], approvers: [U0987654321], channels: [C0123456789] }
-engine: { stallSeconds: 20, shardWorkers: ${shardWorkers} }
+engine: { stallSeconds: ${stallSeconds}, shardWorkers: ${shardWorkers} }
 source:
   storage: { endpoint: "${endpoint}", bucket: ${source}, accessKeyIdEnv: R2_ACCESS_KEY_ID, secretAccessKeyEnv: R2_SECRET_ACCESS_KEY }
 target:
@@ -145,14 +157,27 @@ interface CliRun {
  */
 async function cutoverCli(
   ctx: { work: string; databaseUrl: string; moto: { endpoint: string; pid: number } },
-  pair: { source: string; target: string; with?: Record<string, unknown>; shardWorkers?: number },
+  pair: {
+    source: string;
+    target: string;
+    with?: Record<string, unknown>;
+    shardWorkers?: number;
+    stallSeconds?: number;
+  },
   args: string[],
   probe = true,
 ): Promise<CliRun> {
   const config = path.join(ctx.work, `migration-${pair.source}-${pair.target}.yml`);
   await writeFile(
     config,
-    migrationYaml(ctx.moto.endpoint, pair.source, pair.target, pair.with ?? {}, pair.shardWorkers),
+    migrationYaml(
+      ctx.moto.endpoint,
+      pair.source,
+      pair.target,
+      pair.with ?? {},
+      pair.shardWorkers,
+      pair.stallSeconds,
+    ),
   );
   const heapFile = path.join(ctx.work, `heap-${Date.now()}.json`);
   const env = cliEnv(ctx, config);
@@ -293,6 +318,38 @@ async function engine(job: Record<string, unknown>): Promise<Record<string, unkn
   };
 }
 
+/**
+ * What the step's summary says it copied: by the last attempt of each range, by the attempts
+ * before (a range retried resumes from its checkpoint), and what it found already there (copied by
+ * an attempt after its last checkpoint).
+ */
+function reportedCopies(output: string): { copied: number; copiedBefore: number; identical: number } {
+  const figure = (re: RegExp) => Number(re.exec(output)?.[1]?.replace(/,/g, "") ?? 0);
+  return {
+    copied: figure(/copied ([\d,]+) object/),
+    copiedBefore: figure(/([\d,]+) copied by the interrupted attempt before/),
+    identical: figure(/([\d,]+) already identical/),
+  };
+}
+
+/** The objects in a bucket of the stand-in (path-style ListObjectsV2, page by page). */
+async function countObjects(endpoint: string, bucket: string): Promise<number> {
+  let n = 0;
+  let token: string | undefined;
+  do {
+    const q = new URLSearchParams({ "list-type": "2", "max-keys": "1000" });
+    if (token) q.set("continuation-token", token);
+    const res = await fetch(`${endpoint}/${bucket}?${q}`);
+    const xml = await res.text();
+    if (!res.ok) throw new Error(`listing ${bucket}: ${res.status} ${xml.slice(0, 200)}`);
+    n += xml.match(/<Key>/g)?.length ?? 0;
+    token = /<IsTruncated>true<\/IsTruncated>/.test(xml)
+      ? /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1]
+      : undefined;
+  } while (token);
+  return n;
+}
+
 const sizes = (s: string) =>
   s
     .split(",")
@@ -320,8 +377,15 @@ export async function main(args: string[]): Promise<void> {
       workers: { type: "string", default: "1,2,4" },
       "worker-objects": { type: "string", default: "4000" },
       shards: { type: "string", default: "8" },
+      sections: { type: "string", default: "memory,per-object,workers,engine" },
     },
   });
+  const sections = new Set(values.sections.split(",").map((v) => v.trim()));
+  for (const name of sections)
+    if (!["memory", "per-object", "workers", "engine"].includes(name))
+      throw new Error(
+        `--sections: "${name}" is not one; give some of memory, per-object, workers, engine (comma-separated)`,
+      );
   const cliSizes = sizes(values["cli-sizes"] ?? (values.big ? "5000,50000,500000" : "5000,50000"));
   const engineSizes = sizes(
     values["engine-sizes"] ?? (values.big ? "100000,1000000,10000000" : "100000,1000000"),
@@ -336,7 +400,7 @@ export async function main(args: string[]): Promise<void> {
   try {
     // 1. memory against object count, through the CLI
     const memory: Array<Record<string, unknown>> = [];
-    for (const n of cliSizes) {
+    for (const n of sections.has("memory") ? cliSizes : []) {
       say(`filling moto with ${n.toLocaleString("en-US")} objects a side…`);
       const moto = await filledMoto([
         { name: "src", count: n },
@@ -474,23 +538,27 @@ export async function main(args: string[]): Promise<void> {
       }
     };
     const perObjectFigures: Record<string, unknown> = {};
-    for (const kind of values["per-object-servers"].split(",") as ServerKind[])
+    for (const kind of sections.has("per-object")
+      ? (values["per-object-servers"].split(",") as ServerKind[])
+      : [])
       perObjectFigures[kind] = await perObjectOn(kind);
-    const baseline = (perObjectFigures.light ?? perObjectFigures.moto) as {
-      processBaselineCpuSeconds: number;
-    };
-    // the floor: the adapter's requests alone, with nothing of the engine around them
-    say("per object: the SDK requests alone on the light stand-in…");
-    const floor = await measure(
-      node,
-      ["--import", "tsx", path.join(here, "_sdk-floor.ts"), JSON.stringify({ objects: perObject })],
-      { ...process.env },
-    );
-    perObjectFigures.sdkFloor = JSON.parse(floor.stdout.trim().split("\n").at(-1) ?? "{}") as unknown;
+    const measuredBaseline = (perObjectFigures.light ?? perObjectFigures.moto) as
+      | { processBaselineCpuSeconds: number }
+      | undefined;
+    if (sections.has("per-object")) {
+      // the floor: the adapter's requests alone, with nothing of the engine around them
+      say("per object: the SDK requests alone on the light stand-in…");
+      const floor = await measure(
+        node,
+        ["--import", "tsx", path.join(here, "_sdk-floor.ts"), JSON.stringify({ objects: perObject })],
+        { ...process.env },
+      );
+      perObjectFigures.sdkFloor = JSON.parse(floor.stdout.trim().split("\n").at(-1) ?? "{}") as unknown;
+    }
 
     // 4. workers: the same key ranges taken by 1, 2 and 4 workers; 2 and 4 in two processes (the
     // CLI's own and a second replica), as separate replicas would be
-    const workerCounts = sizes(values.workers);
+    const workerCounts = sections.has("workers") ? sizes(values.workers) : [];
     const wN = Number(values["worker-objects"]);
     const shardCount = Number(values.shards);
     say(
@@ -501,12 +569,29 @@ export async function main(args: string[]): Promise<void> {
       [
         { name: "wsrc", count: wN },
         ...workerCounts.map((k) => ({ name: `wdst-${k}`, region: REGION, count: 0 })),
+        { name: "wempty-src", count: 0 },
+        { name: "wempty-dst", region: REGION, count: 0 },
       ],
       workerServer,
     );
     const workerRuns: Array<Record<string, unknown>> = [];
     try {
       const ctx = { work, databaseUrl, moto: wMoto };
+      // the CLI's own start (an empty sync), subtracted from each run's CPU
+      const baseline =
+        measuredBaseline ??
+        (workerCounts.length > 0
+          ? {
+              processBaselineCpuSeconds: (
+                await cutoverCli(
+                  ctx,
+                  { source: "wempty-src", target: "wempty-dst" },
+                  ["run", "storage-sync"],
+                  false,
+                )
+              ).cpuSeconds,
+            }
+          : { processBaselineCpuSeconds: 0 });
       for (const k of workerCounts) {
         const inCli = k === 1 ? 1 : Math.ceil(k / 2);
         const elsewhere = k - inCli;
@@ -515,25 +600,38 @@ export async function main(args: string[]): Promise<void> {
           target: `wdst-${k}`,
           with: { shards: shardCount, compare: "listing" },
           shardWorkers: inCli,
+          stallSeconds: 600,
         };
         const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
-        await writeFile(config, migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli));
+        await writeFile(
+          config,
+          migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli, pair.stallSeconds),
+        );
         const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
         const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
         try {
           const r = await cutoverCli(ctx, pair, ["run", "storage-sync"], false);
           const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
-          const copied = Number(
-            /copied ([\d,]+) object/.exec(r.output)?.[1]?.replace(/,/g, "") ?? Number.NaN,
-          );
+          const reported = reportedCopies(r.output);
+          // what is on the target, whatever the step's figures say
+          const onTarget = await countObjects(wMoto.endpoint, pair.target);
           // our CPU for the work: both processes, the CLI's start (an empty sync) subtracted
           const ourCpu = r.cpuSeconds - baseline.processBaselineCpuSeconds + otherCpu;
-          say(`  ${k} worker${k > 1 ? "s" : ""}: ${r1(r.seconds)} s, ${copied} copied`);
+          say(
+            `  ${k} worker${k > 1 ? "s" : ""}: ${r1(r.seconds)} s, ${onTarget} of ${wN} on the target; the step reported ${JSON.stringify(reported)}`,
+          );
+          if (onTarget !== wN)
+            throw new Error(
+              `${k} workers: ${onTarget} of ${wN} objects on the target after a run that succeeded`,
+            );
           workerRuns.push({
             workers: k,
             processes: other ? 2 : 1,
             workersPerProcess: other ? [inCli, elsewhere] : [inCli],
-            copied,
+            /** objects on the target bucket after the run (its listing) */
+            onTarget,
+            /** the step's own figures: copied by the last attempt of each range, before, already there */
+            reported,
             seconds: r1(r.seconds),
             cutoverCpuMsPerObject: r3((ourCpu * 1000) / wN),
             serverCpuMsPerObject: r3((r.serverCpuSeconds * 1000) / wN),
@@ -582,17 +680,21 @@ export async function main(args: string[]): Promise<void> {
 
     // 3. the engine, in-process buckets
     const engineRuns: Array<Record<string, unknown>> = [];
-    for (const n of engineSizes) {
+    for (const n of sections.has("engine") ? engineSizes : []) {
       say(`engine: a no-change pass over ${n.toLocaleString("en-US")} objects a side, stall watchdog 5 s…`);
       const r = await engine({ scenario: "no-change", objects: n, stallSeconds: 5 });
       say(`  ${JSON.stringify(r)}`);
       engineRuns.push(r);
     }
     const failN = Number(values["fail-objects"]);
-    say(`engine: ${failN.toLocaleString("en-US")} copies with one failing for good, then the rerun…`);
-    const failing = await engine({ scenario: "copy", objects: failN, failAt: Math.floor(failN / 3) });
-    const clean = await engine({ scenario: "copy", objects: Math.max(1, Math.floor(failN / 10)) });
-    say(`  ${JSON.stringify(failing)}`);
+    let failing: Record<string, unknown> = {};
+    let clean: Record<string, unknown> = {};
+    if (sections.has("engine")) {
+      say(`engine: ${failN.toLocaleString("en-US")} copies with one failing for good, then the rerun…`);
+      failing = await engine({ scenario: "copy", objects: failN, failAt: Math.floor(failN / 3) });
+      clean = await engine({ scenario: "copy", objects: Math.max(1, Math.floor(failN / 10)) });
+      say(`  ${JSON.stringify(failing)}`);
+    }
 
     const cliHeaps = memory.map((m) => m.liveHeapPeakMB as number);
     const engineHeaps = engineRuns.map((m) => m.liveHeapPeakMB as number);
@@ -625,15 +727,21 @@ export async function main(args: string[]): Promise<void> {
           ),
         },
       },
+      // null where `--sections` left the measurement out
       targets: {
-        cliLiveHeapFlatWithin10Percent: flatness(cliHeaps).within10Percent,
-        engineLiveHeapFlatWithin10Percent: flatness(engineHeaps).within10Percent,
-        noChangePassesNotStoppedByWatchdog: engineRuns.every((r) => r.stoppedByWatchdog === false),
-        failureMemoryFlat:
-          (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number),
+        cliLiveHeapFlatWithin10Percent: memory.length ? flatness(cliHeaps).within10Percent : null,
+        engineLiveHeapFlatWithin10Percent: engineRuns.length ? flatness(engineHeaps).within10Percent : null,
+        noChangePassesNotStoppedByWatchdog: engineRuns.length
+          ? engineRuns.every((r) => r.stoppedByWatchdog === false)
+          : null,
+        failureMemoryFlat: sections.has("engine")
+          ? (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number)
+          : null,
         twoWorkersSpeedUp: (workerRuns.find((r) => r.workers === 2)?.speedUp as number | undefined) ?? null,
         plan10MUnder1hWith4Workers: plan10M ? plan10M.hours < 1 : null,
-        rerunCopiesOnlyTheFailedObject: (failing.rerun as { copied?: number } | undefined)?.copied === 1,
+        rerunCopiesOnlyTheFailedObject: sections.has("engine")
+          ? (failing.rerun as { copied?: number } | undefined)?.copied === 1
+          : null,
       },
     };
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -130,7 +130,9 @@ async function runShard(deps: ShardDeps, job: ShardJob, signal: AbortSignal): Pr
     shardLog.info({ worker: process.pid }, "working a part of the step");
     const result = await watchdog.guard(definition.shard(input, job.part, ctx));
     await writing;
-    await own.set("result", { result, worker: process.pid });
+    // with the part it answers: a step that sends a range again changed (storage.sync's next
+    // round after its check found it short) does not take this result for the new one
+    await own.set("result", { result, worker: process.pid, part: job.part });
     return result;
   } catch (err) {
     await writing;
@@ -142,6 +144,24 @@ async function runShard(deps: ShardDeps, job: ShardJob, signal: AbortSignal): Pr
   } finally {
     watchdog.stop();
   }
+}
+
+/**
+ * Whether two parts are the same, as the queue and the checkpoint table pass them: JSON read back
+ * from jsonb has its keys in jsonb's order, not the order they were written in.
+ */
+function samePart(a: unknown, b: unknown): boolean {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 }
 
 /**
@@ -166,14 +186,21 @@ export function shardPool(
       const jobIds: Array<string | undefined> = [];
       for (const [index, part] of parts.entries()) {
         const own = checkpointStore(db, executionId, prefix(index, name));
-        if (await own.get("result")) continue;
+        const kept = await own.get<{ part?: unknown }>("result");
+        // (a result stored before results named their part answers the part as it was then)
+        if (kept && (kept.part === undefined || samePart(kept.part, part))) continue;
         // a part still queued or at work from an earlier attempt is waited for, not sent twice
         const sent = await own.get<{ id: string }>("job");
-        const existing = sent ? await boss.getJobById(SHARD_QUEUE, sent.id) : null;
-        if (existing && ["created", "retry", "active"].includes(existing.state)) {
+        const existing = sent ? await boss.getJobById<ShardJob>(SHARD_QUEUE, sent.id) : null;
+        if (
+          existing &&
+          ["created", "retry", "active"].includes(existing.state) &&
+          samePart(existing.data.part, part)
+        ) {
           jobIds[index] = existing.id;
           continue;
         }
+        if (kept) await deleteCheckpoint(db, executionId, `${prefix(index, name)}result`);
         await deleteCheckpoint(db, executionId, `${prefix(index, name)}error`);
         const id = await boss.send(SHARD_QUEUE, {
           executionId,

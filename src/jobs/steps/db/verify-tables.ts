@@ -1,7 +1,6 @@
 import { formatBytes } from "../../../text/units.js";
-import type { StepDeps } from "../../index.js";
-import type { ShardPool, StepContext } from "../../types.js";
-import { type TableDataResult, type VerifyRunOptions, verifyTableData } from "./verify.js";
+import type { ShardPool } from "../../types.js";
+import type { Difference } from "./verify-report.js";
 
 /**
  * db.verify's table data compared in parts: the tables are dealt into groups of about equal size
@@ -11,7 +10,18 @@ import { type TableDataResult, type VerifyRunOptions, verifyTableData } from "./
  * fails its job's heartbeat; pg-boss hands the group to another worker, which compares it again
  * (a group's comparison is read-only and keeps nothing half-done). Definitions, sequences and
  * large objects stay in the step itself: they are one catalog read, not work that grows with rows.
+ * (The comparison itself is db.verify's, src/jobs/steps/db/verify.ts, which imports this file and
+ * not the other way round.)
  */
+
+/** What comparing some tables' data found; row counts as text (a part's result travels as JSON). */
+export interface TableDataResult {
+  tables: number;
+  sourceRows: string;
+  targetRows: string;
+  bytesRead: number;
+  differences: Difference[];
+}
 
 /** One part: the tables it compares. */
 export interface TablePart {
@@ -33,8 +43,11 @@ export function groupTables(tables: Array<{ name: string; bytes: number }>, grou
     .map((b) => b.names.sort((x, y) => (order.get(x) ?? 0) - (order.get(y) ?? 0)));
 }
 
-/** `VerifyRunOptions.inParts` over the step's shard pool: `groups` jobs at most. */
-export function tablesInJobs(shards: ShardPool, groups: number): NonNullable<VerifyRunOptions["inParts"]> {
+/** db.verify's `inParts` over the step's shard pool: `groups` jobs at most. */
+export function tablesInJobs(
+  shards: ShardPool,
+  groups: number,
+): (tables: Array<{ name: string; bytes: number }>) => Promise<TableDataResult[]> {
   return (tables) => {
     const parts: TablePart[] = groupTables(tables, groups).map((names) => ({ tables: names }));
     return shards.run<TableDataResult>(
@@ -61,15 +74,10 @@ export function tablesInJobs(shards: ShardPool, groups: number): NonNullable<Ver
   };
 }
 
-/** One part, in whichever worker took it: the named tables' data, with connections of its own. */
-export async function verifyTablePart(
-  deps: StepDeps,
-  part: unknown,
-  opts: Omit<VerifyRunOptions, "signal" | "onProgress" | "inParts">,
-  ctx: Pick<StepContext, "signal" | "progress">,
-): Promise<TableDataResult> {
+/** The tables a part names, as the queue passed it. */
+export function tablesOfPart(part: unknown): string[] {
   const tables = (part as Partial<TablePart> | undefined)?.tables;
   if (!Array.isArray(tables) || !tables.every((t) => typeof t === "string"))
     throw new Error("a db.verify part names no tables: run the step again to send its parts anew");
-  return verifyTableData(deps, tables, { ...opts, signal: ctx.signal, onProgress: (p) => ctx.progress(p) });
+  return tables;
 }

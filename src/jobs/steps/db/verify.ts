@@ -20,7 +20,7 @@ import { CommonOptions, jobsFor } from "./options.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./verify-definitions.js";
 import { compareLargeObjects } from "./verify-large-objects.js";
 import { type DatabaseVerifyReport, type Difference, lookups, type ObjectTotals } from "./verify-report.js";
-import { tablesInJobs, verifyTablePart } from "./verify-tables.js";
+import { type TableDataResult, tablesInJobs, tablesOfPart } from "./verify-tables.js";
 
 /**
  * `db.verify`: proves the target holds what the source holds, beyond row counts.
@@ -482,14 +482,7 @@ export interface VerifyRunOptions {
   tables?: ReadonlySet<string>;
 }
 
-/** What comparing some tables' data found; row counts as text (a part's result travels as JSON). */
-export interface TableDataResult {
-  tables: number;
-  sourceRows: string;
-  targetRows: string;
-  bytesRead: number;
-  differences: Difference[];
-}
+export type { TableDataResult };
 
 /** Both databases open, their catalogs read, and the connections each side's readers use. */
 interface Sides {
@@ -826,8 +819,17 @@ export async function runDatabaseVerify(
       totalBytes += part.bytesRead;
       differences.push(...part.differences);
     }
-    const byKind = (d: Difference) => ["table", "rows", "content", "column"].indexOf(d.what);
-    differences.sort((x, y) => (byKind(x) === -1 ? 99 : byKind(x)) - (byKind(y) === -1 ? 99 : byKind(y)));
+    // data differences by kind, then by table: the same order whichever worker compared which
+    // table and in what order (in table jobs the groups' results come in group order)
+    const byKind = (d: Difference) => {
+      const k = ["table", "rows", "content", "column"].indexOf(d.what);
+      return k === -1 ? 99 : k;
+    };
+    differences.sort(
+      (x, y) =>
+        byKind(x) - byKind(y) ||
+        (byKind(x) === 99 ? 0 : x.object < y.object ? -1 : x.object > y.object ? 1 : 0),
+    );
     return {
       identical: differences.length === 0,
       checkedAt: new Date().toISOString(),
@@ -951,7 +953,13 @@ export function createDbVerifyStep(deps: StepDeps): StepDefinition<VerifyInput> 
         },
       };
     },
-    shard: (input, part, ctx) => verifyTablePart(deps, part, readOptions(input), ctx),
+    // one group of tables, in whichever worker took it, with connections of its own
+    shard: (input, part, ctx) =>
+      verifyTableData(deps, tablesOfPart(part), {
+        ...readOptions(input),
+        signal: ctx.signal,
+        onProgress: (p) => ctx.progress(p),
+      }),
     async verify(_input, ctx) {
       const saved = await ctx.checkpoint.get("report");
       if (!saved) return { ok: false, summary: "no comparison has run" };

@@ -77,6 +77,11 @@ export interface ListingOptions {
   onStraggler?: (obj: ListedObject) => void;
   /** called after each page with the number of keys listed so far */
   onPage?: (listed: number) => void;
+  /**
+   * called when a key arrives before the key the server listed just ahead of it, even one the
+   * window puts back in order: the server's order is not S3's (nor, then, its start-after)
+   */
+  onDisorder?: () => void;
 }
 
 /**
@@ -87,6 +92,7 @@ export async function* sortedListing(store: ObjectStore, opts: ListingOptions): 
   const window = opts.window ?? 2_000;
   const heap = new MinHeap();
   let last: ListedObject | undefined;
+  let arrived: ListedObject | undefined;
   let listed = 0;
   const fetchPage = (token?: string): Promise<ListPage> =>
     store.listPage({
@@ -105,6 +111,8 @@ export async function* sortedListing(store: ObjectStore, opts: ListingOptions): 
     opts.onPage?.(listed);
     for (const o of page.objects) {
       const obj: ListedObject = { ...o, bytes: Buffer.from(o.key, "utf8") };
+      if (opts.onDisorder && arrived && compareKeys(obj, arrived) < 0) opts.onDisorder();
+      arrived = obj;
       if (last && compareKeys(obj, last) <= 0) {
         if (compareKeys(obj, last) < 0) opts.onStraggler?.(obj);
         continue;
@@ -235,6 +243,13 @@ export interface KeySplit {
   ranges: Array<{ after: string; until?: string; objects: number }>;
   objects: number;
   bytes: number;
+  /**
+   * false when the server listed keys out of order during the split (s3rver walks its folders:
+   * "a/…" before "a"; a server comparing UTF-16 puts "😀" before "！"): its order and its
+   * start-after cannot place a range's keys, so each part lists the whole bucket (a cost in
+   * listing only such servers pay; S3 and R2 list in UTF-8 byte order)
+   */
+  ordered?: boolean;
 }
 
 /**
@@ -253,8 +268,12 @@ export async function splitKeySpace(
   let sample: string[] = [];
   let objects = 0;
   let bytes = 0;
+  let ordered = true;
   for await (const o of sortedListing(store, {
     ...opts,
+    onDisorder: () => {
+      ordered = false;
+    },
     ...(opts.onListed ? { onPage: opts.onListed } : {}),
   })) {
     if (objects % stride === 0) {
@@ -281,5 +300,5 @@ export async function splitKeySpace(
   }
   ranges.push({ after, objects: 0 });
   for (const r of ranges) r.objects = Math.round(objects / ranges.length);
-  return { ranges, objects, bytes };
+  return { ranges, objects, bytes, ordered };
 }

@@ -60,7 +60,11 @@ export interface SyncSettings {
   /**
    * only keys after `after` up to and including `until` (open-ended without it): one part of a
    * sync split into key ranges. Keys a server lists out of order are handled by whichever part
-   * meets them, up to its `until`.
+   * meets them, up to its `until`. With `whole` (the split met a server listing out of order) a
+   * part lists the whole bucket and keeps its range's keys: such a server's key of one range can
+   * come after later ranges' keys, where a part stopping at `until` would not wait for it, and its
+   * start-after need not follow S3's order (s3rver and the light stand-in compare UTF-16, so a
+   * range starting after "！" never shows "😀"), where a part listing from `after` would not see it
    */
   range?: KeyRange;
 }
@@ -69,6 +73,12 @@ export interface SyncSettings {
 export interface KeyRange {
   after: string;
   until?: string;
+  whole?: boolean;
+}
+
+/** Whether a key is before a range (at or before its `after`), for a part listing the whole bucket. */
+function beforeRange(range: KeyRange | undefined, key: string): boolean {
+  return range?.whole === true && range.after !== "" && compareKeyStrings(key, range.after) <= 0;
 }
 
 /** Whether a key is named by `recopy` (exactly, or under a prefix ending in `/` or `*`). */
@@ -212,7 +222,7 @@ export async function estimateSync(
   const items = target
     ? mergeListings(source, target, {
         prefix: settings.prefix,
-        ...(settings.range?.after ? { startAfter: settings.range.after } : {}),
+        ...(settings.range?.after && !settings.range.whole ? { startAfter: settings.range.after } : {}),
         window: settings.window,
         pageSize: settings.pageSize,
         ...(opts.signal ? { signal: opts.signal } : {}),
@@ -277,8 +287,11 @@ export async function estimateSync(
     for await (const item of items) {
       if (failed) throw failed;
       const key = "source" in item ? item.source.key : item.target.key;
+      if (beforeRange(settings.range, key)) continue; // an earlier part's
       if (until !== undefined && compareKeyStrings(key, until) > 0) {
-        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        // a later part's; a straggler of this one may still come unless the server lists in order
+        if (item.kind === "source-straggler" || item.kind === "target-straggler" || settings.range?.whole)
+          continue;
         break;
       }
       if (item.kind === "source-only" || item.kind === "both" || item.kind === "source-straggler") {
@@ -371,8 +384,9 @@ export async function syncBuckets(
   const range = settings.range;
   const savedAfter = saved.ordered !== false ? (saved.after ?? "") : "";
   // a part starts at its range, or further on at its own resume point
-  const resumeAfter =
-    range?.after && (!savedAfter || compareKeyStrings(savedAfter, range.after) < 0)
+  const resumeAfter = range?.whole
+    ? ""
+    : range?.after && (!savedAfter || compareKeyStrings(savedAfter, range.after) < 0)
       ? range.after
       : savedAfter;
   const beyond = (key: string) => range?.until !== undefined && compareKeyStrings(key, range.until) > 0;
@@ -397,7 +411,8 @@ export async function syncBuckets(
     seconds: 0,
     requests: { source: {}, target: {} },
   };
-  let ordered = saved.ordered !== false;
+  // a server that lists out of order (the split saw it) gives no resume point to trust
+  let ordered = saved.ordered !== false && !range?.whole;
   const retryKeys = resumeAfter ? (saved.failed ?? []) : [];
   if (retryKeys.length > 0)
     log.info({ keys: retryKeys.length }, "trying again first the objects the last attempt could not copy");
@@ -499,8 +514,10 @@ export async function syncBuckets(
     })) {
       const key =
         item.kind === "target-only" || item.kind === "target-straggler" ? item.target.key : item.source.key;
+      if (beforeRange(range, key)) continue; // an earlier part's
       if (beyond(key)) {
-        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        // a later part's; a straggler of this one may still come unless the server lists in order
+        if (item.kind === "source-straggler" || item.kind === "target-straggler" || range?.whole) continue;
         break; // in order: everything after is a later part's too
       }
       examined++;

@@ -92,6 +92,10 @@ export const storageSync = defineStep({
   checkpoints: {
     split: z.custom<KeySplit>(),
     began: z.number(),
+    // by key range: how many times its check found it short and it was sent again (sharded)
+    rounds: z.array(z.number().int().min(0)),
+    // in a part: the round its resume point belongs to
+    round: z.number().int().min(0),
     // the copy engine's own resume point (storage-sync-engine.ts), an object it alone reads
     sync: z.record(z.string(), z.unknown()),
   },
@@ -143,6 +147,32 @@ function withStores<T>(
 }
 
 /**
+ * A key range as a part of the sync (or, with `check`, of the check after it; with `newSince`, a
+ * live migration's check, where what was uploaded since the sync began is new, not missing).
+ */
+type RangePart = KeyRange & { check?: boolean; round?: number; newSince?: number };
+
+/**
+ * The parts over a split: a range sent again after its check found it short carries its round
+ * (a new part: the pool does not take the earlier result for it, and the part lists its range
+ * from the start); over a server that listed out of order each part lists the whole bucket.
+ */
+async function rangeParts(
+  split: KeySplit,
+  ctx: ContextOf<typeof storageSync>,
+  check: boolean,
+): Promise<RangePart[]> {
+  const rounds = (await ctx.checkpoint.get("rounds")) ?? [];
+  return split.ranges.map(({ after, until }, i) => ({
+    after,
+    ...(until === undefined ? {} : { until }),
+    ...(split.ordered === false ? { whole: true } : {}),
+    ...(check ? { check: true } : {}),
+    ...(rounds[i] ? { round: rounds[i] } : {}),
+  }));
+}
+
+/**
  * The sync split into key ranges: one pass over the source listing samples the split (kept in the
  * checkpoint, so a retry reuses it and finished ranges stay finished), each range goes to the job
  * queue as a part for any worker, with a checkpoint of its own, and the parts' results add up.
@@ -163,29 +193,26 @@ async function shardedSync(
   );
   const ranges = split.ranges;
   ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
-  const results = await ctx.shards.run<SyncResult>(
-    ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),
-    (each, finished) => {
-      let done = 0;
-      let total = 0;
-      let activity = finished;
-      const workers = new Set<unknown>();
-      each.forEach((p, i) => {
-        done += p?.done ?? 0;
-        total += p?.total ?? ranges[i]!.objects;
-        activity += p?.activity ?? 0;
-        if (p && (p as { worker?: unknown }).worker !== undefined)
-          workers.add((p as { worker?: unknown }).worker);
-      });
-      return {
-        done,
-        total: Math.max(total, done),
-        activity,
-        unit: "objects",
-        message: `${count(finished)} of ${count(ranges.length)} key ranges done, ${workers.size} worker${workers.size === 1 ? "" : "s"} · ${count(done)} of ${objects(Math.max(total, done))} checked`,
-      };
-    },
-  );
+  const results = await ctx.shards.run<SyncResult>(await rangeParts(split, ctx, false), (each, finished) => {
+    let done = 0;
+    let total = 0;
+    let activity = finished;
+    const workers = new Set<unknown>();
+    each.forEach((p, i) => {
+      done += p?.done ?? 0;
+      total += p?.total ?? ranges[i]!.objects;
+      activity += p?.activity ?? 0;
+      if (p && (p as { worker?: unknown }).worker !== undefined)
+        workers.add((p as { worker?: unknown }).worker);
+    });
+    return {
+      done,
+      total: Math.max(total, done),
+      activity,
+      unit: "objects",
+      message: `${count(finished)} of ${count(ranges.length)} key ranges done, ${workers.size} worker${workers.size === 1 ? "" : "s"} · ${count(done)} of ${objects(Math.max(total, done))} checked`,
+    };
+  });
   const sum = results.reduce(addResults);
   if (settings.deleteExtra) sum.deleted = await deleteExtras(source, target, settings, ctx);
   sum.seconds = (performance.now() - started) / 1000;
@@ -194,13 +221,17 @@ async function shardedSync(
 
 /**
  * The check after a sharded sync, in the same key ranges (the split the copy used), each range a
- * job again: what is still missing or different, added up.
+ * job again: what is still missing or different, added up. A range found short goes into its next
+ * round: the next attempt copies it again from its start (its earlier result and resume point
+ * vouched for what is not there) and checks it again; the ranges found whole keep their results.
  */
 async function shardedCheck(
   source: ObjectStore,
   settings: SyncSettings,
   input: StorageSyncInput,
   ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
+  /** live (`replication`): when this sync began; what was uploaded since is for the sync after the switch */
+  began: number | undefined,
 ): Promise<SyncEstimate> {
   const split = await splitOnce(
     source,
@@ -209,11 +240,7 @@ async function shardedCheck(
     ctx,
   );
   const estimates = await ctx.shards.run<SyncEstimate>(
-    split.ranges.map(({ after, until }) => ({
-      after,
-      ...(until === undefined ? {} : { until }),
-      check: true,
-    })),
+    (await rangeParts(split, ctx, true)).map((p) => (began === undefined ? p : { ...p, newSince: began })),
     (each, finished) => {
       const done = each.reduce((n, p) => n + (p?.done ?? 0), 0);
       return {
@@ -226,6 +253,14 @@ async function shardedCheck(
     },
     "check",
   );
+  const short = (e: SyncEstimate) => e.toCopy > 0 || (settings.deleteExtra && e.extra > 0);
+  if (estimates.some(short)) {
+    const rounds = (await ctx.checkpoint.get("rounds")) ?? [];
+    await ctx.checkpoint.set(
+      "rounds",
+      split.ranges.map((_, i) => (rounds[i] ?? 0) + (short(estimates[i]!) ? 1 : 0)),
+    );
+  }
   return estimates.reduce((a, b) => ({
     toCopy: a.toCopy + b.toCopy,
     toCopyBytes: a.toCopyBytes + b.toCopyBytes,
@@ -239,6 +274,9 @@ async function shardedCheck(
     sourceBytes: a.sourceBytes + b.sourceBytes,
     sampleCopies: [...a.sampleCopies, ...b.sampleCopies].slice(0, 10),
     sampleExtras: [...a.sampleExtras, ...b.sampleExtras].slice(0, 10),
+    ...(a.newSince !== undefined || b.newSince !== undefined
+      ? { newSince: (a.newSince ?? 0) + (b.newSince ?? 0) }
+      : {}),
   }));
 }
 
@@ -420,8 +458,14 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
     },
 
     async shard(input, part, ctx) {
-      const { check, ...range } = part as KeyRange & { check?: boolean };
+      const { check, round = 0, newSince, ...range } = part as RangePart;
       const settings = { ...settingsOf(input, deps, false), range };
+      // a range sent again after its check found it short: its resume point vouched for what is
+      // not there, so it is listed from its start
+      if (!check && ((await ctx.checkpoint.get("round")) ?? 0) !== round) {
+        await ctx.checkpoint.set("sync", {});
+        await ctx.checkpoint.set("round", round);
+      }
       if (check)
         return withStores(deps, input, async (source, target) =>
           estimateSync(source, target, settings, {
@@ -429,6 +473,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
             memo: await EtagMemo.load(deps.dataDir, pairId(deps)),
             concurrency: input.concurrency,
             onExamined: examining(ctx, "checking the copy"),
+            ...(newSince !== undefined ? { newSince } : {}),
           }),
         );
       return withStores(deps, input, async (source, target) => {
@@ -457,7 +502,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         const began = deps.file.replication ? await ctx.checkpoint.get("began") : undefined;
         const e =
           input.shards > 1 && ctx.shards
-            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards })
+            ? await shardedCheck(source, settings, input, { ...ctx, shards: ctx.shards }, began)
             : await estimateSync(source, target, settings, {
                 signal: ctx.signal,
                 memo,
