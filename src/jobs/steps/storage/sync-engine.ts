@@ -77,7 +77,7 @@ export interface KeyRange {
 }
 
 /** Whether a key is before a range (at or before its `after`), for a part listing the whole bucket. */
-function beforeRange(range: KeyRange | undefined, key: string): boolean {
+export function beforeRange(range: KeyRange | undefined, key: string): boolean {
   return range?.whole === true && range.after !== "" && compareKeyStrings(key, range.after) <= 0;
 }
 

@@ -21,7 +21,7 @@ import {
 } from "./common.js";
 import { BoundedQueue } from "./flow.js";
 import { compareKeyStrings, isPlainMd5, type KeySplit, type ListedObject, mergeListings } from "./listing.js";
-import type { KeyRange } from "./sync-engine.js";
+import { beforeRange, type KeyRange } from "./sync-engine.js";
 
 const Input = z.strictObject({
   /** objects compared at once */
@@ -320,11 +320,16 @@ export async function verifyBuckets(
       prefix: opts.prefix,
       window: opts.window,
       signal: stop,
-      ...(opts.range?.after ? { startAfter: opts.range.after } : {}),
+      // over a server that listed out of order (`whole`) each part lists the whole bucket, as
+      // storage.sync's parts do: its start-after and its order cannot place a range's keys
+      ...(opts.range?.after && !opts.range.whole ? { startAfter: opts.range.after } : {}),
     })) {
       const key = "source" in item ? item.source.key : item.target.key;
+      if (beforeRange(opts.range, key)) continue; // an earlier part's
       if (until !== undefined && compareKeyStrings(key, until) > 0) {
-        if (item.kind === "source-straggler" || item.kind === "target-straggler") continue; // a later part's
+        // a later part's; a straggler of this one may still come unless the server lists in order
+        if (item.kind === "source-straggler" || item.kind === "target-straggler" || opts.range?.whole)
+          continue;
         break;
       }
       if ("source" in item) {
@@ -397,7 +402,11 @@ async function shardedCheck(
   const split = await splitOnce(source, input.shards, { prefix, window: input.listWindow }, ctx);
   const ranges = split.ranges;
   const reports = await shards.run<StorageVerifyReport>(
-    ranges.map(({ after, until }) => (until === undefined ? { after } : { after, until })),
+    ranges.map(({ after, until }) => ({
+      after,
+      ...(until === undefined ? {} : { until }),
+      ...(split.ordered === false ? { whole: true } : {}),
+    })),
     (each, finished) => {
       let done = 0;
       let total = 0;
