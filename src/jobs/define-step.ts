@@ -80,6 +80,12 @@ export interface StepDeclaration<S extends z.ZodType, C extends CheckpointSchema
   stallWatch?: boolean;
   /** a mutating step takes the environment lock; a read-only one does not */
   mutating: boolean;
+  /**
+   * a new run starts afresh instead of from where the last failed or cancelled run stopped: a
+   * comparison is true only when it is made, so what an earlier run found (its parts' results
+   * included) must not stand for a rerun after the differences were mended
+   */
+  freshEachRun?: boolean;
   /** the step's resume points and what each holds */
   checkpoints?: C;
 }
@@ -163,6 +169,7 @@ export function defineStep<S extends z.ZodType, C extends CheckpointSchemas = Re
         description: declaration.description,
         mutating: declaration.mutating,
         ...(declaration.stallWatch === undefined ? {} : { stallWatch: declaration.stallWatch }),
+        ...(declaration.freshEachRun ? { freshEachRun: true } : {}),
         parse: check
           ? (raw) => {
               const input = parse(raw);

@@ -109,7 +109,8 @@ export class StepExecutor {
       return this.fail(ref(execution.attempts), describeError(err), false);
     }
 
-    if (!undo) await records.inheritCheckpoints(execution.id, execution.step, run.env);
+    if (!undo && !definition.freshEachRun)
+      await records.inheritCheckpoints(execution.id, execution.step, run.env);
     const watchdog = new StepWatchdog({
       limitSeconds: found.step.timeout === undefined ? STEP_TIME_LIMITS[found.step.uses] : found.step.timeout,
       stallSeconds: definition.stallWatch ? file.engine.stallSeconds : undefined,

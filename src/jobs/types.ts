@@ -130,6 +130,11 @@ export interface StepDefinition<I = unknown> {
    * take long (an index build, a cloud resource coming up).
    */
   stallWatch?: boolean;
+  /**
+   * a new run does not take over the checkpoints of the last failed or cancelled one: a
+   * comparison starts afresh (a resumed attempt of the same run still keeps its own)
+   */
+  freshEachRun?: boolean;
   /** validates the step's `with:` block; throws a CutoverError saying what is wrong */
   parse(input: unknown): I;
   plan(input: I, ctx: StepContext): Promise<StepPlan>;

@@ -345,6 +345,49 @@ describe("storage.sync in key ranges: nothing lost", () => {
     }
   }, 180_000);
 
+  it("a rerun of storage.verify in key ranges compares afresh: the failed run's part results do not stand for it", async () => {
+    const sourceBucket = bucketName("src");
+    const targetBucket = bucketName("dst");
+    await createBucket(w.r2.endpoint, sourceBucket);
+    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const objects = Array.from({ length: 30 }, (_, i) => ({
+      key: `f/${String(i).padStart(2, "0")}.txt`,
+      body: Buffer.from(`object ${i} `.repeat(40)),
+    }));
+    const missing = objects[12]!;
+    await seed(w.sourceStore(sourceBucket), objects);
+    await seed(
+      w.targetStore(targetBucket),
+      objects.filter((o) => o !== missing),
+    );
+    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
+    const yaml = plain.replace(
+      "{ id: storage-verify, uses: storage.verify }",
+      "{ id: storage-verify, uses: storage.verify, with: { shards: 3 } }",
+    );
+    const first = await runHere(yaml, env, 2, "storage-verify");
+    try {
+      await first.execution;
+      const run = await runFinished(first.deps.db, first.runId);
+      expect(run.steps[0]!.error).toMatch(
+        /^verification failed: 29 of 30 objects .*; differences: 1 missing/,
+      );
+    } finally {
+      await first.deps.close();
+    }
+    // the operator mends the target (a sync, say) and verifies again
+    await seed(w.targetStore(targetBucket), [missing]);
+    const second = await runHere(yaml, env, 2, "storage-verify");
+    try {
+      await second.execution;
+      const run = await runFinished(second.deps.db, second.runId);
+      expect(run.steps[0]!.error ?? null).toBeNull();
+      expect(run.status).toBe("succeeded");
+    } finally {
+      await second.deps.close();
+    }
+  }, 180_000);
+
   it("storage.verify in key ranges over a server that lists out of order still sees every key (a missing one is reported)", async () => {
     const sourceBucket = bucketName("src");
     const targetBucket = bucketName("dst");

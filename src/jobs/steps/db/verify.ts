@@ -68,6 +68,7 @@ export const dbVerify = defineStep({
   input: Input,
   configSections: ["source.database", "target.rds"],
   mutating: false,
+  freshEachRun: true,
   checkpoints: { report: z.object({ identical: z.boolean(), summary: z.string() }) },
 });
 

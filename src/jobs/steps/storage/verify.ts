@@ -46,6 +46,7 @@ export const storageVerify = defineStep({
   configSections: ["source.storage", "target.s3"],
   mutating: false,
   stallWatch: true,
+  freshEachRun: true,
   checkpoints: { split: z.custom<KeySplit>(), report: z.custom<StorageVerifyReport>() },
 });
 
