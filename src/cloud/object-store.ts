@@ -1,3 +1,4 @@
+import { createHash, createHmac, createSecretKey, type Hash, type Hmac, type KeyObject } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
@@ -387,6 +388,70 @@ function handOverSignals(client: S3Client): void {
   };
 }
 
+/**
+ * SHA-256 and HMAC-SHA256 for request signing, as the SDK's own (node:crypto) but with each HMAC
+ * key imported once: SigV4 makes two HMACs a request, one keyed by the secret (the signing-key
+ * cache's lookup) and one by the day's signing key, and importing the key again each time was
+ * most of their cost. Keys are the secret, `AWS4`+secret and the derived keys (the same objects
+ * while the SDK's signing-key cache holds them); a few strings are kept, and buffers weakly.
+ */
+const importedKeys = new Map<string, KeyObject>();
+const importedBufferKeys = new WeakMap<object, KeyObject>();
+function hmacKey(secret: string | ArrayBuffer | ArrayBufferView): KeyObject {
+  if (typeof secret === "string") {
+    let key = importedKeys.get(secret);
+    if (!key) {
+      if (importedKeys.size >= 32) importedKeys.clear();
+      key = createSecretKey(Buffer.from(secret, "utf8"));
+      importedKeys.set(secret, key);
+    }
+    return key;
+  }
+  let key = importedBufferKeys.get(secret);
+  if (!key) {
+    const bytes = ArrayBuffer.isView(secret)
+      ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength)
+      : Buffer.from(secret);
+    key = createSecretKey(Buffer.from(bytes)); // a copy: the caller's buffer may change
+    importedBufferKeys.set(secret, key);
+  }
+  return key;
+}
+
+export class SigningSha256 {
+  readonly digestLength = 32;
+  private hash: Hash | Hmac;
+  private finished = false;
+  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = this.start();
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    if (this.finished) throw new Error("Attempted to update an already finished hash.");
+    this.hash.update(
+      typeof data === "string"
+        ? data
+        : ArrayBuffer.isView(data)
+          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+          : new Uint8Array(data),
+    );
+  }
+  async digest(): Promise<Uint8Array> {
+    let out: Buffer;
+    if (this.secret) {
+      this.finished = true;
+      out = this.hash.digest();
+    } else out = (this.hash as Hash).copy().digest();
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
+  reset(): void {
+    this.hash = this.start();
+    this.finished = false;
+  }
+  private start(): Hash | Hmac {
+    return this.secret ? createHmac("sha256", hmacKey(this.secret)) : createHash("sha256");
+  }
+}
+
 function buildClient(
   opts: ObjectStoreOptions,
   maxAttempts: number,
@@ -403,6 +468,7 @@ function buildClient(
       maxAttempts,
       // see sendWith: every call goes through it, none passes per-call options
       cacheMiddleware: true,
+      sha256: SigningSha256,
       requestChecksumCalculation: opts.writeChecksums === false ? "WHEN_REQUIRED" : "WHEN_SUPPORTED",
       // Checked by our own hashing where it matters (storage.verify); saves CPU on every read.
       responseChecksumValidation: "WHEN_REQUIRED",
@@ -414,6 +480,8 @@ function buildClient(
       },
     });
     handOverSignals(client);
+    // it logs each call's input and output, filtered for secrets, to a logger that drops them
+    client.middlewareStack.remove("loggerMiddleware");
     setUp(client);
     return client;
   });

@@ -1,8 +1,9 @@
+import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createObjectStore, type ObjectStore } from "../../src/cloud/object-store.js";
+import { createObjectStore, type ObjectStore, SigningSha256 } from "../../src/cloud/object-store.js";
 
 /**
  * The S3 clients resolve their middleware once per command class (`cacheMiddleware`), so a
@@ -74,5 +75,39 @@ describe("the object store's abort signal", () => {
       name: "AbortError",
       cause: { message: "cancelled before" },
     });
+  });
+});
+
+describe("the signing hash (SigningSha256)", () => {
+  const bytes = (s: string) => new TextEncoder().encode(s);
+  const hex = (u: Uint8Array) => Buffer.from(u).toString("hex");
+
+  it("digests as node:crypto does, keyed by a string, bytes or none, the same key again and again", async () => {
+    const derived = new Uint8Array(createHmac("sha256", "AWS4secret").update("20261207").digest());
+    for (let round = 0; round < 3; round++) {
+      for (const [secret, key] of [
+        ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+        [derived, Buffer.from(derived)],
+        [derived.buffer, Buffer.from(derived)],
+      ] as const) {
+        const h = new SigningSha256(secret);
+        h.update(bytes("AKIAIOSFODNN7EXAMPLE"));
+        h.update("/and a string");
+        expect(hex(await h.digest())).toBe(
+          createHmac("sha256", key).update("AKIAIOSFODNN7EXAMPLE/and a string").digest("hex"),
+        );
+        expect(() => h.update(bytes("more"))).toThrow(/finished/);
+        h.reset();
+        h.update(bytes("again"));
+        expect(hex(await h.digest())).toBe(createHmac("sha256", key).update("again").digest("hex"));
+      }
+      const plain = new SigningSha256();
+      plain.update(bytes("GET\n/bucket/key\n"));
+      expect(hex(await plain.digest())).toBe(createHash("sha256").update("GET\n/bucket/key\n").digest("hex"));
+      plain.update(bytes("more")); // an unkeyed hash goes on after a digest, as the SDK's
+      expect(hex(await plain.digest())).toBe(
+        createHash("sha256").update("GET\n/bucket/key\nmore").digest("hex"),
+      );
+    }
   });
 });
