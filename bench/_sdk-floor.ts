@@ -2,7 +2,9 @@
  * The scale bench's floor, in a process of its own: the CPU per object of the product's own
  * object-store adapter (src/cloud/object-store.ts over @aws-sdk/client-s3) making just the requests
  * a copy and a check make, 16 at once, against the light S3 stand-in (bench/_s3-stand-in.mjs):
- * HEAD, GET, and GET then PUT. What the sync costs above these is the engine's own.
+ * HEAD, GET, and GET then PUT, with the client settings storage.sync uses by default (`checksums:
+ * md5`: no CRC32 computed, the source's MD5 ETag sent as Content-MD5). What the sync costs above
+ * these is the engine's own.
  * argv[2]: JSON {objects}. Prints one JSON line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -40,6 +42,8 @@ const store = (side: "source" | "target", bucket: string) =>
     credentials: { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "bench" },
     credentialSource: "the bench",
     maxSockets: 40,
+    // storage.sync's default (`checksums: md5`): S3 checks the Content-MD5 instead
+    writeChecksums: false,
   });
 const source = store("source", "src");
 const target = store("target", "dst");
@@ -67,7 +71,8 @@ const get = await perObject(async (k, signal) => {
 });
 const getPut = await perObject(async (k, signal) => {
   const { head: h, body } = await source.get(k, { signal });
-  await target.put(k, body, h.size, { metadata: h.metadata }, { signal });
+  const contentMd5 = Buffer.from(h.etag, "hex").toString("base64");
+  await target.put(k, body, h.size, { metadata: h.metadata }, { signal, contentMd5 });
 });
 source.destroy();
 target.destroy();
