@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { CutoverError, ErrorCode } from "../src/errors.js";
-import { EtagMemo } from "../src/jobs/steps/storage/common.js";
+import { EtagMemo } from "../src/jobs/steps/storage/etag-memo.js";
 import { type SyncResult, type SyncSettings, syncBuckets } from "../src/jobs/steps/storage/sync-engine.js";
 import type { Progress } from "../src/jobs/types.js";
 import { StepWatchdog } from "../src/jobs/watchdog.js";

@@ -1,6 +1,6 @@
 import type { KnownBlock } from "@slack/types";
-import { TARGET_ONLY_RULE } from "../jobs/steps/storage/common.js";
 import type { DifferenceKind, StorageVerifyReport } from "../jobs/steps/storage/verify.js";
+import { TARGET_ONLY_RULE } from "../jobs/steps/storage/wording.js";
 import { formatBytes } from "../text/units.js";
 import { context, divider, esc, formatDuration, header, type Reply, section } from "./blocks.js";
 

@@ -1,7 +1,7 @@
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { describeError } from "../../errors.js";
 import type { StepDeps } from "../index.js";
-import { openSource, openTarget } from "../steps/storage/common.js";
+import { openSource, openTarget } from "../steps/storage/buckets.js";
 
 /** What the way back did for the uploads made on the new stack. */
 export interface ObjectsBackReport {

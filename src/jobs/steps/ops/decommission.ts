@@ -32,7 +32,7 @@ import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
 import { sourceEndpoint } from "../db/endpoints.js";
 import { useApprovalOrFail } from "../dns/approval-use.js";
-import { openTarget } from "../storage/common.js";
+import { openTarget } from "../storage/buckets.js";
 
 /**
  * `decommission` (the plan's Phase 5 clean-up): once the stabilisation window after the DNS

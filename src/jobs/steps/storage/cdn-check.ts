@@ -8,7 +8,8 @@ import type { StepDeps } from "../../index.js";
 import { readProvisioned } from "../../provisioned.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../../types.js";
 import { s3OriginDomain } from "./bucket.js";
-import { count, openTarget } from "./common.js";
+import { openTarget } from "./buckets.js";
+import { count } from "./wording.js";
 
 const Input = z.strictObject({
   /** fetch through this base URL instead of the distribution's domain (a rehearsal's stand-in) */

@@ -6,8 +6,7 @@ import { CutoverError, ErrorCode } from "../../../errors.js";
 import { formatBytes, formatDuration } from "../../../text/units.js";
 import { Semaphore } from "../../../util/semaphore.js";
 import type { CheckpointStore, Progress } from "../../types.js";
-import type { EtagMemo } from "./common.js";
-import { count, objects } from "./common.js";
+import type { EtagMemo } from "./etag-memo.js";
 import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter } from "./flow.js";
 import {
   compareKeyStrings,
@@ -18,6 +17,7 @@ import {
   sortedListing,
 } from "./listing.js";
 import { compareObject } from "./verify.js";
+import { count, objects } from "./wording.js";
 
 /** How a sync runs; every size in bytes. */
 export interface SyncSettings {

@@ -6,17 +6,8 @@ import { type ContextOf, defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import { splitOnce } from "../../shards.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
-import {
-  checkBucket,
-  count,
-  EtagMemo,
-  objects,
-  openSource,
-  openTarget,
-  pairId,
-  storageSections,
-  TARGET_ONLY_RULE,
-} from "./common.js";
+import { checkBucket, openSource, openTarget, pairId, storageSections } from "./buckets.js";
+import { EtagMemo } from "./etag-memo.js";
 import type { KeySplit } from "./listing.js";
 import {
   deleteExtras,
@@ -27,6 +18,7 @@ import {
   type SyncSettings,
   syncBuckets,
 } from "./sync-engine.js";
+import { count, objects, TARGET_ONLY_RULE } from "./wording.js";
 
 const MiB = 1024 * 1024;
 

@@ -10,18 +10,11 @@ import { type ContextOf, defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import { splitOnce } from "../../shards.js";
 import type { StepContext, StepDefinition, VerifyOutcome } from "../../types.js";
-import {
-  checkBucket,
-  count,
-  objects,
-  openSource,
-  openTarget,
-  storageSections,
-  TARGET_ONLY_RULE,
-} from "./common.js";
+import { checkBucket, openSource, openTarget, storageSections } from "./buckets.js";
 import { BoundedQueue } from "./flow.js";
 import { compareKeyStrings, isPlainMd5, type KeySplit, type ListedObject, mergeListings } from "./listing.js";
 import { beforeRange, type KeyRange } from "./sync-engine.js";
+import { count, objects, TARGET_ONLY_RULE } from "./wording.js";
 
 const Input = z.strictObject({
   /** objects compared at once */

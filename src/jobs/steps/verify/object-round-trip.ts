@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { objectUrl } from "../../../cloud/cdn.js";
 import type { StepDeps } from "../../index.js";
 import type { StepContext } from "../../types.js";
-import { openTarget } from "../storage/common.js";
+import { openTarget } from "../storage/buckets.js";
 import { mbps, round } from "./format.js";
 import { httpRequest } from "./http.js";
 

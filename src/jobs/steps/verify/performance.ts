@@ -7,8 +7,8 @@ import { defineStep } from "../../define-step.js";
 import type { StepDeps } from "../../index.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { targetEndpoint } from "../db/endpoints.js";
+import { openTarget } from "../storage/buckets.js";
 import { sampleObjects } from "../storage/cdn-check.js";
-import { openTarget } from "../storage/common.js";
 import { type AppTarget, resolveApp, resolveCdnBase } from "./app-target.js";
 import {
   type Check,
