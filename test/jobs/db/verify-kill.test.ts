@@ -24,10 +24,11 @@ const BULK = "public.bulk";
 
 beforeAll(async () => {
   source = await createFixtureSource("vk_src");
-  // large enough that comparing it takes several seconds in 1 MB slices, one connection a side
+  // large enough that comparing it takes several seconds in 1 MB slices, one connection a side, even
+  // on a quiet machine (at 500k rows a quiet machine compared it between two progress writes)
   await queryOnce(
     source.url,
-    `CREATE TABLE ${BULK} AS SELECT g AS id, md5(g::text) || repeat('x', 120) AS payload FROM generate_series(1, 500000) g;
+    `CREATE TABLE ${BULK} AS SELECT g AS id, md5(g::text) || repeat('x', 120) AS payload FROM generate_series(1, 1500000) g;
      ALTER TABLE ${BULK} ADD PRIMARY KEY (id)`,
   );
   // the catalog's sizes (what the groups are dealt by, and the progress's total) after an ANALYZE
