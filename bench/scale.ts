@@ -704,6 +704,11 @@ export async function main(args: string[]): Promise<void> {
               wallMsPerObject: r3(wallMsPerObject),
               fixedWallSeconds: r1(fixedWallSeconds),
               hoursAtThisMachinesPace: r3((fixedWallSeconds + (wallMsPerObject * 1e7) / 1000) / 3600),
+              ...(fixedCpuSeconds < 0
+                ? {
+                    note: "the fixed cost came out below zero: the 3N run's CPU per object was lower than the N run's by more than the fixed cost (the machine's load moved between the runs); run again on a quieter machine, or with a larger --worker-objects",
+                  }
+                : {}),
             };
           })()
         : undefined;
