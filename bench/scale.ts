@@ -12,7 +12,7 @@ import { cpuSeconds, measure } from "./storage.js";
  * `npm run bench -- scale [--cli-sizes 5000,50000] [--engine-sizes 100000,1000000]
  * [--per-object-servers light,moto] [--worker-server light|moto]
  * [--fail-objects 500000] [--per-object 5000] [--skip-rclone] [--big]
- * [--workers 1,2,4] [--worker-objects 4000] [--shards 8] [--sections memory,per-object,workers,engine]`
+ * [--workers 1,2,4] [--worker-objects 4000] [--plan-repeats 3] [--shards 8] [--sections memory,per-object,workers,engine]`
  *
  * Storage at scale, measured from outside, as users run the product:
  *  1. memory against object count through the CLI (`node bin/cutover.js run storage-sync`, its own
@@ -33,7 +33,8 @@ import { cpuSeconds, measure } from "./storage.js";
  *     stall or a lost worker resumes from its checkpoint and counts only what it copied itself),
  *     and found already there; the plan's cost per object from 4 workers over `--worker-objects`
  *     (N) and over 3N objects: (cpu(3N) − cpu(N)) ÷ 2N, the rest of the N run's CPU a fixed cost
- *     (a second replica's start, pg-boss polling while the run lasts, the split's listing);
+ *     (a second replica's start, pg-boss polling while the run lasts, the split's listing), each
+ *     size's median CPU over `--plan-repeats` alternate pairs (one pair on a loaded machine moves it);
  *  3. the engine (storage.sync's `syncBuckets`) over in-process buckets up to 10 million keys a
  *     side (bench/_scale-engine.ts): the live heap per size of a no-change pass under a stall
  *     watchdog of 5 s, and a copy of `--fail-objects` objects with one failing for good, then the
@@ -378,6 +379,7 @@ export async function main(args: string[]): Promise<void> {
       big: { type: "boolean", default: false },
       workers: { type: "string", default: "1,2,4" },
       "worker-objects": { type: "string", default: "4000" },
+      "plan-repeats": { type: "string", default: "3" },
       shards: { type: "string", default: "8" },
       sections: { type: "string", default: "memory,per-object,workers,engine" },
     },
@@ -566,6 +568,9 @@ export async function main(args: string[]): Promise<void> {
     const shardCount = Number(values.shards);
     const planWorkers = 4;
     const planAt3N = workerCounts.includes(planWorkers);
+    // the N and 3N runs again, alternately, each into buckets of its own: the plan takes the
+    // median of each size's CPU (one pair on a loaded machine moved the cost per object by ±50 %)
+    const planRepeats = Math.max(1, Number(values["plan-repeats"]) || 1);
     say(
       `workers: ${wN.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers${planAt3N ? `, then ${(3 * wN).toLocaleString("en-US")} by ${planWorkers}` : ""}…`,
     );
@@ -577,7 +582,10 @@ export async function main(args: string[]): Promise<void> {
         ...(planAt3N
           ? [
               { name: "wsrc-3n", count: 3 * wN },
-              { name: `wdst-${planWorkers}-3n`, region: REGION, count: 0 },
+              ...Array.from({ length: planRepeats }, (_, i) => [
+                { name: `wdst-${planWorkers}-3n-${i}`, region: REGION, count: 0 },
+                ...(i > 0 ? [{ name: `wdst-${planWorkers}-n-${i}`, region: REGION, count: 0 }] : []),
+              ]).flat(),
             ]
           : []),
         { name: "wempty-src", count: 0 },
@@ -586,7 +594,9 @@ export async function main(args: string[]): Promise<void> {
       workerServer,
     );
     const workerRuns: Array<Record<string, unknown>> = [];
-    let planRun3N: Record<string, unknown> | undefined;
+    /** the plan's runs of 4 workers: over N (the first is the comparison's) and over 3N */
+    const planRunsN: Array<Record<string, unknown>> = [];
+    const planRuns3N: Array<Record<string, unknown>> = [];
     try {
       const ctx = { work, databaseUrl, moto: wMoto };
       // the CLI's own start (an empty sync), subtracted from each run's CPU
@@ -666,7 +676,14 @@ export async function main(args: string[]): Promise<void> {
         }
       };
       for (const k of workerCounts) workerRuns.push(await workersRun(k, wN, "wsrc", `wdst-${k}`));
-      if (planAt3N) planRun3N = await workersRun(planWorkers, 3 * wN, "wsrc-3n", `wdst-${planWorkers}-3n`);
+      for (let i = 0; planAt3N && i < planRepeats; i++) {
+        planRunsN.push(
+          i === 0
+            ? (workerRuns.find((r) => r.workers === planWorkers) as Record<string, unknown>)
+            : await workersRun(planWorkers, wN, "wsrc", `wdst-${planWorkers}-n-${i}`),
+        );
+        planRuns3N.push(await workersRun(planWorkers, 3 * wN, "wsrc-3n", `wdst-${planWorkers}-3n-${i}`));
+      }
     } finally {
       await wMoto.stop();
     }
@@ -683,16 +700,24 @@ export async function main(args: string[]): Promise<void> {
      * it runs, the split's listing); the 3N run less the N run is 2N objects' worth and nothing else
      */
     const marginal =
-      four && planRun3N
+      four && planRuns3N.length > 0
         ? (() => {
-            const cpuN = four.cutoverCpuSeconds as number;
-            const cpu3N = planRun3N.cutoverCpuSeconds as number;
+            const median = (runs: Array<Record<string, unknown>>, field: string) => {
+              const v = runs.map((r) => r[field] as number).sort((a, b) => a - b);
+              const mid = Math.floor(v.length / 2);
+              return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+            };
+            const cpuN = median(planRunsN, "cutoverCpuSeconds");
+            const cpu3N = median(planRuns3N, "cutoverCpuSeconds");
+            const secondsN = median(planRunsN, "seconds");
+            const seconds3N = median(planRuns3N, "seconds");
             const msPerObject = ((cpu3N - cpuN) * 1000) / (2 * wN);
             const fixedCpuSeconds = cpuN - (msPerObject * wN) / 1000;
-            const wallMsPerObject =
-              (((planRun3N.seconds as number) - (four.seconds as number)) * 1000) / (2 * wN);
-            const fixedWallSeconds = (four.seconds as number) - (wallMsPerObject * wN) / 1000;
+            const wallMsPerObject = ((seconds3N - secondsN) * 1000) / (2 * wN);
+            const fixedWallSeconds = secondsN - (wallMsPerObject * wN) / 1000;
             return {
+              /** each size's median over the repeats (our CPU in s, wall time in s) */
+              medians: { cpuN: r3(cpuN), cpu3N: r3(cpu3N), secondsN: r1(secondsN), seconds3N: r1(seconds3N) },
               /** our CPU per object, (cpu(3N) − cpu(N)) ÷ 2N, in ms */
               cutoverCpuMsPerObject: r3(msPerObject),
               /** our CPU that does not grow with the objects, cpu(N) − N × the above, in seconds */
@@ -716,11 +741,20 @@ export async function main(args: string[]): Promise<void> {
       ? {
           objects: 1e7,
           workers: planWorkers,
-          ...(marginal && planRun3N
+          ...(marginal
             ? {
                 /** the runs the cost per object comes from: 4 workers over N and over 3N objects */
                 sizes: [wN, 3 * wN],
-                run3N: planRun3N,
+                repeats: planRepeats,
+                /** the pairs, alternately N then 3N: objects, wall s, our CPU s */
+                pairs: planRuns3N.map((r3n, i) =>
+                  [planRunsN[i], r3n].map((r) => ({
+                    objects: r?.objects,
+                    seconds: r?.seconds,
+                    cutoverCpuSeconds: r?.cutoverCpuSeconds,
+                  })),
+                ),
+                run3N: planRuns3N[0],
                 ...marginal,
               }
             : {}),
