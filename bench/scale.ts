@@ -390,6 +390,13 @@ export async function main(args: string[]): Promise<void> {
       throw new Error(
         `--sections: "${name}" is not one; give some of memory, per-object, workers, engine (comma-separated)`,
       );
+  // the plan's N and 3N runs of 4 workers, alternately, each into buckets of its own: the plan
+  // takes the median of each size's CPU (one pair on a loaded machine moved the cost per object by ±50 %)
+  const planRepeats = Number(values["plan-repeats"]);
+  if (!Number.isInteger(planRepeats) || planRepeats < 1)
+    throw new Error(
+      `--plan-repeats: "${values["plan-repeats"]}" is not a whole number of 1 or more; give how many N and 3N pairs to run (3 by default)`,
+    );
   const cliSizes = sizes(values["cli-sizes"] ?? (values.big ? "5000,50000,500000" : "5000,50000"));
   const engineSizes = sizes(
     values["engine-sizes"] ?? (values.big ? "100000,1000000,10000000" : "100000,1000000"),
@@ -568,9 +575,6 @@ export async function main(args: string[]): Promise<void> {
     const shardCount = Number(values.shards);
     const planWorkers = 4;
     const planAt3N = workerCounts.includes(planWorkers);
-    // the N and 3N runs again, alternately, each into buckets of its own: the plan takes the
-    // median of each size's CPU (one pair on a loaded machine moved the cost per object by ±50 %)
-    const planRepeats = Math.max(1, Number(values["plan-repeats"]) || 1);
     say(
       `workers: ${wN.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers${planAt3N ? `, then ${(3 * wN).toLocaleString("en-US")} by ${planWorkers}` : ""}…`,
     );
