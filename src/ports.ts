@@ -201,12 +201,23 @@ export function portsOf(deps: {
   return deps.ports ?? createPorts({ env: deps.env }, deps.file);
 }
 
+/** How often pg-boss looks for jobs whose worker stopped beating (and refreshes its queue counts). */
+const PART_SUPERVISE_SECONDS = 10;
+
 /** The state database's one pool, and Prisma and the job queue over it. */
 function createStatePorts(url: string, log: Logger): StatePorts {
   const pool = new pg.Pool({ connectionString: url, max: STATE_POOL_MAX });
   pool.on("error", (err) => log.warn({ err: err.message }, "state database connection dropped"));
   const db = createPrismaClient(pool);
-  const boss = new PgBoss({ db: { executeSql: (text, values) => pool.query(text, values) } });
+  const boss = new PgBoss({
+    db: { executeSql: (text, values) => pool.query(text, values) },
+    // A part whose worker died (its heartbeat 10 s old, src/jobs/shards.ts) is failed and retried
+    // elsewhere at the next supervisor pass that claims its queue's monitor: at pg-boss's 60 s for
+    // both, 10-70 s after the death (62 s measured), and a stall limit below that stopped the step.
+    // At 10 s a dead worker's part is handed over about 10-25 s after it died (pg-boss allows >= 1).
+    superviseIntervalSeconds: PART_SUPERVISE_SECONDS,
+    monitorIntervalSeconds: PART_SUPERVISE_SECONDS,
+  });
   boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
   return {
     pool,

@@ -112,6 +112,9 @@ describe("db.verify in table jobs across processes", () => {
       const victim = (busy!.value as { worker: number }).worker === a.pid ? a : b;
       const survivor = victim === a ? b : a;
       victim.kill("SIGKILL");
+      const killedAt = Date.now();
+      // when the survivor was first seen on the group (its progress or its result)
+      let takenAt: number | undefined;
 
       const supervisor = await shardSupervisor(state.url);
       try {
@@ -119,16 +122,30 @@ describe("db.verify in table jobs across processes", () => {
           `the group with the large table to be compared again by the other worker`,
           async () => {
             await supervisor.nudge();
+            const progress = await deps.db.checkpoint.findFirst({
+              where: { key: `shard/tables/${index}/progress`, execution: { runId } },
+            });
+            if ((progress?.value as { worker?: number } | undefined)?.worker === survivor.pid)
+              takenAt ??= Date.now();
             const result = await deps.db.checkpoint.findFirst({
               where: { key: `shard/tables/${index}/result`, execution: { runId } },
             });
-            return (result?.value as { worker?: number } | undefined)?.worker === survivor.pid;
+            const done = (result?.value as { worker?: number } | undefined)?.worker === survivor.pid;
+            if (done) takenAt ??= Date.now();
+            return done;
           },
           { timeoutMs: 150_000, intervalMs: 1_000 },
         );
       } finally {
         await supervisor.stop();
       }
+      // the hand-over: the heartbeat (10 s) and the next supervisor pass (every 10 s, src/ports.ts);
+      // at pg-boss's default pass of 60 s it took 10-70 s
+      const handOverSeconds = ((takenAt ?? Date.now()) - killedAt) / 1000;
+      console.log(
+        `group ${index}: handed over to the survivor ${handOverSeconds.toFixed(1)} s after the kill`,
+      );
+      expect(handOverSeconds).toBeLessThan(45);
       const run = await runFinished(deps.db, runId, { timeoutMs: 120_000 });
       await execution;
       // the differences were found: the step fails its verify, as one process's would

@@ -111,6 +111,9 @@ describe("storage.sync in key ranges across processes", () => {
       );
       const index = busy!.key.split("/")[1];
       a.kill("SIGKILL");
+      const killedAt = Date.now();
+      // when process B was first seen on the range (its progress or its result)
+      let takenAt: number | undefined;
       const supervisor = await shardSupervisor(state.url);
       try {
         // pg-boss fails the dead worker's job once its heartbeat is 10 s old (its supervisor's pass,
@@ -119,14 +122,26 @@ describe("storage.sync in key ranges across processes", () => {
           `range ${index} to be finished by process B`,
           async () => {
             await supervisor.nudge();
+            const progress = await deps.db.checkpoint.findFirst({
+              where: { key: `shard/${index}/progress` },
+            });
+            if ((progress?.value as { worker?: number } | undefined)?.worker === b.pid)
+              takenAt ??= Date.now();
             const result = await deps.db.checkpoint.findFirst({ where: { key: `shard/${index}/result` } });
-            return (result?.value as { worker?: number } | undefined)?.worker === b.pid;
+            const done = (result?.value as { worker?: number } | undefined)?.worker === b.pid;
+            if (done) takenAt ??= Date.now();
+            return done;
           },
           { timeoutMs: 90_000, intervalMs: 1_000 },
         );
       } finally {
         await supervisor.stop();
       }
+      // the hand-over: the heartbeat (10 s) and the next supervisor pass (every 10 s, src/ports.ts);
+      // at pg-boss's default pass of 60 s it took 10-70 s
+      const handOverSeconds = ((takenAt ?? Date.now()) - killedAt) / 1000;
+      console.log(`range ${index}: handed over to process B ${handOverSeconds.toFixed(1)} s after the kill`);
+      expect(handOverSeconds).toBeLessThan(45);
       const run = await runFinished(deps.db, runId, { timeoutMs: 90_000 });
       await execution;
       expect(run.status).toBe("succeeded");
