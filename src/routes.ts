@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { CustomRoute } from "@slack/bolt";
 import type { Deps } from "./deps.js";
 import { replicationStatus } from "./jobs/cutover/live.js";
+import { findLock, pingStateDatabase, runsByStatus } from "./store/runs.js";
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -23,7 +24,7 @@ export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file" | "live">)
       method: ["GET"],
       handler: async (_req: IncomingMessage, res: ServerResponse) => {
         try {
-          await withTimeout(deps.db.$queryRaw`SELECT 1`, 2_000);
+          await withTimeout(pingStateDatabase(deps.db), 2_000);
           res.writeHead(200, { "content-type": "application/json" });
           res.end(JSON.stringify({ ok: true, state: "ok" }));
         } catch (err) {
@@ -38,18 +39,13 @@ export function httpRoutes(deps: Pick<Deps, "db" | "metrics" | "file" | "live">)
       handler: async (_req: IncomingMessage, res: ServerResponse) => {
         const extra: string[] = [];
         try {
-          const rows = await withTimeout(
-            deps.db.$queryRaw<
-              Array<{ status: string; n: bigint }>
-            >`SELECT status, count(*) AS n FROM runs GROUP BY status`,
-            2_000,
-          );
+          const rows = await withTimeout(runsByStatus(deps.db), 2_000);
           extra.push(
             "# HELP cutover_runs Runs in the state database, by status.",
             "# TYPE cutover_runs gauge",
           );
           for (const r of rows) extra.push(`cutover_runs{status="${r.status}"} ${r.n}`);
-          const lock = await deps.db.envLock.count({ where: { env: deps.file.environment } });
+          const lock = (await findLock(deps.db, deps.file.environment)) ? 1 : 0;
           extra.push(
             "# HELP cutover_env_locked 1 while a run holds the environment lock.",
             "# TYPE cutover_env_locked gauge",

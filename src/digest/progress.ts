@@ -1,4 +1,5 @@
 import type { MigrationFile } from "../config/schema.js";
+import { pendingRequests } from "../store/approvals.js";
 import type { Db } from "../store/client.js";
 import { latestStepExecutions } from "../store/runs.js";
 import type { PhaseProgress, ProgressDigest, Stabilisation, WaitingItem } from "./types.js";
@@ -127,10 +128,6 @@ export async function readProgress(
   const latest = new Map<string, StepLatest>();
   for (const [id, row] of rows)
     latest.set(id, { status: row.status, dryRun: row.run.dryRun, runId: row.runId });
-  const pending = await db.approval.findMany({
-    where: { status: "pending", expiresAt: { gt: now } },
-    orderBy: { createdAt: "asc" },
-    select: { action: true, requestedBy: true, expiresAt: true },
-  });
+  const pending = await pendingRequests(db, now);
   return summariseProgress(file, latest, pending, stabilisation);
 }

@@ -6,6 +6,10 @@ import { type Clock, systemClock } from "../clock.js";
 import type { MigrationFile } from "../config/schema.js";
 import { describeError } from "../errors.js";
 import type { Db } from "../store/client.js";
+import { claimDigestDay, markDigestFailed, markDigestPosted } from "../store/digests.js";
+
+export { claimDigestDay };
+
 import type { PublishedDigest } from "./publish.js";
 import { readStabilisation } from "./stabilisation.js";
 
@@ -40,50 +44,6 @@ export function localTime(date: Date, timezone: string): string {
   }).formatToParts(date);
   const get = (t: string) => parts.find((p) => p.type === t)?.value ?? "00";
   return `${get("hour")}:${get("minute")}`;
-}
-
-/**
- * Claims the digest of (env, day) for `by`. True for exactly one caller: the one whose insert
- * created the row, or who took over a claim left stale (older than `leaseMs`, its process
- * presumably gone) or a failed one (at least `retryMs` old).
- */
-export async function claimDigestDay(
-  db: Db,
-  opts: {
-    env: string;
-    day: string;
-    by: string;
-    now: Date;
-    leaseMs: number;
-    retryMs: number;
-    channel?: string;
-  },
-): Promise<boolean> {
-  const inserted = await db.digest.createMany({
-    data: [
-      {
-        env: opts.env,
-        day: opts.day,
-        claimedBy: opts.by,
-        claimedAt: opts.now,
-        channel: opts.channel ?? null,
-      },
-    ],
-    skipDuplicates: true,
-  });
-  if (inserted.count === 1) return true;
-  const taken = await db.digest.updateMany({
-    where: {
-      env: opts.env,
-      day: opts.day,
-      OR: [
-        { status: "claimed", claimedAt: { lte: new Date(opts.now.getTime() - opts.leaseMs) } },
-        { status: "failed", claimedAt: { lte: new Date(opts.now.getTime() - opts.retryMs) } },
-      ],
-    },
-    data: { status: "claimed", claimedBy: opts.by, claimedAt: opts.now, error: null },
-  });
-  return taken.count === 1;
 }
 
 export type TickOutcome =
@@ -150,24 +110,18 @@ export function startDigestScheduler(deps: DigestSchedulerDeps): DigestScheduler
     if (!won) return { kind: "taken", day };
     try {
       const digest = await deps.publish(day, now);
-      await db.digest.update({
-        where: { env_day: { env: file.environment, day } },
-        data: {
-          status: "posted",
-          postedAt: clock.now(),
-          channel: digest.channel,
-          messageTs: digest.ts ?? null,
-          fileIds: digest.fileIds,
-          error: digest.chartsNote ?? null,
-        },
+      await markDigestPosted(db, file.environment, day, {
+        at: clock.now(),
+        channel: digest.channel,
+        ts: digest.ts,
+        fileIds: digest.fileIds,
+        note: digest.chartsNote,
       });
       log.info({ day, channel: digest.channel, files: digest.fileIds.length }, "daily digest posted");
       return { kind: "posted", day, digest };
     } catch (err) {
       const error = describeError(err);
-      await db.digest
-        .update({ where: { env_day: { env: file.environment, day } }, data: { status: "failed", error } })
-        .catch(() => undefined);
+      await markDigestFailed(db, file.environment, day, error).catch(() => undefined);
       log.warn({ day, err: error }, "daily digest failed; it will be tried again");
       retryAt = new Date(clock.now().getTime() + retryMs);
       return { kind: "failed", day, error };

@@ -1,5 +1,6 @@
 import type { MigrationFile } from "../config/schema.js";
 import type { Db } from "../store/client.js";
+import { newestExecution } from "../store/runs.js";
 import type { Stabilisation } from "./types.js";
 
 const DAY_MS = 86_400_000;
@@ -13,16 +14,7 @@ export async function cutoverFinishedAt(db: Db, file: MigrationFile): Promise<Da
     p.steps.filter((s) => s.uses === "dns.cutover").map((s) => s.id),
   );
   if (stepIds.length === 0) return undefined;
-  const row = await db.stepExecution.findFirst({
-    where: {
-      step: { in: stepIds },
-      status: "succeeded",
-      finishedAt: { not: null },
-      run: { env: file.environment, dryRun: false },
-    },
-    orderBy: { finishedAt: "desc" },
-    select: { finishedAt: true },
-  });
+  const row = await newestExecution(db, file.environment, stepIds, { statuses: ["succeeded"] });
   return row?.finishedAt ?? undefined;
 }
 

@@ -214,13 +214,59 @@ export async function getApproval(db: Db, id: string): Promise<Approval> {
 
 /** The cutover request of an environment still pending or approved and not expired at `now`. */
 export async function liveCutoverRequest(db: Db, env: string, now: Date): Promise<Approval | null> {
+  return openRequest(db, "dns.cutover", now, env);
+}
+
+/**
+ * A request of `action` still pending or approved and not expired at `now` (of environment `env`
+ * when given).
+ */
+export async function openRequest(db: Db, action: string, now: Date, env?: string): Promise<Approval | null> {
   return db.approval.findFirst({
     where: {
-      action: "dns.cutover",
+      action,
       status: { in: ["pending", "approved"] },
       expiresAt: { gt: now },
-      change: { path: ["environment"], equals: env },
+      ...(env === undefined ? {} : { change: { path: ["environment"], equals: env } }),
     },
+  });
+}
+
+/**
+ * The newest approved, unused and unexpired request of `action` (of environment `env` when
+ * given): the one a step run by hand goes ahead on.
+ */
+export async function readyApproval(
+  db: Db,
+  action: string,
+  now: Date,
+  env?: string,
+): Promise<Approval | null> {
+  return db.approval.findFirst({
+    where: {
+      action,
+      status: "approved",
+      expiresAt: { gt: now },
+      ...(env === undefined ? {} : { change: { path: ["environment"], equals: env } }),
+    },
+    orderBy: { decidedAt: "desc" },
+  });
+}
+
+/** The newest request of `action` for environment `env` that a step used (the switch that went ahead). */
+export async function lastUsedApproval(db: Db, action: string, env: string): Promise<Approval | null> {
+  return db.approval.findFirst({
+    where: { action, status: "used", change: { path: ["environment"], equals: env } },
+    orderBy: { usedAt: "desc" },
+  });
+}
+
+/** Every request still waiting for its second person at `now`, oldest first (the digest's "waiting"). */
+export async function pendingRequests(db: Db, now: Date) {
+  return db.approval.findMany({
+    where: { status: "pending", expiresAt: { gt: now } },
+    orderBy: { createdAt: "asc" },
+    select: { action: true, requestedBy: true, expiresAt: true },
   });
 }
 

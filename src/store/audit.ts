@@ -33,9 +33,27 @@ export async function recentAudit(db: Db, take: number) {
   return db.auditEvent.findMany({ orderBy: { id: "desc" }, take });
 }
 
-/** The latest event of `action` about `target` (the last rollback started, the last switch). */
-export async function lastAuditEvent(db: Db, action: string, target: string) {
-  return db.auditEvent.findFirst({ where: { action, target }, orderBy: { id: "desc" } });
+/**
+ * The latest event of `action` about `target` (the last rollback started, the last switch), or
+ * the latest with `outcome` only.
+ */
+export async function lastAuditEvent(db: Db, action: string, target: string, outcome?: AuditOutcome) {
+  return db.auditEvent.findFirst({
+    where: { action, target, ...(outcome ? { outcome } : {}) },
+    orderBy: { id: "desc" },
+  });
+}
+
+/** The newest freeze or unfreeze of a database side (`details.side`) of an environment. */
+export async function lastFreezeEvent(db: Db, env: string, side: string) {
+  return db.auditEvent.findFirst({
+    where: {
+      action: { in: ["db.freeze", "db.unfreeze"] },
+      target: env,
+      details: { path: ["side"], equals: side },
+    },
+    orderBy: { id: "desc" },
+  });
 }
 
 /** The first event of one of `actions` about `target` written after event `afterId`. */

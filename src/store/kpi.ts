@@ -22,6 +22,11 @@ export async function storeSamples(db: Db, rows: readonly KpiSampleInsert[]): Pr
 }
 
 /** Deletes samples older than `retentionDays` before `now`; returns how many went. */
+/** How many KPI samples were taken at or after `since` (kpi.monitor's proof that sampling runs). */
+export async function countSamplesSince(db: Db, since: Date): Promise<number> {
+  return db.kpiSample.count({ where: { at: { gte: since } } });
+}
+
 export async function pruneSamples(db: Db, now: Date, retentionDays: number): Promise<number> {
   const before = new Date(now.getTime() - retentionDays * 24 * 3600_000);
   const { count } = await db.kpiSample.deleteMany({ where: { at: { lt: before } } });

@@ -96,6 +96,18 @@ export async function findLock(db: Db, env: string): Promise<LockHolder | null> 
   return db.envLock.findUnique({ where: { env } });
 }
 
+/** One round trip to the state database (the health check's). */
+export async function pingStateDatabase(db: Db): Promise<void> {
+  await db.$queryRaw`SELECT 1`;
+}
+
+/** How many runs there are in each status (the /metrics gauge). */
+export async function runsByStatus(db: Db): Promise<Array<{ status: string; n: bigint }>> {
+  return db.$queryRaw<
+    Array<{ status: string; n: bigint }>
+  >`SELECT status, count(*) AS n FROM runs GROUP BY status`;
+}
+
 export type RunWithSteps = Prisma.RunGetPayload<{ include: { steps: true } }>;
 
 export async function loadRun(db: Db, runId: string): Promise<RunWithSteps | null> {
@@ -139,6 +151,31 @@ export async function latestStepExecutions(
     if (!seen || (seen.run.dryRun && !row.run.dryRun)) latest.set(row.step, row);
   }
   return latest;
+}
+
+/**
+ * The newest real (not dry-run) execution in `env` of any of the step ids `steps` whose status is
+ * one of `statuses`, newest by when it finished (or started), with the checkpoint `key` if asked.
+ * Null when there is none (or no step id is given).
+ */
+export async function newestExecution(
+  db: Db,
+  env: string,
+  steps: string[],
+  opts: { statuses: string[]; newestBy?: "finishedAt" | "startedAt"; checkpoint?: string },
+) {
+  if (steps.length === 0) return null;
+  const newestBy = opts.newestBy ?? "finishedAt";
+  return db.stepExecution.findFirst({
+    where: {
+      step: { in: steps },
+      status: { in: opts.statuses },
+      run: { env, dryRun: false },
+      ...(newestBy === "finishedAt" ? { finishedAt: { not: null } } : {}),
+    },
+    orderBy: { [newestBy]: "desc" },
+    include: { checkpoints: { where: { key: opts.checkpoint ?? "" } } },
+  });
 }
 
 /** Marks a run to be cancelled (any worker on any replica sees it) and audits who asked. */

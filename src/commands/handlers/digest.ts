@@ -1,6 +1,6 @@
 import { digestChannel, localDay, publishDigest } from "../../digest/index.js";
 import { describeError } from "../../errors.js";
-import { audit } from "../../store/audit.js";
+import { audit, lastAuditEvent } from "../../store/audit.js";
 import { noticeView } from "../../views/help.js";
 import { type Answer, failed, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
@@ -64,10 +64,7 @@ export async function digestHandler(caller: Caller, deps: CommandDeps): Promise<
   let answer: Answer | undefined;
   const ran = await deps.runner.locks.exclusive(digestLockKey(env), async () => {
     const now = deps.now();
-    const last = await db.auditEvent.findFirst({
-      where: { action: "command.digest", target: env, outcome: "ok" },
-      orderBy: { id: "desc" },
-    });
+    const last = await lastAuditEvent(db, "command.digest", env, "ok");
     const lastAt = Date.parse(String((last?.details as { postedAt?: string } | undefined)?.postedAt ?? ""));
     if (last && Number.isFinite(lastAt) && now.getTime() - lastAt < DIGEST_COOLDOWN_MS) {
       answer = await refuse(

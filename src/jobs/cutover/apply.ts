@@ -2,6 +2,7 @@ import { z } from "zod";
 import { type RateLimitWait, sameRecordContent } from "../../cloud/cloudflare.js";
 import { probeOnce } from "../../cloud/probe.js";
 import { describeError, ErrorCode, isCutoverError } from "../../errors.js";
+import { lastUsedApproval } from "../../store/approvals.js";
 import type { TypedCheckpoints } from "../define-step.js";
 import type { Progress } from "../types.js";
 import {
@@ -166,14 +167,7 @@ export interface RollbackTargets {
  * by the cutover, so the rollback removes it). Undefined only when the file has no `dns` section.
  */
 export async function findRollbackTargets(deps: CutoverDeps): Promise<RollbackTargets | undefined> {
-  const used = await deps.db.approval.findFirst({
-    where: {
-      action: "dns.cutover",
-      status: "used",
-      change: { path: ["environment"], equals: deps.file.environment },
-    },
-    orderBy: { usedAt: "desc" },
-  });
+  const used = await lastUsedApproval(deps.db, "dns.cutover", deps.file.environment);
   const snapshot: DnsSnapshot | undefined = await latestSnapshot(deps.db, deps.file);
   if (used) {
     const change = used.change as unknown as CutoverChange;

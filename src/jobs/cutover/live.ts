@@ -30,7 +30,7 @@ import {
 } from "../../cloud/replication.js";
 import { type ReplicationConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../../errors.js";
-import { audit } from "../../store/audit.js";
+import { audit, lastAuditEvent, lastFreezeEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import type { TypedCheckpoints } from "../define-step.js";
 import { type StepDeps, stepNow } from "../step-deps.js";
@@ -106,14 +106,7 @@ const timeout = { timeoutSeconds: 10, appName: "cutover-live" };
  * the next cutover, another run.
  */
 export async function activeFreeze(db: Db, env: string, side: Side): Promise<FreezeRecord | null> {
-  const last = await db.auditEvent.findFirst({
-    where: {
-      action: { in: ["db.freeze", "db.unfreeze"] },
-      target: env,
-      details: { path: ["side"], equals: side },
-    },
-    orderBy: { id: "desc" },
-  });
+  const last = await lastFreezeEvent(db, env, side);
   if (last?.action !== "db.freeze") return null;
   return (last.details as { record?: FreezeRecord }).record ?? null;
 }
@@ -653,10 +646,7 @@ async function notBackDetail(
   both: { source: pg.Client; target: pg.Client },
   hasSubscription: boolean,
 ): Promise<string> {
-  const switched = await deps.db.auditEvent.findFirst({
-    where: { action: "cutover.switched", target: deps.step.file.environment },
-    orderBy: { id: "desc" },
-  });
+  const switched = await lastAuditEvent(deps.db, "cutover.switched", deps.step.file.environment);
   const atSwitch = (switched?.details as { targetChangesAtSwitch?: number } | null)?.targetChangesAtSwitch;
   let rows = "";
   try {

@@ -10,8 +10,9 @@ import { probeOnce } from "../../cloud/probe.js";
 import { type DnsConfig, type MigrationFile, requireSection } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode, isCutoverError } from "../../errors.js";
 import type { Prisma } from "../../generated/prisma/client.js";
-import { audit } from "../../store/audit.js";
+import { audit, lastAuditEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
+import { newestExecution } from "../../store/runs.js";
 import { resolveValue } from "../outputs.js";
 import { type StepDeps, stateStore, stepNow } from "../step-deps.js";
 import { type LiveDeps, liveDeps, livePlan, livePreChecks } from "./live.js";
@@ -68,17 +69,13 @@ export async function latestSnapshot(db: Db, file: MigrationFile): Promise<DnsSn
   const stepIds = file.runbook.phases.flatMap((p) =>
     p.steps.filter((s) => s.uses === SNAPSHOT_STEP).map((s) => s.id),
   );
-  const execution = await db.stepExecution.findFirst({
-    where: { step: { in: stepIds }, status: "succeeded", run: { env: file.environment, dryRun: false } },
-    orderBy: { finishedAt: "desc" },
-    include: { checkpoints: { where: { key: "snapshot" } } },
+  const execution = await newestExecution(db, file.environment, stepIds, {
+    statuses: ["succeeded"],
+    checkpoint: "snapshot",
   });
   const fromRun = execution?.checkpoints[0]?.value as DnsSnapshot | undefined;
   if (fromRun?.loweredAt) return fromRun;
-  const event = await db.auditEvent.findFirst({
-    where: { action: "dns.snapshot", outcome: "ok", target: file.environment },
-    orderBy: { id: "desc" },
-  });
+  const event = await lastAuditEvent(db, "dns.snapshot", file.environment, "ok");
   return (event?.details as { snapshot?: DnsSnapshot } | null)?.snapshot;
 }
 
@@ -247,14 +244,9 @@ export async function healthTargets(
 async function latestVerify(db: Db, file: MigrationFile, uses: string) {
   const ids = file.runbook.phases.flatMap((p) => p.steps.filter((s) => s.uses === uses).map((s) => s.id));
   if (ids.length === 0) return undefined;
-  return db.stepExecution.findFirst({
-    where: {
-      step: { in: ids },
-      run: { env: file.environment, dryRun: false },
-      status: { in: ["succeeded", "failed"] },
-    },
-    orderBy: { finishedAt: "desc" },
-  });
+  return (
+    (await newestExecution(db, file.environment, ids, { statuses: ["succeeded", "failed"] })) ?? undefined
+  );
 }
 
 const RECENT_MS = 24 * 3600_000;

@@ -3,6 +3,7 @@ import { sameRecordContent } from "../../../cloud/cloudflare.js";
 import { baseline, watch } from "../../../cloud/probe.js";
 import { requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
+import { readyApproval } from "../../../store/approvals.js";
 import { audit } from "../../../store/audit.js";
 import { APPLY_CHECKPOINTS, applyChange, findRollbackTargets, rollback } from "../../cutover/apply.js";
 import { LIVE_CHECKPOINTS, type LiveState, switchDatabase, unwindSwitch } from "../../cutover/live.js";
@@ -94,15 +95,7 @@ export function createDnsCutoverStep(stepDeps: StepDeps): StepDefinition<Record<
       // From the approval's button, or (run by hand later, e.g. after waiting for the lock) the approved, unused request.
       let approvalId = ctx.run.options.approvalId;
       if (typeof approvalId !== "string") {
-        const ready = await deps.db.approval.findFirst({
-          where: {
-            action: "dns.cutover",
-            status: "approved",
-            expiresAt: { gt: deps.now() },
-            change: { path: ["environment"], equals: deps.file.environment },
-          },
-          orderBy: { decidedAt: "desc" },
-        });
+        const ready = await readyApproval(deps.db, "dns.cutover", deps.now(), deps.file.environment);
         approvalId = ready?.id;
       }
       if (typeof approvalId !== "string") {

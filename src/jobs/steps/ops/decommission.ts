@@ -23,7 +23,7 @@ import { readStabilisation } from "../../../digest/stabilisation.js";
 import type { Stabilisation } from "../../../digest/types.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import type { Approval } from "../../../generated/prisma/client.js";
-import { createApproval, LiveRequestExists } from "../../../store/approvals.js";
+import { createApproval, LiveRequestExists, openRequest, readyApproval } from "../../../store/approvals.js";
 import { audit } from "../../../store/audit.js";
 import type { Db } from "../../../store/client.js";
 import { formatBytes } from "../../../text/units.js";
@@ -224,9 +224,7 @@ export async function requestDecommissionApproval(
     throw new CutoverError(ErrorCode.CutoverNotReady, `Not yet: ${gate.problems.join("; ")}.`);
   }
   const now = deps.now();
-  const open = await deps.db.approval.findFirst({
-    where: { action: APPROVAL_ACTION, status: { in: ["pending", "approved"] }, expiresAt: { gt: now } },
-  });
+  const open = await openRequest(deps.db, APPROVAL_ACTION, now);
   if (open) {
     throw new CutoverError(
       ErrorCode.BadArgument,
@@ -460,10 +458,7 @@ export function createDecommissionStep(stepDeps: StepDeps): StepDefinition<Decom
       if (!(await ctx.checkpoint.get("approvalId"))) {
         let approvalId = ctx.run.options.approvalId;
         if (typeof approvalId !== "string") {
-          const ready = await deps.db.approval.findFirst({
-            where: { action: APPROVAL_ACTION, status: "approved", expiresAt: { gt: deps.now() } },
-            orderBy: { decidedAt: "desc" },
-          });
+          const ready = await readyApproval(deps.db, APPROVAL_ACTION, deps.now());
           approvalId = ready?.id;
         }
         if (typeof approvalId !== "string") {

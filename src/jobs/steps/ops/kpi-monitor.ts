@@ -3,6 +3,7 @@ import { CutoverError, ErrorCode } from "../../../errors.js";
 import { hasProbes, monitoringState, setMonitoring } from "../../../kpi/KpiMonitor.js";
 import { createDatabaseTimer, sampleRound, storeSamples } from "../../../kpi/sampler.js";
 import { DB_TARGET, kpiSummary } from "../../../kpi/summary.js";
+import { countSamplesSince } from "../../../store/kpi.js";
 import { figure } from "../../../views/kpi.js";
 import { defineStep } from "../../define-step.js";
 import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
@@ -103,7 +104,7 @@ export function createKpiMonitorStep(deps: StepDeps): StepDefinition<Input> {
     async verify() {
       const state = await monitoringState(db, file.environment);
       const since = new Date(now().getTime() - 2 * probes.intervalSeconds * 1000);
-      const recent = await db.kpiSample.count({ where: { at: { gte: since } } });
+      const recent = await countSamplesSince(db, since);
       const ok = state?.enabled === true && recent > 0;
       return {
         ok,

@@ -4,6 +4,7 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { z } from "zod";
 import type { ObjectHead, ObjectStore } from "../../../cloud/object-store.js";
+import { newestExecution } from "../../../store/runs.js";
 import { formatBytes } from "../../../text/units.js";
 import { storageVerifyView } from "../../../views/storage-verify.js";
 import { type ContextOf, defineStep } from "../../define-step.js";
@@ -475,10 +476,9 @@ async function liveCutOff(deps: StepDeps): Promise<{ newSince?: number }> {
     p.steps.filter((s) => s.uses === "storage.sync").map((s) => s.id),
   );
   if (!ids.length) return {};
-  const last = await deps.db.stepExecution.findFirst({
-    where: { step: { in: ids }, status: "succeeded", run: { env: deps.file.environment, dryRun: false } },
-    orderBy: { startedAt: "desc" },
-    select: { startedAt: true },
+  const last = await newestExecution(deps.db, deps.file.environment, ids, {
+    statuses: ["succeeded"],
+    newestBy: "startedAt",
   });
   return last?.startedAt ? { newSince: last.startedAt.getTime() } : {};
 }
