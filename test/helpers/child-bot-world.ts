@@ -16,7 +16,7 @@ export interface ChildBotWorld {
   env: NodeJS.ProcessEnv;
   /** starts the real bot (`tsx src/app.ts`, what `npm start` runs) as a child; waits for its port */
   startBot(): Promise<{ child: ChildProcess; port: number }>;
-  /** SIGKILL the whole process group: tsx runs the app in a child process of its own */
+  /** SIGKILL the whole process group: the bot and anything it started */
   kill9(child: ChildProcess): Promise<void>;
   /** one query on the state database, on a connection of its own */
   query<T extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<T[]>;
