@@ -42,10 +42,7 @@ const startWorker = (job: ShardWorkerJob) => startShardWorker(job, children);
 
 describe("storage.sync in key ranges across processes", () => {
   it("splits the key space, two processes take the ranges, and a killed worker's range resumes on the other", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const source = w.sourceStore(sourceBucket);
     const target = w.targetStore(targetBucket);
     const objects = Array.from({ length: 180 }, (_, i) => ({
@@ -176,10 +173,7 @@ describe("storage.sync in key ranges across processes", () => {
   }, 240_000);
 
   it("compares in key ranges taken by the workers and adds their reports into one (storage.verify)", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const objects = Array.from({ length: 90 }, (_, i) => ({
       key: `v/${String(i).padStart(3, "0")}.txt`,
       body: Buffer.from(`object ${i} `.repeat(50)),
@@ -220,6 +214,33 @@ describe("storage.sync in key ranges across processes", () => {
   }, 120_000);
 });
 
+/** A new source bucket (the R2 stand-in) and a new target bucket (moto's S3), empty. */
+async function newBucketPair(): Promise<{ sourceBucket: string; targetBucket: string }> {
+  const sourceBucket = bucketName("src");
+  const targetBucket = bucketName("dst");
+  await createBucket(w.r2.endpoint, sourceBucket);
+  await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+  return { sourceBucket, targetBucket };
+}
+
+/**
+ * Keys s3rver lists out of S3's order: "m/…" before "m", "m-a" and "m.b"; shared prefixes; and
+ * non-ASCII keys whose UTF-8 order is not UTF-16's ("！" U+FF01 before "😀" in UTF-8, after it
+ * in UTF-16, the order s3rver compares start-after in).
+ */
+const OUT_OF_ORDER_KEYS = [
+  ...Array.from({ length: 60 }, (_, i) => `m/${String(i).padStart(3, "0")}`),
+  "m",
+  "m-a",
+  "m.b",
+  "ma",
+  ...Array.from({ length: 12 }, (_, i) => `！/${String(i).padStart(2, "0")}`),
+  ...Array.from({ length: 12 }, (_, i) => `😀/${String(i).padStart(2, "0")}`),
+  "é",
+  "é/x",
+  "e",
+];
+
 /** Builds deps on `yaml` whose process takes parts itself (`workers` at once), and submits `target`. */
 async function runHere(yaml: string, env: Record<string, string>, workers: number, target = "storage-sync") {
   const deps = await buildDeps({
@@ -243,10 +264,7 @@ async function runHere(yaml: string, env: Record<string, string>, workers: numbe
 
 describe("storage.sync in key ranges: nothing lost", () => {
   it("a range its check finds short is copied again on the next attempt (its kept result and resume point do not vouch for it)", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const target = w.targetStore(targetBucket);
     const objects = Array.from({ length: 40 }, (_, i) => ({
       key: `r/${String(i).padStart(3, "0")}.bin`,
@@ -306,28 +324,14 @@ describe("storage.sync in key ranges: nothing lost", () => {
   }, 180_000);
 
   it("over a server that lists out of order, a key listed after later ranges' keys is still copied and checked", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const target = w.targetStore(targetBucket);
     // s3rver walks its folders: "m/…" comes before "m", "m-a" and "m.b", which sort before it in
     // UTF-8 order ("-" and "." are below "/"), and a later range's listing (start-after its
     // boundary) never shows them; keys with shared prefixes and non-ASCII keys whose UTF-8 order is
     // not UTF-16's ("！" U+FF01 before "😀" in UTF-8, after it in UTF-16). One page of the listing:
     // s3rver's continuation drops keys its walk met late (its own defect, not an order to repair)
-    const keys = [
-      ...Array.from({ length: 60 }, (_, i) => `m/${String(i).padStart(3, "0")}`),
-      "m",
-      "m-a",
-      "m.b",
-      "ma",
-      ...Array.from({ length: 12 }, (_, i) => `！/${String(i).padStart(2, "0")}`),
-      ...Array.from({ length: 12 }, (_, i) => `😀/${String(i).padStart(2, "0")}`),
-      "é",
-      "é/x",
-      "e",
-    ];
+    const keys = OUT_OF_ORDER_KEYS;
     const objects = keys.map((key, i) => ({ key, body: Buffer.from(`object ${i} `.repeat(30)) }));
     await seed(w.sourceStore(sourceBucket), objects);
     const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
@@ -361,10 +365,7 @@ describe("storage.sync in key ranges: nothing lost", () => {
   }, 180_000);
 
   it("a rerun of storage.verify in key ranges compares afresh: the failed run's part results do not stand for it", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const objects = Array.from({ length: 30 }, (_, i) => ({
       key: `f/${String(i).padStart(2, "0")}.txt`,
       body: Buffer.from(`object ${i} `.repeat(40)),
@@ -404,20 +405,10 @@ describe("storage.sync in key ranges: nothing lost", () => {
   }, 180_000);
 
   it("storage.verify in key ranges over a server that lists out of order still sees every key (a missing one is reported)", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     // as above: s3rver lists "m/…" before "m", and its start-after compares UTF-16, so a range
     // starting after "！" never shows "😀" when the part lists from its start
-    const keys = [
-      ...Array.from({ length: 60 }, (_, i) => `m/${String(i).padStart(3, "0")}`),
-      "m",
-      "ma",
-      ...Array.from({ length: 12 }, (_, i) => `！/${String(i).padStart(2, "0")}`),
-      ...Array.from({ length: 12 }, (_, i) => `😀/${String(i).padStart(2, "0")}`),
-      "é",
-    ];
+    const keys = OUT_OF_ORDER_KEYS;
     const objects = keys.map((key, i) => ({ key, body: Buffer.from(`object ${i} `.repeat(30)) }));
     await seed(w.sourceStore(sourceBucket), objects);
     // the target lacks two objects only a part listing the whole bucket meets in its range
@@ -450,10 +441,7 @@ describe("storage.sync in key ranges: nothing lost", () => {
   }, 180_000);
 
   it("a live migration's check in key ranges counts what was uploaded since the sync began as new, not missing", async () => {
-    const sourceBucket = bucketName("src");
-    const targetBucket = bucketName("dst");
-    await createBucket(w.r2.endpoint, sourceBucket);
-    await createBucket(w.aws.endpoint, targetBucket, { region: "ap-southeast-1" });
+    const { sourceBucket, targetBucket } = await newBucketPair();
     const objects = Array.from({ length: 30 }, (_, i) => ({
       key: `l/${String(i).padStart(2, "0")}.txt`,
       body: Buffer.from(`object ${i} `.repeat(20)),
