@@ -9,7 +9,7 @@ import { defineConfig } from "vitest/config";
 const FAST = [
   "test/charts/**/*.test.ts",
   "test/commands/handlers/**/*.test.ts",
-  "test/commands/after-ack.test.ts",
+  "test/commands/reply-pool.test.ts",
   "test/commands/parse.test.ts",
   "test/commands/migrate.test.ts",
   "test/commands/confirm-run.test.ts",

@@ -10,8 +10,8 @@ import { SlackProgress } from "./cloud/slack-progress.js";
 import { AccessControl } from "./commands/access.js";
 import type { CommandDeps } from "./commands/context.js";
 import { announceInterruptedRollback } from "./commands/handlers/rollback.js";
+import { refuseFutureRequests } from "./commands/inbound.js";
 import { register } from "./commands/index.js";
-import { refuseFutureRequests } from "./commands/request-time.js";
 import { collectEnvRefs, loadMigrationFile } from "./config/load.js";
 import type { MigrationFile } from "./config/schema.js";
 import { loadSettings, type Settings } from "./config/settings.js";
@@ -116,7 +116,7 @@ export async function startCutover(
   const slack = settings.slack;
   const clientOptions = settings.slackApiUrl ? { slackApiUrl: settings.slackApiUrl } : {};
   // Over HTTP, Bolt's receiver refuses a timestamp more than 5 minutes old; ours also one more
-  // than 5 minutes ahead (src/commands/request-time.ts).
+  // than 5 minutes ahead (src/commands/inbound.ts).
   const receiver =
     slack.mode === "http"
       ? new HTTPReceiver({

@@ -1,6 +1,6 @@
 import type { View } from "@slack/types";
 import { audit } from "../store/audit.js";
-import { checkView, recordView } from "../store/views.js";
+import { checkView, recordView } from "../store/slack.js";
 import type { CommandDeps } from "./context.js";
 
 /**

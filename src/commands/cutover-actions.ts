@@ -19,7 +19,7 @@ import {
   withdrawApproval,
 } from "../store/approvals.js";
 import { audit } from "../store/audit.js";
-import { claimView } from "../store/views.js";
+import { claimView } from "../store/slack.js";
 import type { Reply } from "../views/blocks.js";
 import { approveModal, cutoverRequestView } from "../views/cutover.js";
 import { decommissionApproveModal, decommissionRequestView } from "../views/decommission.js";

@@ -1,8 +1,8 @@
 import { CutoverError, describeError, ErrorCode, isCutoverError } from "../errors.js";
 import { audit } from "../store/audit.js";
 import { helpView, invalidUsageView, noticeView, unknownCommandView } from "../views/help.js";
-import { type Answer, failed, invalid, ok, refused } from "./answer.js";
 import type { Caller, CommandDeps } from "./context.js";
+import { type Answer, failed, invalid, ok, refused } from "./context.js";
 import { auditHandler } from "./handlers/audit.js";
 import { cancelHandler } from "./handlers/cancel.js";
 import { costHandler } from "./handlers/cost.js";

@@ -12,14 +12,14 @@ import {
   rejectCutoverAction,
   withdrawCutoverAction,
 } from "./cutover-actions.js";
-import { dedupeMiddleware } from "./dedupe.js";
+import { dedupeMiddleware } from "./inbound.js";
 import { migrateCommand } from "./migrate.js";
+import { withSteadyRespond as steady } from "./reply.js";
 import { rollbackButtonAction, rollbackCommand, rollbackSubmission } from "./rollback.js";
-import { withSteadyRespond as steady } from "./steady-respond.js";
 
 /**
  * Registers every slash command and interactive listener. Those that answer through the
- * response_url get a respond that retries and gives up in time (steady-respond.ts).
+ * response_url get a respond that retries and gives up in time (reply.ts).
  */
 export function register(app: App, given: CommandDeps, metrics: Metrics): void {
   // `/migrate digest` posts as the schedule does, through this app's client

@@ -2,12 +2,12 @@ import type { AllMiddlewareArgs, SlackCommandMiddlewareArgs } from "@slack/bolt"
 import { describeError } from "../errors.js";
 import type { Metrics } from "../metrics.js";
 import { noticeView } from "../views/help.js";
-import { AfterAck } from "./after-ack.js";
-import { type Answer, failed } from "./answer.js";
 import type { CommandDeps } from "./context.js";
-import { firstDelivery } from "./dedupe.js";
+import { type Answer, failed } from "./context.js";
 import { dispatchMigrate } from "./dispatch.js";
+import { firstDelivery } from "./inbound.js";
 import { parseMigrate } from "./parse.js";
+import { AfterAck } from "./reply.js";
 
 /**
  * `/migrate …`. Pure replies (help, unknown input) go back in the ack itself; anything that

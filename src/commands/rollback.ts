@@ -10,15 +10,15 @@ import { describeError } from "../errors.js";
 import { findRollbackTargets } from "../jobs/cutover/apply.js";
 import type { Metrics } from "../metrics.js";
 import { audit } from "../store/audit.js";
-import { checkView, claimView } from "../store/views.js";
+import { checkView, claimView } from "../store/slack.js";
 import { formatDuration } from "../views/blocks.js";
 import { rollbackModal } from "../views/cutover.js";
 import { INPUT } from "../views/ids.js";
 import { openBoundView, unboundRefusal } from "./bound-view.js";
 import type { CommandDeps } from "./context.js";
-import { firstDelivery } from "./dedupe.js";
 import { cutoverDeps } from "./handlers/cutover.js";
 import { performRollback, targetsHash } from "./handlers/rollback.js";
+import { firstDelivery } from "./inbound.js";
 
 /** Opens the /rollback modal for an operator; says why not to anyone else. */
 async function openRollback(

@@ -19,8 +19,8 @@ import {
   unfinishedRunIds,
 } from "../store/runs.js";
 import { stepError } from "../store/steps.js";
+import { type AbortReason, cancelledBy, type RunObserver } from "./events.js";
 import type { LockService } from "./locks.js";
-import { type AbortReason, cancelledBy, type RunObserver } from "./observer.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type { StepExecutor } from "./step-executor.js";
 import type { StepRegistry } from "./types.js";

@@ -5,9 +5,8 @@ import { CancelledError, CutoverError, describeError, ErrorCode, NOT_RETRYABLE }
 import type { AttemptRef, StepRecords } from "../store/steps.js";
 import { backoffMs } from "./backoff.js";
 import { STEP_TIME_LIMITS } from "./catalogue.js";
-import { failedNote, retryNote, succeededNote } from "./notes.js";
-import type { AbortReason, RunObserver } from "./observer.js";
-import { progressThrottle } from "./progress-throttle.js";
+import type { AbortReason, RunObserver } from "./events.js";
+import { failedNote, retryNote, succeededNote } from "./events.js";
 import { findStep } from "./runbook.js";
 import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./types.js";
 import { isUndoRun, undoing } from "./undo.js";
@@ -252,4 +251,36 @@ export class StepExecutor {
     await records.succeeded(ref, { ...outcome, verify: verified });
     observer.runNote(run.id, succeededNote(execution.step, outcome.summary, verified.summary));
   }
+}
+
+/**
+ * A step reports progress as often as it likes; storing it (and so editing the Slack message)
+ * happens at most once per `intervalMs`, always with the latest value, and the last value is
+ * never dropped (a trailing write follows the burst). Timers are the global ones, so a test
+ * moves them with fake timers.
+ *
+ * @example const report = progressThrottle((p) => records.progress(id, p), 500); report({ done: 3 });
+ */
+export function progressThrottle(
+  write: (p: Progress) => Promise<void>,
+  intervalMs: number,
+  onError: (err: unknown) => void,
+): (p: Progress) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  let pending: Progress | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (!pending) return;
+    const value = pending;
+    pending = undefined;
+    last = Date.now();
+    write(value).catch(onError);
+  };
+  return (p) => {
+    pending = p;
+    if (timer) return;
+    timer = setTimeout(flush, Math.max(0, intervalMs - (Date.now() - last)));
+    timer.unref();
+  };
 }

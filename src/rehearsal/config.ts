@@ -4,7 +4,7 @@ import pino from "pino";
 import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
 import { parseMigrationFile } from "../config/load.js";
 import type { MigrationFile } from "../config/schema.js";
-import { createStepRegistry } from "../jobs/index.js";
+import { createStepRegistry } from "../jobs/catalogue.js";
 import { createPorts } from "../ports.js";
 import { SHOP_APP_ROLE } from "../sandbox/live-shop.js";
 import type { Db } from "../store/client.js";

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import pino from "pino";
 import type { MigrationFile } from "../config/schema.js";
-import type { StepDeps } from "../jobs/index.js";
+import type { StepDeps } from "../jobs/catalogue.js";
 import { recordProvisioned } from "../jobs/provisioned.js";
 import { createPorts } from "../ports.js";
 import { HostBox } from "./host-box.js";

@@ -1,5 +1,5 @@
 import type { KnownBlock } from "@slack/types";
-import { firstLine } from "../jobs/notes.js";
+import { firstLine } from "../jobs/events.js";
 import type { Progress, StepPlan } from "../jobs/types.js";
 import {
   context,

@@ -1,6 +1,6 @@
 import type { KnownBlock } from "@slack/types";
 import type { MigrationFile } from "../config/schema.js";
-import { firstLine } from "../jobs/notes.js";
+import { firstLine } from "../jobs/events.js";
 import type { LockHolder } from "../store/runs.js";
 import {
   context,

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import type { Logger } from "pino";
-import type { StepDeps } from "../../src/jobs/index.js";
+import type { StepDeps } from "../../src/jobs/catalogue.js";
 import type { CheckpointStore, Progress, RunInfo, StepContext, StepReport } from "../../src/jobs/types.js";
 import { createLogger } from "../../src/log.js";
 import { memoryPorts } from "./memory-ports.js";

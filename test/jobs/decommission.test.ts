@@ -11,7 +11,7 @@ import { systemClock } from "../../src/clock.js";
 import { createObjectStore, type ObjectStore } from "../../src/cloud/object-store.js";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
-import type { StepDeps } from "../../src/jobs/index.js";
+import type { StepDeps } from "../../src/jobs/catalogue.js";
 import {
   createDecommissionStep,
   decommissionDeps,

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { parseMigrationFile } from "../../src/config/load.js";
 import { ErrorCode, NOT_RETRYABLE, notSet } from "../../src/errors.js";
 import {
+  createStepRegistry,
   KNOWN_STEP_TYPES,
   STEP_CATALOGUE,
   STEP_SECTIONS,
@@ -12,7 +13,6 @@ import {
   STEP_TYPES,
 } from "../../src/jobs/catalogue.js";
 import { defineStep } from "../../src/jobs/define-step.js";
-import { createStepRegistry } from "../../src/jobs/index.js";
 import type { CheckpointStore, StepContext } from "../../src/jobs/types.js";
 import { createPorts } from "../../src/ports.js";
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
-import { failedNote, firstLine, retryNote, succeededNote } from "../../src/jobs/notes.js";
+import { failedNote, firstLine, retryNote, succeededNote } from "../../src/jobs/events.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 

@@ -3,9 +3,13 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import { backoffMs } from "../../src/jobs/backoff.js";
-import type { AbortReason } from "../../src/jobs/observer.js";
-import { progressThrottle } from "../../src/jobs/progress-throttle.js";
-import { type ExecutionToRun, type RunToExecute, StepExecutor } from "../../src/jobs/step-executor.js";
+import type { AbortReason } from "../../src/jobs/events.js";
+import {
+  type ExecutionToRun,
+  progressThrottle,
+  type RunToExecute,
+  StepExecutor,
+} from "../../src/jobs/step-executor.js";
 import type { Progress, StepDefinition } from "../../src/jobs/types.js";
 import type { AttemptRef, StepRecords } from "../../src/store/steps.js";
 import { runnerFile, testStep } from "../helpers/runner.js";

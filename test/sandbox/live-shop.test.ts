@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StepDeps } from "../../src/jobs/index.js";
+import type { StepDeps } from "../../src/jobs/catalogue.js";
 import { createDbSteps } from "../../src/jobs/steps/db/index.js";
 import type { StepDefinition } from "../../src/jobs/types.js";
 import {

@@ -1,7 +1,7 @@
 import { recentAudit } from "../../store/audit.js";
 import { auditView } from "../../views/audit.js";
-import { type Answer, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
+import { type Answer, ok } from "../context.js";
 
 /** `/migrate audit [n]` */
 export async function auditHandler(limit: number, deps: CommandDeps): Promise<Answer> {

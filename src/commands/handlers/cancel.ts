@@ -2,8 +2,8 @@ import { CutoverError, ErrorCode } from "../../errors.js";
 import { findRunByPrefix } from "../../store/runs.js";
 import { shortId } from "../../views/blocks.js";
 import { noticeView } from "../../views/help.js";
-import { type Answer, ok } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, ok } from "../context.js";
 
 /** `/migrate cancel <run>` */
 export async function cancelHandler(runId: string, caller: Caller, deps: CommandDeps): Promise<Answer> {

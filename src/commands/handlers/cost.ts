@@ -1,8 +1,8 @@
 import { costSummary } from "../../cloud/cost-explorer.js";
 import { costView } from "../../views/cost.js";
 import { invalidUsageView, noticeView } from "../../views/help.js";
-import { type Answer, failed, invalid, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
+import { type Answer, failed, invalid, ok } from "../context.js";
 
 /** `/migrate cost [refresh]`: month to date, the forecast and the budget, from today's cache unless `refresh`. */
 export async function costHandler(args: string[], deps: CommandDeps): Promise<Answer> {

@@ -16,8 +16,8 @@ import { audit } from "../../store/audit.js";
 import { formatDuration, slackDate } from "../../views/blocks.js";
 import { cutoverRequestView } from "../../views/cutover.js";
 import { noticeView } from "../../views/help.js";
-import { type Answer, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, ok, refused } from "../context.js";
 
 export function cutoverDeps(deps: CommandDeps): CutoverDeps {
   return {

@@ -2,8 +2,8 @@ import { describeError } from "../../errors.js";
 import { setApprovalMessage } from "../../store/approvals.js";
 import { decommissionRequestView } from "../../views/decommission.js";
 import { noticeView } from "../../views/help.js";
-import { type Answer, failed, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, failed, ok, refused } from "../context.js";
 
 /**
  * `/migrate decommission`: asks a second person to approve retiring the old services. Refused

@@ -2,8 +2,8 @@ import { digestChannel, localDay, publishDigest } from "../../digest/index.js";
 import { describeError } from "../../errors.js";
 import { audit, lastAuditEvent } from "../../store/audit.js";
 import { noticeView } from "../../views/help.js";
-import { type Answer, failed, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, failed, ok, refused } from "../context.js";
 
 /**
  * After a digest asked for with `/migrate digest` is posted, further requests within this time

@@ -4,8 +4,8 @@ import { kpiSummary } from "../../kpi/summary.js";
 import { DURATION_UNIT_MS, parseDurationTerms } from "../../text/units.js";
 import { invalidUsageView } from "../../views/help.js";
 import { kpiView, type MonitorInfo } from "../../views/kpi.js";
-import { type Answer, invalid, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
+import { type Answer, invalid, ok } from "../context.js";
 
 const UNIT_WORD = { m: "min", h: "h", d: "days" } as const;
 

@@ -2,8 +2,8 @@ import { resolveTarget } from "../../jobs/runbook.js";
 import { formatDuration, shortId, slackDate } from "../../views/blocks.js";
 import { confirmRunView } from "../../views/confirm.js";
 import { noticeView } from "../../views/help.js";
-import { type Answer, ok, refused } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, ok, refused } from "../context.js";
 
 /**
  * `/migrate run <step|phase> [--dry-run]` and `/migrate plan [target]`: creates the run and

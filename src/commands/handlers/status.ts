@@ -4,8 +4,8 @@ import { latestSnapshot, ttlCountdownMs } from "../../jobs/cutover/service.js";
 import { findLock, latestStepExecutions, recentRuns } from "../../store/runs.js";
 import { formatDuration, slackDate } from "../../views/blocks.js";
 import { statusView } from "../../views/status.js";
-import { type Answer, ok } from "../answer.js";
 import type { CommandDeps } from "../context.js";
+import { type Answer, ok } from "../context.js";
 
 /** `/migrate status` */
 export async function statusHandler(deps: CommandDeps): Promise<Answer> {

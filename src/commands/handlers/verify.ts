@@ -1,6 +1,6 @@
 import { noticeView } from "../../views/help.js";
-import { type Answer, failed, invalid, type Outcome } from "../answer.js";
 import type { Caller, CommandDeps } from "../context.js";
+import { type Answer, failed, invalid, type Outcome } from "../context.js";
 import { runHandler } from "./run.js";
 
 /** What `/migrate verify <what>` runs: the verify step of that kind, read-only, any time. */

@@ -33,7 +33,6 @@ import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { audit, lastAuditEvent, lastFreezeEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import type { TypedCheckpoints } from "../define-step.js";
-import { type StepDeps, stepNow } from "../step-deps.js";
 import {
   describeLag,
   sourceConnInfo,
@@ -43,6 +42,7 @@ import {
 } from "../steps/db/replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db/verify.js";
 import type { Progress } from "../types.js";
+import { type StepDeps, stepNow } from "../types.js";
 import type { PreCheck } from "./types.js";
 
 /*

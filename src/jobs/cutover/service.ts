@@ -14,7 +14,7 @@ import { audit, lastAuditEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import { newestExecution } from "../../store/runs.js";
 import { resolveValue } from "../outputs.js";
-import { type StepDeps, stateStore, stepNow } from "../step-deps.js";
+import { type StepDeps, stateStore, stepNow } from "../types.js";
 import { type LiveDeps, liveDeps, livePlan, livePreChecks } from "./live.js";
 import type { CutoverChange, PreCheck, RecordChange } from "./types.js";
 

@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import pg from "pg";
 import { runTool } from "../../../src/cloud/postgres.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import { createLogger } from "../../../src/log.js";
 import { createPorts } from "../../../src/ports.js";

@@ -1,6 +1,6 @@
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { dumpRoot } from "../../../src/jobs/steps/db/options.js";
 import type { StepDefinition } from "../../../src/jobs/types.js";

@@ -8,7 +8,7 @@ import {
   unfreezeWrites,
   writableTables,
 } from "../../../src/cloud/replication.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import { runPreflight } from "../../../src/jobs/steps/db/preflight.js";
 import { inventory } from "../../../src/jobs/steps/db/replicate.js";

@@ -3,7 +3,7 @@ import { readdir, readFile } from "node:fs/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fingerprintUrl } from "../../../src/cloud/postgres.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { latestDump, readMarker, writeMarker } from "../../../src/jobs/steps/db/dump-files.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { dumpRoot } from "../../../src/jobs/steps/db/options.js";

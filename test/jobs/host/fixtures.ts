@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import type { RunInfo } from "../../../src/jobs/types.js";
 import { createPorts } from "../../../src/ports.js";
 import { generateEd25519, generateRsa } from "../../../src/sandbox/ssh-keys.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MigrationFile } from "../../../src/config/schema.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { readProvisioned } from "../../../src/jobs/provisioned.js";
 import { createLightsailInstanceStep } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { lightsailRegion, MemoryLightsail, memoryPorts } from "../../helpers/memory-ports.js";

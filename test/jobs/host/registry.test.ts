@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { STEP_CATALOGUE } from "../../../src/jobs/catalogue.js";
-import { createStepRegistry } from "../../../src/jobs/index.js";
+import { createStepRegistry, STEP_CATALOGUE } from "../../../src/jobs/catalogue.js";
 import { createHostSteps } from "../../../src/jobs/steps/host/index.js";
 import { depsFor, exampleFile } from "./fixtures.js";
 

@@ -5,7 +5,7 @@ import path from "node:path";
 import pino from "pino";
 import { createObjectStore, type ObjectMeta, type ObjectStore } from "../../../src/cloud/object-store.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { createPorts } from "../../../src/ports.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3rver } from "../../../src/sandbox/s3-servers.js";
 import { type MotoHandle, useMoto } from "../../helpers/moto.js";

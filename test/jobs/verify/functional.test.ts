@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { FunctionalCheckSchema, type MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
-import { createStepRegistry } from "../../../src/jobs/index.js";
+import { createStepRegistry } from "../../../src/jobs/catalogue.js";
 import { resolveApp } from "../../../src/jobs/steps/verify/app-target.js";
 import { createVerifyFunctionalStep, findUrl, itemsAt } from "../../../src/jobs/steps/verify/functional.js";
 import { appRequest } from "../../../src/jobs/steps/verify/http.js";

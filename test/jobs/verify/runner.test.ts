@@ -1,6 +1,6 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createStepRegistry } from "../../../src/jobs/index.js";
+import { createStepRegistry } from "../../../src/jobs/catalogue.js";
 import type { Runner } from "../../../src/jobs/Runner.js";
 import { createPorts } from "../../../src/ports.js";
 import { type AppServer, startAppServer } from "../../../src/sandbox/app-servers.js";

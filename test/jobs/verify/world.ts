@@ -4,7 +4,7 @@ import pg from "pg";
 import pino from "pino";
 import { createObjectStore, type ObjectStore } from "../../../src/cloud/object-store.js";
 import type { MigrationFile, VerificationConfig } from "../../../src/config/schema.js";
-import type { StepDeps } from "../../../src/jobs/index.js";
+import type { StepDeps } from "../../../src/jobs/catalogue.js";
 import { recordProvisioned } from "../../../src/jobs/provisioned.js";
 import type { VerificationReport } from "../../../src/jobs/steps/verify/report.js";
 import { createPorts } from "../../../src/ports.js";

@@ -32,8 +32,8 @@ import {
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { audit } from "../../../store/audit.js";
 import { formatBytes } from "../../../text/units.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
 import {
   type DumpManifest,

@@ -1,4 +1,4 @@
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepDefinition } from "../../types.js";
 import { createDbDumpStep } from "./dump.js";
 import { createDbPreflightStep } from "./preflight.js";

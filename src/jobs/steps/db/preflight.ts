@@ -17,8 +17,8 @@ import {
 } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { formatBytes } from "../../../text/units.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition } from "../../types.js";
 import { holdsPartialRestore, readMarker } from "./dump-files.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";

@@ -4,8 +4,8 @@ import type { IngressRule, SecurityGroupApi } from "../../../cloud/ec2.js";
 import type { RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import {
   checkMasterPassword,
   generatePassword,

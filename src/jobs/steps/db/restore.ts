@@ -24,8 +24,8 @@ import {
   toolErrorText,
 } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../types.js";
 import {
   type DumpManifest,

@@ -16,8 +16,7 @@ import {
 } from "../../cutover/service.js";
 import type { CutoverChange } from "../../cutover/types.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../step-deps.js";
-import type { StepDefinition } from "../../types.js";
+import type { StepDefinition, StepDeps } from "../../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
 
 /**

@@ -11,8 +11,7 @@ import {
   recordSnapshot,
 } from "../../cutover/service.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../step-deps.js";
-import type { StepDefinition } from "../../types.js";
+import type { StepDefinition, StepDeps } from "../../types.js";
 
 /** Takes no options: what it switches comes from the file's \`dns\` and \`pages\` sections. */
 const NoInput = z.any().transform((): Record<string, never> => ({}));

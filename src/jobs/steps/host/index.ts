@@ -1,4 +1,4 @@
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepDefinition } from "../../types.js";
 import { createRdsInstanceStep } from "../db/rds-instance.js";
 import { createAppDeployStep } from "./app-deploy.js";

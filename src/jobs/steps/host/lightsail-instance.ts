@@ -9,8 +9,8 @@ import type {
 } from "../../../cloud/lightsail.js";
 import { type LightsailConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import { recordProvisioned } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { lightsailFor } from "./address.js";

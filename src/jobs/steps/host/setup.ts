@@ -3,6 +3,7 @@ import type { RemoteShell } from "../../../cloud/ssh.js";
 import { type MigrationFile, requireSection, type ValueRefName } from "../../../config/schema.js";
 import { CutoverError, describeError, ErrorCode, notSet } from "../../../errors.js";
 import type { Ports } from "../../../ports.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
 import {
   FILE_ONLY_SECTIONS,
@@ -14,7 +15,6 @@ import {
   scriptHash,
   shq,
 } from "../../host-script.js";
-import type { StepDeps } from "../../index.js";
 import { readRdsMasterPassword, resolveValueRef } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { hostAddress } from "./address.js";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileHostKeyStore, type RemoteShell } from "../../../cloud/ssh.js";
 import { type HostConfig, requireSection } from "../../../config/schema.js";
 import { CancelledError, CutoverError, ErrorCode, isCutoverError, notSet } from "../../../errors.js";
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepContext } from "../../types.js";
 import { hostAddress } from "./address.js";
 

@@ -3,8 +3,8 @@ import { costSummary } from "../../../cloud/cost-explorer.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { costUnavailableText, money } from "../../../views/cost.js";
 import { defineStep } from "../../define-step.js";
-import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
+import { type StepDeps, stateStore, stepNow } from "../../types.js";
 
 const Input = z.strictObject({
   /** ask Cost Explorer again even when today's figures are cached */

@@ -6,8 +6,8 @@ import { DB_TARGET, kpiSummary } from "../../../kpi/summary.js";
 import { countSamplesSince } from "../../../store/kpi.js";
 import { figure } from "../../../views/kpi.js";
 import { defineStep } from "../../define-step.js";
-import { type StepDeps, stateStore, stepNow } from "../../step-deps.js";
 import type { StepDefinition } from "../../types.js";
+import { type StepDeps, stateStore, stepNow } from "../../types.js";
 import { targetEndpoint } from "../db/endpoints.js";
 
 const Input = z.strictObject({

@@ -10,8 +10,8 @@ import {
   type S3Config,
 } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
+import type { StepDeps } from "../../catalogue.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import { recordProvisioned } from "../../provisioned.js";
 import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../../types.js";
 

@@ -1,4 +1,4 @@
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepDefinition } from "../../types.js";
 import { createS3BucketStep } from "./bucket.js";
 import { createCdnCheckStep } from "./cdn-check.js";

@@ -3,8 +3,8 @@ import path from "node:path";
 import { z } from "zod";
 import { CancelledError, CutoverError, describeError, ErrorCode } from "../../../errors.js";
 import { verificationView } from "../../../views/verification.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { ContextOf, StepBehaviour, StepContextOf, StepKind } from "../../define-step.js";
-import type { StepDeps } from "../../index.js";
 import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../types.js";
 import {
   type CheckRow,

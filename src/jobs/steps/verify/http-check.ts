@@ -1,8 +1,7 @@
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDeps } from "../../step-deps.js";
-import type { StepDefinition } from "../../types.js";
+import type { StepDefinition, StepDeps } from "../../types.js";
 
 const Input = z.object({
   url: z.url(),

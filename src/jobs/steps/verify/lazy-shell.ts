@@ -1,5 +1,5 @@
 import type { RemoteShell } from "../../../cloud/ssh.js";
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepContext } from "../../types.js";
 import { openHostShell } from "../host/shell.js";
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { objectUrl } from "../../../cloud/cdn.js";
-import type { StepDeps } from "../../index.js";
+import type { StepDeps } from "../../catalogue.js";
 import type { StepContext } from "../../types.js";
 import { openTarget } from "../storage/buckets.js";
 import { mbps, round } from "./format.js";

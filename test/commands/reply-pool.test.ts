@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AfterAck } from "../../src/commands/after-ack.js";
+import { AfterAck } from "../../src/commands/reply.js";
 
 describe("AfterAck", () => {
   it("runs at most `limit` jobs at once, in arrival order, and every job runs", async () => {

@@ -1,5 +1,8 @@
 import type { Db } from "./client.js";
 
+// What the bot keeps of Slack's traffic: the deliveries it has seen (so a retry acts once) and the
+// modals it opened (so a submission can be told from a forged one).
+
 /** A modal the bot opened, as Slack answered `views.open`. */
 export interface OpenedView {
   viewId: string;
@@ -48,4 +51,11 @@ export async function checkView(
 export async function claimView(db: Db, viewId: string, now: Date): Promise<boolean> {
   const claimed = await db.slackView.updateMany({ where: { viewId, usedAt: null }, data: { usedAt: now } });
   return claimed.count === 1;
+}
+
+/** Records a Slack delivery key; true the first time it is seen (in any replica, across restarts). */
+export async function recordDelivery(db: Db, key: string): Promise<boolean> {
+  const inserted =
+    await db.$executeRaw`INSERT INTO slack_deliveries (key) VALUES (${key}) ON CONFLICT DO NOTHING`;
+  return inserted === 1;
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { steadyRespond } from "../../src/commands/steady-respond.js";
+import { steadyRespond } from "../../src/commands/reply.js";
 import { startTestBot, type TestBot } from "../helpers/bot.js";
 import { waitUntil } from "../helpers/wait.js";
 
