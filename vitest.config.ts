@@ -22,6 +22,7 @@ const FAST = [
   "test/cloud/probe.test.ts",
   "test/cloud/slack-files.test.ts",
   "test/digest/compose.test.ts",
+  "test/docs/**/*.test.ts",
   "test/jobs/host/lightsail-instance.test.ts",
   "test/jobs/host/lightsail-instance-memory.test.ts",
   "test/jobs/host/registry.test.ts",

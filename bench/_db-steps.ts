@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { parseMigrationFile } from "../src/config/load.js";
 import type { StepDeps } from "../src/jobs/catalogue.js";
-import type { StepContext, StepDefinition } from "../src/jobs/types.js";
+import type { StepContext, StepDefinition } from "../src/jobs/define-step.js";
 import { createLogger } from "../src/log.js";
 import { createPorts } from "../src/ports.js";
 

@@ -15,9 +15,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { CutoverError, ErrorCode } from "../src/errors.js";
+import type { Progress } from "../src/jobs/define-step.js";
 import { EtagMemo } from "../src/jobs/steps/storage/etag-memo.js";
 import { type SyncResult, type SyncSettings, syncBuckets } from "../src/jobs/steps/storage/sync-engine.js";
-import type { Progress } from "../src/jobs/types.js";
 import { StepWatchdog } from "../src/jobs/watchdog.js";
 import { GeneratedBucket } from "../src/sandbox/memory-bucket.js";
 

@@ -1,8 +1,8 @@
 import type { KnownBlock } from "@slack/types";
 import type { WebClient } from "@slack/web-api";
 import type { Logger } from "pino";
+import type { StepReport } from "../jobs/define-step.js";
 import type { RunAlert, RunObserver } from "../jobs/Runner.js";
-import type { StepReport } from "../jobs/types.js";
 import type { Db } from "../store/client.js";
 import { claimRunMessage, loadRun, runChannel, runMessageTs } from "../store/runs.js";
 import { alertView } from "../views/cutover.js";

@@ -6,13 +6,13 @@ import type { MigrationFile } from "../config/schema.js";
 import type { Db } from "../store/client.js";
 import type { CreateRunResult } from "../store/runs.js";
 import { stepRecords } from "../store/steps.js";
+import type { StepRegistry } from "./define-step.js";
 import type { AbortReason, RunObserver } from "./events.js";
 import { LockService } from "./locks.js";
 import { RUN_QUEUE, RunQueue, type RunRequest } from "./run-queue.js";
 import type { ResolvedTarget } from "./runbook.js";
 import { prepareShardQueue, shardPool, workShards } from "./shards.js";
 import { StepExecutor } from "./step-executor.js";
-import type { StepRegistry } from "./types.js";
 
 export type { RunAlert, RunObserver } from "./events.js";
 export { RUN_QUEUE, type RunRequest };

@@ -1,5 +1,5 @@
 import type { SectionPath } from "../config/schema.js";
-import type { StepInfo } from "./define-step.js";
+import type { StepDeps, StepInfo, StepRegistry } from "./define-step.js";
 import { stepRegistry } from "./define-step.js";
 import { dbDump } from "./steps/db/dump.js";
 import { createDbSteps } from "./steps/db/index.js";
@@ -28,7 +28,6 @@ import { createHttpCheckStep, httpCheck } from "./steps/verify/http-check.js";
 import { createVerificationSteps } from "./steps/verify/index.js";
 import { verifyPerformance } from "./steps/verify/performance.js";
 import { verifyReliability } from "./steps/verify/reliability.js";
-import type { StepDeps, StepRegistry } from "./types.js";
 
 // Every step type of this build, in one place: the declarations each step makes with `defineStep`
 // in its own file, gathered (the types a migration file may name, their descriptions, time limits
@@ -93,7 +92,7 @@ export const STEP_SECTIONS: Readonly<Record<string, readonly SectionPath[]>> = O
 );
 
 export { liveDeps } from "./cutover/live.js";
-export type { StepDeps } from "./types.js";
+export type { StepDeps } from "./define-step.js";
 
 /**
  * The step types this build can run: every factory takes the same {@link StepDeps}. Later

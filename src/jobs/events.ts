@@ -1,4 +1,4 @@
-import type { StepReport } from "./types.js";
+import type { StepReport } from "./define-step.js";
 
 // What a run tells the outside: the observer each front end implements (the Slack progress
 // message, a terminal, metrics), the fan-out to all of them, and the one-line notes said into a

@@ -19,11 +19,11 @@ import {
   unfinishedRunIds,
 } from "../store/runs.js";
 import { stepError } from "../store/steps.js";
+import type { StepRegistry } from "./define-step.js";
 import { type AbortReason, cancelledBy, type RunObserver } from "./events.js";
 import type { LockService } from "./locks.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
 import type { StepExecutor } from "./step-executor.js";
-import type { StepRegistry } from "./types.js";
 import { isUndoRun, undoTarget } from "./undo.js";
 
 export const RUN_QUEUE = "cutover-run";

@@ -7,9 +7,9 @@ import { CutoverError, describeError, ErrorCode } from "../errors.js";
 import { checkpointStore, checkpointsUnder, deleteCheckpoint } from "../store/checkpoints.js";
 import type { Db } from "../store/client.js";
 import { loadExecution } from "../store/steps.js";
+import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./define-step.js";
 import { findStep } from "./runbook.js";
 import { type KeySplit, type ListingOptions, splitKeySpace } from "./steps/storage/listing.js";
-import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./types.js";
 import { StepWatchdog } from "./watchdog.js";
 
 /**

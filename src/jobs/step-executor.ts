@@ -5,10 +5,10 @@ import { CancelledError, CutoverError, describeError, ErrorCode, NOT_RETRYABLE }
 import type { AttemptRef, StepRecords } from "../store/steps.js";
 import { backoffMs } from "./backoff.js";
 import { STEP_TIME_LIMITS } from "./catalogue.js";
+import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./define-step.js";
 import type { AbortReason, RunObserver } from "./events.js";
 import { failedNote, retryNote, succeededNote } from "./events.js";
 import { findStep } from "./runbook.js";
-import type { Progress, ShardPool, StepContext, StepDefinition, StepRegistry } from "./types.js";
 import { isUndoRun, undoing } from "./undo.js";
 import { StepWatchdog } from "./watchdog.js";
 

@@ -1,8 +1,8 @@
 import type { MigrationFile } from "../config/schema.js";
 import { CutoverError, ErrorCode } from "../errors.js";
 import { isUndoOptions, type UndoSource } from "../store/checkpoints.js";
+import type { StepDefinition, StepRegistry } from "./define-step.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
-import type { StepDefinition, StepRegistry } from "./types.js";
 
 /**
  * `/migrate undo <phase>` (and `npx cutover undo <phase>`): tears down what Cutover created in a

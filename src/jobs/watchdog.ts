@@ -1,5 +1,5 @@
 import { formatDuration } from "../views/blocks.js";
-import type { Progress } from "./types.js";
+import type { Progress } from "./define-step.js";
 
 /** Why the watchdog stopped an attempt. */
 export type WatchdogTrip =

@@ -1,6 +1,6 @@
 import type { KnownBlock } from "@slack/types";
+import type { Progress, StepPlan } from "../jobs/define-step.js";
 import { firstLine } from "../jobs/events.js";
-import type { Progress, StepPlan } from "../jobs/types.js";
 import {
   context,
   esc,

@@ -3,9 +3,9 @@ import { PgBoss } from "pg-boss";
 import pino from "pino";
 import { parseMigrationFile } from "../../src/config/load.js";
 import type { MigrationFile } from "../../src/config/schema.js";
+import type { StepDefinition, StepRegistry } from "../../src/jobs/define-step.js";
 import { Runner, type RunnerDeps } from "../../src/jobs/Runner.js";
 import type { RunRequest } from "../../src/jobs/run-queue.js";
-import type { StepDefinition, StepRegistry } from "../../src/jobs/types.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 

@@ -1,7 +1,13 @@
 import { Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { StepDeps } from "../../src/jobs/catalogue.js";
-import type { CheckpointStore, Progress, RunInfo, StepContext, StepReport } from "../../src/jobs/types.js";
+import type {
+  CheckpointStore,
+  Progress,
+  RunInfo,
+  StepContext,
+  StepReport,
+} from "../../src/jobs/define-step.js";
 import { createLogger } from "../../src/log.js";
 import { memoryPorts } from "./memory-ports.js";
 

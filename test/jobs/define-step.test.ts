@@ -12,8 +12,8 @@ import {
   STEP_TIME_LIMITS,
   STEP_TYPES,
 } from "../../src/jobs/catalogue.js";
+import type { CheckpointStore, StepContext } from "../../src/jobs/define-step.js";
 import { defineStep } from "../../src/jobs/define-step.js";
-import type { CheckpointStore, StepContext } from "../../src/jobs/types.js";
 import { createPorts } from "../../src/ports.js";
 
 /** A context whose checkpoints live in a Map the test can look into and tamper with. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
+import type { StepDefinition } from "../../src/jobs/define-step.js";
 import { failedNote, firstLine, retryNote, succeededNote } from "../../src/jobs/events.js";
-import type { StepDefinition } from "../../src/jobs/types.js";
 import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 
 // a pg_restore-like error: a first line that says what, then thousands of characters of detail

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
+import type { StepDefinition } from "../../src/jobs/define-step.js";
 import type { Runner } from "../../src/jobs/Runner.js";
-import type { StepDefinition } from "../../src/jobs/types.js";
 import type { Db } from "../../src/store/client.js";
 import { runnerFile, runRequest, startRunnerOnNewDb, type TestRunner, testStep } from "../helpers/runner.js";
 import { waitForValue } from "../helpers/wait.js";

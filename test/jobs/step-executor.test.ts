@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { CutoverError, ErrorCode } from "../../src/errors.js";
 import { backoffMs } from "../../src/jobs/backoff.js";
+import type { Progress, StepDefinition } from "../../src/jobs/define-step.js";
 import type { AbortReason } from "../../src/jobs/events.js";
 import {
   type ExecutionToRun,
@@ -10,7 +11,6 @@ import {
   type RunToExecute,
   StepExecutor,
 } from "../../src/jobs/step-executor.js";
-import type { Progress, StepDefinition } from "../../src/jobs/types.js";
 import type { AttemptRef, StepRecords } from "../../src/store/steps.js";
 import { runnerFile, testStep } from "../helpers/runner.js";
 

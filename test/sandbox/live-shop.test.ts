@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StepDeps } from "../../src/jobs/catalogue.js";
+import type { StepDefinition } from "../../src/jobs/define-step.js";
 import { createDbSteps } from "../../src/jobs/steps/db/index.js";
-import type { StepDefinition } from "../../src/jobs/types.js";
 import {
   checkLedger,
   createLiveShopSchema,

@@ -3,8 +3,7 @@ import { type RateLimitWait, sameRecordContent } from "../../cloud/cloudflare.js
 import { probeOnce } from "../../cloud/probe.js";
 import { describeError, ErrorCode, isCutoverError } from "../../errors.js";
 import { lastUsedApproval } from "../../store/approvals.js";
-import type { TypedCheckpoints } from "../define-step.js";
-import type { Progress } from "../types.js";
+import type { Progress, TypedCheckpoints } from "../define-step.js";
 import {
   type CutoverDeps,
   cloudflareOf,

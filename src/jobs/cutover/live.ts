@@ -32,7 +32,8 @@ import { type ReplicationConfig, requireSection } from "../../config/schema.js";
 import { CutoverError, describeError, ErrorCode } from "../../errors.js";
 import { audit, lastAuditEvent, lastFreezeEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
-import type { TypedCheckpoints } from "../define-step.js";
+import type { Progress, TypedCheckpoints } from "../define-step.js";
+import { type StepDeps, stepNow } from "../define-step.js";
 import {
   describeLag,
   sourceConnInfo,
@@ -41,8 +42,6 @@ import {
   withBoth,
 } from "../steps/db/replicate.js";
 import { runDatabaseVerify, summarise } from "../steps/db/verify.js";
-import type { Progress } from "../types.js";
-import { type StepDeps, stepNow } from "../types.js";
 import type { PreCheck } from "./types.js";
 
 /*

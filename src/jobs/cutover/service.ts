@@ -13,8 +13,8 @@ import type { Prisma } from "../../generated/prisma/client.js";
 import { audit, lastAuditEvent } from "../../store/audit.js";
 import type { Db } from "../../store/client.js";
 import { newestExecution } from "../../store/runs.js";
+import { type StepDeps, stateStore, stepNow } from "../define-step.js";
 import { resolveValue } from "../outputs.js";
-import { type StepDeps, stateStore, stepNow } from "../types.js";
 import { type LiveDeps, liveDeps, livePlan, livePreChecks } from "./live.js";
 import type { CutoverChange, PreCheck, RecordChange } from "./types.js";
 

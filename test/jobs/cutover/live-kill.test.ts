@@ -10,8 +10,8 @@ import {
   switchDatabase,
   unwindSwitch,
 } from "../../../src/jobs/cutover/live.js";
+import type { CheckpointStore } from "../../../src/jobs/define-step.js";
 import { openBoth } from "../../../src/jobs/steps/db/replicate.js";
-import type { CheckpointStore } from "../../../src/jobs/types.js";
 import { createLiveSetup, type LiveSetup, sql } from "./live-setup.js";
 
 /*

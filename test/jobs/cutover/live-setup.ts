@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { LiveContext, LiveDeps } from "../../../src/jobs/cutover/live.js";
+import type { StepDefinition } from "../../../src/jobs/define-step.js";
 import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
-import type { StepDefinition } from "../../../src/jobs/types.js";
 import { LIVE_SHOP_SCHEMA } from "../../../src/sandbox/live-shop.js";
 import { createPrismaClient, type Db } from "../../../src/store/client.js";
 import { createTestDatabase, queryOnce, type TestDatabase } from "../../helpers/db.js";

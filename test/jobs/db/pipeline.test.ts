@@ -1,9 +1,9 @@
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StepDeps } from "../../../src/jobs/catalogue.js";
+import type { StepDefinition } from "../../../src/jobs/define-step.js";
 import { createDbSteps, runDatabaseVerify } from "../../../src/jobs/steps/db/index.js";
 import { dumpRoot } from "../../../src/jobs/steps/db/options.js";
-import type { StepDefinition } from "../../../src/jobs/types.js";
 import { dbVerifyView } from "../../../src/views/db-verify.js";
 import { queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";

@@ -9,10 +9,10 @@ import {
   writableTables,
 } from "../../../src/cloud/replication.js";
 import type { StepDeps } from "../../../src/jobs/catalogue.js";
+import type { StepDefinition } from "../../../src/jobs/define-step.js";
 import { createDbSteps } from "../../../src/jobs/steps/db/index.js";
 import { runPreflight } from "../../../src/jobs/steps/db/preflight.js";
 import { inventory } from "../../../src/jobs/steps/db/replicate.js";
-import type { StepDefinition } from "../../../src/jobs/types.js";
 import { createEmptyDatabase, queryOnce, type TestDatabase, withAdmin } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { waitForValue } from "../../helpers/wait.js";

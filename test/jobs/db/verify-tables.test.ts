@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Progress, ShardPool } from "../../../src/jobs/define-step.js";
 import {
   createDbVerifyStep,
   readVerifyReport,
   runDatabaseVerify,
 } from "../../../src/jobs/steps/db/verify.js";
 import { groupTables } from "../../../src/jobs/steps/db/verify-tables.js";
-import type { Progress, ShardPool } from "../../../src/jobs/types.js";
 import { createDatabaseFrom, queryOnce, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { createFixtureSource, makeDeps } from "./fixture.js";

@@ -5,7 +5,7 @@ import pino from "pino";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import type { StepDeps } from "../../../src/jobs/catalogue.js";
-import type { RunInfo } from "../../../src/jobs/types.js";
+import type { RunInfo } from "../../../src/jobs/define-step.js";
 import { createPorts } from "../../../src/ports.js";
 import { generateEd25519, generateRsa } from "../../../src/sandbox/ssh-keys.js";
 import { makeStepContext, type TestStepContext } from "../../helpers/step-context.js";

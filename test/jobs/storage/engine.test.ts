@@ -5,9 +5,9 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ListPage, ObjectStore } from "../../../src/cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../../src/errors.js";
+import type { CheckpointStore, Progress } from "../../../src/jobs/define-step.js";
 import { EtagMemo } from "../../../src/jobs/steps/storage/etag-memo.js";
 import { estimateSync, type SyncSettings, syncBuckets } from "../../../src/jobs/steps/storage/sync-engine.js";
-import type { CheckpointStore, Progress } from "../../../src/jobs/types.js";
 import { MemoryBucket, type MemoryBucketHooks } from "../../../src/sandbox/memory-bucket.js";
 import { waitUntil } from "../../helpers/wait.js";
 

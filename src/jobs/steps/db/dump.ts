@@ -33,8 +33,8 @@ import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { audit } from "../../../store/audit.js";
 import { formatBytes } from "../../../text/units.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { StepContext, StepDefinition, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
 import {
   type DumpManifest,
   latestDump,

@@ -1,5 +1,5 @@
 import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../types.js";
+import type { StepDefinition } from "../../define-step.js";
 import { createDbDumpStep } from "./dump.js";
 import { createDbPreflightStep } from "./preflight.js";
 import { createDbReplicateStep, createDbReplicationTeardownStep } from "./replicate.js";

@@ -18,8 +18,8 @@ import {
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { formatBytes } from "../../../text/units.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { StepContext, StepDefinition } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepContext, StepDefinition } from "../../types.js";
 import { holdsPartialRestore, readMarker } from "./dump-files.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
 import { refuseSourceAsTarget } from "./identity.js";

@@ -5,6 +5,7 @@ import type { RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { PlannedChange, StepDefinition } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   checkMasterPassword,
@@ -15,7 +16,6 @@ import {
   recordProvisioned,
   storeGeneratedPassword,
 } from "../../provisioned.js";
-import type { PlannedChange, StepDefinition } from "../../types.js";
 import { lightsailFor } from "../host/address.js";
 import { MANAGED_TAG } from "../host/lightsail-instance.js";
 import { waitFor } from "../host/wait.js";

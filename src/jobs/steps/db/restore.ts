@@ -25,8 +25,8 @@ import {
 } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../types.js";
 import {
   type DumpManifest,
   holdsPartialRestore,

@@ -1,5 +1,5 @@
 import { formatBytes } from "../../../text/units.js";
-import type { ShardPool } from "../../types.js";
+import type { ShardPool } from "../../define-step.js";
 import type { Difference } from "./verify-report.js";
 
 /**

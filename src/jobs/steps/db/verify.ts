@@ -13,8 +13,8 @@ import {
 import { formatBytes } from "../../../text/units.js";
 import { dbVerifyView } from "../../../views/db-verify.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { Progress, StepDefinition, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { Progress, StepDefinition, StepOutcome } from "../../types.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
 import { CommonOptions, jobsFor } from "./options.js";
 import { compareDefinitions, type Definitions, readDefinitions } from "./verify-definitions.js";

@@ -3,8 +3,8 @@ import pg from "pg";
 import { z } from "zod";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { StepDefinition } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDefinition } from "../../types.js";
 
 const Input = z.object({
   /** the environment variable holding the database URL */

@@ -2,7 +2,7 @@ import { CutoverError, ErrorCode } from "../../../errors.js";
 import { type ConsumeResult, consumeApproval } from "../../../store/approvals.js";
 import { audit } from "../../../store/audit.js";
 import type { Db } from "../../../store/client.js";
-import type { StepContext } from "../../types.js";
+import type { StepContext } from "../../define-step.js";
 
 type Refusal = Extract<ConsumeResult, { ok: false }>["reason"];
 

@@ -15,8 +15,8 @@ import {
   readLive,
 } from "../../cutover/service.js";
 import type { CutoverChange } from "../../cutover/types.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDefinition, StepDeps } from "../../types.js";
 import { useApprovalOrFail } from "./approval-use.js";
 
 /**

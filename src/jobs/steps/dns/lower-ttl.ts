@@ -10,8 +10,8 @@ import {
   readLive,
   recordSnapshot,
 } from "../../cutover/service.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDefinition, StepDeps } from "../../types.js";
 
 /** Takes no options: what it switches comes from the file's \`dns\` and \`pages\` sections. */
 const NoInput = z.any().transform((): Record<string, never> => ({}));

@@ -1,5 +1,5 @@
 import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../types.js";
+import type { StepDefinition } from "../../define-step.js";
 import { createRdsInstanceStep } from "../db/rds-instance.js";
 import { createAppDeployStep } from "./app-deploy.js";
 import { createLightsailInstanceStep } from "./lightsail-instance.js";

@@ -10,9 +10,9 @@ import type {
 import { type LightsailConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { recordProvisioned } from "../../provisioned.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { lightsailFor } from "./address.js";
 import { waitFor } from "./wait.js";
 

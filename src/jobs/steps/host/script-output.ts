@@ -1,6 +1,6 @@
 import { tailLines } from "../../../cloud/ssh.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepContext } from "../../types.js";
+import type { StepContext } from "../../define-step.js";
 
 /** A remote script's output: relayed as progress with secrets redacted, and the error when it fails. */
 

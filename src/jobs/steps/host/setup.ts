@@ -4,6 +4,7 @@ import { type MigrationFile, requireSection, type ValueRefName } from "../../../
 import { CutoverError, describeError, ErrorCode, notSet } from "../../../errors.js";
 import type { Ports } from "../../../ports.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   FILE_ONLY_SECTIONS,
@@ -16,7 +17,6 @@ import {
   shq,
 } from "../../host-script.js";
 import { readRdsMasterPassword, resolveValueRef } from "../../provisioned.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { hostAddress } from "./address.js";
 import { OutputRelay, scriptFailure } from "./script-output.js";
 import { openHostShell, openHostShellWhenReady, sudoFor } from "./shell.js";

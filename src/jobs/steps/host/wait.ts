@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { Progress, StepContext } from "../../types.js";
+import type { Progress, StepContext } from "../../define-step.js";
 
 /**
  * Polls until `check` says done, reporting what it waits for; bounded by `timeoutMs`.

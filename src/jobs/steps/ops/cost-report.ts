@@ -2,9 +2,8 @@ import { z } from "zod";
 import { costSummary } from "../../../cloud/cost-explorer.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { costUnavailableText, money } from "../../../views/cost.js";
-import { defineStep } from "../../define-step.js";
-import type { StepDefinition } from "../../types.js";
-import { type StepDeps, stateStore, stepNow } from "../../types.js";
+import type { StepDefinition } from "../../define-step.js";
+import { defineStep, type StepDeps, stateStore, stepNow } from "../../define-step.js";
 
 const Input = z.strictObject({
   /** ask Cost Explorer again even when today's figures are cached */

@@ -27,9 +27,8 @@ import { createApproval, LiveRequestExists, openRequest, readyApproval } from ".
 import { audit } from "../../../store/audit.js";
 import type { Db } from "../../../store/client.js";
 import { formatBytes } from "../../../text/units.js";
-import { defineStep } from "../../define-step.js";
-import type { StepContext, StepDefinition, StepOutcome } from "../../types.js";
-import { type StepDeps, stateStore, stepNow } from "../../types.js";
+import type { StepContext, StepDefinition, StepOutcome } from "../../define-step.js";
+import { defineStep, type StepDeps, stateStore, stepNow } from "../../define-step.js";
 import { sourceEndpoint } from "../db/endpoints.js";
 import { useApprovalOrFail } from "../dns/approval-use.js";
 import { openTarget } from "../storage/buckets.js";

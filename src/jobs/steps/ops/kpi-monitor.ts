@@ -5,9 +5,8 @@ import { createDatabaseTimer, sampleRound, storeSamples } from "../../../kpi/sam
 import { DB_TARGET, kpiSummary } from "../../../kpi/summary.js";
 import { countSamplesSince } from "../../../store/kpi.js";
 import { figure } from "../../../views/kpi.js";
-import { defineStep } from "../../define-step.js";
-import type { StepDefinition } from "../../types.js";
-import { type StepDeps, stateStore, stepNow } from "../../types.js";
+import type { StepDefinition } from "../../define-step.js";
+import { defineStep, type StepDeps, stateStore, stepNow } from "../../define-step.js";
 import { targetEndpoint } from "../db/endpoints.js";
 
 const Input = z.strictObject({

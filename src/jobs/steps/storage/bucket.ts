@@ -11,9 +11,9 @@ import {
 } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { recordProvisioned } from "../../provisioned.js";
-import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../../types.js";
 
 const Input = z.strictObject({
   /** overrides target.cloudfront.originFailover: false takes the old bucket out once the post-switch sync and verify are done */

@@ -5,7 +5,7 @@ import { isRetryableStoreError, type ObjectStore, type ObjectSummary } from "../
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { formatBytes, formatDuration } from "../../../text/units.js";
 import { Semaphore } from "../../../util/semaphore.js";
-import type { CheckpointStore, Progress } from "../../types.js";
+import type { CheckpointStore, Progress } from "../../define-step.js";
 import type { EtagMemo } from "./etag-memo.js";
 import { BoundedQueue, backoffMs, meter, RateLimit, RateMeter } from "./flow.js";
 import {

@@ -4,8 +4,16 @@ import { z } from "zod";
 import { CancelledError, CutoverError, describeError, ErrorCode } from "../../../errors.js";
 import { verificationView } from "../../../views/verification.js";
 import type { StepDeps } from "../../catalogue.js";
-import type { ContextOf, StepBehaviour, StepContextOf, StepKind } from "../../define-step.js";
-import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../types.js";
+import type {
+  ContextOf,
+  StepBehaviour,
+  StepContext,
+  StepContextOf,
+  StepDefinition,
+  StepKind,
+  StepOutcome,
+  VerifyOutcome,
+} from "../../define-step.js";
 import {
   type CheckRow,
   headline,

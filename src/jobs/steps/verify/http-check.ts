@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { CutoverError, ErrorCode } from "../../../errors.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
-import type { StepDefinition, StepDeps } from "../../types.js";
 
 const Input = z.object({
   url: z.url(),

@@ -6,9 +6,9 @@ import { connect } from "../../../cloud/postgres.js";
 import { requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import type { StepDeps } from "../../catalogue.js";
+import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
 import { type ContextOf, defineStep } from "../../define-step.js";
 import { shq } from "../../host-script.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../types.js";
 import { targetEndpoint } from "../db/endpoints.js";
 import { sudoFor } from "../host/shell.js";
 import {
