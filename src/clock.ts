@@ -2,8 +2,8 @@
  * The bot's calendar: the readings of the date or time of day that decide something (cost and
  * KPI windows, the digest, approval expiry, the TTL wait, the stabilisation window, run and step
  * times) go through one of these, so a test or a rehearsal decides what day it is. Elapsed-time
- * measurements use `performance.now()`; a few report stamps (a verify report's "checked at", a
- * dump's folder name) still read the machine's clock.
+ * measurements within one process use `performance.now()`; a few report stamps (a dump's folder
+ * name) still read the machine's clock.
  *
  * @example const clock = new ManualClock(new Date("2026-11-19T00:59:00Z")); clock.advance(60_000);
  */

@@ -201,8 +201,15 @@ export function portsOf(deps: {
   return deps.ports ?? createPorts({ env: deps.env }, deps.file);
 }
 
-/** How often pg-boss looks for jobs whose worker stopped beating (and refreshes its queue counts). */
-const PART_SUPERVISE_SECONDS = 10;
+/**
+ * How often pg-boss looks for jobs whose worker stopped beating (and refreshes its queue counts):
+ * the job queue's settings for that, in every process on the state database (a test's supervisor
+ * too, test/jobs/shard-workers.ts, so it hands a dead worker's part over as the product does).
+ */
+export const JOB_QUEUE_SUPERVISION = {
+  superviseIntervalSeconds: 10,
+  monitorIntervalSeconds: 10,
+} as const;
 
 /** The state database's one pool, and Prisma and the job queue over it. */
 function createStatePorts(url: string, log: Logger): StatePorts {
@@ -215,8 +222,7 @@ function createStatePorts(url: string, log: Logger): StatePorts {
     // elsewhere at the next supervisor pass that claims its queue's monitor: at pg-boss's 60 s for
     // both, 10-70 s after the death (62 s measured), and a stall limit below that stopped the step.
     // At 10 s a dead worker's part is handed over about 10-25 s after it died (pg-boss allows >= 1).
-    superviseIntervalSeconds: PART_SUPERVISE_SECONDS,
-    monitorIntervalSeconds: PART_SUPERVISE_SECONDS,
+    ...JOB_QUEUE_SUPERVISION,
   });
   boss.on("error", (err: Error) => log.warn({ err: err.message }, "job queue error"));
   return {

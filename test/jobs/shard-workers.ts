@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PgBoss } from "pg-boss";
 import { SHARD_QUEUE } from "../../src/jobs/shards.js";
+import { JOB_QUEUE_SUPERVISION } from "../../src/ports.js";
 
 /**
  * Replicas as far as step parts go, for the tests that kill one: src/sandbox/shard-worker.ts in a
@@ -41,12 +42,20 @@ export function startShardWorker(job: ShardWorkerJob, children: ChildProcess[]):
 
 /**
  * pg-boss fails a dead worker's job once its heartbeat is 10 s old, at its supervisor's next
- * pass: `nudge()` runs that pass now (a supervisor of its own on the state database).
+ * pass: `nudge()` runs that pass now (a supervisor of its own on the state database). It claims a
+ * queue's monitor on the product's intervals (src/ports.ts): at pg-boss's default of 60 s its pass
+ * skipped a queue the workers' own supervisors had claimed in the last minute.
  */
 export async function shardSupervisor(
   databaseUrl: string,
 ): Promise<{ nudge(): Promise<void>; stop(): Promise<void> }> {
-  const boss = new PgBoss({ connectionString: databaseUrl, max: 2, supervise: false, schedule: false });
+  const boss = new PgBoss({
+    connectionString: databaseUrl,
+    max: 2,
+    supervise: false,
+    schedule: false,
+    ...JOB_QUEUE_SUPERVISION,
+  });
   await boss.start();
   return {
     nudge: async () => {

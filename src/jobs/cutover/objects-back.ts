@@ -1,6 +1,6 @@
 import type { ObjectStore } from "../../cloud/object-store.js";
 import { describeError } from "../../errors.js";
-import type { StepDeps } from "../catalogue.js";
+import type { StepDeps } from "../define-step.js";
 import { openSource, openTarget } from "../steps/storage/buckets.js";
 
 /** What the way back did for the uploads made on the new stack. */

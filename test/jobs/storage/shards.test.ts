@@ -1,11 +1,13 @@
 import type { ChildProcess } from "node:child_process";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Clock, systemClock } from "../../../src/clock.js";
 import { parseMigrationFile } from "../../../src/config/load.js";
 import { ReplicationSchema } from "../../../src/config/schema.js";
 import { buildDeps } from "../../../src/deps.js";
-import type { ShardPool } from "../../../src/jobs/define-step.js";
+import type { ShardPool, StepDefinition } from "../../../src/jobs/define-step.js";
 import { createStorageSyncStep } from "../../../src/jobs/steps/storage/sync.js";
+import { createStorageVerifyStep } from "../../../src/jobs/steps/storage/verify.js";
 import { createTestDatabase, type TestDatabase } from "../../helpers/db.js";
 import { makeStepContext } from "../../helpers/step-context.js";
 import { runFinished, waitForValue, waitUntil } from "../../helpers/wait.js";
@@ -483,5 +485,167 @@ describe("storage.sync in key ranges: nothing lost", () => {
     expect(verified.ok).toBe(true);
     expect(verified.figures).toMatchObject({ sourceObjects: 30, pending: 0, uploadedSinceTheSyncBegan: 1 });
     expect((ctx.checkpoints.get("split") as { ranges: unknown[] }).ranges).toHaveLength(3);
+  }, 60_000);
+});
+
+describe("key ranges: the time and rate storage.sync and storage.verify report", () => {
+  const MINUTE = 60_000;
+
+  /** The clock the steps read, set by the test. */
+  function testClock(iso: string) {
+    let at = Date.parse(iso);
+    return {
+      clock: { now: () => new Date(at), sleep: systemClock.sleep } satisfies Clock,
+      set: (to: string | number) => {
+        at = typeof to === "string" ? Date.parse(to) : to;
+      },
+      get ms() {
+        return at;
+      },
+    };
+  }
+
+  /**
+   * Attempts of a step in key ranges, called directly. The pool stands for src/jobs/shards.ts: it
+   * runs the ranges one after another, each taking a minute of the clock, and keeps their results
+   * (through JSON, as the checkpoint table does), so that a later attempt gets a finished range's
+   * result back without running the range again.
+   */
+  function attempts<I>(step: StepDefinition<I>, input: I, time: ReturnType<typeof testClock>) {
+    const stepCheckpoints = new Map<string, unknown>();
+    const kept = new Map<number, unknown>();
+    const partCheckpoints = new Map<number, Map<string, unknown>>();
+    return {
+      kept,
+      /**
+       * One attempt: it dies (as its process would) before running range `crashBefore` of its own;
+       * the `atWork` ranges began, on another replica, 30 s before the attempt did.
+       */
+      attempt(opts: { crashBefore?: number; atWork?: number[] } = {}) {
+        const began = time.ms;
+        const shards: ShardPool = {
+          async run<R>(parts: unknown[]) {
+            let ran = 0;
+            for (const [i, part] of parts.entries()) {
+              if (kept.has(i)) continue;
+              if (ran === opts.crashBefore) throw new Error("the process was killed");
+              ran++;
+              if (opts.atWork?.includes(i)) time.set(began - 30_000);
+              const start = time.ms;
+              if (!partCheckpoints.has(i)) partCheckpoints.set(i, new Map());
+              const own = makeStepContext({ checkpoints: partCheckpoints.get(i)! });
+              const result = await step.shard!(input, JSON.parse(JSON.stringify(part)), {
+                ...own,
+                // the range's work takes a minute of the clock
+                progress: () => time.set(start + MINUTE),
+              });
+              kept.set(i, JSON.parse(JSON.stringify(result)));
+            }
+            return parts.map((_, i) => kept.get(i) as R);
+          },
+        };
+        const ctx = makeStepContext({ checkpoints: stepCheckpoints });
+        return { ctx, outcome: step.run(input, { ...ctx, shards }) };
+      },
+    };
+  }
+
+  /** A new bucket pair whose source holds `n` objects of 20 KB. */
+  async function seeded(n: number) {
+    const pair = await newBucketPair();
+    const objects = Array.from({ length: n }, (_, i) => ({
+      key: `t/${String(i).padStart(3, "0")}.bin`,
+      body: Buffer.alloc(20_000, i % 251),
+    }));
+    await seed(w.sourceStore(pair.sourceBucket), objects);
+    return { ...pair, objects };
+  }
+
+  const copiedBy = (kept: Map<number, unknown>, ranges: number[]) =>
+    ranges.reduce((n, i) => n + (kept.get(i) as { copied: number }).copied, 0);
+
+  it("storage.sync reports the time its ranges took; resumed after they all finished, it claims no rate", async () => {
+    const { sourceBucket, targetBucket } = await seeded(40);
+    const time = testClock("2026-12-01T09:00:00Z");
+    const step = createStorageSyncStep({ ...w.deps({ sourceBucket, targetBucket }), clock: time.clock });
+    const sync = attempts(step, step.parse({ shards: 4, concurrency: 2 }), time);
+    const first = await sync.attempt().outcome;
+    // the four ranges one after another, a minute each: 800 KB in 4 minutes
+    expect(first.summary).toMatch(
+      /^copied 40 objects \(781(\.\d)? KB\) in 4 min \(3(\.\d)? KB\/s\); 0 already identical/,
+    );
+    expect(first.figures).toMatchObject({
+      copied: 40,
+      copiedBytes: 800_000,
+      seconds: 240,
+      bytesPerSecond: Math.round(800_000 / 240),
+      ranges: 4,
+      rangesFinishedBefore: 0,
+    });
+    // the step resumed an hour later (its process died after its ranges finished, before it
+    // recorded its outcome): the ranges' results are kept, and this attempt copies nothing
+    time.set("2026-12-01T10:00:00Z");
+    const resumed = await sync.attempt().outcome;
+    expect(resumed.summary).toMatch(
+      /^nothing left to copy: all 4 key ranges finished in an earlier attempt, which copied 40 objects \(781(\.\d)? KB\); 0 already identical/,
+    );
+    expect(resumed.summary).not.toMatch(/\/s\b/);
+    expect(resumed.figures).toMatchObject({
+      copied: 0,
+      copiedBytes: 0,
+      seconds: 0,
+      bytesPerSecond: 0,
+      rangesFinishedBefore: 4,
+      copiedInRangesFinishedBefore: 40,
+      copiedBytesInRangesFinishedBefore: 800_000,
+    });
+  }, 60_000);
+
+  it("a resumed storage.sync's rate covers only the ranges it waited for, from when the first of them began", async () => {
+    const { sourceBucket, targetBucket } = await seeded(40);
+    const time = testClock("2026-12-01T09:00:00Z");
+    const step = createStorageSyncStep({ ...w.deps({ sourceBucket, targetBucket }), clock: time.clock });
+    const sync = attempts(step, step.parse({ shards: 4, concurrency: 2 }), time);
+    await expect(sync.attempt({ crashBefore: 2 }).outcome).rejects.toThrow(/killed/);
+    expect(sync.kept.size).toBe(2);
+    const before = copiedBy(sync.kept, [0, 1]);
+    // an hour later; range 2 had been at work on another replica since 30 s before the step resumed
+    time.set("2026-12-01T10:00:00Z");
+    const resumed = await sync.attempt({ atWork: [2] }).outcome;
+    const mine = copiedBy(sync.kept, [2, 3]);
+    expect(before + mine).toBe(40);
+    // from 09:59:30 to 10:01:30: range 2 (to 10:00:30), then range 3; not from 10:00 (90 s)
+    expect(resumed.figures).toMatchObject({
+      copied: mine,
+      copiedBytes: mine * 20_000,
+      seconds: 120,
+      bytesPerSecond: Math.round((mine * 20_000) / 120),
+      rangesFinishedBefore: 2,
+      copiedInRangesFinishedBefore: before,
+      copiedBytesInRangesFinishedBefore: before * 20_000,
+    });
+    expect(resumed.summary).toMatch(
+      new RegExp(
+        `^copied ${mine} objects \\([\\d.]+ KB\\) in 2 min \\([\\d.]+ KB/s\\); 2 of 4 key ranges finished in an earlier attempt, which copied ${before} objects \\([\\d.]+ KB\\)`,
+      ),
+    );
+  }, 60_000);
+
+  it("a resumed storage.verify reports the comparison's time from its first range, not the attempt's own", async () => {
+    const { sourceBucket, targetBucket, objects } = await seeded(30);
+    await seed(w.targetStore(targetBucket), objects);
+    const time = testClock("2026-12-01T09:00:00Z");
+    const step = createStorageVerifyStep({ ...w.deps({ sourceBucket, targetBucket }), clock: time.clock });
+    const verify = attempts(step, step.parse({ shards: 3 }), time);
+    // two ranges compared (09:00 to 09:02), then the process died; resumed at 09:10
+    await expect(verify.attempt({ crashBefore: 2 }).outcome).rejects.toThrow(/killed/);
+    time.set("2026-12-01T09:10:00Z");
+    const { ctx, outcome } = verify.attempt();
+    const resumed = await outcome;
+    expect(resumed.summary).toMatch(/^30 of 30 objects .* identical on both sides/);
+    // 09:00 to 09:11, what the comparison of the 30 objects took; not the last range's minute
+    expect(resumed.figures).toMatchObject({ seconds: 660 });
+    // the report in the run's thread
+    expect(JSON.stringify(ctx.posted.at(-1)?.blocks)).toMatch(/checked in 11 min · 2026-12-01T09:11:00.000Z/);
   }, 60_000);
 });

@@ -32,8 +32,7 @@ import {
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { audit } from "../../../store/audit.js";
 import { formatBytes } from "../../../text/units.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext, StepDefinition, StepOutcome } from "../../define-step.js";
+import type { StepContext, StepDefinition, StepDeps, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   type DumpManifest,

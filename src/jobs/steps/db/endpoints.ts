@@ -1,7 +1,7 @@
 import type { Endpoint } from "../../../cloud/postgres.js";
 import { requireSection } from "../../../config/schema.js";
 import { notSet } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { rdsConnectionUrl } from "../../provisioned.js";
 
 /** Where the two databases are: the source from the file's variable, the target from its variable or the provisioned RDS instance. */

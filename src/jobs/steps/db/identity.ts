@@ -1,7 +1,7 @@
 import { type DbAddress, liveIdentity, resolveDbAddress, sameDatabase } from "../../../cloud/db-identity.js";
 import { connect, describeUrl, type Endpoint } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import type { DumpManifest } from "./dump-files.js";
 import { sourceEndpoint } from "./endpoints.js";
 

@@ -1,5 +1,4 @@
-import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../define-step.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { createDbDumpStep } from "./dump.js";
 import { createDbPreflightStep } from "./preflight.js";
 import { createDbReplicateStep, createDbReplicationTeardownStep } from "./replicate.js";

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { z } from "zod";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 
 /**
  * The options every database step (db.preflight, db.dump, db.restore, db.verify) accepts, and

@@ -17,8 +17,7 @@ import {
 } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode, isCutoverError } from "../../../errors.js";
 import { formatBytes } from "../../../text/units.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext, StepDefinition } from "../../define-step.js";
+import type { StepContext, StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { holdsPartialRestore, readMarker } from "./dump-files.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";

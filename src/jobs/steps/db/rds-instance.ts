@@ -4,8 +4,7 @@ import type { IngressRule, SecurityGroupApi } from "../../../cloud/ec2.js";
 import type { RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { PlannedChange, StepDefinition } from "../../define-step.js";
+import type { PlannedChange, StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   checkMasterPassword,

@@ -21,8 +21,7 @@ import {
 import { requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import { audit } from "../../../store/audit.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext, StepDefinition } from "../../define-step.js";
+import type { StepContext, StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { readManifest, readMarker } from "./dump-files.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";

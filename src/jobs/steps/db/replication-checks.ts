@@ -9,7 +9,7 @@ import {
 } from "../../../cloud/replication.js";
 import type { ReplicationConfig } from "../../../config/schema.js";
 import { describeError } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { compareDatabases } from "./identity.js";
 import type { CheckItem } from "./preflight.js";
 import { sourceConnInfo, targetConnInfo } from "./replicate.js";

@@ -24,8 +24,7 @@ import {
   toolErrorText,
 } from "../../../cloud/postgres.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext, StepDefinition, StepOutcome, VerifyOutcome } from "../../define-step.js";
+import type { StepContext, StepDefinition, StepDeps, StepOutcome, VerifyOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   type DumpManifest,

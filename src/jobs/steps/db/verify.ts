@@ -12,8 +12,7 @@ import {
 } from "../../../cloud/postgres.js";
 import { formatBytes } from "../../../text/units.js";
 import { dbVerifyView } from "../../../views/db-verify.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { Progress, StepDefinition, StepOutcome } from "../../define-step.js";
+import type { Progress, StepDefinition, StepDeps, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { sourceEndpoint, targetEndpoint } from "./endpoints.js";
 import { CommonOptions, jobsFor } from "./options.js";

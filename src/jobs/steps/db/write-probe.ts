@@ -2,8 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { z } from "zod";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../define-step.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 
 const Input = z.object({

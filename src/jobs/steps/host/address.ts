@@ -1,7 +1,7 @@
 import type { LightsailApi } from "../../../cloud/lightsail.js";
 import { type MigrationFile, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { readProvisioned, recordProvisioned } from "../../provisioned.js";
 
 /** Where the app host is: the Lightsail port of the file's region, and the host's static IP. */

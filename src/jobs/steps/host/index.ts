@@ -1,5 +1,4 @@
-import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../define-step.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { createRdsInstanceStep } from "../db/rds-instance.js";
 import { createAppDeployStep } from "./app-deploy.js";
 import { createLightsailInstanceStep } from "./lightsail-instance.js";

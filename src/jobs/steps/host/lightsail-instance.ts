@@ -9,8 +9,7 @@ import type {
 } from "../../../cloud/lightsail.js";
 import { type LightsailConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
+import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { recordProvisioned } from "../../provisioned.js";
 import { lightsailFor } from "./address.js";

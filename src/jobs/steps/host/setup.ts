@@ -3,8 +3,7 @@ import type { RemoteShell } from "../../../cloud/ssh.js";
 import { type MigrationFile, requireSection, type ValueRefName } from "../../../config/schema.js";
 import { CutoverError, describeError, ErrorCode, notSet } from "../../../errors.js";
 import type { Ports } from "../../../ports.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
+import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import {
   FILE_ONLY_SECTIONS,

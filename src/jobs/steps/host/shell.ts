@@ -3,8 +3,7 @@ import { join } from "node:path";
 import { fileHostKeyStore, type RemoteShell } from "../../../cloud/ssh.js";
 import { type HostConfig, requireSection } from "../../../config/schema.js";
 import { CancelledError, CutoverError, ErrorCode, isCutoverError, notSet } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext } from "../../define-step.js";
+import type { StepContext, StepDeps } from "../../define-step.js";
 import { hostAddress } from "./address.js";
 
 /** The SSH session to the app host: its key, its options, and opening it (waiting for sshd on a new instance). */

@@ -10,8 +10,7 @@ import {
   type S3Config,
 } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { PlannedChange, StepContext, StepDefinition, StepOutcome } from "../../define-step.js";
+import type { PlannedChange, StepContext, StepDefinition, StepDeps, StepOutcome } from "../../define-step.js";
 import { defineStep } from "../../define-step.js";
 import { recordProvisioned } from "../../provisioned.js";
 

@@ -3,7 +3,7 @@ import type { z } from "zod";
 import type { ObjectStore } from "../../../cloud/object-store.js";
 import { requireSection, type S3Config, type SourceStorageSchema } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 
 type SourceStorage = z.infer<typeof SourceStorageSchema>;
 

@@ -1,5 +1,4 @@
-import type { StepDeps } from "../../catalogue.js";
-import type { StepDefinition } from "../../define-step.js";
+import type { StepDefinition, StepDeps } from "../../define-step.js";
 import { createS3BucketStep } from "./bucket.js";
 import { createCdnCheckStep } from "./cdn-check.js";
 import { createStorageSyncStep } from "./sync.js";

@@ -2,9 +2,8 @@ import { z } from "zod";
 import type { ObjectStore } from "../../../cloud/object-store.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import { formatBytes, formatDuration } from "../../../text/units.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { PlannedChange, StepContext, StepDefinition } from "../../define-step.js";
-import { type ContextOf, defineStep } from "../../define-step.js";
+import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
+import { type ContextOf, defineStep, stepNow } from "../../define-step.js";
 import { splitOnce } from "../../shards.js";
 import { checkBucket, openSource, openTarget, pairId, storageSections } from "./buckets.js";
 import { EtagMemo } from "./etag-memo.js";
@@ -165,6 +164,23 @@ async function rangeParts(
 }
 
 /**
+ * A key range's result as its part returns it: the copy's, and when the part's call began and ended
+ * (epoch ms, by the clock of the worker that ran it), so that the step can tell a range finished in
+ * an earlier attempt from one finished in this one. Absent from a result an older build stored.
+ */
+type RangeResult = SyncResult & { startedAt?: number; finishedAt?: number };
+
+/**
+ * A sharded sync: `copied`, `copiedBytes`, `repaired`, `forced` and `seconds` are this attempt's (the
+ * copies it made and the time they took), the other counts add up every range; `before` is what the
+ * ranges finished in an earlier attempt had copied (their results kept, the ranges not run again).
+ */
+interface ShardedSyncResult extends SyncResult {
+  ranges: number;
+  before: { ranges: number; copied: number; copiedBytes: number };
+}
+
+/**
  * The sync split into key ranges: one pass over the source listing samples the split (kept in the
  * checkpoint, so a retry reuses it and finished ranges stay finished), each range goes to the job
  * queue as a part for any worker, with a checkpoint of its own, and the parts' results add up.
@@ -175,8 +191,10 @@ async function shardedSync(
   settings: SyncSettings,
   input: StorageSyncInput,
   ctx: ContextOf<typeof storageSync> & { shards: NonNullable<StepContext["shards"]> },
-): Promise<SyncResult> {
-  const started = performance.now();
+  /** epoch ms, the step's clock */
+  now: () => number,
+): Promise<ShardedSyncResult> {
+  const attemptBegan = now();
   const split = await splitOnce(
     source,
     input.shards,
@@ -185,7 +203,7 @@ async function shardedSync(
   );
   const ranges = split.ranges;
   ctx.log.info({ ranges: ranges.length, objects: split.objects }, "sync split into key ranges");
-  const results = await ctx.shards.run<SyncResult>(await rangeParts(split, ctx, false), (each, finished) => {
+  const results = await ctx.shards.run<RangeResult>(await rangeParts(split, ctx, false), (each, finished) => {
     let done = 0;
     let total = 0;
     let activity = finished;
@@ -205,10 +223,44 @@ async function shardedSync(
       message: `${count(finished)} of ${count(ranges.length)} key ranges done, ${workers.size} worker${workers.size === 1 ? "" : "s"} · ${count(done)} of ${objects(Math.max(total, done))} checked`,
     };
   });
-  const sum = results.reduce(addResults);
+  // A range whose part ended before this attempt began was finished by an earlier one (a resumed
+  // step: its result kept, the range not run again): its copies are not this attempt's, and no time
+  // of this attempt measures them (a rate over both read "8,000 objects in 6 ms (535 MB/s)"). The
+  // others ended while this attempt waited; one still at work on another replica when it began
+  // (the step resumed after a crash of its own) started before it, and the time counts from there.
+  const earlier = results.filter((r) => r.finishedAt === undefined || r.finishedAt < attemptBegan);
+  const fresh = results.filter((r) => !earlier.includes(r));
+  const sum = results.map(withoutTimes).reduce(addResults);
+  const mine = fresh.map(withoutTimes).reduce(addResults, zeroed(sum));
+  const before = earlier.map(withoutTimes).reduce(addResults, zeroed(sum));
+  Object.assign(sum, {
+    copied: mine.copied,
+    copiedBytes: mine.copiedBytes,
+    repaired: mine.repaired,
+    forced: mine.forced,
+  });
   if (settings.deleteExtra) sum.deleted = await deleteExtras(source, target, settings, ctx);
-  sum.seconds = (performance.now() - started) / 1000;
-  return sum;
+  const from = Math.min(attemptBegan, ...fresh.map((r) => r.startedAt ?? attemptBegan));
+  sum.seconds = Math.max(0, now() - from) / 1000;
+  return {
+    ...sum,
+    ranges: results.length,
+    before: { ranges: earlier.length, copied: before.copied, copiedBytes: before.copiedBytes },
+  };
+}
+
+/** A range's result without its times (which do not add up). */
+function withoutTimes(r: RangeResult): SyncResult {
+  const { startedAt: _startedAt, finishedAt: _finishedAt, ...rest } = r;
+  return rest;
+}
+
+/** Zero for every count, to add results to (`shape` gives the fields and the strings). */
+function zeroed(shape: SyncResult): SyncResult {
+  const out = { ...shape, requests: { source: {}, target: {} } };
+  for (const [k, v] of Object.entries(out))
+    if (typeof v === "number") (out as Record<string, unknown>)[k] = 0;
+  return out;
 }
 
 /**
@@ -293,13 +345,36 @@ function addResults(a: SyncResult, b: SyncResult): SyncResult {
   return out;
 }
 
-/** The step's outcome from what the sync (or its parts together) did. */
-function outcomeOf(r: SyncResult, deleteExtra: boolean) {
-  const rate = r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
+/**
+ * The step's outcome from what the sync (or its parts together) did. Its figures: `copied` and
+ * `copiedBytes`, what this attempt copied; `seconds`, the time that took (this attempt's, or from
+ * the start of a key range it waited for that had begun before it); `bytesPerSecond`, `copiedBytes`
+ * over `seconds`, 0 when this attempt copied nothing (no rate to measure); `copiedBefore`, copies an
+ * interrupted attempt had made before the resume point this one started from. In key ranges also
+ * `ranges`, and `rangesFinishedBefore` with what those had copied
+ * (`copiedInRangesFinishedBefore`, `copiedBytesInRangesFinishedBefore`): ranges an earlier attempt
+ * finished, not run again, and counted in no rate. The other counts cover every range.
+ */
+function outcomeOf(
+  r: SyncResult & Partial<Pick<ShardedSyncResult, "ranges" | "before">>,
+  deleteExtra: boolean,
+) {
+  const rate = r.copied > 0 && r.seconds > 0 ? r.copiedBytes / r.seconds : 0;
+  const before = r.before?.ranges ? r.before : undefined;
+  const finishedBefore = before
+    ? `${before.ranges === r.ranges ? `all ${count(before.ranges)}` : `${count(before.ranges)} of ${count(r.ranges ?? 0)}`} key ranges finished in an earlier attempt${
+        before.copied > 0
+          ? `, which copied ${objects(before.copied)} (${formatBytes(before.copiedBytes)})`
+          : ""
+      }`
+    : undefined;
   const parts = [
     r.copied > 0
-      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds * 1000)} (${formatBytes(rate)}/s)`
-      : "nothing to copy",
+      ? `copied ${objects(r.copied)} (${formatBytes(r.copiedBytes)}) in ${formatDuration(r.seconds * 1000)}${rate > 0 ? ` (${formatBytes(rate)}/s)` : ""}`
+      : before
+        ? `nothing left to copy: ${finishedBefore}`
+        : "nothing to copy",
+    ...(before && r.copied > 0 ? [finishedBefore] : []),
     `${count(r.identical)} already identical`,
   ];
   if (r.repaired > 0)
@@ -327,6 +402,14 @@ function outcomeOf(r: SyncResult, deleteExtra: boolean) {
       copiedBefore: r.copiedBefore,
       seconds: Math.round(r.seconds * 10) / 10,
       bytesPerSecond: Math.round(rate),
+      ...(r.ranges !== undefined && r.before
+        ? {
+            ranges: r.ranges,
+            rangesFinishedBefore: r.before.ranges,
+            copiedInRangesFinishedBefore: r.before.copied,
+            copiedBytesInRangesFinishedBefore: r.before.copiedBytes,
+          }
+        : {}),
       sourceRequests: Object.values(r.requests.source).reduce((a, b) => a + b, 0),
       targetRequests: Object.values(r.requests.target).reduce((a, b) => a + b, 0),
       sourceRequestsByOperation: byOperation(r.requests.source),
@@ -355,6 +438,7 @@ function examining(
  * with `--delete` (confirmed). Resumable after a kill, from a checkpointed point in key order.
  */
 export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyncInput> {
+  const now = stepNow(deps);
   return storageSync.implement({
     async plan(input, ctx) {
       const deleteExtra = ctx.run.options.delete === true;
@@ -434,7 +518,14 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         await checkBucket(target, s3.region, ctx.signal);
         const memo = await EtagMemo.load(deps.dataDir, pairId(deps));
         if (input.shards > 1 && ctx.shards) {
-          const sharded = await shardedSync(source, target, settings, input, { ...ctx, shards: ctx.shards });
+          const sharded = await shardedSync(
+            source,
+            target,
+            settings,
+            input,
+            { ...ctx, shards: ctx.shards },
+            () => now().getTime(),
+          );
           return outcomeOf(sharded, deleteExtra);
         }
         const r = await syncBuckets(source, target, settings, {
@@ -469,6 +560,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
           }),
         );
       return withStores(deps, input, async (source, target) => {
+        const startedAt = now().getTime();
         const r = await syncBuckets(source, target, settings, {
           signal: ctx.signal,
           log: ctx.log,
@@ -480,7 +572,9 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
         return {
           ...r,
           requests: { source: r.requests.source, target: r.requests.target },
-        } satisfies SyncResult;
+          startedAt,
+          finishedAt: now().getTime(),
+        } satisfies RangeResult;
       });
     },
 

@@ -1,5 +1,5 @@
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { latestFigure } from "../../outputs.js";
 import { readProvisioned } from "../../provisioned.js";
 import { lightsailStaticIp } from "../host/address.js";

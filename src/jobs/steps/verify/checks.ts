@@ -3,13 +3,13 @@ import path from "node:path";
 import { z } from "zod";
 import { CancelledError, CutoverError, describeError, ErrorCode } from "../../../errors.js";
 import { verificationView } from "../../../views/verification.js";
-import type { StepDeps } from "../../catalogue.js";
 import type {
   ContextOf,
   StepBehaviour,
   StepContext,
   StepContextOf,
   StepDefinition,
+  StepDeps,
   StepKind,
   StepOutcome,
   VerifyOutcome,

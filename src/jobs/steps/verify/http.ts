@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import { CancelledError } from "../../../errors.js";
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { type AppTarget, appUrl } from "./app-target.js";
 
 /** A small HTTP client that can reach the new host by IP with the name it serves, and what to look at when the app does not answer. */

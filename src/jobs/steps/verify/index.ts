@@ -1,4 +1,4 @@
-import type { StepDeps } from "../../catalogue.js";
+import type { StepDeps } from "../../define-step.js";
 import { createVerifyFunctionalStep } from "./functional.js";
 import { createVerifyPerformanceStep } from "./performance.js";
 import { createVerifyReliabilityStep } from "./reliability.js";

@@ -1,6 +1,5 @@
 import type { RemoteShell } from "../../../cloud/ssh.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext } from "../../define-step.js";
+import type { StepContext, StepDeps } from "../../define-step.js";
 import { openHostShell } from "../host/shell.js";
 
 /** An open SSH shell to the app host, shared by the checks of one step and closed after them. */

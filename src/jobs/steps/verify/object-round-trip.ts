@@ -1,8 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { objectUrl } from "../../../cloud/cdn.js";
-import type { StepDeps } from "../../catalogue.js";
-import type { StepContext } from "../../define-step.js";
+import type { StepContext, StepDeps } from "../../define-step.js";
 import { openTarget } from "../storage/buckets.js";
 import { mbps, round } from "./format.js";
 import { httpRequest } from "./http.js";
