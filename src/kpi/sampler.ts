@@ -2,18 +2,8 @@ import pg from "pg";
 import { connectionProblem, type Endpoint, scrub } from "../cloud/postgres.js";
 import { type ProbeOptions, type ProbeResult, probeOnce } from "../cloud/probe.js";
 import type { KpiConfig } from "../config/schema.js";
+import type { KpiSampleRow } from "../store/kpi.js";
 import { DB_TARGET } from "./summary.js";
-
-/** One stored sample (a row of `kpi_samples`). */
-export interface KpiSampleRow {
-  at: Date;
-  /** the endpoint id, or {@link DB_TARGET} */
-  target: string;
-  ok: boolean;
-  status: number | null;
-  latencyMs: number | null;
-  error: string | null;
-}
 
 /** Times one query on the target database over a connection it keeps between rounds. */
 export interface DatabaseTimer {
@@ -145,4 +135,4 @@ export async function sampleRound(opts: RoundOptions): Promise<KpiSampleRow[]> {
   return Promise.all(database ? [...http, database] : http);
 }
 
-export { pruneSamples, storeSamples } from "../store/kpi.js";
+export { type KpiSampleRow, pruneSamples, storeSamples } from "../store/kpi.js";

@@ -47,6 +47,35 @@ export async function deleteCheckpoint(db: Db, executionId: string, key: string)
 }
 
 /**
+ * The execution a rerun resumes from and an undo undoes: of the earlier real (not dry-run)
+ * executions of `step` in `env` that ended, the newest. Query arguments, so that each caller
+ * includes what it reads of it.
+ */
+function lastEnded(executionId: string, step: string, env: string) {
+  return {
+    where: {
+      step,
+      id: { not: executionId },
+      status: { in: ["failed", "cancelled", "succeeded"] },
+      run: { env, dryRun: false },
+    },
+    orderBy: { updatedAt: "desc" },
+  } satisfies Prisma.StepExecutionFindFirstArgs;
+}
+
+/** Copies another execution's checkpoints into `executionId` (a key it has already is kept). */
+async function copyCheckpoints(
+  db: Db,
+  executionId: string,
+  from: ReadonlyArray<{ key: string; value: Prisma.JsonValue }>,
+): Promise<void> {
+  await db.checkpoint.createMany({
+    data: from.map((c) => ({ executionId, key: c.key, value: c.value as Prisma.InputJsonValue })),
+    skipDuplicates: true,
+  });
+}
+
+/**
  * A rerun after a failure or a cancel starts from where the last unfinished execution of the same
  * step stopped: its checkpoints are copied into the new execution once, before its first attempt.
  */
@@ -60,24 +89,11 @@ export async function inheritCheckpoints(
   if (own > 0) return;
   // Only the latest earlier execution counts: after a success, a rerun starts afresh.
   const previous = await db.stepExecution.findFirst({
-    where: {
-      step,
-      id: { not: executionId },
-      status: { in: ["failed", "cancelled", "succeeded"] },
-      run: { env, dryRun: false },
-    },
-    orderBy: { updatedAt: "desc" },
+    ...lastEnded(executionId, step, env),
     include: { checkpoints: true },
   });
   if (!previous || previous.status === "succeeded" || previous.checkpoints.length === 0) return;
-  await db.checkpoint.createMany({
-    data: previous.checkpoints.map((c) => ({
-      executionId,
-      key: c.key,
-      value: c.value as Prisma.InputJsonValue,
-    })),
-    skipDuplicates: true,
-  });
+  await copyCheckpoints(db, executionId, previous.checkpoints);
 }
 
 /** What an undo step knows of the run it undoes. */
@@ -105,18 +121,10 @@ export async function borrowCheckpoints(
   step: string,
   env: string,
 ): Promise<UndoSource> {
-  const earlier = await db.stepExecution.findMany({
-    where: {
-      step,
-      id: { not: executionId },
-      status: { in: ["failed", "cancelled", "succeeded"] },
-      run: { env, dryRun: false },
-    },
-    orderBy: { updatedAt: "desc" },
-    take: 1,
+  const last = await db.stepExecution.findFirst({
+    ...lastEnded(executionId, step, env),
     include: { checkpoints: true, run: { select: { id: true, options: true } } },
   });
-  const last = earlier[0];
   if (!last) return { alreadyUndone: false, recorded: {} };
   if (isUndoOptions(last.run.options)) {
     if (last.status === "succeeded") return { runId: last.run.id, alreadyUndone: true, recorded: {} };
@@ -124,14 +132,7 @@ export async function borrowCheckpoints(
   }
   const recorded = Object.fromEntries(last.checkpoints.map((c) => [c.key, c.value]));
   if ((await db.checkpoint.count({ where: { executionId } })) === 0 && last.checkpoints.length > 0) {
-    await db.checkpoint.createMany({
-      data: last.checkpoints.map((c) => ({
-        executionId,
-        key: c.key,
-        value: c.value as Prisma.InputJsonValue,
-      })),
-      skipDuplicates: true,
-    });
+    await copyCheckpoints(db, executionId, last.checkpoints);
   }
   return { runId: last.run.id, alreadyUndone: false, recorded };
 }

@@ -6,9 +6,10 @@ import type { Db } from "./client.js";
  * checks built on these live in src/kpi/.
  */
 
-/** One probe sample as stored. */
-export interface KpiSampleInsert {
+/** One probe sample as stored (a row of `kpi_samples`). */
+export interface KpiSampleRow {
   at: Date;
+  /** the endpoint id, or `DB_TARGET` (src/kpi/summary.ts) for the database query */
   target: string;
   ok: boolean;
   status: number | null;
@@ -17,16 +18,16 @@ export interface KpiSampleInsert {
 }
 
 /** Writes a round's samples. */
-export async function storeSamples(db: Db, rows: readonly KpiSampleInsert[]): Promise<void> {
+export async function storeSamples(db: Db, rows: readonly KpiSampleRow[]): Promise<void> {
   if (rows.length) await db.kpiSample.createMany({ data: [...rows] });
 }
 
-/** Deletes samples older than `retentionDays` before `now`; returns how many went. */
 /** How many KPI samples were taken at or after `since` (kpi.monitor's proof that sampling runs). */
 export async function countSamplesSince(db: Db, since: Date): Promise<number> {
   return db.kpiSample.count({ where: { at: { gte: since } } });
 }
 
+/** Deletes samples older than `retentionDays` before `now`; returns how many went. */
 export async function pruneSamples(db: Db, now: Date, retentionDays: number): Promise<number> {
   const before = new Date(now.getTime() - retentionDays * 24 * 3600_000);
   const { count } = await db.kpiSample.deleteMany({ where: { at: { lt: before } } });

@@ -1,4 +1,4 @@
-import type { Prisma } from "../generated/prisma/client.js";
+import type { Prisma, StepExecution } from "../generated/prisma/client.js";
 import { type AuditEntry, audit } from "./audit.js";
 import type { Db } from "./client.js";
 
@@ -153,17 +153,39 @@ export async function latestStepExecutions(
   return latest;
 }
 
+/** Which executions `newestExecution` looks at, and by which time it picks the newest. */
+export interface NewestExecutionQuery {
+  statuses: string[];
+  newestBy?: "finishedAt" | "startedAt";
+}
+
+/** An execution read with the one checkpoint asked for (`checkpoints` is empty when it has none). */
+export type ExecutionWithCheckpoint = Prisma.StepExecutionGetPayload<{ include: { checkpoints: true } }>;
+
 /**
  * The newest real (not dry-run) execution in `env` of any of the step ids `steps` whose status is
- * one of `statuses`, newest by when it finished (or started), with the checkpoint `key` if asked.
+ * one of `statuses`, newest by when it finished (or started). With `checkpoint`, also that
+ * checkpoint of it; without, no checkpoint is read (most callers want only the times and status).
  * Null when there is none (or no step id is given).
  */
 export async function newestExecution(
   db: Db,
   env: string,
   steps: string[],
-  opts: { statuses: string[]; newestBy?: "finishedAt" | "startedAt"; checkpoint?: string },
-) {
+  opts: NewestExecutionQuery & { checkpoint: string },
+): Promise<ExecutionWithCheckpoint | null>;
+export async function newestExecution(
+  db: Db,
+  env: string,
+  steps: string[],
+  opts: NewestExecutionQuery,
+): Promise<StepExecution | null>;
+export async function newestExecution(
+  db: Db,
+  env: string,
+  steps: string[],
+  opts: NewestExecutionQuery & { checkpoint?: string },
+): Promise<StepExecution | null> {
   if (steps.length === 0) return null;
   const newestBy = opts.newestBy ?? "finishedAt";
   return db.stepExecution.findFirst({
@@ -174,7 +196,9 @@ export async function newestExecution(
       ...(newestBy === "finishedAt" ? { finishedAt: { not: null } } : {}),
     },
     orderBy: { [newestBy]: "desc" },
-    include: { checkpoints: { where: { key: opts.checkpoint ?? "" } } },
+    ...(opts.checkpoint === undefined
+      ? {}
+      : { include: { checkpoints: { where: { key: opts.checkpoint } } } }),
   });
 }
 

@@ -17,54 +17,55 @@ export function confirmRunView(
   ]
     .filter(Boolean)
     .join(" and ");
-  const value = JSON.stringify({ target, replace: flags.replace, delete: flags.delete });
   const text = `⚠️ \`run ${escShort(target, 200)}\` with ${flags.replace ? "`--replace`" : ""}${flags.replace && flags.delete ? " and " : ""}${flags.delete ? "`--delete`" : ""} will ${what}. The source is never touched.`;
-  return {
+  return confirmation({
     text,
-    blocks: [
-      section(text),
-      context(
-        `Preview first with \`/migrate run ${escShort(target, 200)} --dry-run\`. Confirming is written to the audit trail with your name.`,
-      ),
-      {
-        type: "actions",
-        elements: [
-          {
-            type: "button",
-            action_id: ACTION.confirmRun,
-            text: { type: "plain_text", text: flags.replace ? "Replace and run" : "Delete and run" },
-            style: "danger",
-            value,
-            confirm: {
-              title: { type: "plain_text", text: "Change the target?" },
-              text: { type: "mrkdwn", text: `This will ${what} for \`${escShort(target, 80)}\`.` },
-              confirm: { type: "plain_text", text: "Yes, go ahead" },
-              deny: { type: "plain_text", text: "No" },
-              style: "danger",
-            },
-          },
-          {
-            type: "button",
-            action_id: ACTION.dismiss,
-            text: { type: "plain_text", text: "Cancel" },
-            value: "dismiss",
-          },
-        ],
-      },
-    ],
-  };
+    verb: "run",
+    target,
+    value: { target, replace: flags.replace, delete: flags.delete },
+    button: flags.replace ? "Replace and run" : "Delete and run",
+    dialog: {
+      title: "Change the target?",
+      text: `This will ${what} for \`${escShort(target, 80)}\`.`,
+      yes: "Yes, go ahead",
+    },
+  });
 }
 
 /** The question asked before `/migrate undo`: it tears down what Cutover created in the phase. */
 function confirmUndoView(target: string): Reply {
-  const value = JSON.stringify({ target, replace: false, delete: false, undo: true });
-  const text = `⚠️ \`undo ${escShort(target, 200)}\` tears down what Cutover created there (instances, buckets, distributions, settings it changed), newest step first. The source is never touched.`;
+  return confirmation({
+    text: `⚠️ \`undo ${escShort(target, 200)}\` tears down what Cutover created there (instances, buckets, distributions, settings it changed), newest step first. The source is never touched.`,
+    verb: "undo",
+    target,
+    value: { target, replace: false, delete: false, undo: true },
+    button: "Undo",
+    dialog: {
+      title: "Tear it down?",
+      text: `This removes what Cutover created for \`${escShort(target, 80)}\`.`,
+      yes: "Yes, undo",
+    },
+  });
+}
+
+/**
+ * A confirmation before `/migrate <verb> <target>`: what it will do, how to preview it, and a
+ * danger button carrying `value` (which Slack's dialog asks about once more) beside Cancel.
+ */
+function confirmation(q: {
+  text: string;
+  verb: "run" | "undo";
+  target: string;
+  value: { target: string; replace: boolean; delete: boolean; undo?: true };
+  button: string;
+  dialog: { title: string; text: string; yes: string };
+}): Reply {
   return {
-    text,
+    text: q.text,
     blocks: [
-      section(text),
+      section(q.text),
       context(
-        `Preview first with \`/migrate undo ${escShort(target, 200)} --dry-run\`. Confirming is written to the audit trail with your name.`,
+        `Preview first with \`/migrate ${q.verb} ${escShort(q.target, 200)} --dry-run\`. Confirming is written to the audit trail with your name.`,
       ),
       {
         type: "actions",
@@ -72,16 +73,13 @@ function confirmUndoView(target: string): Reply {
           {
             type: "button",
             action_id: ACTION.confirmRun,
-            text: { type: "plain_text", text: "Undo" },
+            text: { type: "plain_text", text: q.button },
             style: "danger",
-            value,
+            value: JSON.stringify(q.value),
             confirm: {
-              title: { type: "plain_text", text: "Tear it down?" },
-              text: {
-                type: "mrkdwn",
-                text: `This removes what Cutover created for \`${escShort(target, 80)}\`.`,
-              },
-              confirm: { type: "plain_text", text: "Yes, undo" },
+              title: { type: "plain_text", text: q.dialog.title },
+              text: { type: "mrkdwn", text: q.dialog.text },
+              confirm: { type: "plain_text", text: q.dialog.yes },
               deny: { type: "plain_text", text: "No" },
               style: "danger",
             },

@@ -140,6 +140,19 @@ describe("host.setup over SSH (in-process ssh2 server)", () => {
     expect(JSON.stringify(plan)).not.toContain(SECRETS.APP_SECRET_KEY);
   });
 
+  it("a dry run before the host answers says so and still shows the script", async () => {
+    const port = await freePort();
+    const unanswered = await fileWith((f) => {
+      f.target!.host!.sshPort = port;
+    });
+    const plan = await step(unanswered).plan(input(), stepContext({ run: { dryRun: true } }));
+    expect(plan.changes[0]).toMatchObject({ action: "check", target: "host" });
+    expect(plan.changes[0]!.detail).toMatch(/^not reachable yet: /);
+    expect(plan.changes.find((c) => c.target.startsWith("set-up script"))!.detail).toBe(
+      renderSetupScript(unanswered),
+    );
+  });
+
   it("refuses to go on when a pinned host key does not match, before sending anything", async () => {
     const pinned = await fileWith((f) => {
       f.target!.host!.sshPort = host.port;

@@ -7,7 +7,7 @@ import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../..
 import { defineStep } from "../../define-step.js";
 import { hostPaths, renderDeployScript, renderSwitchScript, shq, upstreamOf } from "../../host-script.js";
 import { installSecretFile, runScript, SshInput, withStaging } from "./setup.js";
-import { openHostShell, sudoFor } from "./shell.js";
+import { lookAtHost, openHostShell, sudoFor } from "./shell.js";
 import { waitFor } from "./wait.js";
 
 const TYPE = "app.deploy";
@@ -115,25 +115,14 @@ export function createAppDeployStep(deps: StepDeps): StepDefinition<Input> {
       const r = host.release;
       const id = releaseId(r.ref);
       const changes: PlannedChange[] = [];
-      try {
-        const shell = await openHostShell(deps, input, ctx);
-        try {
-          const current = await currentRelease(shell);
-          changes.push({
-            action: "check",
-            target: `current release on ${shell.host}`,
-            detail: current ?? "none yet",
-          });
-        } finally {
-          await shell.close();
-        }
-      } catch (err) {
+      await lookAtHost(deps, input, ctx, changes, async (shell) => {
+        const current = await currentRelease(shell);
         changes.push({
           action: "check",
-          target: "host",
-          detail: `not reachable yet: ${describeError(err).split("\n")[0]}`,
+          target: `current release on ${shell.host}`,
+          detail: current ?? "none yet",
         });
-      }
+      });
       const source = r.fetchCommand
         ? `fetch command`
         : r.repo

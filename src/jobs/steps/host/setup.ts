@@ -16,9 +16,8 @@ import {
   shq,
 } from "../../host-script.js";
 import { readRdsMasterPassword, resolveValueRef } from "../../provisioned.js";
-import { hostAddress } from "./address.js";
 import { OutputRelay, scriptFailure } from "./script-output.js";
-import { openHostShell, openHostShellWhenReady, sudoFor } from "./shell.js";
+import { lookAtHost, openHostShell, openHostShellWhenReady, sudoFor } from "./shell.js";
 
 const TYPE = "host.setup";
 
@@ -208,26 +207,14 @@ export function createHostSetupStep(deps: StepDeps): StepDefinition<Input> {
       const paths = hostPaths(deps.file, host);
       const changes: PlannedChange[] = [];
       let applied: string | undefined;
-      try {
-        const address = await hostAddress(deps, input.address);
-        const shell = await openHostShell(deps, input, ctx);
-        try {
-          changes.push({
-            action: "check",
-            target: `host ${address}:${host.sshPort}`,
-            detail: `host key ${shell.hostKeyFingerprint}`,
-          });
-          applied = (await shell.exec(`cat ${shq(paths.setupMarker)} 2>/dev/null || true`)).stdout.trim();
-        } finally {
-          await shell.close();
-        }
-      } catch (err) {
+      await lookAtHost(deps, input, ctx, changes, async (shell) => {
         changes.push({
           action: "check",
-          target: "host",
-          detail: `not reachable yet: ${describeError(err).split("\n")[0]}`,
+          target: `host ${shell.host}:${host.sshPort}`,
+          detail: `host key ${shell.hostKeyFingerprint}`,
         });
-      }
+        applied = (await shell.exec(`cat ${shq(paths.setupMarker)} 2>/dev/null || true`)).stdout.trim();
+      });
       const same = applied === hash;
       changes.push({
         action: same ? "none" : "update",

@@ -2,8 +2,15 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileHostKeyStore, type RemoteShell } from "../../../cloud/ssh.js";
 import { type HostConfig, requireSection } from "../../../config/schema.js";
-import { CancelledError, CutoverError, ErrorCode, isCutoverError, notSet } from "../../../errors.js";
-import type { StepContext, StepDeps } from "../../define-step.js";
+import {
+  CancelledError,
+  CutoverError,
+  describeError,
+  ErrorCode,
+  isCutoverError,
+  notSet,
+} from "../../../errors.js";
+import type { PlannedChange, StepContext, StepDeps } from "../../define-step.js";
 import { hostAddress } from "./address.js";
 
 /** The SSH session to the app host: its key, its options, and opening it (waiting for sshd on a new instance). */
@@ -54,6 +61,34 @@ export async function openHostShell(
     connectTimeoutMs: w.connectTimeoutSeconds * 1000,
     signal: ctx.signal,
   });
+}
+
+/**
+ * A plan's look at the app host: opens the shell, lets `look` add to `changes` what it reads
+ * there, and closes it. A host that cannot be reached (a plan made before the instance exists,
+ * or sshd not up yet) is one more change saying so, not a failure of the plan.
+ */
+export async function lookAtHost(
+  deps: StepDeps,
+  w: SshWith,
+  ctx: Pick<StepContext, "signal">,
+  changes: PlannedChange[],
+  look: (shell: RemoteShell) => Promise<void>,
+): Promise<void> {
+  try {
+    const shell = await openHostShell(deps, w, ctx);
+    try {
+      await look(shell);
+    } finally {
+      await shell.close();
+    }
+  } catch (err) {
+    changes.push({
+      action: "check",
+      target: "host",
+      detail: `not reachable yet: ${describeError(err).split("\n")[0]}`,
+    });
+  }
 }
 
 /**

@@ -3,16 +3,14 @@ import path from "node:path";
 import { z } from "zod";
 import { CancelledError, CutoverError, describeError, ErrorCode } from "../../../errors.js";
 import { verificationView } from "../../../views/verification.js";
-import type {
-  ContextOf,
-  StepBehaviour,
-  StepContext,
-  StepContextOf,
-  StepDefinition,
-  StepDeps,
-  StepKind,
-  StepOutcome,
-  VerifyOutcome,
+import type { StepContext, StepDefinition, StepDeps, StepOutcome, VerifyOutcome } from "../../define-step.js";
+import {
+  type CheckpointSchemas,
+  type ContextOf,
+  defineStep,
+  type StepBehaviour,
+  type StepContextOf,
+  type StepKind,
 } from "../../define-step.js";
 import {
   type CheckRow,
@@ -69,12 +67,15 @@ export interface Check {
   measure(): Promise<Omit<CheckRow, "id" | "title" | "target"> & { target?: string }>;
 }
 
+/** What a check's `measure` gives: its row, less the id, title and target the check names. */
+export type MeasuredRow = Awaited<ReturnType<Check["measure"]>>;
+
 /** A measured row: it passes when nothing is wrong, and otherwise names what to look at, joined. */
 export function judged(
   measured: string,
   problems: readonly string[],
   figures: CheckRow["figures"],
-): Awaited<ReturnType<Check["measure"]>> {
+): MeasuredRow {
   return {
     measured,
     status: problems.length ? "fail" : "pass",
@@ -174,6 +175,29 @@ async function keptReport(
 
 /** The checkpoint every verification step keeps: the report `run` measured, for `verify`. */
 export const VERIFY_CHECKPOINTS = { report: z.custom<VerificationReport>() };
+
+/**
+ * Declares the verification step `verify.<kind>`: the options every verification step accepts
+ * ({@link VerifyWith}) and its own, read-only, no config section required, and the report kept as
+ * a checkpoint beside any of its own. What sets each apart is its input, time limit and checkpoints.
+ *
+ * @example export const verifyPerformance = defineVerificationStep("performance", { input: { cdnConcurrency: z.number() }, timeLimit: 3600 });
+ */
+export function defineVerificationStep<
+  E extends z.ZodRawShape,
+  C extends CheckpointSchemas = Record<never, z.ZodType>,
+>(kind: VerificationKind, own: { input: E; timeLimit: number; checkpoints?: C }) {
+  return defineStep({
+    type: `verify.${kind}`,
+    description: `run the ${kind} verification checks`,
+    input: z.strictObject({ ...VerifyWith, ...own.input }),
+    configSections: [],
+    timeLimit: own.timeLimit,
+    mutating: false,
+    // TypeScript types the spread of an optional generic as {}: the cast keeps the step's own keys
+    checkpoints: { ...VERIFY_CHECKPOINTS, ...own.checkpoints } as typeof VERIFY_CHECKPOINTS & C,
+  });
+}
 
 /**
  * A verification step from what sets it apart (its declaration, plan and how it measures): it

@@ -4,40 +4,36 @@ import { connect, type Endpoint } from "../../../cloud/postgres.js";
 import { type FunctionalCheck, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, isCutoverError, notSet } from "../../../errors.js";
 import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
-import { defineStep } from "../../define-step.js";
 import { fillCommand, hostPaths } from "../../host-script.js";
 import { sourceEndpoint, targetEndpoint } from "../db/endpoints.js";
 import { type AppTarget, resolveApp, resolveCdnBase } from "./app-target.js";
-import { type Check, judged, runChecks, VERIFY_CHECKPOINTS, VerifyWith, verificationStep } from "./checks.js";
+import {
+  type Check,
+  defineVerificationStep,
+  judged,
+  type MeasuredRow,
+  runChecks,
+  verificationStep,
+} from "./checks.js";
 import { ms, round } from "./format.js";
 import { appHint, appRequest, httpRequest } from "./http.js";
 import { LazyShell } from "./lazy-shell.js";
 import { objectRoundTrip } from "./object-round-trip.js";
 import type { CheckRow, VerificationReport } from "./report.js";
 
-const TYPE = "verify.functional";
-
-const Input = z.strictObject({
-  ...VerifyWith,
-  /** a SQL check's statement is cancelled after this long */
-  queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-  /** an upload check's whole round trip is bounded by this */
-  transferTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
-});
-type Input = z.infer<typeof Input>;
-
-export const verifyFunctional = defineStep({
-  type: TYPE,
-  description: "run the functional verification checks",
-  input: Input,
-  configSections: [],
+export const verifyFunctional = defineVerificationStep("functional", {
+  input: {
+    /** a SQL check's statement is cancelled after this long */
+    queryTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    /** an upload check's whole round trip is bounded by this */
+    transferTimeoutSeconds: z.number().int().min(1).max(3600).default(300),
+  },
   timeLimit: 900,
-  mutating: false,
-  checkpoints: VERIFY_CHECKPOINTS,
 });
+type Input = z.infer<typeof verifyFunctional.input>;
 
 type Kind<K extends FunctionalCheck["kind"]> = Extract<FunctionalCheck, { kind: K }>;
-type Row = Awaited<ReturnType<Check["measure"]>>;
+type Row = MeasuredRow;
 
 /** The array at a dot-separated path of a JSON value (`data.items`), or the value itself. */
 export function itemsAt(value: unknown, jsonPath: string | undefined): unknown[] | undefined {
@@ -458,9 +454,13 @@ export function createVerifyFunctionalStep(deps: StepDeps): StepDefinition<Input
     measure,
     check() {
       if (deps.file.verification.functional.length === 0) {
-        throw new CutoverError(ErrorCode.BadArgument, `${TYPE}: there are no functional checks to run.`, {
-          hint: "List them under `verification.functional` in the migration file (migration.example.yml has the plan's: health, products, user data, upload, AI, Celery).",
-        });
+        throw new CutoverError(
+          ErrorCode.BadArgument,
+          `${verifyFunctional.type}: there are no functional checks to run.`,
+          {
+            hint: "List them under `verification.functional` in the migration file (migration.example.yml has the plan's: health, products, user data, upload, AI, Celery).",
+          },
+        );
       }
     },
     async plan(input) {

@@ -4,18 +4,17 @@ import { connect } from "../../../cloud/postgres.js";
 import { latencyStats, type TimedProbe } from "../../../cloud/probe.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
 import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
-import { defineStep } from "../../define-step.js";
 import { targetEndpoint } from "../db/endpoints.js";
 import { openTarget } from "../storage/buckets.js";
 import { sampleObjects } from "../storage/cdn-check.js";
 import { type AppTarget, resolveApp, resolveCdnBase } from "./app-target.js";
 import {
   type Check,
+  defineVerificationStep,
   judged,
+  type MeasuredRow,
   runChecks,
   skipped,
-  VERIFY_CHECKPOINTS,
-  VerifyWith,
   verificationStep,
 } from "./checks.js";
 import { ms, round, slug } from "./format.js";
@@ -23,33 +22,23 @@ import { appHint, appRequest, type HttpAnswer, keepAliveAgents } from "./http.js
 import { objectRoundTrip, TEST_OBJECT_PREFIX } from "./object-round-trip.js";
 import type { CheckRow, VerificationReport } from "./report.js";
 
-const TYPE = "verify.performance";
-
-const Input = z.strictObject({
-  ...VerifyWith,
-  /** one API probe; default kpis.probes.timeoutMs */
-  probeTimeoutMs: z.number().int().min(100).max(120_000).optional(),
-  /** a path stops being probed after this many failures in a row (a down or hanging API ends quickly) */
-  giveUpAfterFailures: z.number().int().min(1).max(1000).default(3),
-  /** one database query */
-  queryTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-  /** the upload test's whole round trip */
-  transferTimeoutSeconds: z.number().int().min(1).max(3600).default(600),
-  /** CDN fetches run this many at a time */
-  cdnConcurrency: z.number().int().min(1).max(64).default(8),
-});
-type Input = z.infer<typeof Input>;
-
-export const verifyPerformance = defineStep({
-  type: TYPE,
-  description: "run the performance verification checks",
-  input: Input,
-  configSections: [],
+export const verifyPerformance = defineVerificationStep("performance", {
+  input: {
+    /** one API probe; default kpis.probes.timeoutMs */
+    probeTimeoutMs: z.number().int().min(100).max(120_000).optional(),
+    /** a path stops being probed after this many failures in a row (a down or hanging API ends quickly) */
+    giveUpAfterFailures: z.number().int().min(1).max(1000).default(3),
+    /** one database query */
+    queryTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** the upload test's whole round trip */
+    transferTimeoutSeconds: z.number().int().min(1).max(3600).default(600),
+    /** CDN fetches run this many at a time */
+    cdnConcurrency: z.number().int().min(1).max(64).default(8),
+  },
   timeLimit: 3600,
-  mutating: false,
-  checkpoints: VERIFY_CHECKPOINTS,
 });
-type Row = Awaited<ReturnType<Check["measure"]>>;
+type Input = z.infer<typeof verifyPerformance.input>;
+type Row = MeasuredRow;
 
 const MB = 1024 * 1024;
 

@@ -5,17 +5,16 @@ import { systemClock } from "../../../clock.js";
 import { connect } from "../../../cloud/postgres.js";
 import { requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode } from "../../../errors.js";
-import type { PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
-import { type ContextOf, defineStep } from "../../define-step.js";
+import type { ContextOf, PlannedChange, StepContext, StepDefinition, StepDeps } from "../../define-step.js";
 import { shq } from "../../host-script.js";
 import { targetEndpoint } from "../db/endpoints.js";
 import { sudoFor } from "../host/shell.js";
 import {
   type Check,
+  defineVerificationStep,
+  type MeasuredRow,
   runChecks,
   skipped,
-  VERIFY_CHECKPOINTS,
-  VerifyWith,
   verificationStep,
 } from "./checks.js";
 import { ms, round, slug } from "./format.js";
@@ -23,27 +22,18 @@ import { httpRequest } from "./http.js";
 import { LazyShell } from "./lazy-shell.js";
 import type { CheckRow, VerificationReport } from "./report.js";
 
-const TYPE = "verify.reliability";
-
-const Input = z.strictObject({
-  ...VerifyWith,
-  /** how often Supervisor is asked whether the killed program is back */
-  restartPollMs: z.number().int().min(50).max(10_000).default(500),
-  /** lines at the end of each log read for error lines */
-  logTailLines: z.number().int().min(1).max(100_000).default(200),
-});
-type Input = z.infer<typeof Input>;
-
-export const verifyReliability = defineStep({
-  type: TYPE,
-  description: "run the reliability verification checks",
-  input: Input,
-  configSections: [],
+export const verifyReliability = defineVerificationStep("reliability", {
+  input: {
+    /** how often Supervisor is asked whether the killed program is back */
+    restartPollMs: z.number().int().min(50).max(10_000).default(500),
+    /** lines at the end of each log read for error lines */
+    logTailLines: z.number().int().min(1).max(100_000).default(200),
+  },
   timeLimit: 3600,
-  mutating: false,
-  checkpoints: { ...VERIFY_CHECKPOINTS, autoRestart: z.custom<RestartKept>() },
+  checkpoints: { autoRestart: z.custom<RestartKept>() },
 });
-type Row = Awaited<ReturnType<Check["measure"]>>;
+type Input = z.infer<typeof verifyReliability.input>;
+type Row = MeasuredRow;
 
 /** `supervisorctl status` for one program: its state and pid (when running). */
 export function parseSupervisorStatus(text: string, program: string): { state: string; pid?: number } {
