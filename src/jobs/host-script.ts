@@ -516,6 +516,9 @@ export function renderSetupScript(file: MigrationFile): string {
       "if want redis && real; then",
       "  section redis",
       "  svc enable redis-server",
+      // the init script returns once the daemon forked, before it listens: a ping at once was
+      // refused on a loaded machine; wait up to 15 s, then ping once more for the error it prints
+      '  for _ in $(seq 1 75); do [ "$(redis-cli ping 2>/dev/null)" = PONG ] && break; sleep 0.2; done',
       "  redis-cli ping",
       "fi",
       "",
