@@ -1,6 +1,6 @@
 import type { MigrationFile } from "../config/schema.js";
 import { CutoverError, ErrorCode } from "../errors.js";
-import { isUndoOptions, type UndoSource } from "../store/checkpoints.js";
+import { isUndoOptions, type UndoSource } from "../store/steps.js";
 import type { StepDefinition, StepRegistry } from "./define-step.js";
 import { type ResolvedTarget, resolveTarget } from "./runbook.js";
 
