@@ -6,6 +6,7 @@ import type { MigrationFile } from "../../src/config/schema.js";
 import type { StepDefinition, StepRegistry } from "../../src/jobs/define-step.js";
 import { Runner, type RunnerDeps } from "../../src/jobs/Runner.js";
 import type { RunRequest } from "../../src/jobs/run-queue.js";
+import { JOB_QUEUE_SUPERVISION } from "../../src/ports.js";
 import { createPrismaClient, type Db } from "../../src/store/client.js";
 import { createTestDatabase, type TestDatabase } from "./db.js";
 
@@ -79,7 +80,8 @@ export async function startTestRunner(opts: {
 }): Promise<TestRunner> {
   const db = createPrismaClient(opts.url);
   const pool = new pg.Pool({ connectionString: opts.url, max: 4 });
-  const boss = new PgBoss({ connectionString: opts.url, max: 3 });
+  // the product's supervision intervals, so a test hands work over as the bot does
+  const boss = new PgBoss({ connectionString: opts.url, max: 3, ...JOB_QUEUE_SUPERVISION });
   await boss.start();
   const notes: string[] = [];
   const runner = new Runner({
