@@ -884,6 +884,9 @@ export async function main(args: string[]): Promise<void> {
       // our CPU per object: the plan's marginal cost where it ran, else this run's average
       const cpuMs = marginal?.cutoverCpuMsPerObject ?? (one.cutoverCpuMsPerObject as number);
       const coresPerWorker = (neededPerWorker * cpuMs) / 1000;
+      // the CPU side of the same target: a worker has one core at most (its process's event loop)
+      const cpuBudgetMs = (planWorkers * 3600 * 1000) / 1e7;
+      const workersAtOneCore = Math.ceil((1e7 * cpuMs) / 1000 / 3600);
       return {
         latencyMs: L,
         /** requests in flight per worker (the step's `concurrency`, given to every run) */
@@ -924,6 +927,12 @@ export async function main(args: string[]): Promise<void> {
         cutoverCpuMsPerObject: cpuMs,
         coresPerWorkerAtThatPace: r3(coresPerWorker),
         coresArithmetic: `${n(neededPerWorker)} objects/s × ${cpuMs} ms of our CPU per object ÷ 1,000 = ${n(coresPerWorker, 3)} cores per worker`,
+        /** our CPU per object that 4 workers of one core each can afford for 10 M objects in 1 h */
+        cpuBudgetMsPerObject: r3(cpuBudgetMs),
+        cpuBudgetArithmetic: `${planWorkers} workers × 1 core × 3,600 s × 1,000 ÷ 10,000,000 objects = ${r3(cpuBudgetMs)} ms`,
+        /** workers of one core each that 10 M objects in 1 h take at our CPU per object */
+        workersNeededAtOneCoreEach: workersAtOneCore,
+        workersArithmetic: `10,000,000 objects × ${cpuMs} ms ÷ 1,000 ÷ 3,600 s = ${n((1e7 * cpuMs) / 1000 / 3600, 2)} cores, so ${workersAtOneCore} workers`,
         ...(coresPerWorker > 1
           ? {
               cpuNote:
