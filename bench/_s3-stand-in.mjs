@@ -6,8 +6,11 @@
 // cores that, not the client, sets the pace. This one costs a fraction of that, so the
 // client's own CPU and its speed-up across workers can be seen. Signatures are not checked.
 //
-// argv[2]: JSON {"port": N, "buckets": [{"name", "region", "count", "skipEvery"}]}; object i is
-// `<i, 8 digits>.bin`, 100–400 bytes (as bench/_moto_filled.py makes them). Prints "ready <n>".
+// argv[2]: JSON {"port": N, "buckets": [{"name", "region", "count", "skipEvery"}], "latencyMs": L};
+// object i is `<i, 8 digits>.bin`, 100–400 bytes (as bench/_moto_filled.py makes them). Prints
+// "ready <n>". `latencyMs` (0 by default): every request, whatever its kind, is answered that many
+// ms after it arrived, on a timer that spends no CPU: R2 and S3 answer in tens of ms, and a client
+// that keeps requests in flight is then bound by the round trip, not by the cores, as in production.
 import { createHash } from "node:crypto";
 import http from "node:http";
 
@@ -173,63 +176,72 @@ function deleteMany(res, bucket, body) {
   res.end(xml);
 }
 
+/** answers one request whose body has arrived whole */
+function answer(req, res, chunks) {
+  const url = new URL(req.url ?? "/", "http://stand-in");
+  const [, name = "", ...rest] = url.pathname.split("/");
+  const key = decodeURIComponent(rest.join("/"));
+  const bucket = buckets.get(decodeURIComponent(name));
+  if (!bucket) return error(res, 404, "NoSuchBucket", `The specified bucket does not exist: ${name}`);
+  const q = url.searchParams;
+  if (!key) {
+    if (req.method === "HEAD") {
+      res.writeHead(200, { "x-amz-bucket-region": bucket.region, "content-length": 0 });
+      return res.end();
+    }
+    if (req.method === "GET" && q.has("location")) {
+      const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${bucket.region === "us-east-1" ? "" : bucket.region}</LocationConstraint>`;
+      res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
+      return res.end(xml);
+    }
+    if (req.method === "GET") return list(res, name, bucket, q);
+    if (req.method === "POST" && q.has("delete")) return deleteMany(res, bucket, Buffer.concat(chunks));
+    return error(res, 501, "NotImplemented", `${req.method} on a bucket is not in this stand-in`);
+  }
+  if (req.method === "PUT") {
+    const from = req.headers["x-amz-copy-source"];
+    if (from) {
+      const [srcName, ...srcKey] = decodeURIComponent(String(from).replace(/^\//, "")).split("/");
+      const src = buckets.get(srcName)?.objects.get(srcKey.join("/").split("?")[0]);
+      if (!src) return error(res, 404, "NoSuchKey", "The specified key does not exist.");
+      bucket.objects.set(key, { ...src, modified: new Date() });
+      insertKey(bucket.keys, key);
+      const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult><ETag>&quot;${src.etag}&quot;</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyObjectResult>`;
+      res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
+      return res.end(xml);
+    }
+    return put(req, res, bucket, key, Buffer.concat(chunks));
+  }
+  const o = bucket.objects.get(key);
+  if (req.method === "HEAD" || req.method === "GET") {
+    if (!o) {
+      if (req.method === "HEAD") {
+        res.writeHead(404, { "content-length": 0 });
+        return res.end();
+      }
+      return error(res, 404, "NoSuchKey", "The specified key does not exist.");
+    }
+    res.writeHead(200, objectHeaders(o));
+    return res.end(req.method === "GET" ? o.body : undefined);
+  }
+  if (req.method === "DELETE") {
+    if (bucket.objects.delete(key)) bucket.keys.splice(firstAfter(bucket.keys, key) - 1, 1);
+    res.writeHead(204);
+    return res.end();
+  }
+  return error(res, 501, "NotImplemented", `${req.method} is not in this stand-in`);
+}
+
+const latencyMs = Number(spec.latencyMs ?? 0);
+if (!Number.isFinite(latencyMs) || latencyMs < 0)
+  throw new Error(`latencyMs: ${spec.latencyMs} is not 0 or more`);
 const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
   const chunks = [];
   req.on("data", (c) => chunks.push(c));
-  req.on("end", () => {
-    const url = new URL(req.url ?? "/", "http://stand-in");
-    const [, name = "", ...rest] = url.pathname.split("/");
-    const key = decodeURIComponent(rest.join("/"));
-    const bucket = buckets.get(decodeURIComponent(name));
-    if (!bucket) return error(res, 404, "NoSuchBucket", `The specified bucket does not exist: ${name}`);
-    const q = url.searchParams;
-    if (!key) {
-      if (req.method === "HEAD") {
-        res.writeHead(200, { "x-amz-bucket-region": bucket.region, "content-length": 0 });
-        return res.end();
-      }
-      if (req.method === "GET" && q.has("location")) {
-        const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<LocationConstraint xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${bucket.region === "us-east-1" ? "" : bucket.region}</LocationConstraint>`;
-        res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
-        return res.end(xml);
-      }
-      if (req.method === "GET") return list(res, name, bucket, q);
-      if (req.method === "POST" && q.has("delete")) return deleteMany(res, bucket, Buffer.concat(chunks));
-      return error(res, 501, "NotImplemented", `${req.method} on a bucket is not in this stand-in`);
-    }
-    if (req.method === "PUT") {
-      const from = req.headers["x-amz-copy-source"];
-      if (from) {
-        const [srcName, ...srcKey] = decodeURIComponent(String(from).replace(/^\//, "")).split("/");
-        const src = buckets.get(srcName)?.objects.get(srcKey.join("/").split("?")[0]);
-        if (!src) return error(res, 404, "NoSuchKey", "The specified key does not exist.");
-        bucket.objects.set(key, { ...src, modified: new Date() });
-        insertKey(bucket.keys, key);
-        const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult><ETag>&quot;${src.etag}&quot;</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyObjectResult>`;
-        res.writeHead(200, { "content-type": "application/xml", "content-length": Buffer.byteLength(xml) });
-        return res.end(xml);
-      }
-      return put(req, res, bucket, key, Buffer.concat(chunks));
-    }
-    const o = bucket.objects.get(key);
-    if (req.method === "HEAD" || req.method === "GET") {
-      if (!o) {
-        if (req.method === "HEAD") {
-          res.writeHead(404, { "content-length": 0 });
-          return res.end();
-        }
-        return error(res, 404, "NoSuchKey", "The specified key does not exist.");
-      }
-      res.writeHead(200, objectHeaders(o));
-      return res.end(req.method === "GET" ? o.body : undefined);
-    }
-    if (req.method === "DELETE") {
-      if (bucket.objects.delete(key)) bucket.keys.splice(firstAfter(bucket.keys, key) - 1, 1);
-      res.writeHead(204);
-      return res.end();
-    }
-    return error(res, 501, "NotImplemented", `${req.method} is not in this stand-in`);
-  });
+  // the round trip: the whole request is handled after it, so a PUT's object appears when its answer leaves
+  req.on("end", () =>
+    latencyMs > 0 ? setTimeout(answer, latencyMs, req, res, chunks) : answer(req, res, chunks),
+  );
 });
 server.listen(spec.port, "127.0.0.1", () => process.stdout.write(`ready ${total}\n`));
 // stopped by closing stdin, as the moto helper is

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -12,7 +12,8 @@ import { cpuSeconds, measure } from "./storage.js";
  * `npm run bench -- scale [--cli-sizes 5000,50000] [--engine-sizes 100000,1000000]
  * [--per-object-servers light,moto] [--worker-server light|moto]
  * [--fail-objects 500000] [--per-object 5000] [--skip-rclone] [--big]
- * [--workers 1,2,4] [--worker-objects 4000] [--plan-repeats 3] [--shards 8] [--sections memory,per-object,workers,engine]`
+ * [--workers 1,2,4] [--worker-objects 4000] [--worker-latency-ms 0,25] [--worker-latency-objects 12000]
+ * [--plan-repeats 3] [--shards 8] [--sections memory,per-object,workers,engine]`
  *
  * Storage at scale, measured from outside, as users run the product:
  *  1. memory against object count through the CLI (`node bin/cutover.js run storage-sync`, its own
@@ -27,14 +28,27 @@ import { cpuSeconds, measure } from "./storage.js";
  *     which keeps connections open as S3 does (moto closes every one);
  *     and the floor under them: the adapter's HEAD, GET and GET+PUT alone (bench/_sdk-floor.ts);
  *  4. 1, 2 and 4 workers over the same key ranges (on the light stand-in unless `--worker-server
- *     moto`), the cores each side kept busy, and the 10 M plan's arithmetic against rclone's; each
+ *     moto`) at each round trip of `--worker-latency-ms`: the stand-in answers every request that
+ *     many ms after it arrived, on a timer (no CPU). At 0 ms the workers and the stand-in share this
+ *     machine's 2 cores and the speed-up is CPU's (its ceiling, 2 ÷ the cores the 1-worker run kept
+ *     busy, is in the JSON); at 25 ms, as R2 and S3 answer, each worker waits on its `concurrency`
+ *     (16) requests in flight and more workers add requests until the cores run out, as in
+ *     production. Runs at a round trip copy `--worker-latency-objects` (3 × `--worker-objects` by
+ *     default: their pace per object is slower, and each must outlast its fixed costs). Shown:
+ *     the cores each side kept busy, and the 10 M plan's arithmetic against rclone's; each
  *     run's copy counted on the target bucket itself (its listing after the run), beside what the
  *     step reported: copied by its last attempts, by attempts before (a range retried after a
  *     stall or a lost worker resumes from its checkpoint and counts only what it copied itself),
  *     and found already there; the plan's cost per object from 4 workers over `--worker-objects`
- *     (N) and over 3N objects: (cpu(3N) − cpu(N)) ÷ 2N, the rest of the N run's CPU a fixed cost
- *     (a second replica's start, pg-boss polling while the run lasts, the split's listing), each
- *     size's median CPU over `--plan-repeats` alternate pairs (one pair on a loaded machine moves it);
+ *     (N) and over 3N objects at the lowest round trip: (cpu(3N) − cpu(N)) ÷ 2N, the rest of the N
+ *     run's CPU a fixed cost (a second replica's start, pg-boss polling while the run lasts, the
+ *     split's listing), each size's median CPU over `--plan-repeats` alternate pairs (one pair on a
+ *     loaded machine moves it); and the plan's round trip: at the lowest round trip above zero,
+ *     1 worker over n and over n/3 objects, (n − n/3) ÷ (t(n) − t(n/3)) objects a second per
+ *     worker at the step's concurrency past its fixed costs, and the concurrency 4 workers need
+ *     for 10 M objects within 1 h (2,778 a second) at that round trip, with the cores a worker
+ *     would then need; each run also shows what the whole machine was busy with (/proc/stat), as
+ *     other work on it takes cores from the runs;
  *  3. the engine (storage.sync's `syncBuckets`) over in-process buckets up to 10 million keys a
  *     side (bench/_scale-engine.ts): the live heap per size of a no-change pass under a stall
  *     watchdog of 5 s, and a copy of `--fail-objects` objects with one failing for good, then the
@@ -50,6 +64,11 @@ const node = path.join(root, "node_modules", ".bin", "node");
 const r1 = (v: number) => Math.round(v * 10) / 10;
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
 const REGION = "ap-southeast-1";
+/**
+ * requests in flight per worker: storage.sync's default `concurrency`, given to every worker run
+ * so the round-trip arithmetic holds whatever the default becomes
+ */
+const STEP_CONCURRENCY = 16;
 const AWS = {
   accessKeyId: "AKIAIOSFODNN7EXAMPLE",
   secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -72,6 +91,8 @@ type ServerKind = "moto" | "light";
 async function filledServer(
   buckets: BucketSpec[],
   kind: ServerKind = "moto",
+  /** the light stand-in answers every request this many ms after it arrived (a round trip) */
+  latencyMs = 0,
 ): Promise<{ endpoint: string; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const child: ChildProcess =
@@ -79,7 +100,7 @@ async function filledServer(
       ? spawn("python3", [path.join(here, "_moto_filled.py"), JSON.stringify({ port, buckets })], {
           stdio: ["pipe", "pipe", "pipe"],
         })
-      : spawn(node, [path.join(here, "_s3-stand-in.mjs"), JSON.stringify({ port, buckets })], {
+      : spawn(node, [path.join(here, "_s3-stand-in.mjs"), JSON.stringify({ port, buckets, latencyMs })], {
           stdio: ["pipe", "pipe", "pipe"],
         });
   let err = "";
@@ -335,6 +356,13 @@ function reportedCopies(output: string): { copied: number; copiedBefore: number;
   };
 }
 
+/** CPU seconds every process on the machine has used since boot: /proc/stat less idle and iowait */
+async function machineCpuSeconds(): Promise<number> {
+  const f = ((await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "").trim().split(/\s+/).map(Number);
+  // cpu user nice system idle iowait irq softirq steal, in USER_HZ (100 on Linux)
+  return ((f[1] ?? 0) + (f[2] ?? 0) + (f[3] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0) + (f[8] ?? 0)) / 100;
+}
+
 /** The objects in a bucket of the stand-in (path-style ListObjectsV2, page by page). */
 async function countObjects(endpoint: string, bucket: string): Promise<number> {
   let n = 0;
@@ -379,6 +407,8 @@ export async function main(args: string[]): Promise<void> {
       big: { type: "boolean", default: false },
       workers: { type: "string", default: "1,2,4" },
       "worker-objects": { type: "string", default: "4000" },
+      "worker-latency-ms": { type: "string", default: "0,25" },
+      "worker-latency-objects": { type: "string" },
       "plan-repeats": { type: "string", default: "3" },
       shards: { type: "string", default: "8" },
       sections: { type: "string", default: "memory,per-object,workers,engine" },
@@ -396,6 +426,32 @@ export async function main(args: string[]): Promise<void> {
   if (!Number.isInteger(planRepeats) || planRepeats < 1)
     throw new Error(
       `--plan-repeats: "${values["plan-repeats"]}" is not a whole number of 1 or more; give how many N and 3N pairs to run (3 by default)`,
+    );
+  // the workers' round trips, each on a stand-in of its own: 0 (CPU-bound here) and one as R2's and S3's
+  const workerLatencies = [
+    ...new Set(
+      values["worker-latency-ms"]
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v !== "")
+        .map(Number),
+    ),
+  ].sort((a, b) => a - b);
+  if (workerLatencies.length === 0 || workerLatencies.some((v) => !Number.isInteger(v) || v < 0))
+    throw new Error(
+      `--worker-latency-ms: "${values["worker-latency-ms"]}" is not a list of whole ms of 0 or more; give the round trips to run the workers at, comma-separated ("0,25" by default)`,
+    );
+  if (sections.has("workers") && values["worker-server"] === "moto" && workerLatencies.some((v) => v > 0))
+    throw new Error(
+      `--worker-latency-ms: moto answers at its own pace, with no round trip added; give --worker-latency-ms 0 with --worker-server moto`,
+    );
+  const latencyObjects = values["worker-latency-objects"];
+  if (
+    latencyObjects !== undefined &&
+    !(Number.isInteger(Number(latencyObjects)) && Number(latencyObjects) > 0)
+  )
+    throw new Error(
+      `--worker-latency-objects: "${latencyObjects}" is not a whole number above 0; give how many objects the runs at a round trip copy (3 × --worker-objects by default)`,
     );
   const cliSizes = sizes(values["cli-sizes"] ?? (values.big ? "5000,50000,500000" : "5000,50000"));
   const engineSizes = sizes(
@@ -568,133 +624,189 @@ export async function main(args: string[]): Promise<void> {
     }
 
     // 4. workers: the same key ranges taken by 1, 2 and 4 workers; 2 and 4 in two processes (the
-    // CLI's own and a second replica), as separate replicas would be; then 4 workers again over 3
-    // times as many objects, for the plan's cost per object (see plan10M)
+    // CLI's own and a second replica), as separate replicas would be; at each `--worker-latency-ms`
+    // on a stand-in of its own that answers every request after that round trip; then, at the
+    // lowest latency, 4 workers again over 3 times as many objects, for the plan's cost per object
+    // (see plan10M)
     const workerCounts = sections.has("workers") ? sizes(values.workers) : [];
     const wN = Number(values["worker-objects"]);
+    // at a round trip the runs last longer per object, and a run must outlast its fixed costs (the
+    // CLI's start, pg-boss handing the ranges out) by far for its speed-up to be the copy's
+    const latencyN = values["worker-latency-objects"] ? Number(values["worker-latency-objects"]) : 3 * wN;
+    const objectsAt = (latencyMs: number) => (latencyMs === 0 ? wN : latencyN);
     const shardCount = Number(values.shards);
     const planWorkers = 4;
     const planAt3N = workerCounts.includes(planWorkers);
-    say(
-      `workers: ${wN.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers${planAt3N ? `, then ${(3 * wN).toLocaleString("en-US")} by ${planWorkers}` : ""}…`,
-    );
     const workerServer = values["worker-server"] as ServerKind;
-    const wMoto = await filledServer(
-      [
-        { name: "wsrc", count: wN },
-        ...workerCounts.map((k) => ({ name: `wdst-${k}`, region: REGION, count: 0 })),
-        ...(planAt3N
-          ? [
-              { name: "wsrc-3n", count: 3 * wN },
-              ...Array.from({ length: planRepeats }, (_, i) => [
-                { name: `wdst-${planWorkers}-3n-${i}`, region: REGION, count: 0 },
-                ...(i > 0 ? [{ name: `wdst-${planWorkers}-n-${i}`, region: REGION, count: 0 }] : []),
-              ]).flat(),
-            ]
-          : []),
-        { name: "wempty-src", count: 0 },
-        { name: "wempty-dst", region: REGION, count: 0 },
-      ],
-      workerServer,
-    );
-    const workerRuns: Array<Record<string, unknown>> = [];
-    /** the plan's runs of 4 workers: over N (the first is the comparison's) and over 3N */
+    /** each round trip's runs of 1, 2 and 4 workers, the lowest first */
+    const byLatency: Array<{
+      latencyMs: number;
+      objects: number;
+      runs: Array<Record<string, unknown>>;
+      /** 1 worker over a third of the objects, at the lowest round trip above zero (the plan's pace) */
+      thirdRun?: Record<string, unknown>;
+    }> = [];
+    /** the plan's runs of 4 workers at the lowest latency: over N (the first is the comparison's) and over 3N */
     const planRunsN: Array<Record<string, unknown>> = [];
     const planRuns3N: Array<Record<string, unknown>> = [];
-    try {
-      const ctx = { work, databaseUrl, moto: wMoto };
-      // the CLI's own start (an empty sync), subtracted from each run's CPU
-      const baseline =
-        measuredBaseline ??
-        (workerCounts.length > 0
-          ? {
-              processBaselineCpuSeconds: (
-                await cutoverCli(
-                  ctx,
-                  { source: "wempty-src", target: "wempty-dst" },
-                  ["run", "storage-sync"],
-                  false,
-                )
-              ).cpuSeconds,
-            }
-          : { processBaselineCpuSeconds: 0 });
-      /** `k` workers copy `n` objects from `source` to `target` */
-      const workersRun = async (
-        k: number,
-        n: number,
-        source: string,
-        target: string,
-      ): Promise<Record<string, unknown>> => {
-        const inCli = k === 1 ? 1 : Math.ceil(k / 2);
-        const elsewhere = k - inCli;
-        const pair = {
-          source,
-          target,
-          with: { shards: shardCount, compare: "listing" },
-          shardWorkers: inCli,
-          stallSeconds: 600,
-        };
-        const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
-        await writeFile(
-          config,
-          migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli, pair.stallSeconds),
-        );
-        const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
-        const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
-        try {
-          const r = await cutoverCli(ctx, pair, ["run", "storage-sync"], false);
-          const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
-          const reported = reportedCopies(r.output);
-          // what is on the target, whatever the step's figures say
-          const onTarget = await countObjects(wMoto.endpoint, pair.target);
-          // our CPU for the work: both processes, the CLI's start (an empty sync) subtracted
-          const ourCpu = r.cpuSeconds - baseline.processBaselineCpuSeconds + otherCpu;
-          say(
-            `  ${k} worker${k > 1 ? "s" : ""}, ${n} objects: ${r1(r.seconds)} s, ${onTarget} of ${n} on the target; the step reported ${JSON.stringify(reported)}`,
-          );
-          if (onTarget !== n)
-            throw new Error(
-              `${k} workers: ${onTarget} of ${n} objects on the target after a run that succeeded`,
-            );
-          return {
-            workers: k,
-            objects: n,
-            processes: other ? 2 : 1,
-            workersPerProcess: other ? [inCli, elsewhere] : [inCli],
-            /** objects on the target bucket after the run (its listing) */
-            onTarget,
-            /** the step's own figures: copied by the last attempt of each range, before, already there */
-            reported,
-            seconds: r1(r.seconds),
-            /** our CPU (both processes, the CLI's start subtracted), in seconds */
-            cutoverCpuSeconds: r3(ourCpu),
-            cutoverCpuMsPerObject: r3((ourCpu * 1000) / n),
-            serverCpuMsPerObject: r3((r.serverCpuSeconds * 1000) / n),
-            /** cores busy on average: ours, the stand-in's, together (the machine has 2) */
-            cutoverCores: r3(ourCpu / r.seconds),
-            serverCores: r3(r.serverCpuSeconds / r.seconds),
-            busyCores: r3((ourCpu + r.serverCpuSeconds) / r.seconds),
+    const loadAtStart = loadavg().map(r1);
+    // the CLI's own start (an empty sync), subtracted from each run's CPU
+    let baselineCpu = measuredBaseline?.processBaselineCpuSeconds;
+    for (const latencyMs of workerCounts.length > 0 ? workerLatencies : []) {
+      const n = objectsAt(latencyMs);
+      const withPlan = planAt3N && latencyMs === workerLatencies[0];
+      // the plan's pace per worker at a round trip: 1 worker over n and over n/3, the difference
+      // free of what does not grow with the objects (the CLI's start, the split, handing out ranges)
+      const withPace = latencyMs > 0 && latencyMs === workerLatencies.find((v) => v > 0);
+      const third = Math.floor(n / 3);
+      say(
+        `workers at a round trip of ${latencyMs} ms: ${n.toLocaleString("en-US")} objects in ${shardCount} key ranges by ${workerCounts.join(", ")} workers${withPlan ? `, then ${(3 * n).toLocaleString("en-US")} by ${planWorkers}` : ""}…`,
+      );
+      const wMoto = await filledServer(
+        [
+          { name: "wsrc", count: n },
+          ...workerCounts.map((k) => ({ name: `wdst-${k}`, region: REGION, count: 0 })),
+          ...(withPlan
+            ? [
+                { name: "wsrc-3n", count: 3 * n },
+                ...Array.from({ length: planRepeats }, (_, i) => [
+                  { name: `wdst-${planWorkers}-3n-${i}`, region: REGION, count: 0 },
+                  ...(i > 0 ? [{ name: `wdst-${planWorkers}-n-${i}`, region: REGION, count: 0 }] : []),
+                ]).flat(),
+              ]
+            : []),
+          ...(withPace
+            ? [
+                { name: "wsrc-third", count: third },
+                { name: "wdst-1-third", region: REGION, count: 0 },
+              ]
+            : []),
+          { name: "wempty-src", count: 0 },
+          { name: "wempty-dst", region: REGION, count: 0 },
+        ],
+        workerServer,
+        latencyMs,
+      );
+      const runs: Array<Record<string, unknown>> = [];
+      let thirdRun: Record<string, unknown> | undefined;
+      try {
+        const ctx = { work, databaseUrl, moto: wMoto };
+        baselineCpu ??= (
+          await cutoverCli(
+            ctx,
+            { source: "wempty-src", target: "wempty-dst" },
+            ["run", "storage-sync"],
+            false,
+          )
+        ).cpuSeconds;
+        const baseCpu = baselineCpu;
+        /** `k` workers copy `n` objects from `source` to `target` */
+        const workersRun = async (
+          k: number,
+          n: number,
+          source: string,
+          target: string,
+        ): Promise<Record<string, unknown>> => {
+          const inCli = k === 1 ? 1 : Math.ceil(k / 2);
+          const elsewhere = k - inCli;
+          const pair = {
+            source,
+            target,
+            with: { shards: shardCount, compare: "listing", concurrency: STEP_CONCURRENCY },
+            shardWorkers: inCli,
+            stallSeconds: 600,
           };
-        } finally {
-          await other?.stop();
+          const config = path.join(work, `migration-${pair.source}-${pair.target}.yml`);
+          await writeFile(
+            config,
+            migrationYaml(wMoto.endpoint, pair.source, pair.target, pair.with, inCli, pair.stallSeconds),
+          );
+          const other = elsewhere > 0 ? await replica(ctx, config, elsewhere) : undefined;
+          const otherCpu0 = other ? await cpuSeconds(other.pid) : 0;
+          try {
+            const machine0 = await machineCpuSeconds();
+            const r = await cutoverCli(ctx, pair, ["run", "storage-sync"], false);
+            const machine = (await machineCpuSeconds()) - machine0;
+            const otherCpu = other ? (await cpuSeconds(other.pid)) - otherCpu0 : 0;
+            const reported = reportedCopies(r.output);
+            // what is on the target, whatever the step's figures say
+            const onTarget = await countObjects(wMoto.endpoint, pair.target);
+            // our CPU for the work: both processes, the CLI's start (an empty sync) subtracted
+            const ourCpu = r.cpuSeconds - baseCpu + otherCpu;
+            say(
+              `  ${k} worker${k > 1 ? "s" : ""}, ${n} objects, ${latencyMs} ms round trip: ${r1(r.seconds)} s, ${onTarget} of ${n} on the target; the step reported ${JSON.stringify(reported)}`,
+            );
+            if (onTarget !== n)
+              throw new Error(
+                `${k} workers: ${onTarget} of ${n} objects on the target after a run that succeeded`,
+              );
+            return {
+              workers: k,
+              objects: n,
+              latencyMs,
+              processes: other ? 2 : 1,
+              workersPerProcess: other ? [inCli, elsewhere] : [inCli],
+              /** objects on the target bucket after the run (its listing) */
+              onTarget,
+              /** the step's own figures: copied by the last attempt of each range, before, already there */
+              reported,
+              seconds: r1(r.seconds),
+              /** our CPU (both processes, the CLI's start subtracted), in seconds */
+              cutoverCpuSeconds: r3(ourCpu),
+              cutoverCpuMsPerObject: r3((ourCpu * 1000) / n),
+              serverCpuMsPerObject: r3((r.serverCpuSeconds * 1000) / n),
+              /** cores busy on average: ours, the stand-in's, together (the machine has 2) */
+              cutoverCores: r3(ourCpu / r.seconds),
+              serverCores: r3(r.serverCpuSeconds / r.seconds),
+              busyCores: r3((ourCpu + r.serverCpuSeconds) / r.seconds),
+              /**
+               * every process on the machine (/proc/stat) meanwhile, and what of it was neither ours
+               * nor the stand-in's (other work on the machine, the CLI's start): cores this run could not have
+               */
+              machineBusyCores: r3(machine / r.seconds),
+              othersCores: r3(Math.max(0, machine - ourCpu - r.serverCpuSeconds) / r.seconds),
+            };
+          } finally {
+            await other?.stop();
+          }
+        };
+        for (const k of workerCounts) runs.push(await workersRun(k, n, "wsrc", `wdst-${k}`));
+        for (let i = 0; withPlan && i < planRepeats; i++) {
+          planRunsN.push(
+            i === 0
+              ? (runs.find((r) => r.workers === planWorkers) as Record<string, unknown>)
+              : await workersRun(planWorkers, n, "wsrc", `wdst-${planWorkers}-n-${i}`),
+          );
+          planRuns3N.push(await workersRun(planWorkers, 3 * n, "wsrc-3n", `wdst-${planWorkers}-3n-${i}`));
         }
-      };
-      for (const k of workerCounts) workerRuns.push(await workersRun(k, wN, "wsrc", `wdst-${k}`));
-      for (let i = 0; planAt3N && i < planRepeats; i++) {
-        planRunsN.push(
-          i === 0
-            ? (workerRuns.find((r) => r.workers === planWorkers) as Record<string, unknown>)
-            : await workersRun(planWorkers, wN, "wsrc", `wdst-${planWorkers}-n-${i}`),
-        );
-        planRuns3N.push(await workersRun(planWorkers, 3 * wN, "wsrc-3n", `wdst-${planWorkers}-3n-${i}`));
+        if (withPace && workerCounts.includes(1))
+          thirdRun = await workersRun(1, third, "wsrc-third", "wdst-1-third");
+      } finally {
+        await wMoto.stop();
       }
-    } finally {
-      await wMoto.stop();
+      const t1 = runs.find((r) => r.workers === 1)?.seconds as number | undefined;
+      for (const r of runs) if (t1) r.speedUp = r3(t1 / (r.seconds as number));
+      byLatency.push({ latencyMs, objects: n, runs, ...(thirdRun ? { thirdRun } : {}) });
     }
-    const one = workerRuns.find((r) => r.workers === 1);
-    const t1 = one?.seconds as number | undefined;
-    for (const r of workerRuns) if (t1) r.speedUp = r3(t1 / (r.seconds as number));
-    const four = workerRuns.find((r) => r.workers === planWorkers);
+    /**
+     * the most any number of workers could gain at one round trip: its 1-worker run kept
+     * `busyCores` of the machine's 2 busy, the stand-in's included
+     */
+    const ceilingOf = (runs: Array<Record<string, unknown>>) => {
+      const one = runs.find((r) => r.workers === 1);
+      return one ? r3(2 / (one.busyCores as number)) : null;
+    };
+    const othersIn = (runs: Array<Record<string, unknown>>) =>
+      (runs.find((r) => r.workers === 1)?.othersCores as number | undefined) ?? 0;
+    const speedUpOf = (at: (typeof byLatency)[number] | undefined, k: number) =>
+      at?.runs.find((r) => r.workers === k)?.speedUp as number | undefined;
+    // the CPU-bound comparison and the plan's CPU: the lowest round trip (0 ms by default)
+    const atLowest = byLatency[0];
+    const loadAtEnd = loadavg().map(r1);
+    const planN = atLowest?.objects ?? wN;
+    const four = atLowest?.runs.find((r) => r.workers === planWorkers);
+    // the production-like comparison: the lowest round trip above zero
+    const atRoundTrip = byLatency.find((l) => l.latencyMs > 0);
     const rcloneLight = (perObjectFigures[workerServer] as { rclone?: { copyMs: number } } | undefined)
       ?.rclone;
     const hours = (msPerObject: number, workers: number) => r3((msPerObject * 1e7) / workers / 3_600_000);
@@ -715,10 +827,10 @@ export async function main(args: string[]): Promise<void> {
             const cpu3N = median(planRuns3N, "cutoverCpuSeconds");
             const secondsN = median(planRunsN, "seconds");
             const seconds3N = median(planRuns3N, "seconds");
-            const msPerObject = ((cpu3N - cpuN) * 1000) / (2 * wN);
-            const fixedCpuSeconds = cpuN - (msPerObject * wN) / 1000;
-            const wallMsPerObject = ((seconds3N - secondsN) * 1000) / (2 * wN);
-            const fixedWallSeconds = secondsN - (wallMsPerObject * wN) / 1000;
+            const msPerObject = ((cpu3N - cpuN) * 1000) / (2 * planN);
+            const fixedCpuSeconds = cpuN - (msPerObject * planN) / 1000;
+            const wallMsPerObject = ((seconds3N - secondsN) * 1000) / (2 * planN);
+            const fixedWallSeconds = secondsN - (wallMsPerObject * planN) / 1000;
             return {
               /** each size's median over the repeats (our CPU in s, wall time in s) */
               medians: { cpuN: r3(cpuN), cpu3N: r3(cpu3N), secondsN: r1(secondsN), seconds3N: r1(seconds3N) },
@@ -741,14 +853,104 @@ export async function main(args: string[]): Promise<void> {
             };
           })()
         : undefined;
+    /**
+     * The plan from the round trip: a worker keeps `concurrency` requests in flight, each object a
+     * GET from the source and a PUT to the target, so at a round trip it copies about concurrency ÷
+     * (its time per object in a slot) objects a second until its CPU runs out. The pace per worker
+     * at the lowest round trip above zero from 1 worker over n and over n/3 objects: (n − n/3) ÷
+     * (t(n) − t(n/3)), free of the CLI's start, the split and the ranges' hand-out, which a 10 M
+     * copy pays once; beside it the n run's whole pace, those included
+     */
+    const roundTrip = (() => {
+      const one = atRoundTrip?.runs.find((r) => r.workers === 1);
+      if (!atRoundTrip || !one) return undefined;
+      const L = atRoundTrip.latencyMs;
+      const n = (v: number, digits = 1) => v.toLocaleString("en-US", { maximumFractionDigits: digits });
+      const tN = one.seconds as number;
+      const wholePace = atRoundTrip.objects / tN;
+      const third = atRoundTrip.thirdRun;
+      const tThird = third?.seconds as number | undefined;
+      const thirdN = third?.objects as number | undefined;
+      // a loaded machine can stretch the smaller run past the larger; then only the whole pace holds
+      const steady = tThird !== undefined && thirdN !== undefined && tN > tThird;
+      const perWorker = steady ? (atRoundTrip.objects - thirdN) / (tN - tThird) : wholePace;
+      const paceArithmetic = steady
+        ? `(${n(atRoundTrip.objects)} − ${n(thirdN)}) objects ÷ (${r1(tN)} − ${r1(tThird)}) s = ${n(perWorker)} objects/s`
+        : `${n(atRoundTrip.objects)} objects ÷ ${r1(tN)} s = ${n(perWorker)} objects/s`;
+      const slotMs = (STEP_CONCURRENCY * 1000) / perWorker;
+      const needed = 1e7 / 3600;
+      const neededPerWorker = needed / planWorkers;
+      const concurrencyNeeded = Math.ceil((neededPerWorker * slotMs) / 1000);
+      // our CPU per object: the plan's marginal cost where it ran, else this run's average
+      const cpuMs = marginal?.cutoverCpuMsPerObject ?? (one.cutoverCpuMsPerObject as number);
+      const coresPerWorker = (neededPerWorker * cpuMs) / 1000;
+      // the CPU side of the same target: a worker has one core at most (its process's event loop)
+      const cpuBudgetMs = (planWorkers * 3600 * 1000) / 1e7;
+      const workersAtOneCore = Math.ceil((1e7 * cpuMs) / 1000 / 3600);
+      return {
+        latencyMs: L,
+        /** requests in flight per worker (the step's `concurrency`, given to every run) */
+        concurrency: STEP_CONCURRENCY,
+        /** the 1-worker runs the pace comes from: objects, wall s */
+        runs: [
+          ...(third ? [{ objects: thirdN, seconds: tThird }] : []),
+          { objects: atRoundTrip.objects, seconds: tN },
+        ],
+        /** objects a second one worker copies at this round trip, past its fixed costs */
+        objectsPerSecondPerWorker: r1(perWorker),
+        paceArithmetic,
+        ...(steady
+          ? {}
+          : {
+              note: "the pace is the whole run's, its fixed costs included (the run over a third of the objects took as long or did not run): it understates the pace and overstates the concurrency needed",
+            }),
+        /** the n run's whole pace, its fixed costs included */
+        wholeRunObjectsPerSecondPerWorker: r1(wholePace),
+        /** how long each object held one of the worker's slots, in ms */
+        msPerObjectInASlot: r1(slotMs),
+        /** of which the round trips: a GET from the source and a PUT to the target */
+        roundTripMsPerObject: 2 * L,
+        slotArithmetic: `${STEP_CONCURRENCY} in flight ÷ ${n(perWorker)} objects/s × 1,000 = ${n(slotMs)} ms per object in a slot (2 round trips of ${L} ms; the rest our CPU, the wait for a core, the listing and checkpoints)`,
+        /** 10 M objects by 4 workers at this pace, at the step's concurrency */
+        hoursAtStepConcurrency: r3(1e7 / (perWorker * planWorkers) / 3600),
+        hoursArithmetic: `10,000,000 objects ÷ (${n(perWorker)} objects/s × ${planWorkers} workers) ÷ 3,600 s/h`,
+        /** for 10 M objects within 1 h */
+        objectsPerSecondNeeded: r1(needed),
+        objectsPerSecondNeededPerWorker: r1(neededPerWorker),
+        /** in-flight requests per worker that 4 workers need for 10 M objects within 1 h at this round trip */
+        concurrencyNeeded,
+        arithmetic: `10,000,000 objects ÷ 3,600 s = ${n(needed)} objects/s ÷ ${planWorkers} workers = ${n(neededPerWorker)} objects/s per worker × ${n(slotMs)} ms per object in a slot ÷ 1,000 = ${n((neededPerWorker * slotMs) / 1000)}, so ${concurrencyNeeded} in flight per worker`,
+        /**
+         * the CPU that pace takes: a process's JavaScript runs on one event loop, shared by the
+         * workers in it, so one core at most per process
+         */
+        cutoverCpuMsPerObject: cpuMs,
+        coresPerWorkerAtThatPace: r3(coresPerWorker),
+        coresArithmetic: `${n(neededPerWorker)} objects/s × ${cpuMs} ms of our CPU per object ÷ 1,000 = ${n(coresPerWorker, 3)} cores per worker`,
+        /** our CPU per object that 4 workers of one core each can afford for 10 M objects in 1 h */
+        cpuBudgetMsPerObject: r3(cpuBudgetMs),
+        cpuBudgetArithmetic: `${planWorkers} workers × 1 core × 3,600 s × 1,000 ÷ 10,000,000 objects = ${r3(cpuBudgetMs)} ms`,
+        /** workers of one core each that 10 M objects in 1 h take at our CPU per object */
+        workersNeededAtOneCoreEach: workersAtOneCore,
+        workersArithmetic: `10,000,000 objects × ${cpuMs} ms ÷ 1,000 ÷ 3,600 s = ${n((1e7 * cpuMs) / 1000 / 3600, 2)} cores, so ${workersAtOneCore} workers`,
+        ...(coresPerWorker > 1
+          ? {
+              cpuNote:
+                "at that pace a worker needs more than the one core its process's event loop can give: its CPU, not the round trip, sets the pace, and more in flight does not help; more workers, each a replica of its own, do",
+            }
+          : {}),
+      };
+    })();
     const plan10M = four
       ? {
           objects: 1e7,
           workers: planWorkers,
+          /** the round trip the CPU arithmetic's runs had (the lowest listed) */
+          latencyMs: atLowest?.latencyMs,
           ...(marginal
             ? {
                 /** the runs the cost per object comes from: 4 workers over N and over 3N objects */
-                sizes: [wN, 3 * wN],
+                sizes: [planN, 3 * planN],
                 repeats: planRepeats,
                 /** the pairs, alternately N then 3N: objects, wall s, our CPU s */
                 pairs: planRuns3N.map((r3n, i) =>
@@ -767,12 +969,12 @@ export async function main(args: string[]): Promise<void> {
            * objects, times 10 M; it overstates by those fixed costs
            */
           fromAverageCpuAtN: {
-            objects: wN,
+            objects: planN,
             cutoverCpuMsPerObject: four.cutoverCpuMsPerObject,
             arithmetic: `10,000,000 objects × ${four.cutoverCpuMsPerObject} ms ÷ ${planWorkers} workers ÷ 3,600,000 ms/h`,
             hours: hours(four.cutoverCpuMsPerObject as number, planWorkers),
             /** 10 M objects at the wall time per object 4 workers took over N on this 2-core machine */
-            hoursAtThisMachinesPace: r3((((four.seconds as number) / wN) * 1e7) / 3600),
+            hoursAtThisMachinesPace: r3((((four.seconds as number) / planN) * 1e7) / 3600),
           },
           ...(rcloneLight
             ? {
@@ -784,6 +986,7 @@ export async function main(args: string[]): Promise<void> {
                 },
               }
             : {}),
+          ...(roundTrip ? { roundTrip } : {}),
           /** the target: under 1 h of wall time with 4 workers */
           targetHours: 1,
         }
@@ -813,17 +1016,28 @@ export async function main(args: string[]): Promise<void> {
       benchmark: "scale",
       cli: { runs: memory, liveHeap: flatness(cliHeaps) },
       workers: {
-        objects: wN,
         keyRanges: shardCount,
-        runs: workerRuns,
-        ...(plan10M ? { plan10M } : {}),
+        /** requests in flight per worker (the step's `concurrency`) */
+        concurrency: STEP_CONCURRENCY,
         server: workerServer,
-        /**
-         * the most any number of workers could gain here: the 1-worker run kept `busyCores` of the
-         * machine's 2 busy, the stand-in's included
-         */
-        speedUpCeilingOnThisMachine: one ? r3(2 / (one.busyCores as number)) : null,
-        note: "two cores shared by every process here, the stand-in's included: the speed-up cannot pass speedUpCeilingOnThisMachine; cutoverCores shows how much more CPU our side put to work with more workers",
+        /** at each round trip (`--worker-latency-ms`), the lowest first: 1, 2 and 4 workers */
+        byLatency: byLatency.map((l) => ({
+          latencyMs: l.latencyMs,
+          objects: l.objects,
+          speedUps: Object.fromEntries(l.runs.map((r) => [`${r.workers}`, r.speedUp])),
+          speedUpCeilingOnThisMachine: ceilingOf(l.runs),
+          ...(othersIn(l.runs) > 0.25
+            ? {
+                loadNote: `other work on the machine kept ${othersIn(l.runs)} of its 2 cores busy during the 1-worker run (othersCores): the ceiling assumes both cores were the runs' own and overstates what they could reach`,
+              }
+            : {}),
+          runs: l.runs,
+          ...(l.thirdRun ? { thirdRun: l.thirdRun } : {}),
+        })),
+        ...(plan10M ? { plan10M } : {}),
+        /** the machine's load average (1, 5, 15 min) when the workers' runs began and ended */
+        loadAverage: { start: loadAtStart, end: loadAtEnd },
+        note: "two cores shared by every process here, the stand-in's included: no speed-up can pass its round trip's speedUpCeilingOnThisMachine (2 ÷ the cores its 1-worker run kept busy); at 0 ms the workers are bound by CPU, at a round trip (R2 and S3 answer in tens of ms) each worker waits on its requests in flight and more workers add requests until the cores run out; cutoverCores and serverCores show the CPU each side put to work",
       },
       perObject: perObjectFigures,
       engine: {
@@ -848,7 +1062,28 @@ export async function main(args: string[]): Promise<void> {
         failureMemoryFlat: sections.has("engine")
           ? (failing.firstRunLiveHeapPeakMB as number) <= 1.1 * (clean.firstRunLiveHeapPeakMB as number)
           : null,
-        twoWorkersSpeedUp: (workerRuns.find((r) => r.workers === 2)?.speedUp as number | undefined) ?? null,
+        // at the lowest round trip (0 ms by default: CPU-bound on this machine, under its ceiling)
+        twoWorkersSpeedUp:
+          speedUpOf(atLowest, 2) !== undefined && atLowest
+            ? {
+                latencyMs: atLowest.latencyMs,
+                objects: atLowest.objects,
+                speedUp: speedUpOf(atLowest, 2),
+                speedUpCeilingOnThisMachine: ceilingOf(atLowest.runs),
+                atLeast1_7: (speedUpOf(atLowest, 2) as number) >= 1.7,
+              }
+            : null,
+        // at the lowest round trip above zero: the servers are not the bottleneck, as in production
+        twoWorkersSpeedUpWithRoundTrip:
+          speedUpOf(atRoundTrip, 2) !== undefined && atRoundTrip
+            ? {
+                latencyMs: atRoundTrip.latencyMs,
+                objects: atRoundTrip.objects,
+                speedUp: speedUpOf(atRoundTrip, 2),
+                speedUpCeilingOnThisMachine: ceilingOf(atRoundTrip.runs),
+                atLeast1_7: (speedUpOf(atRoundTrip, 2) as number) >= 1.7,
+              }
+            : null,
         // from the cost per object (the 3N run less the N run) where both ran; else the old figure
         plan10MUnder1hWith4Workers: plan10M
           ? (marginal?.hours ?? plan10M.fromAverageCpuAtN.hours) < plan10M.targetHours
