@@ -162,9 +162,20 @@ export async function createEmptyDatabase(label: string): Promise<TestDatabase> 
 /** Drops a test database, with the subscriptions and replication slots a test left for it. */
 export async function dropDatabase(name: string): Promise<void> {
   await dropReplicationFor(databaseUrl("postgres"), name);
-  await withAdmin((client) =>
-    client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`),
-  );
+  await withAdmin(async (client) => {
+    // A pool a test just ended may still be closing its connections: terminated mid-close, each
+    // one's error reaches a pool with nobody listening any more (three unhandled errors failed a CI
+    // run). Give them up to 3 s to go by themselves; FORCE ends whatever is left after that.
+    for (let i = 0; i < 60; i++) {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        [name],
+      );
+      if (rows[0]?.n === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
+  });
 }
 
 /** Names of the test databases on the server. */
