@@ -15,13 +15,25 @@ function onDisk(named: string): string | undefined {
   return undefined;
 }
 
+/** The project's paths a document names in backticks (a step's file by its folder under src/jobs/steps/). */
+const namedIn = (text: string) =>
+  [
+    ...text.matchAll(
+      /`((?:src|test|bench|scripts|prisma|bin|deploy)\/[^`\s]+|(?:db|storage|host|dns|verify|ops)\/[\w.-]+\.ts)`/g,
+    ),
+  ].map((m) => m[1] as string);
+
+describe("README.md", () => {
+  it("names only files that exist", () => {
+    const named = namedIn(readFileSync(path.join(root, "README.md"), "utf8"));
+    expect(named.length).toBeGreaterThan(10);
+    expect(named.filter((n) => !onDisk(n.replace(/\/$/, "")))).toEqual([]);
+  });
+});
+
 describe("ARCHITECTURE.md", () => {
   it("names only files that exist", () => {
-    const named = [
-      ...doc.matchAll(
-        /`((?:src|test|bench|scripts|prisma|bin)\/[^`\s]+|(?:db|storage|host|dns|verify|ops)\/[\w.-]+\.ts)`/g,
-      ),
-    ].map((m) => m[1] as string);
+    const named = namedIn(doc);
     expect(named.length).toBeGreaterThan(40);
     expect(named.filter((n) => !onDisk(n.replace(/\/$/, "")))).toEqual([]);
   });
