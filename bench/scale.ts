@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { freePort } from "../src/sandbox/s3-servers.js";
-import { cpuSeconds, measure } from "./storage.js";
+import { cpuSeconds, measure, requireRclone } from "./storage.js";
 
 /**
  * `npm run bench -- scale [--cli-sizes 5000,50000] [--engine-sizes 100000,1000000]
@@ -453,6 +453,7 @@ export async function main(args: string[]): Promise<void> {
     throw new Error(
       `--speedup-repeats: "${values["speedup-repeats"]}" is not a whole number of 1 or more; give how many times to run the 1, 2 and 4 workers in turn (1 by default)`,
     );
+  if (sections.has("per-object")) requireRclone(values["skip-rclone"]);
   const latencyObjects = values["worker-latency-objects"];
   if (
     latencyObjects !== undefined &&

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -29,6 +29,19 @@ import { createBenchBuckets, MOTO_CREDENTIALS, storageEnv, storageMigration } fr
 const say = (msg: string) => process.stderr.write(`[bench storage] ${msg}\n`);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TICKS = 100; // USER_HZ on Linux
+
+/**
+ * Refuses at the start, with what to do, when a benchmark's comparison tool is missing: found only
+ * when its turn came, it crashed the run after its first sections (spawn ENOENT).
+ */
+export function requireRclone(skip: boolean): void {
+  if (skip) return;
+  const r = spawnSync("rclone", ["version"], { stdio: "ignore" });
+  if (r.error || r.status !== 0)
+    throw new Error(
+      "rclone is not on this machine: the benchmark compares against it. Install it (`apt-get install rclone`), or pass --skip-rclone to leave the comparison out.",
+    );
+}
 
 export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, "utf8");
@@ -124,6 +137,7 @@ export async function main(args: string[]): Promise<void> {
       "skip-rclone": { type: "boolean", default: false },
     },
   });
+  requireRclone(values["skip-rclone"]);
   const spec: MediaSpec = {
     count: Number(values.objects),
     minBytes: Number(values["min-kb"]) * 1000,
