@@ -52,14 +52,12 @@ describe("storage.sync in key ranges across processes", () => {
       body: Buffer.alloc(20_000, i % 251),
     }));
     await seed(source, objects);
-    const { env } = w.config({ sourceBucket, targetBucket });
-    const yaml = w
-      .config({ sourceBucket, targetBucket })
-      .yaml.replace(
-        "{ id: storage-sync, uses: storage.sync }",
-        "{ id: storage-sync, uses: storage.sync, with: { shards: 6, concurrency: 2, bandwidthMBps: 0.3, checkpointSeconds: 0.2 } }",
-      )
-      .replace("runbook:", "engine: { stallSeconds: 60, backoffMs: 100 }\nrunbook:");
+    const { env, yaml } = migrationWith(
+      { sourceBucket, targetBucket },
+      "storage-sync",
+      "{ shards: 6, concurrency: 2, bandwidthMBps: 0.3, checkpointSeconds: 0.2 }",
+      "{ stallSeconds: 60, backoffMs: 100 }",
+    );
     const job = { yaml, env, dataDir: w.dataDir, databaseUrl: state.url, workers: 2 };
     const [a, b] = await Promise.all([startWorker(job), startWorker(job)]);
 
@@ -186,11 +184,7 @@ describe("storage.sync in key ranges across processes", () => {
       .filter((o) => o.key !== "v/010.txt")
       .map((o) => (o.key === "v/070.txt" ? { ...o, body: Buffer.from(o.body.toString().toUpperCase()) } : o));
     await seed(w.targetStore(targetBucket), copy);
-    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
-    const yaml = plain.replace(
-      "{ id: storage-verify, uses: storage.verify }",
-      "{ id: storage-verify, uses: storage.verify, with: { shards: 3 } }",
-    );
+    const { env, yaml } = migrationWith({ sourceBucket, targetBucket }, "storage-verify", "{ shards: 3 }");
     // this process takes the parts itself: two workers
     const { deps, runId, execution } = await runHere(yaml, env, 2, "storage-verify");
     try {
@@ -243,6 +237,27 @@ const OUT_OF_ORDER_KEYS = [
   "e",
 ];
 
+/**
+ * The world's migration file for a bucket pair with `with:` on one of its storage steps, and the
+ * `engine:` settings when given.
+ */
+function migrationWith(
+  pair: { sourceBucket: string; targetBucket: string },
+  step: "storage-sync" | "storage-verify",
+  withBlock: string,
+  engine?: string,
+): { env: Record<string, string>; yaml: string } {
+  const { env, yaml } = w.config(pair);
+  const uses = step.replace("-", ".");
+  const withStep = yaml.replace(
+    `{ id: ${step}, uses: ${uses} }`,
+    `{ id: ${step}, uses: ${uses}, with: ${withBlock} }`,
+  );
+  if (withStep === yaml)
+    throw new Error(`the world's migration file has no plain ${step} step to give \`with:\``);
+  return { env, yaml: engine ? withStep.replace("runbook:", `engine: ${engine}\nrunbook:`) : withStep };
+}
+
 /** Builds deps on `yaml` whose process takes parts itself (`workers` at once), and submits `target`. */
 async function runHere(yaml: string, env: Record<string, string>, workers: number, target = "storage-sync") {
   const deps = await buildDeps({
@@ -273,13 +288,12 @@ describe("storage.sync in key ranges: nothing lost", () => {
       body: Buffer.alloc(20_000, i % 251),
     }));
     await seed(w.sourceStore(sourceBucket), objects);
-    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
-    const yaml = plain
-      .replace(
-        "{ id: storage-sync, uses: storage.sync }",
-        "{ id: storage-sync, uses: storage.sync, with: { shards: 4, concurrency: 1, bandwidthMBps: 0.3, checkpointSeconds: 0.2 } }",
-      )
-      .replace("runbook:", "engine: { stallSeconds: 60, backoffMs: 100, attempts: 2 }\nrunbook:");
+    const { env, yaml } = migrationWith(
+      { sourceBucket, targetBucket },
+      "storage-sync",
+      "{ shards: 4, concurrency: 1, bandwidthMBps: 0.3, checkpointSeconds: 0.2 }",
+      "{ stallSeconds: 60, backoffMs: 100, attempts: 2 }",
+    );
     // one worker: the ranges one after another
     const { deps, runId, execution } = await runHere(yaml, env, 1);
     try {
@@ -336,18 +350,15 @@ describe("storage.sync in key ranges: nothing lost", () => {
     const keys = OUT_OF_ORDER_KEYS;
     const objects = keys.map((key, i) => ({ key, body: Buffer.from(`object ${i} `.repeat(30)) }));
     await seed(w.sourceStore(sourceBucket), objects);
-    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
     // a reorder window of 4 keys: the folder's 60 keys push "m" past it, as a folder of thousands
     // would past the default window
-    const yaml = plain.replace(
-      "{ id: storage-sync, uses: storage.sync }",
-      "{ id: storage-sync, uses: storage.sync, with: { shards: 5, listWindow: 4 } }",
+    const { env, yaml } = migrationWith(
+      { sourceBucket, targetBucket },
+      "storage-sync",
+      "{ shards: 5, listWindow: 4 }",
+      "{ stallSeconds: 60, backoffMs: 100, attempts: 1 }",
     );
-    const { deps, runId, execution } = await runHere(
-      yaml.replace("runbook:", "engine: { stallSeconds: 60, backoffMs: 100, attempts: 1 }\nrunbook:"),
-      env,
-      2,
-    );
+    const { deps, runId, execution } = await runHere(yaml, env, 2);
     try {
       const run = await runFinished(deps.db, runId, { timeoutMs: 90_000 });
       await execution;
@@ -378,11 +389,7 @@ describe("storage.sync in key ranges: nothing lost", () => {
       w.targetStore(targetBucket),
       objects.filter((o) => o !== missing),
     );
-    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
-    const yaml = plain.replace(
-      "{ id: storage-verify, uses: storage.verify }",
-      "{ id: storage-verify, uses: storage.verify, with: { shards: 3 } }",
-    );
+    const { env, yaml } = migrationWith({ sourceBucket, targetBucket }, "storage-verify", "{ shards: 3 }");
     const first = await runHere(yaml, env, 2, "storage-verify");
     try {
       await first.execution;
@@ -419,10 +426,10 @@ describe("storage.sync in key ranges: nothing lost", () => {
       w.targetStore(targetBucket),
       objects.filter((o) => !lost.has(o.key)),
     );
-    const { env, yaml: plain } = w.config({ sourceBucket, targetBucket });
-    const yaml = plain.replace(
-      "{ id: storage-verify, uses: storage.verify }",
-      "{ id: storage-verify, uses: storage.verify, with: { shards: 5, listWindow: 4 } }",
+    const { env, yaml } = migrationWith(
+      { sourceBucket, targetBucket },
+      "storage-verify",
+      "{ shards: 5, listWindow: 4 }",
     );
     const { deps, runId, execution } = await runHere(yaml, env, 2, "storage-verify");
     try {
