@@ -63,6 +63,13 @@ const root = path.join(here, "..");
 const node = path.join(root, "node_modules", ".bin", "node");
 const r1 = (v: number) => Math.round(v * 10) / 10;
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
+/** The middle value of `values`, or the mean of the middle two; undefined for none. */
+function median(values: number[]): number | undefined {
+  const v = [...values].sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
 const REGION = "ap-southeast-1";
 /**
  * requests in flight per worker: storage.sync's default `concurrency`, given to every worker run
@@ -823,13 +830,12 @@ export async function main(args: string[]): Promise<void> {
       (runs.find((r) => r.workers === 1)?.othersCores as number | undefined) ?? 0;
     /** the median of the repeats' speed-ups of `k` workers */
     const speedUpOf = (at: (typeof byLatency)[number] | undefined, k: number) => {
-      const v = (at?.runs ?? [])
-        .filter((r) => r.workers === k && typeof r.speedUp === "number")
-        .map((r) => r.speedUp as number)
-        .sort((a, b) => a - b);
-      if (v.length === 0) return undefined;
-      const mid = Math.floor(v.length / 2);
-      return v.length % 2 ? v[mid] : r3(((v[mid - 1] as number) + (v[mid] as number)) / 2);
+      const m = median(
+        (at?.runs ?? [])
+          .filter((r) => r.workers === k && typeof r.speedUp === "number")
+          .map((r) => r.speedUp as number),
+      );
+      return m === undefined ? undefined : r3(m);
     };
     // the CPU-bound comparison and the plan's CPU: the lowest round trip (0 ms by default)
     const atLowest = byLatency[0];
@@ -849,15 +855,13 @@ export async function main(args: string[]): Promise<void> {
     const marginal =
       four && planRuns3N.length > 0
         ? (() => {
-            const median = (runs: Array<Record<string, unknown>>, field: string) => {
-              const v = runs.map((r) => r[field] as number).sort((a, b) => a - b);
-              const mid = Math.floor(v.length / 2);
-              return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-            };
-            const cpuN = median(planRunsN, "cutoverCpuSeconds");
-            const cpu3N = median(planRuns3N, "cutoverCpuSeconds");
-            const secondsN = median(planRunsN, "seconds");
-            const seconds3N = median(planRuns3N, "seconds");
+            // each list holds planRepeats ≥ 1 runs
+            const of = (runs: Array<Record<string, unknown>>, field: string) =>
+              median(runs.map((r) => r[field] as number)) as number;
+            const cpuN = of(planRunsN, "cutoverCpuSeconds");
+            const cpu3N = of(planRuns3N, "cutoverCpuSeconds");
+            const secondsN = of(planRunsN, "seconds");
+            const seconds3N = of(planRuns3N, "seconds");
             const msPerObject = ((cpu3N - cpuN) * 1000) / (2 * planN);
             const fixedCpuSeconds = cpuN - (msPerObject * planN) / 1000;
             const wallMsPerObject = ((seconds3N - secondsN) * 1000) / (2 * planN);
