@@ -289,6 +289,10 @@ const COMMON = `say() { printf '::cutover:: %s\\n' "$*"; }
 section() { say "section $1"; }
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 real() { [ -z "$ROOT" ]; }
+# wait_for TRIES CMD...: runs CMD (quietly) every 0.2 s until it succeeds, at most TRIES times; a
+# daemon's start script returns once it forked, before it answers
+wait_for() { local n="$1"; shift; for _ in $(seq 1 "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+redis_up() { [ "$(redis-cli ping 2>/dev/null)" = PONG ]; }
 
 # svc ACTION NAME: systemd where it runs (Ubuntu, Debian on a VM), else the init.d scripts
 # (a container or the test box); ACTION is enable (at boot, and start now), active, reload, start
@@ -516,9 +520,9 @@ export function renderSetupScript(file: MigrationFile): string {
       "if want redis && real; then",
       "  section redis",
       "  svc enable redis-server",
-      // the init script returns once the daemon forked, before it listens: a ping at once was
-      // refused on a loaded machine; wait up to 15 s, then ping once more for the error it prints
-      '  for _ in $(seq 1 75); do [ "$(redis-cli ping 2>/dev/null)" = PONG ] && break; sleep 0.2; done',
+      // a ping at once was refused on a loaded machine: wait up to 15 s, then ping once more for
+      // the error it prints
+      "  wait_for 75 redis_up || true",
       "  redis-cli ping",
       "fi",
       "",
@@ -598,7 +602,7 @@ export function renderSetupScript(file: MigrationFile): string {
     "  svc reload nginx",
     "  svc enable supervisor",
     "  # supervisord answers its socket a moment after its start",
-    "  for _ in $(seq 1 50); do supervisorctl pid >/dev/null 2>&1 && break; sleep 0.2; done",
+    "  wait_for 50 supervisorctl pid || true",
     "  supervisorctl reread",
     '  if [ -e "$APP_DIR/current" ]; then supervisorctl update; else say "no release deployed yet: the programs start with the first deploy"; fi',
     "fi",
