@@ -8,6 +8,7 @@
  * argv[2]: JSON {objects}. Prints one JSON line.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { setMaxListeners } from "node:events";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createObjectStore } from "../src/cloud/object-store.js";
@@ -53,6 +54,8 @@ const keys = Array.from({ length: n }, (_, i) => `${String(i).padStart(8, "0")}.
 async function perObject(fn: (key: string, signal: AbortSignal) => Promise<unknown>): Promise<number> {
   let next = 0;
   const signal = new AbortController().signal;
+  // the 16 requests in flight each listen on it, as a step's copies do on the step's signal
+  setMaxListeners(64, signal);
   const c0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: 16 }, async () => {

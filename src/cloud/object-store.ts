@@ -366,6 +366,78 @@ function sendWith<C extends { input: object }>(
   });
 }
 
+/**
+ * One signer per signing scheme, kept for the client's life. The SDK builds a new one for every
+ * request (a spread of the client's ~70-key configuration, which V8 keeps as a dictionary, and a
+ * new SignatureV4), though each request passes its date, region and service to `sign` and the
+ * signer asks the credential provider afresh every time. Kept per scheme name, region and service,
+ * so a request signed for another region (S3's redirect to a bucket's own region) gets a signer of
+ * its own; one that failed to build is not kept.
+ */
+function keepSigners(client: S3Client): void {
+  const config = client.config as unknown as { signer: (scheme?: SigningScheme) => Promise<unknown> };
+  const build = config.signer;
+  const kept = new Map<string, Promise<unknown>>();
+  config.signer = (scheme) => {
+    const key = `${scheme?.name}\n${scheme?.signingName}\n${scheme?.signingRegion}\n${scheme?.signingRegionSet}`;
+    let signer = kept.get(key);
+    if (!signer) {
+      signer = build(scheme);
+      kept.set(key, signer);
+      signer.catch(() => kept.delete(key));
+    }
+    return signer;
+  };
+}
+interface SigningScheme {
+  name?: string;
+  signingName?: string;
+  signingRegion?: string;
+  signingRegionSet?: string[];
+}
+
+/**
+ * The SDK's user agent, worked out once per client rather than at every request, where its
+ * middleware escaped the same pairs again and added the request's feature flags (`m/…`), which
+ * only AWS's own telemetry reads. The same `user-agent` (the SDK, its version, the OS, Node.js, the
+ * API) and `x-amz-user-agent` headers as the SDK's, in its format.
+ */
+function userAgentOnce(client: S3Client): void {
+  const config = client.config as unknown as {
+    defaultUserAgentProvider: () => Promise<Array<[string, string?]>>;
+  };
+  let headers: { ua: string; amz: string } | undefined;
+  const work = async () => {
+    const pairs = (await config.defaultUserAgentProvider()).map(userAgentPair);
+    headers = { ua: pairs.join(" "), amz: pairs.filter((p) => p.startsWith("aws-sdk-")).join(" ") };
+    return headers;
+  };
+  client.middlewareStack.remove("getUserAgentMiddleware");
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const h = headers ?? (await work());
+      const request = args.request as { headers?: Record<string, string> } | undefined;
+      if (request?.headers) {
+        request.headers["user-agent"] = h.ua;
+        if (h.amz) request.headers["x-amz-user-agent"] = h.amz;
+      }
+      return next(args);
+    },
+    { step: "build", priority: "low", name: "cutoverUserAgent" },
+  );
+}
+
+/** the SDK's escaping of one pair: `name/version`, or `prefix/name#version` where the name has a prefix */
+export function userAgentPair([name, version]: [string, string?]): string {
+  const token = (s: string) => s.replace(/[^!$%&'*+\-.^_`|~\w]/g, "-");
+  const parts = name.split("/").map(token);
+  const v = version?.replace(/[^!$%&'*+\-.^_`|~\w#]/g, "-");
+  if (parts.length === 1) return v ? `${parts[0]}/${v}` : (parts[0] ?? "");
+  const [prefix, ...rest] = parts;
+  const uaName = prefix === "api" ? rest.join("/").toLowerCase() : rest.join("/");
+  return v ? `${prefix}/${uaName}#${v}` : `${prefix}/${uaName}`;
+}
+
 /** Passes each request's abort signal ({@link SIGNAL}) to the HTTP handler that sends it. */
 function handOverSignals(client: S3Client): void {
   const signals = new WeakMap<object, AbortSignal>();
@@ -480,8 +552,8 @@ function buildClient(
       },
     });
     handOverSignals(client);
-    // it logs each call's input and output, filtered for secrets, to a logger that drops them
-    client.middlewareStack.remove("loggerMiddleware");
+    keepSigners(client);
+    userAgentOnce(client);
     setUp(client);
     return client;
   });

@@ -114,12 +114,21 @@ describe("storage.sync after an interruption", () => {
       err += d;
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    // Kill it once part of the bucket is across (and again in the middle of other objects).
+    // Kill it once part of the bucket is across and a checkpoint has recorded some of it (the
+    // first 30 objects can be across before the first checkpoint's 0.2 s), in the middle of other objects.
+    const checkpointed = async () => {
+      try {
+        const saved = JSON.parse(await readFile(checkpointFile, "utf8")) as { sync?: { after?: string } };
+        return saved.sync?.after !== undefined;
+      } catch {
+        return false;
+      }
+    };
     await waitUntil(
-      "the child to copy part of the bucket",
+      "the child to copy part of the bucket and checkpoint it",
       async () => {
         if (child.exitCode !== null) throw new Error(`child did not copy: ${err}${out}`);
-        return (await listKeys(target)).length >= 30;
+        return (await listKeys(target)).length >= 30 && (await checkpointed());
       },
       { timeoutMs: 30_000, intervalMs: 100 },
     );
