@@ -162,34 +162,70 @@ async function refuse(
   await respond({ response_type: "ephemeral", replace_original: false, text: `⛔ ${reason}` });
 }
 
+/**
+ * A deciding button's click (Approve…, Reject), acked and checked: the request its value names and
+ * whether this person may decide it here. Undefined once the click was refused, audited and told
+ * why.
+ */
+async function decidingClick(
+  deps: CommandDeps,
+  { body, action, respond }: ButtonArgs,
+  verb: "approve" | "reject",
+): Promise<{ approval: Approval; kind: ApprovalKind } | undefined> {
+  const approvalId = action.value ?? "";
+  if (!isUuid(approvalId)) {
+    await refuse(deps, respond, body.user.id, `cutover.${verb}`, approvalId.slice(0, 80), MALFORMED);
+    return undefined;
+  }
+  const approval = await findRequest(deps, approvalId);
+  const kind = kindOf(approval);
+  // a rejection decides at once: its approvers are asked of Slack now, as a modal's submission does
+  const reason = await approverRefusal(
+    deps,
+    approval,
+    body.user.id,
+    body.channel?.id ?? null,
+    verb,
+    verb === "reject",
+  );
+  if (reason || !approval) {
+    await refuse(
+      deps,
+      respond,
+      body.user.id,
+      `${kind.name}.${verb}`,
+      approvalId,
+      reason ?? "no such request",
+    );
+    return undefined;
+  }
+  return { approval, kind };
+}
+
+/** Why the atomic decision went to no one here: the request changed between the checks and it. */
+function undecided(reason: "not_found" | "self" | "expired" | "already_decided", verb: "approve" | "reject") {
+  if (reason === "expired") return "The request expired.";
+  if (reason === "self") return `You cannot ${verb} your own request.`;
+  if (reason === "not_found") return "That request no longer exists: nothing was done.";
+  return "Someone else already decided this request.";
+}
+
 /** Approve…: checks the rules, then opens the modal where the approver types the record name. */
 export function approveCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond }: ButtonArgs) => {
-    await ack();
+  return async (args: ButtonArgs) => {
+    await args.ack();
     metrics.actions.inc({ action: "approve_cutover" });
-    const approvalId = action.value ?? "";
-    if (!isUuid(approvalId))
-      return refuse(deps, respond, body.user.id, "cutover.approve", approvalId.slice(0, 80), MALFORMED);
-    const approval = await findRequest(deps, approvalId);
-    const kind = kindOf(approval);
-    const reason = await approverRefusal(deps, approval, body.user.id, body.channel?.id ?? null);
-    if (reason || !approval)
-      return refuse(
-        deps,
-        respond,
-        body.user.id,
-        `${kind.name}.approve`,
-        approvalId,
-        reason ?? "no such request",
-      );
+    const click = await decidingClick(deps, args, "approve");
+    if (!click) return;
+    const { approval, kind } = click;
     await audit(deps.db, {
-      actor: body.user.id,
+      actor: args.body.user.id,
       action: `${kind.name}.approve.open`,
       outcome: "info",
-      details: { approvalId },
+      details: { approvalId: approval.id },
     });
-    await openBoundView(deps, body.trigger_id, kind.modal(approval), {
-      user: body.user.id,
+    await openBoundView(deps, args.body.trigger_id, kind.modal(approval), {
+      user: args.body.user.id,
       request: approval.id,
     });
   };
@@ -257,12 +293,7 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
       now: deps.now(),
     });
     if (!decided.ok) {
-      const why =
-        decided.reason === "expired"
-          ? "The request expired."
-          : decided.reason === "self"
-            ? "You cannot approve your own request."
-            : "Someone else already decided this request.";
+      const why = undecided(decided.reason, "approve");
       await audit(deps.db, {
         actor: user,
         action: `${kind.name}.approve`,
@@ -313,35 +344,34 @@ export function approveCutoverSubmission(deps: CommandDeps, metrics: Metrics) {
 
 /** Reject: an approver says no. */
 export function rejectCutoverAction(deps: CommandDeps, metrics: Metrics) {
-  return async ({ ack, body, action, respond }: ButtonArgs) => {
-    await ack();
+  return async (args: ButtonArgs) => {
+    await args.ack();
     metrics.actions.inc({ action: "reject_cutover" });
-    const approvalId = action.value ?? "";
-    if (!isUuid(approvalId))
-      return refuse(deps, respond, body.user.id, "cutover.reject", approvalId.slice(0, 80), MALFORMED);
-    const approval = await findRequest(deps, approvalId);
-    const kind = kindOf(approval);
-    const reason = await approverRefusal(
-      deps,
-      approval,
-      body.user.id,
-      body.channel?.id ?? null,
-      "reject",
-      true,
-    );
-    if (reason) return refuse(deps, respond, body.user.id, `${kind.name}.reject`, approvalId, reason);
-    const decided = await decideApproval(deps.db, approvalId, {
-      by: body.user.id,
-      approve: false,
-      now: deps.now(),
-    });
+    const click = await decidingClick(deps, args, "reject");
+    if (!click) return;
+    const { approval, kind } = click;
+    const user = args.body.user.id;
+    const decided = await decideApproval(deps.db, approval.id, { by: user, approve: false, now: deps.now() });
+    if (!decided.ok) {
+      // another decision (or the clock) got there between the checks and this one: say so
+      await refuse(
+        deps,
+        args.respond,
+        user,
+        `${kind.name}.reject`,
+        approval.id,
+        undecided(decided.reason, "reject"),
+      );
+      if (decided.approval) await refreshRequest(deps, decided.approval);
+      return;
+    }
     await audit(deps.db, {
-      actor: body.user.id,
+      actor: user,
       action: `${kind.name}.reject`,
-      outcome: decided.ok ? "ok" : "refused",
-      details: { approvalId },
+      outcome: "ok",
+      details: { approvalId: approval.id },
     });
-    if (decided.approval) await refreshRequest(deps, decided.approval);
+    await refreshRequest(deps, decided.approval);
   };
 }
 

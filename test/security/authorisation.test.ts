@@ -449,6 +449,46 @@ describe("the authorisation matrix", () => {
     });
   }, 240_000);
 
+  it("two approvers clicking Reject at once, ten times each: one decision, and every other click is told why", async () => {
+    await t.bot.deps.db.approval.updateMany({
+      where: { liveKey: { not: null } },
+      data: { status: "void", liveKey: null },
+    });
+    // asked by an operator who is not an approver: both approvers may decide it
+    const id = (await pendingDnsCutover(t.bot.deps.db, OPERATOR, CHANNEL)).id;
+    const deciders = [APPROVER, SECOND_OPERATOR];
+    const clicks = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        t.click(ACTION.rejectCutover, id, { user: deciders[i % 2], channel: CHANNEL }),
+      ),
+    );
+    expect(clicks.map((c) => c.status)).toEqual(Array(20).fill(200));
+    // the one that decided changes the request's message; each of the others gets a reply of its own
+    const replies = await waitForValue(
+      "19 replies",
+      async () => {
+        const ids = new Set(clicks.map((c) => c.responseUrl.split("/").pop()));
+        return t.fake
+          .calls("response_url")
+          .filter((c) => ids.has((c.args as { response_url_id?: string }).response_url_id))
+          .map((c) => String((c.args as { text?: string }).text ?? ""));
+      },
+      (r) => r.length >= 19,
+      { timeoutMs: 20_000 },
+    );
+    expect(replies).toHaveLength(19);
+    for (const text of replies)
+      expect(text).toMatch(
+        /^⛔ (This request is already rejected\.|Someone else already decided this request\.)$/,
+      );
+    expect(await statusOf(id)).toBe("rejected");
+    const rows = await t.bot.deps.db.auditEvent.findMany({
+      where: { action: "cutover.reject", details: { path: ["approvalId"], equals: id } },
+    });
+    expect(rows.filter((r) => r.outcome === "ok")).toHaveLength(1);
+    expect(rows.filter((r) => r.outcome === "refused")).toHaveLength(19);
+  });
+
   it("a refused run changes nothing: no run, no lock", async () => {
     await idle();
     const runs = await t.bot.deps.db.run.count();
