@@ -1,8 +1,7 @@
-import { execFile } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import pg from "pg";
 import { CloudFrontSchema, S3Schema } from "../src/config/schema.js";
 import { type LiveDeps, rollbackDatabase, switchDatabase } from "../src/jobs/cutover/live.js";
@@ -43,7 +42,6 @@ import { dbStepDeps, runDbStep } from "./_db-steps.js";
  */
 
 const say = (msg: string) => process.stderr.write(`[bench live] ${msg}\n`);
-const sh = promisify(execFile);
 const MACHINE_PG = process.env.BENCH_PG ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 
 /** What a method may use besides the world and the traffic. */

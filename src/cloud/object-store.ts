@@ -377,6 +377,8 @@ function sendWith<C extends { input: object }>(
 function keepSigners(client: S3Client): void {
   const config = client.config as unknown as { signer: (scheme?: SigningScheme) => Promise<unknown> };
   const build = config.signer;
+  // an SDK that resolves its signer otherwise keeps its own way
+  if (typeof build !== "function") return;
   const kept = new Map<string, Promise<unknown>>();
   config.signer = (scheme) => {
     const key = `${scheme?.name}\n${scheme?.signingName}\n${scheme?.signingRegion}\n${scheme?.signingRegionSet}`;
@@ -406,6 +408,8 @@ function userAgentOnce(client: S3Client): void {
   const config = client.config as unknown as {
     defaultUserAgentProvider: () => Promise<Array<[string, string?]>>;
   };
+  // an SDK without the provider keeps its own middleware
+  if (typeof config.defaultUserAgentProvider !== "function") return;
   let headers: { ua: string; amz: string } | undefined;
   const work = async () => {
     const pairs = (await config.defaultUserAgentProvider()).map(userAgentPair);
