@@ -5,16 +5,22 @@ import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { DescribeSecurityGroupsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import {
+  AddTagsToResourceCommand,
   DescribeDBInstancesCommand,
+  DescribeDBParameterGroupsCommand,
   DescribeDBParametersCommand,
+  DescribeDBSnapshotsCommand,
   ModifyDBInstanceCommand,
   RDSClient,
+  RemoveTagsFromResourceCommand,
 } from "@aws-sdk/client-rds";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { systemClock } from "../../../src/clock.js";
 import type { MigrationFile } from "../../../src/config/schema.js";
 import { ErrorCode, isCutoverError } from "../../../src/errors.js";
 import { masterPasswordPath, rdsConnectionUrl, readProvisioned } from "../../../src/jobs/provisioned.js";
 import { createRdsInstanceStep } from "../../../src/jobs/steps/db/rds-instance.js";
+import { MANAGED_TAG } from "../../../src/jobs/steps/host/lightsail-instance.js";
 import { FakeLightsail } from "../../../src/sandbox/FakeLightsail.js";
 import { type MotoHandle, useMoto } from "../../helpers/moto.js";
 import { depsFor, fileWith, SECRETS, stepContext, tempDir } from "./fixtures.js";
@@ -171,6 +177,57 @@ describe("rds.instance against moto (RDS and EC2) and the Lightsail fake", () =>
     const again = await step.run(input, stepContext());
     expect(again.summary).toMatch(new RegExp(`^${id} already as configured`));
     expect((await step.plan(input, stepContext())).summary).toBe(`${id}: already as configured`);
+  });
+
+  it("undo deletes only a database Cutover created, keeping a final snapshot named for the step clock's moment, then its parameter and security groups", async () => {
+    const file = await fileFor((r) => {
+      delete r.masterPasswordEnv;
+      r.masterPasswordStore = "data-dir";
+    });
+    const id = file.target!.rds!.identifier;
+    const at = new Date("2026-12-07T10:00:00.000Z");
+    const step = createRdsInstanceStep({
+      ...depsFor(file, data.dir, baseEnv),
+      clock: { now: () => at, sleep: systemClock.sleep },
+    });
+    const input = step.parse({ pollMs: 20 });
+    const ctx = stepContext();
+    await step.run(input, ctx);
+    const rds = rdsClient();
+    const describe = async () =>
+      (await rds.send(new DescribeDBInstancesCommand({})).then((r) => r.DBInstances ?? [])).find(
+        (d) => d.DBInstanceIdentifier === id,
+      );
+    const db = await describe();
+    const sgId = db!.VpcSecurityGroups![0]!.VpcSecurityGroupId!;
+    const arn = db!.DBInstanceArn!;
+
+    // someone took Cutover's tag off (or the name now belongs to a database Cutover did not make)
+    await rds.send(new RemoveTagsFromResourceCommand({ ResourceName: arn, TagKeys: [MANAGED_TAG] }));
+    const refused = await step.undo!(input, ctx).catch((e: unknown) => e);
+    expect(isCutoverError(refused) && refused.code).toBe(ErrorCode.ResourceConflict);
+    expect((refused as Error).message).toBe(
+      `Not deleting ${id}: it does not carry the ${MANAGED_TAG} tag, so Cutover did not create it.`,
+    );
+    expect(await describe()).toBeDefined();
+
+    await rds.send(
+      new AddTagsToResourceCommand({ ResourceName: arn, Tags: [{ Key: MANAGED_TAG, Value: "true" }] }),
+    );
+    await step.undo!(input, ctx);
+    expect(await describe()).toBeUndefined();
+    // its one manual snapshot (the automated backups are RDS's own)
+    const snapshots = (await rds.send(new DescribeDBSnapshotsCommand({}))).DBSnapshots ?? [];
+    expect(
+      snapshots
+        .filter((x) => x.DBInstanceIdentifier === id && x.SnapshotType === "manual")
+        .map((x) => x.DBSnapshotIdentifier),
+    ).toEqual([`${id}-cutover-undo-${at.getTime()}`]);
+    const groups = (await rds.send(new DescribeDBParameterGroupsCommand({}))).DBParameterGroups ?? [];
+    expect(groups.map((g) => g.DBParameterGroupName)).not.toContain(`${id}-pg14`);
+    const ec2 = new EC2Client({ region: "ap-southeast-1", endpoint: moto.endpoint, credentials: creds });
+    const left = (await ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups ?? [];
+    expect(left.map((g) => g.GroupId)).not.toContain(sgId);
   });
 
   it("shows drift made outside Cutover and puts it back", async () => {

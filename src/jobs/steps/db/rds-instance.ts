@@ -5,7 +5,7 @@ import type { RdsChanges, RdsInstanceInfo } from "../../../cloud/rds.js";
 import { type RdsConfig, requireSection } from "../../../config/schema.js";
 import { CutoverError, ErrorCode, notSet } from "../../../errors.js";
 import type { PlannedChange, StepDefinition, StepDeps } from "../../define-step.js";
-import { defineStep } from "../../define-step.js";
+import { defineStep, stepNow } from "../../define-step.js";
 import {
   checkMasterPassword,
   generatePassword,
@@ -584,7 +584,7 @@ export function createRdsInstanceStep(deps: StepDeps): StepDefinition<Input> {
           );
         }
         if (db.deletionProtection) await rds.modifyInstance(cfg.identifier, { deletionProtection: false });
-        const snapshot = `${cfg.identifier}-cutover-undo-${Date.now()}`;
+        const snapshot = `${cfg.identifier}-cutover-undo-${stepNow(deps)().getTime()}`;
         await rds.deleteInstance(cfg.identifier, { finalSnapshotId: snapshot });
         ctx.log.info(
           { database: cfg.identifier, snapshot },

@@ -510,7 +510,7 @@ export function createStorageSyncStep(deps: StepDeps): StepDefinition<StorageSyn
       const settings = settingsOf(input, deps, deleteExtra);
       const { source: srcCfg, target: s3 } = storageSections(deps);
       // before anything is listed: what the source gets after this is for the next sync (see verify)
-      if (deps.file.replication) await ctx.checkpoint.set("began", Date.now());
+      if (deps.file.replication) await ctx.checkpoint.set("began", stepNow(deps)().getTime());
       return withStores(deps, input, async (source, target) => {
         // The target's region is checked before anything is listed; an R2 source (no regions) is
         // checked by its listing's first page.
