@@ -29,11 +29,13 @@ export interface ProbeOptions {
  */
 export async function probeOnce(url: string, opts: ProbeOptions): Promise<ProbeResult> {
   const f = opts.fetch ?? fetch;
+  // the clock starts before the timeout's timer: a process descheduled between the two (a loaded
+  // machine) would otherwise report a timed-out probe as faster than its timeout
+  const started = performance.now();
+  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   if (opts.signal?.aborted) throw new CancelledError();
-  const started = performance.now();
-  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
   try {
     const res = await f(url, {
       method: opts.method ?? "GET",
