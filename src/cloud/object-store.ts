@@ -556,6 +556,8 @@ function buildClient(
       },
     });
     handOverSignals(client);
+    // it logs each call's input and output, filtered for secrets, to a logger that drops them
+    client.middlewareStack.remove("loggerMiddleware");
     keepSigners(client);
     userAgentOnce(client);
     setUp(client);
